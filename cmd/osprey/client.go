@@ -1,0 +1,468 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/osprey-storage/osprey/client"
+)
+
+// clientCommands returns the client subcommands (put, get, link, stat, rm,
+// ls, cluster, tasks, bench). Each only parses its flags and calls package
+// client, where the behaviour lives.
+func clientCommands() []command {
+	return []command{
+		{name: "put", usage: "put FILE...: upload files (dedup, chunked, parallel, resumable); prints <uid>\\t<file>", run: runPut},
+		{name: "get", usage: "get UID [-o FILE]: download a file (resumes a .part with Range, verifies md5)", run: runGet},
+		{name: "link", usage: "link UID...: print signed download URLs", run: runLink},
+		{name: "stat", usage: "stat UID: print a file's metadata", run: runStat},
+		{name: "rm", usage: "rm UID...: delete files", run: runRm},
+		{name: "ls", usage: "ls [--limit N] [--all]: list files", run: runLs},
+		{name: "cluster", usage: "cluster status|nodes|join|remove|leader-transfer: inspect and change membership", run: runCluster},
+		{name: "tasks", usage: "tasks [list [--state S] | retry ID]: background tasks", run: runTasks},
+		{name: "bench", usage: "bench [--addr A,B,C] [--dir D] [--size 1GiB]: measure the cluster against the hardware", run: runBench},
+	}
+}
+
+// clientFlags are the flags every client subcommand takes.
+type clientFlags struct {
+	addr       string
+	apiKey     string
+	apiKeyFile string
+	json       bool
+	verbose    bool
+}
+
+func addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
+	f := &clientFlags{}
+	fs.StringVar(&f.addr, "addr", envOr("OSPREY_ADDR", client.DefaultAddr), "node URL, or a comma-separated list (env OSPREY_ADDR)")
+	fs.StringVar(&f.apiKey, "api-key", "", "API key (default from env OSPREY_API_KEY)")
+	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "read the API key from this file")
+	fs.BoolVar(&f.verbose, "verbose", false, "log retries and other details to stderr")
+	if withJSON {
+		fs.BoolVar(&f.json, "json", false, "print JSON instead of tables")
+	}
+	return f
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// key resolves the API key: flag, then file, then environment. Keys are
+// best kept out of flags (they show in ps), hence the other two.
+func (f *clientFlags) key() (string, error) {
+	if f.apiKey != "" {
+		return f.apiKey, nil
+	}
+	if f.apiKeyFile != "" {
+		b, err := os.ReadFile(f.apiKeyFile)
+		if err != nil {
+			return "", fmt.Errorf("api key file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return os.Getenv("OSPREY_API_KEY"), nil
+}
+
+func (f *clientFlags) logger(stderr io.Writer) *slog.Logger {
+	lvl := slog.LevelWarn
+	if f.verbose {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+func (f *clientFlags) cli(stdout, stderr io.Writer) (*client.CLI, error) {
+	key, err := f.key()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(client.Config{Addr: f.addr, APIKey: key, Logger: f.logger(stderr)})
+	if err != nil {
+		return nil, err
+	}
+	return &client.CLI{Client: c, Stdout: stdout, Stderr: stderr, JSON: f.json}, nil
+}
+
+// newFlagSet returns a flag set that reports errors instead of exiting.
+func newFlagSet(name, args string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: osprey %s %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseArgs parses flags anywhere among the arguments (flag stops at the
+// first positional one) and returns the positional arguments. "--" ends
+// flag parsing.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// sizeFlag is a byte count flag accepting units ("8MiB").
+type sizeFlag struct{ v *int64 }
+
+func (s sizeFlag) String() string {
+	if s.v == nil {
+		return ""
+	}
+	return client.HumanBytes(*s.v)
+}
+
+func (s sizeFlag) Set(v string) error {
+	n, err := client.ParseSize(v)
+	if err != nil {
+		return err
+	}
+	*s.v = n
+	return nil
+}
+
+// progressTo returns stderr when a progress bar should be drawn there.
+func progressTo(quiet bool, stderr io.Writer) io.Writer {
+	if quiet || !client.IsTerminal(stderr) {
+		return nil
+	}
+	return stderr
+}
+
+func usageErr(fs *flag.FlagSet, format string, args ...any) error {
+	fs.Usage()
+	return fmt.Errorf("%w: "+format, append([]any{client.ErrUsage}, args...)...)
+}
+
+func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("put", "[flags] FILE...", stderr)
+	cf := addClientFlags(fs, true)
+	opts := client.PutOptions{ChunkSize: client.DefaultChunkSize}
+	fs.Var(sizeFlag{&opts.ChunkSize}, "chunk-size", "files larger than this are uploaded in chunks of this size")
+	fs.IntVar(&opts.Parallel, "parallel", client.DefaultParallel, "chunks uploaded at once")
+	fs.StringVar(&opts.Name, "name", "", "name to store the file under (one FILE only; default its base name)")
+	fs.BoolVar(&opts.NoDedup, "no-dedup", false, "skip the instant-upload (md5 dedup) check")
+	fs.BoolVar(&opts.Multipart, "multipart", false, "send single uploads as a multipart form (osproxy style)")
+	fs.DurationVar(&opts.Expire, "expire", 0, "upload link lifetime (0 = server default)")
+	fs.StringVar(&opts.StateDir, "state-dir", client.DefaultStateDir(), `resume state directory ("-" disables resume)`)
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	files, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(files) == 0 {
+		return usageErr(fs, "put needs at least one FILE")
+	}
+	if opts.Name != "" && len(files) > 1 {
+		return usageErr(fs, "--name needs exactly one FILE")
+	}
+	if opts.ChunkSize <= 0 || opts.Parallel <= 0 {
+		return usageErr(fs, "--chunk-size and --parallel must be positive")
+	}
+	c, err := cf.cli(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	opts.Progress = progressTo(*quiet, stderr)
+	return c.Put(ctx, files, opts)
+}
+
+func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("get", "[flags] UID [-o FILE]", stderr)
+	cf := addClientFlags(fs, true)
+	var out string
+	fs.StringVar(&out, "o", "", `output file ("-" = stdout; default the stored name)`)
+	fs.StringVar(&out, "output", "", "same as -o")
+	var opts client.GetOptions
+	fs.DurationVar(&opts.Expire, "expire", 0, "download link lifetime (0 = server default)")
+	quiet := fs.Bool("quiet", false, "no progress bar")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErr(fs, "get needs exactly one UID")
+	}
+	c, err := cf.cli(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	opts.Progress = progressTo(*quiet, stderr)
+	return c.Get(ctx, pos[0], out, opts)
+}
+
+func runLink(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("link", "[flags] UID...", stderr)
+	cf := addClientFlags(fs, true)
+	expire := fs.Duration("expire", 0, "link lifetime (0 = server default)")
+	uids, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(uids) == 0 {
+		return usageErr(fs, "link needs at least one UID")
+	}
+	c, err := cf.cli(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	return c.Link(ctx, uids, *expire)
+}
+
+func runStat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("stat", "[flags] UID", stderr)
+	cf := addClientFlags(fs, true)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageErr(fs, "stat needs exactly one UID")
+	}
+	c, err := cf.cli(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	return c.Stat(ctx, pos[0])
+}
+
+func runRm(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("rm", "[flags] UID...", stderr)
+	cf := addClientFlags(fs, false)
+	uids, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(uids) == 0 {
+		return usageErr(fs, "rm needs at least one UID")
+	}
+	c, err := cf.cli(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	return c.Remove(ctx, uids)
+}
+
+func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ls", "[flags]", stderr)
+	cf := addClientFlags(fs, true)
+	limit := fs.Int("limit", 100, "objects per page")
+	all := fs.Bool("all", false, "follow cursors and list everything")
+	cursor := fs.String("cursor", "", "start after this cursor (printed by a previous ls)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageErr(fs, "ls takes no arguments")
+	}
+	c, err := cf.cli(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	return c.List(ctx, *cursor, *limit, *all)
+}
+
+func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const sub = "status|nodes|join|remove|leader-transfer"
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "usage: osprey cluster %s [flags]\n", sub)
+		return fmt.Errorf("%w: cluster needs a subcommand (%s)", client.ErrUsage, sub)
+	}
+	name, args := args[0], args[1:]
+	switch name {
+	case "status", "nodes":
+		fs := newFlagSet("cluster "+name, "[flags]", stderr)
+		cf := addClientFlags(fs, true)
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 0 {
+			return usageErr(fs, "cluster %s takes no arguments", name)
+		}
+		c, err := cf.cli(stdout, stderr)
+		if err != nil {
+			return err
+		}
+		if name == "status" {
+			return c.ClusterStatus(ctx)
+		}
+		return c.ClusterNodes(ctx)
+	case "join":
+		fs := newFlagSet("cluster join", "--id ID --raft-addr HOST:PORT --http-addr HOST:PORT [flags]", stderr)
+		cf := addClientFlags(fs, false)
+		var j client.JoinRequest
+		fs.StringVar(&j.ID, "id", "", "node id to add")
+		fs.StringVar(&j.RaftAddr, "raft-addr", "", "the node's Raft address")
+		fs.StringVar(&j.HTTPAddr, "http-addr", "", "the node's HTTP address")
+		tokenFile := fs.String("join-token-file", "", "read the join token from this file (default env OSPREY_JOIN_TOKEN)")
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 0 || j.ID == "" || j.RaftAddr == "" {
+			return usageErr(fs, "cluster join needs --id and --raft-addr")
+		}
+		j.Token = os.Getenv("OSPREY_JOIN_TOKEN")
+		if *tokenFile != "" {
+			b, err := os.ReadFile(*tokenFile)
+			if err != nil {
+				return fmt.Errorf("join token file: %w", err)
+			}
+			j.Token = strings.TrimSpace(string(b))
+		}
+		c, err := cf.cli(stdout, stderr)
+		if err != nil {
+			return err
+		}
+		return c.ClusterJoin(ctx, j)
+	case "remove":
+		fs := newFlagSet("cluster remove", "[flags] ID", stderr)
+		cf := addClientFlags(fs, false)
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageErr(fs, "cluster remove needs exactly one node ID")
+		}
+		c, err := cf.cli(stdout, stderr)
+		if err != nil {
+			return err
+		}
+		return c.ClusterRemove(ctx, pos[0])
+	case "leader-transfer":
+		fs := newFlagSet("cluster leader-transfer", "[flags] [ID]", stderr)
+		cf := addClientFlags(fs, false)
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) > 1 {
+			return usageErr(fs, "cluster leader-transfer takes at most one node ID")
+		}
+		c, err := cf.cli(stdout, stderr)
+		if err != nil {
+			return err
+		}
+		var id string
+		if len(pos) == 1 {
+			id = pos[0]
+		}
+		return c.LeaderTransfer(ctx, id)
+	}
+	fmt.Fprintf(stderr, "usage: osprey cluster %s [flags]\n", sub)
+	return fmt.Errorf("%w: unknown cluster subcommand %q", client.ErrUsage, name)
+}
+
+func runTasks(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	name := "list"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		name, args = args[0], args[1:]
+	}
+	switch name {
+	case "list":
+		fs := newFlagSet("tasks list", "[--state S] [flags]", stderr)
+		cf := addClientFlags(fs, true)
+		state := fs.String("state", "", "only tasks in this state")
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 0 {
+			return usageErr(fs, "tasks list takes no arguments")
+		}
+		c, err := cf.cli(stdout, stderr)
+		if err != nil {
+			return err
+		}
+		return c.Tasks(ctx, *state)
+	case "retry":
+		fs := newFlagSet("tasks retry", "[flags] ID", stderr)
+		cf := addClientFlags(fs, false)
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageErr(fs, "tasks retry needs exactly one task ID")
+		}
+		c, err := cf.cli(stdout, stderr)
+		if err != nil {
+			return err
+		}
+		return c.RetryTask(ctx, pos[0])
+	}
+	fmt.Fprintln(stderr, "usage: osprey tasks [list [--state S] | retry ID]")
+	return fmt.Errorf("%w: unknown tasks subcommand %q", client.ErrUsage, name)
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", "[flags]", stderr)
+	cf := addClientFlags(fs, true)
+	cfg := client.DefaultBenchConfig()
+	fs.StringVar(&cfg.Dir, "dir", "", "scratch directory on the disk being measured (default a temp dir)")
+	fs.Var(sizeFlag{&cfg.Size}, "size", "large file size")
+	fs.Var(sizeFlag{&cfg.Chunk}, "chunk", "chunk size of the large upload")
+	fs.IntVar(&cfg.Parallel, "parallel", cfg.Parallel, "chunks uploaded at once")
+	fs.IntVar(&cfg.SmallN, "small-n", cfg.SmallN, "max 4 KiB uploads per concurrency level")
+	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "callers for the concurrent rates")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "time limit of each rate measurement")
+	quiet := fs.Bool("quiet", false, "no stage messages on stderr")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageErr(fs, "bench takes no arguments")
+	}
+	key, err := cf.key()
+	if err != nil {
+		return err
+	}
+	cfg.Addr, cfg.APIKey, cfg.Logger = cf.addr, key, cf.logger(stderr)
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	start := time.Now()
+	rep, err := client.RunBench(ctx, cfg)
+	if rep != nil && len(rep.Results) > 0 {
+		var perr error
+		if cf.json {
+			perr = rep.JSON(stdout)
+		} else {
+			perr = rep.Markdown(stdout)
+		}
+		err = errors.Join(err, perr)
+	}
+	if !*quiet {
+		fmt.Fprintf(stderr, "bench: done in %s\n", time.Since(start).Round(time.Second))
+	}
+	return err
+}
