@@ -1,0 +1,258 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/osprey-storage/osprey/node"
+)
+
+// serverFlags are the server's settings. Every flag can also be set in the
+// YAML file (key = flag name with '-' → '_', nested maps joined with '_')
+// and as OSPREY_<NAME>; flags win over the environment, which wins over the
+// file.
+type serverFlags struct {
+	config          string
+	nodeID          string
+	dataDir         string
+	httpAddr        string
+	raftAddr        string
+	advertiseHTTP   string
+	advertiseRaft   string
+	bootstrap       bool
+	bootstrapExpect int
+	join            string
+	joinToken       string
+	joinTokenFile   string
+	apiKeys         string
+	apiKeysFile     string
+	maxChunkSize    int64
+	maxUploadSize   int64
+	linkExpiry      time.Duration
+	linkMaxExpiry   time.Duration
+	logLevel        string
+	logFormat       string
+}
+
+func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
+	d := node.DefaultConfig()
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "", "YAML configuration file")
+	fs.StringVar(&f.nodeID, "node-id", "", "node id (generated and persisted in the data dir if absent)")
+	fs.StringVar(&f.dataDir, "data-dir", d.DataDir, "data directory")
+	fs.StringVar(&f.httpAddr, "http-addr", d.HTTPAddr, "HTTP listen address")
+	fs.StringVar(&f.raftAddr, "raft-addr", d.RaftAddr, "raft listen address")
+	fs.StringVar(&f.advertiseHTTP, "advertise-http", "", "HTTP address other nodes and clients use (default: the listen address)")
+	fs.StringVar(&f.advertiseRaft, "advertise-raft", "", "raft address other nodes use (default: the listen address)")
+	fs.BoolVar(&f.bootstrap, "bootstrap", false, "form a new cluster on first start (the default when --join is not given)")
+	fs.IntVar(&f.bootstrapExpect, "bootstrap-expect", 0, "form a cluster once this many nodes listed in --join are up")
+	fs.StringVar(&f.join, "join", "", "comma-separated HTTP addresses of cluster members (or, with --bootstrap-expect, of all peers)")
+	fs.StringVar(&f.joinToken, "join-token", "", "the cluster's join token (prefer OSPREY_JOIN_TOKEN or --join-token-file)")
+	fs.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token")
+	fs.StringVar(&f.apiKeys, "api-keys", "", "comma-separated API keys for business endpoints (prefer OSPREY_API_KEYS or --api-keys-file); none = protected mode")
+	fs.StringVar(&f.apiKeysFile, "api-keys-file", "", "file with one API key per line")
+	fs.Int64Var(&f.maxChunkSize, "max-chunk-size", d.Limits.MaxChunkSize, "largest chunk accepted by /upload/multi, bytes")
+	fs.Int64Var(&f.maxUploadSize, "max-upload-size", d.Limits.MaxUploadSize, "largest single-request upload, bytes")
+	fs.DurationVar(&f.linkExpiry, "link-expiry", d.Limits.DefaultExpiry, "link expiry when a request gives none")
+	fs.DurationVar(&f.linkMaxExpiry, "link-max-expiry", d.Limits.MaxExpiry, "longest link expiry a client may ask for")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	return fs
+}
+
+// parseServerFlags resolves flags, environment and the YAML file.
+func parseServerFlags(args []string, stderr io.Writer, getenv func(string) string) (*serverFlags, error) {
+	f := &serverFlags{}
+	fs := newServerFlagSet(f, stderr)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("server: unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if !set["config"] {
+		if v := getenv("OSPREY_CONFIG"); v != "" {
+			f.config = v
+		}
+	}
+	var file map[string]string
+	if f.config != "" {
+		var err error
+		if file, err = loadYAML(f.config); err != nil {
+			return nil, err
+		}
+		for k := range file {
+			if fs.Lookup(k) == nil || k == "config" {
+				return nil, fmt.Errorf("server: %s: unknown setting %q", f.config, strings.ReplaceAll(k, "-", "_"))
+			}
+		}
+	}
+	var errs []error
+	fs.VisitAll(func(fl *flag.Flag) {
+		if set[fl.Name] || fl.Name == "config" {
+			return
+		}
+		env := "OSPREY_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if err := fs.Set(fl.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("server: %s: %w", env, err))
+			}
+			return
+		}
+		if v, ok := file[fl.Name]; ok {
+			if err := fs.Set(fl.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("server: %s: %s: %w", f.config, fl.Name, err))
+			}
+		}
+	})
+	return f, errors.Join(errs...)
+}
+
+// loadYAML flattens a YAML mapping into flag names: nested keys are joined
+// with '-', '_' becomes '-', lists become comma-separated values.
+func loadYAML(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("server: read config: %w", err)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("server: parse %s: %w", path, err)
+	}
+	out := map[string]string{}
+	var walk func(prefix string, v any) error
+	walk = func(prefix string, v any) error {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, vv := range x {
+				key := strings.ReplaceAll(k, "_", "-")
+				if prefix != "" {
+					key = prefix + "-" + key
+				}
+				if err := walk(key, vv); err != nil {
+					return err
+				}
+			}
+		case []any:
+			parts := make([]string, len(x))
+			for i, e := range x {
+				parts[i] = fmt.Sprint(e)
+			}
+			out[prefix] = strings.Join(parts, ",")
+		case nil:
+		default:
+			out[prefix] = fmt.Sprint(x)
+		}
+		return nil
+	}
+	if err := walk("", raw); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == '\n' || r == ' ' }) {
+		if p = strings.TrimSpace(p); p != "" && !strings.HasPrefix(p, "#") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func readSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("server: read secret file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// nodeConfig maps the resolved settings onto node.Config.
+func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
+	c := node.DefaultConfig()
+	c.NodeID, c.DataDir, c.HTTPAddr, c.RaftAddr = f.nodeID, f.dataDir, f.httpAddr, f.raftAddr
+	c.AdvertiseHTTP, c.AdvertiseRaft = f.advertiseHTTP, f.advertiseRaft
+	c.Bootstrap, c.BootstrapExpect, c.Join = f.bootstrap, f.bootstrapExpect, splitList(f.join)
+	c.JoinToken = f.joinToken
+	if f.joinTokenFile != "" {
+		tok, err := readSecretFile(f.joinTokenFile)
+		if err != nil {
+			return c, err
+		}
+		c.JoinToken = tok
+	}
+	c.APIKeys = splitList(f.apiKeys)
+	if f.apiKeysFile != "" {
+		keys, err := readSecretFile(f.apiKeysFile)
+		if err != nil {
+			return c, err
+		}
+		c.APIKeys = append(c.APIKeys, splitList(keys)...)
+	}
+	c.Limits.MaxChunkSize, c.Limits.MaxUploadSize = f.maxChunkSize, f.maxUploadSize
+	c.Limits.DefaultExpiry, c.Limits.MaxExpiry = f.linkExpiry, f.linkMaxExpiry
+	c.Logger = logger
+	return c, c.Validate()
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("server: log level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("server: log format %q: want text or json", format)
+}
+
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, err := parseServerFlags(args, stderr, os.Getenv)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(f.logLevel, f.logFormat, stderr)
+	if err != nil {
+		return err
+	}
+	cfg, err := f.nodeConfig(logger)
+	if err != nil {
+		return err
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		n.Close()
+		return err
+	}
+	// The readiness line: tests and the chaos harness wait for it.
+	fmt.Fprintf(stdout, "osprey: ready node=%s http=%s raft=%s\n", n.ID(), n.HTTPAddr(), n.RaftAddr())
+	select {
+	case <-ctx.Done():
+		logger.Info("signal received, shutting down")
+		return n.Close()
+	case err := <-n.Err():
+		n.Close()
+		return err
+	}
+}

@@ -1,0 +1,415 @@
+package fsm
+
+import (
+	"sort"
+
+	"github.com/osprey-storage/osprey"
+)
+
+// InitCluster is proposed once, by the bootstrapping node. A second
+// InitCluster is a no-op that returns the existing cluster id.
+type InitCluster struct {
+	ClusterID     string `json:"cluster_id"`
+	Secret        []byte `json:"secret"`          // link-signing secret, 32 random bytes
+	JoinTokenHash string `json:"join_token_hash"` // hex sha256 of the join token
+	Time          int64  `json:"time"`
+}
+
+// InitClusterResult is the result of InitCluster.
+type InitClusterResult struct {
+	ClusterID string `json:"cluster_id"`
+}
+
+// NodeUpsert adds a member or updates its addresses.
+type NodeUpsert struct {
+	ID       osprey.NodeID `json:"id"`
+	RaftAddr string        `json:"raft_addr"`
+	HTTPAddr string        `json:"http_addr"`
+	Time     int64         `json:"time"`
+}
+
+// NodeRemove marks a member removed.
+type NodeRemove struct {
+	ID osprey.NodeID `json:"id"`
+}
+
+// NewFile is one file to create in FilesCreate.
+type NewFile struct {
+	UID    osprey.UID `json:"uid"`
+	Name   string     `json:"name"`
+	Bucket string     `json:"bucket"`
+}
+
+// FilesCreate creates uploading files (POST /link/upload).
+type FilesCreate struct {
+	Files []NewFile `json:"files"`
+	Time  int64     `json:"time"`
+}
+
+// ChunkPut records a chunk whose bytes the owners have durably stored.
+type ChunkPut struct {
+	UID   osprey.UID `json:"uid"`
+	Chunk Chunk      `json:"chunk"`
+	Time  int64      `json:"time"`
+}
+
+// ChunkPutResult tells the proposer what became of the previous copy.
+type ChunkPutResult struct {
+	// Replaced is the previous record for this chunk number whose bytes may
+	// now be garbage on owners that are not owners of the new record.
+	Replaced *Chunk `json:"replaced,omitempty"`
+	// Duplicate is true when an identical chunk was already recorded.
+	Duplicate bool `json:"duplicate,omitempty"`
+}
+
+// FileComplete finishes a single-request upload stored as chunk 1.
+type FileComplete struct {
+	UID   osprey.UID `json:"uid"`
+	Chunk Chunk      `json:"chunk"`
+	Time  int64      `json:"time"`
+}
+
+// Merge declares a chunked upload complete.
+type Merge struct {
+	UID  osprey.UID `json:"uid"`
+	Num  uint32     `json:"num"`
+	Size int64      `json:"size"`
+	MD5  string     `json:"md5"`
+	Time int64      `json:"time"`
+}
+
+// CompleteResult is the result of FileComplete and Merge.
+type CompleteResult struct {
+	File File `json:"file"`
+	// Garbage lists staged chunks no file references any more (the upload
+	// deduplicated onto existing content, or chunks beyond num). The
+	// proposer deletes them from their owners.
+	Garbage []Chunk `json:"garbage,omitempty"`
+	// Already is true when the file was complete with the same content.
+	Already bool `json:"already,omitempty"`
+}
+
+// ResumeItem asks for a new uid sharing content with the given md5.
+type ResumeItem struct {
+	UID    osprey.UID `json:"uid"` // minted by the proposer; unused if no content
+	Name   string     `json:"name"`
+	Bucket string     `json:"bucket"`
+	MD5    string     `json:"md5"`
+}
+
+// Resume creates files for every item whose content exists (dedup).
+type Resume struct {
+	Items []ResumeItem `json:"items"`
+	Time  int64        `json:"time"`
+}
+
+// ResumeResult lists, per item in order, the created uid or 0.
+type ResumeResult struct {
+	UIDs []osprey.UID `json:"uids"`
+}
+
+// FileDelete removes a file.
+type FileDelete struct {
+	UID  osprey.UID `json:"uid"`
+	Time int64      `json:"time"`
+}
+
+// DeleteResult tells the proposer which stored bytes became unreferenced.
+type DeleteResult struct {
+	Garbage []Chunk  `json:"garbage,omitempty"`
+	Content *Content `json:"content,omitempty"` // content whose last reference went
+}
+
+func (s *state) applyInit(c *InitCluster) (any, error) {
+	if s.ClusterID != "" {
+		return InitClusterResult{ClusterID: s.ClusterID}, nil
+	}
+	if c.ClusterID == "" || len(c.Secret) < 16 {
+		return nil, errorf(ErrInvalid, "init cluster: missing id or short secret")
+	}
+	s.ClusterID, s.Secret, s.JoinTokenHash, s.CreatedAt = c.ClusterID, c.Secret, c.JoinTokenHash, c.Time
+	return InitClusterResult{ClusterID: s.ClusterID}, nil
+}
+
+func (s *state) applyNodeUpsert(c *NodeUpsert) (any, error) {
+	if c.ID == "" || c.RaftAddr == "" {
+		return nil, errorf(ErrInvalid, "node upsert: missing id or raft address")
+	}
+	n, ok := s.Nodes[c.ID]
+	if ok && !n.Removed {
+		n.RaftAddr, n.HTTPAddr = c.RaftAddr, c.HTTPAddr
+		return *n, nil
+	}
+	// A new member, or one coming back after removal, gets a fresh worker
+	// id: its old data dir (and uid high-water mark) may be gone, so reusing
+	// the old id could repeat uids.
+	n = &Node{ID: c.ID, RaftAddr: c.RaftAddr, HTTPAddr: c.HTTPAddr, WorkerID: s.NextWorkerID, JoinedAt: c.Time}
+	s.NextWorkerID++
+	s.Nodes[c.ID] = n
+	return *n, nil
+}
+
+func (s *state) applyNodeRemove(c *NodeRemove) (any, error) {
+	n, ok := s.Nodes[c.ID]
+	if !ok {
+		return nil, errorf(ErrNotFound, "node %s not found", c.ID)
+	}
+	n.Removed = true
+	return *n, nil
+}
+
+func (s *state) applyFilesCreate(c *FilesCreate) (any, error) {
+	for _, f := range c.Files {
+		if f.UID == 0 || f.Name == "" {
+			return nil, errorf(ErrInvalid, "files create: missing uid or name")
+		}
+		if _, ok := s.Files[f.UID]; ok {
+			return nil, errorf(ErrConflict, "uid %s already exists", f.UID)
+		}
+	}
+	for _, f := range c.Files {
+		s.Files[f.UID] = &File{UID: f.UID, Name: f.Name, Bucket: f.Bucket, State: StateUploading,
+			CreatedAt: c.Time, UpdatedAt: c.Time}
+	}
+	return nil, nil
+}
+
+func (s *state) uploadingFile(uid osprey.UID) (*File, error) {
+	f, ok := s.Files[uid]
+	if !ok {
+		return nil, errorf(ErrNotFound, "uid %s not found", uid)
+	}
+	return f, nil
+}
+
+func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
+	f, err := s.uploadingFile(c.UID)
+	if err != nil {
+		return nil, err
+	}
+	if c.Chunk.Num == 0 {
+		return nil, errorf(ErrInvalid, "chunk number must be ≥ 1")
+	}
+	old := f.Chunks[c.Chunk.Num]
+	same := old != nil && old.MD5 == c.Chunk.MD5 && old.Size == c.Chunk.Size
+	if f.State != StateUploading {
+		if same {
+			return ChunkPutResult{Duplicate: true}, nil
+		}
+		return nil, errorf(ErrConflict, "uid %s is already merged", c.UID)
+	}
+	if f.Chunks == nil {
+		f.Chunks = map[uint32]*Chunk{}
+	}
+	ch := c.Chunk
+	f.Chunks[ch.Num] = &ch
+	f.UpdatedAt = c.Time
+	if old != nil {
+		o := *old
+		return ChunkPutResult{Replaced: &o, Duplicate: same}, nil
+	}
+	return ChunkPutResult{}, nil
+}
+
+// complete turns an uploading file into a complete one over the given
+// ordered chunks, deduplicating onto existing content with the same md5.
+func (s *state) complete(f *File, chunks []Chunk, size int64, md5 string, verified bool, now int64) CompleteResult {
+	res := CompleteResult{}
+	f.State, f.Size, f.MD5, f.UpdatedAt = StateComplete, size, md5, now
+	if id, ok := s.MD5Index[md5]; ok {
+		ct := s.Contents[id]
+		ct.Refs++
+		f.Content = id
+		if ct.State == ContentTiered {
+			f.State = StateTiered
+		}
+		res.Garbage = chunks
+	} else {
+		s.Contents[f.UID] = &Content{ID: f.UID, MD5: md5, Size: size, State: ContentStaged,
+			Chunks: chunks, Verified: verified, Refs: 1}
+		s.MD5Index[md5] = f.UID
+		f.Content = f.UID
+	}
+	// Chunks beyond the merged ones are no longer needed.
+	var extra []uint32
+	for n := range f.Chunks {
+		if int(n) > len(chunks) {
+			extra = append(extra, n)
+		}
+	}
+	sort.Slice(extra, func(i, j int) bool { return extra[i] < extra[j] })
+	for _, n := range extra {
+		res.Garbage = append(res.Garbage, *f.Chunks[n])
+	}
+	f.Chunks = nil
+	res.File = f.clone()
+	return res
+}
+
+func (s *state) applyFileComplete(c *FileComplete) (any, error) {
+	f, err := s.uploadingFile(c.UID)
+	if err != nil {
+		return nil, err
+	}
+	if f.State != StateUploading {
+		if f.MD5 == c.Chunk.MD5 && f.Size == c.Chunk.Size {
+			return CompleteResult{File: f.clone(), Already: true, Garbage: []Chunk{c.Chunk}}, nil
+		}
+		return nil, errorf(ErrConflict, "uid %s is already complete with other content", c.UID)
+	}
+	ch := c.Chunk
+	ch.Num = 1
+	return s.complete(f, []Chunk{ch}, ch.Size, ch.MD5, true, c.Time), nil
+}
+
+func (s *state) applyMerge(c *Merge) (any, error) {
+	f, err := s.uploadingFile(c.UID)
+	if err != nil {
+		return nil, err
+	}
+	if f.State != StateUploading {
+		if f.MD5 == c.MD5 && f.Size == c.Size {
+			return CompleteResult{File: f.clone(), Already: true}, nil
+		}
+		return nil, errorf(ErrConflict, "uid %s is already complete with other content", c.UID)
+	}
+	if c.Num == 0 {
+		return nil, errorf(ErrInvalid, "num must be ≥ 1")
+	}
+	var missing []uint32
+	chunks := make([]Chunk, 0, c.Num)
+	var total int64
+	for n := uint32(1); n <= c.Num; n++ {
+		ch, ok := f.Chunks[n]
+		if !ok {
+			missing = append(missing, n)
+			continue
+		}
+		total += ch.Size
+		chunks = append(chunks, *ch)
+	}
+	if len(missing) > 0 {
+		return nil, errorf(ErrConflict, "missing chunks %s of %d", formatNums(missing), c.Num)
+	}
+	if total != c.Size {
+		return nil, errorf(ErrConflict, "chunks 1..%d hold %d bytes, merge says size %d", c.Num, total, c.Size)
+	}
+	return s.complete(f, chunks, c.Size, c.MD5, false, c.Time), nil
+}
+
+func (s *state) applyResume(c *Resume) (any, error) {
+	res := ResumeResult{UIDs: make([]osprey.UID, len(c.Items))}
+	for i, it := range c.Items {
+		id, ok := s.MD5Index[it.MD5]
+		if !ok {
+			continue
+		}
+		if _, dup := s.Files[it.UID]; dup || it.UID == 0 {
+			return nil, errorf(ErrConflict, "uid %s already exists", it.UID)
+		}
+		ct := s.Contents[id]
+		st := StateComplete
+		if ct.State == ContentTiered {
+			st = StateTiered
+		}
+		ct.Refs++
+		s.Files[it.UID] = &File{UID: it.UID, Name: it.Name, Bucket: it.Bucket, State: st, Size: ct.Size,
+			MD5: ct.MD5, Content: id, CreatedAt: c.Time, UpdatedAt: c.Time}
+		res.UIDs[i] = it.UID
+	}
+	return res, nil
+}
+
+func (s *state) applyFileDelete(c *FileDelete) (any, error) {
+	f, ok := s.Files[c.UID]
+	if !ok {
+		return nil, errorf(ErrNotFound, "uid %s not found", c.UID)
+	}
+	delete(s.Files, c.UID)
+	res := DeleteResult{}
+	if f.State == StateUploading {
+		for _, n := range sortedChunkNums(f.Chunks) {
+			res.Garbage = append(res.Garbage, *f.Chunks[n])
+		}
+		return res, nil
+	}
+	ct, ok := s.Contents[f.Content]
+	if !ok {
+		return res, nil
+	}
+	ct.Refs--
+	if ct.Refs <= 0 {
+		delete(s.Contents, ct.ID)
+		if s.MD5Index[ct.MD5] == ct.ID {
+			delete(s.MD5Index, ct.MD5)
+		}
+		c := ct.clone()
+		res.Content = &c
+		res.Garbage = c.Chunks
+	}
+	return res, nil
+}
+
+func sortedChunkNums(m map[uint32]*Chunk) []uint32 {
+	out := make([]uint32, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// formatNums renders chunk numbers compactly, e.g. "3, 5-7".
+func formatNums(ns []uint32) string {
+	out := ""
+	for i := 0; i < len(ns); {
+		j := i
+		for j+1 < len(ns) && ns[j+1] == ns[j]+1 {
+			j++
+		}
+		if out != "" {
+			out += ", "
+		}
+		if j > i {
+			out += itoa(ns[i]) + "-" + itoa(ns[j])
+		} else {
+			out += itoa(ns[i])
+		}
+		if len(out) > 200 {
+			return out + ", ..."
+		}
+		i = j + 1
+	}
+	return out
+}
+
+func itoa(n uint32) string {
+	return osprey.UID(n).String()
+}
+
+func (f *File) clone() File {
+	c := *f
+	if f.Chunks != nil {
+		c.Chunks = make(map[uint32]*Chunk, len(f.Chunks))
+		for k, v := range f.Chunks {
+			ch := *v
+			ch.Owners = append([]osprey.NodeID(nil), v.Owners...)
+			c.Chunks[k] = &ch
+		}
+	}
+	return c
+}
+
+func (c *Content) clone() Content {
+	out := *c
+	out.Chunks = make([]Chunk, len(c.Chunks))
+	for i, ch := range c.Chunks {
+		ch.Owners = append([]osprey.NodeID(nil), ch.Owners...)
+		out.Chunks[i] = ch
+	}
+	if c.Location != nil {
+		l := *c.Location
+		out.Location = &l
+	}
+	return out
+}

@@ -1,0 +1,137 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/osprey-storage/osprey"
+)
+
+// Domain errors returned inside a Result. They are values, identical on every
+// replica, never panics.
+var (
+	// ErrNotFound is returned when the uid, node or content does not exist.
+	ErrNotFound = fmt.Errorf("fsm: %w", osprey.ErrNotFound)
+	// ErrConflict is returned when the command conflicts with current state
+	// (merge with missing chunks, chunk after merge, ...).
+	ErrConflict = fmt.Errorf("fsm: %w", osprey.ErrConflict)
+	// ErrInvalid is returned for a command whose arguments are invalid.
+	ErrInvalid = fmt.Errorf("fsm: %w", osprey.ErrInvalid)
+)
+
+// Error is a domain error carried in a Result. Kind is one of ErrNotFound,
+// ErrConflict or ErrInvalid, so callers match with errors.Is.
+type Error struct {
+	Kind error
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap lets errors.Is match the kind.
+func (e *Error) Unwrap() error { return e.Kind }
+
+func errorf(kind error, format string, args ...any) *Error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Node is a cluster member as recorded by the FSM.
+type Node struct {
+	ID       osprey.NodeID `json:"id"`
+	RaftAddr string        `json:"raft_addr"`
+	HTTPAddr string        `json:"http_addr"`
+	// WorkerID is the snowflake worker id the FSM assigned when the node
+	// joined. It is unique across the cluster's whole history.
+	WorkerID uint32 `json:"worker_id"`
+	Removed  bool   `json:"removed,omitempty"`
+	JoinedAt int64  `json:"joined_at"` // unix milliseconds, from the command
+}
+
+// FileState is the lifecycle of a file (SPEC §3 object states).
+type FileState string
+
+// File states.
+const (
+	StateUploading FileState = "uploading"
+	StateComplete  FileState = "complete"
+	StateTiered    FileState = "tiered"
+	StateFailed    FileState = "failed"
+)
+
+// Chunk records one stored chunk of an upload: where its bytes are and how
+// to check them. Chunk bytes never enter the log.
+type Chunk struct {
+	Num    uint32          `json:"num"`
+	Size   int64           `json:"size"`
+	MD5    string          `json:"md5"`
+	Sum    uint64          `json:"sum"` // xxhash64 of the bytes, as stored
+	Owners []osprey.NodeID `json:"owners"`
+}
+
+// File is one uid's record.
+type File struct {
+	UID    osprey.UID `json:"uid"`
+	Name   string     `json:"name"`
+	Bucket string     `json:"bucket"`
+	State  FileState  `json:"state"`
+	Size   int64      `json:"size"`
+	MD5    string     `json:"md5,omitempty"`
+	// Content is the id of the content holding the bytes once complete.
+	Content osprey.UID `json:"content,omitempty"`
+	// Chunks holds the chunks received while uploading, keyed by number.
+	Chunks    map[uint32]*Chunk `json:"chunks,omitempty"`
+	CreatedAt int64             `json:"created_at"`
+	UpdatedAt int64             `json:"updated_at"`
+}
+
+// ContentState tells where a content's bytes live.
+type ContentState string
+
+// Content states.
+const (
+	ContentStaged ContentState = "staged"
+	ContentTiered ContentState = "tiered"
+	ContentFailed ContentState = "failed"
+)
+
+// Location is where a tiered content lives in the backend.
+type Location struct {
+	Bucket string `json:"bucket"`
+	Key    string `json:"key"`
+}
+
+// Content is a stored byte sequence, shared by every file with the same md5
+// (dedup). It is reference-counted by files.
+type Content struct {
+	ID     osprey.UID   `json:"id"` // uid of the file that uploaded the bytes
+	MD5    string       `json:"md5"`
+	Size   int64        `json:"size"`
+	State  ContentState `json:"state"`
+	Chunks []Chunk      `json:"chunks"` // staged chunks in order
+	// Verified is true once the whole-file md5 was checked against the bytes.
+	Verified bool      `json:"verified"`
+	Refs     int       `json:"refs"`
+	Location *Location `json:"location,omitempty"`
+}
+
+// state is everything the FSM replicates. Maps are encoded with sorted keys
+// by encoding/json, which keeps snapshots and the state hash deterministic.
+type state struct {
+	ClusterID     string                  `json:"cluster_id"`
+	Secret        []byte                  `json:"secret"`
+	JoinTokenHash string                  `json:"join_token_hash"`
+	CreatedAt     int64                   `json:"created_at"`
+	Nodes         map[osprey.NodeID]*Node `json:"nodes"`
+	NextWorkerID  uint32                  `json:"next_worker_id"`
+	Files         map[osprey.UID]*File    `json:"files"`
+	Contents      map[osprey.UID]*Content `json:"contents"`
+	MD5Index      map[string]osprey.UID   `json:"md5_index"`
+}
+
+func newState() *state {
+	return &state{
+		Nodes:    map[osprey.NodeID]*Node{},
+		Files:    map[osprey.UID]*File{},
+		Contents: map[osprey.UID]*Content{},
+		MD5Index: map[string]osprey.UID{},
+	}
+}

@@ -1,0 +1,39 @@
+package httpapi
+
+import (
+	"errors"
+	"time"
+)
+
+// Limits bounds requests and links.
+type Limits struct {
+	// MaxChunkSize is the largest chunk accepted by /upload/multi (413 above).
+	MaxChunkSize int64
+	// MaxUploadSize is the largest single-request upload (413 above).
+	MaxUploadSize int64
+	// DefaultExpiry applies when a link request's expire is 0 or absent.
+	DefaultExpiry time.Duration
+	// MaxExpiry caps a link's expiry.
+	MaxExpiry time.Duration
+	// ClockSkew tolerates a link date this far in the future.
+	ClockSkew time.Duration
+}
+
+// DefaultLimits returns the server defaults.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxChunkSize:  64 << 20,
+		MaxUploadSize: 5 << 30,
+		DefaultExpiry: 24 * time.Hour,
+		MaxExpiry:     7 * 24 * time.Hour,
+		ClockSkew:     5 * time.Minute,
+	}
+}
+
+// Validate reports the first invalid limit.
+func (l Limits) Validate() error {
+	if l.MaxChunkSize <= 0 || l.MaxUploadSize <= 0 || l.DefaultExpiry <= 0 || l.MaxExpiry < l.DefaultExpiry {
+		return errors.New("httpapi: limits must be positive and MaxExpiry ≥ DefaultExpiry")
+	}
+	return nil
+}

@@ -1,0 +1,432 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/osprey-storage/osprey"
+)
+
+// Prefix is the storage API's path prefix.
+const Prefix = "/api/storage/v0"
+
+// Header names.
+const (
+	HeaderRequestID = "X-Request-Id"
+	// HeaderNodeAuth carries node-to-node credentials (NodeAuthToken).
+	HeaderNodeAuth = "X-Osprey-Node-Auth"
+	// HeaderForwarded marks a request forwarded to the leader, so a request
+	// never bounces between nodes.
+	HeaderForwarded = "X-Osprey-Forwarded"
+)
+
+// Cluster is what the cluster admin routes need from a node.
+type Cluster interface {
+	// Status reports this node's view of the cluster.
+	Status(ctx context.Context) (ClusterStatus, error)
+	// Nodes lists members with live reachability.
+	Nodes(ctx context.Context) ([]NodeInfo, error)
+	// Join adds a node; leader only (ErrNotLeader otherwise). It returns
+	// ErrForbidden for a bad token.
+	Join(ctx context.Context, req JoinRequest) (JoinResult, error)
+	// Remove removes a member; leader only.
+	Remove(ctx context.Context, id string) error
+	// TransferLeadership hands leadership to id, or to any follower if "".
+	TransferLeadership(ctx context.Context, id string) error
+	// NotReady lists the reasons this node is not ready (empty when ready).
+	NotReady(ctx context.Context) []string
+	// IsLeader reports whether this node is the raft leader.
+	IsLeader() bool
+	// LeaderHTTP returns the leader's advertised HTTP address, "" if unknown.
+	LeaderHTTP() string
+}
+
+// Internal is what the node-to-node routes need.
+type Internal interface {
+	// NodeAuthToken returns the credential other nodes must present; ""
+	// until the cluster secret is known.
+	NodeAuthToken() string
+	// ApplyEncoded applies an encoded FSM command on the leader and returns
+	// the JSON-encoded result. ErrNotLeader on a follower.
+	ApplyEncoded(ctx context.Context, cmd []byte) ([]byte, error)
+	// ReadIndex confirms leadership and returns an index every read must
+	// wait for. ErrNotLeader on a follower.
+	ReadIndex(ctx context.Context) (uint64, error)
+	// BootstrapInfo describes this node for --bootstrap-expect discovery.
+	BootstrapInfo() BootstrapInfo
+	// CheckJoinToken reports whether token is this node's configured token.
+	CheckJoinToken(token string) bool
+}
+
+// ClusterStatus is the reply of GET /cluster/status.
+type ClusterStatus struct {
+	ID           string       `json:"id"`
+	ClusterID    string       `json:"cluster_id"`
+	State        string       `json:"state"`
+	Leader       LeaderInfo   `json:"leader"`
+	Term         uint64       `json:"term"`
+	CommitIndex  uint64       `json:"commit_index"`
+	AppliedIndex uint64       `json:"applied_index"`
+	FSMHash      string       `json:"fsm_hash"`
+	FSMIndex     uint64       `json:"fsm_index"`
+	Members      []MemberInfo `json:"members"`
+	Extra        any          `json:"storage,omitempty"`
+}
+
+// LeaderInfo names the leader.
+type LeaderInfo struct {
+	ID       string `json:"id"`
+	HTTPAddr string `json:"http_addr"`
+	RaftAddr string `json:"raft_addr"`
+}
+
+// MemberInfo is a raft member joined with its FSM record.
+type MemberInfo struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+	Suffrage string `json:"suffrage"`
+	WorkerID *int64 `json:"worker_id"`
+}
+
+// NodeInfo is a row of GET /cluster/nodes.
+type NodeInfo struct {
+	MemberInfo
+	Leader    bool    `json:"leader"`
+	Reachable bool    `json:"reachable"`
+	RTTMillis float64 `json:"rtt_ms"`
+	Error     string  `json:"error,omitempty"`
+}
+
+// JoinRequest is the body of POST /cluster/join.
+type JoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	HTTPAddr string `json:"http_addr"`
+	Token    string `json:"token"`
+}
+
+// JoinResult is the reply to a successful join.
+type JoinResult struct {
+	ClusterID string `json:"cluster_id"`
+	Leader    string `json:"leader"`
+}
+
+// BootstrapInfo is exchanged by nodes started with --bootstrap-expect.
+type BootstrapInfo struct {
+	ID        string `json:"id"`
+	RaftAddr  string `json:"raft_addr"`
+	HTTPAddr  string `json:"http_addr"`
+	HasState  bool   `json:"has_state"`
+	ClusterID string `json:"cluster_id"`
+	Leader    string `json:"leader"`
+}
+
+// Config configures a Server.
+type Config struct {
+	// Cluster serves the cluster routes. Required.
+	Cluster Cluster
+	// Internal serves node-to-node routes. Required.
+	Internal Internal
+	// Storage serves the storage API; nil leaves those routes out.
+	Storage Storage
+	// APIKeys authorises business endpoints. Empty means protected mode:
+	// only loopback clients may call them.
+	APIKeys []string
+	// Registry receives the HTTP metrics and is served on /metrics.
+	Registry *prometheus.Registry
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Limits for request bodies and links.
+	Limits Limits
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	if c.Cluster == nil || c.Internal == nil || c.Registry == nil {
+		return errors.New("httpapi: Cluster, Internal and Registry are required")
+	}
+	for _, k := range c.APIKeys {
+		if len(k) < 8 {
+			return errors.New("httpapi: API keys must be at least 8 characters")
+		}
+	}
+	return c.Limits.Validate()
+}
+
+// Server is the HTTP handler of one node.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	router  *httprouter.Router
+	reqs    *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+	client  *http.Client
+}
+
+// New builds the handler and registers its metrics.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: lg.With("component", "httpapi"), router: httprouter.New(),
+		client: &http.Client{Timeout: 30 * time.Second}}
+	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "osprey_http_requests_total",
+		Help: "HTTP requests by route, method and status."}, []string{"route", "method", "code"})
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "osprey_http_request_duration_seconds",
+		Help: "HTTP request latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14)}, []string{"route"})
+	if err := cfg.Registry.Register(s.reqs); err != nil {
+		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
+	}
+	if err := cfg.Registry.Register(s.latency); err != nil {
+		return nil, fmt.Errorf("httpapi: register metrics: %w", err)
+	}
+	if len(cfg.APIKeys) == 0 {
+		s.log.Warn("no API keys configured: protected mode, business endpoints answer loopback clients only")
+	}
+	s.routes()
+	return s, nil
+}
+
+type access int
+
+const (
+	open     access = iota // anyone
+	business               // API key (or loopback in protected mode)
+	node                   // node-to-node credential
+)
+
+func (s *Server) handle(method, path string, a access, h http.HandlerFunc) {
+	var wrapped http.Handler = h
+	switch a {
+	case business:
+		wrapped = s.requireAPIKey(h)
+	case node:
+		wrapped = s.requireNode(h)
+	}
+	s.router.Handler(method, path, s.instrument(path, wrapped))
+}
+
+func (s *Server) routes() {
+	r := s.router
+	r.HandleMethodNotAllowed = true
+	r.NotFound = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.withRequestID(w, req, func(w http.ResponseWriter, req *http.Request) {
+			s.writeError(w, req, fmt.Errorf("%w: no route %s %s", osprey.ErrNotFound, req.Method, req.URL.Path))
+		})
+	})
+	r.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		s.withRequestID(w, req, func(w http.ResponseWriter, req *http.Request) {
+			s.writeError(w, req, fmt.Errorf("%w: %s %s", errMethodNotAllowed, req.Method, req.URL.Path))
+		})
+	})
+	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
+		s.writeError(w, req, fmt.Errorf("panic: %v", v))
+	}
+
+	s.handle(http.MethodGet, Prefix+"/ping", open, s.handlePing)
+	s.handle(http.MethodGet, Prefix+"/health", open, s.handlePing)
+	s.handle(http.MethodGet, "/livez", open, s.handlePing)
+	s.handle(http.MethodGet, "/readyz", open, s.handleReady)
+	r.Handler(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+
+	s.handle(http.MethodGet, "/cluster/status", business, s.handleClusterStatus)
+	s.handle(http.MethodGet, "/cluster/nodes", business, s.handleClusterNodes)
+	// Joining is authorised by the join token in the body, not an API key:
+	// a new node has none.
+	s.handle(http.MethodPost, "/cluster/join", open, s.leaderOnly(s.handleClusterJoin))
+	s.handle(http.MethodDelete, "/cluster/nodes/:id", business, s.leaderOnly(s.handleClusterRemove))
+	s.handle(http.MethodPost, "/cluster/leader-transfer", business, s.leaderOnly(s.handleLeaderTransfer))
+
+	s.handle(http.MethodPost, "/internal/v1/apply", node, s.handleInternalApply)
+	s.handle(http.MethodGet, "/internal/v1/readindex", node, s.handleInternalReadIndex)
+	s.handle(http.MethodGet, "/internal/v1/bootstrap-info", open, s.handleBootstrapInfo)
+
+	if s.cfg.Storage != nil {
+		s.storageRoutes()
+	}
+}
+
+// ServeHTTP makes Server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+// statusRecorder captures the status for metrics and logs.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+func (s *Server) withRequestID(w http.ResponseWriter, r *http.Request, next http.HandlerFunc) {
+	id := r.Header.Get(HeaderRequestID)
+	if id == "" || len(id) > 128 {
+		id = newRequestID()
+	}
+	w.Header().Set(HeaderRequestID, id)
+	next(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+}
+
+func (s *Server) instrument(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		s.withRequestID(rec, r, h.ServeHTTP)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		s.reqs.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
+		s.latency.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		s.log.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"dur", time.Since(start), "request_id", w.Header().Get(HeaderRequestID))
+	})
+}
+
+func isLoopback(remote string) bool {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (s *Server) requireAPIKey(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if len(s.cfg.APIKeys) == 0 {
+			if !isLoopback(r.RemoteAddr) && !s.validNodeAuth(r) {
+				s.writeError(w, r, fmt.Errorf("%w: protected mode (no API keys configured): only loopback clients are served", osprey.ErrForbidden))
+				return
+			}
+			h(w, r)
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		key, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || key == "" {
+			if s.validNodeAuth(r) {
+				h(w, r)
+				return
+			}
+			s.writeError(w, r, fmt.Errorf("%w: missing API key (Authorization: Bearer <key>)", osprey.ErrUnauthorized))
+			return
+		}
+		for _, k := range s.cfg.APIKeys {
+			if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
+				h(w, r)
+				return
+			}
+		}
+		s.writeError(w, r, fmt.Errorf("%w: unknown API key", osprey.ErrForbidden))
+	}
+}
+
+func (s *Server) validNodeAuth(r *http.Request) bool {
+	want := s.cfg.Internal.NodeAuthToken()
+	got := r.Header.Get(HeaderNodeAuth)
+	return want != "" && got != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
+}
+
+func (s *Server) requireNode(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !s.validNodeAuth(r) {
+			s.writeError(w, r, fmt.Errorf("%w: node credentials required", osprey.ErrForbidden))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// NodeAuthToken derives the node-to-node credential from the cluster
+// secret, so every member knows it once it has the replicated state.
+func NodeAuthToken(secret []byte) string {
+	if len(secret) == 0 {
+		return ""
+	}
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("osprey node rpc v1"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// leaderOnly forwards the request to the leader when this node is a
+// follower, or answers 307 to the leader when ?redirect is present.
+func (s *Server) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Cluster.IsLeader() {
+			h(w, r)
+			return
+		}
+		leader := s.cfg.Cluster.LeaderHTTP()
+		if leader == "" || r.Header.Get(HeaderForwarded) != "" {
+			s.writeError(w, r, fmt.Errorf("%w: no leader", osprey.ErrUnavailable))
+			return
+		}
+		if _, ok := r.URL.Query()["redirect"]; ok {
+			s.redirectToLeader(w, r, leader)
+			return
+		}
+		target := &url.URL{Scheme: "http", Host: leader}
+		proxy := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.Out.Host = leader
+				pr.Out.Header.Set(HeaderForwarded, "1")
+				pr.Out.Header.Set(HeaderRequestID, RequestID(r.Context()))
+			},
+			ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
+				// The forwarded request may or may not have reached the
+				// leader; a dial failure certainly did not.
+				var op *net.OpError
+				if errors.As(err, &op) && op.Op == "dial" {
+					s.writeError(w, req, fmt.Errorf("%w: leader unreachable: %w", osprey.ErrUnavailable, err))
+					return
+				}
+				s.writeError(w, req, fmt.Errorf("%w: forwarding to leader: %w", osprey.ErrIndeterminate, err))
+			},
+		}
+		proxy.ServeHTTP(w, r)
+	}
+}
+
+func (s *Server) redirectToLeader(w http.ResponseWriter, r *http.Request, leader string) {
+	u := *r.URL
+	u.Scheme, u.Host = "http", leader
+	w.Header().Set("Location", u.String())
+	writeJSON(w, r, http.StatusTemporaryRedirect, Envelope{Code: CodeOK, Message: "redirect to leader " + leader})
+}

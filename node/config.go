@@ -1,0 +1,87 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/osprey-storage/osprey/httpapi"
+	"github.com/osprey-storage/osprey/raftstore"
+)
+
+// Config configures a Node. cmd/osprey fills it from flags, YAML and the
+// environment; tests fill it directly.
+type Config struct {
+	// NodeID is this node's id. Empty means: the id persisted in DataDir,
+	// or a new generated one on first start.
+	NodeID string
+	// DataDir holds all of the node's state.
+	DataDir string
+	// HTTPAddr is the HTTP listen address ("127.0.0.1:0" picks a port).
+	HTTPAddr string
+	// RaftAddr is the raft transport's listen address.
+	RaftAddr string
+	// AdvertiseHTTP and AdvertiseRaft are the addresses other nodes use;
+	// they default to the bound addresses.
+	AdvertiseHTTP string
+	AdvertiseRaft string
+	// Bootstrap forms a new single-node cluster on first start (unless a
+	// peer in Join already belongs to a cluster).
+	Bootstrap bool
+	// BootstrapExpect forms a cluster once this many nodes, found through
+	// Join, are up. All of them use the same Join list.
+	BootstrapExpect int
+	// Join lists HTTP addresses of existing members (or, with
+	// BootstrapExpect, of all the expected peers).
+	Join []string
+	// JoinToken authorises joining. A bootstrapping node without one
+	// generates one and writes it to DataDir/join-token.
+	JoinToken string
+	// APIKeys authorise business endpoints; none means protected mode.
+	APIKeys []string
+	// Raft tunes the raft store (Dir, ID, addresses and FSM are set by New).
+	Raft raftstore.Config
+	// Limits bounds requests and links.
+	Limits httpapi.Limits
+	// JoinRetry is the pause between join attempts.
+	JoinRetry time.Duration
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the configuration of `osprey server` with no flags:
+// a single-node cluster on 127.0.0.1:8080 with data in ./data.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:   "data",
+		HTTPAddr:  "127.0.0.1:8080",
+		RaftAddr:  "127.0.0.1:8081",
+		Raft:      raftstore.DefaultConfig(),
+		Limits:    httpapi.DefaultLimits(),
+		JoinRetry: time.Second,
+	}
+}
+
+// Validate reports the first invalid field or combination.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("node: data dir is required")
+	case c.HTTPAddr == "" || c.RaftAddr == "":
+		return errors.New("node: http and raft addresses are required")
+	case c.Bootstrap && c.BootstrapExpect > 0:
+		return errors.New("node: --bootstrap and --bootstrap-expect are exclusive")
+	case c.BootstrapExpect < 0:
+		return errors.New("node: --bootstrap-expect must be positive")
+	case c.BootstrapExpect > 1 && len(c.Join) == 0:
+		return fmt.Errorf("node: --bootstrap-expect %d needs --join with the peers' HTTP addresses", c.BootstrapExpect)
+	case c.BootstrapExpect > 0 && c.JoinToken == "":
+		return errors.New("node: --bootstrap-expect needs --join-token (the same on every node)")
+	case len(c.Join) > 0 && c.JoinToken == "" && !c.Bootstrap:
+		return errors.New("node: --join needs --join-token (or OSPREY_JOIN_TOKEN): the cluster's join token")
+	case c.JoinRetry <= 0:
+		return errors.New("node: JoinRetry must be positive")
+	}
+	return c.Limits.Validate()
+}

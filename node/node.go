@@ -1,0 +1,279 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/httpapi"
+	"github.com/osprey-storage/osprey/raftstore"
+	"github.com/osprey-storage/osprey/snowflake"
+)
+
+// Node is one osprey server.
+type Node struct {
+	cfg       Config
+	id        string
+	log       *slog.Logger
+	fsm       *fsm.FSM
+	raft      *raftstore.Store
+	api       *httpapi.Server
+	registry  *prometheus.Registry
+	httpLn    net.Listener
+	httpSrv   *http.Server
+	httpAddr  string // advertised
+	raftAddr  string // advertised
+	joinToken string
+	rpc       *http.Client
+	fatal     chan error
+
+	gen         atomic.Pointer[workerGen]
+	barrierTerm atomic.Uint64 // term in which this leader applied its barrier
+
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type workerGen struct {
+	worker uint32
+	g      *snowflake.Generator
+}
+
+// ErrShuttingDown is the cause given to request contexts at shutdown.
+var ErrShuttingDown = fmt.Errorf("node: shutting down: %w", osprey.ErrUnavailable)
+
+// New builds a node: it resolves its id, opens the raft store and binds the
+// HTTP listener, but serves nothing until Start. The caller MUST Close it.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: create data dir: %w", err)
+	}
+	id, err := resolveNodeID(cfg.DataDir, cfg.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	lg = lg.With("node", id)
+	n := &Node{cfg: cfg, id: id, log: lg, fsm: fsm.New(), registry: prometheus.NewRegistry(), fatal: make(chan error, 1),
+		rpc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
+			DialContext: (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		}}}
+	n.ctx, n.cancel = context.WithCancelCause(context.Background())
+
+	n.joinToken = cfg.JoinToken
+	if n.joinToken == "" && len(cfg.Join) == 0 {
+		if n.joinToken, err = loadOrCreateToken(filepath.Join(cfg.DataDir, "join-token")); err != nil {
+			return nil, err
+		}
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("node: listen http %s: %w", cfg.HTTPAddr, err)
+	}
+	n.httpLn = ln
+	n.httpAddr = cfg.AdvertiseHTTP
+	if n.httpAddr == "" {
+		n.httpAddr = ln.Addr().String()
+	}
+	if err := checkAdvertise(n.httpAddr, "http"); err != nil {
+		ln.Close()
+		return nil, err
+	}
+
+	rc := cfg.Raft
+	rc.Dir, rc.ID, rc.BindAddr, rc.AdvertiseAddr, rc.FSM, rc.Logger =
+		filepath.Join(cfg.DataDir, "raft"), id, cfg.RaftAddr, cfg.AdvertiseRaft, n.fsm, lg
+	if n.raft, err = raftstore.Open(rc); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	n.raftAddr = n.raft.Addr()
+
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.registerMetrics()
+	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, APIKeys: cfg.APIKeys,
+		Registry: n.registry, Logger: lg, Limits: cfg.Limits})
+	if err != nil {
+		n.raft.Close()
+		ln.Close()
+		return nil, err
+	}
+	n.httpSrv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return n.ctx },
+		ErrorLog:    slog.NewLogLogger(lg.Handler(), slog.LevelDebug)}
+	return n, nil
+}
+
+func checkAdvertise(addr, what string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("node: %s address %q: %w", what, addr, err)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("node: listening on %s: set --advertise-%s to an address other nodes can reach", addr, what)
+	}
+	return nil
+}
+
+// resolveNodeID returns the persisted id, persisting the configured or a
+// generated one on first start. A configured id that differs from the
+// persisted one is an error: the data dir belongs to another node.
+func resolveNodeID(dir, want string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		have := strings.TrimSpace(string(b))
+		if want != "" && want != have {
+			return "", fmt.Errorf("node: data dir %s belongs to node %q, not %q", dir, have, want)
+		}
+		return have, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", fmt.Errorf("node: read node id: %w", err)
+	}
+	id := want
+	if id == "" {
+		var r [4]byte
+		_, _ = rand.Read(r[:])
+		id = "node-" + hex.EncodeToString(r[:])
+	}
+	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
+		return "", fmt.Errorf("node: persist node id: %w", err)
+	}
+	return id, nil
+}
+
+func loadOrCreateToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var r [24]byte
+	_, _ = rand.Read(r[:])
+	tok := hex.EncodeToString(r[:])
+	if err := writeFileSync(path, []byte(tok+"\n")); err != nil {
+		return "", fmt.Errorf("node: write join token: %w", err)
+	}
+	return tok, nil
+}
+
+func writeFileSync(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err = f.Write(b); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// ID returns the node id.
+func (n *Node) ID() string { return n.id }
+
+// HTTPAddr returns the advertised HTTP address.
+func (n *Node) HTTPAddr() string { return n.httpAddr }
+
+// RaftAddr returns the advertised raft address.
+func (n *Node) RaftAddr() string { return n.raftAddr }
+
+// FSM exposes the state machine to tests.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// Raft exposes the raft store to tests.
+func (n *Node) Raft() *raftstore.Store { return n.raft }
+
+// JoinTokenPath is where a bootstrapping node keeps a generated token.
+func (n *Node) JoinTokenPath() string { return filepath.Join(n.cfg.DataDir, "join-token") }
+
+// Start serves HTTP and brings the node into a cluster in the background:
+// it bootstraps, joins or simply resumes, as Config and the data dir say.
+func (n *Node) Start(ctx context.Context) error {
+	var err error
+	n.startOnce.Do(func() {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.log.Error("http server stopped", "err", err)
+			}
+		}()
+		n.log.Info("node started", "http", n.httpAddr, "raft", n.raftAddr, "has_state", n.raft.HasState())
+		n.wg.Add(2)
+		go func() { defer n.wg.Done(); n.formOrJoin() }()
+		go func() { defer n.wg.Done(); n.reconcileLoop() }()
+	})
+	return err
+}
+
+// Close shuts the node down, in an order where each step still has what it
+// needs. Idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		// 1. Stop taking requests; cancelling the base context with a cause
+		// lets in-flight handlers answer 503 rather than hang.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		n.cancel(ErrShuttingDown)
+		if err := n.httpSrv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("node: http shutdown: %w", err))
+			_ = n.httpSrv.Close()
+		}
+		cancel()
+		// 2-4. raftstore.Close transfers leadership first (so the cluster
+		// does not wait an election timeout), then closes the transport and
+		// the log store.
+		if err := n.raft.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		n.wg.Wait()
+		n.rpc.CloseIdleConnections()
+		n.closeErr = errors.Join(errs...)
+		n.log.Info("node stopped")
+	})
+	return n.closeErr
+}
+
+func (n *Node) fatalC() <-chan error { return n.fatal }
+
+func (n *Node) fail(err error) {
+	select {
+	case n.fatal <- err:
+	default:
+	}
+}

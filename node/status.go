@@ -1,0 +1,155 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/httpapi"
+)
+
+// Status reports this node's view of the cluster.
+func (n *Node) Status(ctx context.Context) (httpapi.ClusterStatus, error) {
+	hash, idx := n.fsm.Hash()
+	leaderAddr, leaderID := n.raft.Leader()
+	st := httpapi.ClusterStatus{
+		ID: n.id, ClusterID: n.fsm.ClusterID(), State: n.raft.State(),
+		Leader: httpapi.LeaderInfo{ID: leaderID, RaftAddr: leaderAddr, HTTPAddr: n.LeaderHTTP()},
+		Term:   n.raft.Term(), CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(),
+		FSMHash: hash, FSMIndex: idx,
+	}
+	members, err := n.members()
+	if err != nil {
+		return st, err
+	}
+	st.Members = members
+	return st, nil
+}
+
+// members joins the raft configuration with the FSM's records.
+func (n *Node) members() ([]httpapi.MemberInfo, error) {
+	servers, err := n.raft.Servers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]httpapi.MemberInfo, 0, len(servers))
+	for _, s := range servers {
+		m := httpapi.MemberInfo{ID: s.ID, RaftAddr: s.Address, Suffrage: s.Suffrage}
+		if rec, ok := n.fsm.Node(osprey.NodeID(s.ID)); ok && !rec.Removed {
+			w := int64(rec.WorkerID)
+			m.HTTPAddr, m.WorkerID = rec.HTTPAddr, &w
+		}
+		out = append(out, m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Nodes lists members and checks each one's /livez.
+func (n *Node) Nodes(ctx context.Context) ([]httpapi.NodeInfo, error) {
+	members, err := n.members()
+	if err != nil {
+		return nil, err
+	}
+	_, leader := n.raft.Leader()
+	out := make([]httpapi.NodeInfo, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		out[i] = httpapi.NodeInfo{MemberInfo: m, Leader: m.ID == leader}
+		if m.HTTPAddr == "" {
+			out[i].Error = "no http address recorded yet"
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			start := time.Now()
+			req, _ := http.NewRequestWithContext(cctx, http.MethodGet, "http://"+m.HTTPAddr+"/livez", nil)
+			resp, err := n.rpc.Do(req)
+			if err != nil {
+				out[i].Error = err.Error()
+				return
+			}
+			resp.Body.Close()
+			out[i].Reachable = resp.StatusCode == http.StatusOK
+			out[i].RTTMillis = float64(time.Since(start).Microseconds()) / 1000
+		}()
+	}
+	wg.Wait()
+	return out, nil
+}
+
+// NotReady lists why this node cannot serve business requests yet.
+func (n *Node) NotReady(ctx context.Context) []string {
+	var r []string
+	if _, id := n.raft.Leader(); id == "" {
+		r = append(r, "no raft leader")
+	}
+	if n.fsm.ClusterID() == "" {
+		r = append(r, "cluster not initialised")
+	}
+	if n.gen.Load() == nil {
+		r = append(r, "node not registered (no worker id yet)")
+	}
+	if n.ctx.Err() != nil {
+		r = append(r, "shutting down")
+	}
+	return r
+}
+
+func (n *Node) registerMetrics() {
+	gauge := func(name, help string, f func() float64) {
+		n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+	}
+	gauge("osprey_raft_leader", "1 if this node is the raft leader.", func() float64 {
+		if n.raft.IsLeader() {
+			return 1
+		}
+		return 0
+	})
+	gauge("osprey_raft_has_leader", "1 if this node knows a leader.", func() float64 {
+		if _, id := n.raft.Leader(); id != "" {
+			return 1
+		}
+		return 0
+	})
+	gauge("osprey_raft_term", "Current raft term.", func() float64 { return float64(n.raft.Term()) })
+	gauge("osprey_raft_commit_index", "Raft commit index.", func() float64 { return float64(n.raft.CommitIndex()) })
+	gauge("osprey_raft_applied_index", "Raft applied index.", func() float64 { return float64(n.raft.AppliedIndex()) })
+	gauge("osprey_raft_last_contact_seconds", "Seconds since a follower heard from the leader (0 on the leader).", func() float64 {
+		if n.raft.IsLeader() {
+			return 0
+		}
+		lc := n.raft.LastContact()
+		if lc.IsZero() {
+			return -1
+		}
+		return time.Since(lc).Seconds()
+	})
+	gauge("osprey_cluster_members", "Members in the raft configuration.", func() float64 {
+		s, err := n.raft.Servers()
+		if err != nil {
+			return -1
+		}
+		return float64(len(s))
+	})
+	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_raft_state",
+		Help: "Raft state as a number: 0 follower, 1 candidate, 2 leader, 3 shutdown."}, func() float64 {
+		switch n.raft.State() {
+		case "Candidate":
+			return 1
+		case "Leader":
+			return 2
+		case "Shutdown":
+			return 3
+		}
+		return 0
+	}))
+}

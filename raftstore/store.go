@@ -1,0 +1,465 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/osprey-storage/osprey"
+)
+
+// Sentinel errors. Callers map them to HTTP statuses: ErrNotLeader is
+// forwarded, ErrNoLeader/ErrShutdown/ErrNotApplied mean "certainly not
+// applied" (503), ErrIndeterminate means "outcome unknown" (504).
+var (
+	// ErrNotLeader is returned when a write or leader-only call reaches a
+	// follower.
+	ErrNotLeader = fmt.Errorf("raftstore: not leader: %w", osprey.ErrNotLeader)
+	// ErrNoLeader is returned when the cluster has no known leader.
+	ErrNoLeader = fmt.Errorf("raftstore: no leader: %w", osprey.ErrUnavailable)
+	// ErrShutdown is returned after Close.
+	ErrShutdown = fmt.Errorf("raftstore: shut down: %w", osprey.ErrUnavailable)
+	// ErrNotApplied is returned when a command could not be enqueued before
+	// its deadline: it was certainly not applied.
+	ErrNotApplied = fmt.Errorf("raftstore: command not applied: %w", osprey.ErrUnavailable)
+	// ErrIndeterminate is returned when a command was proposed but its
+	// outcome is unknown (leadership lost, or the deadline passed after
+	// the command was enqueued).
+	ErrIndeterminate = fmt.Errorf("raftstore: outcome unknown: %w", osprey.ErrIndeterminate)
+	// ErrTooLarge is returned for a command larger than MaxCommandSize.
+	ErrTooLarge = fmt.Errorf("raftstore: command too large: %w", osprey.ErrTooLarge)
+)
+
+// Config configures a Store.
+type Config struct {
+	// Dir holds raft.db (log and stable store) and snapshots/.
+	Dir string
+	// ID is this server's raft id.
+	ID string
+	// BindAddr is the TCP address the transport listens on.
+	BindAddr string
+	// AdvertiseAddr is the address other servers dial; defaults to the
+	// bound address.
+	AdvertiseAddr string
+	// FSM is the state machine to replicate.
+	FSM raft.FSM
+	// Logger receives raft's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// ApplyTimeout bounds Apply when the context has no earlier deadline.
+	ApplyTimeout time.Duration
+	// MaxCommandSize bounds an encoded command; raft's own advice is to keep
+	// entries well under a megabyte.
+	MaxCommandSize int
+	// HeartbeatTimeout, ElectionTimeout and LeaderLeaseTimeout tune failover.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	// SnapshotThreshold is the number of entries between snapshots.
+	SnapshotThreshold uint64
+	// SnapshotRetain is the number of snapshots kept on disk.
+	SnapshotRetain int
+}
+
+// DefaultConfig returns timeouts tuned for a LAN: a dead leader is replaced
+// in about two seconds.
+func DefaultConfig() Config {
+	return Config{
+		ApplyTimeout:       10 * time.Second,
+		MaxCommandSize:     512 << 10,
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		SnapshotThreshold:  8192,
+		SnapshotRetain:     2,
+	}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("raftstore: Dir is required")
+	case c.ID == "":
+		return errors.New("raftstore: ID is required")
+	case c.BindAddr == "":
+		return errors.New("raftstore: BindAddr is required")
+	case c.FSM == nil:
+		return errors.New("raftstore: FSM is required")
+	case c.ApplyTimeout <= 0 || c.MaxCommandSize <= 0:
+		return errors.New("raftstore: ApplyTimeout and MaxCommandSize must be positive")
+	}
+	return nil
+}
+
+// Store is one node's raft instance and its storage.
+type Store struct {
+	cfg    Config
+	log    *slog.Logger
+	raft   *raft.Raft
+	bolt   *raftboltdb.BoltStore
+	trans  *raft.NetworkTransport
+	obsC   chan raft.Observation
+	obs    *raft.Observer
+	closed chan struct{}
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu         sync.Mutex
+	leaderSubs []chan struct{} // closed on every leader change
+	lastLeader time.Time       // when this node last saw a leader
+	noLeaderAt time.Time       // when the leader was last lost
+}
+
+// Open creates the stores and starts raft. A node with existing state
+// resumes it; a new node waits to be bootstrapped or joined.
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	lg = lg.With("component", "raftstore")
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("raftstore: create dir: %w", err)
+	}
+	hl := hclog.FromStandardLogger(slog.NewLogLogger(lg.Handler(), slog.LevelInfo), &hclog.LoggerOptions{
+		Name: "raft", Level: hclog.Info,
+	})
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: open bolt store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, max(cfg.SnapshotRetain, 1), hl)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("raftstore: open snapshot store: %w", err)
+	}
+	adv := cfg.AdvertiseAddr
+	if adv == "" {
+		adv = cfg.BindAddr
+	}
+	advAddr, err := net.ResolveTCPAddr("tcp", adv)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("raftstore: advertise address %q: %w", adv, err)
+	}
+	if advAddr.IP == nil || advAddr.IP.IsUnspecified() {
+		bolt.Close()
+		return nil, fmt.Errorf("raftstore: advertise address %q must be a routable IP", adv)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, advAddr, 3, 10*time.Second, hl)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("raftstore: listen %s: %w", cfg.BindAddr, err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = hl
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = 30 * time.Second
+	rc.TrailingLogs = 10240
+	r, err := raft.NewRaft(rc, cfg.FSM, bolt, bolt, snaps, trans)
+	if err != nil {
+		trans.Close()
+		bolt.Close()
+		return nil, fmt.Errorf("raftstore: start raft: %w", err)
+	}
+	s := &Store{cfg: cfg, log: lg, raft: r, bolt: bolt, trans: trans,
+		obsC: make(chan raft.Observation, 64), closed: make(chan struct{})}
+	s.obs = raft.NewObserver(s.obsC, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	r.RegisterObserver(s.obs)
+	s.wg.Add(1)
+	go s.observe()
+	return s, nil
+}
+
+// observe tracks leader changes for WaitForLeader and failover metrics.
+func (s *Store) observe() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case o := <-s.obsC:
+			lo, _ := o.Data.(raft.LeaderObservation)
+			s.mu.Lock()
+			if lo.LeaderID == "" {
+				s.noLeaderAt = time.Now()
+			} else {
+				s.lastLeader = time.Now()
+			}
+			subs := s.leaderSubs
+			s.leaderSubs = nil
+			s.mu.Unlock()
+			for _, c := range subs {
+				close(c)
+			}
+			s.log.Info("leader changed", "leader", string(lo.LeaderID), "addr", string(lo.LeaderAddr))
+		}
+	}
+}
+
+// leaderChanged returns a channel closed at the next leader change.
+func (s *Store) leaderChanged() <-chan struct{} {
+	c := make(chan struct{})
+	s.mu.Lock()
+	s.leaderSubs = append(s.leaderSubs, c)
+	s.mu.Unlock()
+	return c
+}
+
+// HasState reports whether this node already holds raft state (it was
+// bootstrapped or joined before).
+func (s *Store) HasState() bool {
+	last, err := s.bolt.LastIndex()
+	if err == nil && last > 0 {
+		return true
+	}
+	cfg := s.raft.GetConfiguration()
+	return cfg.Error() == nil && len(cfg.Configuration().Servers) > 0
+}
+
+// Server is a member of the raft configuration.
+type Server struct {
+	ID       string `json:"id"`
+	Address  string `json:"raft_addr"`
+	Suffrage string `json:"suffrage"`
+}
+
+// Bootstrap forms a new cluster from the given servers. It fails with an
+// error if this node already has state.
+func (s *Store) Bootstrap(servers []Server) error {
+	cfg := raft.Configuration{}
+	for _, sv := range servers {
+		cfg.Servers = append(cfg.Servers, raft.Server{ID: raft.ServerID(sv.ID), Address: raft.ServerAddress(sv.Address), Suffrage: raft.Voter})
+	}
+	if err := s.raft.BootstrapCluster(cfg).Error(); err != nil {
+		return fmt.Errorf("raftstore: bootstrap: %w", err)
+	}
+	return nil
+}
+
+// ID returns this node's raft id.
+func (s *Store) ID() string { return s.cfg.ID }
+
+// Addr returns the advertised raft address.
+func (s *Store) Addr() string { return string(s.trans.LocalAddr()) }
+
+// IsLeader reports whether this node is the leader.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader returns the current leader's raft address and id ("" if none).
+func (s *Store) Leader() (addr, id string) {
+	a, i := s.raft.LeaderWithID()
+	return string(a), string(i)
+}
+
+// State returns "Leader", "Follower", "Candidate" or "Shutdown".
+func (s *Store) State() string { return s.raft.State().String() }
+
+// Term, CommitIndex, AppliedIndex and LastIndex expose raft's counters.
+func (s *Store) Term() uint64         { return s.raft.CurrentTerm() }
+func (s *Store) CommitIndex() uint64  { return s.raft.CommitIndex() }
+func (s *Store) AppliedIndex() uint64 { return s.raft.AppliedIndex() }
+func (s *Store) LastIndex() uint64    { return s.raft.LastIndex() }
+
+// LastContact returns when a follower last heard from the leader.
+func (s *Store) LastContact() time.Time { return s.raft.LastContact() }
+
+// Servers returns the current raft configuration.
+func (s *Store) Servers() ([]Server, error) {
+	f := s.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, translate(err)
+	}
+	var out []Server
+	for _, sv := range f.Configuration().Servers {
+		out = append(out, Server{ID: string(sv.ID), Address: string(sv.Address), Suffrage: sv.Suffrage.String()})
+	}
+	return out, nil
+}
+
+// WaitForLeader blocks until a leader is known or ctx ends.
+func (s *Store) WaitForLeader(ctx context.Context) (string, error) {
+	for {
+		ch := s.leaderChanged()
+		if _, id := s.Leader(); id != "" {
+			return id, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
+		case <-s.closed:
+			return "", ErrShutdown
+		case <-ch:
+		}
+	}
+}
+
+func (s *Store) timeout(ctx context.Context) time.Duration {
+	t := s.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d < t {
+			t = d
+		}
+	}
+	return t
+}
+
+// Apply proposes cmd and waits for it to be applied locally. It returns the
+// FSM's response and the entry's index. Errors: ErrNotLeader on a
+// follower; ErrNotApplied if it could not be enqueued in time (certainly
+// not applied); ErrIndeterminate if it was proposed but its fate is unknown.
+func (s *Store) Apply(ctx context.Context, cmd []byte) (any, uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrNotApplied, err)
+	}
+	if len(cmd) > s.cfg.MaxCommandSize {
+		return nil, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(cmd), s.cfg.MaxCommandSize)
+	}
+	if !s.IsLeader() {
+		return nil, 0, ErrNotLeader
+	}
+	f := s.raft.Apply(cmd, s.timeout(ctx))
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, 0, translate(err)
+		}
+		return f.Response(), f.Index(), nil
+	case <-ctx.Done():
+		// The command may already be in the log; we cannot know.
+		return nil, 0, fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())
+	}
+}
+
+// VerifyLeader confirms that this node is still the leader by contacting a
+// quorum; used for linearizable reads.
+func (s *Store) VerifyLeader(ctx context.Context) error {
+	f := s.raft.VerifyLeader()
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return translate(err)
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
+	}
+}
+
+// Barrier waits until every entry before it is applied on the leader.
+func (s *Store) Barrier(ctx context.Context) error {
+	return translate(s.raft.Barrier(s.timeout(ctx)).Error())
+}
+
+// AddVoter adds (or re-addresses) a voting member. Adding a member that is
+// already present with the same address is a no-op.
+func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
+	servers, err := s.Servers()
+	if err != nil {
+		return err
+	}
+	for _, sv := range servers {
+		if sv.ID == id && sv.Address == addr {
+			return nil
+		}
+		if sv.ID == id || sv.Address == addr {
+			// Same id at a new address, or a new id at an old address: drop
+			// the stale entry first so the configuration stays consistent.
+			if err := translate(s.raft.RemoveServer(raft.ServerID(sv.ID), 0, s.timeout(ctx)).Error()); err != nil {
+				return err
+			}
+		}
+	}
+	return translate(s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, s.timeout(ctx)).Error())
+}
+
+// RemoveServer removes a member from the configuration.
+func (s *Store) RemoveServer(ctx context.Context, id string) error {
+	return translate(s.raft.RemoveServer(raft.ServerID(id), 0, s.timeout(ctx)).Error())
+}
+
+// TransferLeadership hands leadership to id (or to the most up-to-date
+// follower when id is "").
+func (s *Store) TransferLeadership(ctx context.Context, id string) error {
+	if id == "" {
+		return translate(s.raft.LeadershipTransfer().Error())
+	}
+	servers, err := s.Servers()
+	if err != nil {
+		return err
+	}
+	for _, sv := range servers {
+		if sv.ID == id {
+			return translate(s.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(sv.Address)).Error())
+		}
+	}
+	return fmt.Errorf("raftstore: transfer leadership: %q is not a member", id)
+}
+
+// Stats returns raft's own statistics.
+func (s *Store) Stats() map[string]string { return s.raft.Stats() }
+
+// Close shuts raft down: a leader first hands leadership to a follower so the
+// cluster does not wait for an election timeout. Idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.IsLeader() {
+			if servers, err := s.Servers(); err == nil && len(servers) > 1 {
+				if err := s.raft.LeadershipTransfer().Error(); err != nil {
+					s.log.Warn("leadership transfer before shutdown failed", "err", err)
+				}
+			}
+		}
+		close(s.closed)
+		s.raft.DeregisterObserver(s.obs)
+		err := s.raft.Shutdown().Error()
+		s.wg.Wait()
+		errT := s.trans.Close()
+		errB := s.bolt.Close()
+		s.closeErr = errors.Join(err, errT, errB)
+	})
+	return s.closeErr
+}
+
+// translate maps raft's errors onto this package's sentinels.
+func translate(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: %w", ErrNotLeader, err)
+	case errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrAbortedByRestore):
+		return fmt.Errorf("%w: %w", ErrIndeterminate, err)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: %w", ErrShutdown, err)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: %w", ErrNotApplied, err)
+	}
+	return fmt.Errorf("raftstore: %w", err)
+}
+
+var _ io.Closer = (*Store)(nil)
