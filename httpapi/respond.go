@@ -150,7 +150,6 @@ func decodeJSON(r *http.Request, limit int64, v any) error {
 	return nil
 }
 
-
 // ErrorFromStatus turns another node's error reply back into an error of
 // the matching kind, so forwarded calls fail the same way local ones do.
 func ErrorFromStatus(status int, msg string) error {
