@@ -1,0 +1,39 @@
+// Package local is the local-disk backend.Backend: every object is a plain
+// file at Config.Dir/<bucket>/<key>, so an operator can inspect, back up or
+// rsync the tree with ordinary tools.
+//
+// # Durability and atomicity
+//
+// Put streams the body into a temporary file (".osprey-tmp-*") in the
+// object's final directory through a fixed-size buffer, computing the md5 on
+// the way; a body whose md5 does not match PutOptions.MD5, or that ends
+// early, fails before anything is renamed. The file is fsynced, renamed over
+// the final name (rename(2) is atomic, so readers see the old or the new
+// object, never a partial one) and the directory is fsynced so the rename
+// itself survives a crash. Directories created for a key are fsynced into
+// their parents too.
+//
+// # Metadata
+//
+// The md5 (and content type) are kept in a small JSON sidecar under
+// Config.Dir/.osprey-meta/<bucket>/<key>.json, written with the same
+// temp-file/fsync/rename sequence. The sidecar records the inode number,
+// size and modification time of the content file it describes; the rename
+// keeps the inode, so Stat can tell whether the sidecar belongs to the file
+// it just opened. The sidecar is renamed into place first and the content
+// second; in the window between the two (or after a crash in it), the
+// sidecar does not match and Stat recomputes the md5 from the open file, so
+// Stat never reports an md5 that belongs to other bytes.
+//
+// # Keys
+//
+// Keys follow the shared rules (see backendtest). Because keys are paths,
+// two keys where one is a directory prefix of the other ("a/b" and "a/b/c")
+// cannot exist at the same time; the second Put fails with
+// backend.ErrInvalid. Path segments starting with ".osprey-" are reserved
+// for temporary files and rejected. Delete removes directories left empty.
+//
+// Temporary files of a Put interrupted by a crash stay behind, named
+// ".osprey-tmp-*"; they are never visible as objects and may be removed by
+// hand.
+package local

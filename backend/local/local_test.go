@@ -1,0 +1,248 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/osprey-storage/osprey/backend"
+	"github.com/osprey-storage/osprey/backend/backendtest"
+)
+
+// testLogger routes logs to t.Log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func mustNew(t testing.TB, dir string) *Backend {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Dir = dir
+	cfg.Logger = testLogger(t)
+	b, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func TestConformance(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T) backend.Backend {
+		b := mustNew(t, t.TempDir())
+		t.Cleanup(func() { mustNoTempFiles(t, b.dir) })
+		return b
+	})
+}
+
+// mustNoTempFiles fails if a temporary file was left behind.
+func mustNoTempFiles(t *testing.T, dir string) {
+	t.Helper()
+	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), reservedPrefix) && d.Name() != metaDirName {
+			t.Errorf("temporary file left behind: %s", path)
+		}
+		return nil
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		mutate  func(*Config)
+		wantErr bool
+	}{
+		{"defaults with dir", func(c *Config) {}, false},
+		{"no dir", func(c *Config) { c.Dir = "" }, true},
+		{"tiny buffer", func(c *Config) { c.BufferSize = 10 }, true},
+		{"huge buffer", func(c *Config) { c.BufferSize = 1 << 30 }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Dir = t.TempDir()
+			tt.mutate(&cfg)
+			err := cfg.Validate()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Validate() = %v, wantErr %v", err, tt.wantErr)
+			}
+			if _, nerr := New(cfg); (nerr != nil) != tt.wantErr {
+				t.Fatalf("New() = %v, wantErr %v", nerr, tt.wantErr)
+			}
+		})
+	}
+}
+
+func md5hex(b []byte) string {
+	s := md5.Sum(b)
+	return hex.EncodeToString(s[:])
+}
+
+func mustPut(t *testing.T, b *Backend, key string, data []byte) {
+	t.Helper()
+	if _, err := b.Put(context.Background(), "image", key, bytes.NewReader(data), int64(len(data)), backend.PutOptions{}); err != nil {
+		t.Fatalf("Put(%q): %v", key, err)
+	}
+}
+
+func TestLayoutIsPlainFiles(t *testing.T) {
+	dir := t.TempDir()
+	b := mustNew(t, dir)
+	ctx := context.Background()
+	if err := b.EnsureBucket(ctx, "image"); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, b, "2024/01/photo.jpg", []byte("jpeg bytes"))
+	got, err := os.ReadFile(filepath.Join(dir, "image", "2024", "01", "photo.jpg"))
+	if err != nil || string(got) != "jpeg bytes" {
+		t.Fatalf("file on disk = %q, %v", got, err)
+	}
+}
+
+func TestKeyConflicts(t *testing.T) {
+	b := mustNew(t, t.TempDir())
+	ctx := context.Background()
+	if err := b.EnsureBucket(ctx, "image"); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, b, "a/b", []byte("leaf"))
+	mustPut(t, b, "c/d/e", []byte("deep"))
+	for _, key := range []string{"a/b/c", "c/d", "c", ".osprey-tmp-1", "x/.osprey-anything", strings.Repeat("n", 251)} {
+		if _, err := b.Put(ctx, "image", key, strings.NewReader("x"), 1, backend.PutOptions{}); !errors.Is(err, backend.ErrInvalid) {
+			t.Errorf("Put(%q) = %v, want ErrInvalid", key, err)
+		}
+	}
+	// The refused puts changed nothing.
+	for key, want := range map[string]string{"a/b": "leaf", "c/d/e": "deep"} {
+		rc, err := b.Get(ctx, "image", key, 0, -1)
+		if err != nil {
+			t.Fatalf("Get(%q): %v", key, err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(got) != want {
+			t.Fatalf("Get(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestStatRecomputesStaleMD5(t *testing.T) {
+	dir := t.TempDir()
+	b := mustNew(t, dir)
+	ctx := context.Background()
+	if err := b.EnsureBucket(ctx, "image"); err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("some content")
+	metaPath := filepath.Join(dir, metaDirName, "image", "k.json")
+	tests := []struct {
+		name   string
+		break_ func(t *testing.T)
+	}{
+		{"sidecar missing", func(t *testing.T) { os.Remove(metaPath) }},
+		{"sidecar garbage", func(t *testing.T) { os.WriteFile(metaPath, []byte("{not json"), 0o600) }},
+		{"sidecar of other content", func(t *testing.T) {
+			// As after a crash between the sidecar and content renames.
+			os.WriteFile(metaPath, []byte(`{"v":1,"md5":"00000000000000000000000000000000","size":12,"ino":1,"mtime_ns":1}`), 0o600)
+		}},
+		{"content replaced behind our back", func(t *testing.T) {
+			os.WriteFile(filepath.Join(dir, "image", "k.tmp"), []byte("other bytes!"), 0o600)
+			os.Rename(filepath.Join(dir, "image", "k.tmp"), filepath.Join(dir, "image", "k"))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mustPut(t, b, "k", data)
+			tt.break_(t)
+			content, _ := os.ReadFile(filepath.Join(dir, "image", "k"))
+			info, err := b.Stat(ctx, "image", "k")
+			if err != nil {
+				t.Fatalf("Stat: %v", err)
+			}
+			if info.MD5 != md5hex(content) {
+				t.Fatalf("Stat md5 = %s, want %s", info.MD5, md5hex(content))
+			}
+		})
+	}
+}
+
+func TestDeletePrunesEmptyDirs(t *testing.T) {
+	dir := t.TempDir()
+	b := mustNew(t, dir)
+	ctx := context.Background()
+	if err := b.EnsureBucket(ctx, "image"); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, b, "p/q/r/s", []byte("x"))
+	if err := b.Delete(ctx, "image", "p/q/r/s"); err != nil {
+		t.Fatal(err)
+	}
+	for _, root := range []string{filepath.Join(dir, "image"), filepath.Join(dir, metaDirName, "image")} {
+		entries, err := os.ReadDir(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) != 0 {
+			t.Errorf("%s not empty after delete: %v", root, entries)
+		}
+	}
+	// An orphaned sidecar (no content) is cleared by Delete too.
+	mustPut(t, b, "orphan", []byte("x"))
+	os.Remove(filepath.Join(dir, "image", "orphan"))
+	if err := b.Delete(ctx, "image", "orphan"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, metaDirName, "image", "orphan.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("orphaned sidecar still there: %v", err)
+	}
+}
+
+func TestEmptyLeftoverDirIsReplaced(t *testing.T) {
+	dir := t.TempDir()
+	b := mustNew(t, dir)
+	ctx := context.Background()
+	if err := b.EnsureBucket(ctx, "image"); err != nil {
+		t.Fatal(err)
+	}
+	// An empty directory where an object should go (left by a crash).
+	if err := os.MkdirAll(filepath.Join(dir, "image", "k"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, b, "k", []byte("v"))
+	info, err := b.Stat(ctx, "image", "k")
+	if err != nil || info.Size != 1 {
+		t.Fatalf("Stat = %+v, %v", info, err)
+	}
+}
+
+func TestCheckFailsOnReadOnlyDir(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root ignores directory permissions")
+	}
+	dir := t.TempDir()
+	b := mustNew(t, dir)
+	if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o700) })
+	if err := b.Check(context.Background()); err == nil {
+		t.Fatal("Check on a read-only directory succeeded")
+	}
+}
