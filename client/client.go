@@ -140,6 +140,8 @@ type Client struct {
 	hc     *http.Client
 	logger *slog.Logger
 	next   atomic.Uint64
+	// sleep waits between retries; tests replace it to record delays.
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // New returns a Client for cfg. It returns an error wrapping
@@ -158,7 +160,7 @@ func New(cfg Config) (*Client, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Client{cfg: cfg, addrs: addrs, hc: hc, logger: logger.With("component", "client")}, nil
+	return &Client{cfg: cfg, addrs: addrs, hc: hc, logger: logger.With("component", "client"), sleep: sleepCtx}, nil
 }
 
 func newTransport() *http.Transport {
@@ -307,13 +309,21 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 		d := max(wait, c.backoff(attempt))
 		c.logger.Debug("retrying request", "method", r.method, "path", pathOnly(r.target),
 			"attempt", attempt+1, "delay", d, "err", err)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("%w (last error: %w)", ctx.Err(), lastErr)
-		case <-t.C:
+		if err := c.sleep(ctx, d); err != nil {
+			return nil, fmt.Errorf("%w (last error: %w)", err, lastErr)
 		}
+	}
+}
+
+// sleepCtx waits d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 

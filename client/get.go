@@ -218,14 +218,10 @@ func (c *Client) fetch(ctx context.Context, link string, t fetchTarget, size int
 			return err
 		}
 		c.logger.Debug("resuming download", "offset", have, "attempt", failures, "err", err)
-		tm := time.NewTimer(c.backoff(failures - 1))
-		defer tm.Stop()
-		select {
-		case <-ctx.Done():
+		if c.sleep(ctx, c.backoff(failures-1)) != nil {
 			return err
-		case <-tm.C:
-			return nil
 		}
+		return nil
 	}
 	for size < 0 || have < size {
 		d, err := c.Download(ctx, link, DownloadOptions{Offset: have, IfRange: ifRange})

@@ -1,0 +1,457 @@
+package client
+
+import (
+	"bytes"
+	"crypto/rand"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+const testChunk = 1024
+
+func mustRandom(t *testing.T, n int) []byte {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustWriteFile(t *testing.T, dir, name string, content []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestChunkMath(t *testing.T) {
+	const c = testChunk
+	tests := []struct {
+		name     string
+		size     int64
+		want     int
+		lastSize int64
+	}{
+		{"empty", 0, 0, 0},
+		{"one byte", 1, 0, 0},
+		{"chunk-1", c - 1, 0, 0},
+		{"chunk", c, 0, 0},
+		{"chunk+1", c + 1, 2, 1},
+		{"3 chunks", 3 * c, 3, c},
+		{"3 chunks+1", 3*c + 1, 4, 1},
+		{"1 MiB+1 (osproxy dropped the last byte)", 1<<20 + 1, 1025, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := ChunkCount(tt.size, c)
+			if n != tt.want {
+				t.Fatalf("ChunkCount(%d) = %d, want %d", tt.size, n, tt.want)
+			}
+			var sum, next int64
+			for i := 1; i <= n; i++ {
+				off, l := ChunkSpan(i, tt.size, c)
+				if off != next || l <= 0 || l > c {
+					t.Fatalf("chunk %d: off %d len %d (next %d)", i, off, l, next)
+				}
+				next = off + l
+				sum += l
+				if i == n && l != tt.lastSize {
+					t.Errorf("last chunk %d bytes, want %d", l, tt.lastSize)
+				}
+			}
+			if n > 0 && sum != tt.size {
+				t.Errorf("chunks add up to %d, want %d", sum, tt.size)
+			}
+		})
+	}
+}
+
+func TestPutFileSizes(t *testing.T) {
+	tests := []struct {
+		name       string
+		size       int
+		wantChunks int
+	}{
+		{"empty", 0, 0},
+		{"one byte", 1, 0},
+		{"chunk-1", testChunk - 1, 0},
+		{"chunk", testChunk, 0},
+		{"chunk+1", testChunk + 1, 2},
+		{"many chunks", 7*testChunk + 3, 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeServer(t)
+			_, c := f.start(t)
+			dir := t.TempDir()
+			content := mustRandom(t, tt.size)
+			p := mustWriteFile(t, dir, "f.bin", content)
+			stateDir := filepath.Join(dir, "state")
+			res, err := c.PutFile(ctxT(t), p, PutOptions{ChunkSize: testChunk, Parallel: 3, StateDir: stateDir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Chunks != tt.wantChunks || res.Dedup || res.Resumed || res.Uploaded != int64(tt.size) {
+				t.Errorf("result %+v", res)
+			}
+			ff := f.file(res.UID)
+			if ff == nil || ff.state != StateComplete || !bytes.Equal(ff.content, content) || ff.md5 != md5hex(content) {
+				t.Fatalf("server holds %+v", ff)
+			}
+			singles, merges := f.count("PUT "+APIPrefix+"/upload"), f.count("PUT "+APIPrefix+"/upload/merge")
+			if tt.wantChunks == 0 && (singles != 1 || merges != 0) {
+				t.Errorf("single upload: %d PUT /upload, %d merges", singles, merges)
+			}
+			if tt.wantChunks > 0 {
+				if singles != 0 || merges != 1 || f.count("PUT "+APIPrefix+"/upload/multi") != tt.wantChunks {
+					t.Errorf("chunked upload: %d singles, %d merges, %d chunks", singles, merges,
+						f.count("PUT "+APIPrefix+"/upload/multi"))
+				}
+				for n := 1; n <= tt.wantChunks; n++ {
+					if f.chunkPuts[n] != 1 {
+						t.Errorf("chunk %d sent %d times", n, f.chunkPuts[n])
+					}
+				}
+			}
+			if ents, _ := os.ReadDir(stateDir); len(ents) != 0 {
+				t.Errorf("state left behind: %v", ents)
+			}
+		})
+	}
+}
+
+func TestPutDedup(t *testing.T) {
+	f := newFakeServer(t)
+	_, c := f.start(t)
+	content := mustRandom(t, 3*testChunk)
+	orig := f.mustPut("orig.bin", content)
+	p := mustWriteFile(t, t.TempDir(), "copy.bin", content)
+	res, err := c.PutFile(ctxT(t), p, PutOptions{ChunkSize: testChunk, StateDir: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Dedup || res.UID == orig || res.UID == "" {
+		t.Errorf("result %+v (orig %s)", res, orig)
+	}
+	if ff := f.file(res.UID); ff == nil || ff.name != "copy.bin" {
+		t.Errorf("alias %+v", ff)
+	}
+	if n := f.count("POST " + APIPrefix + "/link/upload"); n != 0 {
+		t.Errorf("%d link calls after a dedup hit", n)
+	}
+	// --no-dedup uploads anyway.
+	res, err = c.PutFile(ctxT(t), p, PutOptions{ChunkSize: testChunk, StateDir: "-", NoDedup: true})
+	if err != nil || res.Dedup || res.Uploaded != int64(len(content)) {
+		t.Errorf("no-dedup: %+v, %v", res, err)
+	}
+}
+
+func TestPutResumeSkipsStoredChunks(t *testing.T) {
+	f := newFakeServer(t)
+	_, c := f.start(t)
+	dir := t.TempDir()
+	content := mustRandom(t, 5*testChunk+3) // 6 chunks
+	p := mustWriteFile(t, dir, "big.bin", content)
+	stateDir := filepath.Join(dir, "state")
+
+	// First run: chunk 3 is refused (a non-retryable 400), as if the user
+	// hit Ctrl-C after two chunks.
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == APIPrefix+"/upload/multi" && r.URL.Query().Get("chunkNum") == "3" {
+			f.fail(w, 400, 1000, "injected")
+			return true
+		}
+		return false
+	}
+	opts := PutOptions{ChunkSize: testChunk, Parallel: 1, StateDir: stateDir}
+	if _, err := c.PutFile(ctxT(t), p, opts); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("first run: err = %v, want the injected 400", err)
+	}
+	if ents, _ := os.ReadDir(stateDir); len(ents) != 1 {
+		t.Fatalf("state files after interruption: %v", ents)
+	}
+	f.hook = nil
+	res, err := c.PutFile(ctxT(t), p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Resumed || res.Uploaded != int64(len(content))-2*testChunk {
+		t.Errorf("result %+v", res)
+	}
+	for n := 1; n <= 6; n++ {
+		if f.chunkPuts[n] != 1 {
+			t.Errorf("chunk %d stored %d times, want 1", n, f.chunkPuts[n])
+		}
+	}
+	if ff := f.file(res.UID); ff == nil || !bytes.Equal(ff.content, content) || ff.state != StateComplete {
+		t.Fatalf("server holds %+v", ff)
+	}
+	if got := f.count("POST " + APIPrefix + "/link/upload"); got != 1 {
+		t.Errorf("%d link calls, want 1 (resume reuses the uid)", got)
+	}
+	if ents, _ := os.ReadDir(stateDir); len(ents) != 0 {
+		t.Errorf("state left after success: %v", ents)
+	}
+}
+
+func TestPutResumeStaleState(t *testing.T) {
+	dir := t.TempDir()
+	content := mustRandom(t, 3*testChunk)
+	p := mustWriteFile(t, dir, "big.bin", content)
+	stateDir := filepath.Join(dir, "state")
+	opts := PutOptions{ChunkSize: testChunk, Parallel: 1, StateDir: stateDir}
+
+	f1 := newFakeServer(t)
+	_, c1 := f1.start(t)
+	f1.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == APIPrefix+"/upload/multi" && r.URL.Query().Get("chunkNum") == "2" {
+			f1.fail(w, 400, 1000, "injected")
+			return true
+		}
+		return false
+	}
+	if _, err := c1.PutFile(ctxT(t), p, opts); err == nil {
+		t.Fatal("first run succeeded")
+	}
+	// A different cluster does not know the uid: start over.
+	f2 := newFakeServer(t)
+	f2.nextUID = 5000
+	_, c2 := f2.start(t)
+	res, err := c2.PutFile(ctxT(t), p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resumed || res.Uploaded != int64(len(content)) {
+		t.Errorf("result %+v", res)
+	}
+	if ff := f2.file(res.UID); ff == nil || !bytes.Equal(ff.content, content) {
+		t.Fatal("content not stored")
+	}
+
+	// A file changed since the state was written is not resumed either.
+	f1.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == APIPrefix+"/upload/multi" && r.URL.Query().Get("chunkNum") == "2" {
+			f1.fail(w, 400, 1000, "injected")
+			return true
+		}
+		return false
+	}
+	if _, err := c1.PutFile(ctxT(t), p, opts); err == nil {
+		t.Fatal("interrupted run succeeded")
+	}
+	f1.hook = nil
+	content2 := mustRandom(t, 3*testChunk+5)
+	mustWriteFile(t, dir, "big.bin", content2)
+	res, err = c1.PutFile(ctxT(t), p, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resumed || res.MD5 != md5hex(content2) {
+		t.Errorf("changed file: %+v", res)
+	}
+}
+
+func TestPutMergeConflictRefillsChunks(t *testing.T) {
+	f := newFakeServer(t)
+	_, c := f.start(t)
+	content := mustRandom(t, 4*testChunk)
+	p := mustWriteFile(t, t.TempDir(), "m.bin", content)
+	var once sync.Once
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == APIPrefix+"/upload/merge" {
+			once.Do(func() { // chunk 2 was lost before merge
+				f.mu.Lock()
+				delete(f.files[r.URL.Query().Get("uid")].chunks, 2)
+				f.mu.Unlock()
+			})
+		}
+		return false
+	}
+	res, err := c.PutFile(ctxT(t), p, PutOptions{ChunkSize: testChunk, StateDir: "-"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.chunkPuts[2] != 2 || f.count("PUT "+APIPrefix+"/upload/merge") != 2 {
+		t.Errorf("chunk 2 sent %d times, %d merges", f.chunkPuts[2], f.count("PUT "+APIPrefix+"/upload/merge"))
+	}
+	if ff := f.file(res.UID); !bytes.Equal(ff.content, content) {
+		t.Error("content differs")
+	}
+}
+
+func TestPutSingleRetriedAfterUnknownOutcome(t *testing.T) {
+	f := newFakeServer(t)
+	_, c := f.start(t)
+	content := mustRandom(t, 100)
+	p := mustWriteFile(t, t.TempDir(), "s.bin", content)
+	var first sync.Once
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		answered := false
+		if r.URL.Path == APIPrefix+"/upload" {
+			first.Do(func() { // stored, but the reply is lost: 504
+				f.handleUpload(httptestRecorder(), r)
+				f.fail(w, 504, 1008, "outcome unknown")
+				answered = true
+			})
+		}
+		return answered
+	}
+	res, err := c.PutFile(ctxT(t), p, PutOptions{ChunkSize: testChunk, StateDir: "-"})
+	if err != nil {
+		t.Fatalf("PutFile: %v", err)
+	}
+	if f.count("PUT "+APIPrefix+"/upload") != 2 {
+		t.Errorf("%d PUTs, want 2", f.count("PUT "+APIPrefix+"/upload"))
+	}
+	if ff := f.file(res.UID); !bytes.Equal(ff.content, content) {
+		t.Error("content differs")
+	}
+}
+
+func TestUploadMultipart(t *testing.T) {
+	f := newFakeServer(t)
+	_, c := f.start(t)
+	content := mustRandom(t, 3000)
+	p := mustWriteFile(t, t.TempDir(), "mp.jpg", content)
+	res, err := c.PutFile(ctxT(t), p, PutOptions{ChunkSize: 1 << 20, StateDir: "-", Multipart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ff := f.file(res.UID); !bytes.Equal(ff.content, content) {
+		t.Error("content differs")
+	}
+}
+
+func TestGetFile(t *testing.T) {
+	content := mustRandom(t, 10_000)
+	tests := []struct {
+		name        string
+		part        []byte // existing .part content (nil = none)
+		setup       func(f *fakeServer)
+		wantErr     error
+		wantRanges  []string // Range headers seen, in order
+		wantResumed bool
+		wantGot     int64 // bytes received
+		keepPart    bool  // on error: .part kept
+	}{
+		{name: "fresh", wantRanges: []string{""}, wantGot: 10_000},
+		{name: "resume from part", part: content[:4000], wantRanges: []string{"bytes=4000-"}, wantResumed: true, wantGot: 6000},
+		{name: "part complete", part: content, wantRanges: nil, wantResumed: true, wantGot: 0},
+		{name: "part too long", part: append(slices0(content), 1, 2, 3), wantRanges: []string{""}, wantGot: 10_000},
+		{name: "part with wrong bytes", part: mustRandom(t, 4000), wantRanges: []string{"bytes=4000-"}, wantResumed: true,
+			wantErr: ErrChecksum, keepPart: true},
+		{name: "server ignores Range", part: content[:4000], setup: func(f *fakeServer) { f.ignoreRange = true },
+			wantRanges: []string{"bytes=4000-"}, wantResumed: true, wantGot: 10_000},
+		{name: "If-Range mismatch sends all", part: content[:4000], setup: func(f *fakeServer) { f.etag = `"other"` },
+			wantRanges: []string{"bytes=4000-"}, wantResumed: true, wantGot: 10_000},
+		{name: "broken body resumes", setup: func(f *fakeServer) { f.cutAfter = 3000 },
+			wantRanges: []string{"", "bytes=3000-", "bytes=6000-", "bytes=9000-"}, wantGot: 10_000},
+		{name: "corrupt download", setup: func(f *fakeServer) { f.corrupt = true }, wantRanges: []string{""},
+			wantErr: ErrChecksum, keepPart: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeServer(t)
+			_, c := f.start(t)
+			uid := f.mustPut("data.bin", content)
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			var mu sync.Mutex
+			var ranges []string
+			f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path == APIPrefix+"/download" {
+					mu.Lock()
+					ranges = append(ranges, r.Header.Get("Range"))
+					mu.Unlock()
+				}
+				return false
+			}
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out.bin")
+			if tt.part != nil {
+				mustWriteFile(t, dir, "out.bin"+PartSuffix, tt.part)
+			}
+			res, err := c.GetFile(ctxT(t), uid, out, GetOptions{})
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				if _, serr := os.Stat(out + PartSuffix); (serr == nil) != tt.keepPart {
+					t.Errorf(".part kept = %v, want %v", serr == nil, tt.keepPart)
+				}
+				if _, serr := os.Stat(out); serr == nil {
+					t.Error("output created despite the error")
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, _ := os.ReadFile(out)
+				if !bytes.Equal(got, content) {
+					t.Fatal("downloaded content differs")
+				}
+				if _, serr := os.Stat(out + PartSuffix); serr == nil {
+					t.Error(".part left behind")
+				}
+				if res.Resumed != tt.wantResumed || res.Downloaded != tt.wantGot || res.MD5 != md5hex(content) || res.Size != 10_000 {
+					t.Errorf("result %+v", res)
+				}
+			}
+			if strings.Join(ranges, ",") != strings.Join(tt.wantRanges, ",") {
+				t.Errorf("Range headers %q, want %q", ranges, tt.wantRanges)
+			}
+		})
+	}
+}
+
+func slices0(b []byte) []byte { return append([]byte(nil), b...) }
+
+func TestGetFileEdgeCases(t *testing.T) {
+	f := newFakeServer(t)
+	_, c := f.start(t)
+	ctx := ctxT(t)
+	dir := t.TempDir()
+
+	empty := f.mustPut("empty.txt", nil)
+	out := filepath.Join(dir, "empty.txt")
+	if _, err := c.GetFile(ctx, empty, out, GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(out); err != nil || st.Size() != 0 {
+		t.Errorf("empty file: %v %v", st, err)
+	}
+
+	if _, err := c.GetFile(ctx, "999999", filepath.Join(dir, "x"), GetOptions{}); !errors.Is(err, ErrNoLink) {
+		t.Errorf("unknown uid: err = %v, want ErrNoLink", err)
+	}
+
+	content := mustRandom(t, 5000)
+	uid := f.mustPut("../../etc/evil.bin", content)
+	var buf bytes.Buffer
+	if _, err := c.GetFile(ctx, uid, "-", GetOptions{Stdout: &buf}); err != nil || !bytes.Equal(buf.Bytes(), content) {
+		t.Errorf("stdout: %v, %d bytes", err, buf.Len())
+	}
+
+	// Default output name is the stored base name, never a path outside.
+	wd, _ := os.Getwd()
+	if err := os.Chdir(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chdir(wd)
+	res, err := c.GetFile(ctx, uid, "", GetOptions{})
+	if err != nil || res.Path != "evil.bin" {
+		t.Fatalf("default name: %+v %v", res, err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "evil.bin")); !bytes.Equal(got, content) {
+		t.Error("content differs")
+	}
+}
