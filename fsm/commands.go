@@ -62,11 +62,14 @@ type ChunkPutResult struct {
 	Duplicate bool `json:"duplicate,omitempty"`
 }
 
-// FileComplete finishes a single-request upload stored as chunk 1.
+// FileComplete finishes a single-request upload, stored as the given
+// chunks (a large body is cut into pieces).
 type FileComplete struct {
-	UID   osprey.UID `json:"uid"`
-	Chunk Chunk      `json:"chunk"`
-	Time  int64      `json:"time"`
+	UID    osprey.UID `json:"uid"`
+	Chunks []Chunk    `json:"chunks"`
+	Size   int64      `json:"size"`
+	MD5    string     `json:"md5"`
+	Time   int64      `json:"time"`
 }
 
 // Merge declares a chunked upload complete.
@@ -230,16 +233,16 @@ func (s *state) complete(f *File, chunks []Chunk, size int64, md5 string, verifi
 		s.MD5Index[md5] = f.UID
 		f.Content = f.UID
 	}
-	// Chunks beyond the merged ones are no longer needed.
-	var extra []uint32
-	for n := range f.Chunks {
-		if int(n) > len(chunks) {
-			extra = append(extra, n)
-		}
+	// Recorded chunks the content does not use (beyond num, or from an
+	// earlier chunked attempt before a single upload) are garbage.
+	used := make(map[uint64]bool, len(chunks))
+	for _, ch := range chunks {
+		used[ch.Blob] = true
 	}
-	sort.Slice(extra, func(i, j int) bool { return extra[i] < extra[j] })
-	for _, n := range extra {
-		res.Garbage = append(res.Garbage, *f.Chunks[n])
+	for _, n := range sortedChunkNums(f.Chunks) {
+		if ch := f.Chunks[n]; !used[ch.Blob] {
+			res.Garbage = append(res.Garbage, *ch)
+		}
 	}
 	f.Chunks = nil
 	res.File = f.clone()
@@ -252,14 +255,25 @@ func (s *state) applyFileComplete(c *FileComplete) (any, error) {
 		return nil, err
 	}
 	if f.State != StateUploading {
-		if f.MD5 == c.Chunk.MD5 && f.Size == c.Chunk.Size {
-			return CompleteResult{File: f.clone(), Already: true, Garbage: []Chunk{c.Chunk}}, nil
+		if f.MD5 == c.MD5 && f.Size == c.Size {
+			return CompleteResult{File: f.clone(), Already: true, Garbage: c.Chunks}, nil
 		}
 		return nil, errorf(ErrConflict, "uid %s is already complete with other content", c.UID)
 	}
-	ch := c.Chunk
-	ch.Num = 1
-	return s.complete(f, []Chunk{ch}, ch.Size, ch.MD5, true, c.Time), nil
+	var total int64
+	for i, ch := range c.Chunks {
+		if ch.Num != uint32(i+1) {
+			return nil, errorf(ErrInvalid, "file complete: chunk %d numbered %d", i+1, ch.Num)
+		}
+		total += ch.Size
+	}
+	if total != c.Size {
+		return nil, errorf(ErrInvalid, "file complete: chunks hold %d bytes, size says %d", total, c.Size)
+	}
+	// Pieces of a single upload were uploaded now; chunks of an earlier
+	// chunked attempt on the same uid are garbage.
+	res := s.complete(f, c.Chunks, c.Size, c.MD5, true, c.Time)
+	return res, nil
 }
 
 func (s *state) applyMerge(c *Merge) (any, error) {

@@ -60,6 +60,10 @@ const (
 // Chunk records one stored chunk of an upload: where its bytes are and how
 // to check them. Chunk bytes never enter the log.
 type Chunk struct {
+	// Blob is the storage id of this copy of the chunk: a fresh snowflake id
+	// per upload attempt, so replacing a chunk never overwrites the bytes
+	// an existing record points to.
+	Blob   uint64          `json:"blob"`
 	Num    uint32          `json:"num"`
 	Size   int64           `json:"size"`
 	MD5    string          `json:"md5"`

@@ -242,6 +242,9 @@ func (s *Server) routes() {
 		})
 	})
 	r.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
+		if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
+			panic(v) // let net/http abort the connection
+		}
 		s.writeError(w, req, fmt.Errorf("panic: %v", v))
 	}
 

@@ -1,6 +1,90 @@
 package httpapi
 
-// Storage is what the storage API needs from a node.
-type Storage interface{}
+import (
+	"context"
+	"io"
+	"time"
 
-func (s *Server) storageRoutes() {}
+	"github.com/osprey-storage/osprey"
+)
+
+// Storage is what the storage API needs from a node.
+type Storage interface {
+	// LinkSecret returns the cluster's link-signing secret; ErrUnavailable
+	// before the cluster is initialised.
+	LinkSecret() ([]byte, error)
+	// CreateFiles creates one uploading file per item, in order.
+	CreateFiles(ctx context.Context, items []NewFile) ([]osprey.UID, error)
+	// Resume creates, per item, a new uid sharing stored content with that
+	// md5, or 0 when no complete content has it.
+	Resume(ctx context.Context, items []ResumeItem) ([]osprey.UID, error)
+	// Stat returns a file's metadata (linearizable).
+	Stat(ctx context.Context, uid osprey.UID) (FileInfo, error)
+	// Checkpoint lists the chunk numbers stored for an upload.
+	Checkpoint(ctx context.Context, uid osprey.UID) ([]uint32, error)
+	// Upload stores a whole file read from body (until EOF) whose md5 must
+	// be md5; nothing is kept on mismatch.
+	Upload(ctx context.Context, uid osprey.UID, body io.Reader, md5 string) (FileInfo, error)
+	// UploadChunk stores chunk num (size bytes, or -1 if unknown).
+	UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, md5 string) error
+	// Merge declares a chunked upload complete.
+	Merge(ctx context.Context, uid osprey.UID, num uint32, size int64, md5 string) (FileInfo, error)
+	// Open returns a complete file for reading.
+	Open(ctx context.Context, uid osprey.UID) (*Object, error)
+	// Delete removes a file.
+	Delete(ctx context.Context, uid osprey.UID) error
+	// List pages through files in uid order after cursor.
+	List(ctx context.Context, cursor osprey.UID, limit int) ([]FileInfo, osprey.UID, error)
+	// Locate returns the HTTP addresses of the nodes holding uid's staged data.
+	Locate(ctx context.Context, uid osprey.UID) ([]string, error)
+
+	// Node-to-node chunk transfer.
+	PutLocalChunk(ctx context.Context, key ChunkRef, body io.Reader, size int64) (uint64, error)
+	GetLocalChunk(ctx context.Context, key ChunkRef, off, n int64) (io.ReadCloser, int64, error)
+	DeleteLocalChunk(ctx context.Context, key ChunkRef) error
+}
+
+// NewFile is one file of /link/upload.
+type NewFile struct {
+	Name   string
+	Bucket string
+}
+
+// ResumeItem is one item of /resume.
+type ResumeItem struct {
+	MD5    string
+	Name   string
+	Bucket string
+}
+
+// ChunkRef names a stored chunk copy on a node.
+type ChunkRef struct {
+	Blob  uint64
+	Num   uint32
+	Shard uint16
+}
+
+// FileInfo is a file's metadata as the API shows it.
+type FileInfo struct {
+	UID         osprey.UID `json:"uid"`
+	Name        string     `json:"name"`
+	Size        int64      `json:"size"`
+	MD5         string     `json:"md5"`
+	ContentType string     `json:"content_type"`
+	Bucket      string     `json:"bucket"`
+	State       string     `json:"state"`
+	Location    string     `json:"location"`
+	Chunks      int        `json:"chunks"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+}
+
+// Object is a complete file opened for reading.
+type Object struct {
+	FileInfo
+	// ObjectKey is the backend object name shown in download links.
+	ObjectKey string
+	// Reader returns n bytes from off (n ≥ 0, off+n ≤ Size), streamed
+	// with bounded memory. The caller MUST Close it.
+	Reader func(ctx context.Context, off, n int64) (io.ReadCloser, error)
+}

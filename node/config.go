@@ -44,6 +44,12 @@ type Config struct {
 	Raft raftstore.Config
 	// Limits bounds requests and links.
 	Limits httpapi.Limits
+	// Replicas is the number of nodes each staged chunk is stored on
+	// (capped by the number of members).
+	Replicas int
+	// BufferBudget bounds the bytes all upload requests may hold in memory
+	// at once; further uploads wait.
+	BufferBudget int64
 	// JoinRetry is the pause between join attempts.
 	JoinRetry time.Duration
 	// Logger; nil means slog.Default().
@@ -54,12 +60,14 @@ type Config struct {
 // a single-node cluster on 127.0.0.1:8080 with data in ./data.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:   "data",
-		HTTPAddr:  "127.0.0.1:8080",
-		RaftAddr:  "127.0.0.1:8081",
-		Raft:      raftstore.DefaultConfig(),
-		Limits:    httpapi.DefaultLimits(),
-		JoinRetry: time.Second,
+		DataDir:      "data",
+		HTTPAddr:     "127.0.0.1:8080",
+		RaftAddr:     "127.0.0.1:8081",
+		Raft:         raftstore.DefaultConfig(),
+		Limits:       httpapi.DefaultLimits(),
+		JoinRetry:    time.Second,
+		Replicas:     2,
+		BufferBudget: 256 << 20,
 	}
 }
 
@@ -80,6 +88,10 @@ func (c Config) Validate() error {
 		return errors.New("node: --bootstrap-expect needs --join-token (the same on every node)")
 	case len(c.Join) > 0 && c.JoinToken == "" && !c.Bootstrap:
 		return errors.New("node: --join needs --join-token (or OSPREY_JOIN_TOKEN): the cluster's join token")
+	case c.Replicas < 1:
+		return errors.New("node: replicas must be ≥ 1")
+	case c.BufferBudget < 8<<20:
+		return errors.New("node: buffer budget must be at least 8 MiB")
 	case c.JoinRetry <= 0:
 		return errors.New("node: JoinRetry must be positive")
 	}

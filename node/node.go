@@ -20,9 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/chunkstore"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
 	"github.com/osprey-storage/osprey/raftstore"
+	"github.com/osprey-storage/osprey/ring"
 	"github.com/osprey-storage/osprey/snowflake"
 )
 
@@ -40,7 +42,14 @@ type Node struct {
 	httpAddr  string // advertised
 	raftAddr  string // advertised
 	joinToken string
-	rpc       *http.Client
+	rpc       *http.Client // node-to-node calls with a whole-call timeout
+	stream    *http.Client // chunk streams: no overall timeout, ctx bounds them
+	chunks    *chunkstore.Store
+	budget    *budget
+
+	ringMu    sync.Mutex
+	ringCache *ring.Ring
+	ringKey   string
 	fatal     chan error
 
 	gen         atomic.Pointer[workerGen]
@@ -87,6 +96,8 @@ func New(cfg Config) (*Node, error) {
 			DialContext: (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		}}}
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
+	n.stream = &http.Client{Transport: n.rpc.Transport}
+	n.budget = newBudget(cfg.BufferBudget)
 
 	n.joinToken = cfg.JoinToken
 	if n.joinToken == "" && len(cfg.Join) == 0 {
@@ -109,10 +120,19 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 
+	copts := chunkstore.DefaultOptions()
+	copts.MaxChunkSize = max(cfg.Limits.MaxChunkSize, 8<<20)
+	copts.Logger = lg
+	if n.chunks, err = chunkstore.Open(filepath.Join(cfg.DataDir, "chunks"), copts); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("node: open chunk store: %w", err)
+	}
+
 	rc := cfg.Raft
 	rc.Dir, rc.ID, rc.BindAddr, rc.AdvertiseAddr, rc.FSM, rc.Logger =
 		filepath.Join(cfg.DataDir, "raft"), id, cfg.RaftAddr, cfg.AdvertiseRaft, n.fsm, lg
 	if n.raft, err = raftstore.Open(rc); err != nil {
+		n.chunks.Close()
 		ln.Close()
 		return nil, err
 	}
@@ -120,10 +140,11 @@ func New(cfg Config) (*Node, error) {
 
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerMetrics()
-	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, APIKeys: cfg.APIKeys,
+	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, Storage: n, APIKeys: cfg.APIKeys,
 		Registry: n.registry, Logger: lg, Limits: cfg.Limits})
 	if err != nil {
 		n.raft.Close()
+		n.chunks.Close()
 		ln.Close()
 		return nil, err
 	}
@@ -262,6 +283,10 @@ func (n *Node) Close() error {
 			errs = append(errs, err)
 		}
 		n.wg.Wait()
+		// 5. The chunk store closes last: raft and every request are done.
+		if err := n.chunks.Close(); err != nil {
+			errs = append(errs, err)
+		}
 		n.rpc.CloseIdleConnections()
 		n.closeErr = errors.Join(errs...)
 		n.log.Info("node stopped")

@@ -19,15 +19,15 @@ import (
 // client, where the behaviour lives.
 func clientCommands() []command {
 	return []command{
-		{name: "put", usage: "put FILE...: upload files (dedup, chunked, parallel, resumable); prints <uid>\\t<file>", run: runPut},
-		{name: "get", usage: "get UID [-o FILE]: download a file (resumes a .part with Range, verifies md5)", run: runGet},
-		{name: "link", usage: "link UID...: print signed download URLs", run: runLink},
-		{name: "stat", usage: "stat UID: print a file's metadata", run: runStat},
-		{name: "rm", usage: "rm UID...: delete files", run: runRm},
-		{name: "ls", usage: "ls [--limit N] [--all]: list files", run: runLs},
-		{name: "cluster", usage: "cluster status|nodes|join|remove|leader-transfer: inspect and change membership", run: runCluster},
-		{name: "tasks", usage: "tasks [list [--state S] | retry ID]: background tasks", run: runTasks},
-		{name: "bench", usage: "bench [--addr A,B,C] [--dir D] [--size 1GiB]: measure the cluster against the hardware", run: runBench},
+		{name: "put", usage: "FILE...: upload files (dedup, chunked, parallel, resumable)", run: runPut},
+		{name: "get", usage: "UID [-o FILE]: download a file (resumes with Range, verifies md5)", run: runGet},
+		{name: "link", usage: "UID...: print signed download URLs", run: runLink},
+		{name: "stat", usage: "UID: print a file's metadata", run: runStat},
+		{name: "rm", usage: "UID...: delete files", run: runRm},
+		{name: "ls", usage: "[--limit N] [--all]: list files", run: runLs},
+		{name: "cluster", usage: "status|nodes|join|remove|leader-transfer: membership", run: runCluster},
+		{name: "tasks", usage: "[list [--state S] | retry ID]: background tasks", run: runTasks},
+		{name: "bench", usage: "[--addr A,B,C] [--dir D]: measure the cluster against the hardware", run: runBench},
 	}
 }
 
@@ -434,6 +434,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.SmallN, "small-n", cfg.SmallN, "max 4 KiB uploads per concurrency level")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "callers for the concurrent rates")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "time limit of each rate measurement")
+	fs.BoolVar(&cfg.NoDropCaches, "no-drop-caches", false, "do not drop the page cache before the disk read test")
 	quiet := fs.Bool("quiet", false, "no stage messages on stderr")
 	pos, err := parseArgs(fs, args)
 	if err != nil {

@@ -39,6 +39,8 @@ type serverFlags struct {
 	maxUploadSize   int64
 	linkExpiry      time.Duration
 	linkMaxExpiry   time.Duration
+	replicas        int
+	bufferBudget    int64
 	logLevel        string
 	logFormat       string
 }
@@ -65,6 +67,8 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Int64Var(&f.maxUploadSize, "max-upload-size", d.Limits.MaxUploadSize, "largest single-request upload, bytes")
 	fs.DurationVar(&f.linkExpiry, "link-expiry", d.Limits.DefaultExpiry, "link expiry when a request gives none")
 	fs.DurationVar(&f.linkMaxExpiry, "link-max-expiry", d.Limits.MaxExpiry, "longest link expiry a client may ask for")
+	fs.IntVar(&f.replicas, "replicas", d.Replicas, "copies of each staged chunk (capped by the cluster size)")
+	fs.Int64Var(&f.bufferBudget, "buffer-budget", d.BufferBudget, "bytes all uploads together may buffer in memory")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return fs
@@ -205,6 +209,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	}
 	c.Limits.MaxChunkSize, c.Limits.MaxUploadSize = f.maxChunkSize, f.maxUploadSize
 	c.Limits.DefaultExpiry, c.Limits.MaxExpiry = f.linkExpiry, f.linkMaxExpiry
+	c.Replicas, c.BufferBudget = f.replicas, f.bufferBudget
 	c.Logger = logger
 	return c, c.Validate()
 }

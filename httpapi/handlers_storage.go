@@ -1,0 +1,558 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+
+	"github.com/osprey-storage/osprey"
+)
+
+const (
+	maxLinkItems     = 50
+	maxDownloadItems = 200
+	maxResumeItems   = 50
+	maxJSONBody      = 1 << 20
+)
+
+var md5Re = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
+
+func (s *Server) storageRoutes() {
+	p := Prefix
+	s.handle(http.MethodPost, p+"/resume", business, s.handleResume)
+	s.handle(http.MethodGet, p+"/checkpoint", business, s.handleCheckpoint)
+	s.handle(http.MethodPost, p+"/link/upload", business, s.handleLinkUpload)
+	s.handle(http.MethodPost, p+"/link/download", business, s.handleLinkDownload)
+	s.handle(http.MethodGet, p+"/proxy", business, s.handleProxy)
+	s.handle(http.MethodPut, p+"/upload", open, s.handleUpload)
+	s.handle(http.MethodPut, p+"/upload/multi", open, s.handleUploadChunk)
+	s.handle(http.MethodPut, p+"/upload/merge", open, s.handleMerge)
+	s.handle(http.MethodGet, p+"/download", open, s.handleDownload)
+	s.handle(http.MethodHead, p+"/download", open, s.handleDownload)
+	s.handle(http.MethodGet, p+"/object", business, s.handleObject)
+	s.handle(http.MethodDelete, p+"/object", business, s.handleDeleteObject)
+	s.handle(http.MethodGet, p+"/objects", business, s.handleObjects)
+
+	s.handle(http.MethodPut, "/internal/v1/chunks/:blob/:num/:shard", node, s.handleChunkPut)
+	s.handle(http.MethodGet, "/internal/v1/chunks/:blob/:num/:shard", node, s.handleChunkGet)
+	s.handle(http.MethodDelete, "/internal/v1/chunks/:blob/:num/:shard", node, s.handleChunkDelete)
+}
+
+// queryUID parses the uid query parameter.
+func queryUID(q url.Values) (osprey.UID, error) {
+	v := q.Get("uid")
+	if v == "" {
+		return 0, invalidf("uid is required")
+	}
+	uid, err := osprey.ParseUID(v)
+	if err != nil {
+		return 0, invalidf("uid %q is not a positive decimal number", v)
+	}
+	return uid, nil
+}
+
+func queryMD5(q url.Values) (string, error) {
+	v := q.Get("md5")
+	if v == "" {
+		return "", invalidf("md5 is required")
+	}
+	if !md5Re.MatchString(v) {
+		return "", invalidf("md5 %q is not 32 hex digits", v)
+	}
+	return strings.ToLower(v), nil
+}
+
+func queryInt(q url.Values, name string, min, max int64) (int64, error) {
+	v := q.Get(name)
+	if v == "" {
+		return 0, invalidf("%s is required", name)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, invalidf("%s %q is not a number", name, v)
+	}
+	if n < min || n > max {
+		return 0, invalidf("%s must be between %d and %d, got %d", name, min, max, n)
+	}
+	return n, nil
+}
+
+func (s *Server) expiry(req int64) (time.Duration, error) {
+	switch {
+	case req < 0:
+		return 0, invalidf("expire must be ≥ 0 seconds")
+	case req == 0:
+		return s.cfg.Limits.DefaultExpiry, nil
+	}
+	d := time.Duration(req) * time.Second
+	if d > s.cfg.Limits.MaxExpiry || req > int64(s.cfg.Limits.MaxExpiry/time.Second) {
+		d = s.cfg.Limits.MaxExpiry
+	}
+	return d, nil
+}
+
+// --- /resume ---
+
+type resumeRequest struct {
+	Data []struct {
+		MD5  string `json:"md5"`
+		Path string `json:"path"`
+	} `json:"data"`
+}
+
+type resumeReply struct {
+	MD5 string `json:"md5"`
+	UID string `json:"uid"`
+}
+
+func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
+	var req resumeRequest
+	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(req.Data) == 0 || len(req.Data) > maxResumeItems {
+		s.writeError(w, r, invalidf("data must hold 1 to %d items, got %d", maxResumeItems, len(req.Data)))
+		return
+	}
+	items := make([]ResumeItem, len(req.Data))
+	for i, d := range req.Data {
+		if !md5Re.MatchString(d.MD5) {
+			s.writeError(w, r, invalidf("data[%d].md5 %q is not 32 hex digits", i, d.MD5))
+			return
+		}
+		b, err := bucketOf(d.Path)
+		if err != nil {
+			s.writeError(w, r, invalidf("data[%d].path: %v", i, err))
+			return
+		}
+		items[i] = ResumeItem{MD5: strings.ToLower(d.MD5), Name: d.Path, Bucket: b}
+	}
+	uids, err := s.cfg.Storage.Resume(r.Context(), items)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := make([]resumeReply, len(items))
+	for i, it := range items {
+		out[i] = resumeReply{MD5: it.MD5}
+		if uids[i] != 0 {
+			out[i].UID = uids[i].String()
+		}
+	}
+	writeOK(w, r, out)
+}
+
+func bucketOf(p string) (string, error) {
+	if strings.TrimSpace(p) == "" {
+		return "", errors.New("path is empty")
+	}
+	if len(p) > 1024 {
+		return "", errors.New("path longer than 1024 bytes")
+	}
+	return osprey.BucketFor(p)
+}
+
+// --- /link/upload ---
+
+type linkUploadRequest struct {
+	FilePath []string `json:"filePath"`
+	Expire   int64    `json:"expire"`
+}
+
+type linkUploadReply struct {
+	UID  string `json:"uid"`
+	Path string `json:"path"`
+	URL  struct {
+		Single string `json:"single"`
+		Multi  struct {
+			Upload string `json:"upload"`
+			Merge  string `json:"merge"`
+		} `json:"multi"`
+	} `json:"url"`
+}
+
+func (s *Server) handleLinkUpload(w http.ResponseWriter, r *http.Request) {
+	var req linkUploadRequest
+	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(req.FilePath) == 0 || len(req.FilePath) > maxLinkItems {
+		s.writeError(w, r, invalidf("filePath must hold 1 to %d paths, got %d", maxLinkItems, len(req.FilePath)))
+		return
+	}
+	exp, err := s.expiry(req.Expire)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	items := make([]NewFile, len(req.FilePath))
+	for i, p := range req.FilePath {
+		b, err := bucketOf(p)
+		if err != nil {
+			s.writeError(w, r, invalidf("filePath[%d]: %v", i, err))
+			return
+		}
+		items[i] = NewFile{Name: p, Bucket: b}
+	}
+	secret, err := s.cfg.Storage.LinkSecret()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	uids, err := s.cfg.Storage.CreateFiles(r.Context(), items)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	now := time.Now()
+	out := make([]linkUploadReply, len(uids))
+	for i, uid := range uids {
+		q := signUpload(secret, uid, now, exp).Encode()
+		out[i].UID, out[i].Path = uid.String(), req.FilePath[i]
+		out[i].URL.Single = Prefix + "/upload?" + q
+		out[i].URL.Multi.Upload = Prefix + "/upload/multi?" + q
+		out[i].URL.Multi.Merge = Prefix + "/upload/merge?" + q
+	}
+	writeOK(w, r, out)
+}
+
+// --- uploads (authorised by the link signature) ---
+
+func (s *Server) verifyUpload(r *http.Request) (osprey.UID, url.Values, error) {
+	q := r.URL.Query()
+	uid, err := queryUID(q)
+	if err != nil {
+		return 0, q, err
+	}
+	secret, err := s.cfg.Storage.LinkSecret()
+	if err != nil {
+		return 0, q, err
+	}
+	if err := verifyLink(secret, q, uploadFields(q.Get("uid"), q.Get("date"), q.Get("expire")), time.Now(), s.cfg.Limits.ClockSkew); err != nil {
+		return 0, q, err
+	}
+	return uid, q, nil
+}
+
+// uploadBody returns the upload's bytes: the multipart field "file"
+// (osproxy's form) or the raw body.
+func uploadBody(r *http.Request) (io.Reader, error) {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct != "multipart/form-data" {
+		return r.Body, nil
+	}
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, invalidf("multipart body: %v", err)
+	}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return nil, invalidf("multipart body has no field \"file\"")
+		}
+		if err != nil {
+			return nil, toTooLarge(invalidf("multipart body: %v", err), err)
+		}
+		if part.FormName() == "file" {
+			return part, nil
+		}
+		part.Close()
+	}
+}
+
+// toTooLarge turns a MaxBytesReader error into a 413.
+func toTooLarge(orig, err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return fmt.Errorf("%w: body larger than %d bytes", osprey.ErrTooLarge, mbe.Limit)
+	}
+	return orig
+}
+
+func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
+	uid, q, err := s.verifyUpload(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	md5, err := queryMD5(q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit := s.cfg.Limits.MaxUploadSize
+	if r.ContentLength > limit+1<<20 { // multipart framing adds a little
+		s.writeError(w, r, fmt.Errorf("%w: body of %d bytes exceeds the %d-byte upload limit", osprey.ErrTooLarge, r.ContentLength, limit))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit+1<<20)
+	body, err := uploadBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	info, err := s.cfg.Storage.Upload(r.Context(), uid, body, md5)
+	if err != nil {
+		s.writeError(w, r, toTooLarge(err, err))
+		return
+	}
+	writeOK(w, r, info)
+}
+
+func (s *Server) handleUploadChunk(w http.ResponseWriter, r *http.Request) {
+	uid, q, err := s.verifyUpload(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	md5, err := queryMD5(q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	num, err := queryInt(q, "chunkNum", 1, 1<<31-1)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	max := s.cfg.Limits.MaxChunkSize
+	if r.ContentLength > max+1<<20 {
+		s.writeError(w, r, fmt.Errorf("%w: chunk body of %d bytes exceeds the %d-byte chunk limit", osprey.ErrTooLarge, r.ContentLength, max))
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, max+1<<20)
+	size := r.ContentLength
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "multipart/form-data" {
+		size = -1
+	}
+	if size > max {
+		s.writeError(w, r, fmt.Errorf("%w: chunk of %d bytes exceeds the %d-byte chunk limit", osprey.ErrTooLarge, size, max))
+		return
+	}
+	body, err := uploadBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.cfg.Storage.UploadChunk(r.Context(), uid, uint32(num), body, size, md5); err != nil {
+		s.writeError(w, r, toTooLarge(err, err))
+		return
+	}
+	writeOK(w, r, map[string]any{"uid": uid.String(), "chunkNum": num})
+}
+
+func (s *Server) handleMerge(w http.ResponseWriter, r *http.Request) {
+	uid, q, err := s.verifyUpload(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	md5, err := queryMD5(q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	num, err := queryInt(q, "num", 1, 1<<31-1)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	size, err := queryInt(q, "size", 0, 1<<62)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	info, err := s.cfg.Storage.Merge(r.Context(), uid, uint32(num), size, md5)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeOK(w, r, info)
+}
+
+// --- /checkpoint, /proxy, object management ---
+
+func (s *Server) handleCheckpoint(w http.ResponseWriter, r *http.Request) {
+	uid, err := queryUID(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	nums, err := s.cfg.Storage.Checkpoint(r.Context(), uid)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if nums == nil {
+		nums = []uint32{}
+	}
+	writeOK(w, r, nums)
+}
+
+func (s *Server) handleProxy(w http.ResponseWriter, r *http.Request) {
+	uid, err := queryUID(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	addrs, err := s.cfg.Storage.Locate(r.Context(), uid)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeOK(w, r, addrs)
+}
+
+func (s *Server) handleObject(w http.ResponseWriter, r *http.Request) {
+	uid, err := queryUID(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	info, err := s.cfg.Storage.Stat(r.Context(), uid)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeOK(w, r, info)
+}
+
+func (s *Server) handleDeleteObject(w http.ResponseWriter, r *http.Request) {
+	uid, err := queryUID(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.cfg.Storage.Delete(r.Context(), uid); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeOK(w, r, map[string]string{"uid": uid.String()})
+}
+
+func (s *Server) handleObjects(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var cursor osprey.UID
+	if c := q.Get("cursor"); c != "" {
+		var err error
+		if cursor, err = osprey.ParseUID(c); err != nil {
+			s.writeError(w, r, invalidf("cursor %q is not a uid", c))
+			return
+		}
+	}
+	limit := int64(100)
+	if q.Get("limit") != "" {
+		var err error
+		if limit, err = queryInt(q, "limit", 1, 1000); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	items, next, err := s.cfg.Storage.List(r.Context(), cursor, int(limit))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if items == nil {
+		items = []FileInfo{}
+	}
+	nc := ""
+	if next != 0 {
+		nc = next.String()
+	}
+	writeOK(w, r, map[string]any{"items": items, "next_cursor": nc})
+}
+
+// --- internal chunk transfer ---
+
+func chunkRef(r *http.Request) (ChunkRef, error) {
+	p := httprouter.ParamsFromContext(r.Context())
+	blob, err1 := strconv.ParseUint(p.ByName("blob"), 10, 64)
+	num, err2 := strconv.ParseUint(p.ByName("num"), 10, 32)
+	shard, err3 := strconv.ParseUint(p.ByName("shard"), 10, 16)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return ChunkRef{}, invalidf("chunk reference: %v", err)
+	}
+	return ChunkRef{Blob: blob, Num: uint32(num), Shard: uint16(shard)}, nil
+}
+
+func (s *Server) handleChunkPut(w http.ResponseWriter, r *http.Request) {
+	ref, err := chunkRef(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if r.ContentLength < 0 {
+		s.writeError(w, r, invalidf("Content-Length is required"))
+		return
+	}
+	sum, err := s.cfg.Storage.PutLocalChunk(r.Context(), ref, r.Body, r.ContentLength)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeOK(w, r, strconv.FormatUint(sum, 10))
+}
+
+func (s *Server) handleChunkGet(w http.ResponseWriter, r *http.Request) {
+	ref, err := chunkRef(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	off, _ := strconv.ParseInt(q.Get("off"), 10, 64)
+	n := int64(-1)
+	if v := q.Get("n"); v != "" {
+		n, _ = strconv.ParseInt(v, 10, 64)
+	}
+	rc, length, err := s.cfg.Storage.GetLocalChunk(r.Context(), ref, off, n)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer rc.Close()
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(length, 10))
+	w.WriteHeader(http.StatusOK)
+	// A checksum failure mid-stream aborts the response: the reader sees a
+	// short body and falls back to another copy.
+	if _, err := io.Copy(w, rc); err != nil {
+		s.log.Warn("chunk stream aborted", "chunk", ref, "err", err)
+		panic(http.ErrAbortHandler)
+	}
+}
+
+func (s *Server) handleChunkDelete(w http.ResponseWriter, r *http.Request) {
+	ref, err := chunkRef(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.cfg.Storage.DeleteLocalChunk(r.Context(), ref); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeOK(w, r, nil)
+}
+
+// contentType guesses a MIME type from the file name.
+func contentType(name string) string {
+	if t := mime.TypeByExtension(strings.ToLower(path.Ext(name))); t != "" {
+		return t
+	}
+	return "application/octet-stream"
+}

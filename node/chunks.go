@@ -1,0 +1,296 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/httpapi"
+)
+
+func (n *Node) ownerAddr(owner string) (string, error) {
+	rec, ok := n.fsm.Node(osprey.NodeID(owner))
+	if !ok || rec.HTTPAddr == "" {
+		return "", fmt.Errorf("%w: no address for node %s", osprey.ErrUnavailable, owner)
+	}
+	return rec.HTTPAddr, nil
+}
+
+func chunkURL(addr string, ref httpapi.ChunkRef) string {
+	return fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/%d", addr, ref.Blob, ref.Num, ref.Shard)
+}
+
+func (n *Node) putRemoteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
+	addr, err := n.ownerAddr(owner)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, chunkURL(addr, ref), bytes.NewReader(buf))
+	if err != nil {
+		return err
+	}
+	req.ContentLength = int64(len(buf))
+	var got string
+	if err := n.doJSON(req, &got); err != nil {
+		return err
+	}
+	if got != strconv.FormatUint(sum, 10) {
+		return fmt.Errorf("node %s stored checksum %s, want %d", owner, got, sum)
+	}
+	return nil
+}
+
+func (n *Node) deleteRemoteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef) error {
+	addr, err := n.ownerAddr(owner)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, chunkURL(addr, ref), nil)
+	if err != nil {
+		return err
+	}
+	return n.doJSON(req, nil)
+}
+
+// openChunk opens length bytes at off of one chunk copy on owner.
+func (n *Node) openChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, error) {
+	if owner == n.id {
+		rc, _, err := n.GetLocalChunk(ctx, ref, off, length)
+		return rc, err
+	}
+	addr, err := n.ownerAddr(owner)
+	if err != nil {
+		return nil, err
+	}
+	url := chunkURL(addr, ref) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(httpapi.HeaderNodeAuth, n.NodeAuthToken())
+	resp, err := n.stream.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", osprey.ErrUnavailable, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: node %s answered %d for chunk %d/%d", osprey.ErrUnavailable, owner, resp.StatusCode, ref.Blob, ref.Num)
+	}
+	if resp.ContentLength != length {
+		resp.Body.Close()
+		return nil, fmt.Errorf("node %s sent %d bytes for a %d-byte range", owner, resp.ContentLength, length)
+	}
+	return resp.Body, nil
+}
+
+// chunkReader reads a byte range of one chunk, trying its owners in turn
+// (this node first) and resuming on the next owner where a failed one
+// stopped, so a bad or lost copy costs a retry, not the download.
+type chunkReader struct {
+	n      *Node
+	ctx    context.Context
+	ch     fsm.Chunk
+	off    int64 // next offset within the chunk
+	remain int64
+	owners []string
+	cur    io.ReadCloser
+	errs   []error
+}
+
+func (n *Node) newChunkReader(ctx context.Context, ch fsm.Chunk, off, length int64) *chunkReader {
+	owners := make([]string, 0, len(ch.Owners))
+	for _, o := range ch.Owners {
+		if string(o) == n.id {
+			owners = append([]string{n.id}, owners...)
+		} else {
+			owners = append(owners, string(o))
+		}
+	}
+	return &chunkReader{n: n, ctx: ctx, ch: ch, off: off, remain: length, owners: owners}
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	for c.remain > 0 {
+		if c.cur == nil {
+			if len(c.owners) == 0 {
+				return 0, fmt.Errorf("%w: no readable copy of chunk %d (blob %d): %w", osprey.ErrUnavailable, c.ch.Num, c.ch.Blob, errors.Join(c.errs...))
+			}
+			owner := c.owners[0]
+			c.owners = c.owners[1:]
+			rc, err := c.n.openChunk(c.ctx, owner, httpapi.ChunkRef{Blob: c.ch.Blob, Num: c.ch.Num}, c.off, c.remain)
+			if err != nil {
+				c.errs = append(c.errs, fmt.Errorf("%s: %w", owner, err))
+				continue
+			}
+			c.cur = rc
+		}
+		if int64(len(p)) > c.remain {
+			p = p[:c.remain]
+		}
+		k, err := c.cur.Read(p)
+		c.off += int64(k)
+		c.remain -= int64(k)
+		if err == io.EOF && c.remain > 0 || err != nil && err != io.EOF {
+			c.cur.Close()
+			c.cur = nil
+			c.errs = append(c.errs, fmt.Errorf("short read: %w", err))
+			if k > 0 {
+				return k, nil
+			}
+			continue
+		}
+		if k > 0 || c.remain == 0 {
+			return k, nil
+		}
+	}
+	return 0, io.EOF
+}
+
+func (c *chunkReader) Close() error {
+	if c.cur != nil {
+		return c.cur.Close()
+	}
+	return nil
+}
+
+// stagedReader streams a byte range of staged content chunk by chunk;
+// memory is one read buffer whatever the file size.
+type stagedReader struct {
+	n      *Node
+	ctx    context.Context
+	cancel context.CancelFunc
+	chunks []fsm.Chunk
+	idx    int   // current chunk
+	off    int64 // offset within the current chunk
+	remain int64
+	cur    io.ReadCloser
+	once   sync.Once
+}
+
+// Open returns a complete file for reading.
+func (n *Node) Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error) {
+	f, err := n.file(ctx, uid, false)
+	if err != nil {
+		return nil, err
+	}
+	if f.State == fsm.StateUploading {
+		return nil, fmt.Errorf("%w: uid %s is still uploading", osprey.ErrConflict, uid)
+	}
+	ct, ok := n.fsm.Content(f.Content)
+	if !ok {
+		return nil, fmt.Errorf("%w: content of uid %s", osprey.ErrNotFound, uid)
+	}
+	info := n.fileInfo(f)
+	obj := &httpapi.Object{FileInfo: info}
+	obj.Reader = func(ctx context.Context, off, length int64) (io.ReadCloser, error) {
+		if off < 0 || length < 0 || off+length > ct.Size {
+			return nil, fmt.Errorf("%w: range %d+%d of %d bytes", osprey.ErrRange, off, length, ct.Size)
+		}
+		return n.newStagedReader(ctx, ct.Chunks, off, length), nil
+	}
+	return obj, nil
+}
+
+func (n *Node) newStagedReader(ctx context.Context, chunks []fsm.Chunk, off, length int64) *stagedReader {
+	ctx, cancel := context.WithCancel(ctx)
+	s := &stagedReader{n: n, ctx: ctx, cancel: cancel, chunks: chunks, remain: length}
+	for s.idx < len(chunks) && off >= chunks[s.idx].Size {
+		off -= chunks[s.idx].Size
+		s.idx++
+	}
+	s.off = off
+	return s
+}
+
+func (s *stagedReader) Read(p []byte) (int, error) {
+	for s.remain > 0 {
+		if s.cur == nil {
+			for s.idx < len(s.chunks) && s.off >= s.chunks[s.idx].Size {
+				s.off -= s.chunks[s.idx].Size
+				s.idx++
+			}
+			if s.idx >= len(s.chunks) {
+				return 0, io.ErrUnexpectedEOF
+			}
+			ch := s.chunks[s.idx]
+			s.cur = s.n.newChunkReader(s.ctx, ch, s.off, min(ch.Size-s.off, s.remain))
+		}
+		if int64(len(p)) > s.remain {
+			p = p[:s.remain]
+		}
+		k, err := s.cur.Read(p)
+		s.off += int64(k)
+		s.remain -= int64(k)
+		if err == io.EOF {
+			s.cur.Close()
+			s.cur = nil
+			if k > 0 {
+				return k, nil
+			}
+			continue
+		}
+		return k, err
+	}
+	return 0, io.EOF
+}
+
+func (s *stagedReader) Close() error {
+	s.once.Do(s.cancel)
+	if s.cur != nil {
+		return s.cur.Close()
+	}
+	return nil
+}
+
+// budget bounds the bytes held in upload buffers across all requests.
+type budget struct {
+	mu    sync.Mutex
+	cond  *sync.Cond
+	used  int64
+	limit int64
+}
+
+func newBudget(limit int64) *budget {
+	b := &budget{limit: limit}
+	b.cond = sync.NewCond(&b.mu)
+	return b
+}
+
+func (b *budget) acquire(ctx context.Context, n int64) error {
+	if n > b.limit {
+		n = b.limit
+	}
+	stop := context.AfterFunc(ctx, func() {
+		b.mu.Lock()
+		b.cond.Broadcast()
+		b.mu.Unlock()
+	})
+	defer stop()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for b.used+n > b.limit {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("%w: waiting for upload buffer: %w", osprey.ErrUnavailable, err)
+		}
+		b.cond.Wait()
+	}
+	b.used += n
+	return nil
+}
+
+func (b *budget) release(n int64) {
+	if n > b.limit {
+		n = b.limit
+	}
+	b.mu.Lock()
+	b.used -= n
+	b.cond.Broadcast()
+	b.mu.Unlock()
+}
