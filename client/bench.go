@@ -48,6 +48,9 @@ type BenchConfig struct {
 	// Concurrency is the number of concurrent callers for the link and
 	// resume rates and the high small-upload level.
 	Concurrency int
+	// NoDropCaches skips dropping the page cache before the disk read
+	// (which needs root and affects the whole machine).
+	NoDropCaches bool
 	// Progress receives one line per stage; nil means none.
 	Progress io.Writer
 	// Logger receives debug logs; nil means slog.Default().
@@ -357,7 +360,9 @@ func (b *bench) diskWrite(ctx context.Context) error {
 // diskRead reads the file back after dropping the page cache (root only).
 func (b *bench) diskRead(ctx context.Context) error {
 	note := "cold (drop_caches)"
-	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0); err != nil {
+	if b.cfg.NoDropCaches {
+		note = "cached: page cache not dropped (--no-drop-caches)"
+	} else if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("1"), 0); err != nil {
 		note = "cached: page cache not dropped (needs root)"
 	}
 	f, err := os.Open(b.data)

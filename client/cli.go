@@ -48,7 +48,9 @@ func (c *CLI) Put(ctx context.Context, files []string, opts PutOptions) error {
 			if ctx.Err() != nil {
 				return errors.Join(append(errs, err)...)
 			}
-			fmt.Fprintf(c.Stderr, "osprey: %v\n", err)
+			if len(files) > 1 {
+				fmt.Fprintf(c.Stderr, "osprey: %v\n", err)
+			}
 			errs = append(errs, err)
 			continue
 		}
@@ -66,7 +68,31 @@ func (c *CLI) Put(ctx context.Context, files []string, opts PutOptions) error {
 			return err
 		}
 	}
-	return errors.Join(errs...)
+	return summarize(errs, len(files), "files")
+}
+
+// partialError reports that some items of a batch failed; each failure was
+// already printed. errors.Is/As see the individual errors.
+type partialError struct {
+	errs  []error
+	total int
+	what  string
+}
+
+func (e *partialError) Error() string {
+	return fmt.Sprintf("%d of %d %s failed", len(e.errs), e.total, e.what)
+}
+
+func (e *partialError) Unwrap() []error { return e.errs }
+
+func summarize(errs []error, total int, what string) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	if len(errs) == 1 && total == 1 {
+		return errs[0] // nothing to summarise; let the caller print it
+	}
+	return &partialError{errs: errs, total: total, what: what}
 }
 
 // Get downloads uid to out ("" = the file's name, "-" = Stdout) and prints
@@ -109,7 +135,7 @@ func (c *CLI) Link(ctx context.Context, uids []string, expire time.Duration) err
 			why := firstNonEmpty(all[i].Error, "unknown or incomplete uid")
 			err := fmt.Errorf("%w for %s: %s", ErrNoLink, uids[i], why)
 			errs = append(errs, err)
-			if !c.JSON {
+			if !c.JSON && len(uids) > 1 {
 				fmt.Fprintf(c.Stderr, "osprey: %v\n", err)
 			}
 			continue
@@ -124,7 +150,7 @@ func (c *CLI) Link(ctx context.Context, uids []string, expire time.Duration) err
 			return err
 		}
 	}
-	return errors.Join(errs...)
+	return summarize(errs, len(uids), "uids")
 }
 
 // Stat prints the metadata of uid.
@@ -162,13 +188,16 @@ func (c *CLI) Remove(ctx context.Context, uids []string) error {
 	var errs []error
 	for _, u := range uids {
 		if err := c.Client.DeleteObject(ctx, u); err != nil {
-			fmt.Fprintf(c.Stderr, "osprey: rm %s: %v\n", u, err)
+			err = fmt.Errorf("rm %s: %w", u, err)
+			if len(uids) > 1 {
+				fmt.Fprintf(c.Stderr, "osprey: %v\n", err)
+			}
 			errs = append(errs, err)
 			continue
 		}
 		fmt.Fprintf(c.Stdout, "deleted\t%s\n", u)
 	}
-	return errors.Join(errs...)
+	return summarize(errs, len(uids), "uids")
 }
 
 // List prints objects: one page of limit starting at cursor, or every page
