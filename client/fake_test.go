@@ -31,12 +31,12 @@ type fakeServer struct {
 	t      *testing.T
 	apiKey string
 
-	mu      sync.Mutex
-	nextUID int
-	files   map[string]*fakeFile
-	calls   map[string]int // "METHOD path" -> count
-	chunkPuts map[int]int  // chunkNum -> PUT count
-	reqID   int
+	mu        sync.Mutex
+	nextUID   int
+	files     map[string]*fakeFile
+	calls     map[string]int // "METHOD path" -> count
+	chunkPuts map[int]int    // chunkNum -> PUT count
+	reqID     int
 
 	// hook, when set, runs first; returning true means it answered.
 	hook func(w http.ResponseWriter, r *http.Request) bool
