@@ -49,18 +49,18 @@ const (
 // JSON-lines history: once with Outcome Invoke when it starts, and once with
 // its final outcome; the in-memory history keeps only the completed form.
 type Op struct {
-	Index   int           `json:"index"`             // unique, in invocation order
-	Process string        `json:"process"`           // "c3" for client 3, "nemesis", "final"
-	Type    OpType        `json:"type"`              // what was done
-	Key     string        `json:"key,omitempty"`     // uid (decimal) the op is about, if known
-	Value   OpValue       `json:"value"`             // inputs and observed outputs
-	Outcome Outcome       `json:"outcome"`           // invoke/ok/fail/info
-	Node    string        `json:"node,omitempty"`    // node id the request was sent to
-	T0      time.Duration `json:"t0"`                // invocation, since the run started
-	T1      time.Duration `json:"t1"`                // completion, since the run started
-	Status  int           `json:"status,omitempty"`  // HTTP status, 0 if none
-	Error   string        `json:"error,omitempty"`   // error text for fail/info
-	Final   bool          `json:"final,omitempty"`   // issued by the checker after healing
+	Index   int           `json:"index"`            // unique, in invocation order
+	Process string        `json:"process"`          // "c3" for client 3, "nemesis", "final"
+	Type    OpType        `json:"type"`             // what was done
+	Key     string        `json:"key,omitempty"`    // uid (decimal) the op is about, if known
+	Value   OpValue       `json:"value"`            // inputs and observed outputs
+	Outcome Outcome       `json:"outcome"`          // invoke/ok/fail/info
+	Node    string        `json:"node,omitempty"`   // node id the request was sent to
+	T0      time.Duration `json:"t0"`               // invocation, since the run started
+	T1      time.Duration `json:"t1"`               // completion, since the run started
+	Status  int           `json:"status,omitempty"` // HTTP status, 0 if none
+	Error   string        `json:"error,omitempty"`  // error text for fail/info
+	Final   bool          `json:"final,omitempty"`  // issued by the checker after healing
 }
 
 // OpValue carries the inputs and observed outputs of an op. Only the fields

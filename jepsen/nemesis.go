@@ -1,0 +1,428 @@
+package jepsen
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FaultRecord is one fault as it was really applied.
+type FaultRecord struct {
+	Fault      string        `json:"fault"`       // e.g. "kill(leader)"
+	Kind       FaultKind     `json:"kind"`        // nemesis kind
+	Targets    []string      `json:"targets"`     // node ids affected
+	Start      time.Duration `json:"start"`       // run-relative
+	End        time.Duration `json:"end"`         // run-relative; 0 if never healed
+	LeaderLost bool          `json:"leader_lost"` // the fault took the leader away
+	Note       string        `json:"note,omitempty"`
+}
+
+// Nemesis applies a schedule's faults to the cluster and heals them.
+type Nemesis struct {
+	cluster *Cluster
+	net     *Network // nil: partitions are skipped
+	api     *API
+	rec     *Recorder
+	log     io.Writer
+
+	mu      sync.Mutex
+	records []FaultRecord
+	removed map[int]bool // nodes removed from the configuration, not yet re-added
+
+	tasksErr     string
+	taskProblems []string
+}
+
+// NewNemesis returns a nemesis for cluster; net may be nil.
+func NewNemesis(cluster *Cluster, net *Network, api *API, rec *Recorder, log io.Writer) *Nemesis {
+	return &Nemesis{cluster: cluster, net: net, api: api, rec: rec, log: log, removed: map[int]bool{}}
+}
+
+// Records returns the faults applied so far.
+func (n *Nemesis) Records() []FaultRecord {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]FaultRecord(nil), n.records...)
+}
+
+func (n *Nemesis) logf(format string, args ...any) {
+	fmt.Fprintf(n.log, "%7.1fs nemesis: %s\n", n.rec.Since().Seconds(), fmt.Sprintf(format, args...))
+}
+
+// Run follows the schedule (times relative to the workload start, which
+// is now) until it ends or ctx is done. It always heals the faults of the
+// step in progress before returning.
+func (n *Nemesis) Run(ctx context.Context, s Schedule) {
+	begin := time.Now()
+	for _, step := range s.Steps {
+		if !sleepUntil(ctx, begin.Add(step.At)) {
+			return
+		}
+		var undos []func(context.Context) error
+		var idxs []int
+		for _, f := range step.Faults {
+			undo, idx, err := n.apply(ctx, f)
+			if err != nil {
+				n.logf("%s failed: %v", f, err)
+			}
+			if undo != nil {
+				undos = append(undos, undo)
+				idxs = append(idxs, idx)
+			}
+		}
+		sleepUntil(ctx, begin.Add(step.At+step.For))
+		// Heal with a fresh context: healing must happen even when the run
+		// is being cancelled.
+		hctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		for i := len(undos) - 1; i >= 0; i-- {
+			if err := undos[i](hctx); err != nil {
+				n.logf("heal failed: %v", err)
+				n.note(idxs[i], "heal failed: "+err.Error())
+			}
+			n.end(idxs[i])
+		}
+		cancel()
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+func (n *Nemesis) start(f Fault, desc string, targets []string, leaderLost bool) int {
+	n.mu.Lock()
+	n.records = append(n.records, FaultRecord{Fault: desc, Kind: f.Kind, Targets: targets, Start: n.rec.Since(), LeaderLost: leaderLost})
+	idx := len(n.records) - 1
+	n.mu.Unlock()
+	n.rec.Event(Op{Process: "nemesis", Type: OpNemesis, Value: OpValue{Fault: desc, Targets: targets, Phase: "start"}})
+	n.logf("start %s on %s%s", desc, strings.Join(targets, ","), map[bool]string{true: " (leader)"}[leaderLost])
+	return idx
+}
+
+func (n *Nemesis) end(idx int) {
+	n.mu.Lock()
+	r := &n.records[idx]
+	r.End = n.rec.Since()
+	desc, targets := r.Fault, r.Targets
+	n.mu.Unlock()
+	n.rec.Event(Op{Process: "nemesis", Type: OpNemesis, Value: OpValue{Fault: desc, Targets: targets, Phase: "stop"}})
+	n.logf("heal %s", desc)
+}
+
+func (n *Nemesis) note(idx int, s string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.records[idx].Note != "" {
+		s = n.records[idx].Note + "; " + s
+	}
+	n.records[idx].Note = s
+}
+
+// apply starts one fault and returns how to heal it and its record index.
+func (n *Nemesis) apply(ctx context.Context, f Fault) (func(context.Context) error, int, error) {
+	c := n.cluster
+	leader := c.Leader(ctx)
+	target := f.Node
+	if f.Leader && leader >= 0 {
+		target = leader
+	}
+	if target >= len(c.Nodes) {
+		target = 0
+	}
+	node := c.Nodes[target]
+	switch f.Kind {
+	case FaultKill:
+		if st, _ := node.State(); st != ProcRunning {
+			return nil, 0, fmt.Errorf("%s is %s", node.ID, st)
+		}
+		idx := n.start(f, f.String(), []string{node.ID}, target == leader)
+		if err := node.Kill(); err != nil {
+			return nil, idx, err
+		}
+		return func(context.Context) error { return node.Start() }, idx, nil
+	case FaultPause:
+		if st, _ := node.State(); st != ProcRunning {
+			return nil, 0, fmt.Errorf("%s is %s", node.ID, st)
+		}
+		idx := n.start(f, f.String(), []string{node.ID}, target == leader)
+		if err := node.Pause(); err != nil {
+			return nil, idx, err
+		}
+		return func(context.Context) error { return node.Resume() }, idx, nil
+	case FaultPartitionOne, FaultPartitionMajority, FaultPartitionBridge, FaultPartitionLeader:
+		if n.net == nil {
+			return nil, 0, errors.New("network faults need root and namespaces; skipped")
+		}
+		if f.Kind == FaultPartitionLeader {
+			if leader < 0 {
+				return nil, 0, errors.New("no leader to isolate")
+			}
+			var rest []int
+			for i := range c.Nodes {
+				if i != leader {
+					rest = append(rest, i)
+				}
+			}
+			f.Groups = [][]int{{leader}, rest}
+		}
+		blocked := f.Blocked(len(c.Nodes))
+		desc := f.Kind.describe(f, c)
+		var targets []string
+		hit := map[int]bool{}
+		for _, b := range blocked {
+			hit[b[0]], hit[b[1]] = true, true
+		}
+		for i := range c.Nodes {
+			if hit[i] {
+				targets = append(targets, c.Nodes[i].ID)
+			}
+		}
+		idx := n.start(f, desc, targets, leader >= 0 && leaderCut(leader, blocked, len(c.Nodes)))
+		for _, b := range blocked {
+			if err := n.net.Block(ctx, c.Nodes[b[0]].ID, c.Nodes[b[1]].ID); err != nil {
+				_ = n.net.Heal(context.Background())
+				return nil, idx, err
+			}
+		}
+		return n.net.Heal, idx, nil
+	case FaultMember:
+		return n.member(ctx, f, node, leader)
+	case FaultBackend:
+		if c.MinIO == nil {
+			return nil, 0, errors.New("backend outage needs --backend s3; skipped")
+		}
+		idx := n.start(f, "backend-outage", []string{"minio"}, false)
+		if err := c.MinIO.Kill(); err != nil {
+			return nil, idx, err
+		}
+		return func(ctx context.Context) error {
+			if err := c.MinIO.Start(); err != nil {
+				return err
+			}
+			return c.WaitMinIO(ctx)
+		}, idx, nil
+	}
+	return nil, 0, fmt.Errorf("unknown fault %s", f.Kind)
+}
+
+func (k FaultKind) describe(f Fault, c *Cluster) string {
+	var parts []string
+	for gi, g := range f.Groups {
+		var ids []string
+		for _, i := range g {
+			ids = append(ids, c.Nodes[i].ID)
+		}
+		s := strings.Join(ids, ",")
+		if k == FaultPartitionBridge && gi == 2 {
+			s = "bridge " + s
+		}
+		parts = append(parts, s)
+	}
+	return fmt.Sprintf("%s[%s]", k, strings.Join(parts, " | "))
+}
+
+// leaderCut reports whether the leader can no longer reach a majority.
+func leaderCut(leader int, blocked [][2]int, nodes int) bool {
+	reach := nodes
+	for _, b := range blocked {
+		if b[0] == leader || b[1] == leader {
+			reach--
+		}
+	}
+	return reach < nodes/2+1
+}
+
+// member removes a node from the configuration through another node,
+// kills it and wipes its data; healing starts it again with its usual
+// command line, which makes it join as a new, empty member. If the removal
+// is not acknowledged the node is only killed and restarted: wiping a node
+// the cluster still counts as a voter would be a lost disk, not a
+// membership change.
+func (n *Nemesis) member(ctx context.Context, f Fault, node *Node, leader int) (func(context.Context) error, int, error) {
+	c := n.cluster
+	if st, _ := node.State(); st != ProcRunning {
+		return nil, 0, fmt.Errorf("%s is %s", node.ID, st)
+	}
+	idx := n.start(f, f.String(), []string{node.ID}, node.Index == leader)
+	removed := false
+	deadline := time.Now().Add(10 * time.Second)
+	var lastErr error
+	for !removed && time.Now().Before(deadline) && ctx.Err() == nil {
+		for _, other := range c.Nodes {
+			if other == node || !other.Ready() {
+				continue
+			}
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := n.api.RemoveNode(rctx, other.Base(), node.ID)
+			cancel()
+			var se *StatusError
+			if err == nil || errors.As(err, &se) && se.Status == http.StatusNotFound {
+				removed = true
+				break
+			}
+			lastErr = err
+		}
+		if !removed {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	if err := node.Kill(); err != nil {
+		return nil, idx, err
+	}
+	if !removed {
+		n.note(idx, fmt.Sprintf("removal not acknowledged (%v): killed only", lastErr))
+		return func(context.Context) error { return node.Start() }, idx, nil
+	}
+	n.mu.Lock()
+	n.removed[node.Index] = true
+	n.mu.Unlock()
+	// Keep the old data for post-mortems; the node restarts empty.
+	old := fmt.Sprintf("%s.removed-%d", node.DataDir, time.Now().UnixNano())
+	if err := os.Rename(node.DataDir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, idx, fmt.Errorf("wipe %s: %w", node.ID, err)
+	}
+	return func(context.Context) error {
+		n.mu.Lock()
+		delete(n.removed, node.Index)
+		n.mu.Unlock()
+		return node.Start()
+	}, idx, nil
+}
+
+// HealAll undoes everything: resumes paused processes, restarts dead ones
+// (including MinIO) and drops every partition rule. It returns problems.
+func (n *Nemesis) HealAll(ctx context.Context) []string {
+	var problems []string
+	if n.net != nil {
+		if err := n.net.Heal(ctx); err != nil {
+			problems = append(problems, "heal network: "+err.Error())
+		}
+	}
+	if m := n.cluster.MinIO; m != nil {
+		if st, _ := m.State(); st != ProcRunning {
+			if err := m.Start(); err != nil {
+				problems = append(problems, err.Error())
+			} else if err := n.cluster.WaitMinIO(ctx); err != nil {
+				problems = append(problems, err.Error())
+			}
+		} else {
+			_ = m.Resume()
+		}
+	}
+	for _, node := range n.cluster.Nodes {
+		switch st, _ := node.State(); st {
+		case ProcPaused:
+			if err := node.Resume(); err != nil {
+				problems = append(problems, err.Error())
+			}
+		case ProcKilled, ProcStopped:
+			if st == ProcStopped {
+				problems = append(problems, fmt.Sprintf("%s had exited on its own (see %s)", node.ID, node.LogPath))
+			}
+			if err := node.Start(); err != nil {
+				problems = append(problems, err.Error())
+			}
+		}
+	}
+	return problems
+}
+
+// MonitorTasks polls GET /tasks every interval while nodes are dead and
+// records tasks whose holder has been dead past the lease expiry plus
+// grace, seen stuck twice at least grace apart while a leader existed.
+func (n *Nemesis) MonitorTasks(ctx context.Context, interval, grace time.Duration) {
+	type seen struct {
+		first  time.Time
+		holder string
+	}
+	suspects := map[string]seen{}
+	reported := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(interval):
+		}
+		dead := map[string]time.Time{}
+		var live *Node
+		for _, node := range n.cluster.Nodes {
+			st, since := node.State()
+			switch {
+			case st == ProcKilled || st == ProcStopped || st == ProcPaused:
+				dead[node.ID] = since
+			case node.Ready() && live == nil:
+				live = node
+			}
+		}
+		if len(dead) == 0 || live == nil {
+			continue
+		}
+		if n.cluster.Leader(ctx) < 0 {
+			suspects = map[string]seen{} // no leader: nobody can take over
+			continue
+		}
+		tctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		tasks, err := n.api.Tasks(tctx, live.Base())
+		cancel()
+		var se *StatusError
+		if errors.As(err, &se) && (se.Status == http.StatusNotFound || se.Status == http.StatusMethodNotAllowed) {
+			n.mu.Lock()
+			n.tasksErr = fmt.Sprintf("GET /tasks answered %d: the server has no task listing yet, so stuck tasks were not checked", se.Status)
+			n.mu.Unlock()
+			return
+		}
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		for _, t := range tasks {
+			id := string(t.ID)
+			since, isDead := dead[t.LeaseHolder]
+			exp, ok := t.Expiry()
+			if !isDead || !ok || strings.EqualFold(t.State, "done") || strings.EqualFold(t.State, "completed") {
+				delete(suspects, id)
+				continue
+			}
+			if exp.After(now.Add(-grace)) || since.After(exp) && since.After(now.Add(-grace)) {
+				continue
+			}
+			s, ok := suspects[id]
+			if !ok || s.holder != t.LeaseHolder {
+				suspects[id] = seen{first: now, holder: t.LeaseHolder}
+				continue
+			}
+			if now.Sub(s.first) >= grace && !reported[id] {
+				reported[id] = true
+				n.mu.Lock()
+				n.taskProblems = append(n.taskProblems, fmt.Sprintf("task %s (%s %s, state %s) leased by dead %s, lease expired %s ago",
+					id, t.Type, string(t.Target), t.State, t.LeaseHolder, now.Sub(exp).Round(time.Second)))
+				n.mu.Unlock()
+			}
+		}
+	}
+}
+
+// TaskFindings returns the task monitor's findings.
+func (n *Nemesis) TaskFindings() ([]string, string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ps := append([]string(nil), n.taskProblems...)
+	sort.Strings(ps)
+	return ps, n.tasksErr
+}
