@@ -149,18 +149,16 @@ func Open(cfg Config) (*Store, error) {
 		bolt.Close()
 		return nil, fmt.Errorf("raftstore: open snapshot store: %w", err)
 	}
-	adv := cfg.AdvertiseAddr
-	if adv == "" {
-		adv = cfg.BindAddr
-	}
-	advAddr, err := net.ResolveTCPAddr("tcp", adv)
-	if err != nil {
-		bolt.Close()
-		return nil, fmt.Errorf("raftstore: advertise address %q: %w", adv, err)
-	}
-	if advAddr.IP == nil || advAddr.IP.IsUnspecified() {
-		bolt.Close()
-		return nil, fmt.Errorf("raftstore: advertise address %q must be a routable IP", adv)
+	// Without an advertise address the transport advertises the address it
+	// actually bound (so "127.0.0.1:0" works); it refuses unspecified IPs.
+	var advAddr net.Addr
+	if cfg.AdvertiseAddr != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
+		if err != nil || a.IP == nil || a.IP.IsUnspecified() {
+			bolt.Close()
+			return nil, fmt.Errorf("raftstore: advertise address %q must be a routable IP:port", cfg.AdvertiseAddr)
+		}
+		advAddr = a
 	}
 	trans, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, advAddr, 3, 10*time.Second, hl)
 	if err != nil {
