@@ -70,24 +70,24 @@ func Failover(h []Op, faults []FaultRecord) Dist {
 
 // Report is the summary of one run.
 type Report struct {
-	Seed       int64                          `json:"seed"`
-	Scenario   string                         `json:"scenario,omitempty"`
-	Nodes      int                            `json:"nodes"`
-	Duration   time.Duration                  `json:"duration"`
-	Backend    string                         `json:"backend"`
-	Nemeses    []FaultKind                    `json:"nemeses"`
-	Network    string                         `json:"network"`
-	Processes  int                            `json:"processes"`
-	Ops        map[OpType]map[Outcome]int     `json:"ops"`
-	Statuses   map[int]int                    `json:"statuses"`
-	Faults     []FaultRecord                  `json:"faults"`
-	Failover   Dist                           `json:"failover"`
-	Check      CheckResult                    `json:"check"`
-	Notes      []string                       `json:"notes,omitempty"`
-	TaskStates map[string]int                 `json:"task_states,omitempty"`
-	Elapsed    time.Duration                  `json:"elapsed"`
-	Command    string                         `json:"command"`
-	Schedule   Schedule                       `json:"schedule"`
+	Seed       int64                      `json:"seed"`
+	Scenario   string                     `json:"scenario,omitempty"`
+	Nodes      int                        `json:"nodes"`
+	Duration   time.Duration              `json:"duration"`
+	Backend    string                     `json:"backend"`
+	Nemeses    []FaultKind                `json:"nemeses"`
+	Network    string                     `json:"network"`
+	Processes  int                        `json:"processes"`
+	Ops        map[OpType]map[Outcome]int `json:"ops"`
+	Statuses   map[int]int                `json:"statuses"`
+	Faults     []FaultRecord              `json:"faults"`
+	Failover   Dist                       `json:"failover"`
+	Check      CheckResult                `json:"check"`
+	Notes      []string                   `json:"notes,omitempty"`
+	TaskStates map[string]int             `json:"task_states,omitempty"`
+	Elapsed    time.Duration              `json:"elapsed"`
+	Command    string                     `json:"command"`
+	Schedule   Schedule                   `json:"schedule"`
 	extraLanes []string
 }
 

@@ -83,7 +83,7 @@ var Scenarios = []Scenario{
 		Name:        "backend-outage",
 		Description: "stop MinIO while files are merged and tiered; tiering must retry, never lose or fail files",
 		Seed:        1007, Nodes: 3, Duration: 120 * time.Second,
-		Faults: []FaultKind{FaultBackend, FaultKill},
+		Faults:  []FaultKind{FaultBackend, FaultKill},
 		Backend: "s3",
 		Mix:     chunkHeavy,
 	},
