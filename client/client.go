@@ -433,6 +433,11 @@ func (c *Client) once(ctx context.Context, r *request) (*http.Response, error) {
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		// *url.Error repeats the URL, signature included; keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return nil, fmt.Errorf("client: %s %s: %w", r.method, pathOnly(r.target), err)
 	}
 	return resp, nil

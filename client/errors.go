@@ -61,7 +61,7 @@ type APIError struct {
 // Error implements error.
 func (e *APIError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "osprey: %s %s: %d", e.Method, e.Path, e.Status)
+	fmt.Fprintf(&b, "client: %s %s: %d", e.Method, e.Path, e.Status)
 	if e.CodeText != "" {
 		fmt.Fprintf(&b, " (code %s)", e.CodeText)
 	}

@@ -269,15 +269,16 @@ func (f *fakeServer) handleLinkDownload(w http.ResponseWriter, r *http.Request) 
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := []DownloadLink{}
+	out := []any{}
 	for _, uid := range req.UID {
 		ff := f.files[uid]
 		if ff == nil || ff.state != StateComplete {
-			out = append(out, DownloadLink{UID: uid, Error: "not found or not complete"})
+			out = append(out, map[string]any{"uid": uid, "url": "", "meta": nil, "error": "not found or not complete"})
 			continue
 		}
-		out = append(out, DownloadLink{UID: uid, URL: APIPrefix + "/download?" + f.signed("down", uid) + "&name=" + url.QueryEscape(ff.name),
-			Meta: DownloadMeta{SrcName: ff.name, DstName: ff.name, MD5: ff.md5, Size: int64(len(ff.content))}})
+		out = append(out, map[string]any{"uid": uid, "url": APIPrefix + "/download?" + f.signed("down", uid) + "&name=" + url.QueryEscape(ff.name),
+			"meta": map[string]any{"srcName": ff.name, "dstName": ff.name, "md5": ff.md5, "size": strconv.Itoa(len(ff.content)),
+				"height": 0, "width": 0}})
 	}
 	f.reply(w, 200, out)
 }

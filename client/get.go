@@ -60,7 +60,7 @@ func (c *Client) GetFile(ctx context.Context, uid, out string, opts GetOptions) 
 		}
 		return nil, fmt.Errorf("client: get %s: %w: %s", uid, ErrNoLink, why)
 	}
-	size := l.Meta.Size
+	size := int64(l.Meta.Size)
 	if size == 0 && l.Meta.MD5 == "" {
 		size = -1 // no metadata: learn the size from the reply
 	}

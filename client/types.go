@@ -6,6 +6,7 @@ package client
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"strconv"
 )
 
@@ -52,6 +53,28 @@ func (f Flex) String() string { return string(f) }
 func (f Flex) Int() int64 {
 	v, _ := strconv.ParseInt(string(f), 10, 64)
 	return v
+}
+
+// FlexInt is an integer that may arrive as a JSON number or a decimal
+// string (osproxy sends some sizes as strings). null and "" decode to 0.
+type FlexInt int64
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (n *FlexInt) UnmarshalJSON(b []byte) error {
+	var f Flex
+	if err := f.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	if f == "" {
+		*n = 0
+		return nil
+	}
+	v, err := strconv.ParseInt(string(f), 10, 64)
+	if err != nil {
+		return fmt.Errorf("client: not an integer: %s", b)
+	}
+	*n = FlexInt(v)
+	return nil
 }
 
 // ResumeItem is one entry of a POST /resume request.
@@ -113,12 +136,12 @@ type DownloadLink struct {
 
 // DownloadMeta describes the file behind a download link.
 type DownloadMeta struct {
-	SrcName string `json:"srcName"`
-	DstName string `json:"dstName"`
-	Height  int    `json:"height"`
-	Width   int    `json:"width"`
-	MD5     string `json:"md5"`
-	Size    int64  `json:"size"`
+	SrcName string  `json:"srcName"`
+	DstName string  `json:"dstName"`
+	Height  int     `json:"height"`
+	Width   int     `json:"width"`
+	MD5     string  `json:"md5"`
+	Size    FlexInt `json:"size"` // a string on the wire, as in osproxy
 }
 
 // Object states reported by GET /object.
@@ -140,6 +163,7 @@ type Object struct {
 	State       string          `json:"state"`
 	Location    string          `json:"location"`
 	CreatedAt   Flex            `json:"created_at"`
+	UpdatedAt   Flex            `json:"updated_at,omitempty"`
 	Chunks      json.RawMessage `json:"chunks,omitempty"`
 }
 
@@ -152,12 +176,14 @@ type ObjectPage struct {
 // ClusterStatus is the reply of GET /cluster/status.
 type ClusterStatus struct {
 	ID           string   `json:"id"`
+	ClusterID    string   `json:"cluster_id,omitempty"`
 	State        string   `json:"state"`
 	Leader       Leader   `json:"leader"`
 	Term         uint64   `json:"term"`
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	FSMHash      Flex     `json:"fsm_hash"`
+	FSMIndex     uint64   `json:"fsm_index,omitempty"`
 	Members      []Member `json:"members"`
 }
 
@@ -187,6 +213,7 @@ type Node struct {
 	Leader    bool    `json:"leader"`
 	Reachable bool    `json:"reachable"`
 	RTTMillis float64 `json:"rtt_ms"`
+	Error     string  `json:"error,omitempty"` // why the node is unreachable
 }
 
 // JoinRequest is the body of POST /cluster/join.
