@@ -182,7 +182,7 @@ func (n *Nemesis) apply(ctx context.Context, f Fault) (func(context.Context) err
 			f.Groups = [][]int{{leader}, rest}
 		}
 		blocked := f.Blocked(len(c.Nodes))
-		desc := f.Kind.describe(f, c)
+		desc := f.String()
 		var targets []string
 		hit := map[int]bool{}
 		for _, b := range blocked {
@@ -219,22 +219,6 @@ func (n *Nemesis) apply(ctx context.Context, f Fault) (func(context.Context) err
 		}, idx, nil
 	}
 	return nil, 0, fmt.Errorf("unknown fault %s", f.Kind)
-}
-
-func (k FaultKind) describe(f Fault, c *Cluster) string {
-	var parts []string
-	for gi, g := range f.Groups {
-		var ids []string
-		for _, i := range g {
-			ids = append(ids, c.Nodes[i].ID)
-		}
-		s := strings.Join(ids, ",")
-		if k == FaultPartitionBridge && gi == 2 {
-			s = "bridge " + s
-		}
-		parts = append(parts, s)
-	}
-	return fmt.Sprintf("%s[%s]", k, strings.Join(parts, " | "))
 }
 
 // leaderCut reports whether the leader can no longer reach a majority.

@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"math"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -79,7 +80,8 @@ type Report struct {
 	Network    string                     `json:"network"`
 	Processes  int                        `json:"processes"`
 	Ops        map[OpType]map[Outcome]int `json:"ops"`
-	Statuses   map[int]int                `json:"statuses"`
+	Statuses   map[int]int                `json:"statuses"` // of unsuccessful ops; 0 = no reply
+	Errors     map[string]int             `json:"errors"`   // unsuccessful ops by type, status and message shape
 	Faults     []FaultRecord              `json:"faults"`
 	Failover   Dist                       `json:"failover"`
 	Check      CheckResult                `json:"check"`
@@ -95,6 +97,7 @@ type Report struct {
 func (r *Report) CountOps(h []Op) {
 	r.Ops = map[OpType]map[Outcome]int{}
 	r.Statuses = map[int]int{}
+	r.Errors = map[string]int{}
 	for _, op := range h {
 		if op.Type == OpNemesis {
 			continue
@@ -103,7 +106,10 @@ func (r *Report) CountOps(h []Op) {
 			r.Ops[op.Type] = map[Outcome]int{}
 		}
 		r.Ops[op.Type][op.Outcome]++
-		r.Statuses[op.Status]++
+		if op.Outcome != OK {
+			r.Statuses[op.Status]++
+			r.Errors[errorKey(op)]++
+		}
 	}
 }
 
@@ -138,7 +144,26 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		parts = append(parts, fmt.Sprintf("%s:%d", name, r.Statuses[c]))
 	}
-	fmt.Fprintf(w, "statuses: %s\n\n", strings.Join(parts, " "))
+	fmt.Fprintf(w, "statuses of unsuccessful ops: %s\n", strings.Join(parts, " "))
+	type kv struct {
+		k string
+		n int
+	}
+	var errs []kv
+	for k, n := range r.Errors {
+		errs = append(errs, kv{k, n})
+	}
+	sort.Slice(errs, func(i, j int) bool { return errs[i].n > errs[j].n || errs[i].n == errs[j].n && errs[i].k < errs[j].k })
+	if len(errs) > 0 {
+		fmt.Fprintf(w, "most common errors:\n")
+	}
+	for i, e := range errs {
+		if i == 12 {
+			break
+		}
+		fmt.Fprintf(w, "  %6d  %s\n", e.n, e.k)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "faults injected (%d):\n", len(r.Faults))
 	for _, f := range r.Faults {
 		note := ""
@@ -327,4 +352,18 @@ func splitLane(s string) (string, int) {
 	n := 0
 	fmt.Sscan(s[i:], &n)
 	return s[:i], n
+}
+
+var digitsRE = regexp.MustCompile(`[0-9]+`)
+var urlRE = regexp.MustCompile(`"http://[^"]*"`)
+
+// errorKey groups errors by shape: numbers and URLs are masked.
+func errorKey(op Op) string {
+	msg := op.Error
+	if msg == "" && op.Value.Bad != "" {
+		msg = "bad: " + op.Value.Bad
+	}
+	msg = urlRE.ReplaceAllString(msg, "URL")
+	msg = digitsRE.ReplaceAllString(msg, "N")
+	return fmt.Sprintf("%s %s %d: %s", op.Type, op.Outcome, op.Status, truncate(msg, 110))
 }

@@ -210,7 +210,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	mctx, mcancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(3)
-	go func() { defer wg.Done(); wl.Run(wctx) }()
+	go func() { defer wg.Done(); wl.Run(wctx, ctx) }()
 	go func() { defer wg.Done(); nem.Run(wctx, sched) }()
 	go func() { defer wg.Done(); nem.MonitorTasks(mctx, 2*time.Second, 10*time.Second) }()
 	go progress(wctx, rec, cfg.Log)

@@ -84,7 +84,19 @@ func (f Fault) String() string {
 	case f.Kind == FaultBackend:
 		return string(f.Kind)
 	case len(f.Groups) > 0:
-		return fmt.Sprintf("%s%v", f.Kind, f.Groups)
+		var parts []string
+		for gi, g := range f.Groups {
+			var ids []string
+			for _, i := range g {
+				ids = append(ids, fmt.Sprintf("n%d", i+1))
+			}
+			s := strings.Join(ids, ",")
+			if f.Kind == FaultPartitionBridge && gi == 2 {
+				s = "bridge " + s
+			}
+			parts = append(parts, s)
+		}
+		return fmt.Sprintf("%s[%s]", f.Kind, strings.Join(parts, " | "))
 	}
 	return fmt.Sprintf("%s(n%d)", f.Kind, f.Node+1)
 }

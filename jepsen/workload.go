@@ -67,6 +67,10 @@ type Workload struct {
 	nodes []*Node
 	pool  []Content
 
+	// hard bounds requests; the ctx passed to Run only stops new steps, so
+	// ops in flight at the end complete instead of turning into info.
+	hard context.Context
+
 	mu    sync.Mutex
 	files map[string]*File
 	uids  []string
@@ -123,8 +127,10 @@ type proc struct {
 	rng  *rand.Rand
 }
 
-// Run runs the client processes until ctx ends.
-func (w *Workload) Run(ctx context.Context) {
+// Run runs the client processes until ctx ends. Requests in flight then
+// still complete, bounded by their timeouts and by hard.
+func (w *Workload) Run(ctx, hard context.Context) {
+	w.hard = hard
 	var wg sync.WaitGroup
 	for i := 0; i < w.cfg.Processes; i++ {
 		p := &proc{id: i, name: fmt.Sprintf("c%d", i), rng: rand.New(rand.NewPCG(uint64(w.cfg.Seed), uint64(i)+1))}
@@ -192,10 +198,19 @@ func (w *Workload) node(p *proc) *Node { return w.nodes[p.rng.IntN(len(w.nodes))
 // do records one request as an op. fn may fill op.Value and op.Key.
 func (w *Workload) do(ctx context.Context, op Op, timeout time.Duration, fn func(ctx context.Context, op *Op) error) Op {
 	op = w.rec.Invoke(op)
-	cctx, cancel := context.WithTimeout(ctx, timeout)
+	cctx, cancel := context.WithTimeout(w.hardCtx(ctx), timeout)
 	err := fn(cctx, &op)
 	cancel()
 	return w.finish(op, err)
+}
+
+// hardCtx is the context requests run under: the hard one during Run,
+// ctx itself otherwise (the final reads).
+func (w *Workload) hardCtx(ctx context.Context) context.Context {
+	if w.hard != nil {
+		return w.hard
+	}
+	return ctx
 }
 
 func (w *Workload) finish(op Op, err error) Op {
@@ -302,7 +317,7 @@ func (w *Workload) newFiles(ctx context.Context, p *proc, content *Content) {
 		names, contents = append(names, name), append(contents, c)
 		ops = append(ops, w.rec.Invoke(Op{Process: p.name, Type: OpLink, Node: node.ID, Value: OpValue{Name: name}}))
 	}
-	cctx, cancel := context.WithTimeout(ctx, w.cfg.MetaTimeout)
+	cctx, cancel := context.WithTimeout(w.hardCtx(ctx), w.cfg.MetaTimeout)
 	items, err := w.api.Link(cctx, node.Base(), names)
 	cancel()
 	var files []*File
@@ -594,13 +609,14 @@ func (w *Workload) download(ctx context.Context, p *proc, f *File, rangeHdr stri
 	c := f.Content
 	op := w.rec.Invoke(Op{Process: p.name, Type: OpDownload, Key: f.UID, Node: linkNode.ID + "/" + dataNode.ID,
 		Final: final, Value: OpValue{Range: rangeHdr, MD5: c.MD5(), Size: c.Size}})
-	lctx, cancel := context.WithTimeout(ctx, w.cfg.MetaTimeout)
+	hard := w.hardCtx(ctx)
+	lctx, cancel := context.WithTimeout(hard, w.cfg.MetaTimeout)
 	link, err := w.api.DownloadLink(lctx, linkNode.Base(), f.UID)
 	cancel()
 	if err != nil {
 		return w.finish(op, err)
 	}
-	resp, done, err := w.api.Download(ctx, dataNode.Base(), link, rangeHdr, w.cfg.DataTimeout)
+	resp, done, err := w.api.Download(hard, dataNode.Base(), link, rangeHdr, w.cfg.DataTimeout)
 	start, length, satisfiable := int64(0), c.Size, true
 	if rangeHdr != "" {
 		start, length, satisfiable = expectRange(rangeHdr, c.Size)
@@ -651,6 +667,7 @@ func (w *Workload) download(ctx context.Context, p *proc, f *File, rangeHdr stri
 // linearizability check sees) and, if the file may be complete, a full
 // download, retried on other nodes while the outcome is not definite.
 func (w *Workload) Final(ctx context.Context, parallel int) {
+	w.hard = nil
 	files := w.Files()
 	ch := make(chan File)
 	var wg sync.WaitGroup
