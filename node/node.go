@@ -264,14 +264,23 @@ func (n *Node) Start(ctx context.Context) error {
 
 // Close shuts the node down, in an order where each step still has what it
 // needs. Idempotent.
-func (n *Node) Close() error {
+func (n *Node) Close() error { return n.close(true) }
+
+// Kill stops the node abruptly, as close to kill -9 as a process can get
+// in-process: connections are cut and leadership is not handed over. The
+// data dir keeps what a crash would leave. For tests.
+func (n *Node) Kill() error { return n.close(false) }
+
+func (n *Node) close(graceful bool) error {
 	n.closeOnce.Do(func() {
 		var errs []error
 		// 1. Stop taking requests; cancelling the base context with a cause
 		// lets in-flight handlers answer 503 rather than hang.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.cancel(ErrShuttingDown)
-		if err := n.httpSrv.Shutdown(ctx); err != nil {
+		if !graceful {
+			_ = n.httpSrv.Close()
+		} else if err := n.httpSrv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("node: http shutdown: %w", err))
 			_ = n.httpSrv.Close()
 		}
@@ -279,7 +288,11 @@ func (n *Node) Close() error {
 		// 2-4. raftstore.Close transfers leadership first (so the cluster
 		// does not wait an election timeout), then closes the transport and
 		// the log store.
-		if err := n.raft.Close(); err != nil {
+		closeRaft := n.raft.Close
+		if !graceful {
+			closeRaft = n.raft.Abort
+		}
+		if err := closeRaft(); err != nil {
 			errs = append(errs, err)
 		}
 		n.wg.Wait()

@@ -150,7 +150,7 @@ func (n *Node) readBarrier(ctx context.Context) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	for n.fsm.AppliedIndex() < idx {
+	for n.raft.AppliedIndex() < idx {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: waiting to apply index %d: %w", osprey.ErrUnavailable, idx, ctx.Err())

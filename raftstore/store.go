@@ -423,9 +423,15 @@ func (s *Store) Stats() map[string]string { return s.raft.Stats() }
 
 // Close shuts raft down: a leader first hands leadership to a follower so the
 // cluster does not wait for an election timeout. Idempotent.
-func (s *Store) Close() error {
+func (s *Store) Close() error { return s.close(true) }
+
+// Abort shuts raft down like a crash: no leadership transfer. Tests and the
+// chaos tooling use it; the on-disk state is exactly what a kill leaves.
+func (s *Store) Abort() error { return s.close(false) }
+
+func (s *Store) close(transfer bool) error {
 	s.closeOnce.Do(func() {
-		if s.IsLeader() {
+		if transfer && s.IsLeader() {
 			if servers, err := s.Servers(); err == nil && len(servers) > 1 {
 				if err := s.raft.LeadershipTransfer().Error(); err != nil {
 					s.log.Warn("leadership transfer before shutdown failed", "err", err)

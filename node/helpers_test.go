@@ -1,0 +1,317 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/osprey-storage/osprey/node"
+)
+
+const testToken = "test-join-token-0123456789"
+
+// tlog routes logs to t.Log until the test's cleanup has run.
+type tlog struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *tlog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	w := &tlog{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// freeAddr returns a loopback address with a currently free port; used
+// only where an address must be known before the node starts
+// (--bootstrap-expect peer lists, restarts on the same address).
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func testConfig(t testing.TB, dir string) node.Config {
+	c := node.DefaultConfig()
+	c.DataDir = dir
+	c.HTTPAddr, c.RaftAddr = freeAddr(t), freeAddr(t)
+	c.JoinToken = testToken
+	c.JoinRetry = 50 * time.Millisecond
+	c.Raft.HeartbeatTimeout = 300 * time.Millisecond
+	c.Raft.ElectionTimeout = 300 * time.Millisecond
+	c.Raft.LeaderLeaseTimeout = 150 * time.Millisecond
+	c.Raft.ApplyTimeout = 5 * time.Second
+	c.Logger = testLogger(t)
+	return c
+}
+
+func mustStart(t testing.TB, cfg node.Config) *node.Node {
+	t.Helper()
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatalf("new node: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatalf("start node: %v", err)
+	}
+	return n
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// cluster is a set of in-process nodes on loopback TCP.
+type cluster struct {
+	t     testing.TB
+	nodes []*node.Node
+	cfgs  []node.Config
+}
+
+// newCluster starts n1 with --bootstrap and joins the others through it.
+func newCluster(t testing.TB, size int) *cluster {
+	t.Helper()
+	c := &cluster{t: t}
+	for i := 0; i < size; i++ {
+		cfg := testConfig(t, t.TempDir())
+		cfg.NodeID = fmt.Sprintf("n%d", i+1)
+		if i == 0 {
+			cfg.Bootstrap = true
+		} else {
+			cfg.Join = []string{c.cfgs[0].HTTPAddr}
+		}
+		c.cfgs = append(c.cfgs, cfg)
+		c.nodes = append(c.nodes, mustStart(t, cfg))
+		if i == 0 {
+			c.waitReady(c.nodes[0])
+		}
+	}
+	for _, n := range c.nodes {
+		c.waitReady(n)
+	}
+	c.waitMembers(size)
+	return c
+}
+
+func (c *cluster) waitReady(n *node.Node) {
+	c.t.Helper()
+	waitFor(c.t, 15*time.Second, "node "+n.ID()+" ready", func() bool {
+		return len(n.NotReady(context.Background())) == 0
+	})
+}
+
+func (c *cluster) live() []*node.Node {
+	var out []*node.Node
+	for _, n := range c.nodes {
+		if n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (c *cluster) waitMembers(size int) {
+	c.t.Helper()
+	waitFor(c.t, 15*time.Second, fmt.Sprintf("%d members everywhere", size), func() bool {
+		for _, n := range c.live() {
+			st, err := n.Status(context.Background())
+			if err != nil || len(st.Members) != size {
+				return false
+			}
+			for _, m := range st.Members {
+				if m.WorkerID == nil || m.HTTPAddr == "" {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// Leader returns the live leader, waiting for one.
+func (c *cluster) Leader() *node.Node {
+	c.t.Helper()
+	var l *node.Node
+	waitFor(c.t, 15*time.Second, "a leader", func() bool {
+		for _, n := range c.live() {
+			if n.IsLeader() {
+				l = n
+				return true
+			}
+		}
+		return false
+	})
+	return l
+}
+
+func (c *cluster) follower() *node.Node {
+	l := c.Leader()
+	for _, n := range c.live() {
+		if n != l {
+			return n
+		}
+	}
+	c.t.Fatal("no follower")
+	return nil
+}
+
+func (c *cluster) index(n *node.Node) int {
+	for i, m := range c.nodes {
+		if m == n {
+			return i
+		}
+	}
+	return -1
+}
+
+// --- a small HTTP client for the storage API ---
+
+type api struct {
+	t    testing.TB
+	addr string
+}
+
+func apiOf(t testing.TB, n *node.Node) api { return api{t: t, addr: "http://" + n.HTTPAddr()} }
+
+type envelope struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+}
+
+func (a api) do(method, path string, body io.Reader, hdr map[string]string) (int, envelope, http.Header) {
+	a.t.Helper()
+	req, err := http.NewRequest(method, a.addr+path, body)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	var env envelope
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &env)
+	return resp.StatusCode, env, resp.Header
+}
+
+func (a api) ok(method, path string, body any, out any) {
+	a.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	code, env, _ := a.do(method, path, r, nil)
+	if code != 200 {
+		a.t.Fatalf("%s %s: %d %s", method, path, code, env.Message)
+	}
+	if out != nil {
+		if err := json.Unmarshal(env.Data, out); err != nil {
+			a.t.Fatalf("decode %s: %v", env.Data, err)
+		}
+	}
+}
+
+type uploadLink struct {
+	UID string `json:"uid"`
+	URL struct {
+		Single string `json:"single"`
+		Multi  struct {
+			Upload string `json:"upload"`
+			Merge  string `json:"merge"`
+		} `json:"multi"`
+	} `json:"url"`
+}
+
+func (a api) link(paths ...string) []uploadLink {
+	var out []uploadLink
+	a.ok("POST", "/api/storage/v0/link/upload", map[string]any{"filePath": paths, "expire": 3600}, &out)
+	return out
+}
+
+func (a api) downloadURL(uid string) string {
+	a.t.Helper()
+	var out []struct {
+		URL   string `json:"url"`
+		Error string `json:"error"`
+	}
+	a.ok("POST", "/api/storage/v0/link/download", map[string]any{"uid": []string{uid}}, &out)
+	if out[0].Error != "" {
+		a.t.Fatalf("download link for %s: %s", uid, out[0].Error)
+	}
+	return out[0].URL
+}
+
+func (a api) get(path string, hdr map[string]string) (int, []byte, http.Header) {
+	a.t.Helper()
+	req, _ := http.NewRequest("GET", a.addr+path, nil)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		a.t.Fatalf("GET %s body: %v", path, err)
+	}
+	return resp.StatusCode, b, resp.Header
+}
+
+func md5hex(b []byte) string {
+	s := md5.Sum(b)
+	return hex.EncodeToString(s[:])
+}
+
+func content(seed, size int) []byte {
+	b := make([]byte, size)
+	x := uint32(seed*2654435761 + 1)
+	for i := range b {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		b[i] = byte(x)
+	}
+	return b
+}
