@@ -1,0 +1,46 @@
+# osprey — run `make` for the list of targets.
+.PHONY: help build test unit integ jepsen lint bench cluster-up cluster-down clean
+
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+help:
+	@echo "targets:"
+	@echo "  build         static binary ./bin/osprey (CGO_ENABLED=0)"
+	@echo "  test          everything CI runs: installs tools, go test -race ./..., short chaos run"
+	@echo "  unit          go test -race ./... only"
+	@echo "  jepsen        chaos run (JEPSEN_ARGS='--time 10m --nodes 5')"
+	@echo "  lint          gofmt -l and go vet"
+	@echo "  bench         benchmarks against local 1- and 3-node clusters"
+	@echo "  cluster-up    local 3-node cluster (scripts/cluster.sh up)"
+	@echo "  cluster-down  stop it"
+	@echo "  clean         remove build output"
+
+build:
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/osprey ./cmd/osprey
+
+test:
+	scripts/test.sh
+
+unit:
+	go test -race -timeout 20m ./...
+
+jepsen:
+	scripts/jepsen.sh $(JEPSEN_ARGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+bench:
+	scripts/bench.sh
+
+cluster-up:
+	scripts/cluster.sh up
+
+cluster-down:
+	scripts/cluster.sh down
+
+clean:
+	rm -rf bin

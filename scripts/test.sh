@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The one test entry point (`make test`, and what .ci/run calls). It installs
+# what the tests need on a fresh machine, then runs them:
+#   1. MinIO (pinned) for the S3 backend tests, via scripts/minio.sh
+#   2. iproute2 + iptables when root, for the chaos harness's network faults
+#   3. lint, go test -race ./..., and a short chaos run
+set -euo pipefail
+__dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "${__dir}/.."
+
+echo "== go modules"
+go mod download
+
+echo "== MinIO for the S3 backend tests"
+if minio_bin="$(scripts/minio.sh)"; then
+  export OSPREY_MINIO="${minio_bin}"
+  echo "minio: ${OSPREY_MINIO}"
+else
+  echo "warning: could not install MinIO; the S3 tests will skip and say so" >&2
+fi
+
+if [[ "$(id -u)" == "0" ]] && { ! command -v ip >/dev/null || ! command -v iptables >/dev/null; }; then
+  echo "== installing iproute2 and iptables for network faults"
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables >/dev/null
+fi
+
+echo "== lint"
+make --no-print-directory lint
+
+echo "== unit and in-process cluster tests (-race)"
+go test -race -timeout 30m ./...
+
+if [[ "${OSPREY_SKIP_JEPSEN:-}" == "1" ]]; then
+  echo "== chaos run skipped (OSPREY_SKIP_JEPSEN=1)"
+else
+  echo "== short chaos run"
+  scripts/jepsen.sh --time "${OSPREY_JEPSEN_TIME:-2m}" --nodes 3
+fi
+echo "== all tests passed"
