@@ -1,0 +1,565 @@
+package cos
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc64"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	cossdk "github.com/tencentyun/cos-go-sdk-v5"
+
+	"github.com/osprey-storage/osprey/backend"
+	"github.com/osprey-storage/osprey/backend/internal/objio"
+)
+
+// abortTimeout bounds the AbortMultipartUpload sent after a failed Put,
+// which runs even when the Put's own context is already done.
+const abortTimeout = 30 * time.Second
+
+// Backend stores objects in Tencent COS. It is safe for concurrent use.
+type Backend struct {
+	cfg       Config
+	http      *http.Client
+	transport *http.Transport
+	logger    *slog.Logger
+	closed    atomic.Bool
+
+	// COS addresses every bucket by its own host name, so each bucket
+	// gets its own SDK client, made on first use.
+	mu      sync.Mutex
+	buckets map[string]*bucketClient
+	service *cossdk.Client
+}
+
+// bucketClient is the SDK client for one COS bucket.
+type bucketClient struct {
+	*cossdk.Client
+	name       string // full COS bucket name "<prefix><bucket>-<appid>"
+	sourceHost string // host naming the bucket in x-cos-copy-source
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// New returns a Backend for cfg. It does not contact COS; use Check for
+// that.
+func New(cfg Config) (*Backend, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	dial := cfg.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dial,
+		TLSHandshakeTimeout:   cfg.ConnectTimeout,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       60 * time.Second,
+		// Bytes must arrive as stored: transparent gzip would change the
+		// length and the CRC the service reports.
+		DisableCompression: true,
+	}
+	hc := &http.Client{
+		// The SDK's transport signs every request, retries included.
+		Transport: &cossdk.AuthorizationTransport{
+			SecretID:  cfg.SecretID,
+			SecretKey: cfg.SecretKey,
+			Transport: tr,
+		},
+		// Set here (the SDK would set it on first use, racing with
+		// concurrent client creation): COS answers 3xx only for
+		// misdirected requests, and following them could leak signed
+		// requests to another host.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	b := &Backend{
+		cfg:       cfg,
+		http:      hc,
+		transport: tr,
+		logger:    logger.With("component", "backend", "backend", "cos"),
+		buckets:   make(map[string]*bucketClient),
+	}
+	svc, err := cfg.serviceEndpoints()
+	if err != nil {
+		return nil, fmt.Errorf("cos: %w: %v", backend.ErrInvalid, err)
+	}
+	b.service = b.newClient(&cossdk.BaseURL{ServiceURL: svc.url}, svc.host)
+	return b, nil
+}
+
+func (b *Backend) newClient(u *cossdk.BaseURL, host string) *cossdk.Client {
+	c := cossdk.NewClient(u, b.http)
+	c.Host = host
+	c.UserAgent = "osprey-cos-backend " + cossdk.UserAgent
+	c.Conf.RetryOpt.Count = b.cfg.MaxAttempts
+	c.Conf.EnableCRC = true
+	return c
+}
+
+// Name implements backend.Backend.
+func (b *Backend) Name() string { return "cos" }
+
+// Close releases idle connections. It is idempotent; calls made after
+// Close fail with backend.ErrUnavailable.
+func (b *Backend) Close() error {
+	if b.closed.CompareAndSwap(false, true) {
+		b.transport.CloseIdleConnections()
+	}
+	return nil
+}
+
+// client returns the SDK client for a logical bucket, creating it on
+// first use.
+func (b *Backend) client(bucket string) (*bucketClient, error) {
+	if b.closed.Load() {
+		return nil, fmt.Errorf("cos: %w: backend is closed", backend.ErrUnavailable)
+	}
+	if err := objio.ValidateBucket(bucket); err != nil {
+		return nil, fmt.Errorf("cos: %w", err)
+	}
+	full := b.cfg.BucketPrefix + bucket + "-" + b.cfg.AppID
+	if n := len(full + ".cos." + b.cfg.Region + ".myqcloud.com"); n > maxHostLen {
+		return nil, fmt.Errorf("cos: %w: bucket %q makes a %d-character domain, COS allows %d", backend.ErrInvalid, full, n, maxHostLen)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if c := b.buckets[full]; c != nil {
+		return c, nil
+	}
+	ep, err := b.cfg.bucketEndpoints(full)
+	if err != nil {
+		return nil, fmt.Errorf("cos: %w: %v", backend.ErrInvalid, err)
+	}
+	c := &bucketClient{
+		Client:     b.newClient(&cossdk.BaseURL{BucketURL: ep.url}, ep.host),
+		name:       full,
+		sourceHost: ep.sourceHost,
+	}
+	b.buckets[full] = c
+	return c, nil
+}
+
+// EnsureBucket implements backend.Backend. A bucket we already own is
+// fine; a name taken by another account yields backend.ErrAuth.
+func (b *Backend) EnsureBucket(ctx context.Context, bucket string) error {
+	c, err := b.client(bucket)
+	if err != nil {
+		return err
+	}
+	_, err = c.Bucket.Put(ctx, nil)
+	switch code := serviceCode(err); {
+	case err == nil:
+		b.logger.Info("bucket created", "bucket", c.name)
+		return nil
+	case code == "BucketAlreadyOwnedByYou":
+		return nil
+	case code == "BucketAlreadyExists":
+		// Ours only if we can read it.
+		if _, err := c.Bucket.Head(ctx); err != nil {
+			return translate(ctx, "bucket "+c.name+" exists; checking access", err)
+		}
+		return nil
+	default:
+		return translate(ctx, "create bucket "+c.name, err)
+	}
+}
+
+// Check implements backend.Backend by listing the account's buckets,
+// which needs valid credentials and the GetService permission.
+func (b *Backend) Check(ctx context.Context) error {
+	if b.closed.Load() {
+		return fmt.Errorf("cos: %w: backend is closed", backend.ErrUnavailable)
+	}
+	_, _, err := b.service.Service.Get(ctx)
+	return translate(ctx, "check", err)
+}
+
+// Put implements backend.Backend. Objects up to PartSize bytes are read
+// into memory and sent with one PUT carrying Content-MD5, so COS verifies
+// them; larger ones go through a multipart upload, one PartSize buffer at
+// a time. The md5 is stored as x-cos-meta-md5. Nothing becomes visible
+// when the body is short or its md5 differs from opts.MD5: a single PUT is
+// then never sent, and a multipart upload is aborted before
+// CompleteMultipartUpload.
+func (b *Backend) Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
+	c, err := b.client(bucket)
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	if err := objio.ValidateKey(key); err != nil {
+		return backend.ObjectInfo{}, fmt.Errorf("cos: %w", err)
+	}
+	want, err := objio.ParseMD5(opts.MD5)
+	if err != nil {
+		return backend.ObjectInfo{}, fmt.Errorf("cos: %w", err)
+	}
+	if size < 0 {
+		return backend.ObjectInfo{}, fmt.Errorf("cos: %w: negative size %d", backend.ErrInvalid, size)
+	}
+	ct := opts.ContentType
+	if ct == "" {
+		ct = mime.TypeByExtension(path.Ext(key))
+	}
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	r = &ctxReader{ctx: ctx, r: r}
+
+	var sum string
+	if size <= b.cfg.PartSize {
+		sum, err = b.putSingle(ctx, c, key, r, size, want, ct)
+	} else {
+		sum, err = b.putMultipart(ctx, c, key, r, size, want, ct)
+	}
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	b.logger.Debug("object stored", "bucket", c.name, "key", key, "size", size)
+	return backend.ObjectInfo{Bucket: bucket, Key: key, Size: size, MD5: sum, ModTime: time.Now()}, nil
+}
+
+func md5Meta(sum string) *http.Header {
+	return &http.Header{"x-cos-meta-md5": []string{sum}}
+}
+
+func (b *Backend) putSingle(ctx context.Context, c *bucketClient, key string, r io.Reader, size int64, want, ct string) (string, error) {
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return "", bodyError(ctx, err, size)
+	}
+	raw := md5.Sum(buf)
+	sum := hex.EncodeToString(raw[:])
+	if want != "" && sum != want {
+		return "", fmt.Errorf("cos: %w: md5 of body is %s, expected %s", backend.ErrChecksum, sum, want)
+	}
+	_, err := c.Object.Put(ctx, key, bytes.NewReader(buf), &cossdk.ObjectPutOptions{
+		ObjectPutHeaderOptions: &cossdk.ObjectPutHeaderOptions{
+			ContentType: ct,
+			ContentMD5:  base64.StdEncoding.EncodeToString(raw[:]),
+			XCosMetaXXX: md5Meta(sum),
+		},
+	})
+	if err != nil {
+		return "", translate(ctx, "put "+c.name+"/"+key, err)
+	}
+	return sum, nil
+}
+
+// partSizeFor returns the part size for an object of size bytes: the
+// configured one, or a larger one when that would need more than MaxParts
+// parts.
+func (b *Backend) partSizeFor(size int64) int64 {
+	ps := b.cfg.PartSize
+	if min := (size + MaxParts - 1) / MaxParts; min > ps {
+		const align = 1 << 20
+		ps = (min + align - 1) / align * align
+	}
+	return ps
+}
+
+func (b *Backend) putMultipart(ctx context.Context, c *bucketClient, key string, r io.Reader, size int64, want, ct string) (string, error) {
+	what := "put " + c.name + "/" + key
+	hdr := &cossdk.ObjectPutHeaderOptions{ContentType: ct}
+	if want != "" {
+		// Known up front: record it now so the object never appears
+		// without it.
+		hdr.XCosMetaXXX = md5Meta(want)
+	}
+	init, _, err := c.Object.InitiateMultipartUpload(ctx, key, &cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: hdr})
+	if err != nil {
+		return "", translate(ctx, what+": initiate multipart upload", err)
+	}
+	uploadID := init.UploadID
+	completed := false
+	defer func() {
+		if !completed {
+			b.abort(ctx, c, key, uploadID)
+		}
+	}()
+
+	partSize := b.partSizeFor(size)
+	buf := make([]byte, partSize)
+	whole := md5.New()
+	parts := make([]cossdk.Object, 0, (size+partSize-1)/partSize)
+	for num, off := 1, int64(0); off < size; num++ {
+		p := buf[:min(partSize, size-off)]
+		if _, err := io.ReadFull(r, p); err != nil {
+			return "", bodyError(ctx, err, size)
+		}
+		whole.Write(p)
+		raw := md5.Sum(p)
+		resp, err := c.Object.UploadPart(ctx, key, uploadID, num, bytes.NewReader(p), &cossdk.ObjectUploadPartOptions{
+			ContentMD5: base64.StdEncoding.EncodeToString(raw[:]),
+		})
+		if err != nil {
+			return "", translate(ctx, fmt.Sprintf("%s: upload part %d", what, num), err)
+		}
+		parts = append(parts, cossdk.Object{PartNumber: num, ETag: resp.Header.Get("ETag")})
+		off += int64(len(p))
+	}
+	sum := hex.EncodeToString(whole.Sum(nil))
+	if want != "" && sum != want {
+		return "", fmt.Errorf("cos: %w: md5 of body is %s, expected %s", backend.ErrChecksum, sum, want)
+	}
+	res, _, err := c.Object.CompleteMultipartUpload(ctx, key, uploadID, &cossdk.CompleteMultipartUploadOptions{Parts: parts})
+	if err != nil {
+		return "", translate(ctx, what+": complete multipart upload", err)
+	}
+	completed = true
+	if want == "" && size <= MaxCopySize {
+		if err := b.recordMD5(ctx, c, key, sum, ct, res.ETag); err != nil {
+			return "", err
+		}
+	}
+	return sum, nil
+}
+
+// recordMD5 adds x-cos-meta-md5 to an object uploaded without a known md5
+// by copying it onto itself with replaced metadata. The copy is
+// conditional on the ETag just completed, so an object replaced
+// concurrently is left alone.
+func (b *Backend) recordMD5(ctx context.Context, c *bucketClient, key, sum, ct, etag string) error {
+	_, _, err := c.Object.Copy(ctx, key, c.sourceHost+"/"+key, &cossdk.ObjectCopyOptions{
+		ObjectCopyHeaderOptions: &cossdk.ObjectCopyHeaderOptions{
+			XCosMetadataDirective: "Replaced",
+			ContentType:           ct,
+			XCosMetaXXX:           md5Meta(sum),
+			XCosCopySourceIfMatch: etag,
+		},
+	})
+	if err != nil && serviceCode(err) != "PreconditionFailed" {
+		return translate(ctx, "put "+c.name+"/"+key+": recording md5", err)
+	}
+	return nil
+}
+
+// abort abandons a multipart upload. It runs after failures, including a
+// cancelled ctx, so it uses a context of its own; a failure is only
+// logged, since the Put already returns the error that caused it and COS
+// lifecycle rules can reap leftover parts.
+func (b *Backend) abort(ctx context.Context, c *bucketClient, key, uploadID string) {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+	defer cancel()
+	if _, err := c.Object.AbortMultipartUpload(actx, key, uploadID); err != nil && serviceCode(err) != "NoSuchUpload" {
+		b.logger.Warn("abort multipart upload failed", "bucket", c.name, "key", key,
+			"upload_id", uploadID, "err", translate(actx, "abort", err))
+	}
+}
+
+// Get implements backend.Backend. A read of the whole object is checked
+// against the CRC-64 COS reports and fails with backend.ErrChecksum on a
+// mismatch; a connection lost mid-body fails with backend.ErrUnavailable.
+func (b *Backend) Get(ctx context.Context, bucket, key string, offset, length int64) (io.ReadCloser, error) {
+	c, err := b.client(bucket)
+	if err != nil {
+		return nil, err
+	}
+	if err := objio.ValidateKey(key); err != nil {
+		return nil, fmt.Errorf("cos: %w", err)
+	}
+	if offset < 0 {
+		return nil, fmt.Errorf("cos: %w: negative offset %d", backend.ErrInvalid, offset)
+	}
+	if length == 0 {
+		return b.emptyRead(ctx, bucket, key, offset, length)
+	}
+	opt := &cossdk.ObjectGetOptions{}
+	whole := offset == 0 && length < 0
+	switch {
+	case whole:
+	case length < 0:
+		opt.Range = fmt.Sprintf("bytes=%d-", offset)
+	default:
+		opt.Range = fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)
+	}
+	resp, err := c.Object.Get(ctx, key, opt)
+	if err != nil {
+		if serviceCode(err) == "InvalidRange" {
+			// offset == size is a valid, empty read; beyond is invalid.
+			return b.emptyRead(ctx, bucket, key, offset, length)
+		}
+		return nil, translate(ctx, "get "+c.name+"/"+key, err)
+	}
+	or := &objectReader{ctx: ctx, body: resp.Body, remaining: resp.ContentLength}
+	if whole {
+		if want, err := strconv.ParseUint(resp.Header.Get("x-cos-hash-crc64ecma"), 10, 64); err == nil {
+			or.crc = crc64.New(crcTable)
+			or.wantCRC = want
+		}
+	}
+	return or, nil
+}
+
+// emptyRead answers a read that yields no bytes after checking that the
+// object exists and offset is within it.
+func (b *Backend) emptyRead(ctx context.Context, bucket, key string, offset, length int64) (io.ReadCloser, error) {
+	info, err := b.Stat(ctx, bucket, key)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := objio.ValidateRange(offset, length, info.Size); err != nil {
+		return nil, fmt.Errorf("cos: %w", err)
+	}
+	return io.NopCloser(bytes.NewReader(nil)), nil
+}
+
+// Stat implements backend.Backend.
+func (b *Backend) Stat(ctx context.Context, bucket, key string) (backend.ObjectInfo, error) {
+	c, err := b.client(bucket)
+	if err != nil {
+		return backend.ObjectInfo{}, err
+	}
+	if err := objio.ValidateKey(key); err != nil {
+		return backend.ObjectInfo{}, fmt.Errorf("cos: %w", err)
+	}
+	resp, err := c.Object.Head(ctx, key, nil)
+	if err != nil {
+		return backend.ObjectInfo{}, translate(ctx, "stat "+c.name+"/"+key, err)
+	}
+	h := resp.Header
+	info := backend.ObjectInfo{Bucket: bucket, Key: key}
+	info.Size, err = strconv.ParseInt(h.Get("Content-Length"), 10, 64)
+	if err != nil {
+		return backend.ObjectInfo{}, fmt.Errorf("cos: stat %s/%s: %w: bad Content-Length %q", c.name, key, backend.ErrUnavailable, h.Get("Content-Length"))
+	}
+	if t, err := http.ParseTime(h.Get("Last-Modified")); err == nil {
+		info.ModTime = t
+	}
+	info.MD5 = md5FromHeaders(h.Get("X-Cos-Meta-Md5"), h.Get("ETag"))
+	return info, nil
+}
+
+// md5FromHeaders returns the recorded md5, or the ETag when it is a plain
+// md5 (objects uploaded in one request without server-side encryption).
+func md5FromHeaders(meta, etag string) string {
+	if s, err := objio.ParseMD5(meta); err == nil && s != "" {
+		return s
+	}
+	if s, err := objio.ParseMD5(strings.Trim(etag, `"`)); err == nil {
+		return s
+	}
+	return ""
+}
+
+// Delete implements backend.Backend. A missing object or bucket is not an
+// error.
+func (b *Backend) Delete(ctx context.Context, bucket, key string) error {
+	c, err := b.client(bucket)
+	if err != nil {
+		return err
+	}
+	if err := objio.ValidateKey(key); err != nil {
+		return fmt.Errorf("cos: %w", err)
+	}
+	_, err = c.Object.Delete(ctx, key)
+	err = translate(ctx, "delete "+c.name+"/"+key, err)
+	if errors.Is(err, backend.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// ctxReader fails reads once ctx is done, so a Put stops pulling from a
+// slow body when its caller gives up.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// bodyError describes a failure to read a Put body.
+func bodyError(ctx context.Context, err error, size int64) error {
+	switch {
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return fmt.Errorf("cos: reading body: %w", err)
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("cos: %w: body ended before %d bytes: %w", backend.ErrChecksum, size, io.ErrUnexpectedEOF)
+	default:
+		return fmt.Errorf("cos: reading body: %w", err)
+	}
+}
+
+var crcTable = crc64.MakeTable(crc64.ECMA)
+
+// objectReader is the body returned by Get. It translates transport
+// failures, detects truncation and checks the CRC of whole-object reads.
+type objectReader struct {
+	ctx       context.Context
+	body      io.ReadCloser
+	remaining int64 // bytes still expected, -1 if unknown
+	crc       hash.Hash64
+	wantCRC   uint64
+	err       error
+}
+
+func (o *objectReader) Read(p []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	if err := o.ctx.Err(); err != nil {
+		o.err = err
+		return 0, err
+	}
+	n, err := o.body.Read(p)
+	if o.crc != nil {
+		o.crc.Write(p[:n])
+	}
+	if o.remaining >= 0 {
+		o.remaining -= int64(n)
+	}
+	switch {
+	case err == io.EOF:
+		if o.remaining > 0 {
+			o.err = fmt.Errorf("cos: %w: body ended %d bytes early", backend.ErrUnavailable, o.remaining)
+			return n, o.err
+		}
+		if o.crc != nil && o.crc.Sum64() != o.wantCRC {
+			o.err = fmt.Errorf("cos: %w: crc64 of body is %d, COS reported %d", backend.ErrChecksum, o.crc.Sum64(), o.wantCRC)
+			return n, o.err
+		}
+		o.err = io.EOF
+	case err != nil:
+		if cerr := o.ctx.Err(); cerr != nil {
+			o.err = fmt.Errorf("cos: reading object: %w", cerr)
+		} else {
+			o.err = fmt.Errorf("cos: %w: reading object: %v", backend.ErrUnavailable, err)
+		}
+		return n, o.err
+	}
+	return n, err
+}
+
+func (o *objectReader) Close() error {
+	if o.err == nil {
+		o.err = errors.New("cos: read after close")
+	}
+	return o.body.Close()
+}
