@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/node"
 )
 
@@ -314,4 +315,13 @@ func content(seed, size int) []byte {
 		b[i] = byte(x)
 	}
 	return b
+}
+
+func mustUID(t testing.TB, s string) osprey.UID {
+	t.Helper()
+	u, err := osprey.ParseUID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
