@@ -221,6 +221,8 @@ type request struct {
 	// other calls only when the request was certainly not applied (503, or
 	// the connection was never established).
 	idempotent bool
+	// noRetry makes a single attempt (probes such as /readyz).
+	noRetry bool
 }
 
 // bodySource yields the body for each attempt. It returns errNoRewind when
@@ -303,7 +305,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			err = decodeError(resp)
 		}
 		lastErr = err
-		if !retry || c.cfg.MaxRetries < 0 || attempt >= c.cfg.MaxRetries {
+		if !retry || r.noRetry || c.cfg.MaxRetries < 0 || attempt >= c.cfg.MaxRetries {
 			return nil, err
 		}
 		d := max(wait, c.backoff(attempt))

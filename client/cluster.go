@@ -82,7 +82,7 @@ func (c *Client) Ready(ctx context.Context, base string) error {
 	if base == "" {
 		base = c.pickAddr()
 	}
-	resp, err := c.do(ctx, &request{method: http.MethodGet, target: base + "/readyz"})
+	resp, err := c.do(ctx, &request{method: http.MethodGet, target: base + "/readyz", noRetry: true})
 	if err != nil {
 		return err
 	}
