@@ -41,8 +41,8 @@ type GetResult struct {
 // PartSuffix is appended to the output path while a download is in progress.
 const PartSuffix = ".part"
 
-// GetFile downloads uid to out (or, when out is "", to the file's name in
-// the current directory; "-" writes to opts.Stdout). It signs a link with
+// GetFile downloads uid to out (or, when out is "" or a directory, to the
+// file's stored base name there; "-" writes to opts.Stdout). It signs a link with
 // POST /link/download, writes to out+".part", resumes an existing .part
 // with a Range request, verifies the md5 and renames the .part to out. On
 // an md5 mismatch it returns an error matching ErrChecksum and keeps the
@@ -66,6 +66,8 @@ func (c *Client) GetFile(ctx context.Context, uid, out string, opts GetOptions) 
 	}
 	if out == "" {
 		out = safeName(l.Meta.SrcName, uid)
+	} else if st, err := os.Stat(out); err == nil && st.IsDir() {
+		out = filepath.Join(out, safeName(l.Meta.SrcName, uid))
 	}
 	res, err := c.DownloadFile(ctx, l.URL, out, size, strings.ToLower(l.Meta.MD5), opts)
 	if res != nil {

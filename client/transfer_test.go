@@ -441,6 +441,15 @@ func TestGetFileEdgeCases(t *testing.T) {
 		t.Errorf("stdout: %v, %d bytes", err, buf.Len())
 	}
 
+	// An existing directory as output gets the stored base name.
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := c.GetFile(ctx, uid, sub, GetOptions{}); err != nil || res.Path != filepath.Join(sub, "evil.bin") {
+		t.Errorf("into a directory: %+v %v", res, err)
+	}
+
 	// Default output name is the stored base name, never a path outside.
 	wd, _ := os.Getwd()
 	if err := os.Chdir(dir); err != nil {
