@@ -842,11 +842,14 @@ func (s *Server) completeMultipart(w http.ResponseWriter, r *http.Request, req *
 		if p == nil || strings.Trim(lp.ETag, `"`) != strings.Trim(p.etag, `"`) {
 			return invalidPart
 		}
-		if i < len(list.Parts)-1 && int64(len(p.data)) < s.cfg.MinPartSize {
+		chosen = append(chosen, p)
+	}
+	// Sizes are checked once every listed part is known to exist.
+	for i, p := range chosen {
+		if i < len(chosen)-1 && int64(len(p.data)) < s.cfg.MinPartSize {
 			return &cosError{status: http.StatusBadRequest, code: "EntityTooSmall",
 				message: "Your proposed upload is smaller than the minimum allowed object size."}
 		}
-		chosen = append(chosen, p)
 	}
 	var data, sums []byte
 	for _, p := range chosen {

@@ -138,7 +138,16 @@ func stringToSign(r *http.Request, q url.Values, date, bucketName, key string) s
 			if _, dup := ossValues[lower]; !dup {
 				ossNames = append(ossNames, lower)
 			}
-			ossValues[lower] = vals[0]
+			// Repeated headers are joined with commas (RFC 2616 4.2);
+			// values are trimmed.
+			trimmed := make([]string, len(vals))
+			for i, v := range vals {
+				trimmed[i] = strings.TrimSpace(v)
+			}
+			if prev, ok := ossValues[lower]; ok {
+				trimmed = append([]string{prev}, trimmed...)
+			}
+			ossValues[lower] = strings.Join(trimmed, ",")
 		}
 	}
 	sort.Strings(ossNames)

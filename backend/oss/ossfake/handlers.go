@@ -911,7 +911,7 @@ func (s *Server) completeMultipart(w http.ResponseWriter, r *http.Request, req *
 		prev   int
 		chosen []*part
 	)
-	for i, lp := range list.Parts {
+	for _, lp := range list.Parts {
 		if lp.PartNumber <= prev {
 			return &ossError{status: http.StatusBadRequest, code: "InvalidPartOrder",
 				message: "The list of parts was not in ascending order. Parts list must specified in order by part number."}
@@ -923,11 +923,14 @@ func (s *Server) completeMultipart(w http.ResponseWriter, r *http.Request, req *
 				message:  "One or more of the specified parts could not be found or the specified entity tag might not have matched the part's entity tag.",
 				uploadID: u.id}
 		}
-		if i < len(list.Parts)-1 && int64(len(p.data)) < s.cfg.MinPartSize {
+		chosen = append(chosen, p)
+	}
+	// Sizes are checked once every listed part is known to exist.
+	for i, p := range chosen {
+		if i < len(chosen)-1 && int64(len(p.data)) < s.cfg.MinPartSize {
 			return &ossError{status: http.StatusBadRequest, code: "EntityTooSmall",
 				message: "Your proposed upload smaller than the minimum allowed size."}
 		}
-		chosen = append(chosen, p)
 	}
 	for _, p := range chosen {
 		data = append(data, p.data...)
