@@ -25,6 +25,14 @@ const (
 	CmdMerge        CommandType = 8 // chunked upload declared complete
 	CmdResume       CommandType = 9 // new uid sharing stored content (dedup)
 	CmdFileDelete   CommandType = 10
+	CmdTaskLease    CommandType = 11 // lease (or renew) background tasks
+	CmdTaskFail     CommandType = 12 // a failed attempt: backoff or dead
+	CmdTaskDone     CommandType = 13 // a finished task
+	CmdTierDone     CommandType = 14 // content verified in the backend
+	CmdTierFailed   CommandType = 15 // content bytes do not match its md5
+	CmdTaskRetry    CommandType = 16 // dead task back to pending
+	CmdExpire       CommandType = 17 // drop abandoned uploads
+	CmdSetSettings  CommandType = 18 // cluster-wide settings
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -34,7 +42,9 @@ var typeNames = map[CommandType]string{
 	CmdNoop: "noop", CmdInitCluster: "init_cluster", CmdNodeUpsert: "node_upsert",
 	CmdNodeRemove: "node_remove", CmdFilesCreate: "files_create", CmdChunkPut: "chunk_put",
 	CmdFileComplete: "file_complete", CmdMerge: "merge", CmdResume: "resume",
-	CmdFileDelete: "file_delete",
+	CmdFileDelete: "file_delete", CmdTaskLease: "task_lease", CmdTaskFail: "task_fail",
+	CmdTaskDone: "task_done", CmdTierDone: "tier_done", CmdTierFailed: "tier_failed",
+	CmdTaskRetry: "task_retry", CmdExpire: "expire", CmdSetSettings: "set_settings",
 }
 
 // String returns the command's name for logs and metrics.

@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"path"
 	"sort"
+	"strings"
 
 	"github.com/osprey-storage/osprey"
 )
@@ -197,6 +199,7 @@ func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
 	same := old != nil && old.MD5 == c.Chunk.MD5 && old.Size == c.Chunk.Size
 	if f.State != StateUploading {
 		if same {
+			s.enqueueGC([]Chunk{c.Chunk}, c.Time, c.Time)
 			return ChunkPutResult{Duplicate: true}, nil
 		}
 		return nil, errorf(ErrConflict, "uid %s is already merged", c.UID)
@@ -209,6 +212,9 @@ func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
 	f.UpdatedAt = c.Time
 	if old != nil {
 		o := *old
+		if o.Blob != ch.Blob {
+			s.enqueueGC([]Chunk{o}, c.Time, c.Time)
+		}
 		return ChunkPutResult{Replaced: &o, Duplicate: same}, nil
 	}
 	return ChunkPutResult{}, nil
@@ -223,15 +229,16 @@ func (s *state) complete(f *File, chunks []Chunk, size int64, md5 string, verifi
 		ct := s.Contents[id]
 		ct.Refs++
 		f.Content = id
-		if ct.State == ContentTiered {
-			f.State = StateTiered
-		}
 		res.Garbage = chunks
 	} else {
-		s.Contents[f.UID] = &Content{ID: f.UID, MD5: md5, Size: size, State: ContentStaged,
-			Chunks: chunks, Verified: verified, Refs: 1}
+		ct := &Content{ID: f.UID, MD5: md5, Size: size, State: ContentStaged,
+			Chunks: chunks, Verified: verified, Refs: 1, Bucket: f.Bucket, Key: objectKey(f)}
+		s.Contents[f.UID] = ct
 		s.MD5Index[md5] = f.UID
 		f.Content = f.UID
+		// Tiering starts now; the file is already complete and served
+		// from the staged chunks meanwhile.
+		s.enqueue(TaskTier, f.UID.String(), nil, now, now)
 	}
 	// Recorded chunks the content does not use (beyond num, or from an
 	// earlier chunked attempt before a single upload) are garbage.
@@ -244,9 +251,21 @@ func (s *state) complete(f *File, chunks []Chunk, size int64, md5 string, verifi
 			res.Garbage = append(res.Garbage, *ch)
 		}
 	}
+	s.enqueueGC(res.Garbage, now, now)
 	f.Chunks = nil
+	s.webhook("complete", f, nil, now, "")
 	res.File = f.clone()
 	return res
+}
+
+// objectKey is the backend key of the content a file uploads: its uid plus
+// the lower-cased extension of its name.
+func objectKey(f *File) string {
+	ext := strings.ToLower(path.Ext(f.Name))
+	if strings.ContainsAny(ext, "/\\") || len(ext) > 16 {
+		ext = ""
+	}
+	return f.UID.String() + ext
 }
 
 func (s *state) applyFileComplete(c *FileComplete) (any, error) {
@@ -256,6 +275,7 @@ func (s *state) applyFileComplete(c *FileComplete) (any, error) {
 	}
 	if f.State != StateUploading {
 		if f.MD5 == c.MD5 && f.Size == c.Size {
+			s.enqueueGC(c.Chunks, c.Time, c.Time)
 			return CompleteResult{File: f.clone(), Already: true, Garbage: c.Chunks}, nil
 		}
 		return nil, errorf(ErrConflict, "uid %s is already complete with other content", c.UID)
@@ -322,12 +342,8 @@ func (s *state) applyResume(c *Resume) (any, error) {
 			return nil, errorf(ErrConflict, "uid %s already exists", it.UID)
 		}
 		ct := s.Contents[id]
-		st := StateComplete
-		if ct.State == ContentTiered {
-			st = StateTiered
-		}
 		ct.Refs++
-		s.Files[it.UID] = &File{UID: it.UID, Name: it.Name, Bucket: it.Bucket, State: st, Size: ct.Size,
+		s.Files[it.UID] = &File{UID: it.UID, Name: it.Name, Bucket: it.Bucket, State: StateComplete, Size: ct.Size,
 			MD5: ct.MD5, Content: id, CreatedAt: c.Time, UpdatedAt: c.Time}
 		res.UIDs[i] = it.UID
 	}
@@ -345,6 +361,7 @@ func (s *state) applyFileDelete(c *FileDelete) (any, error) {
 		for _, n := range sortedChunkNums(f.Chunks) {
 			res.Garbage = append(res.Garbage, *f.Chunks[n])
 		}
+		s.enqueueGC(res.Garbage, c.Time, c.Time)
 		return res, nil
 	}
 	ct, ok := s.Contents[f.Content]
@@ -357,9 +374,10 @@ func (s *state) applyFileDelete(c *FileDelete) (any, error) {
 		if s.MD5Index[ct.MD5] == ct.ID {
 			delete(s.MD5Index, ct.MD5)
 		}
-		c := ct.clone()
-		res.Content = &c
-		res.Garbage = c.Chunks
+		gone := ct.clone()
+		res.Content = &gone
+		res.Garbage = gone.Chunks
+		s.enqueue(TaskDelete, gone.ID.String(), DeletePayload{Content: gone}, c.Time, c.Time)
 	}
 	return res, nil
 }
@@ -423,6 +441,7 @@ func (c *Content) clone() Content {
 	}
 	if c.Location != nil {
 		l := *c.Location
+		l.Nodes = append([]osprey.NodeID(nil), c.Location.Nodes...)
 		out.Location = &l
 	}
 	return out

@@ -90,6 +90,22 @@ func (s *state) apply(t CommandType, payload []byte) (any, error) {
 		return s.applyResume(decodeInto[Resume](payload))
 	case CmdFileDelete:
 		return s.applyFileDelete(decodeInto[FileDelete](payload))
+	case CmdTaskLease:
+		return s.applyTaskLease(decodeInto[TaskLease](payload))
+	case CmdTaskFail:
+		return s.applyTaskFail(decodeInto[TaskFail](payload))
+	case CmdTaskDone:
+		return s.applyTaskDone(decodeInto[TaskDone](payload))
+	case CmdTierDone:
+		return s.applyTierDone(decodeInto[TierDone](payload))
+	case CmdTierFailed:
+		return s.applyTierFailed(decodeInto[TierFailed](payload))
+	case CmdTaskRetry:
+		return s.applyTaskRetry(decodeInto[TaskRetry](payload))
+	case CmdExpire:
+		return s.applyExpire(decodeInto[Expire](payload))
+	case CmdSetSettings:
+		return s.applySetSettings(decodeInto[SetSettings](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", t))
 	}
@@ -183,6 +199,9 @@ func decodeState(r io.Reader) (*state, error) {
 	}
 	if s.MD5Index == nil {
 		s.MD5Index = map[string]osprey.UID{}
+	}
+	if s.Tasks == nil {
+		s.Tasks = map[uint64]*Task{}
 	}
 	return s, nil
 }
@@ -303,4 +322,68 @@ func (f *FSM) Files(after osprey.UID, limit int) []File {
 		out[i] = f.s.Files[u].clone()
 	}
 	return out
+}
+
+// Tasks returns all tasks (optionally only those in state), in id order.
+func (f *FSM) Tasks(state TaskState) []Task {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := make([]Task, 0, len(f.s.Tasks))
+	for _, t := range f.s.Tasks {
+		if state == "" || t.State == state {
+			out = append(out, cloneTask(t))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Task returns one task.
+func (f *FSM) Task(id uint64) (Task, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t, ok := f.s.Tasks[id]
+	if !ok {
+		return Task{}, false
+	}
+	return cloneTask(t), true
+}
+
+// RunnableTasks returns up to limit tasks of the given types that may be
+// leased at now (unix ms), oldest first.
+func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	var out []Task
+	for _, t := range f.s.Tasks {
+		if types[t.Type] && t.Runnable(now) {
+			out = append(out, cloneTask(t))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// Settings returns the cluster-wide settings.
+func (f *FSM) Settings() Settings {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.s.Settings
+}
+
+// Stats counts files, contents and tasks by state, for metrics.
+func (f *FSM) Stats() map[string]int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	m := map[string]int{"files": len(f.s.Files), "contents": len(f.s.Contents)}
+	for _, t := range f.s.Tasks {
+		m["tasks_"+string(t.State)]++
+	}
+	for _, c := range f.s.Contents {
+		m["contents_"+string(c.State)]++
+	}
+	return m
 }

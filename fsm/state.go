@@ -101,6 +101,10 @@ const (
 type Location struct {
 	Bucket string `json:"bucket"`
 	Key    string `json:"key"`
+	// Nodes lists the members holding a copy when the backend is each
+	// node's local disk (replicated so a node's loss loses nothing); empty
+	// for a shared backend (S3, OSS, COS).
+	Nodes []osprey.NodeID `json:"nodes,omitempty"`
 }
 
 // Content is a stored byte sequence, shared by every file with the same md5
@@ -112,7 +116,10 @@ type Content struct {
 	State  ContentState `json:"state"`
 	Chunks []Chunk      `json:"chunks"` // staged chunks in order
 	// Verified is true once the whole-file md5 was checked against the bytes.
-	Verified bool      `json:"verified"`
+	Verified bool `json:"verified"`
+	// Bucket and Key name the backend object the content tiers to.
+	Bucket   string    `json:"bucket"`
+	Key      string    `json:"key"`
 	Refs     int       `json:"refs"`
 	Location *Location `json:"location,omitempty"`
 }
@@ -129,6 +136,9 @@ type state struct {
 	Files         map[osprey.UID]*File    `json:"files"`
 	Contents      map[osprey.UID]*Content `json:"contents"`
 	MD5Index      map[string]osprey.UID   `json:"md5_index"`
+	Tasks         map[uint64]*Task        `json:"tasks"`
+	NextTaskID    uint64                  `json:"next_task_id"`
+	Settings      Settings                `json:"settings"`
 }
 
 func newState() *state {
@@ -137,5 +147,6 @@ func newState() *state {
 		Files:    map[osprey.UID]*File{},
 		Contents: map[osprey.UID]*Content{},
 		MD5Index: map[string]osprey.UID{},
+		Tasks:    map[uint64]*Task{},
 	}
 }
