@@ -463,6 +463,15 @@ func TestE2ESingleNode(t *testing.T) {
 		if err != nil || len(ns) != 1 || !ns[0].Reachable || !ns[0].Leader {
 			t.Errorf("nodes %+v %v", ns, err)
 		}
+		p, _ := randomFile(t, dir, "proxy.bin", 3*chunk)
+		res, err := c.PutFile(ctx, p, client.PutOptions{ChunkSize: chunk, StateDir: "-"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Staged data may already be tiered and collected; only the call is checked.
+		if addrs, err := c.Proxy(ctx, res.UID); err != nil {
+			t.Errorf("proxy: %v %v", addrs, err)
+		}
 		if v, err := c.Metric(ctx, "", "process_resident_memory_bytes"); err != nil || v <= 0 {
 			t.Errorf("rss metric: %v %v", v, err)
 		}

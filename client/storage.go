@@ -253,17 +253,14 @@ func (c *Client) Checkpoint(ctx context.Context, uid string) ([]int, error) {
 	return out, err
 }
 
-// Proxy returns which nodes hold a uid's staged data (GET /proxy, kept for
-// osproxy compatibility). The reply is returned undecoded.
-func (c *Client) Proxy(ctx context.Context, uid string) (Raw, error) {
-	var out Raw
+// Proxy returns the HTTP addresses of the nodes holding a uid's staged
+// data (GET /proxy, kept for osproxy compatibility).
+func (c *Client) Proxy(ctx context.Context, uid string) ([]string, error) {
+	var out []string
 	err := c.doJSON(ctx, &request{method: http.MethodGet, target: APIPrefix + "/proxy",
 		query: url.Values{"uid": {uid}}, auth: true, idempotent: true}, &out)
 	return out, err
 }
-
-// Raw is an undecoded JSON value.
-type Raw = []byte
 
 // DownloadOptions tunes Download.
 type DownloadOptions struct {
