@@ -25,8 +25,9 @@ type Config struct {
 	// Dir is the root directory; buckets are its subdirectories. It is
 	// created if missing. Required.
 	Dir string
-	// BufferSize is the size of the copy buffer used per concurrent Put and
-	// per Stat that has to recompute an md5. It bounds memory per call.
+	// BufferSize is the size of the copy buffers. A Put uses up to three
+	// (two read ahead and hashed while the third is written), a Stat that
+	// has to recompute an md5 one; they bound memory per call.
 	BufferSize int
 	// Logger receives lifecycle messages. Nil means slog.Default().
 	Logger *slog.Logger
@@ -208,11 +209,7 @@ func (b *Backend) put(ctx context.Context, bucket, key, content, metaPath string
 	}()
 
 	vr := objio.NewVerifyingReader(ctx, r, size, want)
-	bufp := b.bufs.Get().(*[]byte)
-	// writerOnly hides (*os.File).ReadFrom so the copy goes through our
-	// fixed buffer: bounded memory whatever r is.
-	_, cerr := io.CopyBuffer(writerOnly{f}, vr, *bufp)
-	b.bufs.Put(bufp)
+	cerr := b.copyBody(f, vr, size)
 	vr.Close()
 	sum, verr := vr.Verify()
 	switch {
@@ -257,6 +254,23 @@ func (b *Backend) put(ctx context.Context, bucket, key, content, metaPath string
 		return info, err
 	}
 	return backend.ObjectInfo{Bucket: bucket, Key: key, Size: size, MD5: sum, ModTime: fi.ModTime()}, nil
+}
+
+// copyBody copies size bytes from src (which hashes as it is read) to f
+// through pooled buffers: bounded memory whatever src is. A body larger
+// than one buffer is prefetched on another goroutine, so hashing the next
+// buffer overlaps writing this one.
+func (b *Backend) copyBody(f *os.File, src io.Reader, size int64) error {
+	bufp := b.bufs.Get().(*[]byte)
+	defer b.bufs.Put(bufp)
+	if size > int64(len(*bufp)) {
+		pf := objio.Prefetch(src, len(*bufp))
+		defer pf.Close()
+		src = pf
+	}
+	// writerOnly hides (*os.File).ReadFrom so the copy uses our buffer.
+	_, err := io.CopyBuffer(writerOnly{f}, src, *bufp)
+	return err
 }
 
 // writeMetaTemp writes m to a durable temporary file next to metaPath and

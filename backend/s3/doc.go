@@ -10,9 +10,11 @@
 // out as one PUT and are streamed without buffering; larger ones use a
 // multipart upload in which minio-go fills one PartSize buffer at a time and
 // uploads parts sequentially (the body is deliberately not an io.ReaderAt,
-// so the SDK's parallel uploader is never used). Memory per concurrent Put
-// is therefore at most one PartSize buffer (16 MiB by default) plus small
-// per-request state. Get streams the HTTP response body.
+// so the SDK's parallel uploader is never used). The body is read ahead by
+// 2 × 1 MiB on another goroutine so hashing overlaps sending. Memory per
+// concurrent Put is therefore at most one PartSize buffer (16 MiB by
+// default) plus 2 MiB plus small per-request state. Get streams the HTTP
+// response body.
 //
 // # md5 verification and atomicity
 //

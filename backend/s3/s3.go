@@ -26,6 +26,9 @@ const (
 	MaxPartSize = 5 << 30
 )
 
+// prefetchSize is the size of each of the two read-ahead buffers of a Put.
+const prefetchSize = 1 << 20
+
 // metaMD5 is the user-metadata key (x-amz-meta-osprey-md5) holding the
 // object's md5.
 const metaMD5 = "Osprey-Md5"
@@ -245,9 +248,21 @@ func (b *Backend) Put(ctx context.Context, bucket, key string, r io.Reader, size
 	if want != "" {
 		popts.UserMetadata = map[string]string{metaMD5: want}
 	}
-	// struct{io.Reader} hides Close, so neither minio-go nor net/http can
-	// close vr behind our back.
-	up, err := b.client.PutObject(ctx, phys, key, struct{ io.Reader }{vr}, size, popts)
+	var body io.Reader = vr
+	var pf *objio.Prefetcher
+	if size > prefetchSize {
+		// Hash the next MiB on another goroutine while the SDK signs and
+		// sends this one.
+		pf = objio.Prefetch(vr, prefetchSize)
+		body = pf
+	}
+	// struct{io.Reader} hides Close and ReaderAt, so neither minio-go nor
+	// net/http can close the body behind our back, and minio-go streams it
+	// through one part buffer instead of its parallel ReaderAt uploader.
+	up, err := b.client.PutObject(ctx, phys, key, struct{ io.Reader }{body}, size, popts)
+	if pf != nil {
+		pf.Close()
+	}
 	vr.Close() // waits for a Read still running on a transport goroutine
 	if verr := vr.Err(); verr != nil {
 		// The body's failure is the real cause; what the SDK says about
