@@ -212,9 +212,9 @@ func TestOtherInvariants(t *testing.T) {
 
 func TestFailover(t *testing.T) {
 	h := linked("1").
-		add("c0", OpUpload, "1", OK, 0, 1000, 1500, OpValue{}).   // before the fault
-		add("c1", OpStat, "1", OK, 0, 2100, 2200, OpValue{}).     // a read does not count
-		add("c0", OpLink, "2", OK, 0, 2500, 3000, OpValue{}).     // first write after the fault
+		add("c0", OpUpload, "1", OK, 0, 1000, 1500, OpValue{}).  // before the fault
+		add("c1", OpStat, "1", OK, 0, 2100, 2200, OpValue{}).    // a read does not count
+		add("c0", OpLink, "2", OK, 0, 2500, 3000, OpValue{}).    // first write after the fault
 		add("c0", OpLink, "3", OK, 0, 9000, 9500, OpValue{}).ops // after the second fault
 	faults := []FaultRecord{
 		{Start: 2 * time.Second, LeaderLost: true},

@@ -151,8 +151,9 @@ func (n *Nemesis) apply(ctx context.Context, f Fault) (func(context.Context) err
 		if st, _ := node.State(); st != ProcRunning {
 			return nil, 0, fmt.Errorf("%s is %s", node.ID, st)
 		}
-		idx := n.start(f, f.String(), []string{node.ID}, target == leader)
-		if err := node.Kill(); err != nil {
+		err := node.Kill()
+		idx := n.start(f, describe(f, node.ID), []string{node.ID}, target == leader)
+		if err != nil {
 			return nil, idx, err
 		}
 		return func(context.Context) error { return node.Start() }, idx, nil
@@ -160,8 +161,9 @@ func (n *Nemesis) apply(ctx context.Context, f Fault) (func(context.Context) err
 		if st, _ := node.State(); st != ProcRunning {
 			return nil, 0, fmt.Errorf("%s is %s", node.ID, st)
 		}
-		idx := n.start(f, f.String(), []string{node.ID}, target == leader)
-		if err := node.Pause(); err != nil {
+		err := node.Pause()
+		idx := n.start(f, describe(f, node.ID), []string{node.ID}, target == leader)
+		if err != nil {
 			return nil, idx, err
 		}
 		return func(context.Context) error { return node.Resume() }, idx, nil
@@ -182,23 +184,27 @@ func (n *Nemesis) apply(ctx context.Context, f Fault) (func(context.Context) err
 			f.Groups = [][]int{{leader}, rest}
 		}
 		blocked := f.Blocked(len(c.Nodes))
-		desc := f.String()
+		// Targets are the cut-off side(s): the isolated node, the
+		// minority, or both halves of a bridge.
 		var targets []string
-		hit := map[int]bool{}
-		for _, b := range blocked {
-			hit[b[0]], hit[b[1]] = true, true
+		cut := f.Groups[:1]
+		if f.Kind == FaultPartitionBridge {
+			cut = f.Groups[:2]
 		}
-		for i := range c.Nodes {
-			if hit[i] {
+		for _, g := range cut {
+			for _, i := range g {
 				targets = append(targets, c.Nodes[i].ID)
 			}
 		}
-		idx := n.start(f, desc, targets, leader >= 0 && leaderCut(leader, blocked, len(c.Nodes)))
+		var pairs [][2]string
 		for _, b := range blocked {
-			if err := n.net.Block(ctx, c.Nodes[b[0]].ID, c.Nodes[b[1]].ID); err != nil {
-				_ = n.net.Heal(context.Background())
-				return nil, idx, err
-			}
+			pairs = append(pairs, [2]string{c.Nodes[b[0]].ID, c.Nodes[b[1]].ID})
+		}
+		err := n.net.BlockPairs(ctx, pairs)
+		idx := n.start(f, describe(f, strings.Join(targets, ",")), targets, leader >= 0 && leaderCut(leader, blocked, len(c.Nodes)))
+		if err != nil {
+			_ = n.net.Heal(context.Background())
+			return nil, idx, err
 		}
 		return n.net.Heal, idx, nil
 	case FaultMember:
@@ -207,8 +213,9 @@ func (n *Nemesis) apply(ctx context.Context, f Fault) (func(context.Context) err
 		if c.MinIO == nil {
 			return nil, 0, errors.New("backend outage needs --backend s3; skipped")
 		}
+		err := c.MinIO.Kill()
 		idx := n.start(f, "backend-outage", []string{"minio"}, false)
-		if err := c.MinIO.Kill(); err != nil {
+		if err != nil {
 			return nil, idx, err
 		}
 		return func(ctx context.Context) error {
@@ -219,6 +226,14 @@ func (n *Nemesis) apply(ctx context.Context, f Fault) (func(context.Context) err
 		}, idx, nil
 	}
 	return nil, 0, fmt.Errorf("unknown fault %s", f.Kind)
+}
+
+// describe names a fault as applied, with a leader target resolved.
+func describe(f Fault, target string) string {
+	if f.Leader || f.Kind == FaultPartitionLeader {
+		return fmt.Sprintf("%s(leader %s)", f.Kind, target)
+	}
+	return f.String()
 }
 
 // leaderCut reports whether the leader can no longer reach a majority.

@@ -131,13 +131,30 @@ func (n *Network) Command(member string, argv ...string) *exec.Cmd {
 // Block drops all traffic between members a and b in both directions,
 // with rules in both namespaces, so established connections stall too.
 func (n *Network) Block(ctx context.Context, a, b string) error {
-	for _, p := range [][2]string{{a, b}, {b, a}} {
-		ns, peer := n.NS(p[0]), n.ip[p[1]]
-		if err := run(ctx, "ip", "netns", "exec", ns, "iptables", "-w", "-A", "INPUT", "-s", peer, "-j", "DROP"); err != nil {
-			return err
+	return n.BlockPairs(ctx, [][2]string{{a, b}})
+}
+
+// BlockPairs blocks every pair at once: the rules of each namespace are
+// loaded with one iptables-restore, so a partition takes effect in a few
+// milliseconds rather than one exec per rule.
+func (n *Network) BlockPairs(ctx context.Context, pairs [][2]string) error {
+	rules := map[string][]string{}
+	var order []string
+	for _, p := range pairs {
+		for _, d := range [][2]string{{p[0], p[1]}, {p[1], p[0]}} {
+			if _, ok := rules[d[0]]; !ok {
+				order = append(order, d[0])
+			}
+			peer := n.ip[d[1]]
+			rules[d[0]] = append(rules[d[0]], "-A INPUT -s "+peer+" -j DROP", "-A OUTPUT -d "+peer+" -j DROP")
 		}
-		if err := run(ctx, "ip", "netns", "exec", ns, "iptables", "-w", "-A", "OUTPUT", "-d", peer, "-j", "DROP"); err != nil {
-			return err
+	}
+	for _, m := range order {
+		input := "*filter\n" + strings.Join(rules[m], "\n") + "\nCOMMIT\n"
+		cmd := exec.CommandContext(ctx, "ip", "netns", "exec", n.NS(m), "iptables-restore", "-w", "--noflush")
+		cmd.Stdin = strings.NewReader(input)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("jepsen: iptables-restore in %s: %w: %s", n.NS(m), err, strings.TrimSpace(string(out)))
 		}
 	}
 	return nil

@@ -125,7 +125,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitInterrupted
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "jepsen: %v\njepsen: seed %d; logs kept in %s\n", err, cfg.Seed, cfg.Out)
+		fmt.Fprintf(stderr, "%v\njepsen: seed %d; logs kept in %s\n", err, cfg.Seed, cfg.Out)
 		return exitHarness
 	}
 	rep.WriteText(stdout)
