@@ -485,9 +485,6 @@ func TestE2EThreeNodes(t *testing.T) {
 	// Known server gap (2026-11-23): a download or upload on one node right
 	// after a write acknowledged by another answers 409 "still uploading" /
 	// 404, violating read-your-writes (SPEC §1). Enable once fixed.
-	if os.Getenv("OSPREY_E2E_MULTI") == "" {
-		t.Skip("set OSPREY_E2E_MULTI=1 to run (read-your-writes across nodes not yet implemented by the server)")
-	}
 	nodes := mustNodes(t, 3)
 	c := e2eClient(t, nodes) // round-robin over all three
 	ctx := ctxFor(t)

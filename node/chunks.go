@@ -181,6 +181,12 @@ func (n *Node) Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error
 		return nil, err
 	}
 	if f.State == fsm.StateUploading {
+		// This replica may lag a merge acknowledged elsewhere: confirm.
+		if f, err = n.file(ctx, uid, true); err != nil {
+			return nil, err
+		}
+	}
+	if f.State == fsm.StateUploading {
 		return nil, fmt.Errorf("%w: uid %s is still uploading", osprey.ErrConflict, uid)
 	}
 	ct, ok := n.fsm.Content(f.Content)
