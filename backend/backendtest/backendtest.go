@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -279,6 +280,9 @@ func (s *suite) testRange(t *testing.T) {
 		{"offset at end with length", "r", size, 5, []byte{}, nil},
 		{"empty object whole", "empty", 0, -1, []byte{}, nil},
 		{"empty object zero length", "empty", 0, 0, []byte{}, nil},
+		{"empty object with length", "empty", 0, 5, []byte{}, nil},
+		{"huge length", "r", 10, math.MaxInt64, data[10:], nil},
+		{"huge length at end", "r", size, math.MaxInt64, []byte{}, nil},
 		{"offset past end", "r", size + 1, -1, nil, backend.ErrInvalid},
 		{"offset far past end", "r", 2 * size, 10, nil, backend.ErrInvalid},
 		{"negative offset", "r", -1, 10, nil, backend.ErrInvalid},

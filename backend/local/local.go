@@ -196,6 +196,12 @@ func (b *Backend) put(ctx context.Context, bucket, key, content, metaPath string
 		return info, classifyMissing(err, "bucket")
 	}
 
+	// Refuse a key that is a prefix of stored keys before reading the body
+	// (renameOver checks again, racing Puts aside).
+	if fi, err := os.Lstat(content); err == nil && fi.IsDir() && os.Remove(content) != nil {
+		return info, fmt.Errorf("%w: key is a prefix of other stored keys", backend.ErrInvalid)
+	}
+
 	f, err := createTemp(bucketDir, filepath.Dir(content))
 	if err != nil {
 		return info, err

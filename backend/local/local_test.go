@@ -129,7 +129,12 @@ func TestKeyConflicts(t *testing.T) {
 			t.Errorf("Put(%q) = %v, want ErrInvalid", key, err)
 		}
 	}
-	// The refused puts changed nothing.
+	// The refused puts changed nothing, not even sidecars.
+	for _, stray := range []string{"c.json", "c/d.json"} {
+		if _, err := os.Stat(filepath.Join(b.metaDir, "image", stray)); err == nil {
+			t.Errorf("refused put left sidecar %s", stray)
+		}
+	}
 	for key, want := range map[string]string{"a/b": "leaf", "c/d/e": "deep"} {
 		rc, err := b.Get(ctx, "image", key, 0, -1)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
@@ -322,6 +323,9 @@ func (b *Backend) Get(ctx context.Context, bucket, key string, offset, length in
 	}
 	if length == 0 {
 		return emptyAt()
+	}
+	if length > math.MaxInt64-offset { // offset+length would overflow: to the end
+		length = -1
 	}
 	var opts minio.GetObjectOptions
 	switch {
