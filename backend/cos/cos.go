@@ -12,6 +12,7 @@ import (
 	"hash/crc64"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -386,10 +387,13 @@ func (b *Backend) Get(ctx context.Context, bucket, key string, offset, length in
 		return b.emptyRead(ctx, bucket, key, offset, length)
 	}
 	opt := &cossdk.ObjectGetOptions{}
-	whole := offset == 0 && length < 0
+	// A length reaching past what offset+length can express reads to the
+	// end, like a negative one.
+	toEnd := length < 0 || length-1 > math.MaxInt64-offset
+	whole := offset == 0 && toEnd
 	switch {
 	case whole:
-	case length < 0:
+	case toEnd:
 		opt.Range = fmt.Sprintf("bytes=%d-", offset)
 	default:
 		opt.Range = fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)

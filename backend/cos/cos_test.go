@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -231,6 +232,7 @@ func TestRangedGet(t *testing.T) {
 		{"last byte", "v", 999, 1, data[999:], nil},
 		{"last byte open", "v", 999, -1, data[999:], nil},
 		{"length past end clamps", "v", 995, 100, data[995:], nil},
+		{"length overflowing int64", "v", 10, math.MaxInt64, data[10:], nil},
 		{"zero length", "v", 10, 0, []byte{}, nil},
 		{"offset at end", "v", 1000, -1, []byte{}, nil},
 		{"offset at end with length", "v", 1000, 5, []byte{}, nil},

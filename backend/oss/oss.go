@@ -12,6 +12,7 @@ import (
 	"hash/crc64"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -348,12 +349,15 @@ func (b *Backend) Get(ctx context.Context, bucket, key string, offset, length in
 		return b.emptyRead(ctx, bucket, key, offset, length)
 	}
 	opts := []alioss.Option{alioss.WithContext(ctx)}
-	whole := offset == 0 && length < 0
+	// A length reaching past what offset+length can express reads to the
+	// end, like a negative one.
+	toEnd := length < 0 || length-1 > math.MaxInt64-offset
+	whole := offset == 0 && toEnd
 	if !whole {
 		// Without "standard", OSS ignores an unsatisfiable range and
 		// returns the whole object.
 		opts = append(opts, alioss.RangeBehavior("standard"))
-		if length < 0 {
+		if toEnd {
 			opts = append(opts, alioss.NormalizedRange(fmt.Sprintf("%d-", offset)))
 		} else {
 			opts = append(opts, alioss.Range(offset, offset+length-1))
