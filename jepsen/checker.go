@@ -146,8 +146,17 @@ func checkLinearizable(in CheckInput) Invariant {
 		inv.Detail = fmt.Sprintf("search timed out after %s over %d ops", timeout, len(ops))
 	default:
 		inv.Verdict = Broken
+		var kinds map[string]int
+		inv.Examples, kinds = badKeys(model, ops)
 		inv.Detail = "no linearization exists; see linearizability.html"
-		inv.Examples = badKeys(model, ops)
+		if len(kinds) > 0 {
+			var ks []string
+			for k, n := range kinds {
+				ks = append(ks, fmt.Sprintf("%s ×%d", k, n))
+			}
+			sort.Strings(ks)
+			inv.Detail += "; first unexplainable ops: " + strings.Join(ks, ", ")
+		}
 		if in.LinVisualization != "" {
 			if err := porcupine.VisualizePath(model, info, in.LinVisualization); err != nil {
 				inv.Detail += fmt.Sprintf(" (visualisation failed: %v)", err)
@@ -157,15 +166,39 @@ func checkLinearizable(in CheckInput) Invariant {
 	return inv
 }
 
-// badKeys re-checks each partition alone to name the keys that fail.
-func badKeys(model porcupine.Model, ops []porcupine.Operation) []string {
+// badKeys re-checks each partition alone to name the keys that fail,
+// each with a hint: the op whose invocation first makes the partition's
+// call-ordered prefix unexplainable. The hint is usually the stale or
+// impossible answer; it is a hint, not a proof, because a prefix may omit
+// a concurrent write that the full history uses.
+func badKeys(model porcupine.Model, ops []porcupine.Operation) ([]string, map[string]int) {
 	var bad []string
+	kinds := map[string]int{}
 	for _, part := range model.Partition(ops) {
-		if porcupine.CheckOperationsTimeout(model, part, 10*time.Second) == porcupine.Illegal {
-			bad = append(bad, part[0].Input.(linInput).Key)
+		if porcupine.CheckOperationsTimeout(model, part, 10*time.Second) != porcupine.Illegal {
+			continue
 		}
+		key := part[0].Input.(linInput).Key
+		sorted := append([]porcupine.Operation(nil), part...)
+		sort.SliceStable(sorted, func(i, j int) bool { return sorted[i].Call < sorted[j].Call })
+		hint := ""
+		for n := 1; n <= len(sorted); n++ {
+			if porcupine.CheckOperationsTimeout(model, sorted[:n], time.Second) == porcupine.Illegal {
+				op := sorted[n-1]
+				in, out := op.Input.(linInput), op.Output.(linOutput)
+				if isMD5Key(in.Key) {
+					kinds[fmt.Sprintf("dedup %s→%s", in.MD5.Type, resName(out.MD5.Res))]++
+				} else {
+					kinds[fmt.Sprintf("%s→%s", in.Obj.Type, resName(out.Obj.Res))]++
+				}
+				hint = fmt.Sprintf(": first unexplainable op %s by %s at %.3fs", model.DescribeOperation(op.Input, op.Output),
+					op.Metadata, float64(op.Call)/1e9)
+				break
+			}
+		}
+		bad = append(bad, key+hint)
 	}
-	return examples(bad)
+	return examples(bad), kinds
 }
 
 // checkDurable: every uid whose single upload, merge or dedup creation was

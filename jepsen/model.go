@@ -442,7 +442,8 @@ func linOps(h []Op, pool map[string]bool, md5Of map[string]string) []porcupine.O
 			ret = infinity
 		}
 		in.Key, in.Op = key, op.Index
-		out = append(out, porcupine.Operation{ClientId: cid(op.Process), Input: in, Call: int64(op.T0), Output: out1, Return: ret})
+		out = append(out, porcupine.Operation{ClientId: cid(op.Process), Input: in, Call: int64(op.T0), Output: out1, Return: ret,
+			Metadata: op.Process + "@" + op.Node})
 	}
 	for _, op := range h {
 		if op.Type == OpNemesis {

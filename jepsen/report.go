@@ -23,6 +23,9 @@ type Dist struct {
 }
 
 func (d Dist) String() string {
+	if d.Count == 0 && d.Unrecovered == 0 {
+		return "no fault took the leader away"
+	}
 	if d.Count == 0 {
 		return fmt.Sprintf("no measurements (%d leader losses without a later successful write)", d.Unrecovered)
 	}
