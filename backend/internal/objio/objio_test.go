@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,17 +259,24 @@ func TestPrefetch(t *testing.T) {
 	}
 }
 
-// blockingReader blocks until released.
-type blockingReader struct{ release chan struct{} }
+// blockingReader signals started on its first Read and blocks until
+// released.
+type blockingReader struct {
+	started chan struct{}
+	once    *sync.Once
+	release chan struct{}
+}
 
 func (b blockingReader) Read(p []byte) (int, error) {
+	b.once.Do(func() { close(b.started) })
 	<-b.release
 	return 0, io.EOF
 }
 
 func TestPrefetchCloseWhileReading(t *testing.T) {
-	src := blockingReader{release: make(chan struct{})}
+	src := blockingReader{started: make(chan struct{}), once: new(sync.Once), release: make(chan struct{})}
 	p := Prefetch(src, 10)
+	<-src.started // the filler is now inside the source's Read
 	readErr := make(chan error, 1)
 	go func() {
 		_, err := p.Read(make([]byte, 5))
