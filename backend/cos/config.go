@@ -69,6 +69,11 @@ type Config struct {
 	// ResponseHeaderTimeout bounds the wait for a response's headers after
 	// the request was sent. Bodies are bounded by the caller's context.
 	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// IOTimeout fails a connection on which a read or a write makes no
+	// progress for this long (a stalled body), so a hung transfer ends
+	// with backend.ErrUnavailable even without a context deadline. Zero
+	// disables it.
+	IOTimeout time.Duration `yaml:"io_timeout"`
 	// DialContext, if set, replaces the dialer, e.g. to point every host
 	// name at a test server. Not settable from YAML.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error) `yaml:"-"`
@@ -84,6 +89,7 @@ func DefaultConfig() Config {
 		MaxAttempts:           3,
 		ConnectTimeout:        10 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
+		IOTimeout:             60 * time.Second,
 	}
 }
 
@@ -113,8 +119,8 @@ func (c Config) Validate() error {
 	if c.MaxAttempts < 1 {
 		return errors.New("cos: max_attempts must be at least 1")
 	}
-	if c.ConnectTimeout <= 0 || c.ResponseHeaderTimeout <= 0 {
-		return errors.New("cos: timeouts must be positive")
+	if c.ConnectTimeout <= 0 || c.ResponseHeaderTimeout <= 0 || c.IOTimeout < 0 {
+		return errors.New("cos: connect and response header timeouts must be positive, io_timeout not negative")
 	}
 	if c.BaseURL != "" {
 		if _, err := parseBase(strings.NewReplacer("{bucket}", "b-1", "{region}", c.Region).Replace(c.BaseURL)); err != nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/osprey-storage/osprey/backend"
 	"github.com/osprey-storage/osprey/backend/cos"
@@ -473,6 +474,34 @@ func TestTruncatedBody(t *testing.T) {
 		if !errors.Is(err, backend.ErrUnavailable) {
 			t.Errorf("reading a truncated body (%d, %d): %v, want ErrUnavailable", r.off, r.n, err)
 		}
+	}
+}
+
+func TestStalledBody(t *testing.T) {
+	f := mustFake(t)
+	cfg := testConfig(t, f)
+	cfg.IOTimeout = 200 * time.Millisecond
+	b := mustBackend(t, cfg)
+	mustEnsure(t, b, "video")
+	data := randomBytes(64<<10, 3)
+	ctx := context.Background()
+	if _, err := b.Put(ctx, "video", "k", bytes.NewReader(data), int64(len(data)), backend.PutOptions{}); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	f.SetFault(func(c cosfake.Call) cosfake.Fault {
+		if c.Op == "GetObject" {
+			return cosfake.FaultStallBody
+		}
+		return cosfake.FaultNone
+	})
+	rc, err := b.Get(ctx, "video", "k", 0, -1)
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	defer rc.Close()
+	n, err := io.Copy(io.Discard, rc)
+	if !errors.Is(err, backend.ErrUnavailable) || n != int64(len(data)/2) {
+		t.Fatalf("reading a stalled body: %d bytes, %v; want %d bytes and ErrUnavailable", n, err, len(data)/2)
 	}
 }
 

@@ -17,6 +17,7 @@
 //	  bucket_prefix: "osprey-"
 //	  part_size: 16777216            # optional, 1 MiB .. 5 GiB
 //	  max_attempts: 3                # optional, SDK retries on 5xx
+//	  io_timeout: 60s                # optional, stalled transfers fail
 //	  base_url: ""                   # optional, see Config.BaseURL
 //
 // COS limits a bucket's domain name to 60 characters; a logical bucket

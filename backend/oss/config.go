@@ -53,6 +53,11 @@ type Config struct {
 	// ResponseHeaderTimeout bounds the wait for a response's headers after
 	// the request was sent. Bodies are bounded by the caller's context.
 	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// IOTimeout fails a connection on which a read or a write makes no
+	// progress for this long (a stalled body), so a hung transfer ends
+	// with backend.ErrUnavailable even without a context deadline. Zero
+	// disables it.
+	IOTimeout time.Duration `yaml:"io_timeout"`
 	// DialContext, if set, replaces the dialer, e.g. to point every host
 	// name at a test server. Not settable from YAML.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error) `yaml:"-"`
@@ -67,6 +72,7 @@ func DefaultConfig() Config {
 		PartSize:              16 << 20,
 		ConnectTimeout:        10 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
+		IOTimeout:             60 * time.Second,
 	}
 }
 
@@ -90,8 +96,8 @@ func (c Config) Validate() error {
 	if c.PartSize < MinPartSize || c.PartSize > MaxPartSize {
 		return fmt.Errorf("oss: part_size %d must be between %d and %d", c.PartSize, MinPartSize, int64(MaxPartSize))
 	}
-	if c.ConnectTimeout <= 0 || c.ResponseHeaderTimeout <= 0 {
-		return errors.New("oss: timeouts must be positive")
+	if c.ConnectTimeout <= 0 || c.ResponseHeaderTimeout <= 0 || c.IOTimeout < 0 {
+		return errors.New("oss: connect and response header timeouts must be positive, io_timeout not negative")
 	}
 	return nil
 }

@@ -13,6 +13,7 @@
 //	  part_size: 16777216                      # optional, 100 KiB .. 5 GiB
 //	  connect_timeout: 10s                     # optional
 //	  response_header_timeout: 60s             # optional
+//	  io_timeout: 60s                          # optional, stalled transfers fail
 //
 // # Writes
 //

@@ -54,7 +54,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dial,
+		DialContext:           withIOTimeout(dial, cfg.IOTimeout),
 		TLSHandshakeTimeout:   cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
 		MaxIdleConnsPerHost:   16,

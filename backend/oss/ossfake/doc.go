@@ -75,7 +75,8 @@
 //
 // Faults: SetFault installs a FaultFunc that can answer 503
 // ServiceUnavailable or 500 InternalError, drop the connection without an
-// answer, or send half of a GetObject body and then drop the connection.
+// answer, or send half of a GetObject body and then drop the connection
+// or stall until the client gives up.
 // Calls records every request (operation, bucket, key, part number, upload
 // ID, status, error code) so tests can assert the multipart sequence.
 //

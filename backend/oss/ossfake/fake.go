@@ -89,6 +89,10 @@ const (
 	// the body, then drops the connection. Other operations get
 	// FaultDropConnection.
 	FaultTruncateBody
+	// FaultStallBody serves a GetObject's headers and the first half of
+	// the body, then sends nothing more until the client goes away (or the
+	// fake is closed). Other operations get FaultDropConnection.
+	FaultStallBody
 )
 
 // FaultFunc decides, per request, whether to inject a fault. It sees the

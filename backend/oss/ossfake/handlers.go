@@ -185,13 +185,16 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			s.record(req.call)
 			dropConnection(w)
 			return
-		case FaultTruncateBody:
+		case FaultTruncateBody, FaultStallBody:
 			if req.call.Op != "GetObject" {
 				s.record(req.call)
 				dropConnection(w)
 				return
 			}
 			req.call.Status = -1 // marker: truncate after headers
+			if f == FaultStallBody {
+				req.call.Status = -2 // marker: stall after headers
+			}
 		}
 	}
 
@@ -703,7 +706,7 @@ func parseRange(h string, size int64) (br byteRange, ok, satisfiable bool) {
 }
 
 func (s *Server) getObject(w http.ResponseWriter, r *http.Request, req *request) *ossError {
-	truncate := req.call.Status == -1
+	truncate, stall := req.call.Status == -1, req.call.Status == -2
 	req.call.Status = 0
 	s.mu.Lock()
 	b, e := s.lookupBucket(req)
@@ -774,10 +777,13 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request, req *request)
 	if r.Method == http.MethodHead {
 		return nil
 	}
-	if truncate {
+	if truncate || stall {
 		_, _ = w.Write(body[:len(body)/2])
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
+		}
+		if stall {
+			<-r.Context().Done()
 		}
 		panic(http.ErrAbortHandler)
 	}
