@@ -387,3 +387,15 @@ func (f *FSM) Stats() map[string]int {
 	}
 	return m
 }
+
+// HasUploadsBefore reports whether an upload was last touched before t.
+func (f *FSM) HasUploadsBefore(t int64) bool {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for _, x := range f.s.Files {
+		if x.State == StateUploading && x.UpdatedAt < t {
+			return true
+		}
+	}
+	return false
+}

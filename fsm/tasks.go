@@ -65,15 +65,15 @@ type Settings struct {
 	MaxAttempts int `json:"max_attempts"`
 	// ExpireAfterMillis is how long an upload may stay incomplete.
 	ExpireAfterMillis int64 `json:"expire_after_ms"`
+	// GCGraceMillis delays deleting staged chunks after tiering, so
+	// downloads that started from staging usually finish there.
+	GCGraceMillis int64 `json:"gc_grace_ms"`
 }
 
 const (
 	defaultMaxAttempts = 10
 	backoffBase        = 1000    // ms
 	backoffMax         = 300_000 // ms
-	// gcGraceMillis delays deleting staged chunks after tiering, so
-	// downloads that started from staging usually finish there.
-	gcGraceMillis = 30_000
 )
 
 // GCPayload lists staged chunk copies to delete.
@@ -287,7 +287,7 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
 	// Staged chunks go only now that the backend copy is verified, and
 	// after a grace period for downloads still reading them.
-	s.enqueueGC(ct.Chunks, c.Now, c.Now+gcGraceMillis)
+	s.enqueueGC(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)
 	ct.Chunks = nil
 	s.webhook("tiered", s.Files[ct.ID], ct, c.Now, "")
 	return nil, nil

@@ -147,6 +147,10 @@ type Config struct {
 	Internal Internal
 	// Storage serves the storage API; nil leaves those routes out.
 	Storage Storage
+	// Tasks serves the task queue routes; nil leaves them out.
+	Tasks Tasks
+	// Replicas serves node-to-node object copies; nil leaves them out.
+	Replicas Replicas
 	// APIKeys authorises business endpoints. Empty means protected mode:
 	// only loopback clients may call them.
 	APIKeys []string
@@ -269,10 +273,20 @@ func (s *Server) routes() {
 	if s.cfg.Storage != nil {
 		s.storageRoutes()
 	}
+	if s.cfg.Tasks != nil {
+		s.taskRoutes()
+	}
+	if s.cfg.Replicas != nil {
+		s.replicaRoutes()
+	}
 }
 
-// ServeHTTP makes Server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+// ServeHTTP makes Server an http.Handler. The request id is set here so
+// that every reply carries it (SPEC §1), including those the router writes
+// without a registered handler (/metrics, OPTIONS, redirects, panics).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.withRequestID(w, r, s.router.ServeHTTP)
+}
 
 // statusRecorder captures the status for metrics and logs.
 type statusRecorder struct {
@@ -298,6 +312,10 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (s *Server) withRequestID(w http.ResponseWriter, r *http.Request, next http.HandlerFunc) {
+	if RequestID(r.Context()) != "" { // already set by ServeHTTP
+		next(w, r)
+		return
+	}
 	id := r.Header.Get(HeaderRequestID)
 	if id == "" || len(id) > 128 {
 		id = newRequestID()
@@ -411,6 +429,17 @@ func (s *Server) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 				pr.Out.Host = leader
 				pr.Out.Header.Set(HeaderForwarded, "1")
 				pr.Out.Header.Set(HeaderRequestID, RequestID(r.Context()))
+				// This node has authorised the request; vouch for it, or
+				// a leader in protected mode refuses a non-loopback peer.
+				if tok := s.cfg.Internal.NodeAuthToken(); tok != "" {
+					pr.Out.Header.Set(HeaderNodeAuth, tok)
+				}
+			},
+			ModifyResponse: func(resp *http.Response) error {
+				// The leader echoes the request id this reply already
+				// carries; copying it would send the header twice.
+				resp.Header.Del(HeaderRequestID)
+				return nil
 			},
 			ErrorHandler: func(w http.ResponseWriter, req *http.Request, err error) {
 				// The forwarded request may or may not have reached the

@@ -199,10 +199,79 @@ func (n *Node) Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error
 		if off < 0 || length < 0 || off+length > ct.Size {
 			return nil, fmt.Errorf("%w: range %d+%d of %d bytes", osprey.ErrRange, off, length, ct.Size)
 		}
-		return n.newStagedReader(ctx, ct.Chunks, off, length), nil
+		if ct.Location != nil {
+			return n.openTiered(ctx, ct, off, length)
+		}
+		// Staged: if tiering finishes and the staged chunks are collected
+		// while this download runs, continue from the backend copy.
+		return &switchingReader{n: n, ctx: ctx, id: ct.ID, off: off, remain: length,
+			cur: n.newStagedReader(ctx, ct.Chunks, off, length)}, nil
 	}
 	return obj, nil
 }
+
+// openTiered reads a byte range of a tiered content from the backend: a
+// shared backend directly, a replicated local backend from any holder.
+func (n *Node) openTiered(ctx context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error) {
+	loc := ct.Location
+	if len(loc.Nodes) == 0 {
+		rc, err := n.backend.Get(ctx, loc.Bucket, loc.Key, off, length)
+		if err != nil {
+			return nil, mapBackendErr(err)
+		}
+		return rc, nil
+	}
+	var errs []error
+	holders := append([]osprey.NodeID(nil), loc.Nodes...)
+	for i, h := range holders { // this node's copy first
+		if string(h) == n.id {
+			holders[0], holders[i] = holders[i], holders[0]
+		}
+	}
+	for _, h := range holders {
+		rc, err := n.openObjectOn(ctx, string(h), loc.Bucket, loc.Key, off, length)
+		if err == nil {
+			return rc, nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", h, err))
+	}
+	return nil, fmt.Errorf("%w: no readable copy of content %s: %w", osprey.ErrUnavailable, ct.ID, errors.Join(errs...))
+}
+
+// switchingReader serves a staged content and, should the staged chunks
+// vanish mid-download because the content was tiered and collected,
+// continues from the backend at the same offset.
+type switchingReader struct {
+	n        *Node
+	ctx      context.Context
+	id       osprey.UID
+	off      int64
+	remain   int64
+	cur      io.ReadCloser
+	switched bool
+}
+
+func (s *switchingReader) Read(p []byte) (int, error) {
+	k, err := s.cur.Read(p)
+	s.off += int64(k)
+	s.remain -= int64(k)
+	if err == nil || err == io.EOF || s.switched || s.remain <= 0 {
+		return k, err
+	}
+	ct, ok := s.n.fsm.Content(s.id)
+	if !ok || ct.Location == nil {
+		return k, err
+	}
+	rc, oerr := s.n.openTiered(s.ctx, ct, s.off, s.remain)
+	if oerr != nil {
+		return k, errors.Join(err, oerr)
+	}
+	s.cur.Close()
+	s.cur, s.switched = rc, true
+	return k, nil
+}
+
+func (s *switchingReader) Close() error { return s.cur.Close() }
 
 func (n *Node) newStagedReader(ctx context.Context, chunks []fsm.Chunk, off, length int64) *stagedReader {
 	ctx, cancel := context.WithCancel(ctx)

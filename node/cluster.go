@@ -217,6 +217,11 @@ func (n *Node) reconcile(ctx context.Context) error {
 	if n.fsm.ClusterID() == "" {
 		return nil
 	}
+	if n.raft.IsLeader() {
+		if err := n.reconcileSettings(ctx); err != nil {
+			return err
+		}
+	}
 	rec, ok := n.fsm.Node(osprey.NodeID(n.id))
 	if !ok || rec.Removed || rec.RaftAddr != n.raftAddr || rec.HTTPAddr != n.httpAddr {
 		servers, err := n.raft.Servers()
@@ -372,3 +377,40 @@ func (n *Node) BootstrapInfo() httpapi.BootstrapInfo {
 // Err returns a channel that receives a fatal error (for example a refused
 // join token) that needs the operator's attention.
 func (n *Node) Err() <-chan error { return n.fatalC() }
+
+// reconcileSettings keeps the cluster settings in step with the leader's
+// configuration. The backend fingerprint is recorded once, by the first
+// leader; a leader configured differently says so instead of overwriting.
+func (n *Node) reconcileSettings(ctx context.Context) error {
+	cur := n.fsm.Settings()
+	want := cur
+	want.WebhookEnabled = n.cfg.WebhookURL != ""
+	want.MaxAttempts = n.cfg.TaskMaxAttempts
+	want.ExpireAfterMillis = n.cfg.ExpireUploads.Milliseconds()
+	want.GCGraceMillis = n.cfg.GCGrace.Milliseconds()
+	fp := backendFingerprint(n.cfg.Backend)
+	if cur.BackendFingerprint == "" {
+		want.BackendFingerprint = fp
+	} else if cur.BackendFingerprint != fp && time.Since(n.lastMismatchLog) > time.Minute {
+		n.lastMismatchLog = time.Now()
+		n.log.Error("backend settings differ from the cluster's: fix this node's configuration",
+			"node_backend", fp, "cluster_backend", cur.BackendFingerprint)
+	}
+	if want != cur {
+		if err := n.apply(ctx, fsm.CmdSetSettings, fsm.SetSettings{Settings: want}, nil); err != nil {
+			return err
+		}
+	}
+	if n.cfg.ExpireUploads > 0 && time.Since(n.lastExpire) > n.cfg.ExpireUploads/100+time.Second {
+		n.lastExpire = time.Now()
+		before := time.Now().Add(-n.cfg.ExpireUploads).UnixMilli()
+		if n.fsm.HasUploadsBefore(before) {
+			var res fsm.ExpireResult
+			if err := n.apply(ctx, fsm.CmdExpire, fsm.Expire{Before: before, Now: time.Now().UnixMilli()}, &res); err != nil {
+				return err
+			}
+			n.log.Info("expired abandoned uploads", "count", len(res.UIDs))
+		}
+	}
+	return nil
+}

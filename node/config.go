@@ -50,6 +50,26 @@ type Config struct {
 	// BufferBudget bounds the bytes all upload requests may hold in memory
 	// at once; further uploads wait.
 	BufferBudget int64
+	// Backend is the cluster-wide object backend merged files tier to.
+	Backend BackendConfig
+	// TaskWorkers bounds the background tasks this node runs at once.
+	TaskWorkers int
+	// TaskLease is how long a node holds a task before others may take it
+	// over; the holder renews it every third of that while working.
+	TaskLease time.Duration
+	// TaskPoll is how often the node looks for runnable tasks.
+	TaskPoll time.Duration
+	// TaskMaxAttempts is how often a task is tried before it is dead.
+	TaskMaxAttempts int
+	// GCGrace delays deleting staged chunks after a file is tiered, so
+	// downloads that started from staging finish there.
+	GCGrace time.Duration
+	// ExpireUploads drops uploads left incomplete this long (0 = never).
+	ExpireUploads time.Duration
+	// WebhookURL, if set, receives a signed POST when a file completes,
+	// tiers or fails. WebhookSecret signs it (HMAC-SHA256).
+	WebhookURL    string
+	WebhookSecret string
 	// JoinRetry is the pause between join attempts.
 	JoinRetry time.Duration
 	// Logger; nil means slog.Default().
@@ -60,14 +80,21 @@ type Config struct {
 // a single-node cluster on 127.0.0.1:8080 with data in ./data.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:      "data",
-		HTTPAddr:     "127.0.0.1:8080",
-		RaftAddr:     "127.0.0.1:8081",
-		Raft:         raftstore.DefaultConfig(),
-		Limits:       httpapi.DefaultLimits(),
-		JoinRetry:    time.Second,
-		Replicas:     2,
-		BufferBudget: 256 << 20,
+		DataDir:         "data",
+		HTTPAddr:        "127.0.0.1:8080",
+		RaftAddr:        "127.0.0.1:8081",
+		Raft:            raftstore.DefaultConfig(),
+		Limits:          httpapi.DefaultLimits(),
+		JoinRetry:       time.Second,
+		Replicas:        2,
+		Backend:         DefaultBackendConfig(),
+		TaskWorkers:     4,
+		TaskLease:       30 * time.Second,
+		TaskPoll:        250 * time.Millisecond,
+		TaskMaxAttempts: 10,
+		ExpireUploads:   24 * time.Hour,
+		GCGrace:         30 * time.Second,
+		BufferBudget:    256 << 20,
 	}
 }
 
@@ -92,6 +119,10 @@ func (c Config) Validate() error {
 		return errors.New("node: replicas must be ≥ 1")
 	case c.BufferBudget < 8<<20:
 		return errors.New("node: buffer budget must be at least 8 MiB")
+	case c.TaskWorkers < 1 || c.TaskLease < 300*time.Millisecond || c.TaskPoll <= 0 || c.TaskMaxAttempts < 1:
+		return errors.New("node: task workers, lease (≥ 300ms), poll and max attempts must be positive")
+	case c.WebhookURL != "" && c.WebhookSecret == "":
+		return errors.New("node: --webhook-url needs a webhook secret (OSPREY_WEBHOOK_SECRET)")
 	case c.JoinRetry <= 0:
 		return errors.New("node: JoinRetry must be positive")
 	}

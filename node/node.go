@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/osprey-storage/osprey/backend"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,7 +47,18 @@ type Node struct {
 	rpc       *http.Client // node-to-node calls with a whole-call timeout
 	stream    *http.Client // chunk streams: no overall timeout, ctx bounds them
 	chunks    *chunkstore.Store
-	budget    *budget
+	backend   backend.Backend
+	handlers  []TaskHandler
+
+	backendUp   atomic.Bool
+	backendErr  atomic.Pointer[errBox]
+	taskRuns    *prometheus.CounterVec
+	tieredBytes prometheus.Counter
+
+	// Owned by the reconcile goroutine.
+	lastMismatchLog time.Time
+	lastExpire      time.Time
+	budget          *budget
 
 	ringMu    sync.Mutex
 	ringCache *ring.Ring
@@ -128,10 +141,24 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: open chunk store: %w", err)
 	}
 
+	if n.backend, err = n.newBackend(cfg.Backend); err != nil {
+		n.chunks.Close()
+		ln.Close()
+		return nil, fmt.Errorf("node: backend: %w", err)
+	}
+	// Handlers are registered here, explicitly; a new task type is a new
+	// handler and one line.
+	n.handlers = []TaskHandler{tierHandler{n}, gcHandler{n}, deleteHandler{n}}
+	if cfg.WebhookURL != "" {
+		n.handlers = append(n.handlers, webhookHandler{n: n, url: cfg.WebhookURL, secret: []byte(cfg.WebhookSecret),
+			client: &http.Client{Timeout: 10 * time.Second}})
+	}
+
 	rc := cfg.Raft
 	rc.Dir, rc.ID, rc.BindAddr, rc.AdvertiseAddr, rc.FSM, rc.Logger =
 		filepath.Join(cfg.DataDir, "raft"), id, cfg.RaftAddr, cfg.AdvertiseRaft, n.fsm, lg
 	if n.raft, err = raftstore.Open(rc); err != nil {
+		n.backend.Close()
 		n.chunks.Close()
 		ln.Close()
 		return nil, err
@@ -140,10 +167,11 @@ func New(cfg Config) (*Node, error) {
 
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerMetrics()
-	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, Storage: n, APIKeys: cfg.APIKeys,
+	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, Storage: n, Tasks: n, Replicas: n, APIKeys: cfg.APIKeys,
 		Registry: n.registry, Logger: lg, Limits: cfg.Limits})
 	if err != nil {
 		n.raft.Close()
+		n.backend.Close()
 		n.chunks.Close()
 		ln.Close()
 		return nil, err
@@ -255,9 +283,11 @@ func (n *Node) Start(ctx context.Context) error {
 			}
 		}()
 		n.log.Info("node started", "http", n.httpAddr, "raft", n.raftAddr, "has_state", n.raft.HasState())
-		n.wg.Add(2)
+		n.wg.Add(4)
 		go func() { defer n.wg.Done(); n.formOrJoin() }()
 		go func() { defer n.wg.Done(); n.reconcileLoop() }()
+		go func() { defer n.wg.Done(); n.taskLoop() }()
+		go func() { defer n.wg.Done(); n.backendCheckLoop() }()
 	})
 	return err
 }
@@ -298,6 +328,10 @@ func (n *Node) close(graceful bool) error {
 		n.wg.Wait()
 		// 5. The chunk store closes last: raft and every request are done.
 		if err := n.chunks.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		// 6. Backends last of all.
+		if err := n.backend.Close(); err != nil {
 			errs = append(errs, err)
 		}
 		n.rpc.CloseIdleConnections()

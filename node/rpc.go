@@ -100,9 +100,14 @@ func (n *Node) forwardApply(ctx context.Context, leader string, cmd []byte) ([]b
 	return reply.Data, nil
 }
 
-// ReadIndex confirms this node still leads and returns its commit index;
-// a read that waits until that index is applied sees every write
-// acknowledged before the read started.
+// ReadIndex confirms this node still leads and returns the index of the
+// last command its FSM applied. Every write acknowledged before the call is
+// applied there (a write is acknowledged only after the leader's FSM applied
+// it, and a new leader applies its predecessors' log before answering), so a
+// replica whose FSM reached this index sees all of them.
+//
+// It is the FSM's own index, not raft's: raft counts an entry as applied
+// when it hands it to the FSM goroutine, before the FSM has run it.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	if !n.raft.IsLeader() {
 		return 0, raftstore.ErrNotLeader
@@ -110,7 +115,7 @@ func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
 	if err := n.ensureBarrier(ctx); err != nil {
 		return 0, err
 	}
-	idx := n.raft.CommitIndex()
+	idx := n.fsm.AppliedIndex()
 	if err := n.raft.VerifyLeader(ctx); err != nil {
 		return 0, err
 	}
@@ -150,7 +155,7 @@ func (n *Node) readBarrier(ctx context.Context) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	for n.raft.AppliedIndex() < idx {
+	for n.fsm.AppliedIndex() < idx {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%w: waiting to apply index %d: %w", osprey.ErrUnavailable, idx, ctx.Err())

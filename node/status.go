@@ -101,10 +101,46 @@ func (n *Node) NotReady(ctx context.Context) []string {
 	if n.ctx.Err() != nil {
 		r = append(r, "shutting down")
 	}
+	if b := n.backendErr.Load(); b != nil {
+		r = append(r, "backend unreachable: "+b.err.Error())
+	}
+	if n.backendMismatch() {
+		r = append(r, "backend settings differ from the cluster's: this node has "+backendFingerprint(n.cfg.Backend)+
+			", the cluster uses "+n.fsm.Settings().BackendFingerprint)
+	}
 	return r
 }
 
 func (n *Node) registerMetrics() {
+	n.taskRuns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "osprey_task_runs_total",
+		Help: "Background task attempts on this node by type and outcome."}, []string{"type", "outcome"})
+	n.tieredBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "osprey_tiered_bytes_total",
+		Help: "Bytes this node copied into the backend."})
+	n.registry.MustRegister(n.taskRuns, n.tieredBytes)
+	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_backend_up",
+		Help: "1 if the last backend check succeeded."}, func() float64 {
+		if n.backendUp.Load() {
+			return 1
+		}
+		return 0
+	}))
+	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_backend_config_mismatch",
+		Help: "1 if this node's backend settings differ from the cluster's."}, func() float64 {
+		if n.backendMismatch() {
+			return 1
+		}
+		return 0
+	}))
+	for _, st := range []string{"pending", "leased", "dead"} {
+		n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_tasks",
+			Help: "Tasks in the queue by state.", ConstLabels: prometheus.Labels{"state": st}}, func() float64 {
+			return float64(n.fsm.Stats()["tasks_"+st])
+		}))
+	}
+	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_files",
+		Help: "Files in the cluster."}, func() float64 { return float64(n.fsm.Stats()["files"]) }))
+	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_chunkstore_bytes",
+		Help: "Bytes staged in this node's chunk store."}, func() float64 { return float64(n.chunks.Metrics().BytesStored) }))
 	gauge := func(name, help string, f func() float64) {
 		n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 	}
@@ -152,4 +188,11 @@ func (n *Node) registerMetrics() {
 		}
 		return 0
 	}))
+}
+
+// backendMismatch reports whether this node's backend differs from the one
+// the cluster recorded.
+func (n *Node) backendMismatch() bool {
+	fp := n.fsm.Settings().BackendFingerprint
+	return fp != "" && fp != backendFingerprint(n.cfg.Backend)
 }

@@ -123,6 +123,7 @@ func (n *Node) fileInfo(f fsm.File) httpapi.FileInfo {
 		info.Chunks = len(ct.Chunks)
 		switch {
 		case ct.Location != nil:
+			info.State = string(fsm.StateTiered)
 			info.Location = "backend:" + ct.Location.Bucket + "/" + ct.Location.Key
 		case ct.State == fsm.ContentFailed:
 			info.State = string(fsm.StateFailed)
@@ -216,11 +217,8 @@ func (n *Node) Locate(ctx context.Context, uid osprey.UID) ([]string, error) {
 // Delete removes a file and, when it held the last reference, its bytes.
 func (n *Node) Delete(ctx context.Context, uid osprey.UID) error {
 	var res fsm.DeleteResult
-	if err := n.apply(ctx, fsm.CmdFileDelete, fsm.FileDelete{UID: uid, Time: nowMillis()}, &res); err != nil {
-		return err
-	}
-	n.collect(res.Garbage)
-	return nil
+	// The FSM queues gc/delete tasks for whatever became unreferenced.
+	return n.apply(ctx, fsm.CmdFileDelete, fsm.FileDelete{UID: uid, Time: nowMillis()}, &res)
 }
 
 // --- uploads ---
@@ -279,7 +277,6 @@ func (n *Node) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 		}
 		return fail(err)
 	}
-	n.collect(res.Garbage)
 	return n.fileInfo(res.File), nil
 }
 
@@ -331,13 +328,7 @@ func (n *Node) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body
 		}
 		return err
 	}
-	if res.Replaced != nil {
-		n.collect([]fsm.Chunk{*res.Replaced})
-	}
-	if res.Duplicate && res.Replaced == nil {
-		n.collect([]fsm.Chunk{ch})
-	}
-	return nil
+	return nil // a replaced or duplicate copy is collected by a gc task
 }
 
 // Merge declares a chunked upload complete; it returns at once.
@@ -347,7 +338,6 @@ func (n *Node) Merge(ctx context.Context, uid osprey.UID, num uint32, size int64
 	if err := n.apply(ctx, fsm.CmdMerge, cmd, &res); err != nil {
 		return httpapi.FileInfo{}, err
 	}
-	n.collect(res.Garbage)
 	return n.fileInfo(res.File), nil
 }
 
@@ -478,9 +468,10 @@ func (n *Node) ring() (*ring.Ring, error) {
 	return r, nil
 }
 
-// collect deletes unreferenced chunk copies from their owners, in the
-// background and best effort: a copy left behind wastes space but never
-// changes what is served.
+// collect deletes chunk copies that were stored but never recorded (the
+// upload failed before its raft command), in the background and best
+// effort: a copy left behind wastes space but never changes what is
+// served. Recorded garbage is collected by durable gc tasks instead.
 func (n *Node) collect(chunks []fsm.Chunk) {
 	if len(chunks) == 0 {
 		return

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,8 +40,31 @@ type serverFlags struct {
 	maxUploadSize   int64
 	linkExpiry      time.Duration
 	linkMaxExpiry   time.Duration
-	replicas        int
+	redundancy      string
 	bufferBudget    int64
+	backend         string
+	localDir        string
+	s3Endpoint      string
+	s3AccessKey     string
+	s3SecretKey     string
+	s3UseSSL        bool
+	s3Region        string
+	s3BucketPrefix  string
+	ossEndpoint     string
+	ossKeyID        string
+	ossKeySecret    string
+	ossBucketPrefix string
+	cosRegion       string
+	cosAppID        string
+	cosSecretID     string
+	cosSecretKey    string
+	cosBucketPrefix string
+	taskWorkers     int
+	taskLease       time.Duration
+	taskMaxAttempts int
+	expireUploads   time.Duration
+	webhookURL      string
+	webhookSecret   string
 	logLevel        string
 	logFormat       string
 }
@@ -67,7 +91,30 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Int64Var(&f.maxUploadSize, "max-upload-size", d.Limits.MaxUploadSize, "largest single-request upload, bytes")
 	fs.DurationVar(&f.linkExpiry, "link-expiry", d.Limits.DefaultExpiry, "link expiry when a request gives none")
 	fs.DurationVar(&f.linkMaxExpiry, "link-max-expiry", d.Limits.MaxExpiry, "longest link expiry a client may ask for")
-	fs.IntVar(&f.replicas, "replicas", d.Replicas, "copies of each staged chunk (capped by the cluster size)")
+	fs.StringVar(&f.redundancy, "redundancy", fmt.Sprintf("replicas:%d", d.Replicas), "staged chunk redundancy: replicas:N (capped by the cluster size)")
+	fs.StringVar(&f.backend, "backend", "local", "object backend for tiered files: local, s3, oss or cos")
+	fs.StringVar(&f.localDir, "local-dir", "", "local backend directory (default <data-dir>/objects)")
+	fs.StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3 endpoint host:port (MinIO, AWS, any S3)")
+	fs.StringVar(&f.s3AccessKey, "s3-access-key", "", "S3 access key")
+	fs.StringVar(&f.s3SecretKey, "s3-secret-key", "", "S3 secret key (prefer OSPREY_S3_SECRET_KEY)")
+	fs.BoolVar(&f.s3UseSSL, "s3-use-ssl", false, "use HTTPS for S3")
+	fs.StringVar(&f.s3Region, "s3-region", "", "S3 region")
+	fs.StringVar(&f.s3BucketPrefix, "s3-bucket-prefix", "", "prefix for S3 bucket names")
+	fs.StringVar(&f.ossEndpoint, "oss-endpoint", "", "Aliyun OSS endpoint, e.g. oss-cn-beijing.aliyuncs.com")
+	fs.StringVar(&f.ossKeyID, "oss-access-key-id", "", "OSS AccessKey ID")
+	fs.StringVar(&f.ossKeySecret, "oss-access-key-secret", "", "OSS AccessKey secret (prefer OSPREY_OSS_ACCESS_KEY_SECRET)")
+	fs.StringVar(&f.ossBucketPrefix, "oss-bucket-prefix", "", "prefix for OSS bucket names")
+	fs.StringVar(&f.cosRegion, "cos-region", "", "Tencent COS region, e.g. ap-nanjing")
+	fs.StringVar(&f.cosAppID, "cos-app-id", "", "COS APPID")
+	fs.StringVar(&f.cosSecretID, "cos-secret-id", "", "COS SecretId")
+	fs.StringVar(&f.cosSecretKey, "cos-secret-key", "", "COS SecretKey (prefer OSPREY_COS_SECRET_KEY)")
+	fs.StringVar(&f.cosBucketPrefix, "cos-bucket-prefix", "", "prefix for COS bucket names")
+	fs.IntVar(&f.taskWorkers, "task-workers", d.TaskWorkers, "background tasks run at once on this node")
+	fs.DurationVar(&f.taskLease, "task-lease", d.TaskLease, "task lease; another node takes a task over after it expires")
+	fs.IntVar(&f.taskMaxAttempts, "task-max-attempts", d.TaskMaxAttempts, "attempts before a task is dead")
+	fs.DurationVar(&f.expireUploads, "expire-uploads", d.ExpireUploads, "drop uploads left incomplete this long (0 = never)")
+	fs.StringVar(&f.webhookURL, "webhook-url", "", "POST file events (complete, tiered, failed) here, signed with HMAC-SHA256")
+	fs.StringVar(&f.webhookSecret, "webhook-secret", "", "webhook signing secret (prefer OSPREY_WEBHOOK_SECRET)")
 	fs.Int64Var(&f.bufferBudget, "buffer-budget", d.BufferBudget, "bytes all uploads together may buffer in memory")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -209,7 +256,20 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	}
 	c.Limits.MaxChunkSize, c.Limits.MaxUploadSize = f.maxChunkSize, f.maxUploadSize
 	c.Limits.DefaultExpiry, c.Limits.MaxExpiry = f.linkExpiry, f.linkMaxExpiry
-	c.Replicas, c.BufferBudget = f.replicas, f.bufferBudget
+	reps, err := parseRedundancy(f.redundancy)
+	if err != nil {
+		return c, err
+	}
+	c.Replicas, c.BufferBudget = reps, f.bufferBudget
+	b := &c.Backend
+	b.Type = f.backend
+	b.Local.Dir = f.localDir
+	b.S3.Endpoint, b.S3.AccessKey, b.S3.SecretKey, b.S3.UseSSL = f.s3Endpoint, f.s3AccessKey, f.s3SecretKey, f.s3UseSSL
+	b.S3.Region, b.S3.BucketPrefix = f.s3Region, f.s3BucketPrefix
+	b.OSS.Endpoint, b.OSS.AccessKeyID, b.OSS.AccessKeySecret, b.OSS.BucketPrefix = f.ossEndpoint, f.ossKeyID, f.ossKeySecret, f.ossBucketPrefix
+	b.COS.Region, b.COS.AppID, b.COS.SecretID, b.COS.SecretKey, b.COS.BucketPrefix = f.cosRegion, f.cosAppID, f.cosSecretID, f.cosSecretKey, f.cosBucketPrefix
+	c.TaskWorkers, c.TaskLease, c.TaskMaxAttempts, c.ExpireUploads = f.taskWorkers, f.taskLease, f.taskMaxAttempts, f.expireUploads
+	c.WebhookURL, c.WebhookSecret = f.webhookURL, f.webhookSecret
 	c.Logger = logger
 	return c, c.Validate()
 }
@@ -260,4 +320,17 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		n.Close()
 		return err
 	}
+}
+
+// parseRedundancy parses "replicas:N".
+func parseRedundancy(s string) (int, error) {
+	v, ok := strings.CutPrefix(strings.TrimSpace(s), "replicas:")
+	if !ok {
+		return 0, fmt.Errorf("server: redundancy %q: want replicas:N", s)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 16 {
+		return 0, fmt.Errorf("server: redundancy %q: N must be 1..16", s)
+	}
+	return n, nil
 }
