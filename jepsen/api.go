@@ -404,6 +404,7 @@ type ClusterStatus struct {
 	CommitIndex  uint64   `json:"commit_index"`
 	AppliedIndex uint64   `json:"applied_index"`
 	FSMHash      string   `json:"fsm_hash"`
+	FSMIndex     uint64   `json:"fsm_index"` // the index fsm_hash was computed at, if reported
 	Members      []Member `json:"members"`
 }
 
@@ -418,6 +419,17 @@ func (a *API) Status(ctx context.Context, base string) (*ClusterStatus, error) {
 		return nil, &StatusError{Status: rep.Status, Message: "bad status reply: " + err.Error()}
 	}
 	return &st, nil
+}
+
+// Ready reports whether GET /readyz answers 200. A server without the
+// endpoint (404) counts as ready.
+func (a *API) Ready(ctx context.Context, base string) error {
+	_, err := a.do(ctx, http.MethodGet, base+"/readyz", nil, "", false)
+	var se *StatusError
+	if errors.As(err, &se) && se.Status == http.StatusNotFound {
+		return nil
+	}
+	return err
 }
 
 // RemoveNode removes a node from the cluster.

@@ -476,6 +476,12 @@ func (c *Cluster) healthy(ctx context.Context) (bool, string) {
 		if voters != len(c.Nodes) {
 			return false, fmt.Sprintf("%s sees %d voters, want %d", n.ID, voters, len(c.Nodes))
 		}
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = c.api.Ready(rctx, n.Base())
+		cancel()
+		if err != nil {
+			return false, fmt.Sprintf("%s not ready: %v", n.ID, err)
+		}
 	}
 	return true, ""
 }

@@ -332,7 +332,11 @@ func collectHashes(ctx context.Context, api *API, c *Cluster) ([]NodeHash, strin
 				lastErr = fmt.Sprintf("%s: %v", n.ID, err)
 				break
 			}
-			hs = append(hs, NodeHash{Node: n.ID, Applied: st.AppliedIndex, Hash: st.FSMHash})
+			idx := st.AppliedIndex
+			if st.FSMIndex != 0 {
+				idx = st.FSMIndex // the index the hash describes
+			}
+			hs = append(hs, NodeHash{Node: n.ID, Applied: idx, Hash: st.FSMHash})
 		}
 		if lastErr == "" {
 			last = hs
