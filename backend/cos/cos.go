@@ -329,7 +329,10 @@ func (b *Backend) putMultipart(ctx context.Context, c *bucketClient, key string,
 		return "", translate(ctx, what+": complete multipart upload", err)
 	}
 	completed = true
-	if want == "" && size <= MaxCopySize {
+	// The SDK's Copy reads a '?' in the source key as the start of a
+	// versionId query and cannot be told otherwise, so such keys keep an
+	// unknown md5 rather than risk copying from the wrong object.
+	if want == "" && size <= MaxCopySize && !strings.Contains(key, "?") {
 		if err := b.recordMD5(ctx, c, key, sum, ct, res.ETag); err != nil {
 			return "", err
 		}

@@ -43,7 +43,8 @@
 //     object under the key is untouched. When the md5 was not given, it is
 //     recorded after completion by copying the object onto itself with
 //     x-cos-metadata-directive: Replaced, conditional on the completed ETag
-//     (objects up to 5 GiB, the copy limit; larger ones report no md5).
+//     (objects up to 5 GiB, the copy limit, whose key has no '?', which
+//     the SDK's copy misreads; the others report no md5).
 //
 // # Reads
 //

@@ -521,8 +521,18 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, req *request
 	src := r.Header.Get("x-cos-copy-source")
 	srcHost, srcEscKey, ok := strings.Cut(src, "/")
 	srcBucket, srcRegion, hostOK := splitBucketHost(srcHost)
+	// A literal '?' starts the query ("?versionId=..."); a '?' inside the
+	// key arrives percent-encoded.
+	srcEscKey, srcQuery, hasQuery := strings.Cut(srcEscKey, "?")
 	srcKey, err := url.PathUnescape(srcEscKey)
 	if !ok || !hostOK || err != nil || srcKey == "" {
+		return &cosError{status: http.StatusBadRequest, code: "InvalidArgument",
+			message: "The x-cos-copy-source header is invalid."}
+	}
+	if hasQuery {
+		if q, err := url.ParseQuery(srcQuery); err == nil && q.Has("versionId") && len(q) == 1 {
+			return errNotImplemented() // versioning
+		}
 		return &cosError{status: http.StatusBadRequest, code: "InvalidArgument",
 			message: "The x-cos-copy-source header is invalid."}
 	}

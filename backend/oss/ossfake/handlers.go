@@ -578,8 +578,16 @@ func (s *Server) copyObject(w http.ResponseWriter, r *http.Request, req *request
 		return e
 	}
 	_, _ = io.Copy(io.Discard, r.Body)
-	src := r.Header.Get("x-oss-copy-source")
-	srcPath, err := url.QueryUnescape(src) // the SDK encodes the key with url.QueryEscape
+	// "/<bucket>/<key>[?versionId=...]"; a '?' inside the key arrives
+	// percent-encoded (the SDK encodes the key with url.QueryEscape).
+	src, srcQuery, hasQuery := strings.Cut(r.Header.Get("x-oss-copy-source"), "?")
+	if hasQuery {
+		if q, err := url.ParseQuery(srcQuery); err == nil && q.Has("versionId") && len(q) == 1 {
+			return errNotImplemented() // versioning
+		}
+		return errInvalidArgument("Copy Source must mention the source bucket and key: /sourcebucket/sourcekey.")
+	}
+	srcPath, err := url.QueryUnescape(src)
 	if err != nil || !strings.HasPrefix(srcPath, "/") {
 		return errInvalidArgument("Copy Source must mention the source bucket and key: /sourcebucket/sourcekey.")
 	}
