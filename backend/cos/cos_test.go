@@ -553,7 +553,7 @@ func TestChecksumMismatchStoresNothing(t *testing.T) {
 	}
 }
 
-// shortReader yields n bytes, then EOF, whatever size the Put was told.
+// TestShortBodyStoresNothing gives Put one byte less than it announces.
 func TestShortBodyStoresNothing(t *testing.T) {
 	for _, size := range []int{1000, 3 * cos.MinPartSize} {
 		f := mustFake(t)
