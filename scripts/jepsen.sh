@@ -15,10 +15,11 @@ __root="$(cd "${__dir}/.." && pwd)"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/osprey-jepsen.XXXXXX")"
 trap 'rm -rf "${tmp}"' EXIT
 
-cd "${__root}"
+# Build from the repository without changing directory, so a relative
+# --out stays relative to where the script was called from.
 echo "jepsen.sh: building osprey and the harness" >&2
-CGO_ENABLED=0 go build -trimpath -o "${tmp}/osprey" ./cmd/osprey
-go build -o "${tmp}/jepsen" ./jepsen/cmd/jepsen
+CGO_ENABLED=0 go build -C "${__root}" -trimpath -o "${tmp}/osprey" ./cmd/osprey
+go build -C "${__root}" -o "${tmp}/jepsen" ./jepsen/cmd/jepsen
 
 run=("${tmp}/jepsen" --binary "${tmp}/osprey" "$@")
 if [[ "$(id -u)" != "0" ]] && command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then

@@ -53,7 +53,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		nemesis   = fs.String("nemesis", "all", "nemeses: all, none, or a comma list of "+kinds())
 		seed      = fs.Int64("seed", 0, "seed for the schedule and workload (0 = random, printed)")
 		backend   = fs.String("backend", "local", "storage backend: local or s3")
-		out       = fs.String("out", "", "output directory (default jepsen-out/<time>-<seed>)")
+		out       = fs.String("out", "", "output directory (default $TMPDIR/osprey-jepsen/<time>-seed<N>)")
 		procs     = fs.Int("processes", 0, "client processes (default 2 per node)")
 		quiet     = fs.Duration("quiet", 5*time.Second, "quiet period after healing, before the final reads")
 		scenario  = fs.String("scenario", "", "replay a named regression scenario (see --list)")
@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitHarness
 	}
 	if *out == "" {
-		*out = filepath.Join("jepsen-out", fmt.Sprintf("%s-seed%d", time.Now().Format("20060102-150405"), cfg.Seed))
+		*out = filepath.Join(os.TempDir(), "osprey-jepsen", fmt.Sprintf("%s-seed%d", time.Now().Format("20060102-150405"), cfg.Seed))
 	}
 	cfg.Out, _ = filepath.Abs(*out)
 	cfg.Command = replay(cfg, *scenario)
