@@ -23,6 +23,12 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, r, http.StatusServiceUnavailable, Envelope{Code: CodeUnavailable, Message: "not ready", Data: reasons})
 		return
 	}
+	// Optional details (backend reachability) are shown but do not fail
+	// readiness.
+	if d, ok := s.cfg.Cluster.(interface{ ReadyDetails() map[string]string }); ok {
+		writeOK(w, r, map[string]any{"status": "ready", "checks": d.ReadyDetails()})
+		return
+	}
 	writeOK(w, r, "ready")
 }
 

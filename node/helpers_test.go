@@ -67,6 +67,9 @@ func testConfig(t testing.TB, dir string) node.Config {
 	c.Raft.ElectionTimeout = 300 * time.Millisecond
 	c.Raft.LeaderLeaseTimeout = 150 * time.Millisecond
 	c.Raft.ApplyTimeout = 5 * time.Second
+	c.TaskPoll = 50 * time.Millisecond
+	c.TaskLease = 2 * time.Second
+	c.GCGrace = 0
 	c.Logger = testLogger(t)
 	return c
 }
@@ -105,11 +108,19 @@ type cluster struct {
 
 // newCluster starts n1 with --bootstrap and joins the others through it.
 func newCluster(t testing.TB, size int) *cluster {
+	return newClusterWith(t, size, nil)
+}
+
+// newClusterWith is newCluster with a hook to adjust each node's config.
+func newClusterWith(t testing.TB, size int, adjust func(i int, c *node.Config)) *cluster {
 	t.Helper()
 	c := &cluster{t: t}
 	for i := 0; i < size; i++ {
 		cfg := testConfig(t, t.TempDir())
 		cfg.NodeID = fmt.Sprintf("n%d", i+1)
+		if adjust != nil {
+			adjust(i, &cfg)
+		}
 		if i == 0 {
 			cfg.Bootstrap = true
 		} else {

@@ -18,6 +18,12 @@ import (
 	"github.com/osprey-storage/osprey/raftstore"
 )
 
+// Apply proposes an FSM command through the leader and decodes its result
+// into out. It is how tools and tests drive the state machine directly.
+func (n *Node) Apply(ctx context.Context, t fsm.CommandType, payload, out any) error {
+	return n.apply(ctx, t, payload, out)
+}
+
 // apply proposes a command through the leader (locally, or forwarded over
 // HTTP to the leader) and decodes its result into out (which may be nil).
 // It retries while the command is certainly not applied (no leader yet,

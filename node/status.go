@@ -101,9 +101,6 @@ func (n *Node) NotReady(ctx context.Context) []string {
 	if n.ctx.Err() != nil {
 		r = append(r, "shutting down")
 	}
-	if b := n.backendErr.Load(); b != nil {
-		r = append(r, "backend unreachable: "+b.err.Error())
-	}
 	if n.backendMismatch() {
 		r = append(r, "backend settings differ from the cluster's: this node has "+backendFingerprint(n.cfg.Backend)+
 			", the cluster uses "+n.fsm.Settings().BackendFingerprint)
@@ -195,4 +192,15 @@ func (n *Node) registerMetrics() {
 func (n *Node) backendMismatch() bool {
 	fp := n.fsm.Settings().BackendFingerprint
 	return fp != "" && fp != backendFingerprint(n.cfg.Backend)
+}
+
+// ReadyDetails reports the state of optional dependencies on /readyz. A
+// backend outage does not make a node unready: staged files keep being
+// uploaded and served, and tiering catches up when the backend returns.
+func (n *Node) ReadyDetails() map[string]string {
+	d := map[string]string{"backend": n.backend.Name() + ": ok"}
+	if b := n.backendErr.Load(); b != nil {
+		d["backend"] = n.backend.Name() + ": unreachable: " + b.err.Error()
+	}
+	return d
 }
