@@ -86,8 +86,11 @@ func (c Content) Compare(body io.Reader, off, n int64) (string, error) {
 	gb := make([]byte, 32<<10)
 	var pos int64
 	for {
-		gn, gerr := io.ReadFull(body, gb)
-		if gerr != nil && gerr != io.EOF && gerr != io.ErrUnexpectedEOF {
+		// Not io.ReadFull: it reports a short final buffer and a body cut
+		// off by the server (io.ErrUnexpectedEOF from net/http) the same
+		// way, which would make an aborted download look like a short file.
+		gn, gerr := readSome(body, gb)
+		if gerr != nil && gerr != io.EOF {
 			return "", gerr
 		}
 		wn, _ := io.ReadFull(want, wb[:gn])
@@ -110,6 +113,20 @@ func (c Content) Compare(body io.Reader, off, n int64) (string, error) {
 		return fmt.Sprintf("body has %d bytes, want %d", pos, n), nil
 	}
 	return "", nil
+}
+
+// readSome fills b as far as it can; it returns io.EOF only at a clean end
+// of body and passes any other error through.
+func readSome(r io.Reader, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		k, err := r.Read(b[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 type streamReader struct {
