@@ -78,6 +78,12 @@ func (s *Server) handleLinkDownload(w http.ResponseWriter, r *http.Request) {
 				s.writeError(w, r, err)
 				return
 			}
+			if st, _ := statusOf(err); st == http.StatusInternalServerError {
+				// Like writeError: details go to the log, not the client.
+				s.log.Error("internal error", "uid", raw, "request_id", RequestID(r.Context()), "err", err)
+				out[i].Error = "internal error"
+				continue
+			}
 			out[i].Error = err.Error()
 			continue
 		case info.State == "uploading":

@@ -272,6 +272,18 @@ func uploadBody(r *http.Request) (io.Reader, error) {
 	}
 }
 
+// isMultipart reports whether r carries osproxy's multipart form.
+func isMultipart(r *http.Request) bool {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return ct == "multipart/form-data"
+}
+
+// limitBody caps the file bytes themselves, framing aside: reading past
+// limit fails with an *http.MaxBytesError, which toTooLarge maps to 413.
+func limitBody(body io.Reader, limit int64) io.Reader {
+	return http.MaxBytesReader(nil, io.NopCloser(body), limit)
+}
+
 // toTooLarge turns a MaxBytesReader error into a 413.
 func toTooLarge(orig, err error) error {
 	var mbe *http.MaxBytesError
@@ -293,17 +305,21 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	limit := s.cfg.Limits.MaxUploadSize
-	if r.ContentLength > limit+1<<20 { // multipart framing adds a little
+	framing := int64(0)
+	if isMultipart(r) {
+		framing = 1 << 20 // multipart framing adds a little
+	}
+	if r.ContentLength > limit+framing {
 		s.writeError(w, r, fmt.Errorf("%w: body of %d bytes exceeds the %d-byte upload limit", osprey.ErrTooLarge, r.ContentLength, limit))
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit+1<<20)
+	r.Body = http.MaxBytesReader(w, r.Body, limit+framing)
 	body, err := uploadBody(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	info, err := s.cfg.Storage.Upload(r.Context(), uid, body, md5)
+	info, err := s.cfg.Storage.Upload(r.Context(), uid, limitBody(body, limit), md5)
 	if err != nil {
 		s.writeError(w, r, toTooLarge(err, err))
 		return
@@ -347,7 +363,7 @@ func (s *Server) handleUploadChunk(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.cfg.Storage.UploadChunk(r.Context(), uid, uint32(num), body, size, md5); err != nil {
+	if err := s.cfg.Storage.UploadChunk(r.Context(), uid, uint32(num), limitBody(body, max), size, md5); err != nil {
 		s.writeError(w, r, toTooLarge(err, err))
 		return
 	}
@@ -514,10 +530,18 @@ func (s *Server) handleChunkGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	off, _ := strconv.ParseInt(q.Get("off"), 10, 64)
-	n := int64(-1)
+	off, n := int64(0), int64(-1)
+	if v := q.Get("off"); v != "" {
+		if off, err = strconv.ParseInt(v, 10, 64); err != nil || off < 0 {
+			s.writeError(w, r, invalidf("off %q is not a non-negative number", v))
+			return
+		}
+	}
 	if v := q.Get("n"); v != "" {
-		n, _ = strconv.ParseInt(v, 10, 64)
+		if n, err = strconv.ParseInt(v, 10, 64); err != nil || n < -1 {
+			s.writeError(w, r, invalidf("n %q is not a number ≥ -1", v))
+			return
+		}
 	}
 	rc, length, err := s.cfg.Storage.GetLocalChunk(r.Context(), ref, off, n)
 	if err != nil {
