@@ -33,6 +33,8 @@ const (
 	CmdTaskRetry    CommandType = 16 // dead task back to pending
 	CmdExpire       CommandType = 17 // drop abandoned uploads
 	CmdSetSettings  CommandType = 18 // cluster-wide settings
+	CmdChunkMoved   CommandType = 19 // a rebuilt chunk copy replaces a lost one
+	CmdObjectMoved  CommandType = 20 // a rebuilt local object copy replaces a lost one
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -45,6 +47,7 @@ var typeNames = map[CommandType]string{
 	CmdFileDelete: "file_delete", CmdTaskLease: "task_lease", CmdTaskFail: "task_fail",
 	CmdTaskDone: "task_done", CmdTierDone: "tier_done", CmdTierFailed: "tier_failed",
 	CmdTaskRetry: "task_retry", CmdExpire: "expire", CmdSetSettings: "set_settings",
+	CmdChunkMoved: "chunk_moved", CmdObjectMoved: "object_moved",
 }
 
 // String returns the command's name for logs and metrics.

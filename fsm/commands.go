@@ -32,7 +32,8 @@ type NodeUpsert struct {
 
 // NodeRemove marks a member removed.
 type NodeRemove struct {
-	ID osprey.NodeID `json:"id"`
+	ID   osprey.NodeID `json:"id"`
+	Time int64         `json:"time"`
 }
 
 // NewFile is one file to create in FilesCreate.
@@ -159,7 +160,11 @@ func (s *state) applyNodeRemove(c *NodeRemove) (any, error) {
 	if !ok {
 		return nil, errorf(ErrNotFound, "node %s not found", c.ID)
 	}
-	n.Removed = true
+	if !n.Removed {
+		n.Removed = true
+		// Rebuild every copy it held elsewhere.
+		s.enqueueRepairs(c.ID, c.Time)
+	}
 	return *n, nil
 }
 
@@ -210,6 +215,7 @@ func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
 	ch := c.Chunk
 	f.Chunks[ch.Num] = &ch
 	f.UpdatedAt = c.Time
+	s.repairRemovedOwners(f.UID, 0, []Chunk{ch}, c.Time)
 	if old != nil {
 		o := *old
 		if o.Blob != ch.Blob {
@@ -236,6 +242,7 @@ func (s *state) complete(f *File, chunks []Chunk, size int64, md5 string, verifi
 		s.Contents[f.UID] = ct
 		s.MD5Index[md5] = f.UID
 		f.Content = f.UID
+		s.repairRemovedOwners(0, f.UID, chunks, now)
 		// Tiering starts now; the file is already complete and served
 		// from the staged chunks meanwhile.
 		s.enqueue(TaskTier, f.UID.String(), nil, now, now)

@@ -106,6 +106,10 @@ func (s *state) apply(t CommandType, payload []byte) (any, error) {
 		return s.applyExpire(decodeInto[Expire](payload))
 	case CmdSetSettings:
 		return s.applySetSettings(decodeInto[SetSettings](payload))
+	case CmdChunkMoved:
+		return s.applyChunkMoved(decodeInto[ChunkMoved](payload))
+	case CmdObjectMoved:
+		return s.applyObjectMoved(decodeInto[ObjectMoved](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", t))
 	}

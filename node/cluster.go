@@ -323,7 +323,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 		if !inConfig {
 			return fmt.Errorf("%w: node %q", osprey.ErrNotFound, id)
 		}
-	} else if err := n.apply(ctx, fsm.CmdNodeRemove, fsm.NodeRemove{ID: osprey.NodeID(id)}, nil); err != nil {
+	} else if err := n.apply(ctx, fsm.CmdNodeRemove, fsm.NodeRemove{ID: osprey.NodeID(id), Time: time.Now().UnixMilli()}, nil); err != nil {
 		return err
 	}
 	if err := n.raft.RemoveServer(ctx, id); err != nil {

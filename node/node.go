@@ -148,7 +148,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	// Handlers are registered here, explicitly; a new task type is a new
 	// handler and one line.
-	n.handlers = []TaskHandler{tierHandler{n}, gcHandler{n}, deleteHandler{n}}
+	n.handlers = []TaskHandler{tierHandler{n}, gcHandler{n}, deleteHandler{n}, repairHandler{n}}
 	if cfg.WebhookURL != "" {
 		n.handlers = append(n.handlers, webhookHandler{n: n, url: cfg.WebhookURL, secret: []byte(cfg.WebhookSecret),
 			client: &http.Client{Timeout: 10 * time.Second}})

@@ -1,0 +1,187 @@
+package fsm
+
+import (
+	"sort"
+
+	"github.com/osprey-storage/osprey"
+)
+
+// TaskRepair restores the redundancy a removed member took with it.
+const TaskRepair = "repair"
+
+// Repair kinds.
+const (
+	RepairChunk  = "chunk"  // a staged chunk copy
+	RepairObject = "object" // a tiered object copy on a node's local disk
+)
+
+// RepairPayload names the copy to rebuild elsewhere.
+type RepairPayload struct {
+	Kind    string        `json:"kind"`
+	File    osprey.UID    `json:"file,omitempty"`    // uploading file holding the chunk record
+	Content osprey.UID    `json:"content,omitempty"` // content holding the chunk record or object
+	Blob    uint64        `json:"blob,omitempty"`
+	Num     uint32        `json:"num,omitempty"`
+	Lost    osprey.NodeID `json:"lost"`
+}
+
+// ChunkMoved records a rebuilt chunk copy: Add now holds it, Remove no
+// longer counts. It is proposed only after Add stored the copy durably.
+type ChunkMoved struct {
+	TaskID  uint64        `json:"task_id"`
+	Node    osprey.NodeID `json:"node"`
+	File    osprey.UID    `json:"file,omitempty"`
+	Content osprey.UID    `json:"content,omitempty"`
+	Blob    uint64        `json:"blob"`
+	Num     uint32        `json:"num"`
+	Remove  osprey.NodeID `json:"remove"`
+	Add     osprey.NodeID `json:"add"`
+	Now     int64         `json:"now"`
+}
+
+// ObjectMoved records a rebuilt local-backend object copy.
+type ObjectMoved struct {
+	TaskID  uint64        `json:"task_id"`
+	Node    osprey.NodeID `json:"node"`
+	Content osprey.UID    `json:"content"`
+	Remove  osprey.NodeID `json:"remove"`
+	Add     osprey.NodeID `json:"add"`
+	Now     int64         `json:"now"`
+}
+
+func hasOwner(owners []osprey.NodeID, id osprey.NodeID) bool {
+	for _, o := range owners {
+		if o == id {
+			return true
+		}
+	}
+	return false
+}
+
+// enqueueRepairs queues a repair for every copy the member held. It runs
+// when a member is removed; ids are visited in sorted order so every
+// replica assigns the same task ids.
+func (s *state) enqueueRepairs(lost osprey.NodeID, now int64) {
+	uids := make([]osprey.UID, 0, len(s.Files))
+	for u, f := range s.Files {
+		if f.State == StateUploading {
+			uids = append(uids, u)
+		}
+	}
+	sort.Slice(uids, func(i, j int) bool { return uids[i] < uids[j] })
+	for _, u := range uids {
+		f := s.Files[u]
+		for _, n := range sortedChunkNums(f.Chunks) {
+			if ch := f.Chunks[n]; hasOwner(ch.Owners, lost) {
+				s.enqueue(TaskRepair, u.String(), RepairPayload{Kind: RepairChunk, File: u, Blob: ch.Blob, Num: ch.Num, Lost: lost}, now, now)
+			}
+		}
+	}
+	ids := make([]osprey.UID, 0, len(s.Contents))
+	for id := range s.Contents {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		s.repairContent(s.Contents[id], lost, now)
+	}
+}
+
+func (s *state) repairContent(ct *Content, lost osprey.NodeID, now int64) {
+	for _, ch := range ct.Chunks {
+		if hasOwner(ch.Owners, lost) {
+			s.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairChunk, Content: ct.ID, Blob: ch.Blob, Num: ch.Num, Lost: lost}, now, now)
+		}
+	}
+	if ct.Location != nil && hasOwner(ct.Location.Nodes, lost) {
+		s.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairObject, Content: ct.ID, Lost: lost}, now, now)
+	}
+}
+
+// repairRemovedOwners queues repairs for chunks recorded with an owner that
+// was removed while the chunk was being written.
+func (s *state) repairRemovedOwners(file, content osprey.UID, chunks []Chunk, now int64) {
+	for _, ch := range chunks {
+		for _, o := range ch.Owners {
+			if n, ok := s.Nodes[o]; !ok || n.Removed {
+				s.enqueue(TaskRepair, (file | content).String(), RepairPayload{Kind: RepairChunk, File: file, Content: content, Blob: ch.Blob, Num: ch.Num, Lost: o}, now, now)
+			}
+		}
+	}
+}
+
+// FindChunk returns the current record of a chunk copy set, looking in the
+// uploading file first and then in the content it became part of.
+func (s *state) findChunk(file, content osprey.UID, blob uint64) *Chunk {
+	if f, ok := s.Files[file]; ok && file != 0 {
+		for _, ch := range f.Chunks {
+			if ch.Blob == blob {
+				return ch
+			}
+		}
+		if content == 0 {
+			content = f.Content
+		}
+	}
+	if ct, ok := s.Contents[content]; ok {
+		for i := range ct.Chunks {
+			if ct.Chunks[i].Blob == blob {
+				return &ct.Chunks[i]
+			}
+		}
+	}
+	return nil
+}
+
+func replaceOwner(owners []osprey.NodeID, remove, add osprey.NodeID) []osprey.NodeID {
+	out := make([]osprey.NodeID, 0, len(owners)+1)
+	for _, o := range owners {
+		if o != remove && o != add {
+			out = append(out, o)
+		}
+	}
+	out = append(out, add)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+func (s *state) applyChunkMoved(c *ChunkMoved) (any, error) {
+	if _, err := s.leased(c.TaskID, c.Node); err != nil {
+		return nil, err
+	}
+	delete(s.Tasks, c.TaskID)
+	ch := s.findChunk(c.File, c.Content, c.Blob)
+	if ch == nil {
+		// The chunk went away meanwhile: the new copy is garbage.
+		s.enqueueGC([]Chunk{{Blob: c.Blob, Num: c.Num, Owners: []osprey.NodeID{c.Add}}}, c.Now, c.Now)
+		return nil, nil
+	}
+	ch.Owners = replaceOwner(ch.Owners, c.Remove, c.Add)
+	return nil, nil
+}
+
+func (s *state) applyObjectMoved(c *ObjectMoved) (any, error) {
+	if _, err := s.leased(c.TaskID, c.Node); err != nil {
+		return nil, err
+	}
+	delete(s.Tasks, c.TaskID)
+	ct, ok := s.Contents[c.Content]
+	if !ok || ct.Location == nil {
+		return nil, nil
+	}
+	ct.Location.Nodes = replaceOwner(ct.Location.Nodes, c.Remove, c.Add)
+	return nil, nil
+}
+
+// ChunkRecord returns the current record of a chunk (see RepairPayload).
+func (f *FSM) ChunkRecord(file, content osprey.UID, blob uint64) (Chunk, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	ch := f.s.findChunk(file, content, blob)
+	if ch == nil {
+		return Chunk{}, false
+	}
+	c := *ch
+	c.Owners = append([]osprey.NodeID(nil), ch.Owners...)
+	return c, true
+}

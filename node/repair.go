@@ -1,0 +1,146 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/httpapi"
+	"github.com/osprey-storage/osprey/ring"
+)
+
+// repairHandler rebuilds a copy a removed member held on another member:
+// it reads a surviving copy, verifies it, stores it on the next ring
+// candidate and only then records the move through raft.
+type repairHandler struct{ n *Node }
+
+func (repairHandler) Type() string { return fsm.TaskRepair }
+
+func (h repairHandler) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
+	var p fsm.RepairPayload
+	if err := json.Unmarshal(t.Payload, &p); err != nil {
+		return nil, Permanent(fmt.Errorf("repair: bad payload: %w", err))
+	}
+	switch p.Kind {
+	case fsm.RepairChunk:
+		return h.chunk(ctx, t, p)
+	case fsm.RepairObject:
+		return h.object(ctx, t, p)
+	}
+	return nil, Permanent(fmt.Errorf("repair: unknown kind %q", p.Kind))
+}
+
+// newOwners lists the active ring candidates for key not in have, in ring
+// order; a repair tries them in turn.
+func (n *Node) newOwners(key []byte, have []osprey.NodeID) ([]string, error) {
+	r, err := n.ring()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, c := range r.Owners(key, r.Len()) {
+		if !hasNode(have, c) {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no member left to hold another copy", osprey.ErrUnavailable)
+	}
+	return out, nil
+}
+
+func hasNode(ids []osprey.NodeID, id string) bool {
+	for _, x := range ids {
+		if string(x) == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*Completion, error) {
+	n := h.n
+	ch, ok := n.fsm.ChunkRecord(p.File, p.Content, p.Blob)
+	if !ok || !hasNode(ch.Owners, string(p.Lost)) {
+		return nil, nil // gone, or already repaired
+	}
+	var survivors []osprey.NodeID
+	for _, o := range ch.Owners {
+		if o != p.Lost {
+			survivors = append(survivors, o)
+		}
+	}
+	targets, err := n.newOwners(ring.ChunkKey(ch.Blob, ch.Num), ch.Owners)
+	if err != nil {
+		return nil, err
+	}
+	// Read one surviving copy whole (a chunk is bounded by the chunk size
+	// limit and the buffer budget) and check it against the record.
+	buf, release, err := n.readPiece(ctx, n.newChunkReader(ctx, fsm.Chunk{Blob: ch.Blob, Num: ch.Num, Size: ch.Size, Owners: survivors}, 0, ch.Size), ch.Size+1, ch.Size+1)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	sum := md5.Sum(buf)
+	if int64(len(buf)) != ch.Size || hex.EncodeToString(sum[:]) != ch.MD5 {
+		return nil, fmt.Errorf("repair: surviving copy of chunk %d/%d does not match its record", ch.Blob, ch.Num)
+	}
+	var target string
+	var errs []error
+	for _, c := range targets {
+		if err := n.putChunkOn(ctx, c, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}, buf, ch.Sum); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c, err))
+			continue
+		}
+		target = c
+		break
+	}
+	if target == "" {
+		return nil, fmt.Errorf("repair: copy chunk %d/%d: %w", ch.Blob, ch.Num, errors.Join(errs...))
+	}
+	return &Completion{fsm.CmdChunkMoved, fsm.ChunkMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File, Content: p.Content,
+		Blob: ch.Blob, Num: ch.Num, Remove: p.Lost, Add: osprey.NodeID(target), Now: time.Now().UnixMilli()}}, nil
+}
+
+func (h repairHandler) object(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*Completion, error) {
+	n := h.n
+	ct, ok := n.fsm.Content(p.Content)
+	if !ok || ct.Location == nil || !hasNode(ct.Location.Nodes, string(p.Lost)) {
+		return nil, nil
+	}
+	targets, err := n.newOwners(ring.ChunkKey(uint64(ct.ID), 0), ct.Location.Nodes)
+	if err != nil {
+		return nil, err
+	}
+	target := targets[0]
+	var survivors []osprey.NodeID
+	for _, o := range ct.Location.Nodes {
+		if o != p.Lost {
+			survivors = append(survivors, o)
+		}
+	}
+	loc := *ct.Location
+	loc.Nodes = survivors
+	ct.Location = &loc
+	var src io.ReadCloser = io.NopCloser(bytes.NewReader(nil))
+	if ct.Size > 0 {
+		if src, err = n.openTiered(ctx, ct, 0, ct.Size); err != nil {
+			return nil, err
+		}
+	}
+	defer src.Close()
+	// The receiving backend verifies the md5 before the copy is visible.
+	if err := n.putObjectOn(ctx, target, loc.Bucket, loc.Key, src, ct.Size, ct.MD5); err != nil {
+		return nil, fmt.Errorf("repair: copy object %s to %s: %w", ct.ID, target, err)
+	}
+	return &Completion{fsm.CmdObjectMoved, fsm.ObjectMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), Content: ct.ID,
+		Remove: p.Lost, Add: osprey.NodeID(target), Now: time.Now().UnixMilli()}}, nil
+}
