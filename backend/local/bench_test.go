@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -67,6 +68,62 @@ func BenchmarkPut(b *testing.B) {
 				b.Fatal(err)
 			}
 			if err := f.Close(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkPutSmall measures durable Puts of 4 KiB objects under distinct
+// keys against the same in a raw durable file write: temp file, write,
+// fsync, rename, fsync of the directory.
+func BenchmarkPutSmall(b *testing.B) {
+	data := make([]byte, 4<<10)
+	_, _ = rand.NewChaCha8([32]byte{3}).Read(data)
+	s := md5.Sum(data)
+	sum := hex.EncodeToString(s[:])
+	b.Run("osprey", func(b *testing.B) {
+		be := mustNew(b, b.TempDir())
+		ctx := context.Background()
+		if err := be.EnsureBucket(ctx, "image"); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(data)))
+		i := 0
+		for b.Loop() {
+			i++
+			key := fmt.Sprintf("small/%d.jpg", i)
+			if _, err := be.Put(ctx, "image", key, readerOnly{bytes.NewReader(data)}, int64(len(data)), backend.PutOptions{MD5: sum}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("baseline-write-fsync-rename", func(b *testing.B) {
+		dir := filepath.Join(b.TempDir(), "image", "small")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(data)))
+		i := 0
+		for b.Loop() {
+			i++
+			f, err := os.CreateTemp(dir, ".tmp-*")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := f.Write(data); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Sync(); err != nil {
+				b.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				b.Fatal(err)
+			}
+			if err := os.Rename(f.Name(), filepath.Join(dir, fmt.Sprintf("%d.jpg", i))); err != nil {
+				b.Fatal(err)
+			}
+			if err := syncDir(dir); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -16,14 +16,19 @@
 // # Metadata
 //
 // The md5 (and content type) are kept in a small JSON sidecar under
-// Config.Dir/.osprey-meta/<bucket>/<key>.json, written with the same
-// temp-file/fsync/rename sequence. The sidecar records the inode number,
-// size and modification time of the content file it describes; the rename
-// keeps the inode, so Stat can tell whether the sidecar belongs to the file
-// it just opened. The sidecar is renamed into place first and the content
-// second; in the window between the two (or after a crash in it), the
-// sidecar does not match and Stat recomputes the md5 from the open file, so
-// Stat never reports an md5 that belongs to other bytes.
+// Config.Dir/.osprey-meta/<bucket>/<key>.json. The sidecar records the
+// inode number, size and modification time of the content file it
+// describes; rename keeps the inode, so Stat can tell whether the sidecar
+// belongs to the file it just opened, and if it does not (missing, torn,
+// or describing another version) Stat recomputes the md5 from the open
+// file. Stat therefore never reports an md5 that belongs to other bytes.
+//
+// That check makes the sidecar a cache rather than a record, which is what
+// keeps Put cheap: the sidecar is written only after the object is durable
+// (temporary file and rename, no fsync, outside the directory fsync's
+// journal commit), so a Put costs the two fsyncs of a plain durable file
+// write. In the short window before the sidecar lands, and after a crash
+// that lost it, Stat pays a full read instead.
 //
 // # Keys
 //

@@ -116,10 +116,11 @@ func (b *Backend) EnsureBucket(ctx context.Context, bucket string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("local: ensure bucket %s: %w", bucket, err)
 	}
-	for _, root := range []string{b.dir, b.metaDir} {
-		if _, err := mkdirAllSync(root, bucket); err != nil {
-			return fmt.Errorf("local: ensure bucket %s: %w", bucket, err)
-		}
+	if _, err := mkdirAll(b.dir, bucket, true); err != nil {
+		return fmt.Errorf("local: ensure bucket %s: %w", bucket, err)
+	}
+	if _, err := mkdirAll(b.metaDir, bucket, false); err != nil {
+		return fmt.Errorf("local: ensure bucket %s: %w", bucket, err)
 	}
 	return nil
 }
@@ -202,7 +203,7 @@ func (b *Backend) put(ctx context.Context, bucket, key, content, metaPath string
 		return info, fmt.Errorf("%w: key is a prefix of other stored keys", backend.ErrInvalid)
 	}
 
-	f, err := createTemp(bucketDir, filepath.Dir(content))
+	f, err := createTemp(bucketDir, filepath.Dir(content), true)
 	if err != nil {
 		return info, err
 	}
@@ -237,27 +238,21 @@ func (b *Backend) put(ctx context.Context, bucket, key, content, metaPath string
 		return info, classify(err)
 	}
 
-	m := meta{Version: 1, MD5: sum, Size: fi.Size(), Ino: inode(fi), MtimeNS: fi.ModTime().UnixNano(), ContentType: contentType}
-	metaTmp, err := b.writeMetaTemp(bucket, metaPath, m)
-	if err != nil {
-		return info, err
-	}
-	// Sidecar first, content second: until the content rename lands the
-	// sidecar names an inode that is not at the key yet, so Stat recomputes
-	// the md5 of whatever file it opened instead of trusting the sidecar.
-	if err := os.Rename(metaTmp, metaPath); err != nil {
-		os.Remove(metaTmp)
-		return info, classify(err)
-	}
 	if err := renameOver(tmp, content); err != nil {
 		return info, err
 	}
-	// fsync the directories so the renames themselves are durable.
+	// fsync the directory so the rename itself is durable.
 	if err := syncDir(filepath.Dir(content)); err != nil {
 		return info, err
 	}
-	if err := syncDir(filepath.Dir(metaPath)); err != nil {
-		return info, err
+	// The sidecar goes last and is not fsynced (see writeMeta): were it
+	// renamed before the directory fsync, that fsync's journal commit would
+	// have to write the sidecar too. Until it lands, the previous sidecar
+	// names another inode and Stat recomputes the md5.
+	m := meta{Version: 1, MD5: sum, Size: fi.Size(), Ino: inode(fi), MtimeNS: fi.ModTime().UnixNano(), ContentType: contentType}
+	if err := b.writeMeta(bucket, metaPath, m); err != nil {
+		// The object is stored and durable; only the md5 cache is missing.
+		b.log.Warn("writing md5 sidecar failed; Stat will recompute", "bucket", bucket, "key", key, "err", err)
 	}
 	return backend.ObjectInfo{Bucket: bucket, Key: key, Size: size, MD5: sum, ModTime: fi.ModTime()}, nil
 }
@@ -279,42 +274,46 @@ func (b *Backend) copyBody(f *os.File, src io.Reader, size int64) error {
 	return err
 }
 
-// writeMetaTemp writes m to a durable temporary file next to metaPath and
-// returns its name.
-func (b *Backend) writeMetaTemp(bucket, metaPath string, m meta) (string, error) {
+// writeMeta writes m to metaPath through a temporary file and a rename. It
+// is not fsynced: a sidecar is a validated cache (see meta.describes), so
+// losing it in a crash only costs Stat a rehash, and a Put keeps to the two
+// fsyncs of a plain durable file write.
+func (b *Backend) writeMeta(bucket, metaPath string, m meta) error {
 	data, err := json.Marshal(m)
 	if err != nil {
-		return "", err
+		return err
 	}
 	// Rooted at metaDir, not at the bucket's sidecar directory, so a bucket
 	// directory created by hand (without one) still works.
-	f, err := createTemp(b.metaDir, filepath.Dir(metaPath))
+	f, err := createTemp(b.metaDir, filepath.Dir(metaPath), false)
 	if err != nil {
-		return "", err
+		return err
 	}
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
+	_, err = f.Write(data)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = os.Rename(f.Name(), metaPath)
+	}
 	if err != nil {
 		os.Remove(f.Name())
-		return "", classify(err)
+		return classify(err)
 	}
-	return f.Name(), nil
+	return nil
 }
 
 // createTemp creates a temporary file in dir, creating dir (below root,
-// which must exist) as needed. A concurrent Delete may prune a directory
+// which must exist) as needed; durable says whether created directories are
+// fsynced into their parents. A concurrent Delete may prune a directory
 // between mkdir and create, so ENOENT is retried a few times.
-func createTemp(root, dir string) (*os.File, error) {
+func createTemp(root, dir string, durable bool) (*os.File, error) {
 	rel, err := filepath.Rel(root, dir)
 	if err != nil {
 		return nil, err
 	}
 	for attempt := 0; ; attempt++ {
-		if _, err := mkdirAllSync(root, rel); err != nil {
+		if _, err := mkdirAll(root, rel, durable); err != nil {
 			return nil, err
 		}
 		f, err := os.CreateTemp(dir, reservedPrefix+"tmp-*")
@@ -349,11 +348,11 @@ func renameOver(tmp, target string) error {
 	return classify(err)
 }
 
-// mkdirAllSync creates root/rel and any missing parents below root,
-// fsyncing each parent a directory was created in. It reports whether it
+// mkdirAll creates root/rel and any missing parents below root; if durable,
+// it fsyncs each parent a directory was created in. It reports whether it
 // created anything. A file where a directory is needed is ErrInvalid: the
 // key conflicts with a stored key.
-func mkdirAllSync(root, rel string) (bool, error) {
+func mkdirAll(root, rel string, durable bool) (bool, error) {
 	if rel == "." || rel == "" {
 		return false, nil
 	}
@@ -366,8 +365,10 @@ func mkdirAllSync(root, rel string) (bool, error) {
 		switch {
 		case err == nil:
 			created = true
-			if err := syncDir(parent); err != nil {
-				return created, err
+			if durable {
+				if err := syncDir(parent); err != nil {
+					return created, err
+				}
 			}
 		case errors.Is(err, fs.ErrExist):
 			fi, serr := os.Stat(cur)
