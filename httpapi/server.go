@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/http/pprof"
 	"net/url"
 	"strconv"
 	"strings"
@@ -257,6 +258,12 @@ func (s *Server) routes() {
 	s.handle(http.MethodGet, "/livez", open, s.handlePing)
 	s.handle(http.MethodGet, "/readyz", open, s.handleReady)
 	r.Handler(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	// Profiling for operators (API key, or loopback in protected mode).
+	s.handle(http.MethodGet, "/debug/pprof/", business, pprof.Index)
+	s.handle(http.MethodGet, "/debug/pprof/profile", business, pprof.Profile)
+	s.handle(http.MethodGet, "/debug/pprof/heap", business, pprof.Handler("heap").ServeHTTP)
+	s.handle(http.MethodGet, "/debug/pprof/allocs", business, pprof.Handler("allocs").ServeHTTP)
+	s.handle(http.MethodGet, "/debug/pprof/goroutine", business, pprof.Handler("goroutine").ServeHTTP)
 
 	s.handle(http.MethodGet, "/cluster/status", business, s.handleClusterStatus)
 	s.handle(http.MethodGet, "/cluster/nodes", business, s.handleClusterNodes)

@@ -88,7 +88,7 @@ func DefaultConfig() Config {
 		JoinRetry:       time.Second,
 		Replicas:        2,
 		Backend:         DefaultBackendConfig(),
-		TaskWorkers:     4,
+		TaskWorkers:     8,
 		TaskLease:       30 * time.Second,
 		TaskPoll:        250 * time.Millisecond,
 		TaskMaxAttempts: 10,

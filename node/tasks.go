@@ -65,11 +65,15 @@ func (n *Node) taskLoop() {
 	)
 	t := time.NewTicker(n.cfg.TaskPoll)
 	defer t.Stop()
+	// wake lets a finished task start the next one at once instead of
+	// waiting for the next poll.
+	wake := make(chan struct{}, 1)
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
+		case <-wake:
 		}
 		if n.fsm.ClusterID() == "" || n.gen.Load() == nil {
 			continue
@@ -117,6 +121,10 @@ func (n *Node) taskLoop() {
 				mu.Lock()
 				delete(running, task.ID)
 				mu.Unlock()
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
 			}()
 		}
 	}
