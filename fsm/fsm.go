@@ -207,6 +207,7 @@ func decodeState(r io.Reader) (*state, error) {
 	if s.Tasks == nil {
 		s.Tasks = map[uint64]*Task{}
 	}
+	s.rebuildTaskOrder()
 	return s, nil
 }
 
@@ -359,14 +360,14 @@ func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task 
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	var out []Task
-	for _, t := range f.s.Tasks {
-		if types[t.Type] && t.Runnable(now) {
+	for _, id := range f.s.taskOrder {
+		t, ok := f.s.Tasks[id]
+		if ok && types[t.Type] && t.Runnable(now) {
 			out = append(out, cloneTask(t))
+			if len(out) == limit {
+				break
+			}
 		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	if len(out) > limit {
-		out = out[:limit]
 	}
 	return out
 }

@@ -137,8 +137,12 @@ type state struct {
 	Contents      map[osprey.UID]*Content `json:"contents"`
 	MD5Index      map[string]osprey.UID   `json:"md5_index"`
 	Tasks         map[uint64]*Task        `json:"tasks"`
-	NextTaskID    uint64                  `json:"next_task_id"`
-	Settings      Settings                `json:"settings"`
+	// taskOrder lists task ids in creation (= id) order so finding runnable
+	// tasks does not sort the whole queue; ids of finished tasks are
+	// skipped and compacted away. Derived, so not in snapshots.
+	taskOrder  []uint64
+	NextTaskID uint64   `json:"next_task_id"`
+	Settings   Settings `json:"settings"`
 }
 
 func newState() *state {

@@ -186,6 +186,10 @@ func (s *state) enqueue(typ, target string, payload any, now, notBefore int64) {
 		raw = b
 	}
 	s.NextTaskID++
+	if len(s.taskOrder) > 2*len(s.Tasks)+1024 {
+		s.compactTaskOrder()
+	}
+	s.taskOrder = append(s.taskOrder, s.NextTaskID)
 	s.Tasks[s.NextTaskID] = &Task{ID: s.NextTaskID, Type: typ, Target: target, Payload: raw,
 		State: TaskPending, NextAttempt: notBefore, CreatedAt: now, UpdatedAt: now}
 }
@@ -359,4 +363,23 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+func (s *state) compactTaskOrder() {
+	out := s.taskOrder[:0]
+	for _, id := range s.taskOrder {
+		if _, ok := s.Tasks[id]; ok {
+			out = append(out, id)
+		}
+	}
+	s.taskOrder = out
+}
+
+// rebuildTaskOrder derives taskOrder from the task map (after Restore).
+func (s *state) rebuildTaskOrder() {
+	s.taskOrder = make([]uint64, 0, len(s.Tasks))
+	for id := range s.Tasks {
+		s.taskOrder = append(s.taskOrder, id)
+	}
+	sort.Slice(s.taskOrder, func(i, j int) bool { return s.taskOrder[i] < s.taskOrder[j] })
 }

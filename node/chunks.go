@@ -137,6 +137,13 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 		k, err := c.cur.Read(p)
 		c.off += int64(k)
 		c.remain -= int64(k)
+		if c.remain == 0 {
+			// Release the copy's reader (a pebble iterator, or a
+			// connection) as soon as the range is read.
+			c.cur.Close()
+			c.cur = nil
+			return k, nil
+		}
 		if err == io.EOF && c.remain > 0 || err != nil && err != io.EOF {
 			c.cur.Close()
 			c.cur = nil
@@ -303,7 +310,7 @@ func (s *stagedReader) Read(p []byte) (int, error) {
 		k, err := s.cur.Read(p)
 		s.off += int64(k)
 		s.remain -= int64(k)
-		if err == io.EOF {
+		if err == io.EOF || s.remain == 0 && err == nil {
 			s.cur.Close()
 			s.cur = nil
 			if k > 0 {

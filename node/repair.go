@@ -84,7 +84,9 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 	}
 	// Read one surviving copy whole (a chunk is bounded by the chunk size
 	// limit and the buffer budget) and check it against the record.
-	buf, release, err := n.readPiece(ctx, n.newChunkReader(ctx, fsm.Chunk{Blob: ch.Blob, Num: ch.Num, Size: ch.Size, Owners: survivors}, 0, ch.Size), ch.Size+1, ch.Size+1)
+	cr := n.newChunkReader(ctx, fsm.Chunk{Blob: ch.Blob, Num: ch.Num, Size: ch.Size, Owners: survivors}, 0, ch.Size)
+	defer cr.Close()
+	buf, release, err := n.readPiece(ctx, cr, ch.Size+1, ch.Size+1)
 	if err != nil {
 		return nil, err
 	}

@@ -232,7 +232,9 @@ func (h tierHandler) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	}
 	loc := fsm.Location{Bucket: bucket, Key: key}
 	sum := md5.New()
-	src := io.TeeReader(n.newStagedReader(ctx, ct.Chunks, 0, ct.Size), sum)
+	staged := n.newStagedReader(ctx, ct.Chunks, 0, ct.Size)
+	defer staged.Close()
+	src := io.TeeReader(staged, sum)
 	if n.isLocalBackend() {
 		loc.Nodes, err = n.tierLocal(ctx, ct, bucket, key, src)
 	} else {
