@@ -50,6 +50,7 @@ type Node struct {
 	backend   backend.Backend
 	handlers  []TaskHandler
 
+	lastUpload  atomic.Int64 // unix nanos of the last upload request
 	backendUp   atomic.Bool
 	backendErr  atomic.Pointer[errBox]
 	taskRuns    *prometheus.CounterVec

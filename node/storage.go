@@ -227,6 +227,7 @@ func (n *Node) Delete(ctx context.Context, uid osprey.UID) error {
 // most pieceSize bytes, each replicated like a chunk, so memory stays
 // bounded whatever the file size.
 func (n *Node) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantMD5 string) (httpapi.FileInfo, error) {
+	n.lastUpload.Store(time.Now().UnixNano())
 	f, err := n.file(ctx, uid, false)
 	if err != nil {
 		return httpapi.FileInfo{}, err
@@ -282,6 +283,7 @@ func (n *Node) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 
 // UploadChunk stores one chunk of a chunked upload.
 func (n *Node) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, wantMD5 string) error {
+	n.lastUpload.Store(time.Now().UnixNano())
 	f, err := n.file(ctx, uid, false)
 	if err != nil {
 		return err

@@ -78,8 +78,14 @@ func (n *Node) taskLoop() {
 		if n.fsm.ClusterID() == "" || n.gen.Load() == nil {
 			continue
 		}
+		// Uploads come first: while they arrive, background work runs on a
+		// quarter of the workers, and catches up when they stop.
+		workers := n.cfg.TaskWorkers
+		if time.Since(time.Unix(0, n.lastUpload.Load())) < time.Second {
+			workers = max(1, workers/4)
+		}
 		mu.Lock()
-		free := n.cfg.TaskWorkers - len(running)
+		free := workers - len(running)
 		mu.Unlock()
 		if free <= 0 {
 			continue
