@@ -142,6 +142,10 @@ func (n *Node) PutLocalObject(ctx context.Context, bucket, key string, body io.R
 		return mapBackendErr(err)
 	}
 	_, err := n.backend.Put(ctx, bucket, key, body, size, backend.PutOptions{MD5: md5})
+	if errors.Is(err, backend.ErrChecksum) {
+		// 400 on the wire; putObjectOn turns it back into ErrChecksum.
+		return fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
+	}
 	return mapBackendErr(err)
 }
 
@@ -182,6 +186,9 @@ func (n *Node) putObjectOn(ctx context.Context, owner, bucket, key string, body 
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if resp.StatusCode == http.StatusBadRequest {
+			return fmt.Errorf("%w: copy to %s: %s", backend.ErrChecksum, owner, b)
+		}
 		return fmt.Errorf("%w: copy to %s: status %d: %s", osprey.ErrBackend, owner, resp.StatusCode, b)
 	}
 	return nil

@@ -101,7 +101,9 @@ func TestDeleteRemovesBackendObjectAndRespectsReferences(t *testing.T) {
 }
 
 func TestMD5MismatchMarksFileFailedAndKeepsData(t *testing.T) {
-	c := newCluster(t, 1)
+	// Three nodes: the local backend's copies go over the wire, and the
+	// mismatch must still be recognised as one.
+	c := newCluster(t, 3)
 	data := content(23, 2*mib)
 	a := apiOf(t, c.nodes[0])
 	link := a.link("clip.mp4")[0]
