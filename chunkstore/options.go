@@ -76,7 +76,7 @@ const (
 
 	// defaultIngestThreshold is the value size from which pathAuto ingests
 	// an sstable instead of writing the WAL. See DESIGN.md for the figures.
-	defaultIngestThreshold = 1 << 20
+	defaultIngestThreshold = 2 << 20
 
 	// minBlockSize keeps per-block overhead (a key, a checksum, an index
 	// entry) negligible; maxBlockSize keeps a block well inside a memtable.

@@ -196,8 +196,8 @@ func (bw *blockWriter) checkEOF() error {
 // The pending marker rides in the first batch, so it is durable no later
 // than any block.
 func (s *Store) writeWAL(bw *blockWriter) error {
-	b := s.db.NewBatchWithSize(blockKeyLen + s.opts.BlockSize + 8 + 64)
-	defer b.Close()
+	b := s.getBatch()
+	defer s.putBatch(b)
 	return bw.each(func(idx uint32, key []byte, n int, fill func([]byte) error) error {
 		if idx == 0 {
 			if err := b.Set(pendingKey(bw.k, bw.m.gen), nil, nil); err != nil {
@@ -218,6 +218,32 @@ func (s *Store) writeWAL(bw *blockWriter) error {
 		b.Reset()
 		return nil
 	})
+}
+
+// getBatch returns a batch whose buffer fits one block: pooled, or new.
+func (s *Store) getBatch() *pebble.Batch {
+	select {
+	case b := <-s.batches:
+		return b
+	default:
+		// Room for the block, its key and checksum, the pending marker
+		// and batch/record headers, retained across Reset (Pebble drops
+		// buffers above 1 MiB by default, which would mean a fresh
+		// allocation per block).
+		size := s.opts.BlockSize + 256
+		return s.db.NewBatch(pebble.WithInitialSizeBytes(size), pebble.WithMaxRetainedSizeBytes(size))
+	}
+}
+
+// putBatch resets b and returns it to the pool, or closes it if the pool is
+// full.
+func (s *Store) putBatch(b *pebble.Batch) {
+	b.Reset()
+	select {
+	case s.batches <- b:
+	default:
+		_ = b.Close() // only fails for batches still being committed
+	}
 }
 
 // writeIngest writes the blocks into one sstable in the staging directory,

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
@@ -84,8 +85,12 @@ type Store struct {
 
 	// putSem bounds the Puts that hold block buffers.
 	putSem chan struct{}
-	// bufPool recycles Put block buffers (BlockSize+8 bytes).
+	// bufPool recycles the ingest path's block buffers (BlockSize+8
+	// bytes); batches keeps the WAL path's batches, whose buffers hold a
+	// block. Both are needed by at most MaxConcurrentPuts Puts at once,
+	// so batches (bounded to that many) retains at most that many blocks.
 	bufPool sync.Pool
+	batches chan *pebble.Batch
 
 	// commitMu orders commits against DeleteUID: a commit (Put's manifest,
 	// Delete) holds it shared, DeleteUID exclusively, so DeleteUID sees a
@@ -138,6 +143,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		stagingDir: o.FS.PathJoin(dir, "staging"),
 		log:        o.Logger.With("component", "chunkstore"),
 		putSem:     make(chan struct{}, o.MaxConcurrentPuts),
+		batches:    make(chan *pebble.Batch, o.MaxConcurrentPuts),
 		readers:    make(map[*reader]struct{}),
 		closing:    make(chan struct{}),
 	}
@@ -222,6 +228,10 @@ func (s *Store) pebbleOptions() *pebble.Options {
 		// Two cores: one background compaction normally, a second only
 		// when Pebble judges it is falling behind.
 		CompactionConcurrencyRange: func() (int, int) { return 1, 2 },
+		// Space of deleted values comes back only once their range
+		// deletions are flushed; on the ingest path little else goes
+		// through the memtable, so force that flush soon after a delete.
+		FlushDelayDeleteRange: 10 * time.Second,
 	}
 	if o.memTableSize != 0 {
 		p.MemTableSize = o.memTableSize
@@ -392,6 +402,9 @@ func (s *Store) Close() error {
 	var errs []error
 	for _, r := range readers {
 		errs = append(errs, r.close(ErrClosed))
+	}
+	for len(s.batches) > 0 {
+		errs = append(errs, (<-s.batches).Close())
 	}
 	errs = append(errs, s.db.Close())
 	s.log.Info("chunkstore closed")
