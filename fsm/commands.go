@@ -431,8 +431,7 @@ func (f *File) clone() File {
 	if f.Chunks != nil {
 		c.Chunks = make(map[uint32]*Chunk, len(f.Chunks))
 		for k, v := range f.Chunks {
-			ch := *v
-			ch.Owners = append([]osprey.NodeID(nil), v.Owners...)
+			ch := cloneChunk(*v)
 			c.Chunks[k] = &ch
 		}
 	}
@@ -443,8 +442,7 @@ func (c *Content) clone() Content {
 	out := *c
 	out.Chunks = make([]Chunk, len(c.Chunks))
 	for i, ch := range c.Chunks {
-		ch.Owners = append([]osprey.NodeID(nil), ch.Owners...)
-		out.Chunks[i] = ch
+		out.Chunks[i] = cloneChunk(ch)
 	}
 	if c.Location != nil {
 		l := *c.Location

@@ -17,12 +17,14 @@ const (
 
 // RepairPayload names the copy to rebuild elsewhere.
 type RepairPayload struct {
-	Kind    string        `json:"kind"`
-	File    osprey.UID    `json:"file,omitempty"`    // uploading file holding the chunk record
-	Content osprey.UID    `json:"content,omitempty"` // content holding the chunk record or object
-	Blob    uint64        `json:"blob,omitempty"`
-	Num     uint32        `json:"num,omitempty"`
-	Lost    osprey.NodeID `json:"lost"`
+	Kind    string     `json:"kind"`
+	File    osprey.UID `json:"file,omitempty"`    // uploading file holding the chunk record
+	Content osprey.UID `json:"content,omitempty"` // content holding the chunk record or object
+	Blob    uint64     `json:"blob,omitempty"`
+	Num     uint32     `json:"num,omitempty"`
+	// Shard is 0 for a replica, or Index+1 of an erasure-coded shard.
+	Shard int           `json:"shard,omitempty"`
+	Lost  osprey.NodeID `json:"lost"`
 }
 
 // ChunkMoved records a rebuilt chunk copy: Add now holds it, Remove no
@@ -34,6 +36,7 @@ type ChunkMoved struct {
 	Content osprey.UID    `json:"content,omitempty"`
 	Blob    uint64        `json:"blob"`
 	Num     uint32        `json:"num"`
+	Shard   int           `json:"shard,omitempty"` // 0 replica, Index+1 shard
 	Remove  osprey.NodeID `json:"remove"`
 	Add     osprey.NodeID `json:"add"`
 	Now     int64         `json:"now"`
@@ -72,9 +75,7 @@ func (s *state) enqueueRepairs(lost osprey.NodeID, now int64) {
 	for _, u := range uids {
 		f := s.Files[u]
 		for _, n := range sortedChunkNums(f.Chunks) {
-			if ch := f.Chunks[n]; hasOwner(ch.Owners, lost) {
-				s.enqueue(TaskRepair, u.String(), RepairPayload{Kind: RepairChunk, File: u, Blob: ch.Blob, Num: ch.Num, Lost: lost}, now, now)
-			}
+			s.repairChunk(u, 0, *f.Chunks[n], lost, now)
 		}
 	}
 	ids := make([]osprey.UID, 0, len(s.Contents))
@@ -89,12 +90,26 @@ func (s *state) enqueueRepairs(lost osprey.NodeID, now int64) {
 
 func (s *state) repairContent(ct *Content, lost osprey.NodeID, now int64) {
 	for _, ch := range ct.Chunks {
-		if hasOwner(ch.Owners, lost) {
-			s.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairChunk, Content: ct.ID, Blob: ch.Blob, Num: ch.Num, Lost: lost}, now, now)
-		}
+		s.repairChunk(0, ct.ID, ch, lost, now)
 	}
 	if ct.Location != nil && hasOwner(ct.Location.Nodes, lost) {
 		s.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairObject, Content: ct.ID, Lost: lost}, now, now)
+	}
+}
+
+// repairChunk queues one repair per copy (replica or shard) lost held.
+func (s *state) repairChunk(file, content osprey.UID, ch Chunk, lost osprey.NodeID, now int64) {
+	target := (file | content).String()
+	if ch.EC != nil {
+		for _, sh := range ch.EC.Shards {
+			if sh.Owner == lost {
+				s.enqueue(TaskRepair, target, RepairPayload{Kind: RepairChunk, File: file, Content: content, Blob: ch.Blob, Num: ch.Num, Shard: sh.Index + 1, Lost: lost}, now, now)
+			}
+		}
+		return
+	}
+	if hasOwner(ch.Owners, lost) {
+		s.enqueue(TaskRepair, target, RepairPayload{Kind: RepairChunk, File: file, Content: content, Blob: ch.Blob, Num: ch.Num, Lost: lost}, now, now)
 	}
 }
 
@@ -104,7 +119,7 @@ func (s *state) repairRemovedOwners(file, content osprey.UID, chunks []Chunk, no
 	for _, ch := range chunks {
 		for _, o := range ch.Owners {
 			if n, ok := s.Nodes[o]; !ok || n.Removed {
-				s.enqueue(TaskRepair, (file | content).String(), RepairPayload{Kind: RepairChunk, File: file, Content: content, Blob: ch.Blob, Num: ch.Num, Lost: o}, now, now)
+				s.repairChunk(file, content, ch, o, now)
 			}
 		}
 	}
@@ -156,6 +171,19 @@ func (s *state) applyChunkMoved(c *ChunkMoved) (any, error) {
 		s.enqueueGC([]Chunk{{Blob: c.Blob, Num: c.Num, Owners: []osprey.NodeID{c.Add}}}, c.Now, c.Now)
 		return nil, nil
 	}
+	if c.Shard > 0 && ch.EC != nil && c.Shard <= len(ch.EC.Shards) {
+		ch.EC.Shards[c.Shard-1].Owner = c.Add
+		// Owners lists every shard holder once.
+		owners := make([]osprey.NodeID, 0, len(ch.EC.Shards))
+		for _, sh := range ch.EC.Shards {
+			if !hasOwner(owners, sh.Owner) {
+				owners = append(owners, sh.Owner)
+			}
+		}
+		sort.Slice(owners, func(i, j int) bool { return owners[i] < owners[j] })
+		ch.Owners = owners
+		return nil, nil
+	}
 	ch.Owners = replaceOwner(ch.Owners, c.Remove, c.Add)
 	return nil, nil
 }
@@ -181,7 +209,28 @@ func (f *FSM) ChunkRecord(file, content osprey.UID, blob uint64) (Chunk, bool) {
 	if ch == nil {
 		return Chunk{}, false
 	}
-	c := *ch
-	c.Owners = append([]osprey.NodeID(nil), ch.Owners...)
-	return c, true
+	return cloneChunk(*ch), true
+}
+
+// FindBlob locates the chunk record stored under blob, scanning the state
+// (corruption is rare, so no index is kept). It returns the file or content
+// holding it.
+func (f *FSM) FindBlob(blob uint64) (file, content osprey.UID, ch Chunk, ok bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for u, x := range f.s.Files {
+		for _, c := range x.Chunks {
+			if c.Blob == blob {
+				return u, 0, cloneChunk(*c), true
+			}
+		}
+	}
+	for id, ct := range f.s.Contents {
+		for _, c := range ct.Chunks {
+			if c.Blob == blob {
+				return 0, id, cloneChunk(c), true
+			}
+		}
+	}
+	return 0, 0, Chunk{}, false
 }

@@ -69,6 +69,41 @@ type Chunk struct {
 	MD5    string          `json:"md5"`
 	Sum    uint64          `json:"sum"` // xxhash64 of the bytes, as stored
 	Owners []osprey.NodeID `json:"owners"`
+	// EC is set when the chunk is erasure-coded: its shards and their
+	// holders (Owners then lists every shard holder).
+	EC *ECLayout `json:"ec,omitempty"`
+}
+
+// ECLayout records an erasure-coded chunk: K data and M parity shards.
+type ECLayout struct {
+	K      int       `json:"k"`
+	M      int       `json:"m"`
+	Shards []ECShard `json:"shards"`
+}
+
+// ECShard is one shard of an erasure-coded chunk, stored under shard
+// number Index+1 on Owner.
+type ECShard struct {
+	Index      int           `json:"index"`
+	Owner      osprey.NodeID `json:"owner"`
+	Size       int64         `json:"size"`
+	Sum        uint64        `json:"sum"`
+	StripeSums []uint64      `json:"stripe_sums"`
+}
+
+// cloneChunk deep-copies a chunk record.
+func cloneChunk(c Chunk) Chunk {
+	c.Owners = append([]osprey.NodeID(nil), c.Owners...)
+	if c.EC != nil {
+		ec := *c.EC
+		ec.Shards = make([]ECShard, len(c.EC.Shards))
+		for i, sh := range c.EC.Shards {
+			sh.StripeSums = append([]uint64(nil), sh.StripeSums...)
+			ec.Shards[i] = sh
+		}
+		c.EC = &ec
+	}
+	return c
 }
 
 // File is one uid's record.

@@ -181,6 +181,8 @@ type stagedReader struct {
 	once   sync.Once
 }
 
+var _ io.ReadCloser = (*chunkReader)(nil)
+
 // Open returns a complete file for reading.
 func (n *Node) Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error) {
 	f, err := n.file(ctx, uid, false)
@@ -302,7 +304,7 @@ func (s *stagedReader) Read(p []byte) (int, error) {
 				return 0, io.ErrUnexpectedEOF
 			}
 			ch := s.chunks[s.idx]
-			s.cur = s.n.newChunkReader(s.ctx, ch, s.off, min(ch.Size-s.off, s.remain))
+			s.cur = s.n.openChunkRange(s.ctx, ch, s.off, min(ch.Size-s.off, s.remain))
 		}
 		if int64(len(p)) > s.remain {
 			p = p[:s.remain]

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/osprey-storage/osprey/erasure"
 	"github.com/osprey-storage/osprey/httpapi"
 	"github.com/osprey-storage/osprey/raftstore"
 )
@@ -47,6 +48,9 @@ type Config struct {
 	// Replicas is the number of nodes each staged chunk is stored on
 	// (capped by the number of members).
 	Replicas int
+	// EC, when K > 0, erasure-codes staged chunks into K data and M parity
+	// shards on K+M distinct members instead of replicating them.
+	EC erasure.Policy
 	// BufferBudget bounds the bytes all upload requests may hold in memory
 	// at once; further uploads wait.
 	BufferBudget int64

@@ -50,11 +50,12 @@ type Node struct {
 	backend   backend.Backend
 	handlers  []TaskHandler
 
-	lastUpload  atomic.Int64 // unix nanos of the last upload request
-	backendUp   atomic.Bool
-	backendErr  atomic.Pointer[errBox]
-	taskRuns    *prometheus.CounterVec
-	tieredBytes prometheus.Counter
+	lastUpload   atomic.Int64 // unix nanos of the last upload request
+	backendUp    atomic.Bool
+	backendErr   atomic.Pointer[errBox]
+	taskRuns     *prometheus.CounterVec
+	tieredBytes  prometheus.Counter
+	corruptReads prometheus.Counter
 
 	// Owned by the reconcile goroutine.
 	lastMismatchLog time.Time

@@ -72,6 +72,17 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 	if !ok || !hasNode(ch.Owners, string(p.Lost)) {
 		return nil, nil // gone, or already repaired
 	}
+	if p.Shard > 0 {
+		if ch.EC == nil || p.Shard > len(ch.EC.Shards) || ch.EC.Shards[p.Shard-1].Owner != p.Lost {
+			return nil, nil
+		}
+		target, err := n.repairShard(ctx, ch, p.Shard, p.Lost)
+		if err != nil {
+			return nil, err
+		}
+		return &Completion{fsm.CmdChunkMoved, fsm.ChunkMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File, Content: p.Content,
+			Blob: ch.Blob, Num: ch.Num, Shard: p.Shard, Remove: p.Lost, Add: osprey.NodeID(target), Now: time.Now().UnixMilli()}}, nil
+	}
 	var survivors []osprey.NodeID
 	for _, o := range ch.Owners {
 		if o != p.Lost {

@@ -113,7 +113,9 @@ func (n *Node) registerMetrics() {
 		Help: "Background task attempts on this node by type and outcome."}, []string{"type", "outcome"})
 	n.tieredBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "osprey_tiered_bytes_total",
 		Help: "Bytes this node copied into the backend."})
-	n.registry.MustRegister(n.taskRuns, n.tieredBytes)
+	n.corruptReads = prometheus.NewCounter(prometheus.CounterOpts{Name: "osprey_corrupt_reads_total",
+		Help: "Chunk copies or shards found corrupt while reading."})
+	n.registry.MustRegister(n.taskRuns, n.tieredBytes, n.corruptReads)
 	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_backend_up",
 		Help: "1 if the last backend check succeeded."}, func() float64 {
 		if n.backendUp.Load() {

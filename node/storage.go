@@ -375,6 +375,9 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // storeChunk writes buf to the chunk's owners and returns its record. It
 // succeeds only once the wanted number of copies are durable.
 func (n *Node) storeChunk(ctx context.Context, num uint32, buf []byte) (fsm.Chunk, error) {
+	if n.ecEnabled() {
+		return n.storeChunkEC(ctx, num, buf)
+	}
 	blob, err := n.NextUID()
 	if err != nil {
 		return fsm.Chunk{}, err

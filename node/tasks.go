@@ -320,21 +320,31 @@ func (h gcHandler) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 // cluster are skipped: their data went with them.
 func (n *Node) deleteChunks(ctx context.Context, chunks []fsm.Chunk) error {
 	var errs []error
+	del := func(owner osprey.NodeID, ref httpapi.ChunkRef) {
+		if rec, ok := n.fsm.Node(owner); !ok || rec.Removed {
+			return
+		}
+		var err error
+		if string(owner) == n.id {
+			err = n.DeleteLocalChunk(ctx, ref)
+		} else {
+			err = n.deleteRemoteChunk(ctx, string(owner), ref)
+		}
+		if err != nil && !errors.Is(err, osprey.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("chunk %d/%d/%d on %s: %w", ref.Blob, ref.Num, ref.Shard, owner, err))
+		}
+	}
 	for _, ch := range chunks {
-		ref := httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}
+		if ch.EC != nil {
+			for _, sh := range ch.EC.Shards {
+				if sh.Owner != "" {
+					del(sh.Owner, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num, Shard: uint16(sh.Index + 1)})
+				}
+			}
+			continue
+		}
 		for _, o := range ch.Owners {
-			if rec, ok := n.fsm.Node(o); !ok || rec.Removed {
-				continue
-			}
-			var err error
-			if string(o) == n.id {
-				err = n.DeleteLocalChunk(ctx, ref)
-			} else {
-				err = n.deleteRemoteChunk(ctx, string(o), ref)
-			}
-			if err != nil && !errors.Is(err, osprey.ErrNotFound) {
-				errs = append(errs, fmt.Errorf("chunk %d/%d on %s: %w", ch.Blob, ch.Num, o, err))
-			}
+			del(o, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num})
 		}
 	}
 	return errors.Join(errs...)

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/osprey-storage/osprey/erasure"
 	"github.com/osprey-storage/osprey/node"
 )
 
@@ -91,7 +92,7 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Int64Var(&f.maxUploadSize, "max-upload-size", d.Limits.MaxUploadSize, "largest single-request upload, bytes")
 	fs.DurationVar(&f.linkExpiry, "link-expiry", d.Limits.DefaultExpiry, "link expiry when a request gives none")
 	fs.DurationVar(&f.linkMaxExpiry, "link-max-expiry", d.Limits.MaxExpiry, "longest link expiry a client may ask for")
-	fs.StringVar(&f.redundancy, "redundancy", fmt.Sprintf("replicas:%d", d.Replicas), "staged chunk redundancy: replicas:N (capped by the cluster size)")
+	fs.StringVar(&f.redundancy, "redundancy", fmt.Sprintf("replicas:%d", d.Replicas), "staged chunk redundancy: replicas:N (capped by the cluster size) or ec:K+M (Reed-Solomon over K+M members)")
 	fs.StringVar(&f.backend, "backend", "local", "object backend for tiered files: local, s3, oss or cos")
 	fs.StringVar(&f.localDir, "local-dir", "", "local backend directory (default <data-dir>/objects)")
 	fs.StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3 endpoint host:port (MinIO, AWS, any S3)")
@@ -256,11 +257,10 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	}
 	c.Limits.MaxChunkSize, c.Limits.MaxUploadSize = f.maxChunkSize, f.maxUploadSize
 	c.Limits.DefaultExpiry, c.Limits.MaxExpiry = f.linkExpiry, f.linkMaxExpiry
-	reps, err := parseRedundancy(f.redundancy)
-	if err != nil {
+	if err := parseRedundancy(f.redundancy, &c); err != nil {
 		return c, err
 	}
-	c.Replicas, c.BufferBudget = reps, f.bufferBudget
+	c.BufferBudget = f.bufferBudget
 	b := &c.Backend
 	b.Type = f.backend
 	b.Local.Dir = f.localDir
@@ -322,15 +322,21 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 }
 
-// parseRedundancy parses "replicas:N".
-func parseRedundancy(s string) (int, error) {
-	v, ok := strings.CutPrefix(strings.TrimSpace(s), "replicas:")
-	if !ok {
-		return 0, fmt.Errorf("server: redundancy %q: want replicas:N", s)
+// parseRedundancy parses "replicas:N" or "ec:K+M" into c.
+func parseRedundancy(s string, c *node.Config) error {
+	s = strings.TrimSpace(s)
+	if v, ok := strings.CutPrefix(s, "replicas:"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 16 {
+			return fmt.Errorf("server: redundancy %q: N must be 1..16", s)
+		}
+		c.Replicas = n
+		return nil
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 16 {
-		return 0, fmt.Errorf("server: redundancy %q: N must be 1..16", s)
+	p, err := erasure.ParsePolicy(s)
+	if err != nil {
+		return fmt.Errorf("server: redundancy %q: want replicas:N or ec:K+M: %w", s, err)
 	}
-	return n, nil
+	c.EC = p
+	return nil
 }
