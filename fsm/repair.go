@@ -234,3 +234,22 @@ func (f *FSM) FindBlob(blob uint64) (file, content osprey.UID, ch Chunk, ok bool
 	}
 	return 0, 0, Chunk{}, false
 }
+
+// ChunkIndex returns every staged chunk record by blob id (uploads in
+// progress and staged contents), for a scrub pass.
+func (f *FSM) ChunkIndex() map[uint64]Chunk {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := map[uint64]Chunk{}
+	for _, x := range f.s.Files {
+		for _, c := range x.Chunks {
+			out[c.Blob] = cloneChunk(*c)
+		}
+	}
+	for _, ct := range f.s.Contents {
+		for _, c := range ct.Chunks {
+			out[c.Blob] = cloneChunk(c)
+		}
+	}
+	return out
+}

@@ -51,6 +51,10 @@ type Config struct {
 	// EC, when K > 0, erasure-codes staged chunks into K data and M parity
 	// shards on K+M distinct members instead of replicating them.
 	EC erasure.Policy
+	// ScrubRate is how many staged bytes per second the scrubber verifies
+	// (0 turns it off); ScrubPause separates full passes.
+	ScrubRate  int64
+	ScrubPause time.Duration
 	// BufferBudget bounds the bytes all upload requests may hold in memory
 	// at once; further uploads wait.
 	BufferBudget int64
@@ -98,6 +102,8 @@ func DefaultConfig() Config {
 		TaskMaxAttempts: 10,
 		ExpireUploads:   24 * time.Hour,
 		GCGrace:         30 * time.Second,
+		ScrubRate:       16 << 20,
+		ScrubPause:      time.Hour,
 		BufferBudget:    256 << 20,
 	}
 }

@@ -50,12 +50,13 @@ type Node struct {
 	backend   backend.Backend
 	handlers  []TaskHandler
 
-	lastUpload   atomic.Int64 // unix nanos of the last upload request
-	backendUp    atomic.Bool
-	backendErr   atomic.Pointer[errBox]
-	taskRuns     *prometheus.CounterVec
-	tieredBytes  prometheus.Counter
-	corruptReads prometheus.Counter
+	lastUpload                                           atomic.Int64 // unix nanos of the last upload request
+	backendUp                                            atomic.Bool
+	backendErr                                           atomic.Pointer[errBox]
+	taskRuns                                             *prometheus.CounterVec
+	tieredBytes                                          prometheus.Counter
+	corruptReads                                         prometheus.Counter
+	scrubBytes, scrubCorrupt, scrubRepaired, scrubPasses prometheus.Counter
 
 	// Owned by the reconcile goroutine.
 	lastMismatchLog time.Time
@@ -285,7 +286,8 @@ func (n *Node) Start(ctx context.Context) error {
 			}
 		}()
 		n.log.Info("node started", "http", n.httpAddr, "raft", n.raftAddr, "has_state", n.raft.HasState())
-		n.wg.Add(4)
+		n.wg.Add(5)
+		go func() { defer n.wg.Done(); n.scrubLoop() }()
 		go func() { defer n.wg.Done(); n.formOrJoin() }()
 		go func() { defer n.wg.Done(); n.reconcileLoop() }()
 		go func() { defer n.wg.Done(); n.taskLoop() }()

@@ -115,6 +115,15 @@ func (n *Node) registerMetrics() {
 		Help: "Bytes this node copied into the backend."})
 	n.corruptReads = prometheus.NewCounter(prometheus.CounterOpts{Name: "osprey_corrupt_reads_total",
 		Help: "Chunk copies or shards found corrupt while reading."})
+	counter := func(name, help string) prometheus.Counter {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+		n.registry.MustRegister(c)
+		return c
+	}
+	n.scrubBytes = counter("osprey_scrub_bytes_total", "Staged bytes the scrubber verified.")
+	n.scrubCorrupt = counter("osprey_scrub_corrupt_total", "Bad staged copies the scrubber found.")
+	n.scrubRepaired = counter("osprey_scrub_repaired_total", "Bad staged copies the scrubber rewrote from healthy ones.")
+	n.scrubPasses = counter("osprey_scrub_passes_total", "Completed scrub passes over this node's staged data.")
 	n.registry.MustRegister(n.taskRuns, n.tieredBytes, n.corruptReads)
 	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_backend_up",
 		Help: "1 if the last backend check succeeded."}, func() float64 {
