@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -264,6 +265,29 @@ func (c *CLI) ClusterStatus(ctx context.Context) error {
 	fmt.Fprintf(tw, "commit index:\t%d\n", s.CommitIndex)
 	fmt.Fprintf(tw, "applied index:\t%d\n", s.AppliedIndex)
 	fmt.Fprintf(tw, "fsm hash:\t%s\n", s.FSMHash)
+	if st := s.Storage; st != nil {
+		fmt.Fprintf(tw, "redundancy:\t%s\n", st.Redundancy)
+		fmt.Fprintf(tw, "backend:\t%s\n", st.Backend)
+		fmt.Fprintf(tw, "files:\t%d\n", st.Files)
+		prot := "full"
+		if st.UnderProtected > 0 {
+			prot = fmt.Sprintf("%d of %d staged copies under-protected", st.UnderProtected, st.StagedCopies)
+		}
+		fmt.Fprintf(tw, "protection:\t%s\n", prot)
+		keys := make([]string, 0, len(st.Tasks))
+		for k := range st.Tasks {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s=%d", k, st.Tasks[k]))
+		}
+		if len(parts) == 0 {
+			parts = []string{"none"}
+		}
+		fmt.Fprintf(tw, "tasks:\t%s\n", strings.Join(parts, " "))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

@@ -185,6 +185,17 @@ type ClusterStatus struct {
 	FSMHash      Flex     `json:"fsm_hash"`
 	FSMIndex     uint64   `json:"fsm_index,omitempty"`
 	Members      []Member `json:"members"`
+	Storage      *Storage `json:"storage,omitempty"`
+}
+
+// Storage summarises staged-data protection and background work.
+type Storage struct {
+	Redundancy     string         `json:"redundancy"`
+	Backend        string         `json:"backend"`
+	Files          int            `json:"files"`
+	StagedCopies   int            `json:"staged_copies"`
+	UnderProtected int            `json:"under_protected"`
+	Tasks          map[string]int `json:"tasks"`
 }
 
 // Leader identifies the current Raft leader; ID is "" when there is none.

@@ -253,3 +253,61 @@ func (f *FSM) ChunkIndex() map[uint64]Chunk {
 	}
 	return out
 }
+
+// Protection summarises how well staged data is protected: chunks counts
+// staged chunk records and local object copies, under those with fewer
+// copies on active members than the policy wants (replicas, capped by the
+// number of active members; or all K+M shards on distinct active members).
+func (f *FSM) Protection(replicas int) (chunks, under int) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	active := map[osprey.NodeID]bool{}
+	for _, n := range f.s.Nodes {
+		if !n.Removed {
+			active[n.ID] = true
+		}
+	}
+	want := min(replicas, len(active))
+	enough := func(ids []osprey.NodeID, need int) bool {
+		seen := map[osprey.NodeID]bool{}
+		for _, id := range ids {
+			if active[id] {
+				seen[id] = true
+			}
+		}
+		return len(seen) >= need
+	}
+	check := func(c *Chunk) {
+		chunks++
+		if c.EC != nil {
+			owners := make([]osprey.NodeID, len(c.EC.Shards))
+			for i, sh := range c.EC.Shards {
+				owners[i] = sh.Owner
+			}
+			if !enough(owners, len(owners)) {
+				under++
+			}
+			return
+		}
+		if !enough(c.Owners, want) {
+			under++
+		}
+	}
+	for _, x := range f.s.Files {
+		for _, c := range x.Chunks {
+			check(c)
+		}
+	}
+	for _, ct := range f.s.Contents {
+		for i := range ct.Chunks {
+			check(&ct.Chunks[i])
+		}
+		if ct.Location != nil && len(ct.Location.Nodes) > 0 {
+			chunks++
+			if !enough(ct.Location.Nodes, want) {
+				under++
+			}
+		}
+	}
+	return chunks, under
+}

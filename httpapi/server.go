@@ -88,7 +88,17 @@ type ClusterStatus struct {
 	FSMHash      string       `json:"fsm_hash"`
 	FSMIndex     uint64       `json:"fsm_index"`
 	Members      []MemberInfo `json:"members"`
-	Extra        any          `json:"storage,omitempty"`
+	Storage      *StorageInfo `json:"storage,omitempty"`
+}
+
+// StorageInfo summarises staged-data protection and background work.
+type StorageInfo struct {
+	Redundancy     string         `json:"redundancy"`
+	Backend        string         `json:"backend"`
+	Files          int            `json:"files"`
+	StagedCopies   int            `json:"staged_copies"`
+	UnderProtected int            `json:"under_protected"`
+	Tasks          map[string]int `json:"tasks"`
 }
 
 // LeaderInfo names the leader.

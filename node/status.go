@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sort"
 	"sync"
@@ -28,6 +29,7 @@ func (n *Node) Status(ctx context.Context) (httpapi.ClusterStatus, error) {
 		return st, err
 	}
 	st.Members = members
+	st.Storage = n.storageInfo()
 	return st, nil
 }
 
@@ -214,4 +216,23 @@ func (n *Node) ReadyDetails() map[string]string {
 		d["backend"] = n.backend.Name() + ": unreachable: " + b.err.Error()
 	}
 	return d
+}
+
+// redundancy describes the staging policy.
+func (n *Node) redundancy() string {
+	if n.ecEnabled() {
+		return n.cfg.EC.String()
+	}
+	return fmt.Sprintf("replicas:%d", n.cfg.Replicas)
+}
+
+func (n *Node) storageInfo() *httpapi.StorageInfo {
+	copies, under := n.fsm.Protection(n.cfg.Replicas)
+	info := &httpapi.StorageInfo{Redundancy: n.redundancy(), Backend: backendFingerprint(n.cfg.Backend),
+		StagedCopies: copies, UnderProtected: under, Tasks: map[string]int{}}
+	info.Files = n.fsm.Stats()["files"]
+	for _, t := range n.fsm.Tasks("") {
+		info.Tasks[t.Type+"_"+string(t.State)]++
+	}
+	return info
 }

@@ -66,6 +66,9 @@ type serverFlags struct {
 	expireUploads   time.Duration
 	webhookURL      string
 	webhookSecret   string
+	gcGrace         time.Duration
+	scrubRate       int64
+	scrubPause      time.Duration
 	logLevel        string
 	logFormat       string
 }
@@ -116,6 +119,9 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&f.expireUploads, "expire-uploads", d.ExpireUploads, "drop uploads left incomplete this long (0 = never)")
 	fs.StringVar(&f.webhookURL, "webhook-url", "", "POST file events (complete, tiered, failed) here, signed with HMAC-SHA256")
 	fs.StringVar(&f.webhookSecret, "webhook-secret", "", "webhook signing secret (prefer OSPREY_WEBHOOK_SECRET)")
+	fs.DurationVar(&f.gcGrace, "gc-grace", d.GCGrace, "delay before staged chunks of a tiered file are deleted")
+	fs.Int64Var(&f.scrubRate, "scrub-rate", d.ScrubRate, "staged bytes per second the scrubber verifies (0 = off)")
+	fs.DurationVar(&f.scrubPause, "scrub-pause", d.ScrubPause, "pause between full scrub passes")
 	fs.Int64Var(&f.bufferBudget, "buffer-budget", d.BufferBudget, "bytes all uploads together may buffer in memory")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -270,6 +276,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	b.COS.Region, b.COS.AppID, b.COS.SecretID, b.COS.SecretKey, b.COS.BucketPrefix = f.cosRegion, f.cosAppID, f.cosSecretID, f.cosSecretKey, f.cosBucketPrefix
 	c.TaskWorkers, c.TaskLease, c.TaskMaxAttempts, c.ExpireUploads = f.taskWorkers, f.taskLease, f.taskMaxAttempts, f.expireUploads
 	c.WebhookURL, c.WebhookSecret = f.webhookURL, f.webhookSecret
+	c.GCGrace, c.ScrubRate, c.ScrubPause = f.gcGrace, f.scrubRate, f.scrubPause
 	c.Logger = logger
 	return c, c.Validate()
 }
