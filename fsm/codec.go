@@ -14,27 +14,28 @@ type CommandType uint16
 
 // Command types. Append new ones at the end; never renumber.
 const (
-	CmdUnknown      CommandType = 0
-	CmdNoop         CommandType = 1 // barrier; carries nothing
-	CmdInitCluster  CommandType = 2 // cluster id, link secret, join-token hash
-	CmdNodeUpsert   CommandType = 3 // add or update a member, assigns its worker id
-	CmdNodeRemove   CommandType = 4 // mark a member removed (worker id never reused)
-	CmdFilesCreate  CommandType = 5 // create uids for /link/upload
-	CmdChunkPut     CommandType = 6 // record a stored chunk of an upload
-	CmdFileComplete CommandType = 7 // single upload finished
-	CmdMerge        CommandType = 8 // chunked upload declared complete
-	CmdResume       CommandType = 9 // new uid sharing stored content (dedup)
-	CmdFileDelete   CommandType = 10
-	CmdTaskLease    CommandType = 11 // lease (or renew) background tasks
-	CmdTaskFail     CommandType = 12 // a failed attempt: backoff or dead
-	CmdTaskDone     CommandType = 13 // a finished task
-	CmdTierDone     CommandType = 14 // content verified in the backend
-	CmdTierFailed   CommandType = 15 // content bytes do not match its md5
-	CmdTaskRetry    CommandType = 16 // dead task back to pending
-	CmdExpire       CommandType = 17 // drop abandoned uploads
-	CmdSetSettings  CommandType = 18 // cluster-wide settings
-	CmdChunkMoved   CommandType = 19 // a rebuilt chunk copy replaces a lost one
-	CmdObjectMoved  CommandType = 20 // a rebuilt local object copy replaces a lost one
+	CmdUnknown        CommandType = 0
+	CmdNoop           CommandType = 1 // barrier; carries nothing
+	CmdInitCluster    CommandType = 2 // cluster id, link secret, join-token hash
+	CmdNodeUpsert     CommandType = 3 // add or update a member, assigns its worker id
+	CmdNodeRemove     CommandType = 4 // mark a member removed (worker id never reused)
+	CmdFilesCreate    CommandType = 5 // create uids for /link/upload
+	CmdChunkPut       CommandType = 6 // record a stored chunk of an upload
+	CmdFileComplete   CommandType = 7 // single upload finished
+	CmdMerge          CommandType = 8 // chunked upload declared complete
+	CmdResume         CommandType = 9 // new uid sharing stored content (dedup)
+	CmdFileDelete     CommandType = 10
+	CmdTaskLease      CommandType = 11 // lease (or renew) background tasks
+	CmdTaskFail       CommandType = 12 // a failed attempt: backoff or dead
+	CmdTaskDone       CommandType = 13 // a finished task
+	CmdTierDone       CommandType = 14 // content verified in the backend
+	CmdTierFailed     CommandType = 15 // content bytes do not match its md5
+	CmdTaskRetry      CommandType = 16 // dead task back to pending
+	CmdExpire         CommandType = 17 // drop abandoned uploads
+	CmdSetSettings    CommandType = 18 // cluster-wide settings
+	CmdChunkMoved     CommandType = 19 // a rebuilt chunk copy replaces a lost one
+	CmdObjectMoved    CommandType = 20 // a rebuilt local object copy replaces a lost one
+	CmdChunkConverted CommandType = 21 // coded chunk replaced by replicas (too few members)
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -47,7 +48,7 @@ var typeNames = map[CommandType]string{
 	CmdFileDelete: "file_delete", CmdTaskLease: "task_lease", CmdTaskFail: "task_fail",
 	CmdTaskDone: "task_done", CmdTierDone: "tier_done", CmdTierFailed: "tier_failed",
 	CmdTaskRetry: "task_retry", CmdExpire: "expire", CmdSetSettings: "set_settings",
-	CmdChunkMoved: "chunk_moved", CmdObjectMoved: "object_moved",
+	CmdChunkMoved: "chunk_moved", CmdObjectMoved: "object_moved", CmdChunkConverted: "chunk_converted",
 }
 
 // String returns the command's name for logs and metrics.

@@ -110,17 +110,26 @@ func (s *state) apply(t CommandType, payload []byte) (any, error) {
 		return s.applyChunkMoved(decodeInto[ChunkMoved](payload))
 	case CmdObjectMoved:
 		return s.applyObjectMoved(decodeInto[ObjectMoved](payload))
+	case CmdChunkConverted:
+		return s.applyChunkConverted(decodeInto[ChunkConverted](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", t))
 	}
 }
 
-// Snapshot format: magic, format version, then the JSON state.
+// Snapshot format (integers big endian):
+//
+//	v1: magic[8] | version u32 = 1 | JSON state
+//	v2: magic[8] | version u32 = 2 | applied index u64 | JSON state
+//
+// v2 carries the index of the last applied command, so a replica that
+// restores a snapshot (at startup or from the leader) reports the index its
+// state reflects; read barriers compare it across nodes.
 var snapshotMagic = [8]byte{'O', 'S', 'P', 'R', 'S', 'N', 'A', 'P'}
 
 // SnapshotVersion is the snapshot format version written by this build.
-// The meaning of a version never changes.
-const SnapshotVersion uint32 = 1
+// The meaning of a version never changes; Restore also reads version 1.
+const SnapshotVersion uint32 = 2
 
 // ErrBadSnapshot is returned by Restore for a stream that is not a snapshot
 // of a known format.
@@ -131,21 +140,14 @@ var ErrBadSnapshot = errors.New("fsm: bad snapshot")
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := encodeState(f.s)
-	if err != nil {
-		return nil, err
-	}
-	return &snapshot{data: b}, nil
-}
-
-func encodeState(s *state) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.Write(snapshotMagic[:])
 	_ = binary.Write(&buf, binary.BigEndian, SnapshotVersion)
-	if err := json.NewEncoder(&buf).Encode(s); err != nil {
+	_ = binary.Write(&buf, binary.BigEndian, f.applied)
+	if err := json.NewEncoder(&buf).Encode(f.s); err != nil {
 		return nil, fmt.Errorf("fsm: encode snapshot: %w", err)
 	}
-	return buf.Bytes(), nil
+	return &snapshot{data: buf.Bytes()}, nil
 }
 
 type snapshot struct{ data []byte }
@@ -162,34 +164,46 @@ func (s *snapshot) Release() {}
 
 // Restore replaces the whole state with the snapshot's. The new state is
 // decoded aside and swapped in at once, so a failed restore leaves the old
-// state untouched.
+// state untouched. AppliedIndex becomes the snapshot's; a version 1
+// snapshot carries none, so the index is left as it was until the next
+// Apply.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	s, err := decodeState(bufio.NewReader(rc))
+	s, applied, hasIndex, err := decodeState(bufio.NewReader(rc))
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
 	f.s = s
+	if hasIndex {
+		f.applied = applied
+	}
 	f.mu.Unlock()
 	return nil
 }
 
-func decodeState(r io.Reader) (*state, error) {
+func decodeState(r io.Reader) (s *state, applied uint64, hasIndex bool, err error) {
 	var magic [8]byte
 	if _, err := io.ReadFull(r, magic[:]); err != nil || magic != snapshotMagic {
-		return nil, fmt.Errorf("%w: missing magic", ErrBadSnapshot)
+		return nil, 0, false, fmt.Errorf("%w: missing magic", ErrBadSnapshot)
 	}
 	var v uint32
 	if err := binary.Read(r, binary.BigEndian, &v); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+		return nil, 0, false, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
-	if v != SnapshotVersion {
-		return nil, fmt.Errorf("%w: unknown version %d", ErrBadSnapshot, v)
+	switch v {
+	case 1:
+	case 2:
+		if err := binary.Read(r, binary.BigEndian, &applied); err != nil {
+			return nil, 0, false, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+		}
+		hasIndex = true
+	default:
+		return nil, 0, false, fmt.Errorf("%w: unknown version %d", ErrBadSnapshot, v)
 	}
-	s := newState()
+	s = newState()
 	if err := json.NewDecoder(r).Decode(s); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+		return nil, 0, false, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 	}
 	// JSON null maps decode to nil; keep them usable.
 	if s.Nodes == nil {
@@ -208,15 +222,16 @@ func decodeState(r io.Reader) (*state, error) {
 		s.Tasks = map[uint64]*Task{}
 	}
 	s.rebuildTaskOrder()
-	return s, nil
+	return s, applied, hasIndex, nil
 }
 
-// Hash returns a hex sha256 of the encoded state and the index it reflects.
-// Replicas at the same applied index have the same hash.
+// Hash returns a hex sha256 of the JSON-encoded state and the index of the
+// last applied command. Replicas at the same applied index have the same
+// hash (encoding/json writes map keys sorted).
 func (f *FSM) Hash() (string, uint64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := encodeState(f.s)
+	b, err := json.Marshal(f.s)
 	if err != nil {
 		return "", f.applied
 	}

@@ -311,3 +311,35 @@ func (f *FSM) Protection(replicas int) (chunks, under int) {
 	}
 	return chunks, under
 }
+
+// ChunkConverted replaces an erasure-coded chunk's shards with whole
+// replicas, when too few members are left to hold K+M distinct shards. The
+// replicas are durable before this is proposed; the old shards are
+// collected by a gc task.
+type ChunkConverted struct {
+	TaskID  uint64          `json:"task_id"`
+	Node    osprey.NodeID   `json:"node"`
+	File    osprey.UID      `json:"file,omitempty"`
+	Content osprey.UID      `json:"content,omitempty"`
+	Blob    uint64          `json:"blob"`
+	Owners  []osprey.NodeID `json:"owners"`
+	Now     int64           `json:"now"`
+}
+
+func (s *state) applyChunkConverted(c *ChunkConverted) (any, error) {
+	if _, err := s.leased(c.TaskID, c.Node); err != nil {
+		return nil, err
+	}
+	delete(s.Tasks, c.TaskID)
+	ch := s.findChunk(c.File, c.Content, c.Blob)
+	if ch == nil || ch.EC == nil {
+		s.enqueueGC([]Chunk{{Blob: c.Blob, Owners: c.Owners}}, c.Now, c.Now)
+		return nil, nil
+	}
+	old := cloneChunk(*ch)
+	ch.EC = nil
+	ch.Owners = append([]osprey.NodeID(nil), c.Owners...)
+	sort.Slice(ch.Owners, func(i, j int) bool { return ch.Owners[i] < ch.Owners[j] })
+	s.enqueueGC([]Chunk{old}, c.Now, c.Now)
+	return nil, nil
+}

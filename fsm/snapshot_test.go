@@ -144,6 +144,39 @@ func TestRestoreRejects(t *testing.T) {
 	}
 }
 
+// TestRestoreAppliedIndex: a replica that restores a snapshot (at startup,
+// or installed from the leader) reports the index its state reflects, not
+// the one it had before; read barriers compare this index across nodes.
+func TestRestoreAppliedIndex(t *testing.T) {
+	a := mustExample(t)
+	snap := mustSnapshot(t, a.f)
+	// A lagging replica jumps forward.
+	lag := newApplier(t)
+	lag.applyLog(exampleLog()[:5])
+	if err := lag.f.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lag.f.AppliedIndex(), a.f.AppliedIndex(); got != want {
+		t.Fatalf("applied index %d, want %d", got, want)
+	}
+	h1, i1 := a.f.Hash()
+	h2, i2 := lag.f.Hash()
+	if h1 != h2 || i1 != i2 {
+		t.Fatalf("hash %s@%d, want %s@%d", h2, i2, h1, i1)
+	}
+	// A version 1 snapshot carries no index: the old one stays.
+	v1, err := os.ReadFile(filepath.Join("testdata", "snapshot-v1.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lag.f.Restore(io.NopCloser(bytes.NewReader(v1))); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := lag.f.AppliedIndex(), a.f.AppliedIndex(); got != want {
+		t.Fatalf("after a v1 restore: applied index %d, want %d", got, want)
+	}
+}
+
 // TestRestoreReplacesState: Restore throws away everything that was there,
 // including state the snapshot does not have.
 func TestRestoreReplacesState(t *testing.T) {
@@ -217,6 +250,18 @@ func TestSnapshotOldVersions(t *testing.T) {
 			}
 			if got := len(f.RunnableTasks(goldenNow, allTaskTypes, 100)); got != 6 {
 				t.Fatalf("%d runnable tasks, want 6", got)
+			}
+			// From v2 on, the snapshot records the index its state reflects.
+			var version uint32
+			if _, err := fmt.Sscanf(filepath.Base(path), "snapshot-v%d.golden", &version); err != nil {
+				t.Fatal(err)
+			}
+			wantIdx := uint64(len(exampleLog()))
+			if version == 1 {
+				wantIdx = 0 // v1 carries no index
+			}
+			if got := f.AppliedIndex(); got != wantIdx {
+				t.Fatalf("applied index %d, want %d", got, wantIdx)
 			}
 			// The restored FSM keeps applying: a later entry works on it.
 			a := &applier{t: t, f: f, idx: 1000}

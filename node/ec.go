@@ -22,6 +22,14 @@ import (
 // ecEnabled reports whether staged chunks are erasure-coded.
 func (n *Node) ecEnabled() bool { return n.cfg.EC.K > 0 }
 
+// ecFits reports whether the active members can hold K+M distinct shards.
+// With fewer, chunks are replicated M+1 times instead: the same number of
+// losses is tolerated.
+func (n *Node) ecFits() bool {
+	r, err := n.ring()
+	return err == nil && r.Len() >= n.cfg.EC.K+n.cfg.EC.M
+}
+
 // storeChunkEC splits buf into K data and M parity shards and stores them
 // on K+M distinct ring owners; a failed shard write moves on to the next
 // candidate. It succeeds only when every shard is durable.
@@ -183,7 +191,7 @@ func (n *Node) repairShard(ctx context.Context, ch fsm.Chunk, shard int, lost os
 	}
 	targets, err := n.newOwners(ring.ChunkKey(ch.Blob, ch.Num), holders)
 	if err != nil {
-		return "", err
+		return "", errNeedsConversion{buf: append([]byte(nil), buf...)}
 	}
 	var errs []error
 	for _, t := range targets {
@@ -195,4 +203,36 @@ func (n *Node) repairShard(ctx context.Context, ch fsm.Chunk, shard int, lost os
 		return t, nil
 	}
 	return "", fmt.Errorf("repair: store shard %d of chunk %d/%d: %w", shard, ch.Blob, ch.Num, errors.Join(errs...))
+}
+
+// errNeedsConversion tells the repair handler that no member is free to
+// hold the lost shard; it carries the decoded chunk.
+type errNeedsConversion struct{ buf []byte }
+
+func (errNeedsConversion) Error() string { return "no free member for the shard" }
+
+// convertToReplicas stores buf whole on M+1 active members (ring order)
+// and returns them; the caller records the conversion.
+func (n *Node) convertToReplicas(ctx context.Context, ch fsm.Chunk, buf []byte) ([]osprey.NodeID, error) {
+	r, err := n.ring()
+	if err != nil {
+		return nil, err
+	}
+	want := min(n.cfg.EC.M+1, r.Len())
+	var owners []osprey.NodeID
+	var errs []error
+	for _, c := range r.Owners(ring.ChunkKey(ch.Blob, ch.Num), r.Len()) {
+		if len(owners) == want {
+			break
+		}
+		if err := n.putChunkOn(ctx, c, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}, buf, ch.Sum); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c, err))
+			continue
+		}
+		owners = append(owners, osprey.NodeID(c))
+	}
+	if len(owners) < want {
+		return nil, fmt.Errorf("repair: %d of %d replicas stored: %w", len(owners), want, errors.Join(errs...))
+	}
+	return owners, nil
 }

@@ -105,3 +105,40 @@ func TestErasureCodedStagingSurvivesNodeLossAndRepairs(t *testing.T) {
 		checkDownload(t, c.nodes[1], u, datas[i])
 	}
 }
+
+// With three nodes and ec:2+1, losing one leaves too few members for three
+// distinct shards: repair keeps the same tolerance by replicating the
+// affected chunks twice.
+func TestErasureCodedThreeNodesFallBackToReplicas(t *testing.T) {
+	dead := freeAddr(t)
+	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) {
+		cfg.EC = erasure.Policy{K: 2, M: 1}
+		cfg.Backend.Type = "s3"
+		cfg.Backend.S3.Endpoint, cfg.Backend.S3.AccessKey, cfg.Backend.S3.SecretKey = dead, "k", "secretsecret"
+		cfg.Backend.S3.MaxAttempts = 1
+	})
+	var uids []string
+	var datas [][]byte
+	for i := 0; i < 4; i++ {
+		data := content(80+i, 200_000*i+3)
+		datas = append(datas, data)
+		uids = append(uids, uploadSingle(t, c.nodes[i%3], fmt.Sprintf("f%d.png", i), data))
+	}
+	victim := c.nodes[0]
+	victim.Kill()
+	c.nodes[0] = nil
+	os.RemoveAll(c.cfgs[0].DataDir)
+	l := c.Leader()
+	if err := l.Remove(context.Background(), victim.ID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "protection restored", func() bool {
+		st, err := c.Leader().Status(context.Background())
+		return err == nil && st.Storage.UnderProtected == 0 && st.Storage.Tasks["repair_pending"] == 0 && st.Storage.Tasks["repair_leased"] == 0
+	})
+	for i, u := range uids {
+		for _, n := range c.live() {
+			checkDownload(t, n, u, datas[i])
+		}
+	}
+}

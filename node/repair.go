@@ -77,6 +77,15 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 			return nil, nil
 		}
 		target, err := n.repairShard(ctx, ch, p.Shard, p.Lost)
+		var conv errNeedsConversion
+		if errors.As(err, &conv) {
+			owners, err := n.convertToReplicas(ctx, ch, conv.buf)
+			if err != nil {
+				return nil, err
+			}
+			return &Completion{fsm.CmdChunkConverted, fsm.ChunkConverted{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File,
+				Content: p.Content, Blob: ch.Blob, Owners: owners, Now: time.Now().UnixMilli()}}, nil
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -227,7 +227,7 @@ func (n *Node) redundancy() string {
 }
 
 func (n *Node) storageInfo() *httpapi.StorageInfo {
-	copies, under := n.fsm.Protection(n.cfg.Replicas)
+	copies, under := n.fsm.Protection(n.replicas())
 	info := &httpapi.StorageInfo{Redundancy: n.redundancy(), Backend: backendFingerprint(n.cfg.Backend),
 		StagedCopies: copies, UnderProtected: under, Tasks: map[string]int{}}
 	info.Files = n.fsm.Stats()["files"]

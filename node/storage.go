@@ -375,7 +375,7 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // storeChunk writes buf to the chunk's owners and returns its record. It
 // succeeds only once the wanted number of copies are durable.
 func (n *Node) storeChunk(ctx context.Context, num uint32, buf []byte) (fsm.Chunk, error) {
-	if n.ecEnabled() {
+	if n.ecEnabled() && n.ecFits() {
 		return n.storeChunkEC(ctx, num, buf)
 	}
 	blob, err := n.NextUID()
@@ -444,8 +444,14 @@ func (n *Node) putChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRe
 	return n.putRemoteChunk(ctx, owner, ref, buf, sum)
 }
 
-// replicas is the number of copies each chunk gets.
-func (n *Node) replicas() int { return n.cfg.Replicas }
+// replicas is the number of whole copies a chunk gets: the configured
+// replicas, or M+1 when erasure coding does not fit the cluster.
+func (n *Node) replicas() int {
+	if n.ecEnabled() {
+		return n.cfg.EC.M + 1
+	}
+	return n.cfg.Replicas
+}
 
 // ring returns the consistent-hash ring over the active members, rebuilt
 // only when membership changes.
