@@ -174,6 +174,10 @@ func Open(cfg Config) (*Store, error) {
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.SnapshotInterval = 30 * time.Second
 	rc.TrailingLogs = 10240
+	// Followers learn the commit index from the next AppendEntries; raft's
+	// 50ms default made every read on a follower right after a write wait
+	// up to 50ms for it. 5ms of idle heartbeats is cheap on a LAN.
+	rc.CommitTimeout = 5 * time.Millisecond
 	r, err := raft.NewRaft(rc, cfg.FSM, bolt, bolt, snaps, trans)
 	if err != nil {
 		trans.Close()
