@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 )
 
 // CommandType identifies a command in the Raft log. Numbers are
@@ -67,7 +68,9 @@ var ErrDecode = errors.New("fsm: cannot decode command")
 
 // Encode builds the log entry for a command: a 3-byte header (version,
 // type) followed by the JSON payload. Payload structs carry explicit json
-// tags, so field renames in Go never change the encoding.
+// tags, so field renames in Go never change the encoding. It returns an
+// error for CmdUnknown and for a payload that does not decode back into its
+// own type (Apply would panic on every replica).
 func Encode(t CommandType, payload any) ([]byte, error) {
 	if t == CmdUnknown {
 		return nil, fmt.Errorf("fsm: encode: unknown command type")
@@ -77,6 +80,12 @@ func Encode(t CommandType, payload any) ([]byte, error) {
 		b, err := json.Marshal(payload)
 		if err != nil {
 			return nil, fmt.Errorf("fsm: encode %s: %w", t, err)
+		}
+		// Every replica panics on a committed entry it cannot decode, so
+		// refuse to build one here (a zero uid encodes as "0", which
+		// osprey.UID does not decode).
+		if err := json.Unmarshal(b, reflect.New(reflect.TypeOf(payload)).Interface()); err != nil {
+			return nil, fmt.Errorf("fsm: encode %s: payload does not decode: %w", t, err)
 		}
 		body = b
 	}

@@ -200,15 +200,24 @@ func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
 	if c.Chunk.Num == 0 {
 		return nil, errorf(ErrInvalid, "chunk number must be ≥ 1")
 	}
-	old := f.Chunks[c.Chunk.Num]
-	same := old != nil && old.MD5 == c.Chunk.MD5 && old.Size == c.Chunk.Size
 	if f.State != StateUploading {
-		if same {
-			s.enqueueGC([]Chunk{c.Chunk}, c.Time, c.Time)
-			return ChunkPutResult{Duplicate: true}, nil
+		// Merge moved the chunks into the file's content: a retried upload
+		// of a chunk that is part of it is a duplicate, its new copy
+		// garbage. (Once tiered, the content keeps no chunk records.)
+		if ct, ok := s.Contents[f.Content]; ok {
+			for _, ch := range ct.Chunks {
+				if ch.Num == c.Chunk.Num && ch.MD5 == c.Chunk.MD5 && ch.Size == c.Chunk.Size {
+					if ch.Blob != c.Chunk.Blob {
+						s.enqueueGC([]Chunk{c.Chunk}, c.Time, c.Time)
+					}
+					return ChunkPutResult{Duplicate: true}, nil
+				}
+			}
 		}
 		return nil, errorf(ErrConflict, "uid %s is already merged", c.UID)
 	}
+	old := f.Chunks[c.Chunk.Num]
+	same := old != nil && old.MD5 == c.Chunk.MD5 && old.Size == c.Chunk.Size
 	if f.Chunks == nil {
 		f.Chunks = map[uint32]*Chunk{}
 	}
@@ -340,13 +349,22 @@ func (s *state) applyMerge(c *Merge) (any, error) {
 
 func (s *state) applyResume(c *Resume) (any, error) {
 	res := ResumeResult{UIDs: make([]osprey.UID, len(c.Items))}
+	// Check every item before changing anything: a failed command leaves
+	// the state as it was.
+	seen := make(map[osprey.UID]bool, len(c.Items))
+	for _, it := range c.Items {
+		if _, ok := s.MD5Index[it.MD5]; !ok {
+			continue
+		}
+		if _, dup := s.Files[it.UID]; dup || seen[it.UID] || it.UID == 0 {
+			return nil, errorf(ErrConflict, "uid %s already exists", it.UID)
+		}
+		seen[it.UID] = true
+	}
 	for i, it := range c.Items {
 		id, ok := s.MD5Index[it.MD5]
 		if !ok {
 			continue
-		}
-		if _, dup := s.Files[it.UID]; dup || it.UID == 0 {
-			return nil, errorf(ErrConflict, "uid %s already exists", it.UID)
 		}
 		ct := s.Contents[id]
 		ct.Refs++

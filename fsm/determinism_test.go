@@ -57,6 +57,10 @@ func (g *gen) fileMD5() string { return md5hex(fmt.Sprintf("file-%d", g.r.IntN(8
 
 func (g *gen) chunk(num uint32) Chunk {
 	g.nextBlob++
+	if g.r.IntN(5) == 0 {
+		p := g.r.Perm(len(genNodes))
+		return ecChunk(g.nextBlob, num, g.data(), genNodes[p[0]], genNodes[p[1]], genNodes[p[2]])
+	}
 	return chunk(g.nextBlob, num, g.data(), g.owners()...)
 }
 
@@ -210,8 +214,12 @@ func (g *gen) next() (entry, bool) {
 			return entry{CmdObjectMoved, ObjectMoved{TaskID: tk.ID, Node: tk.LeaseHolder, Content: p.Content,
 				Remove: p.Lost, Add: g.node(), Now: g.now}}, true
 		}
+		if p.Shard > 0 && g.r.IntN(3) == 0 {
+			return entry{CmdChunkConverted, ChunkConverted{TaskID: tk.ID, Node: tk.LeaseHolder, File: p.File,
+				Content: p.Content, Blob: p.Blob, Owners: g.owners(), Now: g.now}}, true
+		}
 		return entry{CmdChunkMoved, ChunkMoved{TaskID: tk.ID, Node: tk.LeaseHolder, File: p.File, Content: p.Content,
-			Blob: p.Blob, Num: p.Num, Remove: p.Lost, Add: g.node(), Now: g.now}}, true
+			Blob: p.Blob, Num: p.Num, Shard: p.Shard, Remove: p.Lost, Add: g.node(), Now: g.now}}, true
 	case 20:
 		if g.r.IntN(2) == 0 {
 			tk, ok := g.task(TaskDead, TaskTier, TaskGC, TaskDelete, TaskWebhook, TaskRepair)

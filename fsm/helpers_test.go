@@ -42,6 +42,20 @@ func chunk(blob uint64, num uint32, data string, owners ...osprey.NodeID) Chunk 
 		Owners: owners}
 }
 
+// ecChunk builds an erasure-coded chunk record: K = len(owners)-1 data
+// shards and one parity shard, shard i on owners[i].
+func ecChunk(blob uint64, num uint32, data string, owners ...osprey.NodeID) Chunk {
+	c := chunk(blob, num, data, owners...)
+	k := len(owners) - 1
+	c.EC = &ECLayout{K: k, M: 1}
+	for i, o := range owners {
+		sum := c.Sum + uint64(i)
+		c.EC.Shards = append(c.EC.Shards, ECShard{Index: i, Owner: o, Size: (c.Size + int64(k) - 1) / int64(k),
+			Sum: sum, StripeSums: []uint64{sum}})
+	}
+	return c
+}
+
 func exampleSecret() []byte {
 	b := make([]byte, 32)
 	for i := range b {
@@ -184,6 +198,9 @@ func exampleLog() []entry {
 		{CmdTaskLease, TaskLease{Node: "n3", IDs: []uint64{exTaskRepair103, exTaskRepairObj, exTaskRepair102},
 			Now: t0 + 7500, LeaseMillis: 30_000}},
 		{CmdExpire, Expire{Before: t0, Now: t0 + 8000}}, // nothing that old
+		// An erasure-coded chunk (2 data + 1 parity shard) of an upload.
+		{CmdFilesCreate, FilesCreate{Time: t0 + 8500, Files: []NewFile{{UID: 106, Name: "f.mkv", Bucket: "video"}}}},
+		{CmdChunkPut, ChunkPut{UID: 106, Chunk: ecChunk(9, 1, "erasure-coded", "n1", "n2", "n3"), Time: t0 + 8600}},
 		{CmdNoop, nil},
 	}
 }

@@ -1,0 +1,672 @@
+package fsm
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	"github.com/osprey-storage/osprey"
+)
+
+// base returns an FSM with a cluster, three members and uploading files
+// 1..5 (1.jpg ...), created at t0.
+func base(t *testing.T) *applier {
+	t.Helper()
+	a := newApplier(t)
+	a.mustOK(CmdInitCluster, InitCluster{ClusterID: "c", Secret: exampleSecret(), Time: t0})
+	for _, id := range []osprey.NodeID{"n1", "n2", "n3"} {
+		a.mustOK(CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000", Time: t0})
+	}
+	c := FilesCreate{Time: t0}
+	for uid := osprey.UID(1); uid <= 5; uid++ {
+		c.Files = append(c.Files, NewFile{UID: uid, Name: uid.String() + ".jpg", Bucket: "image"})
+	}
+	a.mustOK(CmdFilesCreate, c)
+	return a
+}
+
+// put records chunk num of uid holding data.
+func (a *applier) put(uid osprey.UID, blob uint64, num uint32, data string) *Result {
+	a.t.Helper()
+	return a.apply(CmdChunkPut, ChunkPut{UID: uid, Chunk: chunk(blob, num, data, "n1", "n2"), Time: t0 + 100})
+}
+
+func (a *applier) merge(uid osprey.UID, num uint32, size int64, md5 string) *Result {
+	a.t.Helper()
+	return a.apply(CmdMerge, Merge{UID: uid, Num: num, Size: size, MD5: md5, Time: t0 + 200})
+}
+
+func (a *applier) complete(uid osprey.UID, md5 string, chunks ...Chunk) *Result {
+	a.t.Helper()
+	var size int64
+	for _, ch := range chunks {
+		size += ch.Size
+	}
+	return a.apply(CmdFileComplete, FileComplete{UID: uid, Chunks: chunks, Size: size, MD5: md5, Time: t0 + 300})
+}
+
+func (a *applier) hash() string {
+	h, _ := a.f.Hash()
+	return h
+}
+
+func (a *applier) file(uid osprey.UID) File {
+	a.t.Helper()
+	f, ok := a.f.File(uid)
+	if !ok {
+		a.t.Fatalf("file %s not found", uid)
+	}
+	return f
+}
+
+func (a *applier) content(id osprey.UID) Content {
+	a.t.Helper()
+	c, ok := a.f.Content(id)
+	if !ok {
+		a.t.Fatalf("content %s not found", id)
+	}
+	return c
+}
+
+// gcBlobs lists the blobs of every queued gc task, in task order.
+func (a *applier) gcBlobs() []uint64 {
+	var out []uint64
+	for _, tk := range a.f.Tasks("") {
+		if tk.Type != TaskGC {
+			continue
+		}
+		var p GCPayload
+		if err := json.Unmarshal(tk.Payload, &p); err != nil {
+			a.t.Fatal(err)
+		}
+		for _, ch := range p.Chunks {
+			out = append(out, ch.Blob)
+		}
+	}
+	return out
+}
+
+func blobs(chunks []Chunk) []uint64 {
+	var out []uint64
+	for _, ch := range chunks {
+		out = append(out, ch.Blob)
+	}
+	return out
+}
+
+func countTasks(f *FSM, typ string) int {
+	n := 0
+	for _, tk := range f.Tasks("") {
+		if tk.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+func TestMerge(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		run  func(t *testing.T, a *applier)
+	}{
+		{"missing chunks are named and the rest kept", func(t *testing.T, a *applier) {
+			a.put(1, 11, 1, "aa")
+			a.put(1, 13, 3, "cc")
+			before := a.hash()
+			wantErr(t, a.merge(1, 5, 10, md5hex("aabbccddee")), ErrConflict, "missing chunks 2, 4-5 of 5")
+			if a.hash() != before {
+				t.Fatal("a failed merge changed the state")
+			}
+			if x := a.file(1); x.State != StateUploading || len(x.Chunks) != 2 {
+				t.Fatalf("file after failed merge: %+v", x)
+			}
+			// The client uploads what was missing and merges again.
+			a.put(1, 12, 2, "bb")
+			a.put(1, 14, 4, "dd")
+			a.put(1, 15, 5, "ee")
+			wantErr(t, a.merge(1, 5, 10, md5hex("aabbccddee")), nil, "")
+			ct := a.content(1)
+			if !reflect.DeepEqual(blobs(ct.Chunks), []uint64{11, 12, 13, 14, 15}) || ct.Size != 10 || ct.Refs != 1 {
+				t.Fatalf("content %+v", ct)
+			}
+		}},
+		{"wrong size", func(t *testing.T, a *applier) {
+			a.put(1, 11, 1, "aa")
+			before := a.hash()
+			wantErr(t, a.merge(1, 1, 3, md5hex("aa")), ErrConflict, "hold 2 bytes")
+			if a.hash() != before {
+				t.Fatal("a failed merge changed the state")
+			}
+		}},
+		{"num 0", func(t *testing.T, a *applier) {
+			wantErr(t, a.merge(1, 0, 0, md5hex("")), ErrInvalid, "")
+		}},
+		{"unknown uid", func(t *testing.T, a *applier) {
+			wantErr(t, a.merge(99, 1, 2, md5hex("aa")), ErrNotFound, "99")
+		}},
+		{"twice is idempotent", func(t *testing.T, a *applier) {
+			a.put(1, 11, 1, "aa")
+			first := a.merge(1, 1, 2, md5hex("aa"))
+			wantErr(t, first, nil, "")
+			before := a.hash()
+			second := a.merge(1, 1, 2, md5hex("aa"))
+			wantErr(t, second, nil, "")
+			res := second.Data.(CompleteResult)
+			if !res.Already || len(res.Garbage) != 0 || !reflect.DeepEqual(res.File, first.Data.(CompleteResult).File) {
+				t.Fatalf("second merge = %+v", res)
+			}
+			if a.hash() != before {
+				t.Fatal("a repeated merge changed the state")
+			}
+		}},
+		{"twice with other content", func(t *testing.T, a *applier) {
+			a.put(1, 11, 1, "aa")
+			wantErr(t, a.merge(1, 1, 2, md5hex("aa")), nil, "")
+			wantErr(t, a.merge(1, 1, 2, md5hex("zz")), ErrConflict, "already complete")
+		}},
+		{"chunks beyond num are garbage", func(t *testing.T, a *applier) {
+			a.put(1, 11, 1, "aa")
+			a.put(1, 12, 2, "bb")
+			a.put(1, 13, 3, "cc")
+			r := a.merge(1, 2, 4, md5hex("aabb"))
+			wantErr(t, r, nil, "")
+			if got := blobs(r.Data.(CompleteResult).Garbage); !reflect.DeepEqual(got, []uint64{13}) {
+				t.Fatalf("garbage %v, want [13]", got)
+			}
+			if got := a.gcBlobs(); !reflect.DeepEqual(got, []uint64{13}) {
+				t.Fatalf("gc tasks for %v, want [13]", got)
+			}
+			if x := a.file(1); x.Chunks != nil || x.Content != 1 || x.Size != 4 {
+				t.Fatalf("file %+v", x)
+			}
+			if countTasks(a.f, TaskTier) != 1 {
+				t.Fatal("no tier task")
+			}
+		}},
+		{"dedup onto indexed content", func(t *testing.T, a *applier) {
+			a.put(1, 11, 1, "aa")
+			wantErr(t, a.merge(1, 1, 2, md5hex("aa")), nil, "")
+			a.put(2, 21, 1, "a")
+			a.put(2, 22, 2, "a")
+			r := a.merge(2, 2, 2, md5hex("aa"))
+			wantErr(t, r, nil, "")
+			res := r.Data.(CompleteResult)
+			if res.File.Content != 1 || !reflect.DeepEqual(blobs(res.Garbage), []uint64{21, 22}) {
+				t.Fatalf("merge = %+v", res)
+			}
+			if ct := a.content(1); ct.Refs != 2 {
+				t.Fatalf("refs %d, want 2", ct.Refs)
+			}
+			if _, ok := a.f.Content(2); ok || countTasks(a.f, TaskTier) != 1 {
+				t.Fatal("a deduplicated upload got its own content or tier task")
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, base(t)) })
+	}
+}
+
+func TestChunkPut(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		run  func(t *testing.T, a *applier)
+	}{
+		{"replacement returns and collects the old copy", func(t *testing.T, a *applier) {
+			wantErr(t, a.put(1, 11, 1, "aa"), nil, "")
+			r := a.put(1, 12, 1, "AA")
+			wantErr(t, r, nil, "")
+			res := r.Data.(ChunkPutResult)
+			if res.Replaced == nil || res.Replaced.Blob != 11 || res.Duplicate {
+				t.Fatalf("result %+v", res)
+			}
+			if got := a.gcBlobs(); !reflect.DeepEqual(got, []uint64{11}) {
+				t.Fatalf("gc tasks for %v, want [11]", got)
+			}
+			if ch := a.file(1).Chunks[1]; ch.Blob != 12 {
+				t.Fatalf("chunk 1 is blob %d, want 12", ch.Blob)
+			}
+		}},
+		{"identical re-send with a new blob", func(t *testing.T, a *applier) {
+			a.put(1, 11, 1, "aa")
+			res := a.put(1, 12, 1, "aa").Data.(ChunkPutResult)
+			if !res.Duplicate || res.Replaced == nil || res.Replaced.Blob != 11 {
+				t.Fatalf("result %+v", res)
+			}
+		}},
+		{"same blob recorded again", func(t *testing.T, a *applier) {
+			a.put(1, 11, 1, "aa")
+			a.put(1, 11, 1, "aa")
+			if got := a.gcBlobs(); len(got) != 0 {
+				t.Fatalf("gc of %v: the recorded copy would be deleted", got)
+			}
+		}},
+		{"number 0", func(t *testing.T, a *applier) {
+			wantErr(t, a.put(1, 11, 0, "aa"), ErrInvalid, "")
+		}},
+		{"unknown uid", func(t *testing.T, a *applier) {
+			wantErr(t, a.put(99, 11, 1, "aa"), ErrNotFound, "")
+		}},
+		{"other chunk after merge", func(t *testing.T, a *applier) {
+			a.put(1, 11, 1, "aa")
+			a.merge(1, 1, 2, md5hex("aa"))
+			before := a.hash()
+			wantErr(t, a.put(1, 12, 1, "AA"), ErrConflict, "already merged")
+			wantErr(t, a.put(1, 13, 2, "bb"), ErrConflict, "already merged")
+			if a.hash() != before {
+				t.Fatal("a rejected chunk changed the state")
+			}
+		}},
+		{"identical chunk after merge", func(t *testing.T, a *applier) {
+			// A retried upload of a chunk that made it into the merge.
+			a.put(1, 11, 1, "aa")
+			a.put(1, 12, 2, "bb")
+			a.merge(1, 2, 4, md5hex("aabb"))
+			r := a.put(1, 13, 2, "bb")
+			wantErr(t, r, nil, "")
+			if res := r.Data.(ChunkPutResult); !res.Duplicate || res.Replaced != nil {
+				t.Fatalf("result %+v", res)
+			}
+			// The new copy is garbage; the content keeps its own.
+			if got := a.gcBlobs(); !reflect.DeepEqual(got, []uint64{13}) {
+				t.Fatalf("gc tasks for %v, want [13]", got)
+			}
+			if got := blobs(a.content(1).Chunks); !reflect.DeepEqual(got, []uint64{11, 12}) {
+				t.Fatalf("content chunks %v", got)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, base(t)) })
+	}
+}
+
+func TestFileComplete(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		run  func(t *testing.T, a *applier)
+	}{
+		{"new content", func(t *testing.T, a *applier) {
+			r := a.complete(1, md5hex("aabb"), chunk(11, 1, "aa", "n1"), chunk(12, 2, "bb", "n2"))
+			wantErr(t, r, nil, "")
+			ct := a.content(1)
+			if ct.Refs != 1 || ct.State != ContentStaged || !ct.Verified || ct.Key != "1.jpg" || ct.Size != 4 {
+				t.Fatalf("content %+v", ct)
+			}
+			if c, ok := a.f.ContentByMD5(md5hex("aabb")); !ok || c.ID != 1 {
+				t.Fatal("content not indexed by md5")
+			}
+		}},
+		{"dedup through an indexed md5", func(t *testing.T, a *applier) {
+			a.complete(1, md5hex("aabb"), chunk(11, 1, "aabb", "n1"))
+			a.put(2, 20, 1, "stale") // from an earlier chunked attempt
+			r := a.complete(2, md5hex("aabb"), chunk(21, 1, "aabb", "n2"))
+			wantErr(t, r, nil, "")
+			res := r.Data.(CompleteResult)
+			if res.File.Content != 1 || !reflect.DeepEqual(blobs(res.Garbage), []uint64{21, 20}) {
+				t.Fatalf("result %+v", res)
+			}
+			if got := a.gcBlobs(); !reflect.DeepEqual(got, []uint64{21, 20}) {
+				t.Fatalf("gc tasks for %v", got)
+			}
+			if ct := a.content(1); ct.Refs != 2 || !reflect.DeepEqual(blobs(ct.Chunks), []uint64{11}) {
+				t.Fatalf("content %+v", ct)
+			}
+		}},
+		{"twice with the same content", func(t *testing.T, a *applier) {
+			a.complete(1, md5hex("aa"), chunk(11, 1, "aa", "n1"))
+			r := a.complete(1, md5hex("aa"), chunk(12, 1, "aa", "n1"))
+			wantErr(t, r, nil, "")
+			if res := r.Data.(CompleteResult); !res.Already || !reflect.DeepEqual(blobs(res.Garbage), []uint64{12}) {
+				t.Fatalf("result %+v", res)
+			}
+			if ct := a.content(1); ct.Refs != 1 {
+				t.Fatalf("refs %d", ct.Refs)
+			}
+		}},
+		{"twice with other content", func(t *testing.T, a *applier) {
+			a.complete(1, md5hex("aa"), chunk(11, 1, "aa", "n1"))
+			wantErr(t, a.complete(1, md5hex("bb"), chunk(12, 1, "bb", "n1")), ErrConflict, "")
+		}},
+		{"chunks numbered wrong", func(t *testing.T, a *applier) {
+			wantErr(t, a.complete(1, md5hex("aabb"), chunk(11, 1, "aa", "n1"), chunk(12, 3, "bb", "n1")),
+				ErrInvalid, "numbered 3")
+		}},
+		{"size mismatch", func(t *testing.T, a *applier) {
+			r := a.apply(CmdFileComplete, FileComplete{UID: 1, Chunks: []Chunk{chunk(11, 1, "aa", "n1")}, Size: 5,
+				MD5: md5hex("aa"), Time: t0})
+			wantErr(t, r, ErrInvalid, "size says 5")
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { tt.run(t, base(t)) })
+	}
+}
+
+func TestResumeAndDelete(t *testing.T) {
+	md5 := md5hex("aa")
+	for _, tt := range []struct {
+		name string
+		run  func(t *testing.T, a *applier)
+	}{
+		{"resume shares content", func(t *testing.T, a *applier) {
+			r := a.apply(CmdResume, Resume{Time: t0 + 400, Items: []ResumeItem{
+				{UID: 50, Name: "copy.jpg", Bucket: "image", MD5: md5},
+				{UID: 51, Name: "other.jpg", Bucket: "image", MD5: md5hex("unknown")},
+				{UID: 52, Name: "copy2.jpg", Bucket: "image", MD5: md5},
+			}})
+			wantErr(t, r, nil, "")
+			if got := r.Data.(ResumeResult).UIDs; !reflect.DeepEqual(got, []osprey.UID{50, 0, 52}) {
+				t.Fatalf("uids %v", got)
+			}
+			x := a.file(50)
+			if x.State != StateComplete || x.Content != 1 || x.Size != 2 || x.MD5 != md5 || x.Name != "copy.jpg" {
+				t.Fatalf("file %+v", x)
+			}
+			if _, ok := a.f.File(51); ok {
+				t.Fatal("file created for unknown content")
+			}
+			if ct := a.content(1); ct.Refs != 3 {
+				t.Fatalf("refs %d, want 3", ct.Refs)
+			}
+		}},
+		{"resume onto an existing uid changes nothing", func(t *testing.T, a *applier) {
+			before := a.hash()
+			r := a.apply(CmdResume, Resume{Time: t0 + 400, Items: []ResumeItem{
+				{UID: 60, Name: "copy.jpg", MD5: md5},
+				{UID: 2, Name: "clash.jpg", MD5: md5}, // uploading file 2
+			}})
+			wantErr(t, r, ErrConflict, "uid 2 already exists")
+			if a.hash() != before {
+				t.Fatal("a failed resume changed the state")
+			}
+		}},
+		{"resume with the same uid twice changes nothing", func(t *testing.T, a *applier) {
+			before := a.hash()
+			r := a.apply(CmdResume, Resume{Time: t0 + 400, Items: []ResumeItem{
+				{UID: 60, Name: "copy.jpg", MD5: md5},
+				{UID: 60, Name: "copy.jpg", MD5: md5},
+			}})
+			wantErr(t, r, ErrConflict, "60")
+			if a.hash() != before {
+				t.Fatal("a failed resume changed the state")
+			}
+		}},
+		{"delete decrements refs; the last returns content and chunks", func(t *testing.T, a *applier) {
+			a.apply(CmdResume, Resume{Time: t0, Items: []ResumeItem{{UID: 50, Name: "copy.jpg", MD5: md5}}})
+			r := a.apply(CmdFileDelete, FileDelete{UID: 1, Time: t0 + 500})
+			wantErr(t, r, nil, "")
+			if res := r.Data.(DeleteResult); res.Content != nil || len(res.Garbage) != 0 {
+				t.Fatalf("first delete returned %+v", res)
+			}
+			if ct := a.content(1); ct.Refs != 1 {
+				t.Fatalf("refs %d, want 1", ct.Refs)
+			}
+			if _, ok := a.f.ContentByMD5(md5); !ok {
+				t.Fatal("content unindexed while referenced")
+			}
+			r = a.apply(CmdFileDelete, FileDelete{UID: 50, Time: t0 + 600})
+			wantErr(t, r, nil, "")
+			res := r.Data.(DeleteResult)
+			if res.Content == nil || res.Content.ID != 1 || !reflect.DeepEqual(blobs(res.Garbage), []uint64{11}) {
+				t.Fatalf("last delete returned %+v", res)
+			}
+			if _, ok := a.f.Content(1); ok {
+				t.Fatal("content still there")
+			}
+			if _, ok := a.f.ContentByMD5(md5); ok {
+				t.Fatal("md5 still indexed")
+			}
+			if countTasks(a.f, TaskDelete) != 1 {
+				t.Fatal("no delete task")
+			}
+			// The same bytes uploaded again make a new content.
+			a.complete(3, md5, chunk(31, 1, "aa", "n3"))
+			if ct, ok := a.f.ContentByMD5(md5); !ok || ct.ID != 3 || ct.Refs != 1 {
+				t.Fatalf("new content %+v, %v", ct, ok)
+			}
+		}},
+		{"delete an upload collects its chunks", func(t *testing.T, a *applier) {
+			a.put(2, 21, 1, "x")
+			a.put(2, 22, 2, "y")
+			r := a.apply(CmdFileDelete, FileDelete{UID: 2, Time: t0})
+			wantErr(t, r, nil, "")
+			if got := blobs(r.Data.(DeleteResult).Garbage); !reflect.DeepEqual(got, []uint64{21, 22}) {
+				t.Fatalf("garbage %v", got)
+			}
+			if got := a.gcBlobs(); !reflect.DeepEqual(got, []uint64{21, 22}) {
+				t.Fatalf("gc tasks for %v", got)
+			}
+		}},
+		{"delete unknown", func(t *testing.T, a *applier) {
+			wantErr(t, a.apply(CmdFileDelete, FileDelete{UID: 77}), ErrNotFound, "77")
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := base(t)
+			a.put(1, 11, 1, "aa")
+			wantErr(t, a.merge(1, 1, 2, md5), nil, "")
+			tt.run(t, a)
+		})
+	}
+}
+
+func TestNodes(t *testing.T) {
+	a := base(t) // n1, n2, n3 have worker ids 0, 1, 2
+	upsert := func(id osprey.NodeID, http string) Node {
+		return a.mustOK(CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000", HTTPAddr: http, Time: t0 + 1}).(Node)
+	}
+	remove := func(id osprey.NodeID) *Result {
+		return a.apply(CmdNodeRemove, NodeRemove{ID: id, Time: t0 + 2})
+	}
+	// An update keeps the worker id.
+	if n := upsert("n2", "n2:8081"); n.WorkerID != 1 || n.HTTPAddr != "n2:8081" || n.JoinedAt != t0 {
+		t.Fatalf("updated n2 = %+v", n)
+	}
+	wantErr(t, remove("n2"), nil, "")
+	if n, _ := a.f.Node("n2"); !n.Removed || n.WorkerID != 1 {
+		t.Fatalf("removed n2 = %+v", n)
+	}
+	// Removing twice is harmless; an unknown node is not found.
+	wantErr(t, remove("n2"), nil, "")
+	wantErr(t, remove("n9"), ErrNotFound, "n9")
+	// Back after removal: a NEW worker id (its old uids may be lost).
+	if n := upsert("n2", "n2:8080"); n.WorkerID != 3 || n.Removed {
+		t.Fatalf("re-added n2 = %+v", n)
+	}
+	if n := upsert("n4", ""); n.WorkerID != 4 {
+		t.Fatalf("n4 = %+v", n)
+	}
+	wantErr(t, remove("n1"), nil, "")
+	if n := upsert("n1", ""); n.WorkerID != 5 {
+		t.Fatalf("re-added n1 = %+v", n)
+	}
+	wantErr(t, a.apply(CmdNodeUpsert, NodeUpsert{ID: "n5"}), ErrInvalid, "")
+
+	// Worker ids never repeat, across a long random history too.
+	for seed := uint64(1); seed <= 4; seed++ {
+		seen := map[uint32]osprey.NodeID{}
+		g := newApplier(t)
+		for _, e := range genLog(t, seed, 1500) {
+			r := g.apply(e.Type, e.Payload)
+			if n, ok := r.Data.(Node); ok && e.Type == CmdNodeUpsert {
+				if prev, dup := seen[n.WorkerID]; dup && prev != n.ID {
+					t.Fatalf("seed %d: worker id %d given to %s and %s", seed, n.WorkerID, prev, n.ID)
+				}
+				seen[n.WorkerID] = n.ID
+			}
+		}
+		// Each (re)join took a new id: as many ids as joins.
+		if len(seen) < len(genNodes) {
+			t.Fatalf("seed %d: only %d worker ids", seed, len(seen))
+		}
+	}
+	for _, n := range a.f.Nodes() {
+		t.Logf("%s worker %d removed %v", n.ID, n.WorkerID, n.Removed)
+	}
+}
+
+func TestInitAndFilesCreate(t *testing.T) {
+	a := newApplier(t)
+	wantErr(t, a.apply(CmdInitCluster, InitCluster{ClusterID: "c", Secret: []byte("short")}), ErrInvalid, "")
+	wantErr(t, a.apply(CmdInitCluster, InitCluster{Secret: exampleSecret()}), ErrInvalid, "")
+	a.mustOK(CmdInitCluster, InitCluster{ClusterID: "first", Secret: exampleSecret(), JoinTokenHash: "h", Time: t0})
+	r := a.mustOK(CmdInitCluster, InitCluster{ClusterID: "second", Secret: []byte("another secret of 32 bytes......"), Time: t0})
+	if r.(InitClusterResult).ClusterID != "first" || a.f.ClusterID() != "first" ||
+		!reflect.DeepEqual(a.f.Secret(), exampleSecret()) || a.f.JoinTokenHash() != "h" {
+		t.Fatal("a second InitCluster changed the cluster")
+	}
+	// The secret returned is a copy.
+	a.f.Secret()[0] ^= 0xff
+	if !reflect.DeepEqual(a.f.Secret(), exampleSecret()) {
+		t.Fatal("Secret returned the state's slice")
+	}
+
+	a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: 1, Name: "a.jpg"}}})
+	before := a.hash()
+	wantErr(t, a.apply(CmdFilesCreate, FilesCreate{Files: []NewFile{{UID: 2, Name: "b.jpg"}, {UID: 1, Name: "a.jpg"}}}),
+		ErrConflict, "uid 1 already exists")
+	wantErr(t, a.apply(CmdFilesCreate, FilesCreate{Files: []NewFile{{UID: 3, Name: "c.jpg"}, {UID: 4}}}), ErrInvalid, "")
+	if a.hash() != before {
+		t.Fatal("a rejected FilesCreate created some of its files")
+	}
+}
+
+func TestTaskLifecycle(t *testing.T) {
+	a := base(t)
+	a.mustOK(CmdSetSettings, SetSettings{Settings: Settings{MaxAttempts: 2}})
+	a.put(1, 11, 1, "aa")
+	a.merge(1, 1, 2, md5hex("aa")) // tier task 1
+	const id = 1
+	lease := func(node osprey.NodeID, now int64) []Task {
+		return a.mustOK(CmdTaskLease, TaskLease{Node: node, IDs: []uint64{id, 404}, Now: now, LeaseMillis: 1000}).(TaskLeaseResult).Tasks
+	}
+	if got := lease("n1", t0+1000); len(got) != 1 || got[0].Attempts != 1 || got[0].LeaseExpiry != t0+2000 {
+		t.Fatalf("lease = %+v", got)
+	}
+	// Held: another node cannot take it; the holder renews without a new
+	// attempt; once expired anyone may take it over.
+	if got := lease("n2", t0+1500); len(got) != 0 {
+		t.Fatal("leased twice")
+	}
+	if got := lease("n1", t0+1500); len(got) != 1 || got[0].Attempts != 1 || got[0].LeaseExpiry != t0+2500 {
+		t.Fatalf("renew = %+v", got)
+	}
+	if len(a.f.RunnableTasks(t0+2499, map[string]bool{TaskTier: true}, 10)) != 0 ||
+		len(a.f.RunnableTasks(t0+2500, map[string]bool{TaskTier: true}, 10)) != 1 {
+		t.Fatal("an expired lease is not runnable")
+	}
+	if got := lease("n2", t0+3000); len(got) != 1 || got[0].LeaseHolder != "n2" || got[0].Attempts != 2 {
+		t.Fatalf("takeover = %+v", got)
+	}
+	// Only the holder reports.
+	wantErr(t, a.apply(CmdTaskFail, TaskFail{ID: id, Node: "n1", Now: t0 + 3100}), ErrConflict, "not leased by n1")
+	wantErr(t, a.apply(CmdTaskDone, TaskDone{ID: id, Node: "n1"}), ErrConflict, "")
+	wantErr(t, a.apply(CmdTaskDone, TaskDone{ID: 404, Node: "n1"}), ErrNotFound, "")
+	// The second failed attempt reaches MaxAttempts: dead.
+	tk := a.mustOK(CmdTaskFail, TaskFail{ID: id, Node: "n2", Error: "boom", Now: t0 + 3200}).(Task)
+	if tk.State != TaskDead || tk.LastError != "boom" || tk.LeaseHolder != "" {
+		t.Fatalf("task %+v", tk)
+	}
+	if got := lease("n1", t0+1e9); len(got) != 0 {
+		t.Fatal("a dead task was leased")
+	}
+	wantErr(t, a.apply(CmdTaskRetry, TaskRetry{ID: 404}), ErrNotFound, "")
+	tk = a.mustOK(CmdTaskRetry, TaskRetry{ID: id, Now: t0 + 4000}).(Task)
+	if tk.State != TaskPending || tk.Attempts != 0 || tk.NextAttempt != t0+4000 {
+		t.Fatalf("retried %+v", tk)
+	}
+	wantErr(t, a.apply(CmdTaskRetry, TaskRetry{ID: id, Now: t0 + 4000}), ErrConflict, "only dead")
+	// A failure with attempts left backs off exponentially.
+	a.mustOK(CmdSetSettings, SetSettings{Settings: Settings{MaxAttempts: 10, GCGraceMillis: 5000}})
+	lease("n3", t0+5000)
+	if tk := a.mustOK(CmdTaskFail, TaskFail{ID: id, Node: "n3", Now: t0 + 5000}).(Task); tk.NextAttempt != t0+6000 {
+		t.Fatalf("backoff after 1 attempt: %d", tk.NextAttempt-t0-5000)
+	}
+	lease("n3", t0+6000)
+	if tk := a.mustOK(CmdTaskFail, TaskFail{ID: id, Node: "n3", Now: t0 + 6000}).(Task); tk.NextAttempt != t0+8000 {
+		t.Fatalf("backoff after 2 attempts: %d", tk.NextAttempt-t0-6000)
+	}
+	// Tiered: the staged chunks are collected after the grace period.
+	lease("n3", t0+8000)
+	a.mustOK(CmdTierDone, TierDone{TaskID: id, Node: "n3", Content: 1, Now: t0 + 8100,
+		Location: Location{Bucket: "image", Key: "1.jpg"}})
+	ct := a.content(1)
+	if ct.State != ContentTiered || len(ct.Chunks) != 0 || ct.Location.Key != "1.jpg" || !ct.Verified {
+		t.Fatalf("content %+v", ct)
+	}
+	gc := a.f.Tasks(TaskPending)
+	if len(gc) != 1 || gc[0].Type != TaskGC || gc[0].NextAttempt != t0+8100+5000 {
+		t.Fatalf("tasks after tiering %+v", gc)
+	}
+	if _, ok := a.f.Task(id); ok {
+		t.Fatal("tier task still queued")
+	}
+}
+
+func TestTierFailedUnindexes(t *testing.T) {
+	a := base(t)
+	md5 := md5hex("aa")
+	a.put(1, 11, 1, "aa")
+	a.merge(1, 1, 2, md5)
+	a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{1}, Now: t0 + 1000, LeaseMillis: 1000})
+	a.mustOK(CmdTierFailed, TierFailed{TaskID: 1, Node: "n1", Content: 1, Reason: "md5 mismatch", Now: t0 + 1100})
+	if ct := a.content(1); ct.State != ContentFailed || len(ct.Chunks) != 1 {
+		t.Fatalf("content %+v (data must be kept for inspection)", ct)
+	}
+	if _, ok := a.f.ContentByMD5(md5); ok {
+		t.Fatal("failed content still deduplicated onto")
+	}
+	// The next upload of those bytes gets its own content.
+	a.complete(2, md5, chunk(21, 1, "aa", "n2"))
+	if ct, ok := a.f.ContentByMD5(md5); !ok || ct.ID != 2 {
+		t.Fatalf("content %+v, %v", ct, ok)
+	}
+}
+
+func TestExpire(t *testing.T) {
+	a := base(t) // files 1..5 created at t0
+	a.put(2, 21, 1, "x")
+	a.put(4, 41, 1, "y") // touched at t0+100
+	a.complete(5, md5hex("z"), chunk(51, 1, "z", "n1"))
+	r := a.mustOK(CmdExpire, Expire{Before: t0 + 50, Now: t0 + 1000}).(ExpireResult)
+	if !reflect.DeepEqual(r.UIDs, []osprey.UID{1, 3}) {
+		t.Fatalf("expired %v, want [1 3]", r.UIDs)
+	}
+	if a.f.HasUploadsBefore(t0+50) || !a.f.HasUploadsBefore(t0+101) {
+		t.Fatal("HasUploadsBefore disagrees with Expire")
+	}
+	r = a.mustOK(CmdExpire, Expire{Before: t0 + 101, Now: t0 + 1000}).(ExpireResult)
+	if !reflect.DeepEqual(r.UIDs, []osprey.UID{2, 4}) {
+		t.Fatalf("expired %v, want [2 4]", r.UIDs)
+	}
+	if got := a.gcBlobs(); !reflect.DeepEqual(got, []uint64{21, 41}) {
+		t.Fatalf("gc tasks for %v", got)
+	}
+	if _, ok := a.f.File(5); !ok {
+		t.Fatal("a complete file expired")
+	}
+}
+
+func TestRepairOnRemove(t *testing.T) {
+	a := base(t)
+	a.put(1, 11, 1, "aa") // owners n1, n2
+	a.put(2, 21, 1, "bb")
+	a.merge(2, 1, 2, md5hex("bb")) // content 2, tier task 1
+	a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 1000})
+	var kinds []string
+	for _, tk := range a.f.Tasks("") {
+		if tk.Type == TaskRepair {
+			var p RepairPayload
+			if err := json.Unmarshal(tk.Payload, &p); err != nil {
+				t.Fatal(err)
+			}
+			kinds = append(kinds, p.Kind+":"+p.File.String()+"/"+p.Content.String()+":"+string(p.Lost))
+		}
+	}
+	if want := []string{"chunk:1/0:n2", "chunk:0/2:n2"}; !reflect.DeepEqual(kinds, want) {
+		t.Fatalf("repairs %v, want %v", kinds, want)
+	}
+	// A chunk recorded with an owner that is already gone is repaired too.
+	a.put(3, 31, 1, "cc")
+	if n := countTasks(a.f, TaskRepair); n != 3 {
+		t.Fatalf("%d repair tasks, want 3", n)
+	}
+}
