@@ -265,12 +265,12 @@ func TestSourceCorruptError(t *testing.T) {
 func TestBrokenStream(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
-		breakAt int64 // shard offset where data shard 1 breaks
-		eof     bool  // end the stream cleanly (short) instead of with an error
+		breakAt int64 // shard offset where data shard 1's stream fails
+		short   bool  // end the stream early (EOF) instead of with an error
 	}{
-		{name: "at stripe boundary", breakAt: 3 * BlockSize},
-		{name: "inside a block", breakAt: 3*BlockSize + 100},
-		{name: "short stream", breakAt: 3*BlockSize + 100, eof: true},
+		{name: "error at stripe boundary", breakAt: 3 * BlockSize},
+		{name: "error inside a block", breakAt: 3*BlockSize + 100},
+		{name: "short stream", breakAt: 3*BlockSize + 100, short: true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			p := Policy{K: 2, M: 2}
@@ -278,59 +278,89 @@ func TestBrokenStream(t *testing.T) {
 			data := testData(size, 5)
 			shards, infos := mustEncode(t, p, data)
 			src := newMemSource(shards, 0)
-			if tt.eof {
-				short := cloneShards(shards)
-				short[1] = short[1][:tt.breakAt] // the source hands out fewer bytes than asked
-				src = newMemSource(short, 0)
-				src.shards[1] = append(short[1], make([]byte, len(shards[1])-len(short[1]))...)[:tt.breakAt:tt.breakAt]
-				src = &memSource{shards: shards}
-				src.breakAt = map[int]int64{}
-				wrapped := func(ctx context.Context, i int, off, n int64) (io.ReadCloser, error) {
+			open := src.open
+			if tt.short {
+				open = func(ctx context.Context, i int, off, n int64) (io.ReadCloser, error) {
 					rc, err := src.open(ctx, i, off, n)
 					if i == 1 && err == nil {
 						return readCloser{io.LimitReader(rc, tt.breakAt-off), rc}, nil
 					}
 					return rc, err
 				}
-				var rep report
-				got, err := readRange(t, p, size, infos, wrapped, 0, size, rep.options(t))
-				checkBroken(t, src, rep, got, err, data, tt.breakAt, p)
-				return
+			} else {
+				src.breakAt = map[int]int64{1: tt.breakAt}
 			}
-			src.breakAt = map[int]int64{1: tt.breakAt}
 			var rep report
-			got, err := readRange(t, p, size, infos, src.open, 0, size, rep.options(t))
-			checkBroken(t, src, rep, got, err, data, tt.breakAt, p)
+			got, err := readRange(t, p, size, infos, open, 0, size, rep.options(t))
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("read: %d bytes, %v; want the chunk", len(got), err)
+			}
+			if !slices.Equal(rep.unavailable, []int{1}) || rep.corrupt != nil {
+				t.Fatalf("unavailable %v, corrupt %v; want unavailable [1]", rep.unavailable, rep.corrupt)
+			}
+			stripe := tt.breakAt / BlockSize
+			var parity []call
+			for _, c := range src.calls {
+				if c.index >= p.K {
+					parity = append(parity, c)
+				}
+			}
+			if len(parity) != 1 || parity[0].index != p.K || parity[0].off != stripe*BlockSize {
+				t.Fatalf("parity opened as %+v, want once, shard %d at offset %d", parity, p.K, stripe*BlockSize)
+			}
+			if src.openCount != 0 {
+				t.Fatalf("%d streams left open", src.openCount)
+			}
 		})
 	}
+}
+
+// TestReopen checks the stream bookkeeping: a data shard the range does not
+// need in its last stripe is opened only up to the stripe before, and is
+// opened again there if reconstruction turns out to need it.
+func TestReopen(t *testing.T) {
+	p := Policy{K: 2, M: 1}
+	stripe := int64(p.K) * BlockSize
+	size := 4 * stripe
+	data := testData(size, 13)
+	shards, infos := mustEncode(t, p, data)
+	off, n := int64(10), 3*stripe+100 // the last stripe needs data block 0 only
+
+	src := newMemSource(shards, 0)
+	if got, err := readRange(t, p, size, infos, src.open, off, n, ReaderOptions{}); err != nil || !bytes.Equal(got, data[off:off+n]) {
+		t.Fatalf("read: %d bytes, %v", len(got), err)
+	}
+	want := []call{{0, 0, 4 * BlockSize}, {1, 0, 3 * BlockSize}}
+	if !slices.Equal(sortCalls(src.calls), want) {
+		t.Fatalf("calls %+v, want %+v", src.calls, want)
+	}
+
+	// Shard 0 breaks in the last stripe: shard 1 must come back for it.
+	src = newMemSource(shards, 0)
+	src.breakAt = map[int]int64{0: 3 * BlockSize}
+	if got, err := readRange(t, p, size, infos, src.open, off, n, ReaderOptions{}); err != nil || !bytes.Equal(got, data[off:off+n]) {
+		t.Fatalf("read: %d bytes, %v", len(got), err)
+	}
+	want = []call{{0, 0, 4 * BlockSize}, {1, 0, 3 * BlockSize}, {1, 3 * BlockSize, BlockSize}, {2, 3 * BlockSize, BlockSize}}
+	if !slices.Equal(sortCalls(src.calls), want) {
+		t.Fatalf("calls %+v, want %+v", src.calls, want)
+	}
+}
+
+func sortCalls(c []call) []call {
+	c = slices.Clone(c)
+	slices.SortFunc(c, func(a, b call) int {
+		if a.index != b.index {
+			return a.index - b.index
+		}
+		return int(a.off - b.off)
+	})
+	return c
 }
 
 type readCloser struct {
 	io.Reader
 	io.Closer
-}
-
-func checkBroken(t *testing.T, src *memSource, rep report, got []byte, err error, data []byte, breakAt int64, p Policy) {
-	t.Helper()
-	if err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("read: %d bytes, %v; want the chunk", len(got), err)
-	}
-	if !slices.Equal(rep.unavailable, []int{1}) || rep.corrupt != nil {
-		t.Fatalf("unavailable %v, corrupt %v; want unavailable [1]", rep.unavailable, rep.corrupt)
-	}
-	stripe := breakAt / BlockSize
-	var parity []call
-	for _, c := range src.calls {
-		if c.index >= p.K {
-			parity = append(parity, c)
-		}
-	}
-	if len(parity) != 1 || parity[0].index != p.K || parity[0].off != stripe*BlockSize {
-		t.Fatalf("parity opened as %+v, want once, shard %d at offset %d", parity, p.K, stripe*BlockSize)
-	}
-	if src.openCount != 0 {
-		t.Fatalf("%d streams left open", src.openCount)
-	}
 }
 
 // TestRanges reads ranges around stripe and block boundaries, healthy and
@@ -675,4 +705,15 @@ func sorted(v []int) []int {
 	v = slices.Clone(v)
 	slices.Sort(v)
 	return v
+}
+
+// TestEncodeNoAlias checks that shards do not share memory with the input,
+// even for K=1 where a data shard equals the chunk.
+func TestEncodeNoAlias(t *testing.T) {
+	data := testData(1000, 14)
+	shards, infos := mustEncode(t, Policy{K: 1, M: 1}, data)
+	data[0] ^= 1
+	if err := VerifyShard(infos[0], shards[0]); err != nil {
+		t.Fatalf("shard changed with the input: %v", err)
+	}
 }

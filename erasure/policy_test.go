@@ -118,6 +118,7 @@ func TestShardSize(t *testing.T) {
 		{"3+2 several", Policy{3, 2}, 3*3*B + 10, 3*B + 4, 4},
 		{"1+1 is a copy", Policy{1, 1}, 5*B + 3, 5*B + 3, 6},
 		{"8 MiB 4+2", Policy{4, 2}, 8 << 20, 2 << 20, 32},
+		{"doc.go example", Policy{2, 1}, 300000, 150000, 3},
 		{"invalid policy", Policy{0, 1}, 100, 0, 0},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 
@@ -379,7 +380,9 @@ func (r *reader) fetch(s int, idx []int) error {
 	}
 	errs[0] = r.readBlock(idx[0], s) // this goroutine does one share itself
 	wg.Wait()
-	if err := r.ctx.Err(); err != nil {
+	// A read that failed because the reader's context ended says nothing
+	// about the shard: stop without blaming it.
+	if err := r.ctx.Err(); err != nil && slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
 		return fmt.Errorf("erasure: read stripe %d: %w", s, err)
 	}
 	for n, i := range idx {
