@@ -54,12 +54,15 @@ type ReaderOptions struct {
 // failed shard is not tried again by this reader. If fewer than K shards of
 // a stripe can be read, Read returns ErrTooFewShards (wrapped, naming every
 // failed shard and wrapping its error) after returning all bytes before that
-// stripe. Each shard is opened once, from the first stripe it is needed for
-// to the last stripe of the range, and only for stripes the range covers.
+// stripe. A shard is opened once, at the first stripe it is needed for, up
+// to the last stripe of the range; a data shard the fast path does not need
+// in that last stripe stops one stripe short, and is reopened there only if
+// reconstruction needs it. Nothing outside the range's stripes is requested.
 //
 // Memory is bounded by the policy, not by the chunk or range size: one
 // block buffer (at most BlockSize bytes) per shard in use, so at most
-// (K+M)×BlockSize. Nothing is read until the first Read.
+// (K+M)×BlockSize. Nothing is read until the first Read. The reader also
+// implements io.WriterTo, which io.Copy uses to skip a copy.
 //
 // NewReader returns ErrInvalidPolicy, ErrInvalidShards (infos do not match p
 // and chunkSize) or ErrInvalidRange, all wrapped, without calling src. The
