@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -173,6 +174,11 @@ func (n *Node) putObjectOn(ctx context.Context, owner, bucket, key string, body 
 	if err != nil {
 		return err
 	}
+	if size == 0 {
+		// net/http sends a non-nil body with length 0 as chunked, which
+		// the receiver refuses: say "no body" explicitly.
+		body = http.NoBody
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, objectURL(addr, bucket, key)+"?md5="+md5, body)
 	if err != nil {
 		return err
@@ -186,7 +192,7 @@ func (n *Node) putObjectOn(ctx context.Context, owner, bucket, key string, body 
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		if resp.StatusCode == http.StatusBadRequest {
+		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(b, []byte(backend.ErrChecksum.Error())) {
 			return fmt.Errorf("%w: copy to %s: %s", backend.ErrChecksum, owner, b)
 		}
 		return fmt.Errorf("%w: copy to %s: status %d: %s", osprey.ErrBackend, owner, resp.StatusCode, b)
