@@ -178,8 +178,6 @@ type state struct {
 	taskOrder  []uint64
 	NextTaskID uint64   `json:"next_task_id"`
 	Settings   Settings `json:"settings"`
-	// GCBatch is the open gc task new garbage is appended to.
-	GCBatch uint64 `json:"gc_batch"`
 }
 
 func newState() *state {

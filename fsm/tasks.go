@@ -194,33 +194,11 @@ func (s *state) enqueue(typ, target string, payload any, now, notBefore int64) {
 		State: TaskPending, NextAttempt: notBefore, CreatedAt: now, UpdatedAt: now}
 }
 
-// gcBatchMax and gcBatchWindow bound how many chunk copies one gc task
-// collects and how far apart their start times may be: one task per batch
-// instead of per file saves two raft commands per file.
-const (
-	gcBatchMax    = 512
-	gcBatchWindow = 1000 // ms
-)
-
 func (s *state) enqueueGC(chunks []Chunk, now, notBefore int64) {
 	if len(chunks) == 0 {
 		return
 	}
-	if t, ok := s.Tasks[s.GCBatch]; ok && t.State == TaskPending && t.Attempts == 0 &&
-		notBefore >= t.NextAttempt && notBefore-t.NextAttempt <= gcBatchWindow {
-		var p GCPayload
-		if err := json.Unmarshal(t.Payload, &p); err == nil && len(p.Chunks)+len(chunks) <= gcBatchMax {
-			p.Chunks = append(p.Chunks, chunks...)
-			b, err := json.Marshal(p)
-			if err != nil {
-				panic("fsm: encode gc payload: " + err.Error())
-			}
-			t.Payload, t.UpdatedAt = b, now
-			return
-		}
-	}
 	s.enqueue(TaskGC, "", GCPayload{Chunks: chunks}, now, notBefore)
-	s.GCBatch = s.NextTaskID
 }
 
 func (s *state) webhook(event string, f *File, ct *Content, now int64, reason string) {
