@@ -29,18 +29,18 @@ var md5Re = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
 
 func (s *Server) storageRoutes() {
 	p := Prefix
-	s.handle(http.MethodPost, p+"/resume", business, s.handleResume)
+	s.handle(http.MethodPost, p+"/resume", business, s.redirectable(s.handleResume))
 	s.handle(http.MethodGet, p+"/checkpoint", business, s.handleCheckpoint)
-	s.handle(http.MethodPost, p+"/link/upload", business, s.handleLinkUpload)
+	s.handle(http.MethodPost, p+"/link/upload", business, s.redirectable(s.handleLinkUpload))
 	s.handle(http.MethodPost, p+"/link/download", business, s.handleLinkDownload)
 	s.handle(http.MethodGet, p+"/proxy", business, s.handleProxy)
 	s.handle(http.MethodPut, p+"/upload", open, s.handleUpload)
 	s.handle(http.MethodPut, p+"/upload/multi", open, s.handleUploadChunk)
-	s.handle(http.MethodPut, p+"/upload/merge", open, s.handleMerge)
+	s.handle(http.MethodPut, p+"/upload/merge", open, s.redirectable(s.handleMerge))
 	s.handle(http.MethodGet, p+"/download", open, s.handleDownload)
 	s.handle(http.MethodHead, p+"/download", open, s.handleDownload)
 	s.handle(http.MethodGet, p+"/object", business, s.handleObject)
-	s.handle(http.MethodDelete, p+"/object", business, s.handleDeleteObject)
+	s.handle(http.MethodDelete, p+"/object", business, s.redirectable(s.handleDeleteObject))
 	s.handle(http.MethodGet, p+"/objects", business, s.handleObjects)
 
 	s.handle(http.MethodPut, "/internal/v1/chunks/:blob/:num/:shard", node, s.handleChunkPut)

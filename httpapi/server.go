@@ -473,6 +473,25 @@ func (s *Server) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
+// redirectable wraps a metadata write that any node can serve (the raft
+// command is forwarded to the leader internally): with ?redirect, a
+// follower answers 307 to the leader instead, for clients that prefer to
+// talk to the leader themselves.
+func (s *Server) redirectable(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.URL.Query()["redirect"]; ok && !s.cfg.Cluster.IsLeader() {
+			leader := s.cfg.Cluster.LeaderHTTP()
+			if leader == "" {
+				s.writeError(w, r, fmt.Errorf("%w: no leader", osprey.ErrUnavailable))
+				return
+			}
+			s.redirectToLeader(w, r, leader)
+			return
+		}
+		h(w, r)
+	}
+}
+
 func (s *Server) redirectToLeader(w http.ResponseWriter, r *http.Request, leader string) {
 	u := *r.URL
 	u.Scheme, u.Host = "http", leader

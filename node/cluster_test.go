@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -212,5 +213,23 @@ func TestUIDsUniqueAcrossNodes(t *testing.T) {
 	}
 	if len(seen) < total-len(c.nodes)*2 {
 		t.Fatalf("only %d uids", len(seen))
+	}
+}
+
+func TestRedirectParamAnswers307ToLeader(t *testing.T) {
+	c := newCluster(t, 3)
+	f := c.follower()
+	req, _ := http.NewRequest("POST", "http://"+f.HTTPAddr()+"/api/storage/v0/link/upload?redirect", strings.NewReader(`{"filePath":["a.jpg"]}`))
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || !strings.Contains(resp.Header.Get("Location"), c.Leader().HTTPAddr()) {
+		t.Fatalf("got %d Location %q, want 307 to %s", resp.StatusCode, resp.Header.Get("Location"), c.Leader().HTTPAddr())
+	}
+	// Without ?redirect the follower serves it (forwarding the command).
+	if code, env, _ := apiOf(t, f).do("POST", "/api/storage/v0/link/upload", strings.NewReader(`{"filePath":["a.jpg"]}`), nil); code != 200 {
+		t.Fatalf("forwarded write: %d %s", code, env.Message)
 	}
 }

@@ -261,3 +261,23 @@ func TestTierToMinIOSurvivesOutage(t *testing.T) {
 	checkDownload(t, c.nodes[1], uid2, data2)
 	checkDownload(t, c.nodes[1], uid, data)
 }
+
+func TestAbandonedUploadsExpireAndChunksAreReclaimed(t *testing.T) {
+	c := newClusterWith(t, 1, func(_ int, cfg *node.Config) { cfg.ExpireUploads = 2 * time.Second })
+	a := apiOf(t, c.nodes[0])
+	link := a.link("left.bin")[0]
+	part := content(90, 1000)
+	if code, env, _ := a.do("PUT", fmt.Sprintf("%s&md5=%s&chunkNum=1", link.URL.Multi.Upload, md5hex(part)), bytes.NewReader(part), nil); code != 200 {
+		t.Fatalf("chunk: %d %s", code, env.Message)
+	}
+	waitFor(t, 30*time.Second, "the abandoned upload to expire", func() bool {
+		_, ok := c.nodes[0].FSM().File(mustUID(t, link.UID))
+		return !ok
+	})
+	waitFor(t, 30*time.Second, "its chunk reclaimed", func() bool {
+		return metricValue(t, c.nodes[0], "osprey_chunkstore_bytes") == 0 && len(c.nodes[0].FSM().Tasks("")) == 0
+	})
+	if code, _, _ := a.do("GET", "/api/storage/v0/checkpoint?uid="+link.UID, nil, nil); code != 404 {
+		t.Fatalf("checkpoint of an expired upload: %d", code)
+	}
+}
