@@ -179,9 +179,41 @@ type stagedReader struct {
 	remain int64
 	cur    io.ReadCloser
 	once   sync.Once
+	// next is the following chunk, already being read from a remote owner
+	// into a pipe (nextIdx is its index): a read-ahead window of one pipe
+	// buffer plus the connection's socket buffers.
+	next    io.ReadCloser
+	nextIdx int
 }
 
 var _ io.ReadCloser = (*chunkReader)(nil)
+
+// readAheadBuf is the most a prefetching goroutine holds.
+const readAheadBuf = 256 << 10
+
+// prefetch starts reading a chunk range in the background into a pipe. The
+// goroutine stops when the range is read, the reader is closed, or ctx
+// ends; it holds at most readAheadBuf bytes.
+func (n *Node) prefetch(ctx context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser {
+	pr, pw := io.Pipe()
+	go func() {
+		src := n.openChunkRange(ctx, ch, off, length)
+		buf := make([]byte, readAheadBuf)
+		_, err := io.CopyBuffer(pw, src, buf)
+		src.Close()
+		pw.CloseWithError(err)
+	}()
+	return pr
+}
+
+func (n *Node) holdsCopy(ch fsm.Chunk) bool {
+	for _, o := range ch.Owners {
+		if string(o) == n.id {
+			return ch.EC == nil
+		}
+	}
+	return false
+}
 
 // Open returns a complete file for reading.
 func (n *Node) Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error) {
@@ -304,7 +336,20 @@ func (s *stagedReader) Read(p []byte) (int, error) {
 				return 0, io.ErrUnexpectedEOF
 			}
 			ch := s.chunks[s.idx]
-			s.cur = s.n.openChunkRange(s.ctx, ch, s.off, min(ch.Size-s.off, s.remain))
+			n := min(ch.Size-s.off, s.remain)
+			if s.next != nil && s.nextIdx == s.idx && s.off == 0 {
+				s.cur, s.next = s.next, nil
+			} else {
+				s.cur = s.n.openChunkRange(s.ctx, ch, s.off, n)
+			}
+			// Start the next chunk now if it lives elsewhere, so its
+			// transfer overlaps with sending this one.
+			if rest := s.remain - n; rest > 0 && s.idx+1 < len(s.chunks) && s.next == nil {
+				nx := s.chunks[s.idx+1]
+				if !s.n.holdsCopy(nx) {
+					s.next, s.nextIdx = s.n.prefetch(s.ctx, nx, 0, min(nx.Size, rest)), s.idx+1
+				}
+			}
 		}
 		if int64(len(p)) > s.remain {
 			p = p[:s.remain]
@@ -327,6 +372,9 @@ func (s *stagedReader) Read(p []byte) (int, error) {
 
 func (s *stagedReader) Close() error {
 	s.once.Do(s.cancel)
+	if s.next != nil {
+		s.next.Close()
+	}
 	if s.cur != nil {
 		return s.cur.Close()
 	}
