@@ -37,6 +37,8 @@ const (
 	CmdChunkMoved     CommandType = 19 // a rebuilt chunk copy replaces a lost one
 	CmdObjectMoved    CommandType = 20 // a rebuilt local object copy replaces a lost one
 	CmdChunkConverted CommandType = 21 // coded chunk replaced by replicas (too few members)
+	CmdNodeDown       CommandType = 22 // member unreachable past the grace period: repair its copies
+	CmdNodeUp         CommandType = 23 // member reachable again
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -50,6 +52,7 @@ var typeNames = map[CommandType]string{
 	CmdTaskDone: "task_done", CmdTierDone: "tier_done", CmdTierFailed: "tier_failed",
 	CmdTaskRetry: "task_retry", CmdExpire: "expire", CmdSetSettings: "set_settings",
 	CmdChunkMoved: "chunk_moved", CmdObjectMoved: "object_moved", CmdChunkConverted: "chunk_converted",
+	CmdNodeDown: "node_down", CmdNodeUp: "node_up",
 }
 
 // String returns the command's name for logs and metrics.

@@ -172,6 +172,18 @@ func goldenCommands() []goldenCommand {
 					t.Fatalf("chunk = %+v", ch)
 				}
 			}},
+		{CmdNodeDown, NodeDown{ID: "n3", Time: goldenNow},
+			func(t *testing.T, f *FSM, data any) {
+				if n, _ := f.Node("n3"); !n.Down {
+					t.Fatalf("n3 not down: %+v", n)
+				}
+			}},
+		{CmdNodeUp, NodeUp{ID: "n3"},
+			func(t *testing.T, f *FSM, data any) {
+				if n, _ := f.Node("n3"); n.Down {
+					t.Fatalf("n3 still down: %+v", n)
+				}
+			}},
 	}
 }
 

@@ -96,9 +96,13 @@ func (g *gen) task(state TaskState, types ...string) (Task, bool) {
 // target yet (the caller draws again).
 func (g *gen) next() (entry, bool) {
 	g.now += int64(g.r.IntN(3000))
-	switch g.r.IntN(22) {
+	switch g.r.IntN(24) {
 	case 0:
 		return entry{CmdNoop, nil}, true
+	case 22:
+		return entry{CmdNodeDown, NodeDown{ID: g.node(), Time: g.now}}, true
+	case 23:
+		return entry{CmdNodeUp, NodeUp{ID: g.node()}}, true
 	case 1, 2:
 		id := g.node()
 		return entry{CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000",

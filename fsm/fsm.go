@@ -112,6 +112,10 @@ func (s *state) apply(t CommandType, payload []byte) (any, error) {
 		return s.applyObjectMoved(decodeInto[ObjectMoved](payload))
 	case CmdChunkConverted:
 		return s.applyChunkConverted(decodeInto[ChunkConverted](payload))
+	case CmdNodeDown:
+		return s.applyNodeDown(decodeInto[NodeDown](payload))
+	case CmdNodeUp:
+		return s.applyNodeUp(decodeInto[NodeUp](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", t))
 	}

@@ -263,7 +263,7 @@ func (f *FSM) Protection(replicas int) (chunks, under int) {
 	defer f.mu.RUnlock()
 	active := map[osprey.NodeID]bool{}
 	for _, n := range f.s.Nodes {
-		if !n.Removed {
+		if !n.Removed && !n.Down {
 			active[n.ID] = true
 		}
 	}
@@ -342,4 +342,36 @@ func (s *state) applyChunkConverted(c *ChunkConverted) (any, error) {
 	sort.Slice(ch.Owners, func(i, j int) bool { return ch.Owners[i] < ch.Owners[j] })
 	s.enqueueGC([]Chunk{old}, c.Now, c.Now)
 	return nil, nil
+}
+
+// NodeDown marks a member unreachable past the repair grace period.
+type NodeDown struct {
+	ID   osprey.NodeID `json:"id"`
+	Time int64         `json:"time"`
+}
+
+// NodeUp clears Down.
+type NodeUp struct {
+	ID osprey.NodeID `json:"id"`
+}
+
+func (s *state) applyNodeDown(c *NodeDown) (any, error) {
+	n, ok := s.Nodes[c.ID]
+	if !ok {
+		return nil, errorf(ErrNotFound, "node %s not found", c.ID)
+	}
+	if !n.Removed && !n.Down {
+		n.Down = true
+		s.enqueueRepairs(c.ID, c.Time)
+	}
+	return *n, nil
+}
+
+func (s *state) applyNodeUp(c *NodeUp) (any, error) {
+	n, ok := s.Nodes[c.ID]
+	if !ok {
+		return nil, errorf(ErrNotFound, "node %s not found", c.ID)
+	}
+	n.Down = false
+	return *n, nil
 }

@@ -43,7 +43,10 @@ type Node struct {
 	// joined. It is unique across the cluster's whole history.
 	WorkerID uint32 `json:"worker_id"`
 	Removed  bool   `json:"removed,omitempty"`
-	JoinedAt int64  `json:"joined_at"` // unix milliseconds, from the command
+	// Down is set while the member is unreachable past the repair grace
+	// period: its copies are being rebuilt elsewhere and it gets no new ones.
+	Down     bool  `json:"down,omitempty"`
+	JoinedAt int64 `json:"joined_at"` // unix milliseconds, from the command
 }
 
 // FileState is the lifecycle of a file (SPEC §3 object states).

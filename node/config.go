@@ -51,6 +51,10 @@ type Config struct {
 	// EC, when K > 0, erasure-codes staged chunks into K data and M parity
 	// shards on K+M distinct members instead of replicating them.
 	EC erasure.Policy
+	// RepairGrace is how long a member may stay unreachable before the
+	// leader marks it down and its copies are rebuilt elsewhere (0 = only
+	// on removal).
+	RepairGrace time.Duration
 	// ScrubRate is how many staged bytes per second the scrubber verifies
 	// (0 turns it off); ScrubPause separates full passes.
 	ScrubRate  int64
@@ -103,6 +107,7 @@ func DefaultConfig() Config {
 		ExpireUploads:   24 * time.Hour,
 		GCGrace:         30 * time.Second,
 		ScrubRate:       16 << 20,
+		RepairGrace:     10 * time.Minute,
 		ScrubPause:      time.Hour,
 		BufferBudget:    256 << 20,
 	}

@@ -286,7 +286,8 @@ func (n *Node) Start(ctx context.Context) error {
 			}
 		}()
 		n.log.Info("node started", "http", n.httpAddr, "raft", n.raftAddr, "has_state", n.raft.HasState())
-		n.wg.Add(5)
+		n.wg.Add(6)
+		go func() { defer n.wg.Done(); n.livenessLoop() }()
 		go func() { defer n.wg.Done(); n.scrubLoop() }()
 		go func() { defer n.wg.Done(); n.formOrJoin() }()
 		go func() { defer n.wg.Done(); n.reconcileLoop() }()

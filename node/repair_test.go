@@ -8,6 +8,7 @@ import (
 
 	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/node"
 )
 
 // fullyProtected reports whether every chunk and local object of the
@@ -90,5 +91,35 @@ func TestRepairAfterNodeRemovalRestoresProtection(t *testing.T) {
 		for _, n := range c.live() {
 			checkDownload(t, n, u, datas[i])
 		}
+	}
+}
+
+// A member that stays unreachable past the grace period is marked down
+// and its copies are rebuilt elsewhere without anyone removing it.
+func TestUnreachableMemberRepairedAfterGrace(t *testing.T) {
+	c := newClusterWith(t, 4, func(_ int, cfg *node.Config) { cfg.RepairGrace = time.Second })
+	var uids []string
+	var datas [][]byte
+	for i := 0; i < 4; i++ {
+		data := content(70+i, 100_000*(i+1))
+		datas = append(datas, data)
+		uids = append(uids, uploadSingle(t, c.nodes[i], fmt.Sprintf("g%d.gif", i), data))
+	}
+	var victim *node.Node
+	for i, n := range c.nodes {
+		if !n.IsLeader() {
+			victim = n
+			n.Kill()
+			c.nodes[i] = nil
+			break
+		}
+	}
+	waitFor(t, 60*time.Second, "the dead member marked down and its copies rebuilt", func() bool {
+		rec, _ := c.Leader().FSM().Node(osprey.NodeID(victim.ID()))
+		st, err := c.Leader().Status(context.Background())
+		return rec.Down && err == nil && st.Storage.UnderProtected == 0 && st.Storage.Tasks["repair_pending"] == 0 && st.Storage.Tasks["repair_leased"] == 0
+	})
+	for i, u := range uids {
+		checkDownload(t, c.live()[0], u, datas[i])
 	}
 }

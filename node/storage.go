@@ -458,7 +458,7 @@ func (n *Node) replicas() int {
 func (n *Node) ring() (*ring.Ring, error) {
 	var ids []string
 	for _, rec := range n.fsm.Nodes() {
-		if !rec.Removed {
+		if !rec.Removed && !rec.Down {
 			ids = append(ids, string(rec.ID))
 		}
 	}

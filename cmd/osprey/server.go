@@ -69,6 +69,7 @@ type serverFlags struct {
 	gcGrace         time.Duration
 	scrubRate       int64
 	scrubPause      time.Duration
+	repairGrace     time.Duration
 	logLevel        string
 	logFormat       string
 }
@@ -122,6 +123,7 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&f.gcGrace, "gc-grace", d.GCGrace, "delay before staged chunks of a tiered file are deleted")
 	fs.Int64Var(&f.scrubRate, "scrub-rate", d.ScrubRate, "staged bytes per second the scrubber verifies (0 = off)")
 	fs.DurationVar(&f.scrubPause, "scrub-pause", d.ScrubPause, "pause between full scrub passes")
+	fs.DurationVar(&f.repairGrace, "repair-grace", d.RepairGrace, "rebuild the copies of a member unreachable this long (0 = only when removed)")
 	fs.Int64Var(&f.bufferBudget, "buffer-budget", d.BufferBudget, "bytes all uploads together may buffer in memory")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -276,7 +278,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	b.COS.Region, b.COS.AppID, b.COS.SecretID, b.COS.SecretKey, b.COS.BucketPrefix = f.cosRegion, f.cosAppID, f.cosSecretID, f.cosSecretKey, f.cosBucketPrefix
 	c.TaskWorkers, c.TaskLease, c.TaskMaxAttempts, c.ExpireUploads = f.taskWorkers, f.taskLease, f.taskMaxAttempts, f.expireUploads
 	c.WebhookURL, c.WebhookSecret = f.webhookURL, f.webhookSecret
-	c.GCGrace, c.ScrubRate, c.ScrubPause = f.gcGrace, f.scrubRate, f.scrubPause
+	c.GCGrace, c.ScrubRate, c.ScrubPause, c.RepairGrace = f.gcGrace, f.scrubRate, f.scrubPause, f.repairGrace
 	c.Logger = logger
 	return c, c.Validate()
 }
