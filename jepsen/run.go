@@ -35,6 +35,7 @@ type Config struct {
 	Local       bool          // force 127.0.0.1 processes even as root
 	KeepData    bool          // keep data directories even when the run passes
 	Command     string        // how to replay this run, for the report
+	ServerFlags []string      // extra flags for every osprey server (e.g. --redundancy ec:2+1)
 	Log         io.Writer     // progress output (default os.Stderr)
 }
 
@@ -159,6 +160,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cluster, err := NewCluster(ClusterConfig{
 		Binary: cfg.Binary, Dir: cfg.Out, Nodes: cfg.Nodes, APIKey: api.key, JoinToken: randomHex(16),
 		Net: netw, Backend: cfg.Backend, S3: S3Config{AccessKey: "jepsen" + randomHex(4), SecretKey: randomHex(16)},
+		ExtraArgs: cfg.ServerFlags,
 	}, api)
 	if err != nil {
 		return nil, err

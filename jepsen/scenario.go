@@ -17,6 +17,8 @@ type Scenario struct {
 	Duration    time.Duration
 	Faults      []FaultKind
 	Backend     string // "" = local
+	// ServerFlags are extra flags for every osprey server.
+	ServerFlags []string
 	// Steps, if set, replaces the generated schedule.
 	Steps []Step
 	// Mix, if set, replaces the default workload mix.
@@ -92,6 +94,15 @@ var Scenarios = []Scenario{
 		Description: "every nemesis, combined, on five nodes",
 		Seed:        1008, Nodes: 5, Duration: 180 * time.Second,
 		Faults: AllFaults,
+	},
+	{
+		Name: "lose-node-for-good",
+		Description: "erasure-coded staging (ec:2+1) on five nodes: a node is killed, its data dir deleted and it " +
+			"is removed, repeatedly; repair must rebuild its shards before the next loss",
+		Seed: 1009, Nodes: 5, Duration: 120 * time.Second,
+		Faults:      []FaultKind{FaultMember},
+		Steps:       every(10*time.Second, 30*time.Second, 15*time.Second, 3, Fault{Kind: FaultMember}),
+		ServerFlags: []string{"--redundancy", "ec:2+1", "--gc-grace", "5m"},
 	},
 }
 

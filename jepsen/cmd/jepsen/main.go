@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		list      = fs.Bool("list", false, "list scenarios and exit")
 		local     = fs.Bool("local", false, "run processes on 127.0.0.1 even as root (no network faults)")
 		keep      = fs.Bool("keep", false, "keep data directories even when the run passes")
+		srvFlags  = fs.String("server-flags", "", "extra flags for every osprey server, space separated (e.g. \"--redundancy ec:2+1\")")
 		checkOnly = fs.String("check", "", "re-check a history.jsonl offline (linearizability and history-only invariants) and exit")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +106,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if sc.Mix != nil {
 			cfg.Mix = *sc.Mix
 		}
+		if !set["server-flags"] {
+			cfg.ServerFlags = sc.ServerFlags
+		}
+	}
+	if *srvFlags != "" {
+		cfg.ServerFlags = strings.Fields(*srvFlags)
 	}
 	if cfg.Seed == 0 {
 		cfg.Seed = time.Now().UnixNano() % 1_000_000_000
