@@ -334,6 +334,12 @@ func (s *Store) timeout(ctx context.Context) time.Duration {
 // follower; ErrNotApplied if it could not be enqueued in time (certainly
 // not applied); ErrIndeterminate if it was proposed but its fate is unknown.
 func (s *Store) Apply(ctx context.Context, cmd []byte) (any, uint64, error) {
+	select {
+	case <-s.closed:
+		// Not "not leader": there is nobody to forward to from here.
+		return nil, 0, ErrShutdown
+	default:
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, 0, fmt.Errorf("%w: %w", ErrNotApplied, err)
 	}
@@ -361,12 +367,21 @@ func (s *Store) Apply(ctx context.Context, cmd []byte) (any, uint64, error) {
 // VerifyLeader confirms that this node is still the leader by contacting a
 // quorum; used for linearizable reads.
 func (s *Store) VerifyLeader(ctx context.Context) error {
+	// raft queues the check on a buffered channel even after Shutdown and
+	// then never answers it, so a closed store must not ask.
+	select {
+	case <-s.closed:
+		return ErrShutdown
+	default:
+	}
 	f := s.raft.VerifyLeader()
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {
 	case err := <-done:
 		return translate(err)
+	case <-s.closed:
+		return ErrShutdown
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
 	}
