@@ -52,8 +52,10 @@ func (g *gen) owners() []osprey.NodeID {
 // data returns chunk contents from a small pool, so identical chunks recur.
 func (g *gen) data() string { return fmt.Sprintf("chunk-%d", g.r.IntN(5)) }
 
-// fileMD5 returns a whole-file md5 from a small pool, so dedup happens.
-func (g *gen) fileMD5() string { return md5hex(fmt.Sprintf("file-%d", g.r.IntN(8))) }
+// fileMD5 returns a whole-file md5 from a small pool per size, so dedup
+// happens. Equal md5s always come with equal sizes, as real ones do (the
+// FSM trusts a merge's md5; see DESIGN.md).
+func (g *gen) fileMD5(size int64) string { return md5hex(fmt.Sprintf("file-%d-%d", size, g.r.IntN(3))) }
 
 func (g *gen) chunk(num uint32) Chunk {
 	g.nextBlob++
@@ -143,24 +145,25 @@ func (g *gen) next() (entry, bool) {
 		if g.r.IntN(10) == 0 {
 			size++
 		}
-		return entry{CmdMerge, Merge{UID: f.UID, Num: num, Size: size, MD5: g.fileMD5(), Time: g.now}}, true
+		return entry{CmdMerge, Merge{UID: f.UID, Num: num, Size: size, MD5: g.fileMD5(size), Time: g.now}}, true
 	case 11:
 		f, ok := g.file(g.r.IntN(10) != 0)
 		if !ok {
 			return entry{}, false
 		}
-		c := FileComplete{UID: f.UID, MD5: g.fileMD5(), Time: g.now}
+		c := FileComplete{UID: f.UID, Time: g.now}
 		for i := 0; i <= g.r.IntN(2); i++ {
 			ch := g.chunk(uint32(i + 1))
 			c.Chunks = append(c.Chunks, ch)
 			c.Size += ch.Size
 		}
+		c.MD5 = g.fileMD5(c.Size)
 		return entry{CmdFileComplete, c}, true
 	case 12:
 		c := Resume{Time: g.now}
 		for i := 0; i <= g.r.IntN(2); i++ {
 			g.nextUID++
-			c.Items = append(c.Items, ResumeItem{UID: g.nextUID, Name: "r.jpg", Bucket: "image", MD5: g.fileMD5()})
+			c.Items = append(c.Items, ResumeItem{UID: g.nextUID, Name: "r.jpg", Bucket: "image", MD5: g.fileMD5(int64(7 * (1 + g.r.IntN(4))))})
 		}
 		return entry{CmdResume, c}, true
 	case 13:

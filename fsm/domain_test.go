@@ -670,3 +670,112 @@ func TestRepairOnRemove(t *testing.T) {
 		t.Fatalf("%d repair tasks, want 3", n)
 	}
 }
+
+// TestRepairRaces: repairs finish after the chunk they rebuilt changed.
+func TestRepairRaces(t *testing.T) {
+	// lease takes the repair tasks for n3.
+	lease := func(a *applier) []Task {
+		var ids []uint64
+		for _, tk := range a.f.Tasks(TaskPending) {
+			if tk.Type == TaskRepair {
+				ids = append(ids, tk.ID)
+			}
+		}
+		return a.mustOK(CmdTaskLease, TaskLease{Node: "n3", IDs: ids, Now: t0 + 2000, LeaseMillis: 60_000}).(TaskLeaseResult).Tasks
+	}
+	payload := func(tk Task) RepairPayload {
+		var p RepairPayload
+		if err := json.Unmarshal(tk.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+
+	t.Run("upload merged and deleted, content lives on", func(t *testing.T) {
+		a := base(t)
+		a.put(1, 11, 1, "aa") // owners n1, n2
+		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 1000})
+		tasks := lease(a) // the repair names the upload: file 1
+		if len(tasks) != 1 || payload(tasks[0]).File != 1 {
+			t.Fatalf("repair tasks %+v", tasks)
+		}
+		a.merge(1, 1, 2, md5hex("aa"))
+		a.apply(CmdResume, Resume{Time: t0, Items: []ResumeItem{{UID: 50, Name: "copy.jpg", MD5: md5hex("aa")}}})
+		a.mustOK(CmdFileDelete, FileDelete{UID: 1, Time: t0 + 1500})
+		// The chunk record is now in content 1, which file 50 keeps.
+		if _, ok := a.f.ChunkRecord(1, 0, 11); !ok {
+			t.Fatal("ChunkRecord does not find the chunk of a merged, deleted upload")
+		}
+		a.mustOK(CmdChunkMoved, ChunkMoved{TaskID: tasks[0].ID, Node: "n3", File: 1, Blob: 11, Num: 1,
+			Remove: "n2", Add: "n3", Now: t0 + 3000})
+		if ch := a.content(1).Chunks[0]; !reflect.DeepEqual(ch.Owners, []osprey.NodeID{"n1", "n3"}) {
+			t.Fatalf("owners %v, want [n1 n3]", ch.Owners)
+		}
+		if got := a.gcBlobs(); len(got) != 0 {
+			t.Fatalf("the rebuilt copy was collected: gc of %v", got)
+		}
+	})
+
+	// An erasure-coded chunk on n1, n2, n3 loses n1 and n2: two shard
+	// repairs; the first converts the chunk to replicas.
+	coded := func(t *testing.T) (*applier, []Task) {
+		a := base(t)
+		for _, id := range []osprey.NodeID{"n4", "n5"} {
+			a.mustOK(CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000", Time: t0})
+		}
+		a.mustOK(CmdChunkPut, ChunkPut{UID: 1, Chunk: ecChunk(11, 1, "abcdef", "n1", "n2", "n3"), Time: t0})
+		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n1", Time: t0 + 1000})
+		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 1000})
+		tasks := lease(a)
+		if len(tasks) != 2 || payload(tasks[0]).Shard != 1 || payload(tasks[1]).Shard != 2 {
+			t.Fatalf("repair tasks %+v", tasks)
+		}
+		a.mustOK(CmdChunkConverted, ChunkConverted{TaskID: tasks[0].ID, Node: "n3", File: 1, Blob: 11,
+			Owners: []osprey.NodeID{"n4", "n3"}, Now: t0 + 3000})
+		ch, _ := a.f.ChunkRecord(1, 0, 11)
+		if ch.EC != nil || !reflect.DeepEqual(ch.Owners, []osprey.NodeID{"n3", "n4"}) {
+			t.Fatalf("converted chunk %+v", ch)
+		}
+		return a, tasks
+	}
+	t.Run("shard rebuilt after the conversion", func(t *testing.T) {
+		a, tasks := coded(t)
+		a.mustOK(CmdChunkMoved, ChunkMoved{TaskID: tasks[1].ID, Node: "n3", File: 1, Blob: 11, Num: 1, Shard: 2,
+			Remove: "n2", Add: "n5", Now: t0 + 4000})
+		// The record keeps its replicas; the shard written on n5 is
+		// collected as a shard, not recorded as a replica.
+		ch, _ := a.f.ChunkRecord(1, 0, 11)
+		if ch.EC != nil || !reflect.DeepEqual(ch.Owners, []osprey.NodeID{"n3", "n4"}) {
+			t.Fatalf("chunk after the late shard move %+v", ch)
+		}
+		if msg := checkInvariants(a.f.s); msg != "" {
+			t.Fatal(msg)
+		}
+		last := a.f.Tasks(TaskPending)
+		var p GCPayload
+		if err := json.Unmarshal(last[len(last)-1].Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		if g := p.Chunks[0]; g.EC == nil || g.EC.Shards[0].Index != 1 || g.EC.Shards[0].Owner != "n5" {
+			t.Fatalf("gc of %+v, want shard 2 on n5", g)
+		}
+	})
+	t.Run("converted twice", func(t *testing.T) {
+		a, tasks := coded(t)
+		before := a.gcBlobs()
+		a.mustOK(CmdChunkConverted, ChunkConverted{TaskID: tasks[1].ID, Node: "n3", File: 1, Blob: 11,
+			Owners: []osprey.NodeID{"n3", "n4"}, Now: t0 + 4000})
+		ch, _ := a.f.ChunkRecord(1, 0, 11)
+		if ch.EC != nil || !reflect.DeepEqual(ch.Owners, []osprey.NodeID{"n3", "n4"}) {
+			t.Fatalf("chunk %+v", ch)
+		}
+		// The second conversion wrote the same replica keys: nothing of
+		// it may be collected.
+		if got := a.gcBlobs(); !reflect.DeepEqual(got, before) {
+			t.Fatalf("gc %v, want %v", got, before)
+		}
+		if msg := checkInvariants(a.f.s); msg != "" {
+			t.Fatal(msg)
+		}
+	})
+}

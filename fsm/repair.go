@@ -138,6 +138,12 @@ func (s *state) findChunk(file, content osprey.UID, blob uint64) *Chunk {
 			content = f.Content
 		}
 	}
+	if content == 0 {
+		// A content's id is the uid of the file that uploaded it: the
+		// chunks of an upload that was merged and then deleted (the
+		// content lives on through other references) are there.
+		content = file
+	}
 	if ct, ok := s.Contents[content]; ok {
 		for i := range ct.Chunks {
 			if ct.Chunks[i].Blob == blob {
@@ -166,12 +172,17 @@ func (s *state) applyChunkMoved(c *ChunkMoved) (any, error) {
 	}
 	delete(s.Tasks, c.TaskID)
 	ch := s.findChunk(c.File, c.Content, c.Blob)
-	if ch == nil {
-		// The chunk went away meanwhile: the new copy is garbage.
-		s.enqueueGC([]Chunk{{Blob: c.Blob, Num: c.Num, Owners: []osprey.NodeID{c.Add}}}, c.Now, c.Now)
+	if ch == nil || c.Shard > 0 && (ch.EC == nil || c.Shard > len(ch.EC.Shards)) {
+		// The chunk went away meanwhile, or another repair converted it
+		// to whole replicas: the new copy is garbage.
+		gone := Chunk{Blob: c.Blob, Num: c.Num, Owners: []osprey.NodeID{c.Add}}
+		if c.Shard > 0 {
+			gone.EC = &ECLayout{Shards: []ECShard{{Index: c.Shard - 1, Owner: c.Add}}}
+		}
+		s.enqueueGC([]Chunk{gone}, c.Now, c.Now)
 		return nil, nil
 	}
-	if c.Shard > 0 && ch.EC != nil && c.Shard <= len(ch.EC.Shards) {
+	if c.Shard > 0 {
 		ch.EC.Shards[c.Shard-1].Owner = c.Add
 		// Owners lists every shard holder once.
 		owners := make([]osprey.NodeID, 0, len(ch.EC.Shards))
@@ -332,8 +343,15 @@ func (s *state) applyChunkConverted(c *ChunkConverted) (any, error) {
 	}
 	delete(s.Tasks, c.TaskID)
 	ch := s.findChunk(c.File, c.Content, c.Blob)
-	if ch == nil || ch.EC == nil {
+	if ch == nil {
 		s.enqueueGC([]Chunk{{Blob: c.Blob, Owners: c.Owners}}, c.Now, c.Now)
+		return nil, nil
+	}
+	if ch.EC == nil {
+		// Another repair converted it first, and both wrote whole replicas
+		// under the same key: collecting this one's copies could delete
+		// the record's (or one a later repair writes on the same member
+		// while the gc task waits), so they are left in place.
 		return nil, nil
 	}
 	old := cloneChunk(*ch)
