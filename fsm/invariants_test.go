@@ -172,3 +172,25 @@ func TestInvariants(t *testing.T) {
 		})
 	}
 }
+
+// TestFailedCommandsChangeNothing: a command answered with a domain error
+// leaves the state exactly as it was (handlers check before they write),
+// so a client may retry it or give up without cleaning anything.
+func TestFailedCommandsChangeNothing(t *testing.T) {
+	failures := 0
+	for seed := uint64(1); seed <= 2; seed++ {
+		a := newApplier(t)
+		for i, e := range genLog(t, seed, 600) {
+			before, _ := a.f.Hash()
+			if r := a.apply(e.Type, e.Payload); r.Err != nil {
+				failures++
+				if after, _ := a.f.Hash(); after != before {
+					t.Fatalf("seed %d entry %d: %s failed with %q but changed the state", seed, i, e.Type, r.Err)
+				}
+			}
+		}
+	}
+	if failures < 50 {
+		t.Fatalf("only %d failed commands: the generator no longer exercises failures", failures)
+	}
+}

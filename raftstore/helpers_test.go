@@ -53,6 +53,10 @@ type applied struct {
 
 // testFSM records the commands applied to it, in order.
 type testFSM struct {
+	// gate, if set, runs before each command is applied (and may block
+	// raft's FSM goroutine).
+	gate func(cmd string)
+
 	mu   sync.Mutex
 	cmds []string
 }
@@ -60,6 +64,9 @@ type testFSM struct {
 var _ raft.FSM = (*testFSM)(nil)
 
 func (f *testFSM) Apply(l *raft.Log) any {
+	if f.gate != nil {
+		f.gate(string(l.Data))
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cmds = append(f.cmds, string(l.Data))

@@ -349,19 +349,40 @@ func (s *Store) Apply(ctx context.Context, cmd []byte) (any, uint64, error) {
 	if !s.IsLeader() {
 		return nil, 0, ErrNotLeader
 	}
-	f := s.raft.Apply(cmd, s.timeout(ctx))
+	timeout := s.timeout(ctx)
+	if timeout <= 0 {
+		// raft would take 0 as "wait for ever" to enqueue.
+		return nil, 0, fmt.Errorf("%w: %w", ErrNotApplied, context.DeadlineExceeded)
+	}
+	f := s.raft.Apply(cmd, timeout)
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
 	select {
 	case err := <-done:
 		if err != nil {
-			return nil, 0, translate(err)
+			return nil, 0, applyError(err, f.Index())
 		}
 		return f.Response(), f.Index(), nil
 	case <-ctx.Done():
 		// The command may already be in the log; we cannot know.
 		return nil, 0, fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())
+	case <-s.closed:
+		// Closing with the command in flight: it may commit, and raft
+		// drops entries still queued for the FSM at shutdown without
+		// answering them. (Not ErrShutdown: that would say "not applied".)
+		return nil, 0, fmt.Errorf("%w: store closed", ErrIndeterminate)
 	}
+}
+
+// applyError translates the error of a proposed command. Once raft has
+// appended the entry (index > 0) it answers ErrRaftShutdown when it stops
+// before applying it, though the entry may be committed: the outcome is
+// unknown, not "certainly not applied".
+func applyError(err error, index uint64) error {
+	if index > 0 && errors.Is(err, raft.ErrRaftShutdown) {
+		return fmt.Errorf("%w: %w", ErrIndeterminate, err)
+	}
+	return translate(err)
 }
 
 // VerifyLeader confirms that this node is still the leader by contacting a

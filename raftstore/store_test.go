@@ -7,6 +7,7 @@ import (
 	"net"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -411,6 +412,85 @@ func TestTranslate(t *testing.T) {
 	}
 	if translate(nil) != nil {
 		t.Fatal("translate(nil) != nil")
+	}
+}
+
+// TestCloseWithApplyInFlight: commands in flight when the store closes
+// answer at once, as "outcome unknown" (504): one is being applied, the
+// other is committed and queued for the FSM, where raft may drop it at
+// shutdown without ever answering.
+func TestCloseWithApplyInFlight(t *testing.T) {
+	lg := testLogger(t)
+	cfg := testConfig(t, lg, "s1")
+	entered, release := make(chan struct{}), make(chan struct{})
+	cfg.FSM = &testFSM{gate: func(cmd string) {
+		if cmd == "block" {
+			close(entered)
+			<-release
+		}
+	}}
+	s := mustOpen(t, cfg)
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the store's own cleanup closes it
+	mustBootstrap(t, s)
+	results := make(chan error, 2)
+	apply := func(cmd string) {
+		_, _, err := s.Apply(context.Background(), []byte(cmd)) // no deadline
+		results <- err
+	}
+	go apply("block")
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the blocking command never reached the FSM")
+	}
+	last := s.LastIndex()
+	go apply("queued")
+	waitFor(t, 10*time.Second, "the second command to commit", func() bool {
+		return s.LastIndex() > last && s.CommitIndex() >= s.LastIndex()
+	})
+
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }() // raft's shutdown waits for the FSM
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-results:
+			if !errors.Is(err, ErrIndeterminate) || !errors.Is(err, osprey.ErrIndeterminate) ||
+				errors.Is(err, osprey.ErrUnavailable) {
+				t.Fatalf("in-flight Apply = %v, want only ErrIndeterminate", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("an in-flight Apply did not return after Close")
+		}
+	}
+	unblock()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return")
+	}
+}
+
+// TestApplyError: raft answers ErrRaftShutdown both before a command is
+// enqueued (certainly not applied) and after it was appended, when it may
+// be committed; the index tells them apart.
+func TestApplyError(t *testing.T) {
+	if err := applyError(raft.ErrRaftShutdown, 0); !errors.Is(err, ErrShutdown) || !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("before enqueue: %v", err)
+	}
+	err := applyError(raft.ErrRaftShutdown, 42)
+	if !errors.Is(err, ErrIndeterminate) || errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("after append: %v", err)
+	}
+	if err := applyError(raft.ErrEnqueueTimeout, 0); !errors.Is(err, ErrNotApplied) {
+		t.Fatalf("enqueue timeout: %v", err)
+	}
+	if err := applyError(raft.ErrLeadershipLost, 42); !errors.Is(err, ErrIndeterminate) {
+		t.Fatalf("leadership lost: %v", err)
 	}
 }
 
