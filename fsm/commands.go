@@ -162,8 +162,11 @@ func (s *state) applyNodeRemove(c *NodeRemove) (any, error) {
 	}
 	if !n.Removed {
 		n.Removed = true
-		// Rebuild every copy it held elsewhere.
+		// Rebuild every copy it held elsewhere, and stop counting its
+		// copies at once: it may come back under the same id with an empty
+		// disk, and must not look like a holder of what it lost.
 		s.enqueueRepairs(c.ID, c.Time)
+		s.stripOwner(c.ID)
 	}
 	return *n, nil
 }

@@ -184,15 +184,7 @@ func (s *state) applyChunkMoved(c *ChunkMoved) (any, error) {
 	}
 	if c.Shard > 0 {
 		ch.EC.Shards[c.Shard-1].Owner = c.Add
-		// Owners lists every shard holder once.
-		owners := make([]osprey.NodeID, 0, len(ch.EC.Shards))
-		for _, sh := range ch.EC.Shards {
-			if !hasOwner(owners, sh.Owner) {
-				owners = append(owners, sh.Owner)
-			}
-		}
-		sort.Slice(owners, func(i, j int) bool { return owners[i] < owners[j] })
-		ch.Owners = owners
+		ch.Owners = shardHolders(ch.EC)
 		return nil, nil
 	}
 	ch.Owners = replaceOwner(ch.Owners, c.Remove, c.Add)
@@ -392,4 +384,62 @@ func (s *state) applyNodeUp(c *NodeUp) (any, error) {
 	}
 	n.Down = false
 	return *n, nil
+}
+
+// shardHolders lists every shard holder once, sorted ("" = lost shard).
+func shardHolders(l *ECLayout) []osprey.NodeID {
+	owners := make([]osprey.NodeID, 0, len(l.Shards))
+	for _, sh := range l.Shards {
+		if sh.Owner != "" && !hasOwner(owners, sh.Owner) {
+			owners = append(owners, sh.Owner)
+		}
+	}
+	sort.Slice(owners, func(i, j int) bool { return owners[i] < owners[j] })
+	return owners
+}
+
+// stripOwner forgets every copy a removed member held: replica owners and
+// local object holders lose it, its shards become lost ("" owner). The
+// repairs queued with the removal rebuild them.
+func (s *state) stripOwner(id osprey.NodeID) {
+	strip := func(c *Chunk) {
+		if !hasOwner(c.Owners, id) {
+			return
+		}
+		if c.EC != nil {
+			for i := range c.EC.Shards {
+				if c.EC.Shards[i].Owner == id {
+					c.EC.Shards[i].Owner = ""
+				}
+			}
+			c.Owners = shardHolders(c.EC)
+			return
+		}
+		out := c.Owners[:0]
+		for _, o := range c.Owners {
+			if o != id {
+				out = append(out, o)
+			}
+		}
+		c.Owners = out
+	}
+	for _, f := range s.Files {
+		for _, c := range f.Chunks {
+			strip(c)
+		}
+	}
+	for _, ct := range s.Contents {
+		for i := range ct.Chunks {
+			strip(&ct.Chunks[i])
+		}
+		if l := ct.Location; l != nil && hasOwner(l.Nodes, id) {
+			out := l.Nodes[:0]
+			for _, o := range l.Nodes {
+				if o != id {
+					out = append(out, o)
+				}
+			}
+			l.Nodes = out
+		}
+	}
 }

@@ -406,6 +406,10 @@ type ClusterStatus struct {
 	FSMHash      string   `json:"fsm_hash"`
 	FSMIndex     uint64   `json:"fsm_index"` // the index fsm_hash was computed at, if reported
 	Members      []Member `json:"members"`
+	Storage      *struct {
+		UnderProtected int            `json:"under_protected"`
+		Tasks          map[string]int `json:"tasks"`
+	} `json:"storage"`
 }
 
 // Status returns a node's view of the cluster.

@@ -258,6 +258,15 @@ func (n *Nemesis) member(ctx context.Context, f Fault, node *Node, leader int) (
 	if st, _ := node.State(); st != ProcRunning {
 		return nil, 0, fmt.Errorf("%s is %s", node.ID, st)
 	}
+	// The invariant under test is that data survives the loss of any one
+	// node. Losing another before the cluster has rebuilt the copies of
+	// the previous loss is a double failure, outside that fault model:
+	// wait for full protection, and skip this fault if it does not come.
+	if why := n.waitProtected(ctx, 60*time.Second); why != "" {
+		idx := n.start(f, f.String(), []string{node.ID}, false)
+		n.note(idx, "skipped: "+why)
+		return func(context.Context) error { return nil }, idx, nil
+	}
 	idx := n.start(f, f.String(), []string{node.ID}, node.Index == leader)
 	removed := false
 	deadline := time.Now().Add(10 * time.Second)
@@ -424,4 +433,35 @@ func (n *Nemesis) TaskFindings() ([]string, string) {
 	ps := append([]string(nil), n.taskProblems...)
 	sort.Strings(ps)
 	return ps, n.tasksErr
+}
+
+// waitProtected polls the cluster until no staged copy is under-protected
+// and no repair is queued; it returns why not if the deadline passes.
+func (n *Nemesis) waitProtected(ctx context.Context, limit time.Duration) string {
+	deadline := time.Now().Add(limit)
+	why := "no node answered /cluster/status"
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		for _, other := range n.cluster.Nodes {
+			if !other.Ready() {
+				continue
+			}
+			sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			st, err := n.api.Status(sctx, other.Base())
+			cancel()
+			if err != nil || st.Storage == nil {
+				continue
+			}
+			repairs := st.Storage.Tasks["repair_pending"] + st.Storage.Tasks["repair_leased"]
+			if st.Storage.UnderProtected == 0 && repairs == 0 {
+				return ""
+			}
+			why = fmt.Sprintf("the previous loss is still being repaired (%d copies under-protected, %d repairs queued)", st.Storage.UnderProtected, repairs)
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return why
 }

@@ -69,12 +69,17 @@ func hasNode(ids []osprey.NodeID, id string) bool {
 func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*Completion, error) {
 	n := h.n
 	ch, ok := n.fsm.ChunkRecord(p.File, p.Content, p.Blob)
-	if !ok || !hasNode(ch.Owners, string(p.Lost)) {
-		return nil, nil // gone, or already repaired
+	if !ok {
+		return nil, nil // gone
 	}
 	if p.Shard > 0 {
-		if ch.EC == nil || p.Shard > len(ch.EC.Shards) || ch.EC.Shards[p.Shard-1].Owner != p.Lost {
+		// The shard needs a holder if it has none (its holder was
+		// removed) or it is still on the lost (down) member.
+		if ch.EC == nil || p.Shard > len(ch.EC.Shards) {
 			return nil, nil
+		}
+		if o := ch.EC.Shards[p.Shard-1].Owner; o != "" && o != p.Lost {
+			return nil, nil // already rebuilt
 		}
 		target, err := n.repairShard(ctx, ch, p.Shard, p.Lost)
 		var conv errNeedsConversion
@@ -92,11 +97,19 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 		return &Completion{fsm.CmdChunkMoved, fsm.ChunkMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File, Content: p.Content,
 			Blob: ch.Blob, Num: ch.Num, Shard: p.Shard, Remove: p.Lost, Add: osprey.NodeID(target), Now: time.Now().UnixMilli()}}, nil
 	}
+	// A removed member is no longer listed; a down one still is. Either
+	// way, repair only while the chunk has fewer healthy copies than wanted.
 	var survivors []osprey.NodeID
 	for _, o := range ch.Owners {
-		if o != p.Lost {
+		if o != p.Lost && n.isActive(o) {
 			survivors = append(survivors, o)
 		}
+	}
+	if len(survivors) >= n.wantCopies() {
+		return nil, nil // already repaired
+	}
+	if len(survivors) == 0 {
+		return nil, Permanent(fmt.Errorf("repair: no surviving copy of chunk %d/%d", ch.Blob, ch.Num))
 	}
 	targets, err := n.newOwners(ring.ChunkKey(ch.Blob, ch.Num), ch.Owners)
 	if err != nil {
@@ -135,8 +148,17 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 func (h repairHandler) object(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*Completion, error) {
 	n := h.n
 	ct, ok := n.fsm.Content(p.Content)
-	if !ok || ct.Location == nil || !hasNode(ct.Location.Nodes, string(p.Lost)) {
+	if !ok || ct.Location == nil {
 		return nil, nil
+	}
+	healthy := 0
+	for _, o := range ct.Location.Nodes {
+		if o != p.Lost && n.isActive(o) {
+			healthy++
+		}
+	}
+	if healthy >= n.wantCopies() {
+		return nil, nil // already repaired
 	}
 	targets, err := n.newOwners(ring.ChunkKey(uint64(ct.ID), 0), ct.Location.Nodes)
 	if err != nil {
@@ -165,4 +187,20 @@ func (h repairHandler) object(ctx context.Context, t fsm.Task, p fsm.RepairPaylo
 	}
 	return &Completion{fsm.CmdObjectMoved, fsm.ObjectMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), Content: ct.ID,
 		Remove: p.Lost, Add: osprey.NodeID(target), Now: time.Now().UnixMilli()}}, nil
+}
+
+// isActive reports whether a member is neither removed nor down.
+func (n *Node) isActive(id osprey.NodeID) bool {
+	rec, ok := n.fsm.Node(id)
+	return ok && !rec.Removed && !rec.Down
+}
+
+// wantCopies is how many whole copies a replicated chunk or local object
+// should have on active members.
+func (n *Node) wantCopies() int {
+	r, err := n.ring()
+	if err != nil {
+		return n.replicas()
+	}
+	return min(n.replicas(), r.Len())
 }

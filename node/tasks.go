@@ -78,15 +78,16 @@ func (n *Node) taskLoop() {
 			continue
 		}
 		// Uploads come first: while they arrive, background work runs on a
-		// quarter of the workers, and catches up when they stop.
-		workers := n.cfg.TaskWorkers
+		// quarter of the workers and catches up when they stop. Repairs are
+		// exempt: restoring redundancy matters more than upload speed.
+		light := n.cfg.TaskWorkers
 		if time.Since(time.Unix(0, n.lastUpload.Load())) < time.Second {
-			workers = max(1, workers/4)
+			light = max(1, light/4)
 		}
 		mu.Lock()
-		free := workers - len(running)
+		inFlight := len(running)
 		mu.Unlock()
-		if free <= 0 {
+		if inFlight >= n.cfg.TaskWorkers {
 			continue
 		}
 		now := time.Now().UnixMilli()
@@ -98,8 +99,11 @@ func (n *Node) taskLoop() {
 			if busy || !n.shouldTake(task, now) {
 				continue
 			}
+			if task.Type != fsm.TaskRepair && inFlight+len(ids) >= light {
+				continue
+			}
 			ids = append(ids, task.ID)
-			if len(ids) == free {
+			if inFlight+len(ids) >= n.cfg.TaskWorkers {
 				break
 			}
 		}
