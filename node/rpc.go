@@ -73,6 +73,12 @@ func (n *Node) apply(ctx context.Context, t fsm.CommandType, payload, out any) e
 // ApplyEncoded applies an encoded command on this node, which must lead,
 // and returns the JSON-encoded result.
 func (n *Node) ApplyEncoded(ctx context.Context, cmd []byte) ([]byte, error) {
+	// A forwarded command this build cannot decode (a newer follower's
+	// type, a corrupt body) must never reach the log: every replica would
+	// panic applying it.
+	if _, _, err := fsm.Decode(cmd); err != nil {
+		return nil, fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
+	}
 	resp, _, err := n.raft.Apply(ctx, cmd)
 	if err != nil {
 		return nil, err
