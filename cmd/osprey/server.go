@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -70,6 +71,7 @@ type serverFlags struct {
 	scrubRate       int64
 	scrubPause      time.Duration
 	repairGrace     time.Duration
+	memoryLimit     int64
 	logLevel        string
 	logFormat       string
 }
@@ -123,6 +125,7 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&f.gcGrace, "gc-grace", d.GCGrace, "delay before staged chunks of a tiered file are deleted")
 	fs.Int64Var(&f.scrubRate, "scrub-rate", d.ScrubRate, "staged bytes per second the scrubber verifies (0 = off)")
 	fs.DurationVar(&f.scrubPause, "scrub-pause", d.ScrubPause, "pause between full scrub passes")
+	fs.Int64Var(&f.memoryLimit, "memory-limit", 256<<20, "soft memory limit for the Go runtime in bytes (GOMEMLIMIT); 0 = none")
 	fs.DurationVar(&f.repairGrace, "repair-grace", d.RepairGrace, "rebuild the copies of a member unreachable this long (0 = only when removed)")
 	fs.Int64Var(&f.bufferBudget, "buffer-budget", d.BufferBudget, "bytes all uploads together may buffer in memory")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -310,6 +313,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg, err := f.nodeConfig(logger)
 	if err != nil {
 		return err
+	}
+	if f.memoryLimit > 0 {
+		// A soft limit makes the garbage collector work harder near it
+		// instead of letting the heap double; buffers are already bounded
+		// by --buffer-budget and the chunk store's options.
+		debug.SetMemoryLimit(f.memoryLimit)
 	}
 	n, err := node.New(cfg)
 	if err != nil {
