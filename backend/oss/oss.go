@@ -8,8 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc64"
 	"io"
 	"log/slog"
 	"math"
@@ -191,7 +189,7 @@ func (b *Backend) Put(ctx context.Context, bucket, key string, r io.Reader, size
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	r = &ctxReader{ctx: ctx, r: r}
+	r = &objio.CtxReader{Ctx: ctx, R: r}
 
 	var sum string
 	if size <= b.cfg.PartSize {
@@ -209,7 +207,7 @@ func (b *Backend) Put(ctx context.Context, bucket, key string, r io.Reader, size
 func (b *Backend) putSingle(ctx context.Context, bkt *alioss.Bucket, key string, r io.Reader, size int64, want, ct string) (string, error) {
 	buf := make([]byte, size)
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return "", bodyError(ctx, err, size)
+		return "", objio.BodyError("oss", ctx, err, size)
 	}
 	raw := md5.Sum(buf)
 	sum := hex.EncodeToString(raw[:])
@@ -266,7 +264,7 @@ func (b *Backend) putMultipart(ctx context.Context, bkt *alioss.Bucket, key stri
 	for num, off := 1, int64(0); off < size; num++ {
 		p := buf[:min(partSize, size-off)]
 		if _, err := io.ReadFull(r, p); err != nil {
-			return "", bodyError(ctx, err, size)
+			return "", objio.BodyError("oss", ctx, err, size)
 		}
 		whole.Write(p)
 		raw := md5.Sum(p)
@@ -371,14 +369,13 @@ func (b *Backend) Get(ctx context.Context, bucket, key string, offset, length in
 		}
 		return nil, translate(ctx, "get "+bkt.BucketName+"/"+key, err)
 	}
-	or := &objectReader{ctx: ctx, body: res.Response.Body, remaining: -1}
+	or := &objio.ObjectReader{Prefix: "oss", Provider: "OSS", Ctx: ctx, Body: res.Response.Body, Remaining: -1}
 	if n, err := strconv.ParseInt(res.Response.Headers.Get("Content-Length"), 10, 64); err == nil {
-		or.remaining = n
+		or.Remaining = n
 	}
 	if whole {
 		if want, err := strconv.ParseUint(res.Response.Headers.Get("x-oss-hash-crc64ecma"), 10, 64); err == nil {
-			or.crc = crc64.New(crcTable)
-			or.wantCRC = want
+			or.CheckCRC(want)
 		}
 	}
 	return or, nil
@@ -456,87 +453,4 @@ func closeResponse(resp *alioss.Response) {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		_ = resp.Body.Close()
 	}
-}
-
-// ctxReader fails reads once ctx is done, so a Put stops pulling from a
-// slow body when its caller gives up.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
-// bodyError describes a failure to read a Put body.
-func bodyError(ctx context.Context, err error, size int64) error {
-	switch {
-	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		return fmt.Errorf("oss: reading body: %w", err)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("oss: %w: body ended before %d bytes: %w", backend.ErrChecksum, size, io.ErrUnexpectedEOF)
-	default:
-		return fmt.Errorf("oss: reading body: %w", err)
-	}
-}
-
-var crcTable = crc64.MakeTable(crc64.ECMA)
-
-// objectReader is the body returned by Get. It translates transport
-// failures, detects truncation and checks the CRC of whole-object reads.
-type objectReader struct {
-	ctx       context.Context
-	body      io.ReadCloser
-	remaining int64 // bytes still expected, -1 if unknown
-	crc       hash.Hash64
-	wantCRC   uint64
-	err       error
-}
-
-func (o *objectReader) Read(p []byte) (int, error) {
-	if o.err != nil {
-		return 0, o.err
-	}
-	if err := o.ctx.Err(); err != nil {
-		o.err = err
-		return 0, err
-	}
-	n, err := o.body.Read(p)
-	if o.crc != nil {
-		o.crc.Write(p[:n])
-	}
-	if o.remaining >= 0 {
-		o.remaining -= int64(n)
-	}
-	switch {
-	case err == io.EOF:
-		if o.remaining > 0 {
-			o.err = fmt.Errorf("oss: %w: body ended %d bytes early", backend.ErrUnavailable, o.remaining)
-			return n, o.err
-		}
-		if o.crc != nil && o.crc.Sum64() != o.wantCRC {
-			o.err = fmt.Errorf("oss: %w: crc64 of body is %d, OSS reported %d", backend.ErrChecksum, o.crc.Sum64(), o.wantCRC)
-			return n, o.err
-		}
-		o.err = io.EOF
-	case err != nil:
-		if cerr := o.ctx.Err(); cerr != nil {
-			o.err = fmt.Errorf("oss: reading object: %w", cerr)
-		} else {
-			o.err = fmt.Errorf("oss: %w: reading object: %v", backend.ErrUnavailable, err)
-		}
-		return n, o.err
-	}
-	return n, err
-}
-
-func (o *objectReader) Close() error {
-	if o.err == nil {
-		o.err = errors.New("oss: read after close")
-	}
-	return o.body.Close()
 }
