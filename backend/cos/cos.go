@@ -443,28 +443,7 @@ func (b *Backend) Stat(ctx context.Context, bucket, key string) (backend.ObjectI
 		return backend.ObjectInfo{}, translate(ctx, "stat "+c.name+"/"+key, err)
 	}
 	h := resp.Header
-	info := backend.ObjectInfo{Bucket: bucket, Key: key}
-	info.Size, err = strconv.ParseInt(h.Get("Content-Length"), 10, 64)
-	if err != nil {
-		return backend.ObjectInfo{}, fmt.Errorf("cos: stat %s/%s: %w: bad Content-Length %q", c.name, key, backend.ErrUnavailable, h.Get("Content-Length"))
-	}
-	if t, err := http.ParseTime(h.Get("Last-Modified")); err == nil {
-		info.ModTime = t
-	}
-	info.MD5 = md5FromHeaders(h.Get("X-Cos-Meta-Md5"), h.Get("ETag"))
-	return info, nil
-}
-
-// md5FromHeaders returns the recorded md5, or the ETag when it is a plain
-// md5 (objects uploaded in one request without server-side encryption).
-func md5FromHeaders(meta, etag string) string {
-	if s, err := objio.ParseMD5(meta); err == nil && s != "" {
-		return s
-	}
-	if s, err := objio.ParseMD5(strings.Trim(etag, `"`)); err == nil {
-		return s
-	}
-	return ""
+	return objio.InfoFromHeaders("cos: stat "+c.name+"/"+key, bucket, key, h, "X-Cos-Meta-Md5")
 }
 
 // Delete implements backend.Backend. A missing object or bucket is not an

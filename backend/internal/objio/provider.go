@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"hash/crc64"
 	"io"
+	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/osprey-storage/osprey/backend"
 )
@@ -107,4 +110,34 @@ func (o *ObjectReader) Close() error {
 		o.err = fmt.Errorf("%s: read after close", o.Prefix)
 	}
 	return o.Body.Close()
+}
+
+// InfoFromHeaders builds the ObjectInfo of a HEAD answer from an S3-like
+// provider: size from Content-Length, ModTime from Last-Modified, and the
+// md5 from the metaHeader the backend stored or, failing that, a plain-md5
+// ETag. where names the object for messages ("oss: stat b/k").
+func InfoFromHeaders(where, bucket, key string, h http.Header, metaHeader string) (backend.ObjectInfo, error) {
+	info := backend.ObjectInfo{Bucket: bucket, Key: key}
+	size, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64)
+	if err != nil {
+		return backend.ObjectInfo{}, fmt.Errorf("%s: %w: bad Content-Length %q", where, backend.ErrUnavailable, h.Get("Content-Length"))
+	}
+	info.Size = size
+	if t, err := http.ParseTime(h.Get("Last-Modified")); err == nil {
+		info.ModTime = t
+	}
+	info.MD5 = MD5FromHeaders(h.Get(metaHeader), h.Get("ETag"))
+	return info, nil
+}
+
+// MD5FromHeaders returns the recorded md5, or the ETag when it is a plain
+// md5 (objects uploaded in one request without server-side encryption).
+func MD5FromHeaders(meta, etag string) string {
+	if s, err := ParseMD5(meta); err == nil && s != "" {
+		return s
+	}
+	if s, err := ParseMD5(strings.Trim(etag, `"`)); err == nil {
+		return s
+	}
+	return ""
 }
