@@ -126,77 +126,81 @@ type DeleteResult struct {
 	Content *Content `json:"content,omitempty"` // content whose last reference went
 }
 
-func (s *state) applyInit(c *InitCluster) (any, error) {
-	if s.ClusterID != "" {
-		return InitClusterResult{ClusterID: s.ClusterID}, nil
+func (t *tx) applyInit(c *InitCluster) (any, error) {
+	if t.meta.ClusterID != "" {
+		return InitClusterResult{ClusterID: t.meta.ClusterID}, nil
 	}
 	if c.ClusterID == "" || len(c.Secret) < 16 {
 		return nil, errorf(ErrInvalid, "init cluster: missing id or short secret")
 	}
-	s.ClusterID, s.Secret, s.JoinTokenHash, s.CreatedAt = c.ClusterID, c.Secret, c.JoinTokenHash, c.Time
-	return InitClusterResult{ClusterID: s.ClusterID}, nil
+	t.meta.ClusterID, t.meta.Secret, t.meta.JoinTokenHash, t.meta.CreatedAt = c.ClusterID, c.Secret, c.JoinTokenHash, c.Time
+	t.setMeta()
+	return InitClusterResult{ClusterID: t.meta.ClusterID}, nil
 }
 
-func (s *state) applyNodeUpsert(c *NodeUpsert) (any, error) {
+func (t *tx) applyNodeUpsert(c *NodeUpsert) (any, error) {
 	if c.ID == "" || c.RaftAddr == "" {
 		return nil, errorf(ErrInvalid, "node upsert: missing id or raft address")
 	}
-	n, ok := s.Nodes[c.ID]
+	n, ok := t.node(c.ID)
 	if ok && !n.Removed {
 		n.RaftAddr, n.HTTPAddr = c.RaftAddr, c.HTTPAddr
+		t.putNode(n)
 		return *n, nil
 	}
 	// A new member, or one coming back after removal, gets a fresh worker
 	// id: its old data dir (and uid high-water mark) may be gone, so reusing
 	// the old id could repeat uids.
-	n = &Node{ID: c.ID, RaftAddr: c.RaftAddr, HTTPAddr: c.HTTPAddr, WorkerID: s.NextWorkerID, JoinedAt: c.Time}
-	s.NextWorkerID++
-	s.Nodes[c.ID] = n
+	n = &Node{ID: c.ID, RaftAddr: c.RaftAddr, HTTPAddr: c.HTTPAddr, WorkerID: t.meta.NextWorkerID, JoinedAt: c.Time}
+	t.meta.NextWorkerID++
+	t.setMeta()
+	t.putNode(n)
 	return *n, nil
 }
 
-func (s *state) applyNodeRemove(c *NodeRemove) (any, error) {
-	n, ok := s.Nodes[c.ID]
+func (t *tx) applyNodeRemove(c *NodeRemove) (any, error) {
+	n, ok := t.node(c.ID)
 	if !ok {
 		return nil, errorf(ErrNotFound, "node %s not found", c.ID)
 	}
 	if !n.Removed {
 		n.Removed = true
+		t.putNode(n)
 		// Rebuild every copy it held elsewhere, and stop counting its
 		// copies at once: it may come back under the same id with an empty
 		// disk, and must not look like a holder of what it lost.
-		s.enqueueRepairs(c.ID, c.Time)
-		s.stripOwner(c.ID)
+		t.enqueueRepairs(c.ID, c.Time)
+		t.stripOwner(c.ID)
 	}
 	return *n, nil
 }
 
-func (s *state) applyFilesCreate(c *FilesCreate) (any, error) {
+func (t *tx) applyFilesCreate(c *FilesCreate) (any, error) {
 	for _, f := range c.Files {
 		if f.UID == 0 || f.Name == "" {
 			return nil, errorf(ErrInvalid, "files create: missing uid or name")
 		}
-		if _, ok := s.Files[f.UID]; ok {
+		if _, ok := t.file(f.UID); ok {
 			return nil, errorf(ErrConflict, "uid %s already exists", f.UID)
 		}
 	}
 	for _, f := range c.Files {
-		s.Files[f.UID] = &File{UID: f.UID, Name: f.Name, Bucket: f.Bucket, State: StateUploading,
-			CreatedAt: c.Time, UpdatedAt: c.Time}
+		t.putFile(&File{UID: f.UID, Name: f.Name, Bucket: f.Bucket, State: StateUploading,
+			CreatedAt: c.Time, UpdatedAt: c.Time})
 	}
 	return nil, nil
 }
 
-func (s *state) uploadingFile(uid osprey.UID) (*File, error) {
-	f, ok := s.Files[uid]
+func (t *tx) uploadingFile(uid osprey.UID) (*File, error) {
+	f, ok := t.file(uid)
 	if !ok {
 		return nil, errorf(ErrNotFound, "uid %s not found", uid)
 	}
 	return f, nil
 }
 
-func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
-	f, err := s.uploadingFile(c.UID)
+func (t *tx) applyChunkPut(c *ChunkPut) (any, error) {
+	f, err := t.uploadingFile(c.UID)
 	if err != nil {
 		return nil, err
 	}
@@ -207,11 +211,11 @@ func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
 		// Merge moved the chunks into the file's content: a retried upload
 		// of a chunk that is part of it is a duplicate, its new copy
 		// garbage. (Once tiered, the content keeps no chunk records.)
-		if ct, ok := s.Contents[f.Content]; ok {
+		if ct, ok := t.content(f.Content); ok {
 			for _, ch := range ct.Chunks {
 				if ch.Num == c.Chunk.Num && ch.MD5 == c.Chunk.MD5 && ch.Size == c.Chunk.Size {
 					if ch.Blob != c.Chunk.Blob {
-						s.enqueueGC([]Chunk{c.Chunk}, c.Time, c.Time)
+						t.enqueueGC([]Chunk{c.Chunk}, c.Time, c.Time)
 					}
 					return ChunkPutResult{Duplicate: true}, nil
 				}
@@ -219,19 +223,17 @@ func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
 		}
 		return nil, errorf(ErrConflict, "uid %s is already merged", c.UID)
 	}
-	old := f.Chunks[c.Chunk.Num]
-	same := old != nil && old.MD5 == c.Chunk.MD5 && old.Size == c.Chunk.Size
-	if f.Chunks == nil {
-		f.Chunks = map[uint32]*Chunk{}
-	}
+	old, hadOld := t.upChunk(c.UID, c.Chunk.Num)
+	same := hadOld && old.MD5 == c.Chunk.MD5 && old.Size == c.Chunk.Size
 	ch := c.Chunk
-	f.Chunks[ch.Num] = &ch
+	t.putUpChunk(c.UID, &ch)
 	f.UpdatedAt = c.Time
-	s.repairRemovedOwners(f.UID, 0, []Chunk{ch}, c.Time)
-	if old != nil {
+	t.putFile(f)
+	t.repairRemovedOwners(f.UID, 0, []Chunk{ch}, c.Time)
+	if hadOld {
 		o := *old
 		if o.Blob != ch.Blob {
-			s.enqueueGC([]Chunk{o}, c.Time, c.Time)
+			t.enqueueGC([]Chunk{o}, c.Time, c.Time)
 		}
 		return ChunkPutResult{Replaced: &o, Duplicate: same}, nil
 	}
@@ -240,24 +242,26 @@ func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
 
 // complete turns an uploading file into a complete one over the given
 // ordered chunks, deduplicating onto existing content with the same md5.
-func (s *state) complete(f *File, chunks []Chunk, size int64, md5 string, verified bool, now int64) CompleteResult {
+func (t *tx) complete(f *File, chunks []Chunk, size int64, md5 string, verified bool, now int64) CompleteResult {
 	res := CompleteResult{}
+	upChunks := t.upChunks(f.UID)
 	f.State, f.Size, f.MD5, f.UpdatedAt = StateComplete, size, md5, now
-	if id, ok := s.MD5Index[md5]; ok {
-		ct := s.Contents[id]
+	if id, ok := t.md5(md5); ok {
+		ct, _ := t.content(id)
 		ct.Refs++
+		t.putContent(ct)
 		f.Content = id
 		res.Garbage = chunks
 	} else {
 		ct := &Content{ID: f.UID, MD5: md5, Size: size, State: ContentStaged,
 			Chunks: chunks, Verified: verified, Refs: 1, Bucket: f.Bucket, Key: objectKey(f)}
-		s.Contents[f.UID] = ct
-		s.MD5Index[md5] = f.UID
+		t.putContent(ct)
+		t.setMD5(md5, f.UID)
 		f.Content = f.UID
-		s.repairRemovedOwners(0, f.UID, chunks, now)
+		t.repairRemovedOwners(0, f.UID, chunks, now)
 		// Tiering starts now; the file is already complete and served
 		// from the staged chunks meanwhile.
-		s.enqueue(TaskTier, f.UID.String(), nil, now, now)
+		t.enqueue(TaskTier, f.UID.String(), nil, now, now)
 	}
 	// Recorded chunks the content does not use (beyond num, or from an
 	// earlier chunked attempt before a single upload) are garbage.
@@ -265,14 +269,16 @@ func (s *state) complete(f *File, chunks []Chunk, size int64, md5 string, verifi
 	for _, ch := range chunks {
 		used[ch.Blob] = true
 	}
-	for _, n := range sortedChunkNums(f.Chunks) {
-		if ch := f.Chunks[n]; !used[ch.Blob] {
+	for _, n := range sortedChunkNums(upChunks) {
+		if ch := upChunks[n]; !used[ch.Blob] {
 			res.Garbage = append(res.Garbage, *ch)
 		}
 	}
-	s.enqueueGC(res.Garbage, now, now)
+	t.enqueueGC(res.Garbage, now, now)
+	t.deleteUpChunks(f.UID)
 	f.Chunks = nil
-	s.webhook("complete", f, nil, now, "")
+	t.putFile(f)
+	t.webhook("complete", f, nil, now, "")
 	res.File = f.clone()
 	return res
 }
@@ -287,14 +293,14 @@ func objectKey(f *File) string {
 	return f.UID.String() + ext
 }
 
-func (s *state) applyFileComplete(c *FileComplete) (any, error) {
-	f, err := s.uploadingFile(c.UID)
+func (t *tx) applyFileComplete(c *FileComplete) (any, error) {
+	f, err := t.uploadingFile(c.UID)
 	if err != nil {
 		return nil, err
 	}
 	if f.State != StateUploading {
 		if f.MD5 == c.MD5 && f.Size == c.Size {
-			s.enqueueGC(c.Chunks, c.Time, c.Time)
+			t.enqueueGC(c.Chunks, c.Time, c.Time)
 			return CompleteResult{File: f.clone(), Already: true, Garbage: c.Chunks}, nil
 		}
 		return nil, errorf(ErrConflict, "uid %s is already complete with other content", c.UID)
@@ -311,12 +317,12 @@ func (s *state) applyFileComplete(c *FileComplete) (any, error) {
 	}
 	// Pieces of a single upload were uploaded now; chunks of an earlier
 	// chunked attempt on the same uid are garbage.
-	res := s.complete(f, c.Chunks, c.Size, c.MD5, true, c.Time)
+	res := t.complete(f, c.Chunks, c.Size, c.MD5, true, c.Time)
 	return res, nil
 }
 
-func (s *state) applyMerge(c *Merge) (any, error) {
-	f, err := s.uploadingFile(c.UID)
+func (t *tx) applyMerge(c *Merge) (any, error) {
+	f, err := t.uploadingFile(c.UID)
 	if err != nil {
 		return nil, err
 	}
@@ -330,12 +336,15 @@ func (s *state) applyMerge(c *Merge) (any, error) {
 		return nil, errorf(ErrInvalid, "num must be ≥ 1")
 	}
 	var missing []uint32
-	chunks := make([]Chunk, 0, c.Num)
+	chunks := make([]Chunk, 0, min(c.Num, 1<<16))
 	var total int64
 	for n := uint32(1); n <= c.Num; n++ {
-		ch, ok := f.Chunks[n]
+		ch, ok := t.upChunk(c.UID, n)
 		if !ok {
 			missing = append(missing, n)
+			if len(missing) > 1<<16 {
+				break
+			}
 			continue
 		}
 		total += ch.Size
@@ -347,66 +356,69 @@ func (s *state) applyMerge(c *Merge) (any, error) {
 	if total != c.Size {
 		return nil, errorf(ErrConflict, "chunks 1..%d hold %d bytes, merge says size %d", c.Num, total, c.Size)
 	}
-	return s.complete(f, chunks, c.Size, c.MD5, false, c.Time), nil
+	return t.complete(f, chunks, c.Size, c.MD5, false, c.Time), nil
 }
 
-func (s *state) applyResume(c *Resume) (any, error) {
+func (t *tx) applyResume(c *Resume) (any, error) {
 	res := ResumeResult{UIDs: make([]osprey.UID, len(c.Items))}
 	// Check every item before changing anything: a failed command leaves
 	// the state as it was.
 	seen := make(map[osprey.UID]bool, len(c.Items))
 	for _, it := range c.Items {
-		if _, ok := s.MD5Index[it.MD5]; !ok {
+		if _, ok := t.md5(it.MD5); !ok {
 			continue
 		}
-		if _, dup := s.Files[it.UID]; dup || seen[it.UID] || it.UID == 0 {
+		if _, dup := t.file(it.UID); dup || seen[it.UID] || it.UID == 0 {
 			return nil, errorf(ErrConflict, "uid %s already exists", it.UID)
 		}
 		seen[it.UID] = true
 	}
 	for i, it := range c.Items {
-		id, ok := s.MD5Index[it.MD5]
+		id, ok := t.md5(it.MD5)
 		if !ok {
 			continue
 		}
-		ct := s.Contents[id]
+		ct, _ := t.content(id)
 		ct.Refs++
-		s.Files[it.UID] = &File{UID: it.UID, Name: it.Name, Bucket: it.Bucket, State: StateComplete, Size: ct.Size,
-			MD5: ct.MD5, Content: id, CreatedAt: c.Time, UpdatedAt: c.Time}
+		t.putContent(ct)
+		t.putFile(&File{UID: it.UID, Name: it.Name, Bucket: it.Bucket, State: StateComplete, Size: ct.Size,
+			MD5: ct.MD5, Content: id, CreatedAt: c.Time, UpdatedAt: c.Time})
 		res.UIDs[i] = it.UID
 	}
 	return res, nil
 }
 
-func (s *state) applyFileDelete(c *FileDelete) (any, error) {
-	f, ok := s.Files[c.UID]
+func (t *tx) applyFileDelete(c *FileDelete) (any, error) {
+	f, ok := t.fileWithChunks(c.UID)
 	if !ok {
 		return nil, errorf(ErrNotFound, "uid %s not found", c.UID)
 	}
-	delete(s.Files, c.UID)
+	t.deleteFile(c.UID)
 	res := DeleteResult{}
 	if f.State == StateUploading {
 		for _, n := range sortedChunkNums(f.Chunks) {
 			res.Garbage = append(res.Garbage, *f.Chunks[n])
 		}
-		s.enqueueGC(res.Garbage, c.Time, c.Time)
+		t.enqueueGC(res.Garbage, c.Time, c.Time)
 		return res, nil
 	}
-	ct, ok := s.Contents[f.Content]
+	ct, ok := t.content(f.Content)
 	if !ok {
 		return res, nil
 	}
 	ct.Refs--
-	if ct.Refs <= 0 {
-		delete(s.Contents, ct.ID)
-		if s.MD5Index[ct.MD5] == ct.ID {
-			delete(s.MD5Index, ct.MD5)
-		}
-		gone := ct.clone()
-		res.Content = &gone
-		res.Garbage = gone.Chunks
-		s.enqueue(TaskDelete, gone.ID.String(), DeletePayload{Content: gone}, c.Time, c.Time)
+	if ct.Refs > 0 {
+		t.putContent(ct)
+		return res, nil
 	}
+	t.deleteContent(ct.ID)
+	if id, ok := t.md5(ct.MD5); ok && id == ct.ID {
+		t.del(md5Key(ct.MD5))
+	}
+	gone := ct.clone()
+	res.Content = &gone
+	res.Garbage = gone.Chunks
+	t.enqueue(TaskDelete, gone.ID.String(), DeletePayload{Content: gone}, c.Time, c.Time)
 	return res, nil
 }
 

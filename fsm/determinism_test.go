@@ -290,7 +290,7 @@ func encodeLog(t testing.TB, log []entry) [][]byte {
 func TestDeterminism(t *testing.T) {
 	logs := map[string][]entry{"example": exampleLog()}
 	for seed := uint64(1); seed <= 6; seed++ {
-		logs[fmt.Sprintf("random-%d", seed)] = genLog(t, seed, 1200)
+		logs[fmt.Sprintf("random-%d", seed)] = genLog(t, seed, scaled(1200))
 	}
 	for name, log := range logs {
 		t.Run(name, func(t *testing.T) {

@@ -484,7 +484,7 @@ func TestNodes(t *testing.T) {
 	for seed := uint64(1); seed <= 4; seed++ {
 		seen := map[uint32]osprey.NodeID{}
 		g := newApplier(t)
-		for _, e := range genLog(t, seed, 1500) {
+		for _, e := range genLog(t, seed, scaled(1500)) {
 			r := g.apply(e.Type, e.Payload)
 			if n, ok := r.Data.(Node); ok && e.Type == CmdNodeUpsert {
 				if prev, dup := seen[n.WorkerID]; dup && prev != n.ID {
@@ -748,7 +748,7 @@ func TestRepairRaces(t *testing.T) {
 		if ch.EC != nil || !reflect.DeepEqual(ch.Owners, []osprey.NodeID{"n3", "n4"}) {
 			t.Fatalf("chunk after the late shard move %+v", ch)
 		}
-		if msg := checkInvariants(a.f.s); msg != "" {
+		if msg := checkInvariants(dumpState(a.f)); msg != "" {
 			t.Fatal(msg)
 		}
 		last := a.f.Tasks(TaskPending)
@@ -774,7 +774,7 @@ func TestRepairRaces(t *testing.T) {
 		if got := a.gcBlobs(); !reflect.DeepEqual(got, before) {
 			t.Fatalf("gc %v, want %v", got, before)
 		}
-		if msg := checkInvariants(a.f.s); msg != "" {
+		if msg := checkInvariants(dumpState(a.f)); msg != "" {
 			t.Fatal(msg)
 		}
 	})

@@ -1,18 +1,20 @@
 package fsm
 
 import (
-	"bufio"
-	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
+	"github.com/cockroachdb/errors/oserror"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
 	"github.com/osprey-storage/osprey"
@@ -26,34 +28,390 @@ type Result struct {
 	Err  error
 }
 
-// FSM is the replicated state machine. It is safe for concurrent use: Apply
-// is called by raft on one goroutine, reads come from request handlers.
+// Config configures the FSM's metadata store.
+type Config struct {
+	// Dir is the directory of the metadata store (<data-dir>/meta); it is
+	// created if missing.
+	Dir string
+	// FS is the filesystem; nil means the operating system's. Tests use
+	// vfs.NewMem().
+	FS vfs.FS
+	// CacheSize is the Pebble block cache in bytes. Memory use is bounded
+	// by it and MemTableSize, not by the number of files.
+	CacheSize int64
+	// MemTableSize is the size of one Pebble memtable in bytes.
+	MemTableSize uint64
+	// Logger receives Pebble's log lines; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults for a metadata store in dir.
+func DefaultConfig(dir string) Config {
+	return Config{Dir: dir, CacheSize: 32 << 20, MemTableSize: 16 << 20}
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("fsm: Dir is required")
+	case c.CacheSize < 1<<20:
+		return fmt.Errorf("fsm: CacheSize %d is below 1 MiB", c.CacheSize)
+	case c.MemTableSize < 1<<20:
+		return fmt.Errorf("fsm: MemTableSize %d is below 1 MiB", c.MemTableSize)
+	}
+	return nil
+}
+
+// handle is one open generation of the metadata store. Readers that
+// outlive the FSM lock (snapshots, scans) hold a reference, so Restore
+// closes a replaced generation only once they are done.
+type handle struct {
+	db   *pebble.DB
+	dir  string
+	refs sync.WaitGroup
+}
+
+// FSM is the replicated state machine. Its state lives in a Pebble instance
+// of its own; memory use is bounded by the configured caches, independent
+// of the number of files. It is safe for concurrent use: raft calls Apply,
+// Snapshot and Restore from one goroutine, reads come from request handlers.
 type FSM struct {
+	cfg   Config
+	fs    vfs.FS
+	log   *slog.Logger
+	cache *pebble.Cache
+
+	// mu guards the fields below. Apply holds it only to commit a batch and
+	// publish the in-memory singletons, so readers see both together.
 	mu      sync.RWMutex
-	s       *state
+	h       *handle
+	gen     uint64 // generation of h (its directory is db-<gen>)
 	applied uint64 // index of the last applied entry
+	meta    clusterMeta
+	cnt     counters
+	hash    stateHash
+	closed  bool
 }
 
 var _ raft.FSM = (*FSM)(nil)
 
-// New returns an empty FSM.
-func New() *FSM { return &FSM{s: newState()} }
+// ErrClosed is returned by operations on a closed FSM.
+var ErrClosed = errors.New("fsm: closed")
 
-// Apply applies one committed log entry. It panics on an entry it cannot
-// decode: skipping it would make this replica diverge from the others.
+// New returns an empty FSM on an in-memory filesystem, for tests and
+// tools. It panics if the store cannot be opened, which on an in-memory
+// filesystem only a bug can cause.
+func New() *FSM {
+	cfg := DefaultConfig("meta")
+	cfg.FS = vfs.NewMem()
+	cfg.CacheSize, cfg.MemTableSize = 4<<20, 4<<20
+	f, err := Open(cfg)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: open in-memory store: %v", err))
+	}
+	return f
+}
+
+// Open opens (or creates) the metadata store in cfg.Dir. The state it
+// holds is exactly the prefix of the log up to AppliedIndex(). The caller
+// MUST call Close.
+func Open(cfg Config) (*FSM, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	f := &FSM{cfg: cfg, fs: cfg.FS, log: cfg.Logger}
+	if f.fs == nil {
+		f.fs = vfs.Default
+	}
+	if f.log == nil {
+		f.log = slog.Default()
+	}
+	f.log = f.log.With("component", "fsm")
+	if err := f.fs.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("fsm: create %s: %w", cfg.Dir, err)
+	}
+	gen, err := f.readCurrent()
+	if err != nil {
+		return nil, err
+	}
+	fresh := gen == 0
+	if fresh {
+		gen = 1
+	}
+	f.cache = pebble.NewCache(cfg.CacheSize)
+	h, err := f.openGen(gen)
+	if err != nil {
+		f.cache.Unref()
+		return nil, err
+	}
+	if fresh {
+		if err := f.writeCurrent(gen); err != nil {
+			_ = h.db.Close()
+			f.cache.Unref()
+			return nil, err
+		}
+	}
+	f.removeOtherGens(gen)
+	if err := f.install(h, gen); err != nil {
+		_ = h.db.Close()
+		f.cache.Unref()
+		return nil, err
+	}
+	return f, nil
+}
+
+func (f *FSM) genDir(gen uint64) string { return filepath.Join(f.cfg.Dir, fmt.Sprintf("db-%06d", gen)) }
+
+// readCurrent returns the generation named by CURRENT, or 0 for a new
+// store.
+func (f *FSM) readCurrent() (uint64, error) {
+	file, err := f.fs.Open(filepath.Join(f.cfg.Dir, "CURRENT"))
+	if err != nil {
+		if isNotExist(err) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("fsm: read CURRENT: %w", err)
+	}
+	defer file.Close()
+	b, err := io.ReadAll(io.LimitReader(file, 64))
+	if err != nil {
+		return 0, fmt.Errorf("fsm: read CURRENT: %w", err)
+	}
+	var gen uint64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "db-%d", &gen); err != nil || gen == 0 {
+		return 0, fmt.Errorf("fsm: CURRENT holds %q, want db-<generation>", b)
+	}
+	return gen, nil
+}
+
+func isNotExist(err error) bool { return oserror.IsNotExist(err) }
+
+// pebbleLogger routes Pebble's log lines to slog at their own level.
+type pebbleLogger struct{ log *slog.Logger }
+
+func (l pebbleLogger) Infof(format string, args ...any) {
+	l.log.Debug(fmt.Sprintf(format, args...), "source", "pebble")
+}
+
+func (l pebbleLogger) Errorf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...), "source", "pebble")
+}
+
+func (l pebbleLogger) Fatalf(format string, args ...any) {
+	l.log.Error(fmt.Sprintf(format, args...), "source", "pebble")
+	panic(fmt.Sprintf("fsm: pebble: "+format, args...))
+}
+
+// writeCurrent points CURRENT at gen atomically: write a temporary file,
+// sync it, rename it over CURRENT and sync the directory.
+func (f *FSM) writeCurrent(gen uint64) error {
+	tmp := filepath.Join(f.cfg.Dir, "CURRENT.tmp")
+	file, err := f.fs.Create(tmp, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return fmt.Errorf("fsm: write CURRENT: %w", err)
+	}
+	if _, err := fmt.Fprintf(file, "db-%06d\n", gen); err != nil {
+		_ = file.Close()
+		return fmt.Errorf("fsm: write CURRENT: %w", err)
+	}
+	if err := file.Sync(); err != nil {
+		_ = file.Close()
+		return fmt.Errorf("fsm: sync CURRENT: %w", err)
+	}
+	if err := file.Close(); err != nil {
+		return fmt.Errorf("fsm: write CURRENT: %w", err)
+	}
+	if err := f.fs.Rename(tmp, filepath.Join(f.cfg.Dir, "CURRENT")); err != nil {
+		return fmt.Errorf("fsm: rename CURRENT: %w", err)
+	}
+	dir, err := f.fs.OpenDir(f.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("fsm: sync %s: %w", f.cfg.Dir, err)
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("fsm: sync %s: %w", f.cfg.Dir, err)
+	}
+	return nil
+}
+
+// removeOtherGens deletes generations other than gen: leftovers of a
+// restore that failed or was cut short.
+func (f *FSM) removeOtherGens(gen uint64) {
+	names, err := f.fs.List(f.cfg.Dir)
+	if err != nil {
+		return
+	}
+	keep := filepath.Base(f.genDir(gen))
+	for _, name := range names {
+		if strings.HasPrefix(name, "db-") && name != keep {
+			if err := f.fs.RemoveAll(filepath.Join(f.cfg.Dir, name)); err != nil {
+				f.log.Warn("remove stale metadata generation", "dir", name, "err", err)
+			}
+		}
+	}
+}
+
+func (f *FSM) pebbleOptions() *pebble.Options {
+	o := &pebble.Options{
+		FS:                 f.fs,
+		Cache:              f.cache,
+		MemTableSize:       f.cfg.MemTableSize,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{f.log},
+	}
+	o.EnsureDefaults()
+	return o
+}
+
+func (f *FSM) openGen(gen uint64) (*handle, error) {
+	dir := f.genDir(gen)
+	db, err := pebble.Open(dir, f.pebbleOptions())
+	if err != nil {
+		return nil, fmt.Errorf("fsm: open metadata store %s: %w", dir, err)
+	}
+	return &handle{db: db, dir: dir}, nil
+}
+
+// install loads the singletons of h and makes it the current generation.
+// The caller holds no lock, or (from Restore) none yet.
+func (f *FSM) install(h *handle, gen uint64) error {
+	var applied uint64
+	if b, closer, err := h.db.Get(metaKey(metaApplied)); err == nil {
+		applied = binary.BigEndian.Uint64(b)
+		_ = closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("fsm: read applied index: %w", err)
+	}
+	meta, _, err := readJSON[clusterMeta](h.db, metaKey(metaCluster))
+	if err != nil {
+		return err
+	}
+	cnt, _, err := readJSON[counters](h.db, metaKey(metaCounters))
+	if err != nil {
+		return err
+	}
+	var hash stateHash
+	if b, closer, err := h.db.Get(metaKey(metaHash)); err == nil {
+		if len(b) != 32 {
+			_ = closer.Close()
+			return fmt.Errorf("fsm: state hash record of %d bytes", len(b))
+		}
+		for i := range hash {
+			hash[i] = binary.BigEndian.Uint64(b[i*8:])
+		}
+		_ = closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("fsm: read state hash: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.h, f.gen, f.applied, f.hash = h, gen, applied, hash
+	f.meta = clusterMeta{}
+	if meta != nil {
+		f.meta = *meta
+	}
+	f.cnt = counters{}
+	if cnt != nil {
+		f.cnt = *cnt
+	}
+	f.cnt = f.cnt.clone()
+	return nil
+}
+
+// Close closes the metadata store. Outstanding snapshots are waited for.
+func (f *FSM) Close() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return nil
+	}
+	f.closed = true
+	h := f.h
+	f.mu.Unlock()
+	h.refs.Wait()
+	err := h.db.Close()
+	f.cache.Unref()
+	if err != nil {
+		return fmt.Errorf("fsm: close: %w", err)
+	}
+	return nil
+}
+
+// Apply applies one committed log entry as one Pebble batch that also
+// records the entry's index, so the store always holds exactly a prefix of
+// the log. An entry at or below the applied index is already in the state
+// (raft replays from its last snapshot after a restart that skipped the
+// restore) and is ignored. It panics on an entry it cannot decode: skipping
+// it would make this replica diverge from the others.
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
-	t, payload, err := Decode(l.Data)
+	typ, payload, err := Decode(l.Data)
 	if err != nil {
 		panic(fmt.Sprintf("fsm: entry %d: %v", l.Index, err))
 	}
+	f.mu.RLock()
+	h, applied, closed := f.h, f.applied, f.closed
+	t := &tx{meta: f.meta, cnt: f.cnt.clone(), hash: f.hash}
+	f.mu.RUnlock()
+	if closed {
+		panic(fmt.Sprintf("fsm: entry %d applied after Close", l.Index))
+	}
+	if l.Index <= applied {
+		return nil
+	}
+	t.meta.Secret = append([]byte(nil), t.meta.Secret...)
+	t.b = h.db.NewIndexedBatch()
+	base := *t
+	base.cnt = t.cnt.clone()
+	data, derr := t.apply(typ, payload)
+	if derr != nil {
+		// A failed command changes nothing but the applied index.
+		_ = t.b.Close()
+		t = &base
+		t.b = h.db.NewBatch()
+	}
+	f.commit(t, l.Index)
+	return &Result{Data: data, Err: derr}
+}
+
+// commit writes the applied index and derived singletons into t's batch,
+// commits it without fsync (the raft log is the durable record: entries
+// past the store's applied index are applied again after a crash) and
+// publishes the new singletons.
+func (f *FSM) commit(t *tx, index uint64) {
+	t.seal(index)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.applied = l.Index
-	data, err := f.s.apply(t, payload)
-	return &Result{Data: data, Err: err}
+	if err := t.b.Commit(pebble.NoSync); err != nil {
+		panic(fmt.Sprintf("fsm: commit entry %d: %v", index, err))
+	}
+	_ = t.b.Close()
+	f.applied, f.meta, f.cnt, f.hash = index, t.meta, t.cnt, t.hash
+}
+
+// seal writes the applied index and the derived singletons into t's batch.
+func (t *tx) seal(index uint64) {
+	if err := t.b.Set(metaKey(metaApplied), binary.BigEndian.AppendUint64(nil, index), nil); err != nil {
+		panic(fmt.Sprintf("fsm: write applied index: %v", err))
+	}
+	cnt, err := json.Marshal(t.cnt)
+	if err != nil {
+		panic(fmt.Sprintf("fsm: encode counters: %v", err))
+	}
+	if err := t.b.Set(metaKey(metaCounters), cnt, nil); err != nil {
+		panic(fmt.Sprintf("fsm: write counters: %v", err))
+	}
+	var hb [32]byte
+	for i, v := range t.hash {
+		binary.BigEndian.PutUint64(hb[i*8:], v)
+	}
+	if err := t.b.Set(metaKey(metaHash), hb[:], nil); err != nil {
+		panic(fmt.Sprintf("fsm: write state hash: %v", err))
+	}
 }
 
 func decodeInto[T any](payload []byte) *T {
@@ -68,179 +426,78 @@ func decodeInto[T any](payload []byte) *T {
 
 // apply dispatches one decoded command. It is the only place that knows
 // every command type.
-func (s *state) apply(t CommandType, payload []byte) (any, error) {
-	switch t {
+func (t *tx) apply(typ CommandType, payload []byte) (any, error) {
+	switch typ {
 	case CmdNoop:
 		return nil, nil
 	case CmdInitCluster:
-		return s.applyInit(decodeInto[InitCluster](payload))
+		return t.applyInit(decodeInto[InitCluster](payload))
 	case CmdNodeUpsert:
-		return s.applyNodeUpsert(decodeInto[NodeUpsert](payload))
+		return t.applyNodeUpsert(decodeInto[NodeUpsert](payload))
 	case CmdNodeRemove:
-		return s.applyNodeRemove(decodeInto[NodeRemove](payload))
+		return t.applyNodeRemove(decodeInto[NodeRemove](payload))
 	case CmdFilesCreate:
-		return s.applyFilesCreate(decodeInto[FilesCreate](payload))
+		return t.applyFilesCreate(decodeInto[FilesCreate](payload))
 	case CmdChunkPut:
-		return s.applyChunkPut(decodeInto[ChunkPut](payload))
+		return t.applyChunkPut(decodeInto[ChunkPut](payload))
 	case CmdFileComplete:
-		return s.applyFileComplete(decodeInto[FileComplete](payload))
+		return t.applyFileComplete(decodeInto[FileComplete](payload))
 	case CmdMerge:
-		return s.applyMerge(decodeInto[Merge](payload))
+		return t.applyMerge(decodeInto[Merge](payload))
 	case CmdResume:
-		return s.applyResume(decodeInto[Resume](payload))
+		return t.applyResume(decodeInto[Resume](payload))
 	case CmdFileDelete:
-		return s.applyFileDelete(decodeInto[FileDelete](payload))
+		return t.applyFileDelete(decodeInto[FileDelete](payload))
 	case CmdTaskLease:
-		return s.applyTaskLease(decodeInto[TaskLease](payload))
+		return t.applyTaskLease(decodeInto[TaskLease](payload))
 	case CmdTaskFail:
-		return s.applyTaskFail(decodeInto[TaskFail](payload))
+		return t.applyTaskFail(decodeInto[TaskFail](payload))
 	case CmdTaskDone:
-		return s.applyTaskDone(decodeInto[TaskDone](payload))
+		return t.applyTaskDone(decodeInto[TaskDone](payload))
 	case CmdTierDone:
-		return s.applyTierDone(decodeInto[TierDone](payload))
+		return t.applyTierDone(decodeInto[TierDone](payload))
 	case CmdTierFailed:
-		return s.applyTierFailed(decodeInto[TierFailed](payload))
+		return t.applyTierFailed(decodeInto[TierFailed](payload))
 	case CmdTaskRetry:
-		return s.applyTaskRetry(decodeInto[TaskRetry](payload))
+		return t.applyTaskRetry(decodeInto[TaskRetry](payload))
 	case CmdExpire:
-		return s.applyExpire(decodeInto[Expire](payload))
+		return t.applyExpire(decodeInto[Expire](payload))
 	case CmdSetSettings:
-		return s.applySetSettings(decodeInto[SetSettings](payload))
+		return t.applySetSettings(decodeInto[SetSettings](payload))
 	case CmdChunkMoved:
-		return s.applyChunkMoved(decodeInto[ChunkMoved](payload))
+		return t.applyChunkMoved(decodeInto[ChunkMoved](payload))
 	case CmdObjectMoved:
-		return s.applyObjectMoved(decodeInto[ObjectMoved](payload))
+		return t.applyObjectMoved(decodeInto[ObjectMoved](payload))
 	case CmdChunkConverted:
-		return s.applyChunkConverted(decodeInto[ChunkConverted](payload))
+		return t.applyChunkConverted(decodeInto[ChunkConverted](payload))
 	case CmdNodeDown:
-		return s.applyNodeDown(decodeInto[NodeDown](payload))
+		return t.applyNodeDown(decodeInto[NodeDown](payload))
 	case CmdNodeUp:
-		return s.applyNodeUp(decodeInto[NodeUp](payload))
+		return t.applyNodeUp(decodeInto[NodeUp](payload))
 	default:
-		panic(fmt.Sprintf("fsm: no handler for command %s", t))
+		panic(fmt.Sprintf("fsm: no handler for command %s", typ))
 	}
 }
 
-// Snapshot format (integers big endian):
-//
-//	v1: magic[8] | version u32 = 1 | JSON state
-//	v2: magic[8] | version u32 = 2 | applied index u64 | JSON state
-//
-// v2 carries the index of the last applied command, so a replica that
-// restores a snapshot (at startup or from the leader) reports the index its
-// state reflects; read barriers compare it across nodes.
-var snapshotMagic = [8]byte{'O', 'S', 'P', 'R', 'S', 'N', 'A', 'P'}
 
-// SnapshotVersion is the snapshot format version written by this build.
-// The meaning of a version never changes; Restore also reads version 1.
-const SnapshotVersion uint32 = 2
-
-// ErrBadSnapshot is returned by Restore for a stream that is not a snapshot
-// of a known format.
-var ErrBadSnapshot = errors.New("fsm: bad snapshot")
-
-// Snapshot captures an immutable copy of the state. The copy is the encoded
-// form, so Persist only writes bytes and never races with Apply.
-func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+// read runs fn on a read-only view of the committed state: an indexed batch
+// that is never committed, so the tx helpers serve reads too. It holds the
+// read lock, so fn sees one applied index.
+func (f *FSM) read(fn func(t *tx)) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	var buf bytes.Buffer
-	buf.Write(snapshotMagic[:])
-	_ = binary.Write(&buf, binary.BigEndian, SnapshotVersion)
-	_ = binary.Write(&buf, binary.BigEndian, f.applied)
-	if err := json.NewEncoder(&buf).Encode(f.s); err != nil {
-		return nil, fmt.Errorf("fsm: encode snapshot: %w", err)
-	}
-	return &snapshot{data: buf.Bytes()}, nil
+	b := f.h.db.NewIndexedBatch()
+	defer b.Close()
+	fn(&tx{b: b, meta: f.meta, cnt: f.cnt})
 }
 
-type snapshot struct{ data []byte }
-
-func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	if _, err := sink.Write(s.data); err != nil {
-		_ = sink.Cancel()
-		return fmt.Errorf("fsm: persist snapshot: %w", err)
-	}
-	return sink.Close()
-}
-
-func (s *snapshot) Release() {}
-
-// Restore replaces the whole state with the snapshot's. The new state is
-// decoded aside and swapped in at once, so a failed restore leaves the old
-// state untouched. AppliedIndex becomes the snapshot's; a version 1
-// snapshot carries none, so the index is left as it was until the next
-// Apply.
-func (f *FSM) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	s, applied, hasIndex, err := decodeState(bufio.NewReader(rc))
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	f.s = s
-	if hasIndex {
-		f.applied = applied
-	}
-	f.mu.Unlock()
-	return nil
-}
-
-func decodeState(r io.Reader) (s *state, applied uint64, hasIndex bool, err error) {
-	var magic [8]byte
-	if _, err := io.ReadFull(r, magic[:]); err != nil || magic != snapshotMagic {
-		return nil, 0, false, fmt.Errorf("%w: missing magic", ErrBadSnapshot)
-	}
-	var v uint32
-	if err := binary.Read(r, binary.BigEndian, &v); err != nil {
-		return nil, 0, false, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
-	}
-	switch v {
-	case 1:
-	case 2:
-		if err := binary.Read(r, binary.BigEndian, &applied); err != nil {
-			return nil, 0, false, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
-		}
-		hasIndex = true
-	default:
-		return nil, 0, false, fmt.Errorf("%w: unknown version %d", ErrBadSnapshot, v)
-	}
-	s = newState()
-	if err := json.NewDecoder(r).Decode(s); err != nil {
-		return nil, 0, false, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
-	}
-	// JSON null maps decode to nil; keep them usable.
-	if s.Nodes == nil {
-		s.Nodes = map[osprey.NodeID]*Node{}
-	}
-	if s.Files == nil {
-		s.Files = map[osprey.UID]*File{}
-	}
-	if s.Contents == nil {
-		s.Contents = map[osprey.UID]*Content{}
-	}
-	if s.MD5Index == nil {
-		s.MD5Index = map[string]osprey.UID{}
-	}
-	if s.Tasks == nil {
-		s.Tasks = map[uint64]*Task{}
-	}
-	s.rebuildTaskOrder()
-	return s, applied, hasIndex, nil
-}
-
-// Hash returns a hex sha256 of the JSON-encoded state and the index of the
-// last applied command. Replicas at the same applied index have the same
-// hash (encoding/json writes map keys sorted).
+// Hash returns the digest of the replicated state and the index of the last
+// applied command. Replicas at the same applied index have the same hash.
+// It is maintained with every write, so this is O(1).
 func (f *FSM) Hash() (string, uint64) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b, err := json.Marshal(f.s)
-	if err != nil {
-		return "", f.applied
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), f.applied
+	return f.hash.String(), f.applied
 }
 
 // AppliedIndex returns the index of the last entry applied.
@@ -254,172 +511,234 @@ func (f *FSM) AppliedIndex() uint64 {
 func (f *FSM) ClusterID() string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.s.ClusterID
+	return f.meta.ClusterID
 }
 
 // Secret returns a copy of the link-signing secret (nil before InitCluster).
 func (f *FSM) Secret() []byte {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return append([]byte(nil), f.s.Secret...)
+	return append([]byte(nil), f.meta.Secret...)
 }
 
 // JoinTokenHash returns the hex sha256 of the cluster's join token.
 func (f *FSM) JoinTokenHash() string {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.s.JoinTokenHash
-}
-
-// Node returns the member record for id.
-func (f *FSM) Node(id osprey.NodeID) (Node, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	n, ok := f.s.Nodes[id]
-	if !ok {
-		return Node{}, false
-	}
-	return *n, true
-}
-
-// Nodes returns all member records (removed ones included), sorted by id.
-func (f *FSM) Nodes() []Node {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	out := make([]Node, 0, len(f.s.Nodes))
-	for _, n := range f.s.Nodes {
-		out = append(out, *n)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
-// File returns a copy of uid's record, or false.
-func (f *FSM) File(uid osprey.UID) (File, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	x, ok := f.s.Files[uid]
-	if !ok {
-		return File{}, false
-	}
-	return x.clone(), true
-}
-
-// Content returns a copy of a content record, or false.
-func (f *FSM) Content(id osprey.UID) (Content, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	c, ok := f.s.Contents[id]
-	if !ok {
-		return Content{}, false
-	}
-	return c.clone(), true
-}
-
-// ContentByMD5 returns the complete content with the given md5, or false.
-func (f *FSM) ContentByMD5(md5 string) (Content, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	id, ok := f.s.MD5Index[md5]
-	if !ok {
-		return Content{}, false
-	}
-	return f.s.Contents[id].clone(), true
-}
-
-// Files returns up to limit files with uid > after, in uid order.
-func (f *FSM) Files(after osprey.UID, limit int) []File {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	uids := make([]osprey.UID, 0, len(f.s.Files))
-	for u := range f.s.Files {
-		if u > after {
-			uids = append(uids, u)
-		}
-	}
-	sort.Slice(uids, func(i, j int) bool { return uids[i] < uids[j] })
-	if len(uids) > limit {
-		uids = uids[:limit]
-	}
-	out := make([]File, len(uids))
-	for i, u := range uids {
-		out[i] = f.s.Files[u].clone()
-	}
-	return out
-}
-
-// Tasks returns all tasks (optionally only those in state), in id order.
-func (f *FSM) Tasks(state TaskState) []Task {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	out := make([]Task, 0, len(f.s.Tasks))
-	for _, t := range f.s.Tasks {
-		if state == "" || t.State == state {
-			out = append(out, cloneTask(t))
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
-}
-
-// Task returns one task.
-func (f *FSM) Task(id uint64) (Task, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	t, ok := f.s.Tasks[id]
-	if !ok {
-		return Task{}, false
-	}
-	return cloneTask(t), true
-}
-
-// RunnableTasks returns up to limit tasks of the given types that may be
-// leased at now (unix ms), oldest first.
-func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	var out []Task
-	for _, id := range f.s.taskOrder {
-		t, ok := f.s.Tasks[id]
-		if ok && types[t.Type] && t.Runnable(now) {
-			out = append(out, cloneTask(t))
-			if len(out) == limit {
-				break
-			}
-		}
-	}
-	return out
+	return f.meta.JoinTokenHash
 }
 
 // Settings returns the cluster-wide settings.
 func (f *FSM) Settings() Settings {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	return f.s.Settings
+	return f.meta.Settings
 }
 
-// Stats counts files, contents and tasks by state, for metrics.
+// Node returns the member record for id.
+func (f *FSM) Node(id osprey.NodeID) (n Node, ok bool) {
+	f.read(func(t *tx) {
+		var p *Node
+		if p, ok = t.node(id); ok {
+			n = *p
+		}
+	})
+	return n, ok
+}
+
+// Nodes returns all member records (removed ones included), sorted by id.
+func (f *FSM) Nodes() []Node {
+	out := []Node{}
+	f.read(func(t *tx) {
+		lo, hi := tableBounds(tNode)
+		t.scan(lo, hi, func(k, v []byte) bool {
+			var n Node
+			if err := json.Unmarshal(v, &n); err != nil {
+				panic(fmt.Sprintf("fsm: decode node: %v", err))
+			}
+			out = append(out, n)
+			return true
+		})
+	})
+	return out
+}
+
+// File returns uid's record (with its upload chunks while uploading), or
+// false.
+func (f *FSM) File(uid osprey.UID) (x File, ok bool) {
+	f.read(func(t *tx) {
+		var p *File
+		if p, ok = t.fileWithChunks(uid); ok {
+			x = *p
+		}
+	})
+	return x, ok
+}
+
+// Content returns a content record, or false.
+func (f *FSM) Content(id osprey.UID) (c Content, ok bool) {
+	f.read(func(t *tx) {
+		var p *Content
+		if p, ok = t.content(id); ok {
+			c = *p
+		}
+	})
+	return c, ok
+}
+
+// ContentByMD5 returns the complete content with the given md5, or false.
+func (f *FSM) ContentByMD5(md5 string) (c Content, ok bool) {
+	f.read(func(t *tx) {
+		id, found := t.md5(md5)
+		if !found {
+			return
+		}
+		var p *Content
+		if p, ok = t.content(id); ok {
+			c = *p
+		}
+	})
+	return c, ok
+}
+
+// Files returns up to limit files with uid > after, in uid order. It reads
+// a range of the store: the cost is proportional to limit, not to the
+// number of files.
+func (f *FSM) Files(after osprey.UID, limit int) []File {
+	out := []File{}
+	if limit <= 0 {
+		return out
+	}
+	f.read(func(t *tx) {
+		_, hi := tableBounds(tFile)
+		t.scan(fileKey(after+1), hi, func(k, v []byte) bool {
+			var x File
+			if err := json.Unmarshal(v, &x); err != nil {
+				panic(fmt.Sprintf("fsm: decode file: %v", err))
+			}
+			if x.UID <= after { // after+1 wrapped around
+				return false
+			}
+			if x.State == StateUploading {
+				x.Chunks = t.upChunks(x.UID)
+			}
+			out = append(out, x)
+			return len(out) < limit
+		})
+	})
+	return out
+}
+
+// Tasks returns all tasks (optionally only those in state), in id order.
+// Dead tasks are read through their own index.
+func (f *FSM) Tasks(state TaskState) []Task {
+	out := []Task{}
+	f.read(func(t *tx) {
+		if state == TaskDead {
+			lo, hi := tableBounds(tDead)
+			for _, k := range t.keys(lo, hi) {
+				if tk, ok := t.task(binary.BigEndian.Uint64(k[2:])); ok {
+					out = append(out, *tk)
+				}
+			}
+			return
+		}
+		lo, hi := tableBounds(tTask)
+		t.scan(lo, hi, func(k, v []byte) bool {
+			var tk Task
+			if err := json.Unmarshal(v, &tk); err != nil {
+				panic(fmt.Sprintf("fsm: decode task: %v", err))
+			}
+			if state == "" || tk.State == state {
+				out = append(out, tk)
+			}
+			return true
+		})
+	})
+	return out
+}
+
+// Task returns one task.
+func (f *FSM) Task(id uint64) (tk Task, ok bool) {
+	f.read(func(t *tx) {
+		var p *Task
+		if p, ok = t.task(id); ok {
+			tk = *p
+		}
+	})
+	return tk, ok
+}
+
+// RunnableTasks returns up to limit tasks of the given types that may be
+// leased at now (unix ms), most overdue first (pending tasks by their next
+// attempt, expired leases by their expiry; ties by id). It walks the
+// runnable index, never the whole queue.
+func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task {
+	var out []Task
+	f.read(func(t *tx) {
+		lo, _ := tableBounds(tRunnable)
+		hi := runnableKey(now+1, 0)
+		if now == 1<<63-1 {
+			_, hi = tableBounds(tRunnable)
+		}
+		for _, k := range t.keys(lo, hi) {
+			_, id := decodeTimeID(k)
+			tk, ok := t.task(id)
+			if ok && types[tk.Type] && tk.Runnable(now) {
+				out = append(out, *tk)
+				if len(out) == limit {
+					return
+				}
+			}
+		}
+	})
+	return out
+}
+
+// Stats counts files, contents, stored bytes and tasks and contents by
+// state, for metrics. The counts are maintained by every write: this never
+// scans.
 func (f *FSM) Stats() map[string]int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	m := map[string]int{"files": len(f.s.Files), "contents": len(f.s.Contents)}
-	for _, t := range f.s.Tasks {
-		m["tasks_"+string(t.State)]++
+	m := map[string]int{"files": int(f.cnt.Files), "contents": int(f.cnt.Contents)}
+	for st, n := range f.cnt.Tasks {
+		if n != 0 {
+			m["tasks_"+string(st)] = int(n)
+		}
 	}
-	for _, c := range f.s.Contents {
-		m["contents_"+string(c.State)]++
+	for st, n := range f.cnt.ContentState {
+		if n != 0 {
+			m["contents_"+string(st)] = int(n)
+		}
 	}
 	return m
 }
 
-// HasUploadsBefore reports whether an upload was last touched before t.
-func (f *FSM) HasUploadsBefore(t int64) bool {
+// ContentBytes returns the bytes of all stored contents (each deduplicated
+// content once).
+func (f *FSM) ContentBytes() int64 {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	for _, x := range f.s.Files {
-		if x.State == StateUploading && x.UpdatedAt < t {
-			return true
-		}
-	}
-	return false
+	return f.cnt.ContentBytes
+}
+
+// HasUploadsBefore reports whether an upload was last touched before t. It
+// reads the first key of the upload-age index.
+func (f *FSM) HasUploadsBefore(before int64) bool {
+	found := false
+	f.read(func(t *tx) {
+		lo, _ := tableBounds(tUploadAge)
+		t.scan(lo, uploadAgeKey(before, 0), func(_, _ []byte) bool {
+			found = true
+			return false
+		})
+	})
+	return found
+}
+
+// sortedTasks sorts tasks by id.
+func sortedTasks(ts []Task) []Task {
+	sort.Slice(ts, func(i, j int) bool { return ts[i].ID < ts[j].ID })
+	return ts
 }

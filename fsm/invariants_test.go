@@ -148,7 +148,7 @@ func checkInvariants(s *state) string {
 func TestInvariants(t *testing.T) {
 	logs := map[string][]entry{"example": exampleLog()}
 	for seed := uint64(1); seed <= 6; seed++ {
-		logs[fmt.Sprintf("random-%d", seed)] = genLog(t, seed, 1500)
+		logs[fmt.Sprintf("random-%d", seed)] = genLog(t, seed, scaled(1500))
 	}
 	for name, log := range logs {
 		t.Run(name, func(t *testing.T) {
@@ -160,13 +160,13 @@ func TestInvariants(t *testing.T) {
 				if i > 200 && i%7 != 0 && i != len(log)-1 {
 					continue
 				}
-				if msg := checkInvariants(a.f.s); msg != "" {
+				if msg := checkInvariants(dumpState(a.f)); msg != "" {
 					b, _ := json.Marshal(e.Payload)
 					t.Fatalf("after entry %d (%s %s): %s", i, e.Type, b, msg)
 				}
 			}
 			// Restored state satisfies them too (taskOrder is rebuilt).
-			if msg := checkInvariants(mustRestore(t, mustSnapshot(t, a.f)).s); msg != "" {
+			if msg := checkInvariants(dumpState(mustRestore(t, mustSnapshot(t, a.f)))); msg != "" {
 				t.Fatalf("after restore: %s", msg)
 			}
 		})

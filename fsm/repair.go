@@ -61,81 +61,78 @@ func hasOwner(owners []osprey.NodeID, id osprey.NodeID) bool {
 	return false
 }
 
-// enqueueRepairs queues a repair for every copy the member held. It runs
-// when a member is removed; ids are visited in sorted order so every
-// replica assigns the same task ids.
-func (s *state) enqueueRepairs(lost osprey.NodeID, now int64) {
-	uids := make([]osprey.UID, 0, len(s.Files))
-	for u, f := range s.Files {
-		if f.State == StateUploading {
-			uids = append(uids, u)
+// enqueueRepairs queues a repair for every copy the member held, in owner
+// index order (uploading files by uid and chunk number, then contents by
+// id, chunk order, local object), the same on every replica.
+func (t *tx) enqueueRepairs(lost osprey.NodeID, now int64) {
+	lo, hi := prefixBounds(ownerPrefix(lost))
+	for _, k := range t.keys(lo, hi) {
+		ref := decodeOwnerRef(k, lost)
+		switch {
+		case ref.kind == refUpload:
+			if ch, ok := t.upChunk(osprey.UID(ref.id), ref.n); ok {
+				t.repairChunk(osprey.UID(ref.id), 0, *ch, lost, now)
+			}
+		case ref.n == refObject:
+			t.enqueue(TaskRepair, osprey.UID(ref.id).String(), RepairPayload{Kind: RepairObject, Content: osprey.UID(ref.id), Lost: lost}, now, now)
+		default:
+			if ct, ok := t.content(osprey.UID(ref.id)); ok && int(ref.n) < len(ct.Chunks) {
+				t.repairChunk(0, ct.ID, ct.Chunks[ref.n], lost, now)
+			}
 		}
-	}
-	sort.Slice(uids, func(i, j int) bool { return uids[i] < uids[j] })
-	for _, u := range uids {
-		f := s.Files[u]
-		for _, n := range sortedChunkNums(f.Chunks) {
-			s.repairChunk(u, 0, *f.Chunks[n], lost, now)
-		}
-	}
-	ids := make([]osprey.UID, 0, len(s.Contents))
-	for id := range s.Contents {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	for _, id := range ids {
-		s.repairContent(s.Contents[id], lost, now)
-	}
-}
-
-func (s *state) repairContent(ct *Content, lost osprey.NodeID, now int64) {
-	for _, ch := range ct.Chunks {
-		s.repairChunk(0, ct.ID, ch, lost, now)
-	}
-	if ct.Location != nil && hasOwner(ct.Location.Nodes, lost) {
-		s.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairObject, Content: ct.ID, Lost: lost}, now, now)
 	}
 }
 
 // repairChunk queues one repair per copy (replica or shard) lost held.
-func (s *state) repairChunk(file, content osprey.UID, ch Chunk, lost osprey.NodeID, now int64) {
+func (t *tx) repairChunk(file, content osprey.UID, ch Chunk, lost osprey.NodeID, now int64) {
 	target := (file | content).String()
 	if ch.EC != nil {
 		for _, sh := range ch.EC.Shards {
 			if sh.Owner == lost {
-				s.enqueue(TaskRepair, target, RepairPayload{Kind: RepairChunk, File: file, Content: content, Blob: ch.Blob, Num: ch.Num, Shard: sh.Index + 1, Lost: lost}, now, now)
+				t.enqueue(TaskRepair, target, RepairPayload{Kind: RepairChunk, File: file, Content: content, Blob: ch.Blob, Num: ch.Num, Shard: sh.Index + 1, Lost: lost}, now, now)
 			}
 		}
 		return
 	}
 	if hasOwner(ch.Owners, lost) {
-		s.enqueue(TaskRepair, target, RepairPayload{Kind: RepairChunk, File: file, Content: content, Blob: ch.Blob, Num: ch.Num, Lost: lost}, now, now)
+		t.enqueue(TaskRepair, target, RepairPayload{Kind: RepairChunk, File: file, Content: content, Blob: ch.Blob, Num: ch.Num, Lost: lost}, now, now)
 	}
 }
 
 // repairRemovedOwners queues repairs for chunks recorded with an owner that
 // was removed while the chunk was being written.
-func (s *state) repairRemovedOwners(file, content osprey.UID, chunks []Chunk, now int64) {
+func (t *tx) repairRemovedOwners(file, content osprey.UID, chunks []Chunk, now int64) {
 	for _, ch := range chunks {
 		for _, o := range ch.Owners {
-			if n, ok := s.Nodes[o]; !ok || n.Removed {
-				s.repairChunk(file, content, ch, o, now)
+			if n, ok := t.node(o); !ok || n.Removed {
+				t.repairChunk(file, content, ch, o, now)
 			}
 		}
 	}
 }
 
-// FindChunk returns the current record of a chunk copy set, looking in the
+// chunkLoc names where a chunk record lives: an uploading file's chunk
+// number, or a content's chunk index.
+type chunkLoc struct {
+	file    osprey.UID // set for an upload chunk
+	content osprey.UID // set for a content chunk
+	num     uint32     // upload chunk number
+	index   int        // content chunk index
+}
+
+// findChunk returns the current record of a chunk copy set, looking in the
 // uploading file first and then in the content it became part of.
-func (s *state) findChunk(file, content osprey.UID, blob uint64) *Chunk {
-	if f, ok := s.Files[file]; ok && file != 0 {
-		for _, ch := range f.Chunks {
-			if ch.Blob == blob {
-				return ch
+func (t *tx) findChunk(file, content osprey.UID, blob uint64) (*Chunk, chunkLoc, bool) {
+	if file != 0 {
+		if f, ok := t.file(file); ok {
+			for n, ch := range t.upChunks(file) {
+				if ch.Blob == blob {
+					return ch, chunkLoc{file: file, num: n}, true
+				}
 			}
-		}
-		if content == 0 {
-			content = f.Content
+			if content == 0 {
+				content = f.Content
+			}
 		}
 	}
 	if content == 0 {
@@ -144,14 +141,25 @@ func (s *state) findChunk(file, content osprey.UID, blob uint64) *Chunk {
 		// content lives on through other references) are there.
 		content = file
 	}
-	if ct, ok := s.Contents[content]; ok {
+	if ct, ok := t.content(content); ok {
 		for i := range ct.Chunks {
 			if ct.Chunks[i].Blob == blob {
-				return &ct.Chunks[i]
+				return &ct.Chunks[i], chunkLoc{content: content, index: i}, true
 			}
 		}
 	}
-	return nil
+	return nil, chunkLoc{}, false
+}
+
+// putChunkAt writes a changed chunk record back where findChunk found it.
+func (t *tx) putChunkAt(loc chunkLoc, ch *Chunk) {
+	if loc.file != 0 {
+		t.putUpChunk(loc.file, ch)
+		return
+	}
+	ct, _ := t.content(loc.content)
+	ct.Chunks[loc.index] = *ch
+	t.putContent(ct)
 }
 
 func replaceOwner(owners []osprey.NodeID, remove, add osprey.NodeID) []osprey.NodeID {
@@ -166,153 +174,44 @@ func replaceOwner(owners []osprey.NodeID, remove, add osprey.NodeID) []osprey.No
 	return out
 }
 
-func (s *state) applyChunkMoved(c *ChunkMoved) (any, error) {
-	if _, err := s.leased(c.TaskID, c.Node); err != nil {
+func (t *tx) applyChunkMoved(c *ChunkMoved) (any, error) {
+	if _, err := t.leased(c.TaskID, c.Node); err != nil {
 		return nil, err
 	}
-	delete(s.Tasks, c.TaskID)
-	ch := s.findChunk(c.File, c.Content, c.Blob)
-	if ch == nil || c.Shard > 0 && (ch.EC == nil || c.Shard > len(ch.EC.Shards)) {
+	t.deleteTask(c.TaskID)
+	ch, loc, ok := t.findChunk(c.File, c.Content, c.Blob)
+	if !ok || c.Shard > 0 && (ch.EC == nil || c.Shard > len(ch.EC.Shards)) {
 		// The chunk went away meanwhile, or another repair converted it
 		// to whole replicas: the new copy is garbage.
 		gone := Chunk{Blob: c.Blob, Num: c.Num, Owners: []osprey.NodeID{c.Add}}
 		if c.Shard > 0 {
 			gone.EC = &ECLayout{Shards: []ECShard{{Index: c.Shard - 1, Owner: c.Add}}}
 		}
-		s.enqueueGC([]Chunk{gone}, c.Now, c.Now)
+		t.enqueueGC([]Chunk{gone}, c.Now, c.Now)
 		return nil, nil
 	}
 	if c.Shard > 0 {
 		ch.EC.Shards[c.Shard-1].Owner = c.Add
 		ch.Owners = shardHolders(ch.EC)
-		return nil, nil
+	} else {
+		ch.Owners = replaceOwner(ch.Owners, c.Remove, c.Add)
 	}
-	ch.Owners = replaceOwner(ch.Owners, c.Remove, c.Add)
+	t.putChunkAt(loc, ch)
 	return nil, nil
 }
 
-func (s *state) applyObjectMoved(c *ObjectMoved) (any, error) {
-	if _, err := s.leased(c.TaskID, c.Node); err != nil {
+func (t *tx) applyObjectMoved(c *ObjectMoved) (any, error) {
+	if _, err := t.leased(c.TaskID, c.Node); err != nil {
 		return nil, err
 	}
-	delete(s.Tasks, c.TaskID)
-	ct, ok := s.Contents[c.Content]
+	t.deleteTask(c.TaskID)
+	ct, ok := t.content(c.Content)
 	if !ok || ct.Location == nil {
 		return nil, nil
 	}
 	ct.Location.Nodes = replaceOwner(ct.Location.Nodes, c.Remove, c.Add)
+	t.putContent(ct)
 	return nil, nil
-}
-
-// ChunkRecord returns the current record of a chunk (see RepairPayload).
-func (f *FSM) ChunkRecord(file, content osprey.UID, blob uint64) (Chunk, bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	ch := f.s.findChunk(file, content, blob)
-	if ch == nil {
-		return Chunk{}, false
-	}
-	return cloneChunk(*ch), true
-}
-
-// FindBlob locates the chunk record stored under blob, scanning the state
-// (corruption is rare, so no index is kept). It returns the file or content
-// holding it.
-func (f *FSM) FindBlob(blob uint64) (file, content osprey.UID, ch Chunk, ok bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	for u, x := range f.s.Files {
-		for _, c := range x.Chunks {
-			if c.Blob == blob {
-				return u, 0, cloneChunk(*c), true
-			}
-		}
-	}
-	for id, ct := range f.s.Contents {
-		for _, c := range ct.Chunks {
-			if c.Blob == blob {
-				return 0, id, cloneChunk(c), true
-			}
-		}
-	}
-	return 0, 0, Chunk{}, false
-}
-
-// ChunkIndex returns every staged chunk record by blob id (uploads in
-// progress and staged contents), for a scrub pass.
-func (f *FSM) ChunkIndex() map[uint64]Chunk {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	out := map[uint64]Chunk{}
-	for _, x := range f.s.Files {
-		for _, c := range x.Chunks {
-			out[c.Blob] = cloneChunk(*c)
-		}
-	}
-	for _, ct := range f.s.Contents {
-		for _, c := range ct.Chunks {
-			out[c.Blob] = cloneChunk(c)
-		}
-	}
-	return out
-}
-
-// Protection summarises how well staged data is protected: chunks counts
-// staged chunk records and local object copies, under those with fewer
-// copies on active members than the policy wants (replicas, capped by the
-// number of active members; or all K+M shards on distinct active members).
-func (f *FSM) Protection(replicas int) (chunks, under int) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	active := map[osprey.NodeID]bool{}
-	for _, n := range f.s.Nodes {
-		if !n.Removed && !n.Down {
-			active[n.ID] = true
-		}
-	}
-	want := min(replicas, len(active))
-	enough := func(ids []osprey.NodeID, need int) bool {
-		seen := map[osprey.NodeID]bool{}
-		for _, id := range ids {
-			if active[id] {
-				seen[id] = true
-			}
-		}
-		return len(seen) >= need
-	}
-	check := func(c *Chunk) {
-		chunks++
-		if c.EC != nil {
-			owners := make([]osprey.NodeID, len(c.EC.Shards))
-			for i, sh := range c.EC.Shards {
-				owners[i] = sh.Owner
-			}
-			if !enough(owners, len(owners)) {
-				under++
-			}
-			return
-		}
-		if !enough(c.Owners, want) {
-			under++
-		}
-	}
-	for _, x := range f.s.Files {
-		for _, c := range x.Chunks {
-			check(c)
-		}
-	}
-	for _, ct := range f.s.Contents {
-		for i := range ct.Chunks {
-			check(&ct.Chunks[i])
-		}
-		if ct.Location != nil && len(ct.Location.Nodes) > 0 {
-			chunks++
-			if !enough(ct.Location.Nodes, want) {
-				under++
-			}
-		}
-	}
-	return chunks, under
 }
 
 // ChunkConverted replaces an erasure-coded chunk's shards with whole
@@ -329,14 +228,14 @@ type ChunkConverted struct {
 	Now     int64           `json:"now"`
 }
 
-func (s *state) applyChunkConverted(c *ChunkConverted) (any, error) {
-	if _, err := s.leased(c.TaskID, c.Node); err != nil {
+func (t *tx) applyChunkConverted(c *ChunkConverted) (any, error) {
+	if _, err := t.leased(c.TaskID, c.Node); err != nil {
 		return nil, err
 	}
-	delete(s.Tasks, c.TaskID)
-	ch := s.findChunk(c.File, c.Content, c.Blob)
-	if ch == nil {
-		s.enqueueGC([]Chunk{{Blob: c.Blob, Owners: c.Owners}}, c.Now, c.Now)
+	t.deleteTask(c.TaskID)
+	ch, loc, ok := t.findChunk(c.File, c.Content, c.Blob)
+	if !ok {
+		t.enqueueGC([]Chunk{{Blob: c.Blob, Owners: c.Owners}}, c.Now, c.Now)
 		return nil, nil
 	}
 	if ch.EC == nil {
@@ -350,7 +249,8 @@ func (s *state) applyChunkConverted(c *ChunkConverted) (any, error) {
 	ch.EC = nil
 	ch.Owners = append([]osprey.NodeID(nil), c.Owners...)
 	sort.Slice(ch.Owners, func(i, j int) bool { return ch.Owners[i] < ch.Owners[j] })
-	s.enqueueGC([]Chunk{old}, c.Now, c.Now)
+	t.putChunkAt(loc, ch)
+	t.enqueueGC([]Chunk{old}, c.Now, c.Now)
 	return nil, nil
 }
 
@@ -365,24 +265,26 @@ type NodeUp struct {
 	ID osprey.NodeID `json:"id"`
 }
 
-func (s *state) applyNodeDown(c *NodeDown) (any, error) {
-	n, ok := s.Nodes[c.ID]
+func (t *tx) applyNodeDown(c *NodeDown) (any, error) {
+	n, ok := t.node(c.ID)
 	if !ok {
 		return nil, errorf(ErrNotFound, "node %s not found", c.ID)
 	}
 	if !n.Removed && !n.Down {
 		n.Down = true
-		s.enqueueRepairs(c.ID, c.Time)
+		t.putNode(n)
+		t.enqueueRepairs(c.ID, c.Time)
 	}
 	return *n, nil
 }
 
-func (s *state) applyNodeUp(c *NodeUp) (any, error) {
-	n, ok := s.Nodes[c.ID]
+func (t *tx) applyNodeUp(c *NodeUp) (any, error) {
+	n, ok := t.node(c.ID)
 	if !ok {
 		return nil, errorf(ErrNotFound, "node %s not found", c.ID)
 	}
 	n.Down = false
+	t.putNode(n)
 	return *n, nil
 }
 
@@ -401,7 +303,7 @@ func shardHolders(l *ECLayout) []osprey.NodeID {
 // stripOwner forgets every copy a removed member held: replica owners and
 // local object holders lose it, its shards become lost ("" owner). The
 // repairs queued with the removal rebuild them.
-func (s *state) stripOwner(id osprey.NodeID) {
+func (t *tx) stripOwner(id osprey.NodeID) {
 	strip := func(c *Chunk) {
 		if !hasOwner(c.Owners, id) {
 			return
@@ -423,23 +325,33 @@ func (s *state) stripOwner(id osprey.NodeID) {
 		}
 		c.Owners = out
 	}
-	for _, f := range s.Files {
-		for _, c := range f.Chunks {
-			strip(c)
-		}
-	}
-	for _, ct := range s.Contents {
-		for i := range ct.Chunks {
-			strip(&ct.Chunks[i])
-		}
-		if l := ct.Location; l != nil && hasOwner(l.Nodes, id) {
-			out := l.Nodes[:0]
-			for _, o := range l.Nodes {
-				if o != id {
-					out = append(out, o)
-				}
+	lo, hi := prefixBounds(ownerPrefix(id))
+	for _, k := range t.keys(lo, hi) {
+		ref := decodeOwnerRef(k, id)
+		if ref.kind == refUpload {
+			if ch, ok := t.upChunk(osprey.UID(ref.id), ref.n); ok {
+				strip(ch)
+				t.putUpChunk(osprey.UID(ref.id), ch)
 			}
-			l.Nodes = out
+			continue
 		}
+		ct, ok := t.content(osprey.UID(ref.id))
+		if !ok {
+			continue
+		}
+		if ref.n == refObject {
+			if l := ct.Location; l != nil && hasOwner(l.Nodes, id) {
+				out := l.Nodes[:0]
+				for _, o := range l.Nodes {
+					if o != id {
+						out = append(out, o)
+					}
+				}
+				l.Nodes = out
+			}
+		} else if int(ref.n) < len(ct.Chunks) {
+			strip(&ct.Chunks[ref.n])
+		}
+		t.putContent(ct)
 	}
 }

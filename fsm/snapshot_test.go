@@ -25,7 +25,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 	logs["example+goldens"] = withGoldens
 	for seed := uint64(1); seed <= 3; seed++ {
-		logs[fmt.Sprintf("random-%d", seed)] = genLog(t, seed, 1500)
+		logs[fmt.Sprintf("random-%d", seed)] = genLog(t, seed, scaled(1500))
 	}
 	for name, log := range logs {
 		t.Run(name, func(t *testing.T) {

@@ -167,16 +167,16 @@ type SetSettings struct {
 	Settings Settings `json:"settings"`
 }
 
-func (s *state) maxAttempts() int {
-	if s.Settings.MaxAttempts > 0 {
-		return s.Settings.MaxAttempts
+func (t *tx) maxAttempts() int {
+	if t.meta.Settings.MaxAttempts > 0 {
+		return t.meta.Settings.MaxAttempts
 	}
 	return defaultMaxAttempts
 }
 
 // enqueue adds a task; ids are assigned in apply order, so they agree on
 // every replica.
-func (s *state) enqueue(typ, target string, payload any, now, notBefore int64) {
+func (t *tx) enqueue(typ, target string, payload any, now, notBefore int64) {
 	var raw json.RawMessage
 	if payload != nil {
 		b, err := json.Marshal(payload)
@@ -185,24 +185,21 @@ func (s *state) enqueue(typ, target string, payload any, now, notBefore int64) {
 		}
 		raw = b
 	}
-	s.NextTaskID++
-	if len(s.taskOrder) > 2*len(s.Tasks)+1024 {
-		s.compactTaskOrder()
-	}
-	s.taskOrder = append(s.taskOrder, s.NextTaskID)
-	s.Tasks[s.NextTaskID] = &Task{ID: s.NextTaskID, Type: typ, Target: target, Payload: raw,
-		State: TaskPending, NextAttempt: notBefore, CreatedAt: now, UpdatedAt: now}
+	t.meta.NextTaskID++
+	t.setMeta()
+	t.putTask(&Task{ID: t.meta.NextTaskID, Type: typ, Target: target, Payload: raw,
+		State: TaskPending, NextAttempt: notBefore, CreatedAt: now, UpdatedAt: now})
 }
 
-func (s *state) enqueueGC(chunks []Chunk, now, notBefore int64) {
+func (t *tx) enqueueGC(chunks []Chunk, now, notBefore int64) {
 	if len(chunks) == 0 {
 		return
 	}
-	s.enqueue(TaskGC, "", GCPayload{Chunks: chunks}, now, notBefore)
+	t.enqueue(TaskGC, "", GCPayload{Chunks: chunks}, now, notBefore)
 }
 
-func (s *state) webhook(event string, f *File, ct *Content, now int64, reason string) {
-	if !s.Settings.WebhookEnabled {
+func (t *tx) webhook(event string, f *File, ct *Content, now int64, reason string) {
+	if !t.meta.Settings.WebhookEnabled {
 		return
 	}
 	p := WebhookPayload{Event: event, Time: now, Error: reason}
@@ -211,77 +208,80 @@ func (s *state) webhook(event string, f *File, ct *Content, now int64, reason st
 	} else if ct != nil {
 		p.UID, p.MD5, p.Size = ct.ID, ct.MD5, ct.Size
 	}
-	s.enqueue(TaskWebhook, p.UID.String(), p, now, now)
+	t.enqueue(TaskWebhook, p.UID.String(), p, now, now)
 }
 
-func (s *state) applyTaskLease(c *TaskLease) (any, error) {
+func (t *tx) applyTaskLease(c *TaskLease) (any, error) {
 	res := TaskLeaseResult{}
 	for _, id := range c.IDs {
-		t, ok := s.Tasks[id]
+		tk, ok := t.task(id)
 		if !ok {
 			continue
 		}
-		renew := t.State == TaskLeased && t.LeaseHolder == c.Node && t.LeaseExpiry > c.Now
-		if !renew && !t.Runnable(c.Now) {
+		renew := tk.State == TaskLeased && tk.LeaseHolder == c.Node && tk.LeaseExpiry > c.Now
+		if !renew && !tk.Runnable(c.Now) {
 			continue
 		}
 		if !renew {
-			t.Attempts++
+			tk.Attempts++
 		}
-		t.State, t.LeaseHolder, t.LeaseExpiry, t.UpdatedAt = TaskLeased, c.Node, c.Now+c.LeaseMillis, c.Now
-		res.Tasks = append(res.Tasks, cloneTask(t))
+		tk.State, tk.LeaseHolder, tk.LeaseExpiry, tk.UpdatedAt = TaskLeased, c.Node, c.Now+c.LeaseMillis, c.Now
+		t.putTask(tk)
+		res.Tasks = append(res.Tasks, cloneTask(tk))
 	}
 	return res, nil
 }
 
 // leased returns the task if node holds its lease.
-func (s *state) leased(id uint64, node osprey.NodeID) (*Task, error) {
-	t, ok := s.Tasks[id]
+func (t *tx) leased(id uint64, node osprey.NodeID) (*Task, error) {
+	tk, ok := t.task(id)
 	if !ok {
 		return nil, errorf(ErrNotFound, "task %d not found", id)
 	}
-	if t.State != TaskLeased || t.LeaseHolder != node {
+	if tk.State != TaskLeased || tk.LeaseHolder != node {
 		return nil, errorf(ErrConflict, "task %d is not leased by %s", id, node)
 	}
-	return t, nil
+	return tk, nil
 }
 
-func (s *state) applyTaskFail(c *TaskFail) (any, error) {
-	t, err := s.leased(c.ID, c.Node)
+func (t *tx) applyTaskFail(c *TaskFail) (any, error) {
+	tk, err := t.leased(c.ID, c.Node)
 	if err != nil {
 		return nil, err
 	}
-	t.LastError, t.UpdatedAt, t.LeaseHolder, t.LeaseExpiry = truncate(c.Error, 1024), c.Now, "", 0
-	if c.Permanent || t.Attempts >= s.maxAttempts() {
-		t.State = TaskDead
-		return cloneTask(t), nil
+	tk.LastError, tk.UpdatedAt, tk.LeaseHolder, tk.LeaseExpiry = truncate(c.Error, 1024), c.Now, "", 0
+	if c.Permanent || tk.Attempts >= t.maxAttempts() {
+		tk.State = TaskDead
+		t.putTask(tk)
+		return cloneTask(tk), nil
 	}
 	backoff := int64(backoffBase)
-	for i := 1; i < t.Attempts && backoff < backoffMax; i++ {
+	for i := 1; i < tk.Attempts && backoff < backoffMax; i++ {
 		backoff *= 2
 	}
-	t.State, t.NextAttempt = TaskPending, c.Now+min(backoff, backoffMax)
-	return cloneTask(t), nil
+	tk.State, tk.NextAttempt = TaskPending, c.Now+min(backoff, backoffMax)
+	t.putTask(tk)
+	return cloneTask(tk), nil
 }
 
-func (s *state) applyTaskDone(c *TaskDone) (any, error) {
-	if _, err := s.leased(c.ID, c.Node); err != nil {
+func (t *tx) applyTaskDone(c *TaskDone) (any, error) {
+	if _, err := t.leased(c.ID, c.Node); err != nil {
 		return nil, err
 	}
-	delete(s.Tasks, c.ID)
+	t.deleteTask(c.ID)
 	return nil, nil
 }
 
-func (s *state) applyTierDone(c *TierDone) (any, error) {
-	if _, err := s.leased(c.TaskID, c.Node); err != nil {
+func (t *tx) applyTierDone(c *TierDone) (any, error) {
+	if _, err := t.leased(c.TaskID, c.Node); err != nil {
 		return nil, err
 	}
-	delete(s.Tasks, c.TaskID)
-	ct, ok := s.Contents[c.Content]
+	t.deleteTask(c.TaskID)
+	ct, ok := t.content(c.Content)
 	if !ok {
 		// Deleted while it was being tiered: remove the new copy too.
 		gone := Content{ID: c.Content, Location: &c.Location}
-		s.enqueue(TaskDelete, c.Content.String(), DeletePayload{Content: gone}, c.Now, c.Now)
+		t.enqueue(TaskDelete, c.Content.String(), DeletePayload{Content: gone}, c.Now, c.Now)
 		return nil, nil
 	}
 	if ct.State == ContentTiered {
@@ -291,64 +291,71 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
 	// Staged chunks go only now that the backend copy is verified, and
 	// after a grace period for downloads still reading them.
-	s.enqueueGC(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)
+	t.enqueueGC(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)
 	ct.Chunks = nil
-	s.webhook("tiered", s.Files[ct.ID], ct, c.Now, "")
+	t.putContent(ct)
+	f, _ := t.file(ct.ID)
+	t.webhook("tiered", f, ct, c.Now, "")
 	return nil, nil
 }
 
-func (s *state) applyTierFailed(c *TierFailed) (any, error) {
-	if _, err := s.leased(c.TaskID, c.Node); err != nil {
+func (t *tx) applyTierFailed(c *TierFailed) (any, error) {
+	if _, err := t.leased(c.TaskID, c.Node); err != nil {
 		return nil, err
 	}
-	delete(s.Tasks, c.TaskID)
-	ct, ok := s.Contents[c.Content]
+	t.deleteTask(c.TaskID)
+	ct, ok := t.content(c.Content)
 	if !ok {
 		return nil, nil
 	}
 	// The data is kept for inspection; no new upload deduplicates onto it.
 	ct.State = ContentFailed
-	if s.MD5Index[ct.MD5] == ct.ID {
-		delete(s.MD5Index, ct.MD5)
+	t.putContent(ct)
+	if id, ok := t.md5(ct.MD5); ok && id == ct.ID {
+		t.del(md5Key(ct.MD5))
 	}
-	s.webhook("failed", s.Files[ct.ID], ct, c.Now, c.Reason)
+	f, _ := t.file(ct.ID)
+	t.webhook("failed", f, ct, c.Now, c.Reason)
 	return nil, nil
 }
 
-func (s *state) applyTaskRetry(c *TaskRetry) (any, error) {
-	t, ok := s.Tasks[c.ID]
+func (t *tx) applyTaskRetry(c *TaskRetry) (any, error) {
+	tk, ok := t.task(c.ID)
 	if !ok {
 		return nil, errorf(ErrNotFound, "task %d not found", c.ID)
 	}
-	if t.State != TaskDead {
-		return nil, errorf(ErrConflict, "task %d is %s, only dead tasks can be retried", c.ID, t.State)
+	if tk.State != TaskDead {
+		return nil, errorf(ErrConflict, "task %d is %s, only dead tasks can be retried", c.ID, tk.State)
 	}
-	t.State, t.Attempts, t.NextAttempt, t.UpdatedAt = TaskPending, 0, c.Now, c.Now
-	return cloneTask(t), nil
+	tk.State, tk.Attempts, tk.NextAttempt, tk.UpdatedAt = TaskPending, 0, c.Now, c.Now
+	t.putTask(tk)
+	return cloneTask(tk), nil
 }
 
-func (s *state) applyExpire(c *Expire) (any, error) {
+func (t *tx) applyExpire(c *Expire) (any, error) {
 	var uids []osprey.UID
-	for uid, f := range s.Files {
-		if f.State == StateUploading && f.UpdatedAt < c.Before {
-			uids = append(uids, uid)
-		}
-	}
+	lo, _ := tableBounds(tUploadAge)
+	t.scan(lo, uploadAgeKey(c.Before, 0), func(k, _ []byte) bool {
+		_, id := decodeTimeID(k)
+		uids = append(uids, osprey.UID(id))
+		return true
+	})
 	sort.Slice(uids, func(i, j int) bool { return uids[i] < uids[j] })
 	for _, uid := range uids {
-		f := s.Files[uid]
-		var chunks []Chunk
-		for _, n := range sortedChunkNums(f.Chunks) {
-			chunks = append(chunks, *f.Chunks[n])
+		chunks := t.upChunks(uid)
+		var list []Chunk
+		for _, n := range sortedChunkNums(chunks) {
+			list = append(list, *chunks[n])
 		}
-		delete(s.Files, uid)
-		s.enqueueGC(chunks, c.Now, c.Now)
+		t.deleteFile(uid)
+		t.enqueueGC(list, c.Now, c.Now)
 	}
 	return ExpireResult{UIDs: uids}, nil
 }
 
-func (s *state) applySetSettings(c *SetSettings) (any, error) {
-	s.Settings = c.Settings
+func (t *tx) applySetSettings(c *SetSettings) (any, error) {
+	t.meta.Settings = c.Settings
+	t.setMeta()
 	return nil, nil
 }
 
@@ -365,21 +372,3 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-func (s *state) compactTaskOrder() {
-	out := s.taskOrder[:0]
-	for _, id := range s.taskOrder {
-		if _, ok := s.Tasks[id]; ok {
-			out = append(out, id)
-		}
-	}
-	s.taskOrder = out
-}
-
-// rebuildTaskOrder derives taskOrder from the task map (after Restore).
-func (s *state) rebuildTaskOrder() {
-	s.taskOrder = make([]uint64, 0, len(s.Tasks))
-	for id := range s.Tasks {
-		s.taskOrder = append(s.taskOrder, id)
-	}
-	sort.Slice(s.taskOrder, func(i, j int) bool { return s.taskOrder[i] < s.taskOrder[j] })
-}

@@ -1,0 +1,154 @@
+package fsm
+
+import (
+	"encoding/binary"
+
+	"github.com/osprey-storage/osprey"
+)
+
+// Key layout of the metadata store (format 1). Every key starts with
+// keyFormat, then a table byte, then the table's fields, fixed-width big
+// endian where they must sort numerically. This file is the only place that
+// knows the encoding: a change of layout is a new keyFormat and a migration,
+// never a reinterpretation of existing keys (STYLE 20).
+//
+//	m <name>                      singletons: applied index, cluster record, counters, hash
+//	n <node id>                   Node (JSON)
+//	f <uid u64>                   File without its upload chunks (JSON)
+//	k <uid u64> <num u32>         Chunk of an uploading file (JSON)
+//	c <content id u64>            Content (JSON)
+//	h <md5 hex>                   content id u64 (dedup index)
+//	t <task id u64>               Task (JSON)
+//	r <due i64> <task id u64>     runnable index: pending tasks by NextAttempt, leased by LeaseExpiry
+//	q <task id u64>               dead tasks
+//	u <updated i64> <uid u64>     uploading files by last touch (expiry)
+//	o <node id> 0x00 <ref>        copies a member holds (repair, removal); ref below
+//	g <content id u64>            contents with staged chunks (scrub, protection)
+//
+// An owner-index ref sorts in the order the FSM visits copies when a member
+// is lost (uploading files by uid and chunk number, then contents by id,
+// their chunks in order and then their local object copy), so repairs are
+// enqueued in that order on every replica:
+//
+//	'A' <uid u64> <num u32>       chunk of an uploading file
+//	'B' <content id u64> <i u32>  i-th staged chunk of a content (i = 0xFFFFFFFF: its local object)
+const keyFormat byte = 1
+
+const (
+	tMeta      byte = 'm'
+	tNode      byte = 'n'
+	tFile      byte = 'f'
+	tUpChunk   byte = 'k'
+	tContent   byte = 'c'
+	tMD5       byte = 'h'
+	tTask      byte = 't'
+	tRunnable  byte = 'r'
+	tDead      byte = 'q'
+	tUploadAge byte = 'u'
+	tOwner     byte = 'o'
+	tStaged    byte = 'g'
+)
+
+// Meta singleton names.
+const (
+	metaApplied  = "applied"
+	metaCluster  = "cluster"
+	metaCounters = "counters"
+	metaHash     = "hash"
+)
+
+const (
+	refUpload  byte = 'A'
+	refContent byte = 'B'
+	// refObject is the chunk index of a content's local object copy.
+	refObject uint32 = 0xFFFFFFFF
+)
+
+func tableKey(t byte, n int) []byte {
+	k := make([]byte, 2, 2+n)
+	k[0], k[1] = keyFormat, t
+	return k
+}
+
+// tablePrefix returns the bounds of a whole table.
+func tableBounds(t byte) (lo, hi []byte) {
+	return []byte{keyFormat, t}, []byte{keyFormat, t + 1}
+}
+
+// prefixBounds returns [p, successor(p)).
+func prefixBounds(p []byte) (lo, hi []byte) {
+	hi = append([]byte(nil), p...)
+	for i := len(hi) - 1; i >= 0; i-- {
+		if hi[i] < 0xFF {
+			hi[i]++
+			return p, hi[:i+1]
+		}
+	}
+	return p, nil
+}
+
+func metaKey(name string) []byte { return append(tableKey(tMeta, len(name)), name...) }
+
+func nodeKey(id osprey.NodeID) []byte { return append(tableKey(tNode, len(id)), id...) }
+
+func u64Key(t byte, v uint64) []byte { return binary.BigEndian.AppendUint64(tableKey(t, 8), v) }
+
+func fileKey(uid osprey.UID) []byte { return u64Key(tFile, uint64(uid)) }
+
+func upChunkKey(uid osprey.UID, num uint32) []byte {
+	return binary.BigEndian.AppendUint32(u64Key(tUpChunk, uint64(uid)), num)
+}
+
+func upChunkPrefix(uid osprey.UID) []byte { return u64Key(tUpChunk, uint64(uid)) }
+
+func contentKey(id osprey.UID) []byte { return u64Key(tContent, uint64(id)) }
+
+func md5Key(md5 string) []byte { return append(tableKey(tMD5, len(md5)), md5...) }
+
+func taskKey(id uint64) []byte { return u64Key(tTask, id) }
+
+func deadKey(id uint64) []byte { return u64Key(tDead, id) }
+
+func stagedKey(id osprey.UID) []byte { return u64Key(tStaged, uint64(id)) }
+
+// orderedInt maps an int64 onto a uint64 that sorts the same way.
+func orderedInt(v int64) uint64 { return uint64(v) ^ (1 << 63) }
+
+func timeIDKey(t byte, at int64, id uint64) []byte {
+	k := binary.BigEndian.AppendUint64(tableKey(t, 16), orderedInt(at))
+	return binary.BigEndian.AppendUint64(k, id)
+}
+
+func runnableKey(due int64, id uint64) []byte { return timeIDKey(tRunnable, due, id) }
+
+func uploadAgeKey(updated int64, uid osprey.UID) []byte {
+	return timeIDKey(tUploadAge, updated, uint64(uid))
+}
+
+// decodeTimeID splits a runnable or upload-age key.
+func decodeTimeID(k []byte) (at int64, id uint64) {
+	return int64(binary.BigEndian.Uint64(k[2:10]) ^ (1 << 63)), binary.BigEndian.Uint64(k[10:18])
+}
+
+func ownerPrefix(node osprey.NodeID) []byte {
+	k := append(tableKey(tOwner, len(node)+1+13), node...)
+	return append(k, 0)
+}
+
+// ownerRef is one copy in the owner index.
+type ownerRef struct {
+	kind byte   // refUpload or refContent
+	id   uint64 // uid or content id
+	n    uint32 // chunk number, chunk index, or refObject
+}
+
+func (r ownerRef) key(node osprey.NodeID) []byte {
+	k := append(ownerPrefix(node), r.kind)
+	k = binary.BigEndian.AppendUint64(k, r.id)
+	return binary.BigEndian.AppendUint32(k, r.n)
+}
+
+func decodeOwnerRef(k []byte, node osprey.NodeID) ownerRef {
+	rest := k[len(ownerPrefix(node)):]
+	return ownerRef{kind: rest[0], id: binary.BigEndian.Uint64(rest[1:9]), n: binary.BigEndian.Uint32(rest[9:13])}
+}

@@ -1,0 +1,7 @@
+//go:build !race
+
+package fsm
+
+const raceEnabled = false
+
+func scaled(n int) int { return n }
