@@ -479,7 +479,6 @@ func (t *tx) apply(typ CommandType, payload []byte) (any, error) {
 	}
 }
 
-
 // read runs fn on a read-only view of the committed state: an indexed batch
 // that is never committed, so the tx helpers serve reads too. It holds the
 // read lock, so fn sees one applied index.

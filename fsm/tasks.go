@@ -371,4 +371,3 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
-
