@@ -232,14 +232,16 @@ func (n *Node) reconcile(ctx context.Context) error {
 		for _, s := range servers {
 			member = member || (s.ID == n.id && s.Address == n.raftAddr)
 		}
-		if !member {
-			return nil // not (or no longer) in the configuration
+		// Not (or no longer) in the configuration under this address: a
+		// recorded member keeps its worker id, nothing else changes.
+		if member {
+			up := fsm.NodeUpsert{ID: osprey.NodeID(n.id), RaftAddr: n.raftAddr, HTTPAddr: n.httpAddr, Time: time.Now().UnixMilli()}
+			if err := n.apply(ctx, fsm.CmdNodeUpsert, up, nil); err != nil {
+				return err
+			}
+			rec, ok = n.fsm.Node(osprey.NodeID(n.id))
 		}
-		up := fsm.NodeUpsert{ID: osprey.NodeID(n.id), RaftAddr: n.raftAddr, HTTPAddr: n.httpAddr, Time: time.Now().UnixMilli()}
-		if err := n.apply(ctx, fsm.CmdNodeUpsert, up, nil); err != nil {
-			return err
-		}
-		if rec, ok = n.fsm.Node(osprey.NodeID(n.id)); !ok {
+		if !ok {
 			return nil
 		}
 	}

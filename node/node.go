@@ -106,7 +106,13 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	lg = lg.With("node", id)
-	n := &Node{cfg: cfg, id: id, log: lg, fsm: fsm.New(), registry: prometheus.NewRegistry(), fatal: make(chan error, 1),
+	fcfg := fsm.DefaultConfig(filepath.Join(cfg.DataDir, "meta"))
+	fcfg.Logger = lg
+	meta, err := fsm.Open(fcfg)
+	if err != nil {
+		return nil, fmt.Errorf("node: open metadata store: %w", err)
+	}
+	n := &Node{cfg: cfg, id: id, log: lg, fsm: meta, registry: prometheus.NewRegistry(), fatal: make(chan error, 1),
 		rpc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
 			DialContext: (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -118,12 +124,14 @@ func New(cfg Config) (*Node, error) {
 	n.joinToken = cfg.JoinToken
 	if n.joinToken == "" && len(cfg.Join) == 0 {
 		if n.joinToken, err = loadOrCreateToken(filepath.Join(cfg.DataDir, "join-token")); err != nil {
+			meta.Close()
 			return nil, err
 		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
+		meta.Close()
 		return nil, fmt.Errorf("node: listen http %s: %w", cfg.HTTPAddr, err)
 	}
 	n.httpLn = ln
@@ -132,6 +140,7 @@ func New(cfg Config) (*Node, error) {
 		n.httpAddr = ln.Addr().String()
 	}
 	if err := checkAdvertise(n.httpAddr, "http"); err != nil {
+		meta.Close()
 		ln.Close()
 		return nil, err
 	}
@@ -140,12 +149,14 @@ func New(cfg Config) (*Node, error) {
 	copts.MaxChunkSize = max(cfg.Limits.MaxChunkSize, 8<<20)
 	copts.Logger = lg
 	if n.chunks, err = chunkstore.Open(filepath.Join(cfg.DataDir, "chunks"), copts); err != nil {
+		meta.Close()
 		ln.Close()
 		return nil, fmt.Errorf("node: open chunk store: %w", err)
 	}
 
 	if n.backend, err = n.newBackend(cfg.Backend); err != nil {
 		n.chunks.Close()
+		meta.Close()
 		ln.Close()
 		return nil, fmt.Errorf("node: backend: %w", err)
 	}
@@ -163,6 +174,7 @@ func New(cfg Config) (*Node, error) {
 	if n.raft, err = raftstore.Open(rc); err != nil {
 		n.backend.Close()
 		n.chunks.Close()
+		meta.Close()
 		ln.Close()
 		return nil, err
 	}
@@ -176,6 +188,7 @@ func New(cfg Config) (*Node, error) {
 		n.raft.Close()
 		n.backend.Close()
 		n.chunks.Close()
+		meta.Close()
 		ln.Close()
 		return nil, err
 	}
@@ -331,8 +344,12 @@ func (n *Node) close(graceful bool) error {
 			errs = append(errs, err)
 		}
 		n.wg.Wait()
-		// 5. The chunk store closes last: raft and every request are done.
+		// 5. The chunk store and the metadata store close last: raft
+		// (which applies to the FSM) and every request are done.
 		if err := n.chunks.Close(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := n.fsm.Close(); err != nil {
 			errs = append(errs, err)
 		}
 		// 6. Backends last of all.

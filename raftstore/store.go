@@ -178,6 +178,19 @@ func Open(cfg Config) (*Store, error) {
 	// 50ms default made every read on a follower right after a write wait
 	// up to 50ms for it. 5ms of idle heartbeats is cheap on a LAN.
 	rc.CommitTimeout = 5 * time.Millisecond
+	// An FSM that keeps its state on disk (fsm.FSM) does not need the last
+	// snapshot restored at startup when its state is already at or past
+	// it: raft then replays only the entries after the snapshot, and the
+	// FSM skips those it already holds. Restart time no longer grows with
+	// the state. A store behind the snapshot (or an in-memory FSM) is
+	// restored as usual.
+	if p, ok := cfg.FSM.(persistentFSM); ok {
+		if metas, err := snaps.List(); err == nil && len(metas) > 0 && p.AppliedIndex() >= metas[0].Index {
+			rc.NoSnapshotRestoreOnStart = true
+			lg.Info("state machine is at or past the last snapshot: starting without restore",
+				"applied", p.AppliedIndex(), "snapshot", metas[0].Index)
+		}
+	}
 	r, err := raft.NewRaft(rc, cfg.FSM, bolt, bolt, snaps, trans)
 	if err != nil {
 		trans.Close()
@@ -194,6 +207,12 @@ func Open(cfg Config) (*Store, error) {
 	s.wg.Add(1)
 	go s.observe()
 	return s, nil
+}
+
+// persistentFSM is an FSM whose state survives a restart, up to the index
+// it reports.
+type persistentFSM interface {
+	AppliedIndex() uint64
 }
 
 // observe tracks leader changes for WaitForLeader and failover metrics.
