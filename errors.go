@@ -16,6 +16,9 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: conflicts with the current state (409).
 	ErrConflict = errors.New("conflict")
+	// ErrGone: the uid exists but its bytes are lost for good (410), e.g.
+	// staged content missing from a restored metadata backup.
+	ErrGone = errors.New("gone")
 	// ErrTooLarge: body or command larger than allowed (413).
 	ErrTooLarge = errors.New("too large")
 	// ErrRange: unsatisfiable range (416).

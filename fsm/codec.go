@@ -39,6 +39,7 @@ const (
 	CmdChunkConverted CommandType = 21 // coded chunk replaced by replicas (too few members)
 	CmdNodeDown       CommandType = 22 // member unreachable past the grace period: repair its copies
 	CmdNodeUp         CommandType = 23 // member reachable again
+	CmdRestored       CommandType = 24 // reconcile a state restored from a backup with the current members
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -52,7 +53,7 @@ var typeNames = map[CommandType]string{
 	CmdTaskDone: "task_done", CmdTierDone: "tier_done", CmdTierFailed: "tier_failed",
 	CmdTaskRetry: "task_retry", CmdExpire: "expire", CmdSetSettings: "set_settings",
 	CmdChunkMoved: "chunk_moved", CmdObjectMoved: "object_moved", CmdChunkConverted: "chunk_converted",
-	CmdNodeDown: "node_down", CmdNodeUp: "node_up",
+	CmdNodeDown: "node_down", CmdNodeUp: "node_up", CmdRestored: "restored",
 }
 
 // String returns the command's name for logs and metrics.

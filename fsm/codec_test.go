@@ -184,6 +184,13 @@ func goldenCommands() []goldenCommand {
 					t.Fatalf("n3 still down: %+v", n)
 				}
 			}},
+		{CmdRestored, Restored{Members: []NodeUpsert{{ID: "n1", RaftAddr: "10.0.0.1:7000", HTTPAddr: "10.0.0.1:8080"}},
+			JoinTokenHash: sha256hex("new-token"), Time: goldenNow},
+			func(t *testing.T, f *FSM, data any) {
+				if f.JoinTokenHash() != sha256hex("new-token") {
+					t.Fatalf("join token hash %s", f.JoinTokenHash())
+				}
+			}},
 	}
 }
 

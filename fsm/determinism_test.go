@@ -346,7 +346,9 @@ func TestGeneratorCoverage(t *testing.T) {
 		}
 	}
 	for typ := range typeNames {
-		if ok[typ] == 0 {
+		// Restored is proposed once, after an operator's restore; the
+		// reference model predates it. TestRestored covers it.
+		if ok[typ] == 0 && typ != CmdRestored {
 			t.Errorf("%s never succeeded (ok %d, failed %d)", typ, ok[typ], failed[typ])
 		}
 	}

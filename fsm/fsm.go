@@ -474,6 +474,8 @@ func (t *tx) apply(typ CommandType, payload []byte) (any, error) {
 		return t.applyNodeDown(decodeInto[NodeDown](payload))
 	case CmdNodeUp:
 		return t.applyNodeUp(decodeInto[NodeUp](payload))
+	case CmdRestored:
+		return t.applyRestored(decodeInto[Restored](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", typ))
 	}

@@ -162,18 +162,70 @@ func (s *snapshot) Release() {
 }
 
 // Backup streams a consistent point-in-time copy of the metadata to w in
-// the snapshot format and returns the applied index it reflects.
-func (f *FSM) Backup(w io.Writer) (uint64, error) {
+// the snapshot format (v3: checksummed, with the applied index it
+// reflects). started, if set, is called with that index before the first
+// byte is written.
+func (f *FSM) Backup(w io.Writer, started func(index uint64)) error {
 	snap, err := f.Snapshot()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	s := snap.(*snapshot)
 	defer s.Release()
-	if _, err := s.WriteTo(w); err != nil {
-		return 0, fmt.Errorf("fsm: backup: %w", err)
+	if started != nil {
+		started(s.applied)
 	}
-	return s.applied, nil
+	if _, err := s.WriteTo(w); err != nil {
+		return fmt.Errorf("fsm: backup: %w", err)
+	}
+	return nil
+}
+
+// SnapshotInfo describes a verified snapshot or backup stream.
+type SnapshotInfo struct {
+	Version uint32
+	Index   uint64 // applied index the state reflects
+	Files   int64  // files the state holds
+	Bytes   int64  // stream length
+}
+
+// VerifySnapshot reads a whole v3 snapshot or backup stream and checks
+// its structure, record count, checksum and state hash without storing
+// anything. It returns ErrBadSnapshot for a stream that would not restore.
+func VerifySnapshot(r io.Reader) (SnapshotInfo, error) {
+	cr := &countReader{r: r}
+	br := bufio.NewReaderSize(cr, 256<<10)
+	var hdr [20]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil || [8]byte(hdr[:8]) != snapshotMagic {
+		return SnapshotInfo{}, fmt.Errorf("%w: missing magic", ErrBadSnapshot)
+	}
+	info := SnapshotInfo{Version: binary.BigEndian.Uint32(hdr[8:]), Index: binary.BigEndian.Uint64(hdr[12:])}
+	if info.Version != 3 {
+		return info, fmt.Errorf("%w: version %d, a backup is version 3", ErrBadSnapshot, info.Version)
+	}
+	err := readV3(br, func(k, v []byte) error {
+		if bytes.Equal(k, metaKey(metaCounters)) {
+			var c counters
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("%w: counters: %w", ErrBadSnapshot, err)
+			}
+			info.Files = c.Files
+		}
+		return nil
+	})
+	info.Bytes = cr.n
+	return info, err
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // Restore replaces the whole state with the snapshot's. The snapshot is
@@ -265,100 +317,26 @@ func loadSnapshot(db *pebble.DB, r *bufio.Reader, prev uint64) error {
 	return loadLegacy(db, s, applied)
 }
 
-// loadV3 copies a v3 body into db, verifying the record count and checksum
-// before anything counts as restored, and checks that the state hash it
-// carries matches the records.
+// loadV3 copies a v3 body into db; nothing counts as restored unless the
+// whole stream verified (readV3).
 func loadV3(db *pebble.DB, r io.Reader, applied uint64) error {
-	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20))
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadSnapshot, err)
-	}
-	defer zr.Close()
-	br := bufio.NewReaderSize(zr, 64<<10)
-	sum := xxhash.New()
-	var records uint64
-	var hash stateHash
-	var wantHash []byte
 	b := db.NewBatch()
-	var lastKey []byte
-	for {
-		kl, err := readUvarint(br, sum)
-		if err != nil {
-			_ = b.Close()
-			return fmt.Errorf("%w: truncated: %w", ErrBadSnapshot, err)
-		}
-		if kl == 0 {
-			break
-		}
-		if kl > 1<<20 {
-			_ = b.Close()
-			return fmt.Errorf("%w: key of %d bytes", ErrBadSnapshot, kl)
-		}
-		k, err := readN(br, sum, kl)
-		if err != nil {
-			_ = b.Close()
-			return fmt.Errorf("%w: truncated: %w", ErrBadSnapshot, err)
-		}
-		vl, err := readUvarint(br, sum)
-		if err != nil || vl > 64<<20 {
-			_ = b.Close()
-			return fmt.Errorf("%w: bad value length: %v", ErrBadSnapshot, err)
-		}
-		val, err := readN(br, sum, vl)
-		if err != nil {
-			_ = b.Close()
-			return fmt.Errorf("%w: truncated: %w", ErrBadSnapshot, err)
-		}
-		if len(k) < 2 || k[0] != keyFormat || (lastKey != nil && bytes.Compare(k, lastKey) <= 0) {
-			_ = b.Close()
-			return fmt.Errorf("%w: key %x out of order or of an unknown format", ErrBadSnapshot, k)
-		}
-		lastKey = k
-		records++
-		if hashed(k) {
-			hash.add(k, val)
-		} else if bytes.Equal(k, metaKey(metaHash)) {
-			wantHash = val
-		}
-		if err := b.Set(k, val, nil); err != nil {
-			_ = b.Close()
+	err := readV3(r, func(k, v []byte) error {
+		if err := b.Set(k, v, nil); err != nil {
 			return fmt.Errorf("fsm: restore: %w", err)
 		}
 		if b.Len() > 4<<20 {
 			if err := b.Commit(pebble.NoSync); err != nil {
-				_ = b.Close()
 				return fmt.Errorf("fsm: restore: %w", err)
 			}
 			_ = b.Close()
 			b = db.NewBatch()
 		}
-	}
-	var end [16]byte
-	if _, err := io.ReadFull(br, end[:]); err != nil {
+		return nil
+	})
+	if err != nil {
 		_ = b.Close()
-		return fmt.Errorf("%w: truncated trailer: %w", ErrBadSnapshot, err)
-	}
-	if n := binary.BigEndian.Uint64(end[:8]); n != records {
-		_ = b.Close()
-		return fmt.Errorf("%w: %d records, trailer says %d", ErrBadSnapshot, records, n)
-	}
-	if got, want := sum.Sum64(), binary.BigEndian.Uint64(end[8:]); got != want {
-		_ = b.Close()
-		return fmt.Errorf("%w: checksum %016x, want %016x", ErrBadSnapshot, got, want)
-	}
-	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
-		_ = b.Close()
-		return fmt.Errorf("%w: data after the trailer", ErrBadSnapshot)
-	}
-	if wantHash != nil {
-		var hb [32]byte
-		for i, v := range hash {
-			binary.BigEndian.PutUint64(hb[i*8:], v)
-		}
-		if !bytes.Equal(hb[:], wantHash) {
-			_ = b.Close()
-			return fmt.Errorf("%w: state hash does not match the records", ErrBadSnapshot)
-		}
+		return err
 	}
 	if err := b.Set(metaKey(metaApplied), binary.BigEndian.AppendUint64(nil, applied), nil); err != nil {
 		_ = b.Close()
@@ -369,6 +347,83 @@ func loadV3(db *pebble.DB, r io.Reader, applied uint64) error {
 		return fmt.Errorf("fsm: restore: %w", err)
 	}
 	return b.Close()
+}
+
+// readV3 decodes a v3 body, calling fn for every record in order, and
+// verifies the key order, the record count, the checksum and that the
+// state hash it carries matches the records.
+func readV3(r io.Reader, fn func(k, v []byte) error) error {
+	zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(8<<20))
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+	}
+	defer zr.Close()
+	br := bufio.NewReaderSize(zr, 64<<10)
+	sum := xxhash.New()
+	var records uint64
+	var hash stateHash
+	var wantHash []byte
+	var lastKey []byte
+	for {
+		kl, err := readUvarint(br, sum)
+		if err != nil {
+			return fmt.Errorf("%w: truncated: %w", ErrBadSnapshot, err)
+		}
+		if kl == 0 {
+			break
+		}
+		if kl > 1<<20 {
+			return fmt.Errorf("%w: key of %d bytes", ErrBadSnapshot, kl)
+		}
+		k, err := readN(br, sum, kl)
+		if err != nil {
+			return fmt.Errorf("%w: truncated: %w", ErrBadSnapshot, err)
+		}
+		vl, err := readUvarint(br, sum)
+		if err != nil || vl > 64<<20 {
+			return fmt.Errorf("%w: bad value length: %v", ErrBadSnapshot, err)
+		}
+		val, err := readN(br, sum, vl)
+		if err != nil {
+			return fmt.Errorf("%w: truncated: %w", ErrBadSnapshot, err)
+		}
+		if len(k) < 2 || k[0] != keyFormat || (lastKey != nil && bytes.Compare(k, lastKey) <= 0) {
+			return fmt.Errorf("%w: key %x out of order or of an unknown format", ErrBadSnapshot, k)
+		}
+		lastKey = k
+		records++
+		if hashed(k) {
+			hash.add(k, val)
+		} else if bytes.Equal(k, metaKey(metaHash)) {
+			wantHash = val
+		}
+		if err := fn(k, val); err != nil {
+			return err
+		}
+	}
+	var end [16]byte
+	if _, err := io.ReadFull(br, end[:]); err != nil {
+		return fmt.Errorf("%w: truncated trailer: %w", ErrBadSnapshot, err)
+	}
+	if n := binary.BigEndian.Uint64(end[:8]); n != records {
+		return fmt.Errorf("%w: %d records, trailer says %d", ErrBadSnapshot, records, n)
+	}
+	if got, want := sum.Sum64(), binary.BigEndian.Uint64(end[8:]); got != want {
+		return fmt.Errorf("%w: checksum %016x, want %016x", ErrBadSnapshot, got, want)
+	}
+	if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: data after the trailer", ErrBadSnapshot)
+	}
+	if wantHash != nil {
+		var hb [32]byte
+		for i, v := range hash {
+			binary.BigEndian.PutUint64(hb[i*8:], v)
+		}
+		if !bytes.Equal(hb[:], wantHash) {
+			return fmt.Errorf("%w: state hash does not match the records", ErrBadSnapshot)
+		}
+	}
+	return nil
 }
 
 func readUvarint(r *bufio.Reader, sum hash.Hash64) (uint64, error) {

@@ -133,6 +133,11 @@ const (
 	ContentStaged ContentState = "staged"
 	ContentTiered ContentState = "tiered"
 	ContentFailed ContentState = "failed"
+	// ContentLost marks a content whose bytes no member or backend holds
+	// any more: it was only staged when the backup it was restored from
+	// was taken, and the members that staged it are gone. It is never
+	// served and never deduplicated onto.
+	ContentLost ContentState = "lost"
 )
 
 // Location is where a tiered content lives in the backend.

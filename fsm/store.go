@@ -534,3 +534,13 @@ func readUpChunks(r reader, uid osprey.UID) (map[uint32]*Chunk, error) {
 	})
 	return out, err
 }
+
+// mustDecode decodes a stored JSON value; a value that does not decode is
+// a corrupt store, which no replica can recover from by itself.
+func mustDecode[T any](v []byte) *T {
+	out := new(T)
+	if err := json.Unmarshal(v, out); err != nil {
+		panic(fmt.Sprintf("fsm: decode %T: %v", out, err))
+	}
+	return out
+}

@@ -184,7 +184,9 @@ func TestStoreMatchesReference(t *testing.T) {
 	logs := map[string][]entry{"example": exampleLog()}
 	withGoldens := exampleLog()
 	for _, g := range goldenCommands() {
-		withGoldens = append(withGoldens, entry{g.typ, g.payload})
+		if g.typ != CmdRestored { // newer than the reference model
+			withGoldens = append(withGoldens, entry{g.typ, g.payload})
+		}
 	}
 	logs["example+goldens"] = withGoldens
 	for seed := uint64(1); seed <= 5; seed++ {

@@ -29,6 +29,7 @@ const (
 	CodeNotFound      = 40400
 	CodeMethod        = 40500
 	CodeConflict      = 40900
+	CodeGone          = 41000
 	CodeTooLarge      = 41300
 	CodeRange         = 41600
 	CodeInternal      = 50000
@@ -48,6 +49,7 @@ var errorMapping = []struct {
 	{osprey.ErrForbidden, http.StatusForbidden, CodeForbidden},
 	{osprey.ErrNotFound, http.StatusNotFound, CodeNotFound},
 	{osprey.ErrConflict, http.StatusConflict, CodeConflict},
+	{osprey.ErrGone, http.StatusGone, CodeGone},
 	{osprey.ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
 	{osprey.ErrRange, http.StatusRequestedRangeNotSatisfiable, CodeRange},
 	{osprey.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},

@@ -162,6 +162,8 @@ type Config struct {
 	Tasks Tasks
 	// Replicas serves node-to-node object copies; nil leaves them out.
 	Replicas Replicas
+	// Metadata serves metadata backup and restore; nil leaves them out.
+	Metadata Metadata
 	// APIKeys authorises business endpoints. Empty means protected mode:
 	// only loopback clients may call them.
 	APIKeys []string
@@ -282,6 +284,10 @@ func (s *Server) routes() {
 	s.handle(http.MethodPost, "/cluster/join", open, s.leaderOnly(s.handleClusterJoin))
 	s.handle(http.MethodDelete, "/cluster/nodes/:id", business, s.leaderOnly(s.handleClusterRemove))
 	s.handle(http.MethodPost, "/cluster/leader-transfer", business, s.leaderOnly(s.handleLeaderTransfer))
+	if s.cfg.Metadata != nil {
+		s.handle(http.MethodGet, "/cluster/backup", business, s.leaderOnly(s.handleBackup))
+		s.handle(http.MethodPost, "/cluster/restore", business, s.leaderOnly(s.handleRestore))
+	}
 
 	s.handle(http.MethodPost, "/internal/v1/apply", node, s.handleInternalApply)
 	s.handle(http.MethodGet, "/internal/v1/readindex", node, s.handleInternalReadIndex)

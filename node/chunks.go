@@ -234,6 +234,9 @@ func (n *Node) Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error
 	if !ok {
 		return nil, fmt.Errorf("%w: content of uid %s", osprey.ErrNotFound, uid)
 	}
+	if ct.State == fsm.ContentLost {
+		return nil, fmt.Errorf("%w: uid %s: %w", osprey.ErrGone, uid, errLost)
+	}
 	info := n.fileInfo(f)
 	obj := &httpapi.Object{FileInfo: info}
 	obj.Reader = func(ctx context.Context, off, length int64) (io.ReadCloser, error) {

@@ -182,7 +182,7 @@ func New(cfg Config) (*Node, error) {
 
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerMetrics()
-	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, Storage: n, Tasks: n, Replicas: n, APIKeys: cfg.APIKeys,
+	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, Storage: n, Tasks: n, Replicas: n, Metadata: metadataService{n}, APIKeys: cfg.APIKeys,
 		Registry: n.registry, Logger: lg, Limits: cfg.Limits})
 	if err != nil {
 		n.raft.Close()

@@ -122,12 +122,16 @@ func (n *Node) fileInfo(f fsm.File) httpapi.FileInfo {
 	if ct, ok := n.fsm.Content(f.Content); ok {
 		info.Chunks = len(ct.Chunks)
 		switch {
+		case ct.State == fsm.ContentLost:
+			info.State = string(fsm.ContentLost)
+			info.Location = "lost"
 		case ct.Location != nil:
 			info.State = string(fsm.StateTiered)
 			info.Location = "backend:" + ct.Location.Bucket + "/" + ct.Location.Key
 		case ct.State == fsm.ContentFailed:
 			info.State = string(fsm.StateFailed)
 			info.Location = "staging"
+
 		default:
 			info.Location = "staging"
 		}

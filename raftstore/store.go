@@ -432,6 +432,16 @@ func (s *Store) Barrier(ctx context.Context) error {
 	return translate(s.raft.Barrier(s.timeout(ctx)).Error())
 }
 
+// UserRestore replaces the state machine's state, on this leader and then
+// on every follower, with a snapshot read from r of exactly size bytes
+// (raft's user restore: the current configuration is kept, and the log
+// gets a hole past which followers must install the snapshot). It returns
+// once a no-op after the restore has committed.
+func (s *Store) UserRestore(ctx context.Context, r io.Reader, size int64) error {
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
+	return translate(s.raft.Restore(meta, r, s.timeout(ctx)))
+}
+
 // AddVoter adds (or re-addresses) a voting member. Adding a member that is
 // already present with the same address is a no-op.
 func (s *Store) AddVoter(ctx context.Context, id, addr string) error {

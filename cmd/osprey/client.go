@@ -27,6 +27,8 @@ func clientCommands() []command {
 		{name: "ls", usage: "[--limit N] [--all]: list files", run: runLs},
 		{name: "cluster", usage: "status|nodes|join|remove|leader-transfer: membership", run: runCluster},
 		{name: "tasks", usage: "[list [--state S] | retry ID]: background tasks", run: runTasks},
+		{name: "backup", usage: "-o FILE: save a point-in-time copy of the cluster's metadata", run: runBackup},
+		{name: "restore", usage: "FILE: load a metadata backup into the cluster (keeps its members)", run: runRestore},
 		{name: "bench", usage: "[--addr A,B,C] [--dir D]: measure the cluster against the hardware", run: runBench},
 	}
 }
