@@ -18,6 +18,15 @@ type Metadata interface {
 	// keeping the cluster's current members. A corrupt or truncated
 	// backup returns an error wrapping ErrInvalid and changes nothing.
 	Restore(ctx context.Context, r io.Reader) (RestoreResult, error)
+	// Snapshot takes a Raft snapshot of this node's state now.
+	Snapshot(ctx context.Context) (SnapshotResult, error)
+}
+
+// SnapshotResult is the reply of POST /cluster/snapshot.
+type SnapshotResult struct {
+	Index  uint64  `json:"index"`
+	Bytes  int64   `json:"bytes"`
+	Millis float64 `json:"millis"`
 }
 
 // RestoreResult is the reply of POST /cluster/restore.
@@ -65,5 +74,14 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("metadata restored", "index", res.Index, "files", res.Files, "lost", res.Lost, "removed", res.Removed)
+	writeOK(w, r, res)
+}
+
+func (s *Server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
+	res, err := s.cfg.Metadata.Snapshot(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	writeOK(w, r, res)
 }

@@ -287,6 +287,7 @@ func (s *Server) routes() {
 	if s.cfg.Metadata != nil {
 		s.handle(http.MethodGet, "/cluster/backup", business, s.leaderOnly(s.handleBackup))
 		s.handle(http.MethodPost, "/cluster/restore", business, s.leaderOnly(s.handleRestore))
+		s.handle(http.MethodPost, "/cluster/snapshot", business, s.handleSnapshot)
 	}
 
 	s.handle(http.MethodPost, "/internal/v1/apply", node, s.handleInternalApply)

@@ -86,3 +86,12 @@ func (m metadataService) Restore(ctx context.Context, r io.Reader) (httpapi.Rest
 // errLost is returned for a file whose content was lost (see
 // fsm.ContentLost).
 var errLost = errors.New("its bytes were only staged when the restored metadata backup was taken, and the nodes that held them are gone")
+
+// Snapshot takes a Raft snapshot of this node's state now.
+func (m metadataService) Snapshot(ctx context.Context) (httpapi.SnapshotResult, error) {
+	info, err := m.n.raft.Snapshot(ctx)
+	if err != nil {
+		return httpapi.SnapshotResult{}, err
+	}
+	return httpapi.SnapshotResult{Index: info.Index, Bytes: info.Size, Millis: float64(info.Took.Microseconds()) / 1000}, nil
+}

@@ -442,6 +442,33 @@ func (s *Store) UserRestore(ctx context.Context, r io.Reader, size int64) error 
 	return translate(s.raft.Restore(meta, r, s.timeout(ctx)))
 }
 
+// SnapshotInfo describes a snapshot this node took.
+type SnapshotInfo struct {
+	Index uint64        // last log index the snapshot covers
+	Size  int64         // bytes on disk
+	Took  time.Duration // from the request until it was persisted
+}
+
+// Snapshot takes a snapshot of the state machine now (as raft does on its
+// own every SnapshotThreshold entries) and compacts the log behind it.
+func (s *Store) Snapshot(ctx context.Context) (SnapshotInfo, error) {
+	start := time.Now()
+	f := s.raft.Snapshot()
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+			return SnapshotInfo{}, fmt.Errorf("%w: nothing new to snapshot", osprey.ErrConflict)
+		}
+		return SnapshotInfo{}, translate(err)
+	}
+	took := time.Since(start)
+	meta, rc, err := f.Open()
+	if err != nil {
+		return SnapshotInfo{}, fmt.Errorf("raftstore: open snapshot: %w", err)
+	}
+	rc.Close()
+	return SnapshotInfo{Index: meta.Index, Size: meta.Size, Took: took}, nil
+}
+
 // AddVoter adds (or re-addresses) a voting member. Adding a member that is
 // already present with the same address is a no-op.
 func (s *Store) AddVoter(ctx context.Context, id, addr string) error {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"io"
+
+	"github.com/osprey-storage/osprey/client"
 )
 
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,4 +40,26 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	return c.Restore(ctx, pos[0])
+}
+
+func runBenchMetadata(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench-metadata", "[--links N] [--uploads N] [flags]", stderr)
+	cf := addClientFlags(fs, false)
+	var o client.MetaBenchOptions
+	fs.IntVar(&o.Links, "links", 1_000_000, "link-only records to load (50 per request)")
+	fs.IntVar(&o.Uploads, "uploads", 150_000, "real 4 KiB uploads to load")
+	fs.IntVar(&o.Sample, "sample", 3000, "4 KiB uploads timed before and after the load")
+	fs.IntVar(&o.Concurrency, "concurrency", 16, "requests in flight")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageErr(fs, "bench-metadata takes no arguments")
+	}
+	c, err := cf.cli(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	return c.BenchMetadata(ctx, o)
 }

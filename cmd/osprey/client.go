@@ -29,6 +29,7 @@ func clientCommands() []command {
 		{name: "tasks", usage: "[list [--state S] | retry ID]: background tasks", run: runTasks},
 		{name: "backup", usage: "-o FILE: save a point-in-time copy of the cluster's metadata", run: runBackup},
 		{name: "restore", usage: "FILE: load a metadata backup into the cluster (keeps its members)", run: runRestore},
+		{name: "bench-metadata", usage: "[--links N] [--uploads N]: load the metadata store and measure it (see scripts/bench-metadata.sh)", run: runBenchMetadata},
 		{name: "bench", usage: "[--addr A,B,C] [--dir D]: measure the cluster against the hardware", run: runBench},
 	}
 }
