@@ -69,7 +69,7 @@ func (m metadataService) Restore(ctx context.Context, r io.Reader) (httpapi.Rest
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return httpapi.RestoreResult{}, fmt.Errorf("node: spool backup: %w", err)
 	}
-	if err := n.raft.UserRestore(ctx, tmp, info.Bytes); err != nil {
+	if err := n.raft.UserRestore(ctx, tmp, info.Bytes, info.Index); err != nil {
 		return httpapi.RestoreResult{}, fmt.Errorf("node: restore: %w", err)
 	}
 	var res fsm.RestoredResult

@@ -185,7 +185,7 @@ func Open(cfg Config) (*Store, error) {
 	// the state. A store behind the snapshot (or an in-memory FSM) is
 	// restored as usual.
 	if p, ok := cfg.FSM.(persistentFSM); ok {
-		if metas, err := snaps.List(); err == nil && len(metas) > 0 && p.AppliedIndex() >= metas[0].Index {
+		if metas, err := snaps.List(); err == nil && len(metas) > 0 && coversSnapshot(bolt, p.AppliedIndex(), metas[0].Index) {
 			rc.NoSnapshotRestoreOnStart = true
 			lg.Info("state machine is at or past the last snapshot: starting without restore",
 				"applied", p.AppliedIndex(), "snapshot", metas[0].Index)
@@ -210,9 +210,27 @@ func Open(cfg Config) (*Store, error) {
 }
 
 // persistentFSM is an FSM whose state survives a restart, up to the index
-// it reports.
+// it reports (the last command it applied).
 type persistentFSM interface {
 	AppliedIndex() uint64
+}
+
+// coversSnapshot reports whether a state machine that applied every
+// command up to applied holds everything a snapshot at index snap does:
+// applied is at or past it, or every entry in between is one the state
+// machine never sees (no-ops, barriers, configuration changes), as the log
+// still shows. An entry that is gone from the log means no.
+func coversSnapshot(logs raft.LogStore, applied, snap uint64) bool {
+	if applied >= snap {
+		return true
+	}
+	var l raft.Log
+	for i := applied + 1; i <= snap; i++ {
+		if err := logs.GetLog(i, &l); err != nil || l.Type == raft.LogCommand {
+			return false
+		}
+	}
+	return true
 }
 
 // observe tracks leader changes for WaitForLeader and failover metrics.
@@ -434,11 +452,13 @@ func (s *Store) Barrier(ctx context.Context) error {
 
 // UserRestore replaces the state machine's state, on this leader and then
 // on every follower, with a snapshot read from r of exactly size bytes
-// (raft's user restore: the current configuration is kept, and the log
-// gets a hole past which followers must install the snapshot). It returns
-// once a no-op after the restore has committed.
-func (s *Store) UserRestore(ctx context.Context, r io.Reader, size int64) error {
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
+// whose state reflects log index index (raft's user restore: the current
+// configuration is kept, and the log jumps past both index and its own
+// last index, so followers must install the snapshot and every later entry
+// is numbered above the restored state's index). It returns once a no-op
+// after the restore has committed.
+func (s *Store) UserRestore(ctx context.Context, r io.Reader, size int64, index uint64) error {
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size, Index: index}
 	return translate(s.raft.Restore(meta, r, s.timeout(ctx)))
 }
 
