@@ -275,7 +275,7 @@ func (t *tx) complete(f *File, chunks []Chunk, size int64, md5 string, verified 
 		}
 	}
 	t.enqueueGC(res.Garbage, now, now)
-	t.deleteUpChunks(f.UID)
+	t.deleteUpChunks(f.UID, upChunks)
 	f.Chunks = nil
 	t.putFile(f)
 	t.webhook("complete", f, nil, now, "")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cockroachdb/errors/oserror"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 
@@ -92,6 +94,15 @@ type FSM struct {
 	cnt     counters
 	hash    stateHash
 	closed  bool
+	// runHint and uploadHint are lower bounds of the due times in the
+	// runnable index and the touch times in the upload-age index. Deleted
+	// keys stay as tombstones at the front of those ranges until a
+	// compaction drops them, so scans start at the hint instead of the
+	// range's start. A commit that inserts below a hint lowers it; a
+	// reader that found the first live key raises it there, unless a
+	// commit inserted since (runInserts, uploadInserts).
+	runHint, uploadHint       timeID
+	runInserts, uploadInserts uint64
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -262,6 +273,11 @@ func (f *FSM) pebbleOptions() *pebble.Options {
 		Logger:             pebbleLogger{f.log},
 	}
 	o.EnsureDefaults()
+	for i := range o.Levels {
+		// Most reads are point reads, many of keys that do not exist yet
+		// (a new uid, a new task): filters keep those off the sstables.
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
 	return o
 }
 
@@ -308,6 +324,9 @@ func (f *FSM) install(h *handle, gen uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.h, f.gen, f.applied, f.hash = h, gen, applied, hash
+	f.runHint, f.uploadHint = minTimeID, minTimeID
+	f.runInserts++
+	f.uploadInserts++
 	f.meta = clusterMeta{}
 	if meta != nil {
 		f.meta = *meta
@@ -355,7 +374,8 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	f.mu.RLock()
 	h, applied, closed := f.h, f.applied, f.closed
-	t := &tx{meta: f.meta, cnt: f.cnt.clone(), hash: f.hash}
+	t := &tx{meta: f.meta, cnt: f.cnt.clone(), hash: f.hash, minRunnable: maxTimeID, minUpload: maxTimeID,
+		uploadFrom: f.uploadHint}
 	f.mu.RUnlock()
 	if closed {
 		panic(fmt.Sprintf("fsm: entry %d applied after Close", l.Index))
@@ -365,7 +385,9 @@ func (f *FSM) Apply(l *raft.Log) any {
 	}
 	t.meta.Secret = append([]byte(nil), t.meta.Secret...)
 	t.b = h.db.NewIndexedBatch()
+	t.r = t.b
 	base := *t
+	t.cache = map[string][]byte{}
 	base.cnt = t.cnt.clone()
 	data, derr := t.apply(typ, payload)
 	if derr != nil {
@@ -373,6 +395,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 		_ = t.b.Close()
 		t = &base
 		t.b = h.db.NewBatch()
+		t.r = h.db
 	}
 	f.commit(t, l.Index)
 	return &Result{Data: data, Err: derr}
@@ -391,6 +414,14 @@ func (f *FSM) commit(t *tx, index uint64) {
 	}
 	_ = t.b.Close()
 	f.applied, f.meta, f.cnt, f.hash = index, t.meta, t.cnt, t.hash
+	if t.minRunnable != maxTimeID {
+		f.runInserts++
+		f.runHint = f.runHint.min(t.minRunnable)
+	}
+	if t.minUpload != maxTimeID {
+		f.uploadInserts++
+		f.uploadHint = f.uploadHint.min(t.minUpload)
+	}
 }
 
 // seal writes the applied index and the derived singletons into t's batch.
@@ -481,15 +512,13 @@ func (t *tx) apply(typ CommandType, payload []byte) (any, error) {
 	}
 }
 
-// read runs fn on a read-only view of the committed state: an indexed batch
-// that is never committed, so the tx helpers serve reads too. It holds the
-// read lock, so fn sees one applied index.
+// read runs fn on a read-only view of the committed state (a tx that reads
+// the DB and has no batch to write to). It holds the read lock, so fn sees
+// one applied index.
 func (f *FSM) read(fn func(t *tx)) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	b := f.h.db.NewIndexedBatch()
-	defer b.Close()
-	fn(&tx{b: b, meta: f.meta, cnt: f.cnt})
+	fn(&tx{r: f.h.db, meta: f.meta, cnt: f.cnt})
 }
 
 // Hash returns the digest of the replicated state and the index of the last
@@ -676,24 +705,42 @@ func (f *FSM) Task(id uint64) (tk Task, ok bool) {
 // runnable index, never the whole queue.
 func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task {
 	var out []Task
+	var first timeID
+	found := false
+	f.mu.RLock()
+	from, inserts := f.runHint, f.runInserts
+	f.mu.RUnlock()
 	f.read(func(t *tx) {
-		lo, _ := tableBounds(tRunnable)
 		hi := runnableKey(now+1, 0)
-		if now == 1<<63-1 {
+		if now == math.MaxInt64 {
 			_, hi = tableBounds(tRunnable)
 		}
-		for _, k := range t.keys(lo, hi) {
-			_, id := decodeTimeID(k)
+		t.scan(from.key(tRunnable), hi, func(k, _ []byte) bool {
+			due, id := decodeTimeID(k)
+			if !found {
+				first, found = timeID{due, id}, true
+			}
 			tk, ok := t.task(id)
 			if ok && types[tk.Type] && tk.Runnable(now) {
 				out = append(out, *tk)
-				if len(out) == limit {
-					return
-				}
 			}
-		}
+			return len(out) < limit
+		})
 	})
+	if found {
+		f.raiseHint(&f.runHint, &f.runInserts, inserts, first)
+	}
 	return out
+}
+
+// raiseHint moves a scan hint up to first, the smallest live key a scan
+// found, unless a commit inserted keys since the scan read the hint.
+func (f *FSM) raiseHint(hint *timeID, inserts *uint64, seen uint64, first timeID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if *inserts == seen && hint.less(first) {
+		*hint = first
+	}
 }
 
 // Stats counts files, contents, stored bytes and tasks and contents by
@@ -728,14 +775,22 @@ func (f *FSM) ContentBytes() int64 {
 // reads the first key of the upload-age index.
 func (f *FSM) HasUploadsBefore(before int64) bool {
 	found := false
+	var first timeID
+	f.mu.RLock()
+	from, inserts := f.uploadHint, f.uploadInserts
+	f.mu.RUnlock()
 	f.read(func(t *tx) {
-		lo, _ := tableBounds(tUploadAge)
-		t.scan(lo, uploadAgeKey(before, 0), func(_, _ []byte) bool {
+		_, hi := tableBounds(tUploadAge)
+		t.scan(from.key(tUploadAge), hi, func(k, _ []byte) bool {
+			first.at, first.id = decodeTimeID(k)
 			found = true
 			return false
 		})
 	})
-	return found
+	if found {
+		f.raiseHint(&f.uploadHint, &f.uploadInserts, inserts, first)
+	}
+	return found && first.at < before
 }
 
 // sortedTasks sorts tasks by id.

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/binary"
+	"math"
 
 	"github.com/osprey-storage/osprey"
 )
@@ -152,3 +153,26 @@ func decodeOwnerRef(k []byte, node osprey.NodeID) ownerRef {
 	rest := k[len(ownerPrefix(node)):]
 	return ownerRef{kind: rest[0], id: binary.BigEndian.Uint64(rest[1:9]), n: binary.BigEndian.Uint32(rest[9:13])}
 }
+
+// timeID is a position in a (time, id) index: the runnable index or the
+// upload-age index.
+type timeID struct {
+	at int64
+	id uint64
+}
+
+var (
+	minTimeID = timeID{math.MinInt64, 0}
+	maxTimeID = timeID{math.MaxInt64, math.MaxUint64}
+)
+
+func (a timeID) less(b timeID) bool { return a.at < b.at || a.at == b.at && a.id < b.id }
+
+func (a timeID) min(b timeID) timeID {
+	if b.less(a) {
+		return b
+	}
+	return a
+}
+
+func (a timeID) key(table byte) []byte { return timeIDKey(table, a.at, a.id) }

@@ -459,7 +459,8 @@ func readN(r io.Reader, sum hash.Hash64, n uint64) ([]byte, error) {
 // same typed writers Apply uses, so every index is built. Tasks keep their
 // ids and order.
 func loadLegacy(db *pebble.DB, s *state, applied uint64) error {
-	t := &tx{b: db.NewIndexedBatch(), cnt: counters{}.clone()}
+	t := &tx{b: db.NewIndexedBatch(), cnt: counters{}.clone(), minRunnable: maxTimeID, minUpload: maxTimeID}
+	t.r = t.b
 	t.meta = clusterMeta{ClusterID: s.ClusterID, Secret: s.Secret, JoinTokenHash: s.JoinTokenHash,
 		CreatedAt: s.CreatedAt, NextWorkerID: s.NextWorkerID, NextTaskID: s.NextTaskID, Settings: s.Settings}
 	t.setMeta()

@@ -98,29 +98,62 @@ func (s stateHash) String() string {
 	return fmt.Sprintf("%x", b)
 }
 
-// hashed reports whether a key is part of the replicated state hash. The
-// applied index, counters and the hash itself are derived, so not.
+// hashed reports whether a key is part of the replicated state hash: the
+// primary records (cluster record, members, files, upload chunks,
+// contents, the md5 index, tasks). Secondary indexes, the applied index,
+// counters and the hash itself are derived from them (tests rebuild and
+// compare them: checkIndexes), so writing one needs no read of its old
+// value.
 func hashed(k []byte) bool {
-	if len(k) < 2 || k[1] != tMeta {
+	if len(k) < 2 {
 		return true
 	}
-	name := string(k[2:])
-	return name != metaApplied && name != metaCounters && name != metaHash
+	switch k[1] {
+	case tMeta:
+		return string(k[2:]) == metaCluster
+	case tRunnable, tDead, tUploadAge, tOwner, tStaged:
+		return false
+	}
+	return true
 }
 
 // tx is the working set of one Apply: an indexed batch (reads see its own
 // writes) plus the in-memory singletons it may change. Nothing reaches the
 // database until commit; a failed command's tx is discarded.
 type tx struct {
-	b    *pebble.Batch
+	b    *pebble.Batch // writes; nil in a read-only view
+	r    reader        // reads: the indexed batch b, or the DB for a read-only view
 	meta clusterMeta
 	cnt  counters
 	hash stateHash
+	// minRunnable is the earliest due time this tx put into the runnable
+	// index (math.MaxInt64 if none); see FSM.runHint.
+	minRunnable timeID
+	// minUpload is the same for the upload-age index.
+	minUpload timeID
+	// uploadFrom is a lower bound of the live keys in the upload-age
+	// index (FSM.uploadHint), where Expire starts its scan.
+	uploadFrom timeID
+	// cache holds the primary records this tx read or wrote (nil value:
+	// absent), so a record read, changed and written back costs one read
+	// of the store.
+	cache map[string][]byte
 }
 
-// get returns the value of k (a copy), or nil.
+// get returns the value of k (a copy, not to be modified), or nil.
 func (t *tx) get(k []byte) []byte {
-	v, closer, err := t.b.Get(k)
+	if v, ok := t.cache[string(k)]; ok {
+		return v
+	}
+	v := t.load(k)
+	if t.cache != nil {
+		t.cache[string(k)] = v
+	}
+	return v
+}
+
+func (t *tx) load(k []byte) []byte {
+	v, closer, err := t.r.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil
 	}
@@ -139,6 +172,9 @@ func (t *tx) set(k, v []byte) {
 		}
 		t.hash.add(k, v)
 	}
+	if t.cache != nil {
+		t.cache[string(k)] = v
+	}
 	if err := t.b.Set(k, v, nil); err != nil {
 		panic(fmt.Sprintf("fsm: write %x: %v", k, err))
 	}
@@ -151,6 +187,9 @@ func (t *tx) del(k []byte) {
 			return
 		}
 		t.hash.sub(k, old)
+	}
+	if t.cache != nil {
+		t.cache[string(k)] = nil
 	}
 	if err := t.b.Delete(k, nil); err != nil {
 		panic(fmt.Sprintf("fsm: delete %x: %v", k, err))
@@ -181,7 +220,7 @@ func getJSON[T any](t *tx, k []byte) (*T, bool) {
 // batch; fn's slices are valid only during the call. fn returns false to
 // stop.
 func (t *tx) scan(lo, hi []byte, fn func(k, v []byte) bool) {
-	it, err := t.b.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	it, err := t.r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		panic(fmt.Sprintf("fsm: iterate: %v", err))
 	}
@@ -239,6 +278,7 @@ func (t *tx) putFile(f *File) {
 	}
 	if f.State == StateUploading {
 		t.set(uploadAgeKey(f.UpdatedAt, f.UID), nil)
+		t.minUpload = t.minUpload.min(timeID{f.UpdatedAt, uint64(f.UID)})
 	}
 	rec := *f
 	rec.Chunks = nil
@@ -254,7 +294,7 @@ func (t *tx) deleteFile(uid osprey.UID) {
 	if old.State == StateUploading {
 		t.del(uploadAgeKey(old.UpdatedAt, uid))
 	}
-	t.deleteUpChunks(uid)
+	t.deleteUpChunks(uid, nil)
 	t.del(fileKey(uid))
 	t.cnt.Files--
 }
@@ -292,8 +332,13 @@ func (t *tx) putUpChunk(uid osprey.UID, ch *Chunk) {
 	t.setJSON(upChunkKey(uid, ch.Num), ch)
 }
 
-func (t *tx) deleteUpChunks(uid osprey.UID) {
-	for num, ch := range t.upChunks(uid) {
+// deleteUpChunks deletes uid's upload chunks; chunks is what upChunks
+// returned for it in this tx (nil: read them).
+func (t *tx) deleteUpChunks(uid osprey.UID, chunks map[uint32]*Chunk) {
+	if chunks == nil {
+		chunks = t.upChunks(uid)
+	}
+	for num, ch := range chunks {
 		t.reindexOwners(ownerRef{kind: refUpload, id: uint64(uid), n: num}, chunkHolders(ch), nil)
 		t.del(upChunkKey(uid, num))
 	}
@@ -453,6 +498,7 @@ func (t *tx) putTask(tk *Task) {
 	}
 	if due, ok := taskDue(tk); ok {
 		t.set(runnableKey(due, tk.ID), nil)
+		t.minRunnable = t.minRunnable.min(timeID{due, tk.ID})
 	}
 	if tk.State == TaskDead {
 		t.set(deadKey(tk.ID), nil)

@@ -334,8 +334,7 @@ func (t *tx) applyTaskRetry(c *TaskRetry) (any, error) {
 
 func (t *tx) applyExpire(c *Expire) (any, error) {
 	var uids []osprey.UID
-	lo, _ := tableBounds(tUploadAge)
-	t.scan(lo, uploadAgeKey(c.Before, 0), func(k, _ []byte) bool {
+	t.scan(t.uploadFrom.key(tUploadAge), uploadAgeKey(c.Before, 0), func(k, _ []byte) bool {
 		_, id := decodeTimeID(k)
 		uids = append(uids, osprey.UID(id))
 		return true
