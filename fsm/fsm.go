@@ -49,7 +49,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults for a metadata store in dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, CacheSize: 32 << 20, MemTableSize: 16 << 20}
+	return Config{Dir: dir, CacheSize: 64 << 20, MemTableSize: 16 << 20}
 }
 
 // Validate reports a configuration that cannot work.
@@ -94,15 +94,9 @@ type FSM struct {
 	cnt     counters
 	hash    stateHash
 	closed  bool
-	// runHint and uploadHint are lower bounds of the due times in the
-	// runnable index and the touch times in the upload-age index. Deleted
-	// keys stay as tombstones at the front of those ranges until a
-	// compaction drops them, so scans start at the hint instead of the
-	// range's start. A commit that inserts below a hint lowers it; a
-	// reader that found the first live key raises it there, unless a
-	// commit inserted since (runInserts, uploadInserts).
-	runHint, uploadHint       timeID
-	runInserts, uploadInserts uint64
+	// run and upload are scan hints for the runnable and upload-age
+	// indexes (see scanHint).
+	run, upload scanHint
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -324,9 +318,7 @@ func (f *FSM) install(h *handle, gen uint64) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.h, f.gen, f.applied, f.hash = h, gen, applied, hash
-	f.runHint, f.uploadHint = minTimeID, minTimeID
-	f.runInserts++
-	f.uploadInserts++
+	f.run, f.upload = scanHint{hint: minTimeID}, scanHint{hint: minTimeID}
 	f.meta = clusterMeta{}
 	if meta != nil {
 		f.meta = *meta
@@ -375,7 +367,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.mu.RLock()
 	h, applied, closed := f.h, f.applied, f.closed
 	t := &tx{meta: f.meta, cnt: f.cnt.clone(), hash: f.hash, minRunnable: maxTimeID, minUpload: maxTimeID,
-		uploadFrom: f.uploadHint}
+		uploadFrom: f.upload.hint}
 	f.mu.RUnlock()
 	if closed {
 		panic(fmt.Sprintf("fsm: entry %d applied after Close", l.Index))
@@ -414,14 +406,8 @@ func (f *FSM) commit(t *tx, index uint64) {
 	}
 	_ = t.b.Close()
 	f.applied, f.meta, f.cnt, f.hash = index, t.meta, t.cnt, t.hash
-	if t.minRunnable != maxTimeID {
-		f.runInserts++
-		f.runHint = f.runHint.min(t.minRunnable)
-	}
-	if t.minUpload != maxTimeID {
-		f.uploadInserts++
-		f.uploadHint = f.uploadHint.min(t.minUpload)
-	}
+	f.run.inserted(t.minRunnable)
+	f.upload.inserted(t.minUpload)
 }
 
 // seal writes the applied index and the derived singletons into t's batch.
@@ -705,20 +691,17 @@ func (f *FSM) Task(id uint64) (tk Task, ok bool) {
 // runnable index, never the whole queue.
 func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task {
 	var out []Task
-	var first timeID
-	found := false
-	f.mu.RLock()
-	from, inserts := f.runHint, f.runInserts
-	f.mu.RUnlock()
+	end := timeID{now + 1, 0}
+	if now == math.MaxInt64 {
+		end = maxTimeID
+	}
+	first := end
+	from, gen := f.startScan(&f.run)
 	f.read(func(t *tx) {
-		hi := runnableKey(now+1, 0)
-		if now == math.MaxInt64 {
-			_, hi = tableBounds(tRunnable)
-		}
-		t.scan(from.key(tRunnable), hi, func(k, _ []byte) bool {
+		t.scan(from.key(tRunnable), end.key(tRunnable), func(k, _ []byte) bool {
 			due, id := decodeTimeID(k)
-			if !found {
-				first, found = timeID{due, id}, true
+			if first == end {
+				first = timeID{due, id}
 			}
 			tk, ok := t.task(id)
 			if ok && types[tk.Type] && tk.Runnable(now) {
@@ -727,19 +710,51 @@ func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task 
 			return len(out) < limit
 		})
 	})
-	if found {
-		f.raiseHint(&f.runHint, &f.runInserts, inserts, first)
-	}
+	f.endScan(&f.run, gen, first)
 	return out
 }
 
-// raiseHint moves a scan hint up to first, the smallest live key a scan
-// found, unless a commit inserted keys since the scan read the hint.
-func (f *FSM) raiseHint(hint *timeID, inserts *uint64, seen uint64, first timeID) {
+// scanHint is a lower bound of the live keys of a (time, id) index.
+// Deleted keys stay as tombstones at the front of such an index until a
+// compaction drops them, and finished tasks and uploads delete keys all
+// the time, so scans start at the hint instead of the range's start. A
+// commit that inserts below the hint lowers it; a scan raises it to the
+// first key it found, or to the end of its range if it found none, lowered
+// to whatever was inserted since the scan started (floor, valid while gen
+// is the scan's).
+type scanHint struct {
+	hint  timeID
+	floor timeID
+	gen   uint64
+}
+
+func (h *scanHint) inserted(k timeID) {
+	if k == maxTimeID {
+		return
+	}
+	h.floor = h.floor.min(k)
+	h.hint = h.hint.min(k)
+}
+
+// startScan returns where a scan of h's index starts and its generation.
+func (f *FSM) startScan(h *scanHint) (timeID, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if *inserts == seen && hint.less(first) {
-		*hint = first
+	h.gen++
+	h.floor = maxTimeID
+	return h.hint, h.gen
+}
+
+// endScan raises h's hint to first (no live key of the index lies below
+// it), unless another scan started since.
+func (f *FSM) endScan(h *scanHint, gen uint64, first timeID) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if h.gen != gen {
+		return
+	}
+	if c := first.min(h.floor); h.hint.less(c) {
+		h.hint = c
 	}
 }
 
@@ -774,23 +789,17 @@ func (f *FSM) ContentBytes() int64 {
 // HasUploadsBefore reports whether an upload was last touched before t. It
 // reads the first key of the upload-age index.
 func (f *FSM) HasUploadsBefore(before int64) bool {
-	found := false
-	var first timeID
-	f.mu.RLock()
-	from, inserts := f.uploadHint, f.uploadInserts
-	f.mu.RUnlock()
+	first := maxTimeID
+	from, gen := f.startScan(&f.upload)
 	f.read(func(t *tx) {
 		_, hi := tableBounds(tUploadAge)
 		t.scan(from.key(tUploadAge), hi, func(k, _ []byte) bool {
 			first.at, first.id = decodeTimeID(k)
-			found = true
 			return false
 		})
 	})
-	if found {
-		f.raiseHint(&f.uploadHint, &f.uploadInserts, inserts, first)
-	}
-	return found && first.at < before
+	f.endScan(&f.upload, gen, first)
+	return first != maxTimeID && first.at < before
 }
 
 // sortedTasks sorts tasks by id.

@@ -127,12 +127,12 @@ type tx struct {
 	cnt  counters
 	hash stateHash
 	// minRunnable is the earliest due time this tx put into the runnable
-	// index (math.MaxInt64 if none); see FSM.runHint.
+	// index (maxTimeID if none); see scanHint.
 	minRunnable timeID
 	// minUpload is the same for the upload-age index.
 	minUpload timeID
 	// uploadFrom is a lower bound of the live keys in the upload-age
-	// index (FSM.uploadHint), where Expire starts its scan.
+	// index (FSM.upload.hint), where Expire starts its scan.
 	uploadFrom timeID
 	// cache holds the primary records this tx read or wrote (nil value:
 	// absent), so a record read, changed and written back costs one read
