@@ -149,6 +149,9 @@ func (n *Node) registerMetrics() {
 	}
 	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_files",
 		Help: "Files in the cluster."}, func() float64 { return float64(n.fsm.Stats()["files"]) }))
+	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_content_bytes",
+		Help: "Bytes of all stored contents, each deduplicated content once (a counter the metadata store keeps, never a scan)."},
+		func() float64 { return float64(n.fsm.ContentBytes()) }))
 	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_chunkstore_bytes",
 		Help: "Bytes staged in this node's chunk store."}, func() float64 { return float64(n.chunks.Metrics().BytesStored) }))
 	gauge := func(name, help string, f func() float64) {
