@@ -43,13 +43,17 @@ type Config struct {
 	CacheSize int64
 	// MemTableSize is the size of one Pebble memtable in bytes.
 	MemTableSize uint64
+	// SnapshotRate paces snapshot and backup streams to this many bytes
+	// of records per second (0 = as fast as the CPU allows), so that
+	// compressing a large state does not take the CPU requests need.
+	SnapshotRate int64
 	// Logger receives Pebble's log lines; nil means slog.Default().
 	Logger *slog.Logger
 }
 
 // DefaultConfig returns the defaults for a metadata store in dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, CacheSize: 64 << 20, MemTableSize: 16 << 20}
+	return Config{Dir: dir, CacheSize: 40 << 20, MemTableSize: 8 << 20, SnapshotRate: 64 << 20}
 }
 
 // Validate reports a configuration that cannot work.
@@ -61,6 +65,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("fsm: CacheSize %d is below 1 MiB", c.CacheSize)
 	case c.MemTableSize < 1<<20:
 		return fmt.Errorf("fsm: MemTableSize %d is below 1 MiB", c.MemTableSize)
+	case c.SnapshotRate < 0:
+		return fmt.Errorf("fsm: SnapshotRate %d is negative", c.SnapshotRate)
 	}
 	return nil
 }
@@ -110,7 +116,7 @@ var ErrClosed = errors.New("fsm: closed")
 func New() *FSM {
 	cfg := DefaultConfig("meta")
 	cfg.FS = vfs.NewMem()
-	cfg.CacheSize, cfg.MemTableSize = 4<<20, 4<<20
+	cfg.CacheSize, cfg.MemTableSize, cfg.SnapshotRate = 4<<20, 4<<20, 0
 	f, err := Open(cfg)
 	if err != nil {
 		panic(fmt.Sprintf("fsm: open in-memory store: %v", err))

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"sort"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
@@ -58,13 +59,37 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, fmt.Errorf("fsm: sync before snapshot: %w", err)
 	}
 	f.h.refs.Add(1)
-	return &snapshot{h: f.h, snap: f.h.db.NewSnapshot(), applied: f.applied}, nil
+	return &snapshot{h: f.h, snap: f.h.db.NewSnapshot(), applied: f.applied, rate: f.cfg.SnapshotRate}, nil
 }
 
 type snapshot struct {
 	h       *handle
 	snap    *pebble.Snapshot
 	applied uint64
+	rate    int64 // record bytes per second, 0 = unpaced
+}
+
+// pacer sleeps as needed to keep a stream at rate bytes per second.
+type pacer struct {
+	rate  int64
+	start time.Time
+	done  int64
+	next  int64 // bytes at which to check again
+}
+
+func (p *pacer) add(n int) {
+	if p.rate <= 0 {
+		return
+	}
+	p.done += int64(n)
+	if p.done < p.next {
+		return
+	}
+	p.next = p.done + 256<<10
+	due := p.start.Add(time.Duration(float64(p.done) / float64(p.rate) * float64(time.Second)))
+	if d := time.Until(due); d > 0 {
+		time.Sleep(d) // pacing a background stream, not synchronisation
+	}
 }
 
 // Persist writes the snapshot to sink, calling sink.Cancel on error.
@@ -112,9 +137,11 @@ func (s *snapshot) writeTo(w io.Writer) error {
 	sum := xxhash.New()
 	var records uint64
 	var klen, vlen [binary.MaxVarintLen64]byte
+	pace := &pacer{rate: s.rate, start: time.Now()}
 	put := func(b []byte) error {
 		_, _ = sum.Write(b)
 		_, err := body.Write(b)
+		pace.add(len(b))
 		return err
 	}
 	err = iterate(s.snap, []byte{keyFormat}, []byte{keyFormat + 1}, func(k, v []byte) (bool, error) {

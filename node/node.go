@@ -148,6 +148,9 @@ func New(cfg Config) (*Node, error) {
 	copts := chunkstore.DefaultOptions()
 	copts.MaxChunkSize = max(cfg.Limits.MaxChunkSize, 8<<20)
 	copts.Logger = lg
+	// Staged chunks are read back once (tiering) and the OS page cache
+	// serves that; the metadata store's cache is the one that pays.
+	copts.CacheSize = 32 << 20
 	if n.chunks, err = chunkstore.Open(filepath.Join(cfg.DataDir, "chunks"), copts); err != nil {
 		meta.Close()
 		ln.Close()
