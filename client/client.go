@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -140,6 +141,11 @@ type Client struct {
 	hc     *http.Client
 	logger *slog.Logger
 	next   atomic.Uint64
+	// kinds holds a round-robin counter per request kind (method and
+	// path), so every kind of request spreads over all the addresses: with
+	// one shared counter, a put alternating link and upload on two nodes
+	// sent every upload to the same node.
+	kinds sync.Map // string -> *atomic.Uint64
 	// sleep waits between retries; tests replace it to record delays.
 	sleep func(ctx context.Context, d time.Duration) error
 }
@@ -180,6 +186,18 @@ func (c *Client) Addrs() []string { return append([]string(nil), c.addrs...) }
 // pickAddr returns the next base URL round-robin.
 func (c *Client) pickAddr() string {
 	n := c.next.Add(1) - 1
+	return c.addrs[n%uint64(len(c.addrs))]
+}
+
+// addrFor returns the base URL for one attempt of r: round-robin among the
+// addresses per kind of request, so each kind spreads over every node and
+// a retry goes to the next node.
+func (c *Client) addrFor(r *request) string {
+	if len(c.addrs) == 1 {
+		return c.addrs[0]
+	}
+	v, _ := c.kinds.LoadOrStore(r.method+" "+pathOnly(r.target), new(atomic.Uint64))
+	n := v.(*atomic.Uint64).Add(1) - 1
 	return c.addrs[n%uint64(len(c.addrs))]
 }
 
@@ -380,7 +398,7 @@ func pathOnly(target string) string {
 func (c *Client) once(ctx context.Context, r *request) (*http.Response, error) {
 	u := r.target
 	if !isAbs(u) {
-		u = c.pickAddr() + ensureSlash(u)
+		u = c.addrFor(r) + ensureSlash(u)
 	}
 	if len(r.query) > 0 {
 		pu, err := url.Parse(u)

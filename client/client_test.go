@@ -1,8 +1,10 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -298,6 +300,43 @@ func TestRoundRobin(t *testing.T) {
 	}
 	if hits[0].Load() != 5 || hits[1].Load() != 5 {
 		t.Errorf("hits = %d/%d, want 5/5", hits[0].Load(), hits[1].Load())
+	}
+}
+
+// TestEveryKindSpreads: a put's requests alternate link and upload; with
+// two nodes each kind of request still reaches both (one shared counter
+// sent every link to one node and every upload to the other).
+func TestEveryKindSpreads(t *testing.T) {
+	f := newFakeServer(t)
+	var links, uploads [2]atomic.Int32
+	srvs := make([]*httptest.Server, 2)
+	for i := range srvs {
+		srvs[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case strings.HasSuffix(r.URL.Path, "/link/upload"):
+				links[i].Add(1)
+			case strings.HasSuffix(r.URL.Path, "/upload"):
+				uploads[i].Add(1)
+			}
+			f.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srvs[i].Close)
+	}
+	c := mustClient(t, srvs[0].URL+","+srvs[1].URL, f.apiKey)
+	body := []byte("hello")
+	for i := range 10 {
+		l, err := c.LinkUpload(ctxT(t), []string{fmt.Sprintf("f%d.txt", i)}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Upload(ctxT(t), l[0].URL.Single, md5hex(body), bytes.NewReader(body), 5, UploadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 2 {
+		if links[i].Load() != 5 || uploads[i].Load() != 5 {
+			t.Errorf("node %d: %d links, %d uploads; want 5 and 5", i, links[i].Load(), uploads[i].Load())
+		}
 	}
 }
 

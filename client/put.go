@@ -49,6 +49,10 @@ type PutOptions struct {
 	Progress io.Writer
 	// Logger receives debug logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Notices, when non-nil, receives one-line messages for the user:
+	// that an earlier upload is being resumed, and how to resume one that
+	// was interrupted.
+	Notices io.Writer
 }
 
 // PutResult describes one stored file.
@@ -274,6 +278,9 @@ func (c *Client) PutFile(ctx context.Context, path string, opts PutOptions) (*Pu
 		}
 	}
 	if err := c.sendChunks(ctx, f, s, nil, opts, res); err != nil {
+		if ctx.Err() != nil && sp != "" && opts.Notices != nil {
+			fmt.Fprintf(opts.Notices, "interrupted: uid %s is partly uploaded; run the same put command again to send only the missing chunks\n", s.UID)
+		}
 		return nil, fmt.Errorf("client: put %s: %w", path, err)
 	}
 	if sp != "" {
@@ -303,6 +310,10 @@ func (c *Client) continueUpload(ctx context.Context, f *os.File, s *uploadState,
 		return false, fmt.Errorf("checkpoint: %w", err)
 	}
 	res.Resumed = true
+	if opts.Notices != nil {
+		fmt.Fprintf(opts.Notices, "resuming uid %s (%s), %d of %d chunks already stored\n",
+			s.UID, res.Name, len(have), ChunkCount(s.Size, s.ChunkSize))
+	}
 	if err := c.sendChunks(ctx, f, s, have, opts, res); err != nil {
 		if errors.Is(err, ErrUnauthorized) {
 			return false, fmt.Errorf("%w: %w", errStaleState, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -179,12 +180,17 @@ func TestPutResumeSkipsStoredChunks(t *testing.T) {
 		t.Fatalf("state files after interruption: %v", ents)
 	}
 	f.hook = nil
+	var notices bytes.Buffer
+	opts.Notices = &notices
 	res, err := c.PutFile(ctxT(t), p, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !res.Resumed || res.Uploaded != int64(len(content))-2*testChunk {
 		t.Errorf("result %+v", res)
+	}
+	if want := fmt.Sprintf("resuming uid %s (big.bin), 2 of 6 chunks already stored\n", res.UID); notices.String() != want {
+		t.Errorf("notice %q, want %q", notices.String(), want)
 	}
 	for n := 1; n <= 6; n++ {
 		if f.chunkPuts[n] != 1 {

@@ -192,6 +192,9 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	opts.Progress = progressTo(*quiet, stderr)
+	if !*quiet {
+		opts.Notices = stderr
+	}
 	return c.Put(ctx, files, opts)
 }
 
