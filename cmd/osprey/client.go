@@ -115,7 +115,7 @@ func newFlagSet(name, args string, stderr io.Writer) *flag.FlagSet {
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()
@@ -157,9 +157,13 @@ func progressTo(quiet bool, stderr io.Writer) io.Writer {
 	return stderr
 }
 
+// usageErr prints a usage mistake, then the command's usage, and returns
+// an error main does not print again.
 func usageErr(fs *flag.FlagSet, format string, args ...any) error {
+	err := fmt.Errorf("%w: "+format, append([]any{client.ErrUsage}, args...)...)
+	fmt.Fprintf(fs.Output(), "osprey %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
 	fs.Usage()
-	return fmt.Errorf("%w: "+format, append([]any{client.ErrUsage}, args...)...)
+	return printedError{err}
 }
 
 func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -298,7 +302,10 @@ func runCluster(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	const sub = "status|nodes|join|remove|leader-transfer"
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintf(stderr, "usage: osprey cluster %s [flags]\n", sub)
-		return fmt.Errorf("%w: cluster needs a subcommand (%s)", client.ErrUsage, sub)
+		if len(args) > 0 && wantsHelp(args[:1]) {
+			return flag.ErrHelp
+		}
+		return printedError{fmt.Errorf("%w: cluster needs a subcommand (%s)", client.ErrUsage, sub)}
 	}
 	name, args := args[0], args[1:]
 	switch name {

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -18,6 +19,7 @@ import (
 var (
 	version = "dev"
 	commit  = "unknown"
+	date    = "" // build date, UTC
 )
 
 func main() {
@@ -33,12 +35,36 @@ func main() {
 	}()
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "osprey:", err)
-		}
-		os.Exit(1)
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode prints err for the user (unless it was printed already) and
+// returns the process status: 0 for success and for help, 2 for usage
+// errors, 1 otherwise.
+func exitCode(err error, stderr io.Writer) int {
+	var printed printedError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &printed):
+		return 2
 	}
+	fmt.Fprintln(stderr, "osprey:", userMessage(err))
+	return 1
+}
+
+// wantsHelp reports whether args ask for help (-h, -help or --help before
+// any "--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
 }
 
 func commands() []command {
@@ -52,20 +78,36 @@ func commands() []command {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	switch {
+	case len(args) == 0:
 		usage(stderr)
-		if len(args) == 0 {
-			return errors.New("no command given")
+		return printedError{errors.New("no command given")}
+	case args[0] == "help" || args[0] == "-h" || args[0] == "-help" || args[0] == "--help":
+		if len(args) > 1 && args[1] != "-h" && args[1] != "--help" {
+			// "osprey help put" is "osprey put --help".
+			return run(ctx, []string{args[1], "--help"}, stdout, stderr)
 		}
+		usage(stdout)
 		return nil
+	case args[0] == "--version" || args[0] == "-version" || args[0] == "-v":
+		return runVersion(ctx, nil, stdout, stderr)
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
+			if wantsHelp(args[1:]) {
+				// Asked-for help goes to stdout, and is not an error.
+				err := c.run(ctx, args[1:], stdout, stdout)
+				if errors.Is(err, flag.ErrHelp) {
+					return nil
+				}
+				return err
+			}
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
 	}
+	fmt.Fprintf(stderr, "osprey: unknown command %q\n\n", args[0])
 	usage(stderr)
-	return fmt.Errorf("unknown command %q", args[0])
+	return printedError{fmt.Errorf("unknown command %q", args[0])}
 }
 
 func usage(w io.Writer) {
@@ -73,10 +115,29 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.usage)
 	}
-	fmt.Fprintln(w, "\nRun 'osprey <command> -h' for a command's flags.")
+	fmt.Fprintln(w, "\nRun 'osprey <command> -h' for a command's flags, 'osprey --version' for the version.")
 }
 
-func runVersion(_ context.Context, _ []string, stdout, _ io.Writer) error {
-	fmt.Fprintf(stdout, "osprey %s (commit %s, %s, %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+// versionString is the one-line version: the commit is shown only when
+// the version does not already name it (git describe of an untagged tree
+// is the commit itself).
+func versionString() string {
+	parts := []string{}
+	if commit != "" && commit != "unknown" && !strings.Contains(version, commit) {
+		parts = append(parts, "commit "+commit)
+	}
+	if date != "" {
+		parts = append(parts, "built "+date)
+	}
+	parts = append(parts, runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
+	return fmt.Sprintf("osprey %s (%s)", version, strings.Join(parts, ", "))
+}
+
+func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "", stderr)
+	if _, err := parseArgs(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, versionString())
 	return nil
 }

@@ -74,12 +74,19 @@ type serverFlags struct {
 	memoryLimit     int64
 	logLevel        string
 	logFormat       string
+	// sources records where each setting given came from ("--x",
+	// "env OSPREY_X", "<file>: x"), for error messages.
+	sources map[string]string
 }
 
 func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	d := node.DefaultConfig()
 	fs := flag.NewFlagSet("server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: osprey server [flags]\n\nEvery flag is also OSPREY_<NAME> in the environment and <name> in the --config YAML file\n('-' becomes '_'); flags win over the environment, which wins over the file. Sizes take\nunits (64MiB, 5GiB, 1G); durations look like 30s, 10m, 24h.\n\nflags:")
+		fs.PrintDefaults()
+	}
 	fs.StringVar(&f.config, "config", "", "YAML configuration file")
 	fs.StringVar(&f.nodeID, "node-id", "", "node id (generated and persisted in the data dir if absent)")
 	fs.StringVar(&f.dataDir, "data-dir", d.DataDir, "data directory")
@@ -94,10 +101,12 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token")
 	fs.StringVar(&f.apiKeys, "api-keys", "", "comma-separated API keys for business endpoints (prefer OSPREY_API_KEYS or --api-keys-file); none = protected mode")
 	fs.StringVar(&f.apiKeysFile, "api-keys-file", "", "file with one API key per line")
-	fs.Int64Var(&f.maxChunkSize, "max-chunk-size", d.Limits.MaxChunkSize, "largest chunk accepted by /upload/multi, bytes")
-	fs.Int64Var(&f.maxUploadSize, "max-upload-size", d.Limits.MaxUploadSize, "largest single-request upload, bytes")
-	fs.DurationVar(&f.linkExpiry, "link-expiry", d.Limits.DefaultExpiry, "link expiry when a request gives none")
-	fs.DurationVar(&f.linkMaxExpiry, "link-max-expiry", d.Limits.MaxExpiry, "longest link expiry a client may ask for")
+	f.maxChunkSize, f.maxUploadSize = d.Limits.MaxChunkSize, d.Limits.MaxUploadSize
+	fs.Var(bytesValue{&f.maxChunkSize}, "max-chunk-size", "largest chunk accepted by /upload/multi (e.g. 64MiB)")
+	fs.Var(bytesValue{&f.maxUploadSize}, "max-upload-size", "largest single-request upload (e.g. 5GiB)")
+	f.linkExpiry, f.linkMaxExpiry = d.Limits.DefaultExpiry, d.Limits.MaxExpiry
+	fs.Var(durationValue{&f.linkExpiry}, "link-expiry", "link expiry when a request gives none")
+	fs.Var(durationValue{&f.linkMaxExpiry}, "link-max-expiry", "longest link expiry a client may ask for")
 	fs.StringVar(&f.redundancy, "redundancy", fmt.Sprintf("replicas:%d", d.Replicas), "staged chunk redundancy: replicas:N (capped by the cluster size) or ec:K+M (Reed-Solomon over K+M members)")
 	fs.StringVar(&f.backend, "backend", "local", "object backend for tiered files: local, s3, oss or cos")
 	fs.StringVar(&f.localDir, "local-dir", "", "local backend directory (default <data-dir>/objects)")
@@ -117,34 +126,41 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.cosSecretKey, "cos-secret-key", "", "COS SecretKey (prefer OSPREY_COS_SECRET_KEY)")
 	fs.StringVar(&f.cosBucketPrefix, "cos-bucket-prefix", "", "prefix for COS bucket names")
 	fs.IntVar(&f.taskWorkers, "task-workers", d.TaskWorkers, "background tasks run at once on this node")
-	fs.DurationVar(&f.taskLease, "task-lease", d.TaskLease, "task lease; another node takes a task over after it expires")
+	f.taskLease = d.TaskLease
+	fs.Var(durationValue{&f.taskLease}, "task-lease", "task lease; another node takes a task over after it expires")
 	fs.IntVar(&f.taskMaxAttempts, "task-max-attempts", d.TaskMaxAttempts, "attempts before a task is dead")
-	fs.DurationVar(&f.expireUploads, "expire-uploads", d.ExpireUploads, "drop uploads left incomplete this long (0 = never)")
+	f.expireUploads = d.ExpireUploads
+	fs.Var(durationValue{&f.expireUploads}, "expire-uploads", "drop uploads left incomplete this long (0 = never)")
 	fs.StringVar(&f.webhookURL, "webhook-url", "", "POST file events (complete, tiered, failed) here, signed with HMAC-SHA256")
 	fs.StringVar(&f.webhookSecret, "webhook-secret", "", "webhook signing secret (prefer OSPREY_WEBHOOK_SECRET)")
-	fs.DurationVar(&f.gcGrace, "gc-grace", d.GCGrace, "delay before staged chunks of a tiered file are deleted")
-	fs.Int64Var(&f.scrubRate, "scrub-rate", d.ScrubRate, "staged bytes per second the scrubber verifies (0 = off)")
-	fs.DurationVar(&f.scrubPause, "scrub-pause", d.ScrubPause, "pause between full scrub passes")
-	fs.Int64Var(&f.memoryLimit, "memory-limit", 256<<20, "soft memory limit for the Go runtime in bytes (GOMEMLIMIT); 0 = none")
-	fs.DurationVar(&f.repairGrace, "repair-grace", d.RepairGrace, "rebuild the copies of a member unreachable this long (0 = only when removed)")
-	fs.Int64Var(&f.bufferBudget, "buffer-budget", d.BufferBudget, "bytes all uploads together may buffer in memory")
+	f.gcGrace, f.scrubRate, f.scrubPause, f.memoryLimit, f.repairGrace, f.bufferBudget = d.GCGrace, d.ScrubRate, d.ScrubPause, 256<<20, d.RepairGrace, d.BufferBudget
+	fs.Var(durationValue{&f.gcGrace}, "gc-grace", "delay before staged chunks of a tiered file are deleted")
+	fs.Var(bytesValue{&f.scrubRate}, "scrub-rate", "staged bytes per second the scrubber verifies, e.g. 16MiB (0 = off)")
+	fs.Var(durationValue{&f.scrubPause}, "scrub-pause", "pause between full scrub passes")
+	fs.Var(bytesValue{&f.memoryLimit}, "memory-limit", "soft memory limit for the Go runtime, e.g. 256MiB (GOMEMLIMIT; 0 = none)")
+	fs.Var(durationValue{&f.repairGrace}, "repair-grace", "rebuild the copies of a member unreachable this long (0 = only when removed)")
+	fs.Var(bytesValue{&f.bufferBudget}, "buffer-budget", "bytes all uploads together may buffer in memory, e.g. 256MiB")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return fs
 }
 
-// parseServerFlags resolves flags, environment and the YAML file.
+// parseServerFlags resolves flags, environment and the YAML file. Every
+// error names the setting, where it was given and the value.
 func parseServerFlags(args []string, stderr io.Writer, getenv func(string) string) (*serverFlags, error) {
-	f := &serverFlags{}
+	f := &serverFlags{sources: map[string]string{}}
 	fs := newServerFlagSet(f, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("server: unexpected arguments %q", fs.Args())
+		return nil, fmt.Errorf("server: unexpected arguments %q (every setting is a --flag)", fs.Args())
 	}
 	set := map[string]bool{}
-	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	fs.Visit(func(fl *flag.Flag) {
+		set[fl.Name] = true
+		f.sources[fl.Name] = "--" + fl.Name
+	})
 	if !set["config"] {
 		if v := getenv("OSPREY_CONFIG"); v != "" {
 			f.config = v
@@ -158,7 +174,7 @@ func parseServerFlags(args []string, stderr io.Writer, getenv func(string) strin
 		}
 		for k := range file {
 			if fs.Lookup(k) == nil || k == "config" {
-				return nil, fmt.Errorf("server: %s: unknown setting %q", f.config, strings.ReplaceAll(k, "-", "_"))
+				return nil, fmt.Errorf("server: %s: unknown setting %q (settings are the server's flags with '-' as '_', see osprey server -h)", f.config, yamlName(k))
 			}
 		}
 	}
@@ -167,20 +183,72 @@ func parseServerFlags(args []string, stderr io.Writer, getenv func(string) strin
 		if set[fl.Name] || fl.Name == "config" {
 			return
 		}
-		env := "OSPREY_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
+		env := envName(fl.Name)
 		if v := getenv(env); v != "" {
+			f.sources[fl.Name] = "env " + env
 			if err := fs.Set(fl.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("server: %s: %w", env, err))
+				errs = append(errs, &settingError{name: fl.Name, source: "env " + env, value: v, want: err.Error()})
 			}
 			return
 		}
 		if v, ok := file[fl.Name]; ok {
+			src := f.config + ": " + yamlName(fl.Name)
+			f.sources[fl.Name] = src
 			if err := fs.Set(fl.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("server: %s: %s: %w", f.config, fl.Name, err))
+				errs = append(errs, &settingError{name: fl.Name, source: src, value: v, want: err.Error()})
 			}
 		}
 	})
-	return f, errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return f, f.validate()
+}
+
+// validate checks the settings against each other and their ranges,
+// naming each bad one as the user gave it.
+func (f *serverFlags) validate() error {
+	bad := func(name string, value any, want string) error {
+		return &settingError{name: name, source: f.sources[name], value: fmt.Sprint(value), want: want}
+	}
+	var errs []error
+	positive := map[string]int64{"max-chunk-size": f.maxChunkSize, "max-upload-size": f.maxUploadSize, "buffer-budget": f.bufferBudget}
+	for _, name := range []string{"max-chunk-size", "max-upload-size", "buffer-budget"} {
+		if positive[name] <= 0 {
+			errs = append(errs, bad(name, positive[name], "must be more than 0 bytes"))
+		}
+	}
+	if f.maxChunkSize > 0 && f.bufferBudget > 0 && f.bufferBudget < f.maxChunkSize {
+		errs = append(errs, bad("buffer-budget", f.bufferBudget, fmt.Sprintf("must hold at least one chunk (--max-chunk-size is %d bytes)", f.maxChunkSize)))
+	}
+	durations := []struct {
+		name string
+		v    time.Duration
+		zero bool // 0 allowed
+	}{{"link-expiry", f.linkExpiry, false}, {"link-max-expiry", f.linkMaxExpiry, false}, {"task-lease", f.taskLease, false},
+		{"expire-uploads", f.expireUploads, true}, {"gc-grace", f.gcGrace, true}, {"scrub-pause", f.scrubPause, true},
+		{"repair-grace", f.repairGrace, true}}
+	for _, d := range durations {
+		switch {
+		case d.v < 0:
+			errs = append(errs, bad(d.name, d.v, "must not be negative"))
+		case d.v == 0 && !d.zero:
+			errs = append(errs, bad(d.name, d.v, "must be more than 0"))
+		}
+	}
+	if f.linkExpiry > 0 && f.linkMaxExpiry > 0 && f.linkExpiry > f.linkMaxExpiry {
+		errs = append(errs, bad("link-expiry", f.linkExpiry, fmt.Sprintf("must not exceed --link-max-expiry (%s)", f.linkMaxExpiry)))
+	}
+	if f.taskWorkers < 1 {
+		errs = append(errs, bad("task-workers", f.taskWorkers, "must be at least 1"))
+	}
+	if f.taskMaxAttempts < 1 {
+		errs = append(errs, bad("task-max-attempts", f.taskMaxAttempts, "must be at least 1"))
+	}
+	if f.bootstrapExpect < 0 {
+		errs = append(errs, bad("bootstrap-expect", f.bootstrapExpect, "must not be negative"))
+	}
+	return errors.Join(errs...)
 }
 
 // loadYAML flattens a YAML mapping into flag names: nested keys are joined
@@ -289,7 +357,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("server: log level %q: %w", level, err)
+		return nil, &settingError{name: "log-level", value: level, want: "want debug, info, warn or error"}
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -298,7 +366,7 @@ func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("server: log format %q: want text or json", format)
+	return nil, &settingError{name: "log-format", value: format, want: "want text or json"}
 }
 
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -346,14 +414,14 @@ func parseRedundancy(s string, c *node.Config) error {
 	if v, ok := strings.CutPrefix(s, "replicas:"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 16 {
-			return fmt.Errorf("server: redundancy %q: N must be 1..16", s)
+			return &settingError{name: "redundancy", value: s, want: "replicas:N needs N from 1 to 16"}
 		}
 		c.Replicas = n
 		return nil
 	}
 	p, err := erasure.ParsePolicy(s)
 	if err != nil {
-		return fmt.Errorf("server: redundancy %q: want replicas:N or ec:K+M: %w", s, err)
+		return &settingError{name: "redundancy", value: s, want: "want replicas:N or ec:K+M (" + err.Error() + ")"}
 	}
 	c.EC = p
 	return nil
