@@ -38,8 +38,10 @@ type Options struct {
 	// valueSeparation enables Pebble's blob files for block values (only
 	// meaningful for values written through the WAL). For the benchmarks.
 	valueSeparation bool
-	// memTableSize overrides the Pebble memtable size. For the benchmarks.
-	memTableSize uint64
+	// MemTableSize is the Pebble memtable size in bytes (0 = 32 MiB).
+	// Small chunks are written through it; up to two are in memory while
+	// one flushes.
+	MemTableSize uint64
 }
 
 // writePath is how Put moves block data into Pebble.

@@ -233,8 +233,8 @@ func (s *Store) pebbleOptions() *pebble.Options {
 		// through the memtable, so force that flush soon after a delete.
 		FlushDelayDeleteRange: 10 * time.Second,
 	}
-	if o.memTableSize != 0 {
-		p.MemTableSize = o.memTableSize
+	if o.MemTableSize != 0 {
+		p.MemTableSize = o.MemTableSize
 	}
 	// Chunk data is usually already compressed (media, archives) and has
 	// its own checksum; compressing it burns the CPU we do not have.

@@ -53,7 +53,7 @@ type Config struct {
 
 // DefaultConfig returns the defaults for a metadata store in dir.
 func DefaultConfig(dir string) Config {
-	return Config{Dir: dir, CacheSize: 40 << 20, MemTableSize: 8 << 20, SnapshotRate: 64 << 20}
+	return Config{Dir: dir, CacheSize: 32 << 20, MemTableSize: 8 << 20, SnapshotRate: 64 << 20}
 }
 
 // Validate reports a configuration that cannot work.

@@ -77,6 +77,7 @@ type Node struct {
 
 	startOnce sync.Once
 	closeOnce sync.Once
+	lock      *dirLock // the data dir's; released last by close
 	closeErr  error
 }
 
@@ -101,6 +102,16 @@ func New(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("node: create data dir: %w", err)
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	built := false
+	defer func() {
+		if !built {
+			lock.release()
+		}
+	}()
 	id, err := resolveNodeID(cfg.DataDir, cfg.NodeID)
 	if err != nil {
 		return nil, err
@@ -150,7 +161,7 @@ func New(cfg Config) (*Node, error) {
 	copts.Logger = lg
 	// Staged chunks are read back once (tiering) and the OS page cache
 	// serves that; the metadata store's cache is the one that pays.
-	copts.CacheSize = 32 << 20
+	copts.CacheSize, copts.MemTableSize = 16<<20, 16<<20
 	if n.chunks, err = chunkstore.Open(filepath.Join(cfg.DataDir, "chunks"), copts); err != nil {
 		meta.Close()
 		ln.Close()
@@ -195,6 +206,7 @@ func New(cfg Config) (*Node, error) {
 		ln.Close()
 		return nil, err
 	}
+	n.lock, built = lock, true
 	n.httpSrv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second,
 		BaseContext: func(net.Listener) context.Context { return n.ctx },
 		ErrorLog:    slog.NewLogLogger(lg.Handler(), slog.LevelDebug)}
@@ -360,6 +372,8 @@ func (n *Node) close(graceful bool) error {
 			errs = append(errs, err)
 		}
 		n.rpc.CloseIdleConnections()
+		// 7. The data dir is free for another process only now.
+		n.lock.release()
 		n.closeErr = errors.Join(errs...)
 		n.log.Info("node stopped")
 	})
