@@ -8,7 +8,7 @@
 #
 # Settings (environment): OSPREY_CLUSTER_DIR (default ./.cluster), BASE_PORT
 # (default 9100: node i listens on HTTP BASE_PORT+10*i, raft +1), and any
-# extra server flags in OSPREY_CLUSTER_FLAGS (e.g. "--replicas 2").
+# extra server flags in OSPREY_CLUSTER_FLAGS (e.g. "--redundancy ec:2+1").
 set -euo pipefail
 __dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "${__dir}/.." && pwd)"
