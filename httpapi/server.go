@@ -353,7 +353,13 @@ func (s *Server) instrument(route string, h http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		s.withRequestID(rec, r, h.ServeHTTP)
-		if rec.status == 0 {
+		switch {
+		case errors.Is(context.Cause(r.Context()), context.Canceled):
+			// The client went away before the handler finished: whatever
+			// it answered (often nothing, or a body cut short) did not
+			// reach it. Counted apart, as nginx's 499.
+			rec.status = StatusClientClosed
+		case rec.status == 0:
 			rec.status = http.StatusOK
 		}
 		s.reqs.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
@@ -362,6 +368,10 @@ func (s *Server) instrument(route string, h http.Handler) http.Handler {
 			"dur", time.Since(start), "request_id", w.Header().Get(HeaderRequestID))
 	})
 }
+
+// StatusClientClosed is the status recorded in metrics and logs for a
+// request whose client went away before it was answered.
+const StatusClientClosed = 499
 
 func isLoopback(remote string) bool {
 	host, _, err := net.SplitHostPort(remote)

@@ -686,6 +686,25 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestMetricsClientGone: a request whose client went away before the
+// answer is counted as 499, not as the 200 the handler never delivered.
+func TestMetricsClientGone(t *testing.T) {
+	f := mustFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.cluster.StatusFn = func(context.Context) (ClusterStatus, error) {
+		cancel() // the client disconnects while the handler runs
+		return ClusterStatus{ID: "n1"}, nil
+	}
+	f.serve(newRequest(http.MethodGet, "/cluster/status", nil, nil).WithContext(ctx))
+	body := f.do(http.MethodGet, "/metrics", "", nil).Body.String()
+	if want := `osprey_http_requests_total{code="499",method="GET",route="/cluster/status"} 1`; !strings.Contains(body, want) {
+		t.Errorf("metrics lack %q:\n%s", want, body)
+	}
+	if strings.Contains(body, `code="200",method="GET",route="/cluster/status"`) {
+		t.Error("the abandoned request was counted as 200")
+	}
+}
+
 // --- leader forwarding ---
 
 // leaderStub is an httptest server standing in for the leader; it records

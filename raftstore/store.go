@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
@@ -137,9 +136,7 @@ func Open(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raftstore: create dir: %w", err)
 	}
-	hl := hclog.FromStandardLogger(slog.NewLogLogger(lg.Handler(), slog.LevelInfo), &hclog.LoggerOptions{
-		Name: "raft", Level: hclog.Info,
-	})
+	hl := newHCLogger(lg)
 	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
 	if err != nil {
 		return nil, fmt.Errorf("raftstore: open bolt store: %w", err)

@@ -396,8 +396,20 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		n.Close()
 		return err
 	}
-	// The readiness line: tests and the chaos harness wait for it.
-	fmt.Fprintf(stdout, "osprey: ready node=%s http=%s raft=%s\n", n.ID(), n.HTTPAddr(), n.RaftAddr())
+	fmt.Fprintf(stdout, "osprey: started node=%s http=%s raft=%s\n", n.ID(), n.HTTPAddr(), n.RaftAddr())
+	// The readiness line (the chaos harness waits for it) comes only once
+	// /readyz would answer ready: a leader known, the cluster initialised,
+	// this node registered.
+	readyCtx, stopReady := context.WithCancel(ctx)
+	readyDone := make(chan struct{})
+	go func() {
+		defer close(readyDone)
+		announceReady(readyCtx, n, stdout, logger)
+	}()
+	defer func() {
+		stopReady()
+		<-readyDone
+	}()
 	select {
 	case <-ctx.Done():
 		logger.Info("signal received, shutting down")
@@ -405,6 +417,25 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case err := <-n.Err():
 		n.Close()
 		return err
+	}
+}
+
+// announceReady polls the node's readiness until it is ready, then logs
+// it and prints the readiness line; it gives up when ctx ends.
+func announceReady(ctx context.Context, n *node.Node, stdout io.Writer, logger *slog.Logger) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if len(n.NotReady(ctx)) == 0 {
+			logger.Info("ready", "node", n.ID(), "http", n.HTTPAddr(), "raft", n.RaftAddr())
+			fmt.Fprintf(stdout, "osprey: ready node=%s http=%s raft=%s\n", n.ID(), n.HTTPAddr(), n.RaftAddr())
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 
