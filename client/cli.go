@@ -271,9 +271,14 @@ func (c *CLI) ClusterStatus(ctx context.Context) error {
 		fmt.Fprintf(tw, "files:\t%d\n", st.Files)
 		prot := "full"
 		if st.UnderProtected > 0 {
-			prot = fmt.Sprintf("%d of %d staged copies under-protected", st.UnderProtected, st.StagedCopies)
+			prot = fmt.Sprintf("degraded: %d of %d staged copies under-protected", st.UnderProtected, st.StagedCopies)
+		} else if st.Protection == "degraded" || len(st.Degraded) > 0 {
+			prot = "degraded"
 		}
 		fmt.Fprintf(tw, "protection:\t%s\n", prot)
+		for _, d := range st.Degraded {
+			fmt.Fprintf(tw, "  %s:\t%s\n", d.ID, degradedText(d, time.Now()))
+		}
 		keys := make([]string, 0, len(st.Tasks))
 		for k := range st.Tasks {
 			keys = append(keys, k)
@@ -454,4 +459,24 @@ func ParseSize(s string) (int64, error) {
 		return 0, fmt.Errorf("%w: bad size %q", ErrUsage, s)
 	}
 	return v * mult, nil
+}
+
+// degradedText describes why a member costs protection and what happens
+// next.
+func degradedText(d DegradedMember, now time.Time) string {
+	var parts []string
+	if d.UnreachableSince != nil {
+		parts = append(parts, fmt.Sprintf("unreachable since %s (%s ago)", d.UnreachableSince.Format(time.RFC3339),
+			now.Sub(*d.UnreachableSince).Round(time.Second)))
+	}
+	switch {
+	case d.Down:
+		parts = append(parts, "marked down: its copies are being rebuilt on other members")
+	case d.RepairAt != nil:
+		parts = append(parts, fmt.Sprintf("repair of its copies starts at %s (in %s) if it stays unreachable",
+			d.RepairAt.Format(time.RFC3339), d.RepairAt.Sub(now).Round(time.Second)))
+	default:
+		parts = append(parts, "its copies are repaired only when it is removed (--repair-grace 0)")
+	}
+	return strings.Join(parts, "; ")
 }

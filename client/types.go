@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 )
 
 // envelope is the reply wrapper of SPEC §1. Error replies also carry
@@ -190,12 +191,16 @@ type ClusterStatus struct {
 
 // Storage summarises staged-data protection and background work.
 type Storage struct {
-	Redundancy     string         `json:"redundancy"`
-	Backend        string         `json:"backend"`
-	Files          int            `json:"files"`
-	StagedCopies   int            `json:"staged_copies"`
-	UnderProtected int            `json:"under_protected"`
-	Tasks          map[string]int `json:"tasks"`
+	Redundancy     string `json:"redundancy"`
+	Backend        string `json:"backend"`
+	Files          int    `json:"files"`
+	StagedCopies   int    `json:"staged_copies"`
+	UnderProtected int    `json:"under_protected"`
+	// Protection is "full" or "degraded" (a member unreachable or down,
+	// or copies under-protected); older servers leave it empty.
+	Protection string           `json:"protection"`
+	Degraded   []DegradedMember `json:"degraded,omitempty"`
+	Tasks      map[string]int   `json:"tasks"`
 }
 
 // Leader identifies the current Raft leader; ID is "" when there is none.
@@ -250,4 +255,12 @@ type Task struct {
 	LeaseExpiry Flex   `json:"lease_expiry"`
 	LastError   string `json:"last_error"`
 	NextAttempt Flex   `json:"next_attempt"`
+}
+
+// DegradedMember is a member that costs protection now.
+type DegradedMember struct {
+	ID               string     `json:"id"`
+	UnreachableSince *time.Time `json:"unreachable_since,omitempty"`
+	Down             bool       `json:"down"`
+	RepairAt         *time.Time `json:"repair_at,omitempty"`
 }

@@ -99,6 +99,24 @@ type StorageInfo struct {
 	StagedCopies   int            `json:"staged_copies"`
 	UnderProtected int            `json:"under_protected"`
 	Tasks          map[string]int `json:"tasks"`
+	// Protection is "full", or "degraded" while a member is unreachable or
+	// down or staged copies are under-protected.
+	Protection string `json:"protection"`
+	// Degraded lists the members that cost protection now.
+	Degraded []DegradedMember `json:"degraded,omitempty"`
+}
+
+// DegradedMember is a member that is unreachable from the reporting node,
+// or marked down by the leader (its copies are being rebuilt elsewhere).
+type DegradedMember struct {
+	ID               string     `json:"id"`
+	UnreachableSince *time.Time `json:"unreachable_since,omitempty"`
+	// Down is true once the member was unreachable past --repair-grace:
+	// repairs of its copies are queued.
+	Down bool `json:"down"`
+	// RepairAt is when repairs start if it stays unreachable (absent when
+	// down already, or when --repair-grace is 0: only a removal repairs).
+	RepairAt *time.Time `json:"repair_at,omitempty"`
 }
 
 // LeaderInfo names the leader.

@@ -78,6 +78,9 @@ type Node struct {
 	startOnce sync.Once
 	closeOnce sync.Once
 	lock      *dirLock // the data dir's; released last by close
+
+	unreachMu   sync.Mutex
+	unreachable map[osprey.NodeID]time.Time // members this node cannot reach, since when (livenessLoop)
 	closeErr  error
 }
 

@@ -149,6 +149,9 @@ func (n *Node) registerMetrics() {
 	}
 	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_files",
 		Help: "Files in the cluster."}, func() float64 { return float64(n.fsm.Stats()["files"]) }))
+	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_members_degraded",
+		Help: "Members unreachable from this node or marked down (their copies do not count); 0 when protection is full."},
+		func() float64 { return float64(len(n.degraded())) }))
 	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_content_bytes",
 		Help: "Bytes of all stored contents, each deduplicated content once (a counter the metadata store keeps, never a scan)."},
 		func() float64 { return float64(n.fsm.ContentBytes()) }))
@@ -234,6 +237,11 @@ func (n *Node) storageInfo() *httpapi.StorageInfo {
 	info := &httpapi.StorageInfo{Redundancy: n.redundancy(), Backend: backendFingerprint(n.cfg.Backend),
 		StagedCopies: copies, UnderProtected: under, Tasks: map[string]int{}}
 	info.Files = n.fsm.Stats()["files"]
+	info.Degraded = n.degraded()
+	info.Protection = "full"
+	if under > 0 || len(info.Degraded) > 0 {
+		info.Protection = "degraded"
+	}
 	for _, t := range n.fsm.Tasks("") {
 		info.Tasks[t.Type+"_"+string(t.State)]++
 	}
