@@ -81,7 +81,7 @@ type Node struct {
 
 	unreachMu   sync.Mutex
 	unreachable map[osprey.NodeID]time.Time // members this node cannot reach, since when (livenessLoop)
-	closeErr  error
+	closeErr    error
 }
 
 type workerGen struct {
