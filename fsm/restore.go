@@ -14,7 +14,12 @@ type Restored struct {
 	// JoinTokenHash, if set, replaces the backup's: the cluster keeps the
 	// join token its operators use now.
 	JoinTokenHash string `json:"join_token_hash,omitempty"`
-	Time          int64  `json:"time"`
+	// NewCluster is set when the backup comes from another cluster (a
+	// disaster recovery into fresh nodes): none of the current members
+	// holds a copy the backup records, even one with the same id as a
+	// member of the backup, so every recorded member's copies are gone.
+	NewCluster bool  `json:"new_cluster,omitempty"`
+	Time       int64 `json:"time"`
 }
 
 // RestoredResult says what the reconciliation changed.
@@ -28,7 +33,7 @@ type RestoredResult struct {
 
 // applyRestored removes every recorded member that is not a current
 // member (queueing repairs of what survives elsewhere, as a removal
-// does), records the current members (a member unknown to the backup gets
+// does; in a new cluster every recorded member, without repairs), records the current members (a member unknown to the backup gets
 // a fresh worker id, past every id the backup knew), and marks lost the
 // contents none of the remaining members or the backend holds: their files
 // then report it instead of serving anything.
@@ -52,7 +57,7 @@ func (t *tx) applyRestored(c *Restored) (any, error) {
 	lo, hi := tableBounds(tNode)
 	t.scan(lo, hi, func(_, v []byte) bool {
 		n := mustDecode[Node](v)
-		if !n.Removed && !current[n.ID] {
+		if !n.Removed && (c.NewCluster || !current[n.ID]) {
 			gone = append(gone, n.ID)
 		}
 		return true
@@ -66,7 +71,14 @@ func (t *tx) applyRestored(c *Restored) (any, error) {
 				candidates[osprey.UID(ref.id)] = true
 			}
 		}
-		if _, err := t.applyNodeRemove(&NodeRemove{ID: id, Time: c.Time}); err != nil {
+		if c.NewCluster {
+			// Nobody holds anything the backup recorded: there is
+			// nothing to repair from, only copies to forget.
+			n, _ := t.node(id)
+			n.Removed = true
+			t.putNode(n)
+			t.stripOwner(id)
+		} else if _, err := t.applyNodeRemove(&NodeRemove{ID: id, Time: c.Time}); err != nil {
 			return nil, err
 		}
 		res.Removed = append(res.Removed, id)

@@ -210,10 +210,11 @@ func (f *FSM) Backup(w io.Writer, started func(index uint64)) error {
 
 // SnapshotInfo describes a verified snapshot or backup stream.
 type SnapshotInfo struct {
-	Version uint32
-	Index   uint64 // applied index the state reflects
-	Files   int64  // files the state holds
-	Bytes   int64  // stream length
+	Version   uint32
+	Index     uint64 // applied index the state reflects
+	Files     int64  // files the state holds
+	Bytes     int64  // stream length
+	ClusterID string // the cluster the state belongs to
 }
 
 // VerifySnapshot reads a whole v3 snapshot or backup stream and checks
@@ -231,6 +232,13 @@ func VerifySnapshot(r io.Reader) (SnapshotInfo, error) {
 		return info, fmt.Errorf("%w: version %d, a backup is version 3", ErrBadSnapshot, info.Version)
 	}
 	err := readV3(br, func(k, v []byte) error {
+		if bytes.Equal(k, metaKey(metaCluster)) {
+			var m clusterMeta
+			if err := json.Unmarshal(v, &m); err != nil {
+				return fmt.Errorf("%w: cluster record: %w", ErrBadSnapshot, err)
+			}
+			info.ClusterID = m.ClusterID
+		}
 		if bytes.Equal(k, metaKey(metaCounters)) {
 			var c counters
 			if err := json.Unmarshal(v, &c); err != nil {

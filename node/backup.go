@@ -62,7 +62,8 @@ func (m metadataService) Restore(ctx context.Context, r io.Reader) (httpapi.Rest
 		http[string(rec.ID)] = rec.HTTPAddr
 	}
 	http[n.id] = n.httpAddr
-	cmd := fsm.Restored{Time: time.Now().UnixMilli(), JoinTokenHash: n.fsm.JoinTokenHash()}
+	cmd := fsm.Restored{Time: time.Now().UnixMilli(), JoinTokenHash: n.fsm.JoinTokenHash(),
+		NewCluster: info.ClusterID != n.fsm.ClusterID()}
 	for _, s := range servers {
 		cmd.Members = append(cmd.Members, fsm.NodeUpsert{ID: osprey.NodeID(s.ID), RaftAddr: s.Address, HTTPAddr: http[s.ID]})
 	}
