@@ -1,5 +1,5 @@
 # osprey — run `make` for the list of targets.
-.PHONY: help build test unit integ jepsen lint bench cluster-up cluster-down clean
+.PHONY: help build dist test unit integ jepsen lint bench cluster-up cluster-down clean
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -9,6 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 help:
 	@echo "targets:"
 	@echo "  build         static binary ./bin/osprey (CGO_ENABLED=0)"
+	@echo "  dist          release binaries in ./dist for linux/amd64, linux/arm64, darwin/arm64 + SHA256SUMS"
 	@echo "  test          everything CI runs: installs tools, go test -race ./..., short chaos run"
 	@echo "  unit          go test -race ./... only"
 	@echo "  jepsen        chaos run (JEPSEN_ARGS='--time 10m --nodes 5')"
@@ -20,6 +21,18 @@ help:
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/osprey ./cmd/osprey
+
+DIST_TARGETS := linux/amd64 linux/arm64 darwin/arm64
+
+dist:
+	rm -rf dist && mkdir -p dist
+	@for t in $(DIST_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; \
+		echo "building osprey-$(VERSION)-$$os-$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags '$(LDFLAGS)' \
+			-o dist/osprey-$(VERSION)-$$os-$$arch ./cmd/osprey || exit 1; \
+	done
+	cd dist && sha256sum osprey-* > SHA256SUMS && cat SHA256SUMS
 
 test:
 	scripts/test.sh
@@ -44,4 +57,4 @@ cluster-down:
 	scripts/cluster.sh down
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

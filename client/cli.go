@@ -265,6 +265,9 @@ func (c *CLI) ClusterStatus(ctx context.Context) error {
 	fmt.Fprintf(tw, "commit index:\t%d\n", s.CommitIndex)
 	fmt.Fprintf(tw, "applied index:\t%d\n", s.AppliedIndex)
 	fmt.Fprintf(tw, "fsm hash:\t%s\n", s.FSMHash)
+	if v := s.Version; v["version"] != "" {
+		fmt.Fprintf(tw, "version:\t%s (commit %s, built %s, %s)\n", v["version"], v["commit"], v["date"], v["go"])
+	}
 	if st := s.Storage; st != nil {
 		fmt.Fprintf(tw, "redundancy:\t%s\n", st.Redundancy)
 		fmt.Fprintf(tw, "backend:\t%s\n", st.Backend)

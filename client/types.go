@@ -187,6 +187,8 @@ type ClusterStatus struct {
 	FSMIndex     uint64   `json:"fsm_index,omitempty"`
 	Members      []Member `json:"members"`
 	Storage      *Storage `json:"storage,omitempty"`
+	// Version describes the node's binary (version, commit, date, go).
+	Version map[string]string `json:"version,omitempty"`
 }
 
 // Storage summarises staged-data protection and background work.

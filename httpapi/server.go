@@ -87,6 +87,9 @@ type ClusterStatus struct {
 	AppliedIndex uint64       `json:"applied_index"`
 	FSMHash      string       `json:"fsm_hash"`
 	FSMIndex     uint64       `json:"fsm_index"`
+	// Version is the running binary's version, commit, build date and Go
+	// version.
+	Version map[string]string `json:"version,omitempty"`
 	Members      []MemberInfo `json:"members"`
 	Storage      *StorageInfo `json:"storage,omitempty"`
 }

@@ -14,6 +14,9 @@ import (
 // Config configures a Node. cmd/osprey fills it from flags, YAML and the
 // environment; tests fill it directly.
 type Config struct {
+	// Build describes the running binary, for /cluster/status and the
+	// osprey_build_info metric.
+	Build BuildInfo
 	// NodeID is this node's id. Empty means: the id persisted in DataDir,
 	// or a new generated one on first start.
 	NodeID string
@@ -142,4 +145,12 @@ func (c Config) Validate() error {
 		return errors.New("node: JoinRetry must be positive")
 	}
 	return c.Limits.Validate()
+}
+
+// BuildInfo describes the binary a node runs.
+type BuildInfo struct {
+	Version   string `json:"version"`
+	Commit    string `json:"commit,omitempty"`
+	Date      string `json:"date,omitempty"`
+	GoVersion string `json:"go_version"`
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -23,6 +24,8 @@ func (n *Node) Status(ctx context.Context) (httpapi.ClusterStatus, error) {
 		Leader: httpapi.LeaderInfo{ID: leaderID, RaftAddr: leaderAddr, HTTPAddr: n.LeaderHTTP()},
 		Term:   n.raft.Term(), CommitIndex: n.raft.CommitIndex(), AppliedIndex: n.raft.AppliedIndex(),
 		FSMHash: hash, FSMIndex: idx,
+		Version: map[string]string{"version": n.cfg.Build.Version, "commit": n.cfg.Build.Commit,
+			"date": n.cfg.Build.Date, "go": runtime.Version()},
 	}
 	members, err := n.members()
 	if err != nil {
@@ -149,6 +152,10 @@ func (n *Node) registerMetrics() {
 	}
 	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_files",
 		Help: "Files in the cluster."}, func() float64 { return float64(n.fsm.Stats()["files"]) }))
+	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_build_info",
+		Help: "Always 1; the labels describe the running binary.",
+		ConstLabels: prometheus.Labels{"version": n.cfg.Build.Version, "commit": n.cfg.Build.Commit,
+			"goversion": runtime.Version()}}, func() float64 { return 1 }))
 	n.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_members_degraded",
 		Help: "Members unreachable from this node or marked down (their copies do not count); 0 when protection is full."},
 		func() float64 { return float64(len(n.degraded())) }))

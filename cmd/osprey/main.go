@@ -71,6 +71,7 @@ func commands() []command {
 	cmds := []command{
 		{name: "server", usage: "run a node (single-node cluster on 127.0.0.1:8080 with no flags)", run: runServer},
 		{name: "version", usage: "print the version", run: runVersion},
+		{name: "completion", usage: "bash|zsh|fish: print a shell completion script", run: runCompletion},
 	}
 	cmds = append(cmds, clientCommands()...)
 	sort.SliceStable(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -351,6 +352,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c.WebhookURL, c.WebhookSecret = f.webhookURL, f.webhookSecret
 	c.GCGrace, c.ScrubRate, c.ScrubPause, c.RepairGrace = f.gcGrace, f.scrubRate, f.scrubPause, f.repairGrace
 	c.Logger = logger
+	c.Build = node.BuildInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version()}
 	return c, c.Validate()
 }
 
