@@ -78,20 +78,20 @@ type Internal interface {
 
 // ClusterStatus is the reply of GET /cluster/status.
 type ClusterStatus struct {
-	ID           string       `json:"id"`
-	ClusterID    string       `json:"cluster_id"`
-	State        string       `json:"state"`
-	Leader       LeaderInfo   `json:"leader"`
-	Term         uint64       `json:"term"`
-	CommitIndex  uint64       `json:"commit_index"`
-	AppliedIndex uint64       `json:"applied_index"`
-	FSMHash      string       `json:"fsm_hash"`
-	FSMIndex     uint64       `json:"fsm_index"`
+	ID           string     `json:"id"`
+	ClusterID    string     `json:"cluster_id"`
+	State        string     `json:"state"`
+	Leader       LeaderInfo `json:"leader"`
+	Term         uint64     `json:"term"`
+	CommitIndex  uint64     `json:"commit_index"`
+	AppliedIndex uint64     `json:"applied_index"`
+	FSMHash      string     `json:"fsm_hash"`
+	FSMIndex     uint64     `json:"fsm_index"`
 	// Version is the running binary's version, commit, build date and Go
 	// version.
 	Version map[string]string `json:"version,omitempty"`
-	Members      []MemberInfo `json:"members"`
-	Storage      *StorageInfo `json:"storage,omitempty"`
+	Members []MemberInfo      `json:"members"`
+	Storage *StorageInfo      `json:"storage,omitempty"`
 }
 
 // StorageInfo summarises staged-data protection and background work.
