@@ -1,5 +1,5 @@
 # osprey — run `make` for the list of targets.
-.PHONY: help build dist test unit integ jepsen lint bench cluster-up cluster-down clean
+.PHONY: help build dist image test unit integ jepsen lint bench cluster-up cluster-down clean
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -9,6 +9,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.dat
 help:
 	@echo "targets:"
 	@echo "  build         static binary ./bin/osprey (CGO_ENABLED=0)"
+	@echo "  image         container image osprey:latest and osprey:<version> (podman or docker)"
 	@echo "  dist          release binaries in ./dist for linux/amd64, linux/arm64, darwin/arm64 + SHA256SUMS"
 	@echo "  test          everything CI runs: installs tools, go test -race ./..., short chaos run"
 	@echo "  unit          go test -race ./... only"
@@ -21,6 +22,12 @@ help:
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/osprey ./cmd/osprey
+
+CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+
+image: build
+	mkdir -p build && cp /etc/ssl/certs/ca-certificates.crt build/ca-certificates.crt
+	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) -t osprey:latest -t osprey:$(VERSION) .
 
 DIST_TARGETS := linux/amd64 linux/arm64 darwin/arm64
 
@@ -57,4 +64,4 @@ cluster-down:
 	scripts/cluster.sh down
 
 clean:
-	rm -rf bin dist
+	rm -rf bin dist build

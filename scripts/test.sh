@@ -36,4 +36,10 @@ else
   echo "== short chaos run"
   scripts/jepsen.sh --time "${OSPREY_JEPSEN_TIME:-2m}" --nodes 3
 fi
+echo "== containers"
+if command -v podman >/dev/null; then
+  scripts/podman-test.sh
+else
+  echo "container tests skipped: podman is not installed (apt-get install podman runc to run them)"
+fi
 echo "== all tests passed"

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"time"
 
 	"github.com/osprey-storage/osprey/client"
 )
@@ -62,4 +64,30 @@ func runBenchMetadata(ctx context.Context, args []string, stdout, stderr io.Writ
 		return err
 	}
 	return c.BenchMetadata(ctx, o)
+}
+
+// runHealth exits 0 when the node answers /readyz with 200 (for container
+// health checks and scripts; there is no shell or curl in the image).
+func runHealth(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("health", "[--addr URL]", stderr)
+	cf := addClientFlags(fs, false)
+	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usageErr(fs, "health takes no arguments")
+	}
+	c, err := cf.cli(stdout, stderr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	if err := c.Client.Ready(ctx, ""); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "ready")
+	return nil
 }

@@ -169,3 +169,16 @@ func TestUserMessageDropsPackagePrefixes(t *testing.T) {
 		t.Errorf("%q, want %q", got, want)
 	}
 }
+
+func TestAutoAdvertise(t *testing.T) {
+	if got, err := autoAdvertise("127.0.0.1:8080"); err != nil || got != "" {
+		t.Errorf("specific host: %q, %v", got, err)
+	}
+	got, err := autoAdvertise("0.0.0.0:8080")
+	if err != nil {
+		t.Skipf("no non-loopback address here: %v", err)
+	}
+	if !strings.HasSuffix(got, ":8080") || strings.HasPrefix(got, "0.0.0.0") || strings.HasPrefix(got, "127.") {
+		t.Errorf("0.0.0.0:8080 advertised as %q", got)
+	}
+}

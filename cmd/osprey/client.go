@@ -27,6 +27,7 @@ func clientCommands() []command {
 		{name: "ls", usage: "[--limit N] [--all]: list files", run: runLs},
 		{name: "cluster", usage: "status|nodes|join|remove|leader-transfer: membership", run: runCluster},
 		{name: "tasks", usage: "[list [--state S] | retry ID]: background tasks", run: runTasks},
+		{name: "health", usage: "[--addr URL]: exit 0 if the node is ready (for health checks)", run: runHealth},
 		{name: "backup", usage: "-o FILE: save a point-in-time copy of the cluster's metadata", run: runBackup},
 		{name: "restore", usage: "FILE: load a metadata backup into the cluster (keeps its members)", run: runRestore},
 		{name: "bench-metadata", usage: "[--links N] [--uploads N]: load the metadata store and measure it (see scripts/bench-metadata.sh)", run: runBenchMetadata},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -318,6 +319,20 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c := node.DefaultConfig()
 	c.NodeID, c.DataDir, c.HTTPAddr, c.RaftAddr = f.nodeID, f.dataDir, f.httpAddr, f.raftAddr
 	c.AdvertiseHTTP, c.AdvertiseRaft = f.advertiseHTTP, f.advertiseRaft
+	// Listening on every interface (as in a container) without an
+	// advertise address: advertise this host's own address, so one node
+	// runs with no flags and peers can still reach it.
+	var err error
+	if c.AdvertiseHTTP == "" {
+		if c.AdvertiseHTTP, err = autoAdvertise(c.HTTPAddr); err != nil {
+			return c, err
+		}
+	}
+	if c.AdvertiseRaft == "" {
+		if c.AdvertiseRaft, err = autoAdvertise(c.RaftAddr); err != nil {
+			return c, err
+		}
+	}
 	c.Bootstrap, c.BootstrapExpect, c.Join = f.bootstrap, f.bootstrapExpect, splitList(f.join)
 	c.JoinToken = f.joinToken
 	if f.joinTokenFile != "" {
@@ -458,4 +473,33 @@ func parseRedundancy(s string, c *node.Config) error {
 	}
 	c.EC = p
 	return nil
+}
+
+// autoAdvertise returns "" for a listen address on a specific host, and
+// for one on every interface (0.0.0.0, ::, or no host) this host's first
+// non-loopback IPv4 address with the same port.
+func autoAdvertise(listen string) (string, error) {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", nil // node reports the bad address with its name
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return "", nil
+	}
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "", fmt.Errorf("server: listening on %s: finding this host's address: %w", listen, err)
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, _ := ifc.Addrs()
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && !ipn.IP.IsLinkLocalUnicast() {
+				return net.JoinHostPort(ipn.IP.String(), port), nil
+			}
+		}
+	}
+	return "", fmt.Errorf("server: listening on %s: no non-loopback address to advertise; set --advertise-http/--advertise-raft", listen)
 }
