@@ -63,9 +63,12 @@ func testConfig(t testing.TB, dir string) node.Config {
 	c.HTTPAddr, c.RaftAddr = freeAddr(t), freeAddr(t)
 	c.JoinToken = testToken
 	c.JoinRetry = 50 * time.Millisecond
-	c.Raft.HeartbeatTimeout = 300 * time.Millisecond
-	c.Raft.ElectionTimeout = 300 * time.Millisecond
-	c.Raft.LeaderLeaseTimeout = 150 * time.Millisecond
+	// Short enough for quick failover tests, long enough that a loaded
+	// 2-core machine running -race does not miss heartbeats and hold
+	// elections in the middle of a test (300 ms did, under CI load).
+	c.Raft.HeartbeatTimeout = 800 * time.Millisecond
+	c.Raft.ElectionTimeout = 800 * time.Millisecond
+	c.Raft.LeaderLeaseTimeout = 400 * time.Millisecond
 	c.Raft.ApplyTimeout = 5 * time.Second
 	c.TaskPoll = 50 * time.Millisecond
 	c.TaskLease = 2 * time.Second
