@@ -39,7 +39,12 @@ type ChunkMoved struct {
 	Shard   int           `json:"shard,omitempty"` // 0 replica, Index+1 shard
 	Remove  osprey.NodeID `json:"remove"`
 	Add     osprey.NodeID `json:"add"`
-	Now     int64         `json:"now"`
+	// AddWorker is Add's worker id when the copy was written. A member
+	// that is removed and joins again gets a new worker id, so a copy
+	// written to an earlier incarnation (wiped since) is not recorded as
+	// held by the current one. Absent in entries of older builds.
+	AddWorker *uint32 `json:"add_worker,omitempty"`
+	Now       int64   `json:"now"`
 }
 
 // ObjectMoved records a rebuilt local-backend object copy.
@@ -49,7 +54,20 @@ type ObjectMoved struct {
 	Content osprey.UID    `json:"content"`
 	Remove  osprey.NodeID `json:"remove"`
 	Add     osprey.NodeID `json:"add"`
-	Now     int64         `json:"now"`
+	// AddWorker: see ChunkMoved.
+	AddWorker *uint32 `json:"add_worker,omitempty"`
+	Now       int64   `json:"now"`
+}
+
+// staleTarget reports whether a repair's new copy went to an incarnation
+// of add that is gone: add was removed, or joined again (new worker id)
+// after the copy was written.
+func (t *tx) staleTarget(add osprey.NodeID, worker *uint32) bool {
+	if worker == nil {
+		return false
+	}
+	n, ok := t.node(add)
+	return !ok || n.Removed || n.WorkerID != *worker
 }
 
 func hasOwner(owners []osprey.NodeID, id osprey.NodeID) bool {
@@ -179,6 +197,15 @@ func (t *tx) applyChunkMoved(c *ChunkMoved) (any, error) {
 		return nil, err
 	}
 	t.deleteTask(c.TaskID)
+	if t.staleTarget(c.Add, c.AddWorker) {
+		// The copy is gone with that incarnation: repair again.
+		if ch, _, ok := t.findChunk(c.File, c.Content, c.Blob); ok {
+			target := (c.File | c.Content).String()
+			t.enqueue(TaskRepair, target, RepairPayload{Kind: RepairChunk, File: c.File, Content: c.Content,
+				Blob: ch.Blob, Num: ch.Num, Shard: c.Shard, Lost: c.Remove}, c.Now, c.Now)
+		}
+		return nil, nil
+	}
 	ch, loc, ok := t.findChunk(c.File, c.Content, c.Blob)
 	if !ok || c.Shard > 0 && (ch.EC == nil || c.Shard > len(ch.EC.Shards)) {
 		// The chunk went away meanwhile, or another repair converted it
@@ -207,6 +234,11 @@ func (t *tx) applyObjectMoved(c *ObjectMoved) (any, error) {
 	t.deleteTask(c.TaskID)
 	ct, ok := t.content(c.Content)
 	if !ok || ct.Location == nil {
+		return nil, nil
+	}
+	if t.staleTarget(c.Add, c.AddWorker) {
+		// The copy is gone with that incarnation: repair again.
+		t.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairObject, Content: ct.ID, Lost: c.Remove}, c.Now, c.Now)
 		return nil, nil
 	}
 	ct.Location.Nodes = replaceOwner(ct.Location.Nodes, c.Remove, c.Add)

@@ -68,6 +68,7 @@ func hasNode(ids []osprey.NodeID, id string) bool {
 
 func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*Completion, error) {
 	n := h.n
+	workers := n.memberWorkers()
 	ch, ok := n.fsm.ChunkRecord(p.File, p.Content, p.Blob)
 	if !ok {
 		return nil, nil // gone
@@ -95,7 +96,8 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 			return nil, err
 		}
 		return &Completion{fsm.CmdChunkMoved, fsm.ChunkMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File, Content: p.Content,
-			Blob: ch.Blob, Num: ch.Num, Shard: p.Shard, Remove: p.Lost, Add: osprey.NodeID(target), Now: time.Now().UnixMilli()}}, nil
+			Blob: ch.Blob, Num: ch.Num, Shard: p.Shard, Remove: p.Lost, Add: osprey.NodeID(target), AddWorker: workers[target],
+			Now: time.Now().UnixMilli()}}, nil
 	}
 	// A removed member is no longer listed; a down one still is. Either
 	// way, repair only while the chunk has fewer healthy copies than wanted.
@@ -142,11 +144,13 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 		return nil, fmt.Errorf("repair: copy chunk %d/%d: %w", ch.Blob, ch.Num, errors.Join(errs...))
 	}
 	return &Completion{fsm.CmdChunkMoved, fsm.ChunkMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File, Content: p.Content,
-		Blob: ch.Blob, Num: ch.Num, Remove: p.Lost, Add: osprey.NodeID(target), Now: time.Now().UnixMilli()}}, nil
+		Blob: ch.Blob, Num: ch.Num, Remove: p.Lost, Add: osprey.NodeID(target), AddWorker: workers[target],
+		Now: time.Now().UnixMilli()}}, nil
 }
 
 func (h repairHandler) object(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*Completion, error) {
 	n := h.n
+	workers := n.memberWorkers()
 	ct, ok := n.fsm.Content(p.Content)
 	if !ok || ct.Location == nil {
 		return nil, nil
@@ -186,7 +190,21 @@ func (h repairHandler) object(ctx context.Context, t fsm.Task, p fsm.RepairPaylo
 		return nil, fmt.Errorf("repair: copy object %s to %s: %w", ct.ID, target, err)
 	}
 	return &Completion{fsm.CmdObjectMoved, fsm.ObjectMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), Content: ct.ID,
-		Remove: p.Lost, Add: osprey.NodeID(target), Now: time.Now().UnixMilli()}}, nil
+		Remove: p.Lost, Add: osprey.NodeID(target), AddWorker: workers[target], Now: time.Now().UnixMilli()}}, nil
+}
+
+// memberWorkers returns every current member's worker id, read before a
+// repair writes a copy: the record it proposes names the incarnation that
+// received it (fsm.ChunkMoved.AddWorker).
+func (n *Node) memberWorkers() map[string]*uint32 {
+	out := map[string]*uint32{}
+	for _, rec := range n.fsm.Nodes() {
+		if !rec.Removed {
+			w := rec.WorkerID
+			out[string(rec.ID)] = &w
+		}
+	}
+	return out
 }
 
 // isActive reports whether a member is neither removed nor down.
