@@ -67,7 +67,7 @@ func New(cfg Config) (*Backend, error) {
 	}
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           withIOTimeout(dial, cfg.IOTimeout),
+		DialContext:           objio.WithIOTimeout(dial, cfg.IOTimeout),
 		TLSHandshakeTimeout:   cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
 		MaxIdleConnsPerHost:   16,

@@ -1,4 +1,4 @@
-package cos
+package objio
 
 import (
 	"context"
@@ -6,13 +6,15 @@ import (
 	"time"
 )
 
-type dialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+// DialFunc is the shape of net.Dialer.DialContext and http.Transport's
+// DialContext.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 
-// withIOTimeout wraps dial so that every read and write on the returned
-// connections must make progress within d. It restores what the SDK's own
-// transport does, which is bypassed because the backend supplies its own
-// HTTP client.
-func withIOTimeout(dial dialFunc, d time.Duration) dialFunc {
+// WithIOTimeout wraps dial so that every read and write on the returned
+// connections must make progress within d (d <= 0 returns dial as is). A
+// provider backend that hands its SDK its own HTTP client bypasses the
+// SDK's transport and its timeouts; this restores them.
+func WithIOTimeout(dial DialFunc, d time.Duration) DialFunc {
 	if d <= 0 {
 		return dial
 	}
