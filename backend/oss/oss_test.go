@@ -178,8 +178,8 @@ func TestRoundTrip(t *testing.T) {
 			if !ok {
 				t.Fatal("object missing from the fake")
 			}
-			if obj.Type != tt.wantType || obj.Meta["md5"] != md5hex(data) || obj.ContentType != "image/png" {
-				t.Errorf("stored type %q meta %v content type %q; want %q md5 %s image/png", obj.Type, obj.Meta, obj.ContentType, tt.wantType, md5hex(data))
+			if obj.Multipart != (tt.wantType == "Multipart") || obj.Meta["md5"] != md5hex(data) || obj.ContentType != "image/png" {
+				t.Errorf("stored multipart %v meta %v content type %q; want type %q md5 %s image/png", obj.Multipart, obj.Meta, obj.ContentType, tt.wantType, md5hex(data))
 			}
 		})
 	}
