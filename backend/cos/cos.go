@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
 	"path"
 	"strconv"
@@ -55,21 +54,13 @@ func New(cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dial := cfg.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
-	}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           objio.WithIOTimeout(dial, cfg.IOTimeout),
-		TLSHandshakeTimeout:   cfg.ConnectTimeout,
+	tr := objio.NewTransport(objio.TransportConfig{
+		Dial:                  cfg.DialContext,
+		ConnectTimeout:        cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-		MaxIdleConnsPerHost:   16,
+		IOTimeout:             cfg.IOTimeout,
 		IdleConnTimeout:       60 * time.Second,
-		// Bytes must arrive as stored: transparent gzip would change the
-		// length and the CRC the service reports.
-		DisableCompression: true,
-	}
+	})
 	hc := &http.Client{
 		// The SDK's transport signs every request, retries included.
 		Transport: &cossdk.AuthorizationTransport{
@@ -77,11 +68,9 @@ func New(cfg Config) (*Backend, error) {
 			SecretKey: cfg.SecretKey,
 			Transport: tr,
 		},
-		// Set here (the SDK would set it on first use, racing with
-		// concurrent client creation): COS answers 3xx only for
-		// misdirected requests, and following them could leak signed
-		// requests to another host.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		// Set here: the SDK would set it on first use, racing with
+		// concurrent client creation.
+		CheckRedirect: objio.NoRedirects,
 	}
 	logger := cfg.Logger
 	if logger == nil {

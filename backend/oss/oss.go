@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -40,26 +39,16 @@ func New(cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	endpoint, _ := cfg.endpointURL() // validated above
-	dial := cfg.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
-	}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           objio.WithIOTimeout(dial, cfg.IOTimeout),
-		TLSHandshakeTimeout:   cfg.ConnectTimeout,
+	tr := objio.NewTransport(objio.TransportConfig{
+		Dial:                  cfg.DialContext,
+		ConnectTimeout:        cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-		MaxIdleConnsPerHost:   16,
+		IOTimeout:             cfg.IOTimeout,
 		IdleConnTimeout:       50 * time.Second,
-		// Bytes must arrive as stored: transparent gzip would change the
-		// length and the CRC the service reports.
-		DisableCompression: true,
-	}
+	})
 	hc := &http.Client{
-		Transport: tr,
-		// OSS answers 3xx only for misdirected requests; following them
-		// could leak signed requests to another host.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     tr,
+		CheckRedirect: objio.NoRedirects,
 	}
 	client, err := alioss.New(endpoint, cfg.AccessKeyID, cfg.AccessKeySecret,
 		alioss.HTTPClient(hc),

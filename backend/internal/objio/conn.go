@@ -3,6 +3,7 @@ package objio
 import (
 	"context"
 	"net"
+	"net/http"
 	"time"
 )
 
@@ -48,3 +49,43 @@ func (c *deadlineConn) Write(p []byte) (int, error) {
 	}
 	return c.Conn.Write(p)
 }
+
+// TransportConfig is the connection settings a provider backend's Config
+// holds.
+type TransportConfig struct {
+	// Dial replaces the dialer when set.
+	Dial DialFunc
+	// ConnectTimeout bounds establishing a TCP (and TLS) connection.
+	ConnectTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for a response's headers.
+	ResponseHeaderTimeout time.Duration
+	// IOTimeout bounds every read and write (WithIOTimeout).
+	IOTimeout time.Duration
+	// IdleConnTimeout is how long an idle pooled connection is kept.
+	IdleConnTimeout time.Duration
+}
+
+// NewTransport returns the HTTP transport a provider backend hands its
+// SDK. It never decompresses: bytes must arrive as stored, since
+// transparent gzip would change the length and the CRC the service
+// reports.
+func NewTransport(c TransportConfig) *http.Transport {
+	dial := c.Dial
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: c.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           WithIOTimeout(dial, c.IOTimeout),
+		TLSHandshakeTimeout:   c.ConnectTimeout,
+		ResponseHeaderTimeout: c.ResponseHeaderTimeout,
+		MaxIdleConnsPerHost:   16,
+		IdleConnTimeout:       c.IdleConnTimeout,
+		DisableCompression:    true,
+	}
+}
+
+// NoRedirects is an http.Client CheckRedirect for provider APIs: they
+// answer 3xx only for misdirected requests, and following them could leak
+// signed requests to another host.
+func NoRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
