@@ -5,14 +5,11 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"mime"
-	"net"
 	"net/http"
 	"path"
 	"strconv"
@@ -26,10 +23,6 @@ import (
 	"github.com/osprey-storage/osprey/backend"
 	"github.com/osprey-storage/osprey/backend/internal/objio"
 )
-
-// abortTimeout bounds the AbortMultipartUpload sent after a failed Put,
-// which runs even when the Put's own context is already done.
-const abortTimeout = 30 * time.Second
 
 // Backend stores objects in Tencent COS. It is safe for concurrent use.
 type Backend struct {
@@ -61,21 +54,13 @@ func New(cfg Config) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	dial := cfg.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
-	}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           withIOTimeout(dial, cfg.IOTimeout),
-		TLSHandshakeTimeout:   cfg.ConnectTimeout,
+	tr := objio.NewTransport(objio.TransportConfig{
+		Dial:                  cfg.DialContext,
+		ConnectTimeout:        cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-		MaxIdleConnsPerHost:   16,
+		IOTimeout:             cfg.IOTimeout,
 		IdleConnTimeout:       60 * time.Second,
-		// Bytes must arrive as stored: transparent gzip would change the
-		// length and the CRC the service reports.
-		DisableCompression: true,
-	}
+	})
 	hc := &http.Client{
 		// The SDK's transport signs every request, retries included.
 		Transport: &cossdk.AuthorizationTransport{
@@ -83,11 +68,9 @@ func New(cfg Config) (*Backend, error) {
 			SecretKey: cfg.SecretKey,
 			Transport: tr,
 		},
-		// Set here (the SDK would set it on first use, racing with
-		// concurrent client creation): COS answers 3xx only for
-		// misdirected requests, and following them could leak signed
-		// requests to another host.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		// Set here: the SDK would set it on first use, racing with
+		// concurrent client creation.
+		CheckRedirect: objio.NoRedirects,
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -195,27 +178,19 @@ func (b *Backend) Check(ctx context.Context) error {
 	return translate(ctx, "check", err)
 }
 
-// Put implements backend.Backend. Objects up to PartSize bytes are read
-// into memory and sent with one PUT carrying Content-MD5, so COS verifies
-// them; larger ones go through a multipart upload, one PartSize buffer at
-// a time. The md5 is stored as x-cos-meta-md5. Nothing becomes visible
-// when the body is short or its md5 differs from opts.MD5: a single PUT is
-// then never sent, and a multipart upload is aborted before
-// CompleteMultipartUpload.
+// Put implements backend.Backend through objio.Uploader: objects up to
+// PartSize bytes go in one PUT carrying Content-MD5, so COS verifies
+// them; larger ones through a multipart upload. The md5 is stored as
+// x-cos-meta-md5. Nothing becomes visible when the body is short or its
+// md5 differs from opts.MD5.
 func (b *Backend) Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	c, err := b.client(bucket)
 	if err != nil {
 		return backend.ObjectInfo{}, err
 	}
-	if err := objio.ValidateKey(key); err != nil {
-		return backend.ObjectInfo{}, fmt.Errorf("cos: %w", err)
-	}
-	want, err := objio.ParseMD5(opts.MD5)
+	want, err := objio.PutArgs("cos", key, opts.MD5, size)
 	if err != nil {
-		return backend.ObjectInfo{}, fmt.Errorf("cos: %w", err)
-	}
-	if size < 0 {
-		return backend.ObjectInfo{}, fmt.Errorf("cos: %w: negative size %d", backend.ErrInvalid, size)
+		return backend.ObjectInfo{}, err
 	}
 	ct := opts.ContentType
 	if ct == "" {
@@ -224,14 +199,8 @@ func (b *Backend) Put(ctx context.Context, bucket, key string, r io.Reader, size
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	r = &objio.CtxReader{Ctx: ctx, R: r}
-
-	var sum string
-	if size <= b.cfg.PartSize {
-		sum, err = b.putSingle(ctx, c, key, r, size, want, ct)
-	} else {
-		sum, err = b.putMultipart(ctx, c, key, r, size, want, ct)
-	}
+	t := &putTarget{b: b, c: c, key: key, ct: ct, what: "put " + c.name + "/" + key}
+	sum, err := b.uploader().Put(ctx, t, r, size, want)
 	if err != nil {
 		return backend.ObjectInfo{}, err
 	}
@@ -239,134 +208,96 @@ func (b *Backend) Put(ctx context.Context, bucket, key string, r io.Reader, size
 	return backend.ObjectInfo{Bucket: bucket, Key: key, Size: size, MD5: sum, ModTime: time.Now()}, nil
 }
 
+func (b *Backend) uploader() objio.Uploader {
+	return objio.Uploader{Prefix: "cos", PartSize: b.cfg.PartSize, MaxParts: MaxParts}
+}
+
 func md5Meta(sum string) *http.Header {
 	return &http.Header{"x-cos-meta-md5": []string{sum}}
 }
 
-func (b *Backend) putSingle(ctx context.Context, c *bucketClient, key string, r io.Reader, size int64, want, ct string) (string, error) {
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return "", objio.BodyError("cos", ctx, err, size)
-	}
-	raw := md5.Sum(buf)
-	sum := hex.EncodeToString(raw[:])
-	if want != "" && sum != want {
-		return "", fmt.Errorf("cos: %w: md5 of body is %s, expected %s", backend.ErrChecksum, sum, want)
-	}
-	_, err := c.Object.Put(ctx, key, bytes.NewReader(buf), &cossdk.ObjectPutOptions{
+// putTarget is one object being Put (objio.PutTarget).
+type putTarget struct {
+	b    *Backend
+	c    *bucketClient
+	key  string
+	ct   string
+	what string // "put <bucket>/<key>", for messages
+
+	uploadID string
+	parts    []cossdk.Object
+}
+
+func (t *putTarget) PutSingle(ctx context.Context, body []byte, raw [md5.Size]byte, sum string) error {
+	_, err := t.c.Object.Put(ctx, t.key, bytes.NewReader(body), &cossdk.ObjectPutOptions{
 		ObjectPutHeaderOptions: &cossdk.ObjectPutHeaderOptions{
-			ContentType: ct,
+			ContentType: t.ct,
 			ContentMD5:  base64.StdEncoding.EncodeToString(raw[:]),
 			XCosMetaXXX: md5Meta(sum),
 		},
 	})
-	if err != nil {
-		return "", translate(ctx, "put "+c.name+"/"+key, err)
-	}
-	return sum, nil
+	return translate(ctx, t.what, err)
 }
 
-// partSizeFor returns the part size for an object of size bytes: the
-// configured one, or a larger one when that would need more than MaxParts
-// parts.
-func (b *Backend) partSizeFor(size int64) int64 {
-	ps := b.cfg.PartSize
-	if min := (size + MaxParts - 1) / MaxParts; min > ps {
-		const align = 1 << 20
-		ps = (min + align - 1) / align * align
+func (t *putTarget) Initiate(ctx context.Context, sum string) (objio.MultipartUpload, error) {
+	hdr := &cossdk.ObjectPutHeaderOptions{ContentType: t.ct}
+	if sum != "" {
+		hdr.XCosMetaXXX = md5Meta(sum)
 	}
-	return ps
+	init, _, err := t.c.Object.InitiateMultipartUpload(ctx, t.key, &cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: hdr})
+	if err != nil {
+		return nil, translate(ctx, t.what+": initiate multipart upload", err)
+	}
+	t.uploadID = init.UploadID
+	return t, nil
 }
 
-func (b *Backend) putMultipart(ctx context.Context, c *bucketClient, key string, r io.Reader, size int64, want, ct string) (string, error) {
-	what := "put " + c.name + "/" + key
-	hdr := &cossdk.ObjectPutHeaderOptions{ContentType: ct}
-	if want != "" {
-		// Known up front: record it now so the object never appears
-		// without it.
-		hdr.XCosMetaXXX = md5Meta(want)
-	}
-	init, _, err := c.Object.InitiateMultipartUpload(ctx, key, &cossdk.InitiateMultipartUploadOptions{ObjectPutHeaderOptions: hdr})
+func (t *putTarget) UploadPart(ctx context.Context, num int, p []byte, raw [md5.Size]byte) error {
+	resp, err := t.c.Object.UploadPart(ctx, t.key, t.uploadID, num, bytes.NewReader(p), &cossdk.ObjectUploadPartOptions{
+		ContentMD5: base64.StdEncoding.EncodeToString(raw[:]),
+	})
 	if err != nil {
-		return "", translate(ctx, what+": initiate multipart upload", err)
+		return translate(ctx, fmt.Sprintf("%s: upload part %d", t.what, num), err)
 	}
-	uploadID := init.UploadID
-	completed := false
-	defer func() {
-		if !completed {
-			b.abort(ctx, c, key, uploadID)
-		}
-	}()
-
-	partSize := b.partSizeFor(size)
-	buf := make([]byte, partSize)
-	whole := md5.New()
-	parts := make([]cossdk.Object, 0, (size+partSize-1)/partSize)
-	for num, off := 1, int64(0); off < size; num++ {
-		p := buf[:min(partSize, size-off)]
-		if _, err := io.ReadFull(r, p); err != nil {
-			return "", objio.BodyError("cos", ctx, err, size)
-		}
-		whole.Write(p)
-		raw := md5.Sum(p)
-		resp, err := c.Object.UploadPart(ctx, key, uploadID, num, bytes.NewReader(p), &cossdk.ObjectUploadPartOptions{
-			ContentMD5: base64.StdEncoding.EncodeToString(raw[:]),
-		})
-		if err != nil {
-			return "", translate(ctx, fmt.Sprintf("%s: upload part %d", what, num), err)
-		}
-		parts = append(parts, cossdk.Object{PartNumber: num, ETag: resp.Header.Get("ETag")})
-		off += int64(len(p))
-	}
-	sum := hex.EncodeToString(whole.Sum(nil))
-	if want != "" && sum != want {
-		return "", fmt.Errorf("cos: %w: md5 of body is %s, expected %s", backend.ErrChecksum, sum, want)
-	}
-	res, _, err := c.Object.CompleteMultipartUpload(ctx, key, uploadID, &cossdk.CompleteMultipartUploadOptions{Parts: parts})
-	if err != nil {
-		return "", translate(ctx, what+": complete multipart upload", err)
-	}
-	completed = true
-	// The SDK's Copy reads a '?' in the source key as the start of a
-	// versionId query and cannot be told otherwise, so such keys keep an
-	// unknown md5 rather than risk copying from the wrong object.
-	if want == "" && size <= MaxCopySize && !strings.Contains(key, "?") {
-		if err := b.recordMD5(ctx, c, key, sum, ct, res.ETag); err != nil {
-			return "", err
-		}
-	}
-	return sum, nil
+	t.parts = append(t.parts, cossdk.Object{PartNumber: num, ETag: resp.Header.Get("ETag")})
+	return nil
 }
 
-// recordMD5 adds x-cos-meta-md5 to an object uploaded without a known md5
-// by copying it onto itself with replaced metadata. The copy is
-// conditional on the ETag just completed, so an object replaced
-// concurrently is left alone.
-func (b *Backend) recordMD5(ctx context.Context, c *bucketClient, key, sum, ct, etag string) error {
-	_, _, err := c.Object.Copy(ctx, key, c.sourceHost+"/"+key, &cossdk.ObjectCopyOptions{
+func (t *putTarget) Complete(ctx context.Context) (string, error) {
+	res, _, err := t.c.Object.CompleteMultipartUpload(ctx, t.key, t.uploadID, &cossdk.CompleteMultipartUploadOptions{Parts: t.parts})
+	if err != nil {
+		return "", translate(ctx, t.what+": complete multipart upload", err)
+	}
+	return res.ETag, nil
+}
+
+// RecordMD5 adds x-cos-meta-md5 by copying the object onto itself with
+// replaced metadata, if a single copy takes objects of its size. The
+// SDK's Copy reads a '?' in the source key as the start of a versionId
+// query and cannot be told otherwise, so such keys keep an unknown md5
+// rather than risk copying from the wrong object.
+func (t *putTarget) RecordMD5(ctx context.Context, sum, etag string, size int64) error {
+	if size > MaxCopySize || strings.Contains(t.key, "?") {
+		return nil
+	}
+	_, _, err := t.c.Object.Copy(ctx, t.key, t.c.sourceHost+"/"+t.key, &cossdk.ObjectCopyOptions{
 		ObjectCopyHeaderOptions: &cossdk.ObjectCopyHeaderOptions{
 			XCosMetadataDirective: "Replaced",
-			ContentType:           ct,
+			ContentType:           t.ct,
 			XCosMetaXXX:           md5Meta(sum),
 			XCosCopySourceIfMatch: etag,
 		},
 	})
 	if err != nil && serviceCode(err) != "PreconditionFailed" {
-		return translate(ctx, "put "+c.name+"/"+key+": recording md5", err)
+		return translate(ctx, t.what+": recording md5", err)
 	}
 	return nil
 }
 
-// abort abandons a multipart upload. It runs after failures, including a
-// cancelled ctx, so it uses a context of its own; a failure is only
-// logged, since the Put already returns the error that caused it and COS
-// lifecycle rules can reap leftover parts.
-func (b *Backend) abort(ctx context.Context, c *bucketClient, key, uploadID string) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-	defer cancel()
-	if _, err := c.Object.AbortMultipartUpload(actx, key, uploadID); err != nil && serviceCode(err) != "NoSuchUpload" {
-		b.logger.Warn("abort multipart upload failed", "bucket", c.name, "key", key,
-			"upload_id", uploadID, "err", translate(actx, "abort", err))
+func (t *putTarget) Abort(ctx context.Context) {
+	if _, err := t.c.Object.AbortMultipartUpload(ctx, t.key, t.uploadID); err != nil && serviceCode(err) != "NoSuchUpload" {
+		t.b.logger.Warn("abort multipart upload failed", "bucket", t.c.name, "key", t.key,
+			"upload_id", t.uploadID, "err", translate(ctx, "abort", err))
 	}
 }
 
@@ -378,55 +309,37 @@ func (b *Backend) Get(ctx context.Context, bucket, key string, offset, length in
 	if err != nil {
 		return nil, err
 	}
-	if err := objio.ValidateKey(key); err != nil {
-		return nil, fmt.Errorf("cos: %w", err)
+	rr, err := objio.GetArgs("cos", key, offset, length)
+	if err != nil {
+		return nil, err
 	}
-	if offset < 0 {
-		return nil, fmt.Errorf("cos: %w: negative offset %d", backend.ErrInvalid, offset)
-	}
-	if length == 0 {
-		return b.emptyRead(ctx, bucket, key, offset, length)
+	stat := func(ctx context.Context) (backend.ObjectInfo, error) { return b.Stat(ctx, bucket, key) }
+	if rr.Empty {
+		return objio.EmptyRead(ctx, "cos", stat, offset, length)
 	}
 	opt := &cossdk.ObjectGetOptions{}
-	// A length reaching past what offset+length can express reads to the
-	// end, like a negative one.
-	toEnd := length < 0 || length-1 > math.MaxInt64-offset
-	whole := offset == 0 && toEnd
 	switch {
-	case whole:
-	case toEnd:
+	case rr.Whole:
+	case rr.ToEnd:
 		opt.Range = fmt.Sprintf("bytes=%d-", offset)
 	default:
-		opt.Range = fmt.Sprintf("bytes=%d-%d", offset, offset+length-1)
+		opt.Range = fmt.Sprintf("bytes=%d-%d", offset, rr.Last)
 	}
 	resp, err := c.Object.Get(ctx, key, opt)
 	if err != nil {
 		if serviceCode(err) == "InvalidRange" {
 			// offset == size is a valid, empty read; beyond is invalid.
-			return b.emptyRead(ctx, bucket, key, offset, length)
+			return objio.EmptyRead(ctx, "cos", stat, offset, length)
 		}
 		return nil, translate(ctx, "get "+c.name+"/"+key, err)
 	}
 	or := &objio.ObjectReader{Prefix: "cos", Provider: "COS", Ctx: ctx, Body: resp.Body, Remaining: resp.ContentLength}
-	if whole {
+	if rr.Whole {
 		if want, err := strconv.ParseUint(resp.Header.Get("x-cos-hash-crc64ecma"), 10, 64); err == nil {
 			or.CheckCRC(want)
 		}
 	}
 	return or, nil
-}
-
-// emptyRead answers a read that yields no bytes after checking that the
-// object exists and offset is within it.
-func (b *Backend) emptyRead(ctx context.Context, bucket, key string, offset, length int64) (io.ReadCloser, error) {
-	info, err := b.Stat(ctx, bucket, key)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := objio.ValidateRange(offset, length, info.Size); err != nil {
-		return nil, fmt.Errorf("cos: %w", err)
-	}
-	return io.NopCloser(bytes.NewReader(nil)), nil
 }
 
 // Stat implements backend.Backend.

@@ -3,65 +3,80 @@ package cos_test
 import (
 	"bytes"
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/osprey-storage/osprey/backend"
 	"github.com/osprey-storage/osprey/backend/cos"
 	"github.com/osprey-storage/osprey/backend/cos/cosfake"
+	"github.com/osprey-storage/osprey/backend/internal/fakestore"
+	"github.com/osprey-storage/osprey/backend/internal/providertest"
 )
 
-const (
-	testKeyID   = "AKIDOspreyTestSecretId0123456789"
-	testSecret  = "osprey-test-secret-key-01234567"
-	otherKeyID  = "AKIDSomeoneElse"
-	otherSecret = "someone-else-secret"
-	appID       = "1250000000"
-)
+const appID = "1250000000"
 
 // physical returns the COS bucket name for a logical one.
 func physical(bucket string) string { return "osprey-" + bucket + "-" + appID }
 
-// testWriter sends log lines to t.Log.
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+// TestProvider runs the provider suite (and through it the conformance
+// suite) against the COS backend and cosfake.
+func TestProvider(t *testing.T) {
+	providertest.Run(t, providertest.Provider{
+		MinPartSize: cos.MinPartSize,
+		NewFake: func(t *testing.T, accounts map[string]string) *fakestore.Core {
+			return newFake(t, accounts).Core
+		},
+		NewBackend: func(t *testing.T, f *fakestore.Core, o providertest.Options) (backend.Backend, error) {
+			cfg := testConfig(t, f.URL())
+			cfg.SecretID, cfg.SecretKey = o.KeyID, o.Secret
+			if o.PartSize != 0 {
+				cfg.PartSize = o.PartSize
+			}
+			if o.IOTimeout != 0 {
+				cfg.IOTimeout = o.IOTimeout
+			}
+			return cos.New(cfg)
+		},
+		Physical: physical,
+		// The SDK tries a part (its body can be replayed) MaxAttempts times.
+		FailedPartCalls: []string{"InitiateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "UploadPart", "AbortMultipartUpload"},
+		// The SDK's Copy cannot name a source key holding '?', so Put
+		// leaves such keys' md5 unrecorded.
+		MD5MayBeUnknown: func(key string) bool { return strings.Contains(key, "?") },
+	})
 }
 
-func mustFake(t *testing.T) *cosfake.Server {
+func newFake(t *testing.T, accounts map[string]string) *cosfake.Server {
 	t.Helper()
 	cfg := cosfake.DefaultConfig()
-	cfg.Credentials = map[string]string{testKeyID: testSecret, otherKeyID: otherSecret}
+	cfg.Credentials = accounts
 	f, err := cosfake.New(cfg)
 	if err != nil {
 		t.Fatalf("cosfake.New: %v", err)
 	}
+	return f
+}
+
+func mustFake(t *testing.T) *cosfake.Server {
+	t.Helper()
+	f := newFake(t, map[string]string{providertest.KeyID: providertest.Secret, providertest.OtherKeyID: providertest.OtherSecret})
 	t.Cleanup(f.Close)
 	return f
 }
 
-func testConfig(t *testing.T, f *cosfake.Server) cos.Config {
+func testConfig(t *testing.T, baseURL string) cos.Config {
 	cfg := cos.DefaultConfig()
 	cfg.Region = "ap-nanjing"
 	cfg.AppID = appID
-	cfg.BaseURL = f.URL()
-	cfg.SecretID = testKeyID
-	cfg.SecretKey = testSecret
+	cfg.BaseURL = baseURL
+	cfg.SecretID = providertest.KeyID
+	cfg.SecretKey = providertest.Secret
 	cfg.BucketPrefix = "osprey-"
-	cfg.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg.Logger = providertest.Logger(t)
 	return cfg
 }
 
@@ -75,586 +90,12 @@ func mustBackend(t *testing.T, cfg cos.Config) *cos.Backend {
 	return b
 }
 
-func mustEnsure(t *testing.T, b backend.Backend, bucket string) {
-	t.Helper()
-	if err := b.EnsureBucket(context.Background(), bucket); err != nil {
-		t.Fatalf("EnsureBucket(%q): %v", bucket, err)
-	}
-}
-
-func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 42))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
-func md5hex(b []byte) string {
-	s := md5.Sum(b)
-	return hex.EncodeToString(s[:])
-}
-
-func mustGet(t *testing.T, b backend.Backend, bucket, key string, offset, length int64) []byte {
-	t.Helper()
-	rc, err := b.Get(context.Background(), bucket, key, offset, length)
-	if err != nil {
-		t.Fatalf("Get(%s, %d, %d): %v", key, offset, length, err)
-	}
-	defer rc.Close()
-	got, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatalf("reading Get(%s, %d, %d): %v", key, offset, length, err)
-	}
-	return got
-}
-
-// ops returns the operation names the fake saw, in order.
-func ops(f *cosfake.Server) []string {
-	var out []string
-	for _, c := range f.Calls() {
-		out = append(out, c.Op)
-	}
-	return out
-}
-
-func TestRoundTrip(t *testing.T) {
-	const mib = 1 << 20
-	tests := []struct {
-		name          string
-		partSize      int64
-		size          int
-		giveMD5       bool
-		wantMultipart bool
-		wantParts     int
-	}{
-		{"empty", 16 * mib, 0, true, false, 0},
-		{"one byte", 16 * mib, 1, false, false, 0},
-		{"1MiB-1", 16 * mib, mib - 1, true, false, 0},
-		{"1MiB", 16 * mib, mib, false, false, 0},
-		{"1MiB+1", 16 * mib, mib + 1, true, false, 0},
-		{"exactly one part", cos.MinPartSize, cos.MinPartSize, true, false, 0},
-		{"part plus one byte", cos.MinPartSize, cos.MinPartSize + 1, true, true, 2},
-		{"multipart md5 given", cos.MinPartSize, 3*cos.MinPartSize + 17, true, true, 4},
-		{"multipart md5 computed", cos.MinPartSize, 3*cos.MinPartSize + 17, false, true, 4},
-	}
-	for i, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := mustFake(t)
-			cfg := testConfig(t, f)
-			cfg.PartSize = tt.partSize
-			b := mustBackend(t, cfg)
-			mustEnsure(t, b, "image")
-			data := randomBytes(tt.size, uint64(i))
-			opts := backend.PutOptions{ContentType: "image/png"}
-			if tt.giveMD5 {
-				opts.MD5 = md5hex(data)
-			}
-			f.ResetCalls()
-			info, err := b.Put(context.Background(), "image", "a/b c+d.png", bytes.NewReader(data), int64(len(data)), opts)
-			if err != nil {
-				t.Fatalf("Put: %v", err)
-			}
-			if info.Size != int64(len(data)) || info.MD5 != md5hex(data) || info.Bucket != "image" || info.Key != "a/b c+d.png" {
-				t.Fatalf("Put info = %+v, want size %d md5 %s", info, len(data), md5hex(data))
-			}
-			parts := 0
-			for _, c := range f.Calls() {
-				if c.Op == "UploadPart" {
-					parts++
-				}
-			}
-			if parts != tt.wantParts {
-				t.Errorf("UploadPart calls = %d, want %d (calls %v)", parts, tt.wantParts, ops(f))
-			}
-
-			got := mustGet(t, b, "image", "a/b c+d.png", 0, -1)
-			if !bytes.Equal(got, data) {
-				t.Fatalf("Get returned %d bytes (md5 %s), want %d (md5 %s)", len(got), md5hex(got), len(data), md5hex(data))
-			}
-			st, err := b.Stat(context.Background(), "image", "a/b c+d.png")
-			if err != nil {
-				t.Fatalf("Stat: %v", err)
-			}
-			if st.Size != int64(len(data)) || st.MD5 != md5hex(data) || st.ModTime.IsZero() {
-				t.Errorf("Stat = %+v, want size %d md5 %s", st, len(data), md5hex(data))
-			}
-			obj, ok := f.Object(physical("image"), "a/b c+d.png")
-			if !ok {
-				t.Fatal("object missing from the fake")
-			}
-			if obj.Multipart != tt.wantMultipart || obj.Meta["md5"] != md5hex(data) || obj.ContentType != "image/png" {
-				t.Errorf("stored multipart %v meta %v content type %q; want %v md5 %s image/png", obj.Multipart, obj.Meta, obj.ContentType, tt.wantMultipart, md5hex(data))
-			}
-		})
-	}
-}
-
-func TestOverwriteReplacesObject(t *testing.T) {
-	f := mustFake(t)
-	b := mustBackend(t, testConfig(t, f))
-	mustEnsure(t, b, "doc")
-	ctx := context.Background()
-	for _, s := range []string{"first version", "second"} {
-		if _, err := b.Put(ctx, "doc", "k", strings.NewReader(s), int64(len(s)), backend.PutOptions{}); err != nil {
-			t.Fatalf("Put(%q): %v", s, err)
-		}
-	}
-	if got := string(mustGet(t, b, "doc", "k", 0, -1)); got != "second" {
-		t.Fatalf("Get = %q, want %q", got, "second")
-	}
-}
-
-func TestRangedGet(t *testing.T) {
-	f := mustFake(t)
-	b := mustBackend(t, testConfig(t, f))
-	mustEnsure(t, b, "video")
-	ctx := context.Background()
-	data := randomBytes(1000, 7)
-	if _, err := b.Put(ctx, "video", "v", bytes.NewReader(data), 1000, backend.PutOptions{}); err != nil {
-		t.Fatalf("Put: %v", err)
-	}
-	if _, err := b.Put(ctx, "video", "empty", bytes.NewReader(nil), 0, backend.PutOptions{}); err != nil {
-		t.Fatalf("Put empty: %v", err)
-	}
-	tests := []struct {
-		name           string
-		key            string
-		offset, length int64
-		want           []byte
-		wantErr        error
-	}{
-		{"whole", "v", 0, -1, data, nil},
-		{"prefix", "v", 0, 10, data[:10], nil},
-		{"first byte", "v", 0, 1, data[:1], nil},
-		{"tail from offset", "v", 10, -1, data[10:], nil},
-		{"middle", "v", 100, 200, data[100:300], nil},
-		{"last byte", "v", 999, 1, data[999:], nil},
-		{"last byte open", "v", 999, -1, data[999:], nil},
-		{"length past end clamps", "v", 995, 100, data[995:], nil},
-		{"length overflowing int64", "v", 10, math.MaxInt64, data[10:], nil},
-		{"zero length", "v", 10, 0, []byte{}, nil},
-		{"offset at end", "v", 1000, -1, []byte{}, nil},
-		{"offset at end with length", "v", 1000, 5, []byte{}, nil},
-		{"offset beyond end", "v", 1001, -1, nil, backend.ErrInvalid},
-		{"offset beyond end zero length", "v", 2000, 0, nil, backend.ErrInvalid},
-		{"negative offset", "v", -1, 5, nil, backend.ErrInvalid},
-		{"empty object whole", "empty", 0, -1, []byte{}, nil},
-		{"empty object with length", "empty", 0, 10, []byte{}, nil},
-		{"empty object beyond", "empty", 1, -1, nil, backend.ErrInvalid},
-		{"missing object", "nope", 5, 5, nil, backend.ErrNotFound},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			rc, err := b.Get(ctx, "video", tt.key, tt.offset, tt.length)
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					if rc != nil {
-						rc.Close()
-					}
-					t.Fatalf("Get err = %v, want %v", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Get: %v", err)
-			}
-			defer rc.Close()
-			got, err := io.ReadAll(rc)
-			if err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			if !bytes.Equal(got, tt.want) {
-				t.Fatalf("got %d bytes, want %d", len(got), len(tt.want))
-			}
-		})
-	}
-	// Ranged reads must ask OSS for standard range behaviour; the fake
-	// would otherwise answer an unsatisfiable range with the whole object.
-	for _, c := range f.Calls() {
-		if c.Op == "GetObject" && c.Range == "" && c.Status == 206 {
-			t.Errorf("206 without a Range header: %+v", c)
-		}
-	}
-}
-
-func TestNotFound(t *testing.T) {
-	f := mustFake(t)
-	b := mustBackend(t, testConfig(t, f))
-	mustEnsure(t, b, "image")
-	ctx := context.Background()
-	if _, err := b.Stat(ctx, "image", "missing"); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("Stat missing key: %v, want ErrNotFound", err)
-	}
-	if _, err := b.Get(ctx, "image", "missing", 0, -1); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("Get missing key: %v, want ErrNotFound", err)
-	}
-	if _, err := b.Stat(ctx, "audio", "k"); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("Stat in missing bucket: %v, want ErrNotFound", err)
-	}
-	if _, err := b.Put(ctx, "audio", "k", strings.NewReader("x"), 1, backend.PutOptions{}); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("Put in missing bucket: %v, want ErrNotFound", err)
-	}
-	if err := b.Delete(ctx, "image", "missing"); err != nil {
-		t.Errorf("Delete missing key: %v", err)
-	}
-	if err := b.Delete(ctx, "audio", "missing"); err != nil {
-		t.Errorf("Delete in missing bucket: %v", err)
-	}
-	if _, err := b.Put(ctx, "image", "k", strings.NewReader("x"), 1, backend.PutOptions{}); err != nil {
-		t.Fatalf("Put: %v", err)
-	}
-	if err := b.Delete(ctx, "image", "k"); err != nil {
-		t.Fatalf("Delete: %v", err)
-	}
-	if _, err := b.Stat(ctx, "image", "k"); !errors.Is(err, backend.ErrNotFound) {
-		t.Errorf("Stat after Delete: %v, want ErrNotFound", err)
-	}
-}
-
-func TestInvalidArguments(t *testing.T) {
-	f := mustFake(t)
-	b := mustBackend(t, testConfig(t, f))
-	ctx := context.Background()
-	tests := []struct {
-		name string
-		call func() error
-	}{
-		{"bad bucket", func() error { return b.EnsureBucket(ctx, "Bad_Name") }},
-		{"empty key", func() error {
-			_, err := b.Put(ctx, "image", "", strings.NewReader(""), 0, backend.PutOptions{})
-			return err
-		}},
-		{"bad md5", func() error {
-			_, err := b.Put(ctx, "image", "k", strings.NewReader(""), 0, backend.PutOptions{MD5: "xyz"})
-			return err
-		}},
-		{"negative size", func() error {
-			_, err := b.Put(ctx, "image", "k", strings.NewReader(""), -1, backend.PutOptions{})
-			return err
-		}},
-		{"leading slash", func() error { _, err := b.Stat(ctx, "image", "/k"); return err }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if err := tt.call(); !errors.Is(err, backend.ErrInvalid) {
-				t.Fatalf("err = %v, want ErrInvalid", err)
-			}
-		})
-	}
-}
-
-func TestWrongCredentials(t *testing.T) {
-	f := mustFake(t)
-	good := mustBackend(t, testConfig(t, f))
-	mustEnsure(t, good, "image")
-	if _, err := good.Put(context.Background(), "image", "k", strings.NewReader("x"), 1, backend.PutOptions{}); err != nil {
-		t.Fatalf("Put: %v", err)
-	}
-	tests := []struct {
-		name     string
-		id, key  string
-		wantCode string
-	}{
-		{"wrong secret", testKeyID, "not-the-secret", "SignatureDoesNotMatch"},
-		{"unknown key id", "LTAI5tNobody", testSecret, "InvalidAccessKeyId"},
-		{"another account", otherKeyID, otherSecret, "AccessDenied"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := testConfig(t, f)
-			cfg.SecretID, cfg.SecretKey = tt.id, tt.key
-			b := mustBackend(t, cfg)
-			ctx := context.Background()
-			f.ResetCalls()
-			if _, err := b.Stat(ctx, "image", "k"); !errors.Is(err, backend.ErrAuth) {
-				t.Errorf("Stat: %v, want ErrAuth", err)
-			}
-			if _, err := b.Get(ctx, "image", "k", 0, -1); !errors.Is(err, backend.ErrAuth) {
-				t.Errorf("Get: %v, want ErrAuth", err)
-			}
-			if _, err := b.Put(ctx, "image", "k2", strings.NewReader("y"), 1, backend.PutOptions{}); !errors.Is(err, backend.ErrAuth) {
-				t.Errorf("Put: %v, want ErrAuth", err)
-			}
-			if err := b.EnsureBucket(ctx, "image"); !errors.Is(err, backend.ErrAuth) {
-				t.Errorf("EnsureBucket: %v, want ErrAuth", err)
-			}
-			if tt.wantCode != "AccessDenied" {
-				if err := b.Check(ctx); !errors.Is(err, backend.ErrAuth) {
-					t.Errorf("Check: %v, want ErrAuth", err)
-				}
-			}
-			for _, c := range f.Calls() {
-				if c.Op == "PutBucket" {
-					continue // answered 409 BucketAlreadyExists before the probe
-				}
-				if c.ErrorCode != tt.wantCode {
-					t.Errorf("%s answered %d %q, want %q", c.Op, c.Status, c.ErrorCode, tt.wantCode)
-				}
-			}
-		})
-	}
-	if _, ok := f.Object(physical("image"), "k2"); ok {
-		t.Error("an unauthenticated Put stored an object")
-	}
-}
-
-func TestOutage(t *testing.T) {
-	faults := []struct {
-		name  string
-		fault cosfake.Fault
-	}{
-		{"503", cosfake.FaultUnavailable},
-		{"500", cosfake.FaultInternalError},
-		{"dropped connection", cosfake.FaultDropConnection},
-	}
-	for _, ft := range faults {
-		t.Run(ft.name, func(t *testing.T) {
-			f := mustFake(t)
-			b := mustBackend(t, testConfig(t, f))
-			mustEnsure(t, b, "image")
-			ctx := context.Background()
-			if _, err := b.Put(ctx, "image", "k", strings.NewReader("hello"), 5, backend.PutOptions{}); err != nil {
-				t.Fatalf("Put: %v", err)
-			}
-			f.SetFault(func(cosfake.Call) cosfake.Fault { return ft.fault })
-			checks := map[string]error{
-				"Check":        b.Check(ctx),
-				"EnsureBucket": b.EnsureBucket(ctx, "video"),
-				"Delete":       b.Delete(ctx, "image", "k"),
-			}
-			_, checks["Put"] = b.Put(ctx, "image", "k2", strings.NewReader("x"), 1, backend.PutOptions{})
-			_, checks["Stat"] = b.Stat(ctx, "image", "k")
-			_, checks["Get"] = b.Get(ctx, "image", "k", 0, -1)
-			for op, err := range checks {
-				if !errors.Is(err, backend.ErrUnavailable) {
-					t.Errorf("%s during outage: %v, want ErrUnavailable", op, err)
-				}
-			}
-			f.SetFault(nil)
-			if got := string(mustGet(t, b, "image", "k", 0, -1)); got != "hello" {
-				t.Errorf("after outage Get = %q", got)
-			}
-		})
-	}
-}
-
-func TestServerGone(t *testing.T) {
-	f := mustFake(t)
-	b := mustBackend(t, testConfig(t, f))
-	f.Close()
-	if err := b.Check(context.Background()); !errors.Is(err, backend.ErrUnavailable) {
-		t.Fatalf("Check with the server gone: %v, want ErrUnavailable", err)
-	}
-}
-
-func TestTruncatedBody(t *testing.T) {
-	f := mustFake(t)
-	b := mustBackend(t, testConfig(t, f))
-	mustEnsure(t, b, "video")
-	data := randomBytes(64<<10, 3)
-	ctx := context.Background()
-	if _, err := b.Put(ctx, "video", "k", bytes.NewReader(data), int64(len(data)), backend.PutOptions{}); err != nil {
-		t.Fatalf("Put: %v", err)
-	}
-	f.SetFault(func(c cosfake.Call) cosfake.Fault {
-		if c.Op == "GetObject" {
-			return cosfake.FaultTruncateBody
-		}
-		return cosfake.FaultNone
-	})
-	for _, r := range []struct{ off, n int64 }{{0, -1}, {10, 5000}} {
-		rc, err := b.Get(ctx, "video", "k", r.off, r.n)
-		if err != nil {
-			t.Fatalf("Get: %v", err)
-		}
-		_, err = io.ReadAll(rc)
-		rc.Close()
-		if !errors.Is(err, backend.ErrUnavailable) {
-			t.Errorf("reading a truncated body (%d, %d): %v, want ErrUnavailable", r.off, r.n, err)
-		}
-	}
-}
-
-func TestStalledBody(t *testing.T) {
-	f := mustFake(t)
-	cfg := testConfig(t, f)
-	cfg.IOTimeout = 200 * time.Millisecond
-	b := mustBackend(t, cfg)
-	mustEnsure(t, b, "video")
-	data := randomBytes(64<<10, 3)
-	ctx := context.Background()
-	if _, err := b.Put(ctx, "video", "k", bytes.NewReader(data), int64(len(data)), backend.PutOptions{}); err != nil {
-		t.Fatalf("Put: %v", err)
-	}
-	f.SetFault(func(c cosfake.Call) cosfake.Fault {
-		if c.Op == "GetObject" {
-			return cosfake.FaultStallBody
-		}
-		return cosfake.FaultNone
-	})
-	rc, err := b.Get(ctx, "video", "k", 0, -1)
-	if err != nil {
-		t.Fatalf("Get: %v", err)
-	}
-	defer rc.Close()
-	n, err := io.Copy(io.Discard, rc)
-	if !errors.Is(err, backend.ErrUnavailable) || n != int64(len(data)/2) {
-		t.Fatalf("reading a stalled body: %d bytes, %v; want %d bytes and ErrUnavailable", n, err, len(data)/2)
-	}
-}
-
-func TestChecksumMismatchStoresNothing(t *testing.T) {
-	tests := []struct {
-		name string
-		size int
-	}{
-		{"single", 1000},
-		{"multipart", 2*cos.MinPartSize + 10},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := mustFake(t)
-			cfg := testConfig(t, f)
-			cfg.PartSize = cos.MinPartSize
-			b := mustBackend(t, cfg)
-			mustEnsure(t, b, "archive")
-			ctx := context.Background()
-			old := []byte("the old object")
-			if _, err := b.Put(ctx, "archive", "k", bytes.NewReader(old), int64(len(old)), backend.PutOptions{}); err != nil {
-				t.Fatalf("Put: %v", err)
-			}
-			data := randomBytes(tt.size, 9)
-			f.ResetCalls()
-			_, err := b.Put(ctx, "archive", "k", bytes.NewReader(data), int64(len(data)), backend.PutOptions{MD5: md5hex([]byte("something else"))})
-			if !errors.Is(err, backend.ErrChecksum) {
-				t.Fatalf("Put with wrong md5: %v, want ErrChecksum", err)
-			}
-			_, err = b.Put(ctx, "archive", "new", bytes.NewReader(data), int64(len(data)), backend.PutOptions{MD5: md5hex([]byte("something else"))})
-			if !errors.Is(err, backend.ErrChecksum) {
-				t.Fatalf("Put with wrong md5: %v, want ErrChecksum", err)
-			}
-			if got := string(mustGet(t, b, "archive", "k", 0, -1)); got != string(old) {
-				t.Errorf("old object replaced by a failed Put: %q", got)
-			}
-			if _, err := b.Stat(ctx, "archive", "new"); !errors.Is(err, backend.ErrNotFound) {
-				t.Errorf("Stat of a failed new object: %v, want ErrNotFound", err)
-			}
-			if n := f.Uploads(physical("archive")); n != 0 {
-				t.Errorf("%d multipart uploads left behind", n)
-			}
-			for _, c := range f.Calls() {
-				if c.Op == "PutObject" || c.Op == "CompleteMultipartUpload" || c.Op == "CopyObject" {
-					t.Errorf("a mismatched Put sent %s", c.Op)
-				}
-			}
-		})
-	}
-}
-
-// TestShortBodyStoresNothing gives Put one byte less than it announces.
-func TestShortBodyStoresNothing(t *testing.T) {
-	for _, size := range []int{1000, 3 * cos.MinPartSize} {
-		f := mustFake(t)
-		cfg := testConfig(t, f)
-		cfg.PartSize = cos.MinPartSize
-		b := mustBackend(t, cfg)
-		mustEnsure(t, b, "archive")
-		data := randomBytes(size-1, 1)
-		_, err := b.Put(context.Background(), "archive", "k", bytes.NewReader(data), int64(size), backend.PutOptions{})
-		if !errors.Is(err, backend.ErrChecksum) {
-			t.Fatalf("size %d: short Put: %v, want ErrChecksum", size, err)
-		}
-		if _, ok := f.Object(physical("archive"), "k"); ok {
-			t.Errorf("size %d: a short Put stored an object", size)
-		}
-		if n := f.Uploads(physical("archive")); n != 0 {
-			t.Errorf("size %d: %d multipart uploads left behind", size, n)
-		}
-	}
-}
-
-func TestMultipartSequence(t *testing.T) {
-	tests := []struct {
-		name    string
-		giveMD5 bool
-		want    []string
-	}{
-		{"md5 given", true, []string{"InitiateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload"}},
-		{"md5 computed", false, []string{"InitiateMultipartUpload", "UploadPart", "UploadPart", "UploadPart", "CompleteMultipartUpload", "CopyObject"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := mustFake(t)
-			cfg := testConfig(t, f)
-			cfg.PartSize = cos.MinPartSize
-			b := mustBackend(t, cfg)
-			mustEnsure(t, b, "video")
-			data := randomBytes(2*cos.MinPartSize+1, 5)
-			opts := backend.PutOptions{}
-			if tt.giveMD5 {
-				opts.MD5 = md5hex(data)
-			}
-			f.ResetCalls()
-			if _, err := b.Put(context.Background(), "video", "movie.mp4", bytes.NewReader(data), int64(len(data)), opts); err != nil {
-				t.Fatalf("Put: %v", err)
-			}
-			calls := f.Calls()
-			if got := ops(f); strings.Join(got, ",") != strings.Join(tt.want, ",") {
-				t.Fatalf("calls = %v, want %v", got, tt.want)
-			}
-			uploadID := calls[0].UploadID
-			for i, c := range calls[1:4] {
-				if c.PartNumber != i+1 || c.UploadID != uploadID || c.Status != 200 || c.Key != "movie.mp4" || c.Bucket != physical("video") {
-					t.Errorf("part call %d = %+v", i+1, c)
-				}
-			}
-			if c := calls[4]; c.UploadID != uploadID || c.Status != 200 {
-				t.Errorf("complete = %+v", c)
-			}
-			obj, _ := f.Object(physical("video"), "movie.mp4")
-			if !strings.HasSuffix(obj.ETag, `-3"`) || obj.Meta["md5"] != md5hex(data) || obj.ContentType != "video/mp4" || !obj.Multipart {
-				t.Errorf("stored etag %s meta %v content type %q", obj.ETag, obj.Meta, obj.ContentType)
-			}
-		})
-	}
-}
-
-func TestFailedPartAborts(t *testing.T) {
-	f := mustFake(t)
-	cfg := testConfig(t, f)
-	cfg.PartSize = cos.MinPartSize
-	b := mustBackend(t, cfg)
-	mustEnsure(t, b, "video")
-	f.SetFault(func(c cosfake.Call) cosfake.Fault {
-		if c.Op == "UploadPart" && c.PartNumber == 2 {
-			return cosfake.FaultUnavailable
-		}
-		return cosfake.FaultNone
-	})
-	f.ResetCalls()
-	data := randomBytes(3*cos.MinPartSize, 2)
-	_, err := b.Put(context.Background(), "video", "k", bytes.NewReader(data), int64(len(data)), backend.PutOptions{})
-	if !errors.Is(err, backend.ErrUnavailable) {
-		t.Fatalf("Put: %v, want ErrUnavailable", err)
-	}
-	// The SDK tries a part (its body can be replayed) MaxAttempts times.
-	want := "InitiateMultipartUpload,UploadPart,UploadPart,UploadPart,UploadPart,AbortMultipartUpload"
-	if got := strings.Join(ops(f), ","); got != want {
-		t.Errorf("calls = %s, want %s", got, want)
-	}
-	if n := f.Uploads(physical("video")); n != 0 {
-		t.Errorf("%d uploads left", n)
-	}
-}
-
 func TestRetryRecovers(t *testing.T) {
 	f := mustFake(t)
-	cfg := testConfig(t, f)
+	cfg := testConfig(t, f.URL())
 	cfg.PartSize = cos.MinPartSize
 	b := mustBackend(t, cfg)
-	mustEnsure(t, b, "video")
+	providertest.MustEnsure(t, b, "video")
 	var mu sync.Mutex
 	failed := map[string]bool{}
 	f.SetFault(func(c cosfake.Call) cosfake.Fault {
@@ -667,63 +108,12 @@ func TestRetryRecovers(t *testing.T) {
 		failed[id] = true
 		return cosfake.FaultUnavailable
 	})
-	data := randomBytes(2*cos.MinPartSize+3, 8)
+	data := providertest.RandomBytes(2*cos.MinPartSize+3, 8)
 	if _, err := b.Put(context.Background(), "video", "k", bytes.NewReader(data), int64(len(data)), backend.PutOptions{}); err != nil {
 		t.Fatalf("Put with one 503 per call: %v", err)
 	}
-	if got := mustGet(t, b, "video", "k", 0, -1); !bytes.Equal(got, data) {
+	if got := providertest.MustGet(t, b, "video", "k", 0, -1); !bytes.Equal(got, data) {
 		t.Fatal("content differs")
-	}
-}
-
-func TestCancelledContextAborts(t *testing.T) {
-	f := mustFake(t)
-	cfg := testConfig(t, f)
-	cfg.PartSize = cos.MinPartSize
-	b := mustBackend(t, cfg)
-	mustEnsure(t, b, "video")
-	ctx, cancel := context.WithCancel(context.Background())
-	// Cancel once the first part is uploaded.
-	f.SetFault(func(c cosfake.Call) cosfake.Fault {
-		if c.Op == "UploadPart" && c.PartNumber == 2 {
-			cancel()
-		}
-		return cosfake.FaultNone
-	})
-	data := randomBytes(4*cos.MinPartSize, 2)
-	_, err := b.Put(ctx, "video", "k", bytes.NewReader(data), int64(len(data)), backend.PutOptions{})
-	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Put: %v, want context.Canceled", err)
-	}
-	if n := f.Uploads(physical("video")); n != 0 {
-		t.Errorf("%d uploads left after a cancelled Put", n)
-	}
-	if _, ok := f.Object(physical("video"), "k"); ok {
-		t.Error("a cancelled Put stored an object")
-	}
-}
-
-func TestEnsureBucket(t *testing.T) {
-	f := mustFake(t)
-	b := mustBackend(t, testConfig(t, f))
-	ctx := context.Background()
-	for range 2 { // idempotent
-		if err := b.EnsureBucket(ctx, "image"); err != nil {
-			t.Fatalf("EnsureBucket: %v", err)
-		}
-	}
-	if !f.HasBucket(physical("image")) {
-		t.Fatal("bucket not created with the prefix")
-	}
-	// A bucket name taken by another account is not ours to use.
-	cfg := testConfig(t, f)
-	cfg.SecretID, cfg.SecretKey = otherKeyID, otherSecret
-	other := mustBackend(t, cfg)
-	if err := other.EnsureBucket(ctx, "image"); !errors.Is(err, backend.ErrAuth) {
-		t.Fatalf("EnsureBucket on another account's bucket: %v, want ErrAuth", err)
-	}
-	if err := b.Check(ctx); err != nil {
-		t.Fatalf("Check: %v", err)
 	}
 }
 
@@ -742,7 +132,7 @@ func TestAddressing(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := mustFake(t)
-			cfg := testConfig(t, f)
+			cfg := testConfig(t, f.URL())
 			cfg.BaseURL = tt.baseURL(f)
 			if tt.dial {
 				cfg.DialContext = f.DialContext
@@ -750,12 +140,12 @@ func TestAddressing(t *testing.T) {
 			}
 			cfg.PartSize = cos.MinPartSize
 			b := mustBackend(t, cfg)
-			mustEnsure(t, b, "audio")
-			data := randomBytes(cos.MinPartSize+5, 4)
+			providertest.MustEnsure(t, b, "audio")
+			data := providertest.RandomBytes(cos.MinPartSize+5, 4)
 			if _, err := b.Put(context.Background(), "audio", "x/y.mp3", bytes.NewReader(data), int64(len(data)), backend.PutOptions{}); err != nil {
 				t.Fatalf("Put: %v", err)
 			}
-			if got := mustGet(t, b, "audio", "x/y.mp3", 8, -1); !bytes.Equal(got, data[8:]) {
+			if got := providertest.MustGet(t, b, "audio", "x/y.mp3", 8, -1); !bytes.Equal(got, data[8:]) {
 				t.Fatalf("Get returned %d bytes", len(got))
 			}
 			if _, ok := f.Object(physical("audio"), "x/y.mp3"); !ok {
@@ -779,7 +169,7 @@ func TestAddressing(t *testing.T) {
 
 func TestBucketDomainTooLong(t *testing.T) {
 	f := mustFake(t)
-	b := mustBackend(t, testConfig(t, f))
+	b := mustBackend(t, testConfig(t, f.URL()))
 	// osprey-<26 chars>-1250000000.cos.ap-nanjing.myqcloud.com is 72
 	// characters; COS allows 60.
 	if err := b.EnsureBucket(context.Background(), strings.Repeat("a", 26)); !errors.Is(err, backend.ErrInvalid) {
@@ -792,7 +182,7 @@ func TestBucketDomainTooLong(t *testing.T) {
 
 func TestManyBucketsConcurrently(t *testing.T) {
 	f := mustFake(t)
-	b := mustBackend(t, testConfig(t, f))
+	b := mustBackend(t, testConfig(t, f.URL()))
 	var wg sync.WaitGroup
 	errs := make(chan error, 32)
 	for i := range 32 {
@@ -819,51 +209,6 @@ func TestManyBucketsConcurrently(t *testing.T) {
 		if !f.HasBucket(physical(name)) {
 			t.Errorf("bucket %s missing", physical(name))
 		}
-	}
-}
-
-func TestConcurrentPuts(t *testing.T) {
-	f := mustFake(t)
-	cfg := testConfig(t, f)
-	cfg.PartSize = cos.MinPartSize
-	b := mustBackend(t, cfg)
-	mustEnsure(t, b, "image")
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for i := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			data := randomBytes(cos.MinPartSize+i*1000, uint64(i))
-			key := "k" + string(rune('a'+i))
-			if _, err := b.Put(context.Background(), "image", key, bytes.NewReader(data), int64(len(data)), backend.PutOptions{MD5: md5hex(data)}); err != nil {
-				errs <- err
-				return
-			}
-			st, err := b.Stat(context.Background(), "image", key)
-			if err != nil || st.MD5 != md5hex(data) {
-				errs <- errors.Join(err, errors.New("stat mismatch "+key))
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-}
-
-func TestClose(t *testing.T) {
-	f := mustFake(t)
-	b := mustBackend(t, testConfig(t, f))
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if _, err := b.Stat(context.Background(), "image", "k"); !errors.Is(err, backend.ErrUnavailable) {
-		t.Fatalf("Stat after Close: %v, want ErrUnavailable", err)
 	}
 }
 
@@ -923,28 +268,5 @@ func TestSecretNotLogged(t *testing.T) {
 	logger.Info("config", "cfg", cfg)
 	if strings.Contains(buf.String(), "super-secret-value") {
 		t.Fatalf("secret in log output: %s", buf.String())
-	}
-}
-
-// TestMultipartOddKeys covers keys the SDK's copy-source handling could
-// mangle when Put records the md5 of a multipart upload after the fact.
-func TestMultipartOddKeys(t *testing.T) {
-	f := mustFake(t)
-	cfg := testConfig(t, f)
-	cfg.PartSize = cos.MinPartSize
-	b := mustBackend(t, cfg)
-	mustEnsure(t, b, "doc")
-	data := randomBytes(cos.MinPartSize+1, 6)
-	for _, key := range []string{"q?x=1#frag", "a b+c/%41&z", "dir/子目录/文件.pdf"} {
-		if _, err := b.Put(context.Background(), "doc", key, bytes.NewReader(data), int64(len(data)), backend.PutOptions{}); err != nil {
-			t.Fatalf("Put(%q): %v", key, err)
-		}
-		if got := mustGet(t, b, "doc", key, 0, -1); !bytes.Equal(got, data) {
-			t.Fatalf("Get(%q): content differs", key)
-		}
-		st, err := b.Stat(context.Background(), "doc", key)
-		if err != nil || (st.MD5 != "" && st.MD5 != md5hex(data)) {
-			t.Fatalf("Stat(%q) = %+v, %v", key, st, err)
-		}
 	}
 }

@@ -3,12 +3,11 @@ package cos
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/http"
 
 	cossdk "github.com/tencentyun/cos-go-sdk-v5"
 
 	"github.com/osprey-storage/osprey/backend"
+	"github.com/osprey-storage/osprey/backend/internal/objio"
 )
 
 // serviceCode returns the COS error code carried by err, or "".
@@ -20,67 +19,33 @@ func serviceCode(err error) string {
 	return ""
 }
 
-// translate turns an SDK error into one wrapping a backend sentinel. The
-// SDK error itself is not wrapped (only its text is kept), so no SDK type
-// escapes this package. A done context is reported as the context's error
-// (a deadline also as backend.ErrUnavailable).
-func translate(ctx context.Context, what string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if cerr := ctx.Err(); cerr != nil {
-		if errors.Is(cerr, context.DeadlineExceeded) {
-			return fmt.Errorf("cos: %s: %w: %w", what, backend.ErrUnavailable, cerr)
+// errs maps SDK errors: the S3-style codes every provider shares and
+// COS's own codes below. The SDK reports CRC mismatches as plain errors,
+// which therefore count as transport failures (backend.ErrUnavailable).
+var errs = objio.ErrorMapper{
+	Prefix: "cos",
+	Codes: map[string]error{
+		"ExpiredToken":   backend.ErrAuth,
+		"InvalidRequest": backend.ErrInvalid, "InvalidURI": backend.ErrInvalid,
+	},
+	Inspect: func(err error) (objio.Failure, bool) {
+		var er *cossdk.ErrorResponse
+		if !errors.As(err, &er) {
+			return objio.Failure{}, false
 		}
-		return fmt.Errorf("cos: %s: %w", what, cerr)
-	}
-	var er *cossdk.ErrorResponse
-	if errors.As(err, &er) {
-		status := 0
+		f := objio.Failure{Code: er.Code, Message: er.Message, RequestID: er.RequestID}
 		if er.Response != nil {
-			status = er.Response.StatusCode
+			f.Status = er.Response.StatusCode
+			if f.RequestID == "" {
+				f.RequestID = er.Response.Header.Get("X-Cos-Request-Id")
+			}
 		}
-		requestID := er.RequestID
-		if requestID == "" && er.Response != nil {
-			requestID = er.Response.Header.Get("X-Cos-Request-Id")
-		}
-		code := er.Code
-		if code == "" {
-			code = http.StatusText(status) // HEAD answers carry no body
-		}
-		detail := fmt.Sprintf("%d %s: %s (request id %s)", status, code, er.Message, requestID)
-		return fmt.Errorf("cos: %s: %w: %s", what, sentinelFor(status, er.Code), detail)
-	}
-	// Transport failures (refused or dropped connections, timeouts,
-	// unparsable answers, CRC mismatches reported by the SDK as plain
-	// errors) mean the service could not be used.
-	return fmt.Errorf("cos: %s: %w: %v", what, backend.ErrUnavailable, err)
+		return f, true
+	},
 }
 
-// sentinelFor maps a COS error code, or failing that the HTTP status, to
-// a backend sentinel.
-func sentinelFor(status int, code string) error {
-	switch code {
-	case "NoSuchKey", "NoSuchBucket", "NoSuchUpload":
-		return backend.ErrNotFound
-	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-		"RequestTimeTooSkewed", "InvalidSecurityToken", "ExpiredToken":
-		return backend.ErrAuth
-	case "InvalidRange", "InvalidArgument", "InvalidBucketName", "InvalidObjectName",
-		"InvalidDigest", "BadDigest", "MalformedXML", "EntityTooSmall", "EntityTooLarge",
-		"InvalidPart", "InvalidPartOrder", "TooManyBuckets", "KeyTooLong", "InvalidRequest", "InvalidURI":
-		return backend.ErrInvalid
-	case "ServiceUnavailable", "InternalError", "RequestTimeout", "SlowDown":
-		return backend.ErrUnavailable
-	}
-	switch {
-	case status == http.StatusNotFound:
-		return backend.ErrNotFound
-	case status == http.StatusUnauthorized || status == http.StatusForbidden:
-		return backend.ErrAuth
-	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500:
-		return backend.ErrUnavailable
-	default:
-		return backend.ErrInvalid
-	}
+// translate turns an SDK error into one wrapping a backend sentinel; see
+// objio.ErrorMapper.Translate.
+func translate(ctx context.Context, what string, err error) error {
+	return errs.Translate(ctx, what, err)
 }

@@ -5,13 +5,10 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,10 +20,6 @@ import (
 	"github.com/osprey-storage/osprey/backend"
 	"github.com/osprey-storage/osprey/backend/internal/objio"
 )
-
-// abortTimeout bounds the AbortMultipartUpload sent after a failed Put,
-// which runs even when the Put's own context is already done.
-const abortTimeout = 30 * time.Second
 
 // Backend stores objects in Aliyun OSS. It is safe for concurrent use.
 type Backend struct {
@@ -46,26 +39,16 @@ func New(cfg Config) (*Backend, error) {
 		return nil, err
 	}
 	endpoint, _ := cfg.endpointURL() // validated above
-	dial := cfg.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
-	}
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           withIOTimeout(dial, cfg.IOTimeout),
-		TLSHandshakeTimeout:   cfg.ConnectTimeout,
+	tr := objio.NewTransport(objio.TransportConfig{
+		Dial:                  cfg.DialContext,
+		ConnectTimeout:        cfg.ConnectTimeout,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
-		MaxIdleConnsPerHost:   16,
+		IOTimeout:             cfg.IOTimeout,
 		IdleConnTimeout:       50 * time.Second,
-		// Bytes must arrive as stored: transparent gzip would change the
-		// length and the CRC the service reports.
-		DisableCompression: true,
-	}
+	})
 	hc := &http.Client{
-		Transport: tr,
-		// OSS answers 3xx only for misdirected requests; following them
-		// could leak signed requests to another host.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     tr,
+		CheckRedirect: objio.NoRedirects,
 	}
 	client, err := alioss.New(endpoint, cfg.AccessKeyID, cfg.AccessKeySecret,
 		alioss.HTTPClient(hc),
@@ -160,27 +143,19 @@ func (b *Backend) Check(ctx context.Context) error {
 	return translate(ctx, "check", err)
 }
 
-// Put implements backend.Backend. Objects up to PartSize bytes are read
-// into memory and sent with one PutObject carrying Content-MD5, so OSS
-// verifies them; larger ones go through a multipart upload, one
-// PartSize buffer at a time. The md5 is stored as x-oss-meta-md5. Nothing
-// becomes visible when the body is short or its md5 differs from
-// opts.MD5: a single PutObject is then never sent, and a multipart upload
-// is aborted before CompleteMultipartUpload.
+// Put implements backend.Backend through objio.Uploader: objects up to
+// PartSize bytes go in one PutObject carrying Content-MD5, so OSS
+// verifies them; larger ones through a multipart upload. The md5 is
+// stored as x-oss-meta-md5. Nothing becomes visible when the body is
+// short or its md5 differs from opts.MD5.
 func (b *Backend) Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts backend.PutOptions) (backend.ObjectInfo, error) {
 	bkt, err := b.handle(bucket)
 	if err != nil {
 		return backend.ObjectInfo{}, err
 	}
-	if err := objio.ValidateKey(key); err != nil {
-		return backend.ObjectInfo{}, fmt.Errorf("oss: %w", err)
-	}
-	want, err := objio.ParseMD5(opts.MD5)
+	want, err := objio.PutArgs("oss", key, opts.MD5, size)
 	if err != nil {
-		return backend.ObjectInfo{}, fmt.Errorf("oss: %w", err)
-	}
-	if size < 0 {
-		return backend.ObjectInfo{}, fmt.Errorf("oss: %w: negative size %d", backend.ErrInvalid, size)
+		return backend.ObjectInfo{}, err
 	}
 	ct := opts.ContentType
 	if ct == "" {
@@ -189,14 +164,8 @@ func (b *Backend) Put(ctx context.Context, bucket, key string, r io.Reader, size
 	if ct == "" {
 		ct = "application/octet-stream"
 	}
-	r = &objio.CtxReader{Ctx: ctx, R: r}
-
-	var sum string
-	if size <= b.cfg.PartSize {
-		sum, err = b.putSingle(ctx, bkt, key, r, size, want, ct)
-	} else {
-		sum, err = b.putMultipart(ctx, bkt, key, r, size, want, ct)
-	}
+	t := &putTarget{b: b, bkt: bkt, key: key, ct: ct, what: "put " + bkt.BucketName + "/" + key}
+	sum, err := b.uploader().Put(ctx, t, r, size, want)
 	if err != nil {
 		return backend.ObjectInfo{}, err
 	}
@@ -204,128 +173,91 @@ func (b *Backend) Put(ctx context.Context, bucket, key string, r io.Reader, size
 	return backend.ObjectInfo{Bucket: bucket, Key: key, Size: size, MD5: sum, ModTime: time.Now()}, nil
 }
 
-func (b *Backend) putSingle(ctx context.Context, bkt *alioss.Bucket, key string, r io.Reader, size int64, want, ct string) (string, error) {
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return "", objio.BodyError("oss", ctx, err, size)
-	}
-	raw := md5.Sum(buf)
-	sum := hex.EncodeToString(raw[:])
-	if want != "" && sum != want {
-		return "", fmt.Errorf("oss: %w: md5 of body is %s, expected %s", backend.ErrChecksum, sum, want)
-	}
-	err := bkt.PutObject(key, bytes.NewReader(buf),
+func (b *Backend) uploader() objio.Uploader {
+	return objio.Uploader{Prefix: "oss", PartSize: b.cfg.PartSize, MaxParts: MaxParts}
+}
+
+// putTarget is one object being Put (objio.PutTarget).
+type putTarget struct {
+	b    *Backend
+	bkt  *alioss.Bucket
+	key  string
+	ct   string
+	what string // "put <bucket>/<key>", for messages
+
+	imur  alioss.InitiateMultipartUploadResult
+	parts []alioss.UploadPart
+}
+
+func (t *putTarget) PutSingle(ctx context.Context, body []byte, raw [md5.Size]byte, sum string) error {
+	err := t.bkt.PutObject(t.key, bytes.NewReader(body),
 		alioss.WithContext(ctx),
-		alioss.ContentType(ct),
+		alioss.ContentType(t.ct),
 		alioss.ContentMD5(base64.StdEncoding.EncodeToString(raw[:])),
 		alioss.Meta("md5", sum),
 	)
-	if err != nil {
-		return "", translate(ctx, "put "+bkt.BucketName+"/"+key, err)
-	}
-	return sum, nil
+	return translate(ctx, t.what, err)
 }
 
-// partSizeFor returns the part size for an object of size bytes: the
-// configured one, or a larger one when that would need more than MaxParts
-// parts.
-func (b *Backend) partSizeFor(size int64) int64 {
-	ps := b.cfg.PartSize
-	if min := (size + MaxParts - 1) / MaxParts; min > ps {
-		const align = 1 << 20
-		ps = (min + align - 1) / align * align
+func (t *putTarget) Initiate(ctx context.Context, sum string) (objio.MultipartUpload, error) {
+	opts := []alioss.Option{alioss.WithContext(ctx), alioss.ContentType(t.ct)}
+	if sum != "" {
+		opts = append(opts, alioss.Meta("md5", sum))
 	}
-	return ps
+	imur, err := t.bkt.InitiateMultipartUpload(t.key, opts...)
+	if err != nil {
+		return nil, translate(ctx, t.what+": initiate multipart upload", err)
+	}
+	t.imur = imur
+	return t, nil
 }
 
-func (b *Backend) putMultipart(ctx context.Context, bkt *alioss.Bucket, key string, r io.Reader, size int64, want, ct string) (string, error) {
-	what := "put " + bkt.BucketName + "/" + key
-	initOpts := []alioss.Option{alioss.WithContext(ctx), alioss.ContentType(ct)}
-	if want != "" {
-		// Known up front: record it now so the object never appears
-		// without it.
-		initOpts = append(initOpts, alioss.Meta("md5", want))
-	}
-	imur, err := bkt.InitiateMultipartUpload(key, initOpts...)
+func (t *putTarget) UploadPart(ctx context.Context, num int, p []byte, raw [md5.Size]byte) error {
+	part, err := t.bkt.UploadPart(t.imur, bytes.NewReader(p), int64(len(p)), num,
+		alioss.WithContext(ctx),
+		alioss.ContentMD5(base64.StdEncoding.EncodeToString(raw[:])),
+	)
 	if err != nil {
-		return "", translate(ctx, what+": initiate multipart upload", err)
+		return translate(ctx, fmt.Sprintf("%s: upload part %d", t.what, num), err)
 	}
-	completed := false
-	defer func() {
-		if !completed {
-			b.abort(ctx, bkt, imur)
-		}
-	}()
-
-	partSize := b.partSizeFor(size)
-	buf := make([]byte, partSize)
-	whole := md5.New()
-	parts := make([]alioss.UploadPart, 0, (size+partSize-1)/partSize)
-	for num, off := 1, int64(0); off < size; num++ {
-		p := buf[:min(partSize, size-off)]
-		if _, err := io.ReadFull(r, p); err != nil {
-			return "", objio.BodyError("oss", ctx, err, size)
-		}
-		whole.Write(p)
-		raw := md5.Sum(p)
-		part, err := bkt.UploadPart(imur, bytes.NewReader(p), int64(len(p)), num,
-			alioss.WithContext(ctx),
-			alioss.ContentMD5(base64.StdEncoding.EncodeToString(raw[:])),
-		)
-		if err != nil {
-			return "", translate(ctx, fmt.Sprintf("%s: upload part %d", what, num), err)
-		}
-		parts = append(parts, part)
-		off += int64(len(p))
-	}
-	sum := hex.EncodeToString(whole.Sum(nil))
-	if want != "" && sum != want {
-		return "", fmt.Errorf("oss: %w: md5 of body is %s, expected %s", backend.ErrChecksum, sum, want)
-	}
-	res, err := bkt.CompleteMultipartUpload(imur, parts, alioss.WithContext(ctx))
-	if err != nil {
-		return "", translate(ctx, what+": complete multipart upload", err)
-	}
-	completed = true
-	if want == "" && size <= MaxCopySize {
-		if err := b.recordMD5(ctx, bkt, key, sum, ct, res.ETag); err != nil {
-			return "", err
-		}
-	}
-	return sum, nil
+	t.parts = append(t.parts, part)
+	return nil
 }
 
-// recordMD5 adds x-oss-meta-md5 to an object uploaded without a known md5
-// by copying it onto itself with replaced metadata. The copy is
-// conditional on the ETag just completed, so an object replaced
-// concurrently is left alone.
-func (b *Backend) recordMD5(ctx context.Context, bkt *alioss.Bucket, key, sum, ct, etag string) error {
+func (t *putTarget) Complete(ctx context.Context) (string, error) {
+	res, err := t.bkt.CompleteMultipartUpload(t.imur, t.parts, alioss.WithContext(ctx))
+	if err != nil {
+		return "", translate(ctx, t.what+": complete multipart upload", err)
+	}
+	return res.ETag, nil
+}
+
+// RecordMD5 adds x-oss-meta-md5 by copying the object onto itself with
+// replaced metadata, if CopyObject takes objects of its size.
+func (t *putTarget) RecordMD5(ctx context.Context, sum, etag string, size int64) error {
+	if size > MaxCopySize {
+		return nil
+	}
 	opts := []alioss.Option{
 		alioss.WithContext(ctx),
 		alioss.MetadataDirective(alioss.MetaReplace),
-		alioss.ContentType(ct),
+		alioss.ContentType(t.ct),
 		alioss.Meta("md5", sum),
 	}
 	if etag != "" {
 		opts = append(opts, alioss.CopySourceIfMatch(etag))
 	}
-	_, err := bkt.CopyObject(key, key, opts...)
+	_, err := t.bkt.CopyObject(t.key, t.key, opts...)
 	if err != nil && serviceCode(err) != "PreconditionFailed" {
-		return translate(ctx, "put "+bkt.BucketName+"/"+key+": recording md5", err)
+		return translate(ctx, t.what+": recording md5", err)
 	}
 	return nil
 }
 
-// abort abandons a multipart upload. It runs after failures, including a
-// cancelled ctx, so it uses a context of its own; a failure is only
-// logged, since the Put already returns the error that caused it and OSS
-// lifecycle rules can reap leftover parts.
-func (b *Backend) abort(ctx context.Context, bkt *alioss.Bucket, imur alioss.InitiateMultipartUploadResult) {
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
-	defer cancel()
-	if err := bkt.AbortMultipartUpload(imur, alioss.WithContext(actx)); err != nil && serviceCode(err) != "NoSuchUpload" {
-		b.logger.Warn("abort multipart upload failed", "bucket", bkt.BucketName, "key", imur.Key,
-			"upload_id", imur.UploadID, "err", translate(actx, "abort", err))
+func (t *putTarget) Abort(ctx context.Context) {
+	if err := t.bkt.AbortMultipartUpload(t.imur, alioss.WithContext(ctx)); err != nil && serviceCode(err) != "NoSuchUpload" {
+		t.b.logger.Warn("abort multipart upload failed", "bucket", t.bkt.BucketName, "key", t.key,
+			"upload_id", t.imur.UploadID, "err", translate(ctx, "abort", err))
 	}
 }
 
@@ -337,35 +269,30 @@ func (b *Backend) Get(ctx context.Context, bucket, key string, offset, length in
 	if err != nil {
 		return nil, err
 	}
-	if err := objio.ValidateKey(key); err != nil {
-		return nil, fmt.Errorf("oss: %w", err)
+	rr, err := objio.GetArgs("oss", key, offset, length)
+	if err != nil {
+		return nil, err
 	}
-	if offset < 0 {
-		return nil, fmt.Errorf("oss: %w: negative offset %d", backend.ErrInvalid, offset)
-	}
-	if length == 0 {
-		return b.emptyRead(ctx, bucket, key, offset, length)
+	stat := func(ctx context.Context) (backend.ObjectInfo, error) { return b.Stat(ctx, bucket, key) }
+	if rr.Empty {
+		return objio.EmptyRead(ctx, "oss", stat, offset, length)
 	}
 	opts := []alioss.Option{alioss.WithContext(ctx)}
-	// A length reaching past what offset+length can express reads to the
-	// end, like a negative one.
-	toEnd := length < 0 || length-1 > math.MaxInt64-offset
-	whole := offset == 0 && toEnd
-	if !whole {
+	if !rr.Whole {
 		// Without "standard", OSS ignores an unsatisfiable range and
 		// returns the whole object.
 		opts = append(opts, alioss.RangeBehavior("standard"))
-		if toEnd {
+		if rr.ToEnd {
 			opts = append(opts, alioss.NormalizedRange(fmt.Sprintf("%d-", offset)))
 		} else {
-			opts = append(opts, alioss.Range(offset, offset+length-1))
+			opts = append(opts, alioss.Range(offset, rr.Last))
 		}
 	}
 	res, err := bkt.DoGetObject(&alioss.GetObjectRequest{ObjectKey: key}, opts)
 	if err != nil {
 		if serviceCode(err) == "InvalidRange" {
 			// offset == size is a valid, empty read; beyond is invalid.
-			return b.emptyRead(ctx, bucket, key, offset, length)
+			return objio.EmptyRead(ctx, "oss", stat, offset, length)
 		}
 		return nil, translate(ctx, "get "+bkt.BucketName+"/"+key, err)
 	}
@@ -373,25 +300,12 @@ func (b *Backend) Get(ctx context.Context, bucket, key string, offset, length in
 	if n, err := strconv.ParseInt(res.Response.Headers.Get("Content-Length"), 10, 64); err == nil {
 		or.Remaining = n
 	}
-	if whole {
+	if rr.Whole {
 		if want, err := strconv.ParseUint(res.Response.Headers.Get("x-oss-hash-crc64ecma"), 10, 64); err == nil {
 			or.CheckCRC(want)
 		}
 	}
 	return or, nil
-}
-
-// emptyRead answers a read that yields no bytes after checking that the
-// object exists and offset is within it.
-func (b *Backend) emptyRead(ctx context.Context, bucket, key string, offset, length int64) (io.ReadCloser, error) {
-	info, err := b.Stat(ctx, bucket, key)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := objio.ValidateRange(offset, length, info.Size); err != nil {
-		return nil, fmt.Errorf("oss: %w", err)
-	}
-	return io.NopCloser(bytes.NewReader(nil)), nil
 }
 
 // Stat implements backend.Backend.

@@ -10,13 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// authResult is who sent a request, or why it was refused.
-type authResult struct {
-	secretID string
-	err      *cosError
-}
+	"github.com/osprey-storage/osprey/backend/internal/fakestore"
+)
 
 // authFields are the parts of a COS signature, from the Authorization
 // header or, for presigned URLs, from the query string.
@@ -77,7 +73,7 @@ func parseWindow(s string) (start, end time.Time, ok bool) {
 // (everything but A-Z a-z 0-9 - _ . ~), covering exactly the names listed
 // in q-url-param-list and q-header-list, with the values the request
 // carries. The path is the decoded request path.
-func (s *Server) authenticate(r *http.Request) authResult {
+func (s *Server) authenticate(r *http.Request, _ *fakestore.Request) (string, *fakestore.Error) {
 	raw := r.Header.Get("Authorization")
 	q := r.URL.Query()
 	if raw == "" && q.Has("q-sign-algorithm") {
@@ -89,34 +85,34 @@ func (s *Server) authenticate(r *http.Request) authResult {
 		raw = strings.Join(parts, "&")
 	}
 	if raw == "" {
-		return authResult{err: errAccessDenied("Access Denied.")}
+		return "", errAccessDenied("Access Denied.")
 	}
 	f, ok := parseAuth(raw)
 	if !ok {
-		return authResult{err: &cosError{status: http.StatusForbidden, code: "AccessDenied",
-			message: "The Authorization header is malformed."}}
+		return "", &fakestore.Error{Status: http.StatusForbidden, Code: "AccessDenied",
+			Message: "The Authorization header is malformed."}
 	}
 	if f.algorithm != "sha1" {
-		return authResult{err: &cosError{status: http.StatusBadRequest, code: "InvalidArgument",
-			message: "q-sign-algorithm must be sha1."}}
+		return "", &fakestore.Error{Status: http.StatusBadRequest, Code: "InvalidArgument",
+			Message: "q-sign-algorithm must be sha1."}
 	}
 	secret, known := s.cfg.Credentials[f.ak]
 	if !known {
-		return authResult{err: &cosError{status: http.StatusForbidden, code: "InvalidAccessKeyId",
-			message: "The access key Id format you provided is invalid."}}
+		return "", &fakestore.Error{Status: http.StatusForbidden, Code: "InvalidAccessKeyId",
+			Message: "The access key Id format you provided is invalid."}
 	}
 	start, end, ok := parseWindow(f.signTime)
 	if _, _, ok2 := parseWindow(f.keyTime); !ok || !ok2 {
-		return authResult{err: &cosError{status: http.StatusForbidden, code: "AccessDenied",
-			message: "q-sign-time or q-key-time is malformed."}}
+		return "", &fakestore.Error{Status: http.StatusForbidden, Code: "AccessDenied",
+			Message: "q-sign-time or q-key-time is malformed."}
 	}
-	now := s.now()
+	now := s.Now()
 	if now.After(end) {
-		return authResult{err: errAccessDenied("Request has expired")}
+		return "", errAccessDenied("Request has expired")
 	}
 	if start.After(now.Add(s.cfg.MaxClockSkew)) {
-		return authResult{err: &cosError{status: http.StatusForbidden, code: "RequestTimeTooSkewed",
-			message: "The difference between the request time and the server's time is too large."}}
+		return "", &fakestore.Error{Status: http.StatusForbidden, Code: "RequestTimeTooSkewed",
+			Message: "The difference between the request time and the server's time is too large."}
 	}
 
 	httpString := strings.ToLower(r.Method) + "\n" + r.URL.Path + "\n" +
@@ -130,10 +126,10 @@ func (s *Server) authenticate(r *http.Request) authResult {
 	mac.Write([]byte(stringToSign))
 	want := hex.EncodeToString(mac.Sum(nil))
 	if !hmac.Equal([]byte(want), []byte(strings.ToLower(f.signature))) {
-		return authResult{err: &cosError{status: http.StatusForbidden, code: "SignatureDoesNotMatch",
-			message: "The Signature you specified is invalid."}}
+		return "", &fakestore.Error{Status: http.StatusForbidden, Code: "SignatureDoesNotMatch",
+			Message: "The Signature you specified is invalid."}
 	}
-	return authResult{secretID: f.ak}
+	return f.ak, nil
 }
 
 // signedParams renders HttpParameters for the listed parameters.

@@ -91,4 +91,13 @@
 // sub-resource APIs; STS session tokens; the JSON (CI) APIs. COS's
 // "200 OK with an error body" answers to slow CompleteMultipartUpload and
 // Copy requests are not simulated.
+//
+// # Layout
+//
+// The object store, the multipart bookkeeping, fault injection, the call
+// log and the handlers both providers answer alike are the shared core in
+// backend/internal/fakestore; this package gives it the COS dialect: the
+// signature check (auth.go), addressing and operation names, the error
+// body and messages, naming rules, and the COS wire form of GetObject,
+// CopyObject and the bucket listing (handlers.go).
 package cosfake

@@ -4,16 +4,20 @@ import (
 	"encoding/xml"
 	"net/http"
 	"strconv"
+
+	"github.com/osprey-storage/osprey/backend/internal/fakestore"
 )
 
-// cosError is an error answer in the service's format.
-type cosError struct {
-	status  int
-	code    string
-	message string
+// messages are COS's texts for the codes whose wording is its own.
+var messages = map[string]string{
+	"AccessDenied":      "Access Denied.",
+	"InvalidBucketName": "The specified bucket name is invalid.",
+	"InvalidDigest":     "The Content-MD5 you specified is not valid.",
+	"BadDigest":         "The Content-MD5 you specified did not match what we received.",
+	"InvalidPartOrder":  "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
+	"EntityTooSmall":    "Your proposed upload is smaller than the minimum allowed object size.",
+	"InvalidRange":      "The requested range is not satisfiable.",
 }
-
-func (e *cosError) Error() string { return e.code + ": " + e.message }
 
 type errorXML struct {
 	XMLName   xml.Name `xml:"Error"`
@@ -26,10 +30,10 @@ type errorXML struct {
 
 // writeError sends e as COS does: an XML body with x-cos-request-id and
 // x-cos-trace-id headers; HEAD answers carry only the status and headers.
-func writeError(w http.ResponseWriter, r *http.Request, requestID string, e *cosError) {
+func writeError(w http.ResponseWriter, r *http.Request, requestID string, e *fakestore.Error) {
 	out, err := xml.MarshalIndent(errorXML{
-		Code:      e.code,
-		Message:   e.message,
+		Code:      e.Code,
+		Message:   e.Message,
 		Resource:  r.Host + r.URL.Path,
 		RequestID: requestID,
 		TraceID:   "OGVmYzZiMmQzYjA2OWNhODk0NTRkMTBiOWVmMDAxODc0OWRkZjk0ZDM1NmI1M2E2MTRlY2MzZDhmNmI5MWI1OWE4OGMxZjNjY2JiNTBmMTVmMWY1MzAzYzkyZGQ2Nj" + requestID,
@@ -42,41 +46,18 @@ func writeError(w http.ResponseWriter, r *http.Request, requestID string, e *cos
 	h.Set("Content-Type", "application/xml")
 	h.Set("x-cos-trace-id", "OGVmYzZiMmQz"+requestID)
 	if r.Method == http.MethodHead {
-		w.WriteHeader(e.status)
+		w.WriteHeader(e.Status)
 		return
 	}
 	h.Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(e.status)
+	w.WriteHeader(e.Status)
 	_, _ = w.Write(out)
 }
 
-func errAccessDenied(msg string) *cosError {
-	return &cosError{status: http.StatusForbidden, code: "AccessDenied", message: msg}
+func errAccessDenied(msg string) *fakestore.Error {
+	return &fakestore.Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg}
 }
 
-func errInvalidArgument(msg string) *cosError {
-	return &cosError{status: http.StatusBadRequest, code: "InvalidArgument", message: msg}
-}
-
-func errNoSuchBucket() *cosError {
-	return &cosError{status: http.StatusNotFound, code: "NoSuchBucket", message: "The specified bucket does not exist."}
-}
-
-func errNoSuchKey() *cosError {
-	return &cosError{status: http.StatusNotFound, code: "NoSuchKey", message: "The specified key does not exist."}
-}
-
-func errNoSuchUpload() *cosError {
-	return &cosError{status: http.StatusNotFound, code: "NoSuchUpload",
-		message: "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."}
-}
-
-func errMalformedXML() *cosError {
-	return &cosError{status: http.StatusBadRequest, code: "MalformedXML",
-		message: "The XML you provided was not well-formed or did not validate against our published schema."}
-}
-
-func errNotImplemented() *cosError {
-	return &cosError{status: http.StatusNotImplemented, code: "NotImplemented",
-		message: "A header or query you provided implies functionality that is not implemented by this fake."}
+func errNoSuchBucket() *fakestore.Error {
+	return &fakestore.Error{Status: http.StatusNotFound, Code: "NoSuchBucket", Message: "The specified bucket does not exist."}
 }

@@ -1,23 +1,24 @@
 package cosfake
 
 import (
-	"context"
-	"errors"
+	"crypto/md5"
+	"encoding/hex"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/osprey-storage/osprey/backend/internal/fakestore"
 )
 
 // Config configures a fake COS region.
 type Config struct {
-	// Credentials maps every accepted SecretId to its SecretKey. Each
-	// SecretId is its own account: a bucket belongs to the SecretId that
-	// created it and other SecretIds get AccessDenied on it.
-	Credentials map[string]string
+	// Config holds the credentials (SecretId → SecretKey; each SecretId is
+	// its own account), the multipart limits and the clock. MaxClockSkew
+	// is how far in the future a signature's start time may be; expired
+	// signatures are always refused.
+	fakestore.Config
 	// AppID is the account APPID that every bucket name must end with
 	// ("<name>-<AppID>").
 	AppID string
@@ -26,115 +27,69 @@ type Config struct {
 	// service endpoint is "service.cos.myqcloud.com" (or
 	// "cos.<Region>.myqcloud.com").
 	Region string
-	// MinPartSize is the smallest size CompleteMultipartUpload accepts for
-	// every part but the last. COS uses 1 MiB.
-	MinPartSize int64
-	// MaxPartNumber is the largest part number UploadPart accepts. COS
-	// uses 10000.
-	MaxPartNumber int
-	// MaxClockSkew is how far in the future a signature's start time may
-	// be. Expired signatures are always refused.
-	MaxClockSkew time.Duration
-	// Now returns the current time; nil means time.Now.
-	Now func() time.Time
 }
 
-// DefaultConfig returns the limits of the real service. Credentials must
-// still be filled in.
+// DefaultConfig returns the limits of the real service: 1 MiB minimum
+// part size, 10000 parts. Credentials must still be filled in.
 func DefaultConfig() Config {
 	return Config{
-		AppID:         "1250000000",
-		Region:        "ap-nanjing",
-		MinPartSize:   1 << 20,
-		MaxPartNumber: 10000,
-		MaxClockSkew:  15 * time.Minute,
+		Config: fakestore.Config{
+			MinPartSize:   1 << 20,
+			MaxPartNumber: 10000,
+			MaxClockSkew:  15 * time.Minute,
+		},
+		AppID:  "1250000000",
+		Region: "ap-nanjing",
 	}
 }
 
 // Validate reports whether the configuration is usable.
 func (c Config) Validate() error {
 	switch {
-	case len(c.Credentials) == 0:
-		return errors.New("cosfake: at least one credential is required")
 	case c.AppID == "" || strings.Trim(c.AppID, "0123456789") != "":
 		return fmt.Errorf("cosfake: app id %q must be digits", c.AppID)
 	case c.Region == "" || strings.Trim(c.Region, "abcdefghijklmnopqrstuvwxyz0123456789-") != "":
 		return fmt.Errorf("cosfake: region %q must be lowercase letters, digits and '-'", c.Region)
-	case c.MinPartSize <= 0:
-		return errors.New("cosfake: min part size must be positive")
-	case c.MaxPartNumber <= 0:
-		return errors.New("cosfake: max part number must be positive")
-	case c.MaxClockSkew <= 0:
-		return errors.New("cosfake: max clock skew must be positive")
 	}
-	for id, secret := range c.Credentials {
-		if id == "" || secret == "" {
-			return errors.New("cosfake: credentials need a non-empty id and key")
-		}
-	}
-	return nil
+	return c.Config.Validate("cosfake")
 }
 
-// Fault is what the fake does instead of serving a request.
-type Fault int
+// Fault is what the fake does instead of serving a request; see
+// fakestore.Fault for the kinds.
+type Fault = fakestore.Fault
 
+// The faults a FaultFunc can choose.
 const (
-	// FaultNone serves the request normally.
-	FaultNone Fault = iota
-	// FaultUnavailable answers 503 ServiceUnavailable with COS's error XML.
-	FaultUnavailable
-	// FaultInternalError answers 500 InternalError with COS's error XML.
-	FaultInternalError
-	// FaultDropConnection closes the connection without answering.
-	FaultDropConnection
-	// FaultTruncateBody serves a GetObject's headers and the first half of
-	// the body, then drops the connection. Other operations get
-	// FaultDropConnection.
-	FaultTruncateBody
-	// FaultStallBody serves a GetObject's headers and the first half of
-	// the body, then sends nothing more until the client goes away (or the
-	// fake is closed). Other operations get FaultDropConnection.
-	FaultStallBody
+	FaultNone           = fakestore.FaultNone
+	FaultUnavailable    = fakestore.FaultUnavailable
+	FaultInternalError  = fakestore.FaultInternalError
+	FaultDropConnection = fakestore.FaultDropConnection
+	FaultTruncateBody   = fakestore.FaultTruncateBody
+	FaultStallBody      = fakestore.FaultStallBody
 )
 
-// FaultFunc decides, per request, whether to inject a fault. It sees the
-// call as classified before authentication (Status is 0) and must be safe
-// for concurrent use.
-type FaultFunc func(c Call) Fault
+// FaultFunc decides, per request, whether to inject a fault.
+type FaultFunc = fakestore.FaultFunc
 
-// Call records one request the fake received.
-type Call struct {
-	// Op is the COS API name: PutObject, GetObject, HeadObject,
-	// DeleteObject, CopyObject, InitiateMultipartUpload, UploadPart,
-	// CompleteMultipartUpload, AbortMultipartUpload, PutBucket, HeadBucket,
-	// DeleteBucket, GetService, or Unsupported.
-	Op string
-	// Bucket and Key address the resource ("" when not applicable).
-	Bucket, Key string
-	// PartNumber and UploadID are set for multipart calls.
-	PartNumber int
-	UploadID   string
-	// Range is the request's Range header, if any.
-	Range string
-	// Host is the Host header the request carried.
-	Host string
-	// Status is the HTTP status sent, 0 if the connection was dropped.
-	Status int
-	// ErrorCode is the COS error code sent, if any.
-	ErrorCode string
-}
+// Call records one request the fake received. Op is the COS API name:
+// PutObject, GetObject, HeadObject, DeleteObject, CopyObject,
+// InitiateMultipartUpload, UploadPart, CompleteMultipartUpload,
+// AbortMultipartUpload, PutBucket, HeadBucket, DeleteBucket, GetService,
+// or Unsupported.
+type Call = fakestore.Call
 
-// Server is an in-memory COS region on a loopback httptest listener. It
-// is safe for concurrent use.
+// ObjectInfo is a stored object as the fake holds it; Meta holds the user
+// metadata without the "x-cos-meta-" prefix.
+type ObjectInfo = fakestore.Object
+
+// Server is an in-memory COS region on a loopback httptest listener.
+// Requests sent to its URL must still name the bucket in the Host header;
+// its DialContext lets a client use the real host names
+// ("<bucket>.cos.<region>.myqcloud.com") unchanged. It is safe for
+// concurrent use.
 type Server struct {
+	*fakestore.Core
 	cfg Config
-	ts  *httptest.Server
-
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	calls   []Call
-	fault   FaultFunc
-	seq     uint64
 }
 
 // New starts a fake on 127.0.0.1 with a kernel-chosen port. The caller
@@ -143,146 +98,33 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	creds := make(map[string]string, len(cfg.Credentials))
-	for k, v := range cfg.Credentials {
-		creds[k] = v
+	s := &Server{cfg: cfg}
+	core, err := fakestore.New(cfg.Config, fakestore.Dialect{
+		Name:            "cosfake",
+		HeaderPrefix:    "x-cos-",
+		Server:          "tencent-cos",
+		BadDigestCode:   "BadDigest",
+		OwnedByYou:      true,
+		ContiguousParts: true,
+		BucketHeaders:   http.Header{"X-Cos-Bucket-Region": {cfg.Region}},
+		Messages:        messages,
+		NewRequestID:    func(seq uint64) string { return fmt.Sprintf("NjA%021x", seq) },
+		NewUploadID: func(sum [md5.Size]byte, now time.Time) string {
+			return strconv.FormatInt(now.Unix(), 10) + hex.EncodeToString(sum[:])
+		},
+		ValidBucketName: s.validBucketName,
+		ValidKey:        validateKey,
+		Location: func(bucket, key string) string {
+			return bucket + ".cos." + cfg.Region + ".myqcloud.com/" + key
+		},
+		Classify:     s.classify,
+		Authenticate: s.authenticate,
+		Serve:        s.serve,
+		WriteError:   writeError,
+	})
+	if err != nil {
+		return nil, err
 	}
-	cfg.Credentials = creds
-	s := &Server{cfg: cfg, buckets: make(map[string]*bucket)}
-	s.ts = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
+	s.Core = core
 	return s, nil
-}
-
-// Close shuts the listener down and waits for in-flight requests.
-func (s *Server) Close() {
-	s.ts.CloseClientConnections()
-	s.ts.Close()
-}
-
-// URL returns the fake's base URL, "http://127.0.0.1:<port>". Requests
-// sent there must still name the bucket in the Host header.
-func (s *Server) URL() string { return s.ts.URL }
-
-// Addr returns the listener's "127.0.0.1:<port>".
-func (s *Server) Addr() string { return s.ts.Listener.Addr().String() }
-
-// DialContext connects to the fake whatever address is asked for. Put in
-// an http.Transport, it lets a client use the real host names
-// ("<bucket>.cos.<region>.myqcloud.com") unchanged.
-func (s *Server) DialContext(ctx context.Context, _, _ string) (net.Conn, error) {
-	var d net.Dialer
-	return d.DialContext(ctx, "tcp", s.Addr())
-}
-
-// SetFault installs f (nil removes it).
-func (s *Server) SetFault(f FaultFunc) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.fault = f
-}
-
-// Calls returns a copy of the requests received so far, in arrival order.
-func (s *Server) Calls() []Call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Call(nil), s.calls...)
-}
-
-// ResetCalls forgets the recorded calls.
-func (s *Server) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = nil
-}
-
-// ObjectInfo is a stored object as the fake holds it.
-type ObjectInfo struct {
-	Data        []byte
-	ContentType string
-	// Meta holds the user metadata without the "x-cos-meta-" prefix,
-	// keys lower-cased.
-	Meta      map[string]string
-	ETag      string // as sent in the ETag header, with quotes
-	Multipart bool   // completed from a multipart upload
-	ModTime   time.Time
-}
-
-// Object returns a copy of bucket/key, or false if there is none.
-func (s *Server) Object(bucketName, key string) (ObjectInfo, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.buckets[bucketName]
-	if b == nil {
-		return ObjectInfo{}, false
-	}
-	o := b.objects[key]
-	if o == nil {
-		return ObjectInfo{}, false
-	}
-	meta := make(map[string]string, len(o.meta))
-	for k, v := range o.meta {
-		meta[k] = v
-	}
-	return ObjectInfo{
-		Data:        append([]byte(nil), o.data...),
-		ContentType: o.contentType,
-		Meta:        meta,
-		ETag:        o.etag,
-		Multipart:   o.multipart,
-		ModTime:     o.modTime,
-	}, true
-}
-
-// Keys returns the object keys in bucketName, unsorted.
-func (s *Server) Keys(bucketName string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.buckets[bucketName]
-	if b == nil {
-		return nil
-	}
-	keys := make([]string, 0, len(b.objects))
-	for k := range b.objects {
-		keys = append(keys, k)
-	}
-	return keys
-}
-
-// Uploads returns how many multipart uploads are in progress (initiated,
-// neither completed nor aborted) in bucketName.
-func (s *Server) Uploads(bucketName string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b := s.buckets[bucketName]
-	if b == nil {
-		return 0
-	}
-	return len(b.uploads)
-}
-
-// HasBucket reports whether bucketName exists.
-func (s *Server) HasBucket(bucketName string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buckets[bucketName] != nil
-}
-
-func (s *Server) now() time.Time {
-	if s.cfg.Now != nil {
-		return s.cfg.Now()
-	}
-	return time.Now()
-}
-
-func (s *Server) record(c Call) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = append(s.calls, c)
-}
-
-func (s *Server) nextRequestID() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.seq++
-	return fmt.Sprintf("NjA%021x", s.seq)
 }

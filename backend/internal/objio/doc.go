@@ -7,6 +7,16 @@
 // request before the object becomes visible, instead of deleting a bad
 // object after the fact.
 //
+// For the provider backends that talk to an S3-like service through its
+// SDK (oss, cos) it also holds what they would otherwise each have a copy
+// of: Uploader, the Put sequence (single request or multipart upload,
+// Content-MD5 on every request, md5 checked before completing, abort on
+// failure, the md5 recorded as object metadata up front or afterwards),
+// driven through the small PutTarget and MultipartUpload interfaces a
+// provider implements with its SDK; GetArgs, EmptyRead and ObjectReader
+// for Get; InfoFromHeaders for Stat; ErrorMapper, which maps SDK errors to
+// the backend sentinels; and NewTransport.
+//
 // It is internal to backend/...: the rules here are the contract the
 // conformance suite in backend/backendtest checks, so every backend applies
 // the same ones.

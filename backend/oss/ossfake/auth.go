@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/osprey-storage/osprey/backend/internal/fakestore"
 )
 
 // subResources are the query parameters that take part in the V1
@@ -45,12 +47,6 @@ var subResources = map[string]bool{
 	"x-oss-async-process": true, "responseHeader": true,
 }
 
-// authResult is who sent a request, or why it was refused.
-type authResult struct {
-	accessKeyID string
-	err         *ossError
-}
-
 // authenticate verifies an OSS signature version 1 request: either the
 // "Authorization: OSS <AccessKeyId>:<Signature>" header or a presigned URL
 // (OSSAccessKeyId, Expires, Signature query parameters).
@@ -63,7 +59,7 @@ type authResult struct {
 // "name:value\n". CanonicalizedResource is "/", "/<bucket>/" or
 // "/<bucket>/<key>" followed by the sorted sub-resources ("?uploadId=..&
 // partNumber=.." in byte order, "name" alone when the value is empty).
-func (s *Server) authenticate(r *http.Request, bucketName, key string) authResult {
+func (s *Server) authenticate(r *http.Request, req *fakestore.Request) (string, *fakestore.Error) {
 	q := r.URL.Query()
 	auth := r.Header.Get("Authorization")
 	var id, sig, date string
@@ -72,58 +68,56 @@ func (s *Server) authenticate(r *http.Request, bucketName, key string) authResul
 		rest, ok := strings.CutPrefix(auth, "OSS ")
 		if !ok {
 			if strings.HasPrefix(auth, "OSS2 ") || strings.HasPrefix(auth, "OSS4-HMAC-SHA256 ") {
-				return authResult{err: errInvalidArgument("The fake only implements OSS signature version 1.")}
+				return "", fakestore.InvalidArgument("The fake only implements OSS signature version 1.")
 			}
-			return authResult{err: errAccessDenied("Authorization header is invalid.")}
+			return "", errAccessDenied("Authorization header is invalid.")
 		}
 		var found bool
 		id, sig, found = strings.Cut(rest, ":")
 		if !found || id == "" || sig == "" {
-			return authResult{err: errAccessDenied("Authorization header is invalid.")}
+			return "", errAccessDenied("Authorization header is invalid.")
 		}
 		date = r.Header.Get("Date")
 		if date == "" {
-			return authResult{err: errAccessDenied("OSS authentication requires a valid Date.")}
+			return "", errAccessDenied("OSS authentication requires a valid Date.")
 		}
 		t, err := http.ParseTime(date)
 		if err != nil {
-			return authResult{err: errAccessDenied("OSS authentication requires a valid Date.")}
+			return "", errAccessDenied("OSS authentication requires a valid Date.")
 		}
-		if d := s.now().Sub(t); d > s.cfg.MaxClockSkew || d < -s.cfg.MaxClockSkew {
-			return authResult{err: &ossError{status: http.StatusForbidden, code: "RequestTimeTooSkewed",
-				message: "The difference between the request time and the current time is too large."}}
+		if d := s.Now().Sub(t); d > s.cfg.MaxClockSkew || d < -s.cfg.MaxClockSkew {
+			return "", &fakestore.Error{Status: http.StatusForbidden, Code: "RequestTimeTooSkewed",
+				Message: "The difference between the request time and the current time is too large."}
 		}
 	case q.Has("OSSAccessKeyId"):
 		id, sig, date = q.Get("OSSAccessKeyId"), q.Get("Signature"), q.Get("Expires")
 		exp, err := strconv.ParseInt(date, 10, 64)
 		if err != nil || sig == "" {
-			return authResult{err: errAccessDenied("Invalid presigned URL.")}
+			return "", errAccessDenied("Invalid presigned URL.")
 		}
-		if s.now().After(time.Unix(exp, 0)) {
-			return authResult{err: errAccessDenied("Request has expired.")}
+		if s.Now().After(time.Unix(exp, 0)) {
+			return "", errAccessDenied("Request has expired.")
 		}
 	default:
-		return authResult{err: errAccessDenied("You have no right to access this object because of bucket acl.")}
+		return "", errAccessDenied("You have no right to access this object because of bucket acl.")
 	}
 
 	secret, ok := s.cfg.Credentials[id]
 	if !ok {
-		return authResult{err: &ossError{status: http.StatusForbidden, code: "InvalidAccessKeyId",
-			message:     "The OSS Access Key Id you provided does not exist in our records.",
-			accessKeyID: id}}
+		return "", &fakestore.Error{Status: http.StatusForbidden, Code: "InvalidAccessKeyId",
+			Message: "The OSS Access Key Id you provided does not exist in our records.",
+			Extra:   sigDetail{accessKeyID: id}}
 	}
-	toSign := stringToSign(r, q, date, bucketName, key)
+	toSign := stringToSign(r, q, date, req.BucketName, req.Key)
 	mac := hmac.New(sha1.New, []byte(secret))
 	mac.Write([]byte(toSign))
 	want := base64.StdEncoding.EncodeToString(mac.Sum(nil))
 	if !hmac.Equal([]byte(want), []byte(sig)) {
-		return authResult{err: &ossError{status: http.StatusForbidden, code: "SignatureDoesNotMatch",
-			message:           "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
-			accessKeyID:       id,
-			signatureProvided: sig,
-			stringToSign:      toSign}}
+		return "", &fakestore.Error{Status: http.StatusForbidden, Code: "SignatureDoesNotMatch",
+			Message: "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
+			Extra:   sigDetail{accessKeyID: id, signatureProvided: sig, stringToSign: toSign}}
 	}
-	return authResult{accessKeyID: id}
+	return id, nil
 }
 
 // stringToSign builds the V1 string to sign from the request as received.

@@ -84,4 +84,13 @@
 // append, symlinks, versioning, UploadPartCopy, ListParts and every other
 // sub-resource API; signature versions 2 and 4; STS security tokens.
 // CopyObject has no size limit here (OSS limits it to 1 GB).
+//
+// # Layout
+//
+// The object store, the multipart bookkeeping, fault injection, the call
+// log and the handlers both providers answer alike are the shared core in
+// backend/internal/fakestore; this package gives it the OSS dialect: the
+// signature check (auth.go), addressing and operation names, the error
+// body and messages, naming rules, and the OSS wire form of GetObject,
+// CopyObject and the bucket listing (handlers.go).
 package ossfake

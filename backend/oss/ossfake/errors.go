@@ -7,23 +7,26 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/osprey-storage/osprey/backend/internal/fakestore"
 )
 
-// ossError is an error answer in the service's format.
-type ossError struct {
-	status  int
-	code    string
-	message string
-	// Optional extra elements the real service adds for some codes.
+// messages are OSS's texts for the codes whose wording is its own.
+var messages = map[string]string{
+	"AccessDenied":      "You have no right to access this bucket.",
+	"InvalidBucketName": "The specified bucket is not valid.",
+	"InvalidDigest":     "The Content-MD5 you specified was invalid.",
+	"InvalidPartOrder":  "The list of parts was not in ascending order. Parts list must specified in order by part number.",
+	"EntityTooSmall":    "Your proposed upload smaller than the minimum allowed size.",
+	"InvalidRange":      "The requested range cannot be satisfied",
+}
+
+// sigDetail is what a signature error body adds (fakestore.Error.Extra).
+type sigDetail struct {
 	accessKeyID       string
 	signatureProvided string
 	stringToSign      string
-	bucket            string
-	key               string
-	uploadID          string
 }
-
-func (e *ossError) Error() string { return e.code + ": " + e.message }
 
 type errorXML struct {
 	XMLName           xml.Name `xml:"Error"`
@@ -42,21 +45,23 @@ type errorXML struct {
 
 // writeError sends e as OSS does: an XML body, or, for HEAD (which has no
 // body), the same XML base64-encoded in the x-oss-err header.
-func writeError(w http.ResponseWriter, r *http.Request, requestID string, e *ossError) {
+func writeError(w http.ResponseWriter, r *http.Request, requestID string, e *fakestore.Error) {
 	body := errorXML{
-		Code:              e.code,
-		Message:           e.message,
-		RequestID:         requestID,
-		HostID:            r.Host,
-		BucketName:        e.bucket,
-		Key:               e.key,
-		UploadID:          e.uploadID,
-		OSSAccessKeyID:    e.accessKeyID,
-		SignatureProvided: e.signatureProvided,
-		StringToSign:      e.stringToSign,
+		Code:       e.Code,
+		Message:    e.Message,
+		RequestID:  requestID,
+		HostID:     r.Host,
+		BucketName: e.Bucket,
+		Key:        e.Key,
+		UploadID:   e.UploadID,
 	}
-	if e.stringToSign != "" {
-		body.StringToSignBytes = spacedHex([]byte(e.stringToSign))
+	if d, ok := e.Extra.(sigDetail); ok {
+		body.OSSAccessKeyID = d.accessKeyID
+		body.SignatureProvided = d.signatureProvided
+		body.StringToSign = d.stringToSign
+		if d.stringToSign != "" {
+			body.StringToSignBytes = spacedHex([]byte(d.stringToSign))
+		}
 	}
 	out, err := xml.MarshalIndent(body, "", "  ")
 	if err != nil {
@@ -67,11 +72,11 @@ func writeError(w http.ResponseWriter, r *http.Request, requestID string, e *oss
 	h.Set("Content-Type", "application/xml")
 	if r.Method == http.MethodHead {
 		h.Set("x-oss-err", base64.StdEncoding.EncodeToString(out))
-		w.WriteHeader(e.status)
+		w.WriteHeader(e.Status)
 		return
 	}
 	h.Set("Content-Length", strconv.Itoa(len(out)))
-	w.WriteHeader(e.status)
+	w.WriteHeader(e.Status)
 	_, _ = w.Write(out)
 }
 
@@ -87,36 +92,6 @@ func spacedHex(b []byte) string {
 	return sb.String()
 }
 
-func errAccessDenied(msg string) *ossError {
-	return &ossError{status: http.StatusForbidden, code: "AccessDenied", message: msg}
-}
-
-func errInvalidArgument(msg string) *ossError {
-	return &ossError{status: http.StatusBadRequest, code: "InvalidArgument", message: msg}
-}
-
-func errNoSuchBucket(name string) *ossError {
-	return &ossError{status: http.StatusNotFound, code: "NoSuchBucket",
-		message: "The specified bucket does not exist.", bucket: name}
-}
-
-func errNoSuchKey(key string) *ossError {
-	return &ossError{status: http.StatusNotFound, code: "NoSuchKey",
-		message: "The specified key does not exist.", key: key}
-}
-
-func errNoSuchUpload(id string) *ossError {
-	return &ossError{status: http.StatusNotFound, code: "NoSuchUpload",
-		message:  "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
-		uploadID: id}
-}
-
-func errMalformedXML() *ossError {
-	return &ossError{status: http.StatusBadRequest, code: "MalformedXML",
-		message: "The XML you provided was not well-formed or did not validate against our published schema."}
-}
-
-func errNotImplemented() *ossError {
-	return &ossError{status: http.StatusNotImplemented, code: "NotImplemented",
-		message: "A header or query you provided implies functionality that is not implemented by this fake."}
+func errAccessDenied(msg string) *fakestore.Error {
+	return &fakestore.Error{Status: http.StatusForbidden, Code: "AccessDenied", Message: msg}
 }

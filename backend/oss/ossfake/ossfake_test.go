@@ -312,7 +312,7 @@ func TestMultipartValidation(t *testing.T) {
 			t.Fatalf("complete: %v", err)
 		}
 		obj, ok := f.Object("mpu", "obj")
-		if !ok || !bytes.Equal(obj.Data, append(append([]byte(nil), big...), small...)) || obj.Meta["md5"] != "m" || obj.Type != "Multipart" {
+		if !ok || !bytes.Equal(obj.Data, append(append([]byte(nil), big...), small...)) || obj.Meta["md5"] != "m" || !obj.Multipart {
 			t.Fatalf("object = %v, %d bytes, meta %v", ok, len(obj.Data), obj.Meta)
 		}
 		if !strings.HasSuffix(obj.ETag, `-2"`) {
