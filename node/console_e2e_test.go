@@ -343,6 +343,44 @@ func TestConsoleE2E(t *testing.T) {
 	b.waitJS("instant upload", `[...document.querySelectorAll('li.upload.done[data-name="console-e2e.bin"]')].some(li =>
 		li.dataset.uid !== '`+uid+`' && li.textContent.includes('stored instantly'))`)
 
+	// Resume: an earlier attempt in this tab stored 2 of 3 chunks. The page
+	// finds its link in session storage, asks /checkpoint, and sends only
+	// the missing chunk.
+	resumeData := content(77, 2<<20+4321)
+	resumePath := filepath.Join(dir, "console-resume.bin")
+	if err := os.WriteFile(resumePath, resumeData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(resumePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rl []uploadLink
+	if code := api.send("POST", "/api/storage/v0/link/upload", []byte(`{"filePath":["console-resume.bin"]}`), &rl); code != 200 {
+		t.Fatalf("link: %d", code)
+	}
+	for i := 1; i <= 2; i++ {
+		part := resumeData[(i-1)<<20 : i<<20]
+		if code := api.send("PUT", fmt.Sprintf("%s&md5=%s&chunkNum=%d", rl[0].URL.Multi.Upload, md5hex(part), i), part, nil); code != 200 {
+			t.Fatalf("chunk %d: %d", i, code)
+		}
+	}
+	rec, _ := json.Marshal(map[string]string{"uid": rl[0].UID, "single": rl[0].URL.Single, "upload": rl[0].URL.Multi.Upload, "merge": rl[0].URL.Multi.Merge})
+	resumeKey := fmt.Sprintf("osprey.upload.console-resume.bin|%d|%d|%s|1048576", len(resumeData), st.ModTime().UnixMilli(), md5hex(resumeData))
+	recJS, _ := json.Marshal(string(rec))
+	keyJS, _ := json.Marshal(resumeKey)
+	b.run("resume an interrupted upload", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`sessionStorage.setItem(%s, %s)`, keyJS, recJS)),
+		chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{resumePath}))
+	b.waitJS("resumed upload done", `(() => { const li = document.querySelector('li.upload.done[data-name="console-resume.bin"]');
+		return !!li && li.dataset.uid === '`+rl[0].UID+`' && li.textContent.includes('resumed: 2 chunks were already stored') &&
+			li.querySelector('.pct').textContent === '100%'; })()`)
+	if code := api.do("GET", "/api/storage/v0/object?uid="+rl[0].UID, &info); code != 200 || info.MD5 != md5hex(resumeData) || info.Size != int64(len(resumeData)) {
+		t.Fatalf("resumed file: %d %+v", code, info)
+	}
+	if left := evalJS[int](b, `Object.keys(sessionStorage).filter(k => k.startsWith('osprey.upload.')).length`); left != 0 {
+		t.Fatalf("%d upload records left in session storage after completion", left)
+	}
+
 	// An upload left half done (2 chunks, no merge): its staged chunks and
 	// their holders show in the detail view.
 	var links []uploadLink
@@ -361,6 +399,10 @@ func TestConsoleE2E(t *testing.T) {
 		return info.State == "tiered"
 	})
 
+	b.run("cluster with files", chromedp.Navigate(base+"/ui/#cluster"))
+	b.waitJS("three files counted", `[...document.querySelectorAll('#cluster-cards .card')].some(c => c.textContent === 'Files4')`)
+	b.screenshot("02b-cluster-busy")
+
 	// --- Files: find them by name prefix, look at chunks, holders, tier ---
 	b.run("search", chromedp.Navigate(base+"/ui/#files"), chromedp.WaitVisible(chromedp.ID("search")),
 		chromedp.SendKeys(chromedp.ID("search"), "console-e2e"),
@@ -369,7 +411,7 @@ func TestConsoleE2E(t *testing.T) {
 	partialRow := `#files tbody tr[data-uid="` + links[0].UID + `"]`
 	b.waitJS("the files in the list", `(() => { const r = document.querySelector('`+row+`');
 		return !!r && r.querySelector('.name').textContent === 'console-e2e.bin' && !!document.querySelector('`+partialRow+`') &&
-			document.querySelectorAll('#files tbody tr[data-uid]').length === 3; })()`)
+			document.querySelectorAll('#files tbody tr[data-uid]').length === 3 && !document.querySelector('#files tbody tr[data-uid="`+rl[0].UID+`"]'); })()`)
 	b.run("open detail of the partial upload", chromedp.Click(chromedp.CSS(partialRow+` button[data-action=detail]`)))
 	b.waitJS("chunk holders", `(() => {
 		const rows = [...document.querySelectorAll('#detail-chunks tbody tr')];

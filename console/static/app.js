@@ -1,5 +1,5 @@
 // osprey web console. Plain ES module, no dependencies, same-origin calls
-// only. The DOM is built with textContent (never innerHTML), so names and
+// only. The DOM is built with textContent and never from markup, so names and
 // error messages from the cluster cannot inject markup.
 'use strict';
 
@@ -193,7 +193,7 @@ async function refreshCluster() {
     el('th', { scope: 'row' }, n.id),
     el('td', {}, n.leader ? badge('leader') : badge(n.suffrage === 'Voter' ? 'follower' : (n.suffrage || '').toLowerCase(), 'member')),
     el('td', { title: n.error || '' }, n.reachable ? badge('yes', 'ok') : badge('no', 'bad'), n.error ? ' ' + n.error : ''),
-    el('td', { class: 'num' }, n.reachable ? n.rtt_ms.toFixed(1) + ' ms' : '–'),
+    el('td', { class: 'num opt' }, n.reachable ? n.rtt_ms.toFixed(1) + ' ms' : '–'),
     el('td', { class: 'mono' }, n.http_addr || ''),
     el('td', { class: 'mono opt' }, n.raft_addr || ''),
     el('td', { class: 'num opt' }, n.worker_id === null || n.worker_id === undefined ? '' : n.worker_id),
@@ -553,7 +553,9 @@ async function loadReports() {
   )));
 }
 
-views.reports = { enter: () => loadReports().catch((e) => say(e.message, true)) };
+// Report links are signed for 10 minutes: refresh them while the view is open.
+const reportsPoll = poll(loadReports, 60000);
+views.reports = { enter: () => reportsPoll.start(), leave: () => reportsPoll.stop() };
 
 // ---------- wiring ----------
 
