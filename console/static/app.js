@@ -106,10 +106,14 @@ async function checkAuth() {
     consoleInfo = info;
     return true;
   } catch (e) {
-    if (e.status === 403) {
-      // Protected mode seen from a non-loopback address.
+    if (e.status === 403 && /protected mode/.test(e.message)) {
+      // No API keys, and this browser is not on the node's loopback: a
+      // key cannot help. Say so instead of asking for one.
       $('#auth').hidden = false;
-      $('#auth-error').textContent = e.message;
+      $('#auth-form').hidden = true;
+      $('#auth-h').textContent = 'Console not available from this address';
+      $('#auth-error').textContent = e.message + '. Open the console on the node itself ' +
+        '(e.g. through an SSH tunnel), or configure API keys.';
     } else if (e.status !== 401) {
       say('cannot reach the node: ' + e.message, true);
     }
