@@ -503,6 +503,15 @@ func TestConsoleE2E(t *testing.T) {
 		t.Fatalf("page is %d px wider than a phone screen", w)
 	}
 	b.screenshot("07-phone-cluster")
+	for _, view := range []string{"files", "upload", "tasks", "reports"} {
+		b.run("phone "+view, chromedp.Navigate(base+"/ui/#"+view))
+		b.waitJS(view+" shown on a phone", `!document.querySelector('#view-`+view+`').hidden`)
+		if w := evalJS[int](b, `document.documentElement.scrollWidth - window.innerWidth`); w > 0 {
+			b.screenshot("07-phone-overflow-" + view)
+			t.Fatalf("%s view is %d px wider than a phone screen", view, w)
+		}
+		b.screenshot("07-phone-" + view)
+	}
 	b.run("desktop again", chromedp.EmulateViewport(1280, 800))
 
 	// --- Chaos reports: listed with signed links that open without the key ---
