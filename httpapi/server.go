@@ -324,6 +324,7 @@ func (s *Server) routes() {
 	if s.cfg.Replicas != nil {
 		s.replicaRoutes()
 	}
+	s.consoleRoutes()
 }
 
 // ServeHTTP makes Server an http.Handler. The request id is set here so

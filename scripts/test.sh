@@ -3,7 +3,8 @@
 # what the tests need on a fresh machine, then runs them:
 #   1. MinIO (pinned) for the S3 backend tests, via scripts/minio.sh
 #   2. iproute2 + iptables when root, for the chaos harness's network faults
-#   3. lint, go test -race ./..., and a short chaos run
+#   3. Chromium when root, for the web console's end-to-end tests
+#   4. lint, go test -race ./..., and a short chaos run
 set -euo pipefail
 __dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "${__dir}/.."
@@ -23,6 +24,23 @@ if [[ "$(id -u)" == "0" ]] && { ! command -v ip >/dev/null || ! command -v iptab
   echo "== installing iproute2 and iptables for network faults"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 iptables >/dev/null
 fi
+
+# ---- web console e2e: headless Chromium ---------------------------------
+# node/console_e2e_test.go drives the console at /ui/ in a real headless
+# Chromium (via chromedp). Without a browser those tests skip and say so.
+# Screenshots land in $OSPREY_CONSOLE_ARTIFACTS (default: a temp dir).
+if ! command -v chromium >/dev/null && [[ -z "${OSPREY_CHROMIUM:-}" ]]; then
+  if [[ "$(id -u)" == "0" ]]; then
+    echo "== installing chromium for the console's end-to-end tests"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+      || echo "warning: could not install chromium; the console e2e tests will skip" >&2
+  else
+    echo "warning: chromium not installed and not root; the console e2e tests will skip" >&2
+  fi
+fi
+export OSPREY_CONSOLE_ARTIFACTS="${OSPREY_CONSOLE_ARTIFACTS:-${TMPDIR:-/tmp}/osprey-console-screenshots}"
+echo "console screenshots: ${OSPREY_CONSOLE_ARTIFACTS}"
+# ---------------------------------------------------------------------------
 
 echo "== lint"
 make --no-print-directory lint
