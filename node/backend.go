@@ -1,15 +1,11 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/osprey-storage/osprey"
@@ -161,43 +157,12 @@ func (n *Node) DeleteLocalObject(ctx context.Context, bucket, key string) error 
 	return mapBackendErr(n.backend.Delete(ctx, bucket, key))
 }
 
-func objectURL(addr, bucket, key string) string {
-	return "http://" + addr + "/internal/v1/objects/" + url.PathEscape(bucket) + "/" + url.PathEscape(key)
-}
-
 // putObjectOn writes an object copy to owner (this node or another).
 func (n *Node) putObjectOn(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error {
 	if owner == n.id {
 		return n.PutLocalObject(ctx, bucket, key, body, size, md5)
 	}
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return err
-	}
-	if size == 0 {
-		// net/http sends a non-nil body with length 0 as chunked, which
-		// the receiver refuses: say "no body" explicitly.
-		body = http.NoBody
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, objectURL(addr, bucket, key)+"?md5="+md5, body)
-	if err != nil {
-		return err
-	}
-	req.ContentLength = size
-	req.Header.Set(httpapi.HeaderNodeAuth, n.NodeAuthToken())
-	resp, err := n.stream.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: copy to %s: %w", osprey.ErrUnavailable, owner, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(b, []byte(backend.ErrChecksum.Error())) {
-			return fmt.Errorf("%w: copy to %s: %s", backend.ErrChecksum, owner, b)
-		}
-		return fmt.Errorf("%w: copy to %s: status %d: %s", osprey.ErrBackend, owner, resp.StatusCode, b)
-	}
-	return nil
+	return n.peers.PutObject(ctx, owner, bucket, key, body, size, md5)
 }
 
 // openObjectOn reads part of an object copy held by owner.
@@ -205,38 +170,12 @@ func (n *Node) openObjectOn(ctx context.Context, owner, bucket, key string, off,
 	if owner == n.id {
 		return n.GetLocalObject(ctx, bucket, key, off, length)
 	}
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return nil, err
-	}
-	u := objectURL(addr, bucket, key) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(httpapi.HeaderNodeAuth, n.NodeAuthToken())
-	resp, err := n.stream.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read copy on %s: %w", osprey.ErrUnavailable, owner, err)
-	}
-	if resp.StatusCode != http.StatusOK || resp.ContentLength != length {
-		resp.Body.Close()
-		return nil, fmt.Errorf("%w: read copy on %s: status %d", osprey.ErrUnavailable, owner, resp.StatusCode)
-	}
-	return resp.Body, nil
+	return n.peers.OpenObject(ctx, owner, bucket, key, off, length)
 }
 
 func (n *Node) deleteObjectOn(ctx context.Context, owner, bucket, key string) error {
 	if owner == n.id {
 		return n.DeleteLocalObject(ctx, bucket, key)
 	}
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, objectURL(addr, bucket, key), nil)
-	if err != nil {
-		return err
-	}
-	return n.doJSON(req, nil)
+	return n.peers.DeleteObject(ctx, owner, bucket, key)
 }

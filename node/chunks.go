@@ -1,13 +1,10 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"strconv"
 	"sync"
 
 	"github.com/osprey-storage/osprey"
@@ -15,79 +12,13 @@ import (
 	"github.com/osprey-storage/osprey/httpapi"
 )
 
-func (n *Node) ownerAddr(owner string) (string, error) {
-	rec, ok := n.fsm.Node(osprey.NodeID(owner))
-	if !ok || rec.HTTPAddr == "" {
-		return "", fmt.Errorf("%w: no address for node %s", osprey.ErrUnavailable, owner)
-	}
-	return rec.HTTPAddr, nil
-}
-
-func chunkURL(addr string, ref httpapi.ChunkRef) string {
-	return fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/%d", addr, ref.Blob, ref.Num, ref.Shard)
-}
-
-func (n *Node) putRemoteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, chunkURL(addr, ref), bytes.NewReader(buf))
-	if err != nil {
-		return err
-	}
-	req.ContentLength = int64(len(buf))
-	var got string
-	if err := n.doJSON(req, &got); err != nil {
-		return err
-	}
-	if got != strconv.FormatUint(sum, 10) {
-		return fmt.Errorf("node %s stored checksum %s, want %d", owner, got, sum)
-	}
-	return nil
-}
-
-func (n *Node) deleteRemoteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef) error {
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, chunkURL(addr, ref), nil)
-	if err != nil {
-		return err
-	}
-	return n.doJSON(req, nil)
-}
-
 // openChunk opens length bytes at off of one chunk copy on owner.
 func (n *Node) openChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, error) {
 	if owner == n.id {
 		rc, _, err := n.GetLocalChunk(ctx, ref, off, length)
 		return rc, err
 	}
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return nil, err
-	}
-	url := chunkURL(addr, ref) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(httpapi.HeaderNodeAuth, n.NodeAuthToken())
-	resp, err := n.stream.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", osprey.ErrUnavailable, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("%w: node %s answered %d for chunk %d/%d", osprey.ErrUnavailable, owner, resp.StatusCode, ref.Blob, ref.Num)
-	}
-	if resp.ContentLength != length {
-		resp.Body.Close()
-		return nil, fmt.Errorf("node %s sent %d bytes for a %d-byte range", owner, resp.ContentLength, length)
-	}
-	return resp.Body, nil
+	return n.peers.OpenChunk(ctx, owner, ref, off, length)
 }
 
 // chunkReader reads a byte range of one chunk, trying its owners in turn

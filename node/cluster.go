@@ -1,16 +1,13 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -88,10 +85,8 @@ func (n *Node) discover() []httpapi.BootstrapInfo {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(n.ctx, 2*time.Second)
 			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+peer+"/internal/v1/bootstrap-info", nil)
-			req.Header.Set("X-Osprey-Join-Token", n.joinToken)
-			var info httpapi.BootstrapInfo
-			if err := n.doJSON(req, &info); err != nil {
+			info, err := n.peers.BootstrapInfo(ctx, peer, n.joinToken)
+			if err != nil {
 				n.log.Debug("bootstrap discovery", "peer", peer, "err", err)
 				return
 			}
@@ -143,17 +138,14 @@ func (n *Node) bootstrapExpect() {
 // joinLoop asks the listed peers to add this node until one accepts. A
 // refused token stops it and reports a fatal error.
 func (n *Node) joinLoop() {
-	body, _ := json.Marshal(httpapi.JoinRequest{ID: n.id, RaftAddr: n.raftAddr, HTTPAddr: n.httpAddr, Token: n.joinToken})
+	jr := httpapi.JoinRequest{ID: n.id, RaftAddr: n.raftAddr, HTTPAddr: n.httpAddr, Token: n.joinToken}
 	for attempt := 0; ; attempt++ {
 		for _, peer := range n.cfg.Join {
 			if peer == n.httpAddr {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+peer+"/cluster/join", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			var res httpapi.JoinResult
-			err := n.doJSON(req, &res)
+			res, err := n.peers.Join(ctx, peer, jr)
 			cancel()
 			if err == nil {
 				n.log.Info("joined cluster", "via", peer, "cluster", res.ClusterID, "leader", res.Leader)
@@ -198,7 +190,7 @@ func (n *Node) reconcileLoop() {
 
 func (n *Node) reconcile(ctx context.Context) error {
 	if n.raft.IsLeader() {
-		if err := n.ensureBarrier(ctx); err != nil {
+		if err := n.prop.EnsureBarrier(ctx); err != nil {
 			return err
 		}
 		if n.fsm.ClusterID() == "" {
@@ -208,7 +200,7 @@ func (n *Node) reconcile(ctx context.Context) error {
 			_, _ = rand.Read(id)
 			cmd := fsm.InitCluster{ClusterID: hex.EncodeToString(id), Secret: secret,
 				JoinTokenHash: tokenHash(n.joinToken), Time: time.Now().UnixMilli()}
-			if err := n.apply(ctx, fsm.CmdInitCluster, cmd, nil); err != nil {
+			if err := n.prop.Apply(ctx, fsm.CmdInitCluster, cmd, nil); err != nil {
 				return err
 			}
 			n.log.Info("cluster initialised", "cluster", n.fsm.ClusterID())
@@ -236,7 +228,7 @@ func (n *Node) reconcile(ctx context.Context) error {
 			return nil // not (or no longer) in the configuration
 		}
 		up := fsm.NodeUpsert{ID: osprey.NodeID(n.id), RaftAddr: n.raftAddr, HTTPAddr: n.httpAddr, Time: time.Now().UnixMilli()}
-		if err := n.apply(ctx, fsm.CmdNodeUpsert, up, nil); err != nil {
+		if err := n.prop.Apply(ctx, fsm.CmdNodeUpsert, up, nil); err != nil {
 			return err
 		}
 		if rec, ok = n.fsm.Node(osprey.NodeID(n.id)); !ok {
@@ -254,20 +246,6 @@ func (n *Node) reconcile(ctx context.Context) error {
 		n.gen.Store(&workerGen{worker: rec.WorkerID, g: gen})
 		n.log.Info("uid generator ready", "worker", rec.WorkerID)
 	}
-	return nil
-}
-
-// ensureBarrier makes a new leader apply everything committed before its
-// term, so its commit index is a safe read index.
-func (n *Node) ensureBarrier(ctx context.Context) error {
-	term := n.raft.Term()
-	if n.barrierTerm.Load() == term {
-		return nil
-	}
-	if err := n.raft.Barrier(ctx); err != nil {
-		return err
-	}
-	n.barrierTerm.Store(term)
 	return nil
 }
 
@@ -300,7 +278,7 @@ func (n *Node) Join(ctx context.Context, req httpapi.JoinRequest) (httpapi.JoinR
 		return httpapi.JoinResult{}, err
 	}
 	up := fsm.NodeUpsert{ID: osprey.NodeID(req.ID), RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr, Time: time.Now().UnixMilli()}
-	if err := n.apply(ctx, fsm.CmdNodeUpsert, up, nil); err != nil {
+	if err := n.prop.Apply(ctx, fsm.CmdNodeUpsert, up, nil); err != nil {
 		return httpapi.JoinResult{}, err
 	}
 	n.log.Info("node joined", "id", req.ID, "raft", req.RaftAddr, "http", req.HTTPAddr)
@@ -323,7 +301,7 @@ func (n *Node) Remove(ctx context.Context, id string) error {
 		if !inConfig {
 			return fmt.Errorf("%w: node %q", osprey.ErrNotFound, id)
 		}
-	} else if err := n.apply(ctx, fsm.CmdNodeRemove, fsm.NodeRemove{ID: osprey.NodeID(id), Time: time.Now().UnixMilli()}, nil); err != nil {
+	} else if err := n.prop.Apply(ctx, fsm.CmdNodeRemove, fsm.NodeRemove{ID: osprey.NodeID(id), Time: time.Now().UnixMilli()}, nil); err != nil {
 		return err
 	}
 	if err := n.raft.RemoveServer(ctx, id); err != nil {
@@ -345,22 +323,24 @@ func (n *Node) TransferLeadership(ctx context.Context, id string) error {
 func (n *Node) IsLeader() bool { return n.raft.IsLeader() }
 
 // LeaderHTTP returns the leader's HTTP address from the FSM's records.
-func (n *Node) LeaderHTTP() string {
-	_, id := n.raft.Leader()
-	if id == "" {
-		return ""
-	}
-	if id == n.id {
-		return n.httpAddr
-	}
-	if rec, ok := n.fsm.Node(osprey.NodeID(id)); ok {
-		return rec.HTTPAddr
-	}
-	return ""
+func (n *Node) LeaderHTTP() string { return n.prop.LeaderHTTP() }
+
+// ApplyEncoded applies an encoded command on this node, which must lead.
+func (n *Node) ApplyEncoded(ctx context.Context, cmd []byte) ([]byte, error) {
+	return n.prop.ApplyEncoded(ctx, cmd)
+}
+
+// ReadIndex confirms leadership and returns a read index.
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) { return n.prop.ReadIndex(ctx) }
+
+// Apply proposes an FSM command through the leader and decodes its result
+// into out. It is how tools and tests drive the state machine directly.
+func (n *Node) Apply(ctx context.Context, t fsm.CommandType, payload, out any) error {
+	return n.prop.Apply(ctx, t, payload, out)
 }
 
 // NodeAuthToken is the node-to-node credential, derived from the secret.
-func (n *Node) NodeAuthToken() string { return httpapi.NodeAuthToken(n.fsm.Secret()) }
+func (n *Node) NodeAuthToken() string { return n.peers.Token() }
 
 // CheckJoinToken compares token with this node's configured token.
 func (n *Node) CheckJoinToken(token string) bool {
@@ -397,7 +377,7 @@ func (n *Node) reconcileSettings(ctx context.Context) error {
 			"node_backend", fp, "cluster_backend", cur.BackendFingerprint)
 	}
 	if want != cur {
-		if err := n.apply(ctx, fsm.CmdSetSettings, fsm.SetSettings{Settings: want}, nil); err != nil {
+		if err := n.prop.Apply(ctx, fsm.CmdSetSettings, fsm.SetSettings{Settings: want}, nil); err != nil {
 			return err
 		}
 	}
@@ -406,7 +386,7 @@ func (n *Node) reconcileSettings(ctx context.Context) error {
 		before := time.Now().Add(-n.cfg.ExpireUploads).UnixMilli()
 		if n.fsm.HasUploadsBefore(before) {
 			var res fsm.ExpireResult
-			if err := n.apply(ctx, fsm.CmdExpire, fsm.Expire{Before: before, Now: time.Now().UnixMilli()}, &res); err != nil {
+			if err := n.prop.Apply(ctx, fsm.CmdExpire, fsm.Expire{Before: before, Now: time.Now().UnixMilli()}, &res); err != nil {
 				return err
 			}
 			n.log.Info("expired abandoned uploads", "count", len(res.UIDs))

@@ -65,7 +65,7 @@ func (n *Node) livenessLoop() {
 func (n *Node) applyLiveness(t fsm.CommandType, payload any, id, msg string) {
 	ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 	defer cancel()
-	if err := n.apply(ctx, t, payload, nil); err != nil {
+	if err := n.prop.Apply(ctx, t, payload, nil); err != nil {
 		n.log.Warn("liveness update failed", "node", id, "err", err)
 		return
 	}

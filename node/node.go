@@ -15,16 +15,18 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/osprey-storage/osprey/backend"
 	"time"
+
+	"github.com/osprey-storage/osprey/backend"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/chunkstore"
+	"github.com/osprey-storage/osprey/consensus"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
+	"github.com/osprey-storage/osprey/peer"
 	"github.com/osprey-storage/osprey/raftstore"
 	"github.com/osprey-storage/osprey/ring"
 	"github.com/osprey-storage/osprey/snowflake"
@@ -44,8 +46,8 @@ type Node struct {
 	httpAddr  string // advertised
 	raftAddr  string // advertised
 	joinToken string
-	rpc       *http.Client // node-to-node calls with a whole-call timeout
-	stream    *http.Client // chunk streams: no overall timeout, ctx bounds them
+	peers     *peer.Client        // node-to-node calls
+	prop      *consensus.Proposer // commands and linearizable reads
 	chunks    *chunkstore.Store
 	backend   backend.Backend
 	handlers  []TaskHandler
@@ -68,8 +70,7 @@ type Node struct {
 	ringKey   string
 	fatal     chan error
 
-	gen         atomic.Pointer[workerGen]
-	barrierTerm atomic.Uint64 // term in which this leader applied its barrier
+	gen atomic.Pointer[workerGen]
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -86,7 +87,7 @@ type workerGen struct {
 }
 
 // ErrShuttingDown is the cause given to request contexts at shutdown.
-var ErrShuttingDown = fmt.Errorf("node: shutting down: %w", osprey.ErrUnavailable)
+var ErrShuttingDown = consensus.ErrShuttingDown
 
 // New builds a node: it resolves its id, opens the raft store and binds the
 // HTTP listener, but serves nothing until Start. The caller MUST Close it.
@@ -106,13 +107,13 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	lg = lg.With("node", id)
-	n := &Node{cfg: cfg, id: id, log: lg, fsm: fsm.New(), registry: prometheus.NewRegistry(), fatal: make(chan error, 1),
-		rpc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
-			DialContext: (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		}}}
+	n := &Node{cfg: cfg, id: id, log: lg, fsm: fsm.New(), registry: prometheus.NewRegistry(), fatal: make(chan error, 1)}
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
-	n.stream = &http.Client{Transport: n.rpc.Transport}
+	pcfg := peer.DefaultConfig()
+	pcfg.Directory = n.fsm
+	if n.peers, err = peer.New(pcfg); err != nil {
+		return nil, err
+	}
 	n.budget = newBudget(cfg.BufferBudget)
 
 	n.joinToken = cfg.JoinToken
@@ -167,6 +168,15 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.raftAddr = n.raft.Addr()
+	ccfg := consensus.DefaultConfig()
+	ccfg.ID, ccfg.HTTPAddr, ccfg.ApplyTimeout, ccfg.Raft, ccfg.State, ccfg.Forwarder = id, n.httpAddr, rc.ApplyTimeout, n.raft, n.fsm, n.peers
+	if n.prop, err = consensus.New(ccfg); err != nil {
+		n.raft.Close()
+		n.backend.Close()
+		n.chunks.Close()
+		ln.Close()
+		return nil, err
+	}
 
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerMetrics()
@@ -313,6 +323,7 @@ func (n *Node) close(graceful bool) error {
 		// lets in-flight handlers answer 503 rather than hang.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.cancel(ErrShuttingDown)
+		n.prop.Close()
 		if !graceful {
 			_ = n.httpSrv.Close()
 		} else if err := n.httpSrv.Shutdown(ctx); err != nil {
@@ -339,7 +350,7 @@ func (n *Node) close(graceful bool) error {
 		if err := n.backend.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		n.rpc.CloseIdleConnections()
+		n.peers.CloseIdleConnections()
 		n.closeErr = errors.Join(errs...)
 		n.log.Info("node stopped")
 	})

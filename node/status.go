@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sort"
 	"sync"
 	"time"
@@ -72,16 +71,13 @@ func (n *Node) Nodes(ctx context.Context) ([]httpapi.NodeInfo, error) {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			defer cancel()
-			start := time.Now()
-			req, _ := http.NewRequestWithContext(cctx, http.MethodGet, "http://"+m.HTTPAddr+"/livez", nil)
-			resp, err := n.rpc.Do(req)
+			ok, rtt, err := n.peers.Probe(cctx, m.HTTPAddr)
 			if err != nil {
 				out[i].Error = err.Error()
 				return
 			}
-			resp.Body.Close()
-			out[i].Reachable = resp.StatusCode == http.StatusOK
-			out[i].RTTMillis = float64(time.Since(start).Microseconds()) / 1000
+			out[i].Reachable = ok
+			out[i].RTTMillis = float64(rtt.Microseconds()) / 1000
 		}()
 	}
 	wg.Wait()

@@ -49,7 +49,7 @@ func (n *Node) CreateFiles(ctx context.Context, items []httpapi.NewFile) ([]ospr
 		uids[i] = uid
 		cmd.Files[i] = fsm.NewFile{UID: uid, Name: it.Name, Bucket: it.Bucket}
 	}
-	if err := n.apply(ctx, fsm.CmdFilesCreate, cmd, nil); err != nil {
+	if err := n.prop.Apply(ctx, fsm.CmdFilesCreate, cmd, nil); err != nil {
 		return nil, err
 	}
 	return uids, nil
@@ -57,7 +57,7 @@ func (n *Node) CreateFiles(ctx context.Context, items []httpapi.NewFile) ([]ospr
 
 // Resume creates dedup aliases for items whose content is stored.
 func (n *Node) Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey.UID, error) {
-	if err := n.readBarrier(ctx); err != nil {
+	if err := n.prop.ReadBarrier(ctx); err != nil {
 		return nil, err
 	}
 	cmd := fsm.Resume{Time: nowMillis()}
@@ -78,7 +78,7 @@ func (n *Node) Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey
 		return out, nil
 	}
 	var res fsm.ResumeResult
-	if err := n.apply(ctx, fsm.CmdResume, cmd, &res); err != nil {
+	if err := n.prop.Apply(ctx, fsm.CmdResume, cmd, &res); err != nil {
 		return nil, err
 	}
 	for j, i := range idx {
@@ -97,7 +97,7 @@ func (n *Node) file(ctx context.Context, uid osprey.UID, consistent bool) (fsm.F
 			return f, nil
 		}
 	}
-	if err := n.readBarrier(ctx); err != nil {
+	if err := n.prop.ReadBarrier(ctx); err != nil {
 		return fsm.File{}, err
 	}
 	f, ok := n.fsm.File(uid)
@@ -167,7 +167,7 @@ func (n *Node) Checkpoint(ctx context.Context, uid osprey.UID) ([]uint32, error)
 
 // List pages through files.
 func (n *Node) List(ctx context.Context, cursor osprey.UID, limit int) ([]httpapi.FileInfo, osprey.UID, error) {
-	if err := n.readBarrier(ctx); err != nil {
+	if err := n.prop.ReadBarrier(ctx); err != nil {
 		return nil, 0, err
 	}
 	files := n.fsm.Files(cursor, limit+1)
@@ -218,7 +218,7 @@ func (n *Node) Locate(ctx context.Context, uid osprey.UID) ([]string, error) {
 func (n *Node) Delete(ctx context.Context, uid osprey.UID) error {
 	var res fsm.DeleteResult
 	// The FSM queues gc/delete tasks for whatever became unreferenced.
-	return n.apply(ctx, fsm.CmdFileDelete, fsm.FileDelete{UID: uid, Time: nowMillis()}, &res)
+	return n.prop.Apply(ctx, fsm.CmdFileDelete, fsm.FileDelete{UID: uid, Time: nowMillis()}, &res)
 }
 
 // --- uploads ---
@@ -272,7 +272,7 @@ func (n *Node) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 	}
 	var res fsm.CompleteResult
 	cmd := fsm.FileComplete{UID: uid, Chunks: chunks, Size: size, MD5: wantMD5, Time: nowMillis()}
-	if err := n.apply(ctx, fsm.CmdFileComplete, cmd, &res); err != nil {
+	if err := n.prop.Apply(ctx, fsm.CmdFileComplete, cmd, &res); err != nil {
 		if errors.Is(err, osprey.ErrIndeterminate) {
 			return httpapi.FileInfo{}, err // the record may point at these chunks: keep them
 		}
@@ -324,7 +324,7 @@ func (n *Node) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body
 		return err
 	}
 	var res fsm.ChunkPutResult
-	if err := n.apply(ctx, fsm.CmdChunkPut, fsm.ChunkPut{UID: uid, Chunk: ch, Time: nowMillis()}, &res); err != nil {
+	if err := n.prop.Apply(ctx, fsm.CmdChunkPut, fsm.ChunkPut{UID: uid, Chunk: ch, Time: nowMillis()}, &res); err != nil {
 		if !errors.Is(err, osprey.ErrIndeterminate) {
 			n.collect([]fsm.Chunk{ch})
 		}
@@ -337,7 +337,7 @@ func (n *Node) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body
 func (n *Node) Merge(ctx context.Context, uid osprey.UID, num uint32, size int64, md5 string) (httpapi.FileInfo, error) {
 	var res fsm.CompleteResult
 	cmd := fsm.Merge{UID: uid, Num: num, Size: size, MD5: md5, Time: nowMillis()}
-	if err := n.apply(ctx, fsm.CmdMerge, cmd, &res); err != nil {
+	if err := n.prop.Apply(ctx, fsm.CmdMerge, cmd, &res); err != nil {
 		return httpapi.FileInfo{}, err
 	}
 	return n.fileInfo(res.File), nil
@@ -441,7 +441,7 @@ func (n *Node) putChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRe
 		}
 		return err
 	}
-	return n.putRemoteChunk(ctx, owner, ref, buf, sum)
+	return n.peers.PutChunk(ctx, owner, ref, buf, sum)
 }
 
 // replicas is the number of whole copies a chunk gets: the configured
@@ -499,7 +499,7 @@ func (n *Node) collect(chunks []fsm.Chunk) {
 				if string(o) == n.id {
 					err = n.DeleteLocalChunk(ctx, ref)
 				} else {
-					err = n.deleteRemoteChunk(ctx, string(o), ref)
+					err = n.peers.DeleteChunk(ctx, string(o), ref)
 				}
 				if err != nil {
 					n.log.Debug("garbage chunk not deleted", "blob", ch.Blob, "num", ch.Num, "owner", o, "err", err)

@@ -112,7 +112,7 @@ func (n *Node) taskLoop() {
 		}
 		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
 		var res fsm.TaskLeaseResult
-		err := n.apply(ctx, fsm.CmdTaskLease, fsm.TaskLease{Node: osprey.NodeID(n.id), IDs: ids, Now: now,
+		err := n.prop.Apply(ctx, fsm.CmdTaskLease, fsm.TaskLease{Node: osprey.NodeID(n.id), IDs: ids, Now: now,
 			LeaseMillis: n.cfg.TaskLease.Milliseconds()}, &res)
 		cancel()
 		if err != nil {
@@ -179,7 +179,7 @@ func (n *Node) runTask(h TaskHandler, t fsm.Task) {
 			}
 			var res fsm.TaskLeaseResult
 			rctx, rcancel := context.WithTimeout(ctx, n.cfg.TaskLease/3)
-			err := n.apply(rctx, fsm.CmdTaskLease, fsm.TaskLease{Node: osprey.NodeID(n.id), IDs: []uint64{t.ID},
+			err := n.prop.Apply(rctx, fsm.CmdTaskLease, fsm.TaskLease{Node: osprey.NodeID(n.id), IDs: []uint64{t.ID},
 				Now: time.Now().UnixMilli(), LeaseMillis: n.cfg.TaskLease.Milliseconds()}, &res)
 			rcancel()
 			if err == nil && len(res.Tasks) == 0 {
@@ -201,18 +201,18 @@ func (n *Node) runTask(h TaskHandler, t fsm.Task) {
 		n.taskRuns.WithLabelValues(t.Type, "error").Inc()
 		var pe permanentError
 		fail := fsm.TaskFail{ID: t.ID, Node: osprey.NodeID(n.id), Error: err.Error(), Now: now, Permanent: errors.As(err, &pe)}
-		if aerr := n.apply(actx, fsm.CmdTaskFail, fail, nil); aerr != nil && n.ctx.Err() == nil {
+		if aerr := n.prop.Apply(actx, fsm.CmdTaskFail, fail, nil); aerr != nil && n.ctx.Err() == nil {
 			n.log.Warn("recording task failure", "task", t.ID, "err", aerr)
 		}
 		n.log.Info("task failed", "task", t.ID, "type", t.Type, "attempt", t.Attempts, "err", err)
 	case comp != nil:
 		n.taskRuns.WithLabelValues(t.Type, "ok").Inc()
-		if aerr := n.apply(actx, comp.Type, comp.Payload, nil); aerr != nil && n.ctx.Err() == nil {
+		if aerr := n.prop.Apply(actx, comp.Type, comp.Payload, nil); aerr != nil && n.ctx.Err() == nil {
 			n.log.Warn("recording task completion", "task", t.ID, "err", aerr)
 		}
 	default:
 		n.taskRuns.WithLabelValues(t.Type, "ok").Inc()
-		if aerr := n.apply(actx, fsm.CmdTaskDone, fsm.TaskDone{ID: t.ID, Node: osprey.NodeID(n.id), Now: now}, nil); aerr != nil && n.ctx.Err() == nil {
+		if aerr := n.prop.Apply(actx, fsm.CmdTaskDone, fsm.TaskDone{ID: t.ID, Node: osprey.NodeID(n.id), Now: now}, nil); aerr != nil && n.ctx.Err() == nil {
 			n.log.Warn("recording task completion", "task", t.ID, "err", aerr)
 		}
 	}
@@ -332,7 +332,7 @@ func (n *Node) deleteChunks(ctx context.Context, chunks []fsm.Chunk) error {
 		if string(owner) == n.id {
 			err = n.DeleteLocalChunk(ctx, ref)
 		} else {
-			err = n.deleteRemoteChunk(ctx, string(owner), ref)
+			err = n.peers.DeleteChunk(ctx, string(owner), ref)
 		}
 		if err != nil && !errors.Is(err, osprey.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("chunk %d/%d/%d on %s: %w", ref.Blob, ref.Num, ref.Shard, owner, err))
@@ -441,7 +441,7 @@ func taskInfo(t fsm.Task) httpapi.TaskInfo {
 
 // ListTasks lists the task queue (linearizable).
 func (n *Node) ListTasks(ctx context.Context, state string) ([]httpapi.TaskInfo, error) {
-	if err := n.readBarrier(ctx); err != nil {
+	if err := n.prop.ReadBarrier(ctx); err != nil {
 		return nil, err
 	}
 	tasks := n.fsm.Tasks(fsm.TaskState(state))
@@ -455,7 +455,7 @@ func (n *Node) ListTasks(ctx context.Context, state string) ([]httpapi.TaskInfo,
 // RetryTask moves a dead task back to pending.
 func (n *Node) RetryTask(ctx context.Context, id uint64) (httpapi.TaskInfo, error) {
 	var t fsm.Task
-	if err := n.apply(ctx, fsm.CmdTaskRetry, fsm.TaskRetry{ID: id, Now: time.Now().UnixMilli()}, &t); err != nil {
+	if err := n.prop.Apply(ctx, fsm.CmdTaskRetry, fsm.TaskRetry{ID: id, Now: time.Now().UnixMilli()}, &t); err != nil {
 		return httpapi.TaskInfo{}, err
 	}
 	return taskInfo(t), nil
