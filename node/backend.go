@@ -2,19 +2,15 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"time"
 
-	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/backend"
 	"github.com/osprey-storage/osprey/backend/cos"
 	"github.com/osprey-storage/osprey/backend/local"
 	"github.com/osprey-storage/osprey/backend/oss"
 	"github.com/osprey-storage/osprey/backend/s3"
-	"github.com/osprey-storage/osprey/httpapi"
 )
 
 // BackendConfig selects and configures the cluster-wide object backend.
@@ -113,69 +109,3 @@ func (n *Node) backendCheckLoop() {
 }
 
 type errBox struct{ err error }
-
-// mapBackendErr maps backend sentinels onto the project's error kinds.
-func mapBackendErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, backend.ErrNotFound):
-		return fmt.Errorf("%w: %w", osprey.ErrNotFound, err)
-	case errors.Is(err, backend.ErrInvalid):
-		return fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
-	}
-	return fmt.Errorf("%w: %w", osprey.ErrBackend, err)
-}
-
-// --- node-to-node object copies for the local backend ---
-
-var _ httpapi.Replicas = (*Node)(nil)
-
-// PutLocalObject stores an object copy in this node's local backend.
-func (n *Node) PutLocalObject(ctx context.Context, bucket, key string, body io.Reader, size int64, md5 string) error {
-	if err := n.backend.EnsureBucket(ctx, bucket); err != nil {
-		return mapBackendErr(err)
-	}
-	_, err := n.backend.Put(ctx, bucket, key, body, size, backend.PutOptions{MD5: md5})
-	if errors.Is(err, backend.ErrChecksum) {
-		// 400 on the wire; putObjectOn turns it back into ErrChecksum.
-		return fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
-	}
-	return mapBackendErr(err)
-}
-
-// GetLocalObject reads part of an object copy from this node's backend.
-func (n *Node) GetLocalObject(ctx context.Context, bucket, key string, off, length int64) (io.ReadCloser, error) {
-	rc, err := n.backend.Get(ctx, bucket, key, off, length)
-	return rc, mapBackendErr(err)
-}
-
-// DeleteLocalObject deletes an object copy from this node's backend.
-func (n *Node) DeleteLocalObject(ctx context.Context, bucket, key string) error {
-	return mapBackendErr(n.backend.Delete(ctx, bucket, key))
-}
-
-// putObjectOn writes an object copy to owner (this node or another).
-func (n *Node) putObjectOn(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error {
-	if owner == n.id {
-		return n.PutLocalObject(ctx, bucket, key, body, size, md5)
-	}
-	return n.peers.PutObject(ctx, owner, bucket, key, body, size, md5)
-}
-
-// openObjectOn reads part of an object copy held by owner.
-func (n *Node) openObjectOn(ctx context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error) {
-	if owner == n.id {
-		return n.GetLocalObject(ctx, bucket, key, off, length)
-	}
-	return n.peers.OpenObject(ctx, owner, bucket, key, off, length)
-}
-
-func (n *Node) deleteObjectOn(ctx context.Context, owner, bucket, key string) error {
-	if owner == n.id {
-		return n.DeleteLocalObject(ctx, bucket, key)
-	}
-	return n.peers.DeleteObject(ctx, owner, bucket, key)
-}

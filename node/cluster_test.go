@@ -36,13 +36,13 @@ func TestClusterFormsByJoin(t *testing.T) {
 func TestWriteThroughFollowerVisibleEverywhere(t *testing.T) {
 	c := newCluster(t, 3)
 	f := c.follower()
-	uids, err := f.CreateFiles(context.Background(), []httpapi.NewFile{{Name: "a.jpg", Bucket: "image"}})
+	uids, err := f.Storage().CreateFiles(context.Background(), []httpapi.NewFile{{Name: "a.jpg", Bucket: "image"}})
 	if err != nil {
 		t.Fatalf("write through follower: %v", err)
 	}
 	for _, n := range c.nodes {
 		// Read-your-writes: a linearizable read on every node sees it at once.
-		info, err := n.Stat(context.Background(), uids[0])
+		info, err := n.Storage().Stat(context.Background(), uids[0])
 		if err != nil {
 			t.Fatalf("node %s: stat: %v", n.ID(), err)
 		}
@@ -84,11 +84,11 @@ func TestLeaderKillFailover(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		var err error
-		uids, err = other.CreateFiles(ctx, []httpapi.NewFile{{Name: "after.png", Bucket: "image"}})
+		uids, err = other.Storage().CreateFiles(ctx, []httpapi.NewFile{{Name: "after.png", Bucket: "image"}})
 		return err == nil
 	})
 	t.Logf("failover: new leader after %s, first write after %s", elected, time.Since(start))
-	if _, err := nl.Stat(context.Background(), uids[0]); err != nil {
+	if _, err := nl.Storage().Stat(context.Background(), uids[0]); err != nil {
 		t.Fatalf("write not visible on the new leader: %v", err)
 	}
 }
@@ -120,7 +120,7 @@ func TestRestartWithSameCommandLineRejoins(t *testing.T) {
 		t.Fatalf("fsm has %d node records, want 3", len(nodes))
 	}
 	// The restarted node serves writes again.
-	if _, err := c.nodes[i].CreateFiles(context.Background(), []httpapi.NewFile{{Name: "x.pdf", Bucket: "doc"}}); err != nil {
+	if _, err := c.nodes[i].Storage().CreateFiles(context.Background(), []httpapi.NewFile{{Name: "x.pdf", Bucket: "doc"}}); err != nil {
 		t.Fatal(err)
 	}
 }

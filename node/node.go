@@ -24,11 +24,12 @@ import (
 
 	"github.com/osprey-storage/osprey/chunkstore"
 	"github.com/osprey-storage/osprey/consensus"
+	"github.com/osprey-storage/osprey/datapath"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
 	"github.com/osprey-storage/osprey/peer"
+	"github.com/osprey-storage/osprey/placement"
 	"github.com/osprey-storage/osprey/raftstore"
-	"github.com/osprey-storage/osprey/ring"
 	"github.com/osprey-storage/osprey/snowflake"
 )
 
@@ -46,13 +47,14 @@ type Node struct {
 	httpAddr  string // advertised
 	raftAddr  string // advertised
 	joinToken string
-	peers     *peer.Client        // node-to-node calls
-	prop      *consensus.Proposer // commands and linearizable reads
+	place     *placement.Placement // where copies go
+	data      *datapath.Path       // uploads, downloads, copies
+	peers     *peer.Client         // node-to-node calls
+	prop      *consensus.Proposer  // commands and linearizable reads
 	chunks    *chunkstore.Store
 	backend   backend.Backend
 	handlers  []TaskHandler
 
-	lastUpload                                           atomic.Int64 // unix nanos of the last upload request
 	backendUp                                            atomic.Bool
 	backendErr                                           atomic.Pointer[errBox]
 	taskRuns                                             *prometheus.CounterVec
@@ -63,12 +65,8 @@ type Node struct {
 	// Owned by the reconcile goroutine.
 	lastMismatchLog time.Time
 	lastExpire      time.Time
-	budget          *budget
 
-	ringMu    sync.Mutex
-	ringCache *ring.Ring
-	ringKey   string
-	fatal     chan error
+	fatal chan error
 
 	gen atomic.Pointer[workerGen]
 
@@ -114,7 +112,9 @@ func New(cfg Config) (*Node, error) {
 	if n.peers, err = peer.New(pcfg); err != nil {
 		return nil, err
 	}
-	n.budget = newBudget(cfg.BufferBudget)
+	if n.place, err = placement.New(placement.Config{Members: n.fsm, Replicas: cfg.Replicas, EC: cfg.EC}); err != nil {
+		return nil, err
+	}
 
 	n.joinToken = cfg.JoinToken
 	if n.joinToken == "" && len(cfg.Join) == 0 {
@@ -180,7 +180,16 @@ func New(cfg Config) (*Node, error) {
 
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerMetrics()
-	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, Storage: n, Tasks: n, Replicas: n, APIKeys: cfg.APIKeys,
+	dcfg := datapath.Config{ID: id, Limits: cfg.Limits, BufferBudget: cfg.BufferBudget, State: n.fsm, Proposer: n.prop,
+		UIDs: n, Placement: n.place, Peers: n.peers, Chunks: n.chunks, Objects: n.backend, CorruptReads: n.corruptReads, Logger: lg}
+	if n.data, err = datapath.New(dcfg); err != nil {
+		n.raft.Close()
+		n.backend.Close()
+		n.chunks.Close()
+		ln.Close()
+		return nil, err
+	}
+	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, Storage: n.data, Tasks: n, Replicas: n.data, APIKeys: cfg.APIKeys,
 		Registry: n.registry, Logger: lg, Limits: cfg.Limits})
 	if err != nil {
 		n.raft.Close()
@@ -277,6 +286,10 @@ func (n *Node) RaftAddr() string { return n.raftAddr }
 // FSM exposes the state machine to tests.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }
 
+// Storage is the node's data path (what the HTTP API serves uploads and
+// downloads through), for tests and tools.
+func (n *Node) Storage() *datapath.Path { return n.data }
+
 // Raft exposes the raft store to tests.
 func (n *Node) Raft() *raftstore.Store { return n.raft }
 
@@ -342,6 +355,9 @@ func (n *Node) close(graceful bool) error {
 			errs = append(errs, err)
 		}
 		n.wg.Wait()
+		// Best-effort cleanup the data path started ends before the
+		// chunk store it deletes from.
+		_ = n.data.Close()
 		// 5. The chunk store closes last: raft and every request are done.
 		if err := n.chunks.Close(); err != nil {
 			errs = append(errs, err)

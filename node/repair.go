@@ -38,34 +38,6 @@ func (h repairHandler) Run(ctx context.Context, t fsm.Task) (*Completion, error)
 	return nil, Permanent(fmt.Errorf("repair: unknown kind %q", p.Kind))
 }
 
-// newOwners lists the active ring candidates for key not in have, in ring
-// order; a repair tries them in turn.
-func (n *Node) newOwners(key []byte, have []osprey.NodeID) ([]string, error) {
-	r, err := n.ring()
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, c := range r.Owners(key, r.Len()) {
-		if !hasNode(have, c) {
-			out = append(out, c)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no member left to hold another copy", osprey.ErrUnavailable)
-	}
-	return out, nil
-}
-
-func hasNode(ids []osprey.NodeID, id string) bool {
-	for _, x := range ids {
-		if string(x) == id {
-			return true
-		}
-	}
-	return false
-}
-
 func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*Completion, error) {
 	n := h.n
 	ch, ok := n.fsm.ChunkRecord(p.File, p.Content, p.Blob)
@@ -105,21 +77,21 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 			survivors = append(survivors, o)
 		}
 	}
-	if len(survivors) >= n.wantCopies() {
+	if len(survivors) >= n.place.WantCopies() {
 		return nil, nil // already repaired
 	}
 	if len(survivors) == 0 {
 		return nil, Permanent(fmt.Errorf("repair: no surviving copy of chunk %d/%d", ch.Blob, ch.Num))
 	}
-	targets, err := n.newOwners(ring.ChunkKey(ch.Blob, ch.Num), ch.Owners)
+	targets, err := n.place.NewOwners(ring.ChunkKey(ch.Blob, ch.Num), ch.Owners)
 	if err != nil {
 		return nil, err
 	}
 	// Read one surviving copy whole (a chunk is bounded by the chunk size
 	// limit and the buffer budget) and check it against the record.
-	cr := n.newChunkReader(ctx, fsm.Chunk{Blob: ch.Blob, Num: ch.Num, Size: ch.Size, Owners: survivors}, 0, ch.Size)
+	cr := n.data.OpenCopies(ctx, fsm.Chunk{Blob: ch.Blob, Num: ch.Num, Size: ch.Size, Owners: survivors}, 0, ch.Size)
 	defer cr.Close()
-	buf, release, err := n.readPiece(ctx, cr, ch.Size+1, ch.Size+1)
+	buf, release, err := n.data.ReadPiece(ctx, cr, ch.Size+1, ch.Size+1)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +103,7 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 	var target string
 	var errs []error
 	for _, c := range targets {
-		if err := n.putChunkOn(ctx, c, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}, buf, ch.Sum); err != nil {
+		if err := n.data.PutChunkOn(ctx, c, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}, buf, ch.Sum); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c, err))
 			continue
 		}
@@ -157,10 +129,10 @@ func (h repairHandler) object(ctx context.Context, t fsm.Task, p fsm.RepairPaylo
 			healthy++
 		}
 	}
-	if healthy >= n.wantCopies() {
+	if healthy >= n.place.WantCopies() {
 		return nil, nil // already repaired
 	}
-	targets, err := n.newOwners(ring.ChunkKey(uint64(ct.ID), 0), ct.Location.Nodes)
+	targets, err := n.place.NewOwners(ring.ChunkKey(uint64(ct.ID), 0), ct.Location.Nodes)
 	if err != nil {
 		return nil, err
 	}
@@ -176,13 +148,13 @@ func (h repairHandler) object(ctx context.Context, t fsm.Task, p fsm.RepairPaylo
 	ct.Location = &loc
 	var src io.ReadCloser = io.NopCloser(bytes.NewReader(nil))
 	if ct.Size > 0 {
-		if src, err = n.openTiered(ctx, ct, 0, ct.Size); err != nil {
+		if src, err = n.data.OpenTiered(ctx, ct, 0, ct.Size); err != nil {
 			return nil, err
 		}
 	}
 	defer src.Close()
 	// The receiving backend verifies the md5 before the copy is visible.
-	if err := n.putObjectOn(ctx, target, loc.Bucket, loc.Key, src, ct.Size, ct.MD5); err != nil {
+	if err := n.data.PutObjectOn(ctx, target, loc.Bucket, loc.Key, src, ct.Size, ct.MD5); err != nil {
 		return nil, fmt.Errorf("repair: copy object %s to %s: %w", ct.ID, target, err)
 	}
 	return &Completion{fsm.CmdObjectMoved, fsm.ObjectMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), Content: ct.ID,
@@ -193,14 +165,4 @@ func (h repairHandler) object(ctx context.Context, t fsm.Task, p fsm.RepairPaylo
 func (n *Node) isActive(id osprey.NodeID) bool {
 	rec, ok := n.fsm.Node(id)
 	return ok && !rec.Removed && !rec.Down
-}
-
-// wantCopies is how many whole copies a replicated chunk or local object
-// should have on active members.
-func (n *Node) wantCopies() int {
-	r, err := n.ring()
-	if err != nil {
-		return n.replicas()
-	}
-	return min(n.replicas(), r.Len())
 }

@@ -63,7 +63,7 @@ func TestRepairAfterNodeRemovalRestoresProtection(t *testing.T) {
 	// not needed: repair covers both staged chunks and tiered copies).
 	waitFor(t, 30*time.Second, "tiered", func() bool {
 		for _, u := range uids {
-			if info, err := c.nodes[0].Stat(context.Background(), mustUID(t, u)); err != nil || info.State != "tiered" {
+			if info, err := c.nodes[0].Storage().Stat(context.Background(), mustUID(t, u)); err != nil || info.State != "tiered" {
 				return false
 			}
 		}

@@ -104,9 +104,9 @@ func (n *Node) healCopy(ctx context.Context, rec fsm.Chunk, k chunkstore.Key) er
 	me := osprey.NodeID(n.id)
 	var buf []byte
 	if rec.EC != nil {
-		rd := n.openECRange(ctx, rec, 0, rec.Size, me)
+		rd := n.data.OpenECRange(ctx, rec, 0, rec.Size, me)
 		defer rd.Close()
-		data, release, err := n.readPiece(ctx, rd, rec.Size+1, rec.Size+1)
+		data, release, err := n.data.ReadPiece(ctx, rd, rec.Size+1, rec.Size+1)
 		if err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func (n *Node) healCopy(ctx context.Context, rec fsm.Chunk, k chunkstore.Key) er
 		if sum := md5.Sum(data); int64(len(data)) != rec.Size || hex.EncodeToString(sum[:]) != rec.MD5 {
 			return errors.New("decoded chunk does not match its record")
 		}
-		shards, infos, err := erasure.Encode(ecPolicy(rec.EC), data)
+		shards, infos, err := erasure.Encode(erasure.Policy{K: rec.EC.K, M: rec.EC.M}, data)
 		if err != nil {
 			return err
 		}
@@ -132,9 +132,9 @@ func (n *Node) healCopy(ctx context.Context, rec fsm.Chunk, k chunkstore.Key) er
 		}
 		src := rec
 		src.Owners = others
-		cr := n.newChunkReader(ctx, src, 0, rec.Size)
+		cr := n.data.OpenCopies(ctx, src, 0, rec.Size)
 		defer cr.Close()
-		data, release, err := n.readPiece(ctx, cr, rec.Size+1, rec.Size+1)
+		data, release, err := n.data.ReadPiece(ctx, cr, rec.Size+1, rec.Size+1)
 		if err != nil {
 			return err
 		}
@@ -144,5 +144,5 @@ func (n *Node) healCopy(ctx context.Context, rec fsm.Chunk, k chunkstore.Key) er
 		}
 		buf = data
 	}
-	return n.putChunkOn(ctx, n.id, httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk, Shard: k.Shard}, buf, wantSum(rec, k))
+	return n.data.PutChunkOn(ctx, n.id, httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk, Shard: k.Shard}, buf, wantSum(rec, k))
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -214,17 +213,9 @@ func (n *Node) ReadyDetails() map[string]string {
 	return d
 }
 
-// redundancy describes the staging policy.
-func (n *Node) redundancy() string {
-	if n.ecEnabled() {
-		return n.cfg.EC.String()
-	}
-	return fmt.Sprintf("replicas:%d", n.cfg.Replicas)
-}
-
 func (n *Node) storageInfo() *httpapi.StorageInfo {
-	copies, under := n.fsm.Protection(n.replicas())
-	info := &httpapi.StorageInfo{Redundancy: n.redundancy(), Backend: backendFingerprint(n.cfg.Backend),
+	copies, under := n.fsm.Protection(n.place.Replicas())
+	info := &httpapi.StorageInfo{Redundancy: n.place.Redundancy(), Backend: backendFingerprint(n.cfg.Backend),
 		StagedCopies: copies, UnderProtected: under, Tasks: map[string]int{}}
 	info.Files = n.fsm.Stats()["files"]
 	for _, t := range n.fsm.Tasks("") {

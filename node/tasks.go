@@ -17,6 +17,7 @@ import (
 
 	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/backend"
+	"github.com/osprey-storage/osprey/datapath"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
 	"github.com/osprey-storage/osprey/ring"
@@ -81,7 +82,7 @@ func (n *Node) taskLoop() {
 		// quarter of the workers and catches up when they stop. Repairs are
 		// exempt: restoring redundancy matters more than upload speed.
 		light := n.cfg.TaskWorkers
-		if time.Since(time.Unix(0, n.lastUpload.Load())) < time.Second {
+		if time.Since(n.data.LastUpload()) < time.Second {
 			light = max(1, light/4)
 		}
 		mu.Lock()
@@ -242,12 +243,12 @@ func (h tierHandler) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	loc := fsm.Location{Bucket: bucket, Key: key}
 	// The backends verify PutOptions.MD5 while the bytes stream and make
 	// nothing visible on a mismatch, so the md5 is computed once, there.
-	staged := n.newStagedReader(ctx, ct.Chunks, 0, ct.Size)
+	staged := n.data.OpenStaged(ctx, ct.Chunks, 0, ct.Size)
 	defer staged.Close()
 	if n.isLocalBackend() {
 		loc.Nodes, err = n.tierLocal(ctx, ct, bucket, key, staged)
 	} else if err = n.backend.EnsureBucket(ctx, bucket); err == nil {
-		_, err = n.backend.Put(ctx, bucket, key, staged, ct.Size, backend.PutOptions{MD5: ct.MD5, ContentType: mimeType(key)})
+		_, err = n.backend.Put(ctx, bucket, key, staged, ct.Size, backend.PutOptions{MD5: ct.MD5, ContentType: datapath.ContentType(key)})
 	}
 	if errors.Is(err, backend.ErrChecksum) {
 		// The staged bytes are not what the client declared: mark the file
@@ -266,11 +267,11 @@ func (h tierHandler) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 // tierLocal copies the content to the local backends of `replicas` nodes
 // (ring owners of the content id), reading the staged bytes once.
 func (n *Node) tierLocal(ctx context.Context, ct fsm.Content, bucket, key string, src io.Reader) ([]osprey.NodeID, error) {
-	r, err := n.ring()
+	r, err := n.place.Ring()
 	if err != nil {
 		return nil, err
 	}
-	owners := r.Owners(ring.ChunkKey(uint64(ct.ID), 0), min(n.replicas(), r.Len()))
+	owners := r.Owners(ring.ChunkKey(uint64(ct.ID), 0), min(n.place.Replicas(), r.Len()))
 	pipes := make([]*io.PipeWriter, len(owners))
 	writers := make([]io.Writer, len(owners))
 	errs := make([]error, len(owners))
@@ -281,7 +282,7 @@ func (n *Node) tierLocal(ctx context.Context, ct fsm.Content, bucket, key string
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = n.putObjectOn(ctx, o, bucket, key, pr, ct.Size, ct.MD5)
+			errs[i] = n.data.PutObjectOn(ctx, o, bucket, key, pr, ct.Size, ct.MD5)
 			pr.CloseWithError(errs[i]) // unblock the writer if this copy failed
 		}()
 	}
@@ -317,41 +318,7 @@ func (h gcHandler) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	if err := json.Unmarshal(t.Payload, &p); err != nil {
 		return nil, Permanent(fmt.Errorf("gc: bad payload: %w", err))
 	}
-	return nil, h.n.deleteChunks(ctx, p.Chunks)
-}
-
-// deleteChunks deletes chunk copies on their owners. Owners that left the
-// cluster are skipped: their data went with them.
-func (n *Node) deleteChunks(ctx context.Context, chunks []fsm.Chunk) error {
-	var errs []error
-	del := func(owner osprey.NodeID, ref httpapi.ChunkRef) {
-		if rec, ok := n.fsm.Node(owner); !ok || rec.Removed {
-			return
-		}
-		var err error
-		if string(owner) == n.id {
-			err = n.DeleteLocalChunk(ctx, ref)
-		} else {
-			err = n.peers.DeleteChunk(ctx, string(owner), ref)
-		}
-		if err != nil && !errors.Is(err, osprey.ErrNotFound) {
-			errs = append(errs, fmt.Errorf("chunk %d/%d/%d on %s: %w", ref.Blob, ref.Num, ref.Shard, owner, err))
-		}
-	}
-	for _, ch := range chunks {
-		if ch.EC != nil {
-			for _, sh := range ch.EC.Shards {
-				if sh.Owner != "" {
-					del(sh.Owner, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num, Shard: uint16(sh.Index + 1)})
-				}
-			}
-			continue
-		}
-		for _, o := range ch.Owners {
-			del(o, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num})
-		}
-	}
-	return errors.Join(errs...)
+	return nil, h.n.data.DeleteChunks(ctx, p.Chunks)
 }
 
 type deleteHandler struct{ n *Node }
@@ -364,14 +331,14 @@ func (h deleteHandler) Run(ctx context.Context, t fsm.Task) (*Completion, error)
 	if err := json.Unmarshal(t.Payload, &p); err != nil {
 		return nil, Permanent(fmt.Errorf("delete: bad payload: %w", err))
 	}
-	err := n.deleteChunks(ctx, p.Content.Chunks)
+	err := n.data.DeleteChunks(ctx, p.Content.Chunks)
 	if loc := p.Content.Location; loc != nil {
 		if len(loc.Nodes) > 0 {
 			for _, o := range loc.Nodes {
 				if rec, ok := n.fsm.Node(o); !ok || rec.Removed {
 					continue
 				}
-				if derr := n.deleteObjectOn(ctx, string(o), loc.Bucket, loc.Key); derr != nil && !errors.Is(derr, osprey.ErrNotFound) {
+				if derr := n.data.DeleteObjectOn(ctx, string(o), loc.Bucket, loc.Key); derr != nil && !errors.Is(derr, osprey.ErrNotFound) {
 					err = errors.Join(err, derr)
 				}
 			}

@@ -37,7 +37,7 @@ func uploadSingle(t *testing.T, n *node.Node, name string, data []byte) string {
 func waitState(t *testing.T, n *node.Node, uid, state string) {
 	t.Helper()
 	waitFor(t, 30*time.Second, uid+" "+state, func() bool {
-		info, err := n.Stat(context.Background(), mustUID(t, uid))
+		info, err := n.Storage().Stat(context.Background(), mustUID(t, uid))
 		return err == nil && info.State == state
 	})
 }
