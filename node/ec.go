@@ -12,6 +12,7 @@ import (
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
 	"github.com/osprey-storage/osprey/ring"
+	"github.com/osprey-storage/osprey/tasks"
 )
 
 // repairShard rebuilds one shard of a coded chunk on a new holder: it
@@ -21,7 +22,7 @@ import (
 func (n *Node) repairShard(ctx context.Context, ch fsm.Chunk, shard int, lost osprey.NodeID) (string, error) {
 	l := ch.EC
 	if shard < 1 || shard > len(l.Shards) {
-		return "", Permanent(fmt.Errorf("repair: chunk %d/%d has no shard %d", ch.Blob, ch.Num, shard))
+		return "", tasks.Permanent(fmt.Errorf("repair: chunk %d/%d has no shard %d", ch.Blob, ch.Num, shard))
 	}
 	rd := n.data.OpenECRange(ctx, ch, 0, ch.Size, lost)
 	defer rd.Close()
@@ -39,7 +40,7 @@ func (n *Node) repairShard(ctx context.Context, ch fsm.Chunk, shard int, lost os
 	}
 	idx := shard - 1
 	if infos[idx].Sum != l.Shards[idx].Sum {
-		return "", Permanent(fmt.Errorf("repair: re-encoded shard %d of chunk %d/%d differs from its record", idx, ch.Blob, ch.Num))
+		return "", tasks.Permanent(fmt.Errorf("repair: re-encoded shard %d of chunk %d/%d differs from its record", idx, ch.Blob, ch.Num))
 	}
 	holders := make([]osprey.NodeID, 0, len(l.Shards))
 	for _, sh := range l.Shards {

@@ -31,6 +31,7 @@ import (
 	"github.com/osprey-storage/osprey/placement"
 	"github.com/osprey-storage/osprey/raftstore"
 	"github.com/osprey-storage/osprey/snowflake"
+	"github.com/osprey-storage/osprey/tasks"
 )
 
 // Node is one osprey server.
@@ -53,7 +54,7 @@ type Node struct {
 	prop      *consensus.Proposer  // commands and linearizable reads
 	chunks    *chunkstore.Store
 	backend   backend.Backend
-	handlers  []TaskHandler
+	tasks     *tasks.Runner
 
 	backendUp                                            atomic.Bool
 	backendErr                                           atomic.Pointer[errBox]
@@ -150,14 +151,6 @@ func New(cfg Config) (*Node, error) {
 		ln.Close()
 		return nil, fmt.Errorf("node: backend: %w", err)
 	}
-	// Handlers are registered here, explicitly; a new task type is a new
-	// handler and one line.
-	n.handlers = []TaskHandler{tierHandler{n}, gcHandler{n}, deleteHandler{n}, repairHandler{n}}
-	if cfg.WebhookURL != "" {
-		n.handlers = append(n.handlers, webhookHandler{n: n, url: cfg.WebhookURL, secret: []byte(cfg.WebhookSecret),
-			client: &http.Client{Timeout: 10 * time.Second}})
-	}
-
 	rc := cfg.Raft
 	rc.Dir, rc.ID, rc.BindAddr, rc.AdvertiseAddr, rc.FSM, rc.Logger =
 		filepath.Join(cfg.DataDir, "raft"), id, cfg.RaftAddr, cfg.AdvertiseRaft, n.fsm, lg
@@ -189,7 +182,29 @@ func New(cfg Config) (*Node, error) {
 		ln.Close()
 		return nil, err
 	}
-	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, Storage: n.data, Tasks: n, Replicas: n.data, APIKeys: cfg.APIKeys,
+	// Handlers are registered here, explicitly; a new task type is a new
+	// handler and one line.
+	handlers := []tasks.Handler{
+		tasks.NewTier(tasks.TierConfig{ID: id, LocalBackend: n.isLocalBackend(), State: n.fsm, Data: n.data, Placement: n.place,
+			Objects: n.backend, TieredBytes: n.tieredBytes, Logger: lg}),
+		tasks.NewGC(n.data),
+		tasks.NewDelete(tasks.DeleteConfig{State: n.fsm, Data: n.data, Objects: n.backend}),
+		repairHandler{n},
+	}
+	if cfg.WebhookURL != "" {
+		handlers = append(handlers, tasks.NewWebhook(cfg.WebhookURL, []byte(cfg.WebhookSecret), &http.Client{Timeout: 10 * time.Second}))
+	}
+	if n.tasks, err = tasks.New(tasks.Config{ID: id, Workers: cfg.TaskWorkers, Lease: cfg.TaskLease, Poll: cfg.TaskPoll,
+		Handlers: handlers, Ready: func() bool { return n.gen.Load() != nil }, State: n.fsm, Proposer: n.prop,
+		Uploads: n.data, Runs: n.taskRuns, Logger: lg}); err != nil {
+		n.data.Close()
+		n.raft.Close()
+		n.backend.Close()
+		n.chunks.Close()
+		ln.Close()
+		return nil, err
+	}
+	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, Storage: n.data, Tasks: n.tasks, Replicas: n.data, APIKeys: cfg.APIKeys,
 		Registry: n.registry, Logger: lg, Limits: cfg.Limits})
 	if err != nil {
 		n.raft.Close()
@@ -314,7 +329,7 @@ func (n *Node) Start(ctx context.Context) error {
 		go func() { defer n.wg.Done(); n.scrubLoop() }()
 		go func() { defer n.wg.Done(); n.formOrJoin() }()
 		go func() { defer n.wg.Done(); n.reconcileLoop() }()
-		go func() { defer n.wg.Done(); n.taskLoop() }()
+		go func() { defer n.wg.Done(); n.tasks.Run(n.ctx) }()
 		go func() { defer n.wg.Done(); n.backendCheckLoop() }()
 	})
 	return err

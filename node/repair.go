@@ -15,6 +15,7 @@ import (
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
 	"github.com/osprey-storage/osprey/ring"
+	"github.com/osprey-storage/osprey/tasks"
 )
 
 // repairHandler rebuilds a copy a removed member held on another member:
@@ -24,10 +25,10 @@ type repairHandler struct{ n *Node }
 
 func (repairHandler) Type() string { return fsm.TaskRepair }
 
-func (h repairHandler) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
+func (h repairHandler) Run(ctx context.Context, t fsm.Task) (*tasks.Completion, error) {
 	var p fsm.RepairPayload
 	if err := json.Unmarshal(t.Payload, &p); err != nil {
-		return nil, Permanent(fmt.Errorf("repair: bad payload: %w", err))
+		return nil, tasks.Permanent(fmt.Errorf("repair: bad payload: %w", err))
 	}
 	switch p.Kind {
 	case fsm.RepairChunk:
@@ -35,10 +36,10 @@ func (h repairHandler) Run(ctx context.Context, t fsm.Task) (*Completion, error)
 	case fsm.RepairObject:
 		return h.object(ctx, t, p)
 	}
-	return nil, Permanent(fmt.Errorf("repair: unknown kind %q", p.Kind))
+	return nil, tasks.Permanent(fmt.Errorf("repair: unknown kind %q", p.Kind))
 }
 
-func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*Completion, error) {
+func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*tasks.Completion, error) {
 	n := h.n
 	ch, ok := n.fsm.ChunkRecord(p.File, p.Content, p.Blob)
 	if !ok {
@@ -60,13 +61,13 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 			if err != nil {
 				return nil, err
 			}
-			return &Completion{fsm.CmdChunkConverted, fsm.ChunkConverted{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File,
+			return &tasks.Completion{Type: fsm.CmdChunkConverted, Payload: fsm.ChunkConverted{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File,
 				Content: p.Content, Blob: ch.Blob, Owners: owners, Now: time.Now().UnixMilli()}}, nil
 		}
 		if err != nil {
 			return nil, err
 		}
-		return &Completion{fsm.CmdChunkMoved, fsm.ChunkMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File, Content: p.Content,
+		return &tasks.Completion{Type: fsm.CmdChunkMoved, Payload: fsm.ChunkMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File, Content: p.Content,
 			Blob: ch.Blob, Num: ch.Num, Shard: p.Shard, Remove: p.Lost, Add: osprey.NodeID(target), Now: time.Now().UnixMilli()}}, nil
 	}
 	// A removed member is no longer listed; a down one still is. Either
@@ -81,7 +82,7 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 		return nil, nil // already repaired
 	}
 	if len(survivors) == 0 {
-		return nil, Permanent(fmt.Errorf("repair: no surviving copy of chunk %d/%d", ch.Blob, ch.Num))
+		return nil, tasks.Permanent(fmt.Errorf("repair: no surviving copy of chunk %d/%d", ch.Blob, ch.Num))
 	}
 	targets, err := n.place.NewOwners(ring.ChunkKey(ch.Blob, ch.Num), ch.Owners)
 	if err != nil {
@@ -113,11 +114,11 @@ func (h repairHandler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayloa
 	if target == "" {
 		return nil, fmt.Errorf("repair: copy chunk %d/%d: %w", ch.Blob, ch.Num, errors.Join(errs...))
 	}
-	return &Completion{fsm.CmdChunkMoved, fsm.ChunkMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File, Content: p.Content,
+	return &tasks.Completion{Type: fsm.CmdChunkMoved, Payload: fsm.ChunkMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), File: p.File, Content: p.Content,
 		Blob: ch.Blob, Num: ch.Num, Remove: p.Lost, Add: osprey.NodeID(target), Now: time.Now().UnixMilli()}}, nil
 }
 
-func (h repairHandler) object(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*Completion, error) {
+func (h repairHandler) object(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*tasks.Completion, error) {
 	n := h.n
 	ct, ok := n.fsm.Content(p.Content)
 	if !ok || ct.Location == nil {
@@ -157,7 +158,7 @@ func (h repairHandler) object(ctx context.Context, t fsm.Task, p fsm.RepairPaylo
 	if err := n.data.PutObjectOn(ctx, target, loc.Bucket, loc.Key, src, ct.Size, ct.MD5); err != nil {
 		return nil, fmt.Errorf("repair: copy object %s to %s: %w", ct.ID, target, err)
 	}
-	return &Completion{fsm.CmdObjectMoved, fsm.ObjectMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), Content: ct.ID,
+	return &tasks.Completion{Type: fsm.CmdObjectMoved, Payload: fsm.ObjectMoved{TaskID: t.ID, Node: osprey.NodeID(n.id), Content: ct.ID,
 		Remove: p.Lost, Add: osprey.NodeID(target), Now: time.Now().UnixMilli()}}, nil
 }
 

@@ -47,6 +47,9 @@ func TestTierLocalBackendReplicatedAndCollected(t *testing.T) {
 	data := content(21, 3*mib+17)
 	uid := uploadSingle(t, c.nodes[0], "photo.jpg", data)
 	waitState(t, c.nodes[1], uid, "tiered")
+	// Node 0's FSM is read directly below: let it catch up first (Stat is
+	// a linearizable read, so it waits for node 0 to apply the tiering).
+	waitState(t, c.nodes[0], uid, "tiered")
 
 	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
 	ct, _ := c.nodes[0].FSM().Content(f.Content)
