@@ -30,6 +30,7 @@ import (
 	"github.com/osprey-storage/osprey/peer"
 	"github.com/osprey-storage/osprey/placement"
 	"github.com/osprey-storage/osprey/raftstore"
+	"github.com/osprey-storage/osprey/repair"
 	"github.com/osprey-storage/osprey/snowflake"
 	"github.com/osprey-storage/osprey/tasks"
 )
@@ -55,6 +56,7 @@ type Node struct {
 	chunks    *chunkstore.Store
 	backend   backend.Backend
 	tasks     *tasks.Runner
+	scrub     *repair.Scrubber
 
 	backendUp                                            atomic.Bool
 	backendErr                                           atomic.Pointer[errBox]
@@ -182,6 +184,15 @@ func New(cfg Config) (*Node, error) {
 		ln.Close()
 		return nil, err
 	}
+	rep, err := repair.New(repair.Config{ID: id, State: n.fsm, Data: n.data, Placement: n.place})
+	if err != nil {
+		return nil, errors.Join(err, n.data.Close(), n.raft.Close(), n.backend.Close(), n.chunks.Close(), ln.Close())
+	}
+	if n.scrub, err = repair.NewScrubber(repair.ScrubConfig{ID: id, Rate: cfg.ScrubRate, Pause: cfg.ScrubPause, Chunks: n.chunks,
+		State: n.fsm, Data: n.data, Bytes: n.scrubBytes, Corrupt: n.scrubCorrupt, Repaired: n.scrubRepaired,
+		Passes: n.scrubPasses, Logger: lg}); err != nil {
+		return nil, errors.Join(err, n.data.Close(), n.raft.Close(), n.backend.Close(), n.chunks.Close(), ln.Close())
+	}
 	// Handlers are registered here, explicitly; a new task type is a new
 	// handler and one line.
 	handlers := []tasks.Handler{
@@ -189,7 +200,7 @@ func New(cfg Config) (*Node, error) {
 			Objects: n.backend, TieredBytes: n.tieredBytes, Logger: lg}),
 		tasks.NewGC(n.data),
 		tasks.NewDelete(tasks.DeleteConfig{State: n.fsm, Data: n.data, Objects: n.backend}),
-		repairHandler{n},
+		rep,
 	}
 	if cfg.WebhookURL != "" {
 		handlers = append(handlers, tasks.NewWebhook(cfg.WebhookURL, []byte(cfg.WebhookSecret), &http.Client{Timeout: 10 * time.Second}))
@@ -326,7 +337,7 @@ func (n *Node) Start(ctx context.Context) error {
 		n.log.Info("node started", "http", n.httpAddr, "raft", n.raftAddr, "has_state", n.raft.HasState())
 		n.wg.Add(6)
 		go func() { defer n.wg.Done(); n.livenessLoop() }()
-		go func() { defer n.wg.Done(); n.scrubLoop() }()
+		go func() { defer n.wg.Done(); n.scrub.Run(n.ctx) }()
 		go func() { defer n.wg.Done(); n.formOrJoin() }()
 		go func() { defer n.wg.Done(); n.reconcileLoop() }()
 		go func() { defer n.wg.Done(); n.tasks.Run(n.ctx) }()

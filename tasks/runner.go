@@ -43,6 +43,12 @@ func (p permanentError) Unwrap() error { return p.err }
 // Permanent marks err as not worth retrying.
 func Permanent(err error) error { return permanentError{err} }
 
+// IsPermanent reports whether err (or one it wraps) was marked Permanent.
+func IsPermanent(err error) bool {
+	var pe permanentError
+	return errors.As(err, &pe)
+}
+
 // Run leases runnable tasks this node can handle and runs them, until ctx
 // ends; it returns once every task it started has finished.
 func (r *Runner) Run(ctx context.Context) {
@@ -195,8 +201,7 @@ func (r *Runner) runTask(base context.Context, h Handler, t fsm.Task) {
 	switch {
 	case err != nil:
 		r.runs.WithLabelValues(t.Type, "error").Inc()
-		var pe permanentError
-		fail := fsm.TaskFail{ID: t.ID, Node: osprey.NodeID(r.cfg.ID), Error: err.Error(), Now: now, Permanent: errors.As(err, &pe)}
+		fail := fsm.TaskFail{ID: t.ID, Node: osprey.NodeID(r.cfg.ID), Error: err.Error(), Now: now, Permanent: IsPermanent(err)}
 		if aerr := r.cfg.Proposer.Apply(actx, fsm.CmdTaskFail, fail, nil); aerr != nil && base.Err() == nil {
 			r.log.Warn("recording task failure", "task", t.ID, "err", aerr)
 		}
