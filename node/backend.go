@@ -3,7 +3,9 @@ package node
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/osprey-storage/osprey/backend"
@@ -35,26 +37,26 @@ func DefaultBackendConfig() BackendConfig {
 
 // newBackend builds the configured backend. Adding a backend is a new
 // package and one case here.
-func (n *Node) newBackend(cfg BackendConfig) (backend.Backend, error) {
+func newBackend(cfg BackendConfig, dataDir string, lg *slog.Logger) (backend.Backend, error) {
 	switch cfg.Type {
 	case "", "local":
 		c := cfg.Local
 		if c.Dir == "" {
-			c.Dir = filepath.Join(n.cfg.DataDir, "objects")
+			c.Dir = filepath.Join(dataDir, "objects")
 		}
-		c.Logger = n.log
+		c.Logger = lg
 		return local.New(c)
 	case "s3":
 		c := cfg.S3
-		c.Logger = n.log
+		c.Logger = lg
 		return s3.New(c)
 	case "oss":
 		c := cfg.OSS
-		c.Logger = n.log
+		c.Logger = lg
 		return oss.New(c)
 	case "cos":
 		c := cfg.COS
-		c.Logger = n.log
+		c.Logger = lg
 		return cos.New(c)
 	}
 	return nil, fmt.Errorf("node: unknown backend %q (want local, s3, oss or cos)", cfg.Type)
@@ -74,33 +76,46 @@ func backendFingerprint(cfg BackendConfig) string {
 	return "local"
 }
 
-// isLocalBackend reports whether objects live on each node's own disk.
-func (n *Node) isLocalBackend() bool {
-	return n.cfg.Backend.Type == "" || n.cfg.Backend.Type == "local"
+// isLocal reports whether objects live on each node's own disk.
+func (cfg BackendConfig) isLocal() bool {
+	return cfg.Type == "" || cfg.Type == "local"
 }
 
-// backendCheck runs the backend's Check every interval for /readyz and
+// backendHealth runs the backend's Check every interval for /readyz and
 // metrics, so probes never hammer the provider.
-func (n *Node) backendCheckLoop() {
+type backendHealth struct {
+	backend interface {
+		Name() string
+		Check(ctx context.Context) error
+	}
+	log *slog.Logger
+	up  atomic.Bool
+	err atomic.Pointer[errBox]
+}
+
+type errBox struct{ err error }
+
+// Run checks the backend now and every 10 seconds until ctx ends.
+func (h *backendHealth) Run(ctx context.Context) {
 	check := func() {
-		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		err := n.backend.Check(ctx)
-		if err != nil && n.ctx.Err() == nil {
-			n.backendErr.Store(&errBox{err})
-			n.backendUp.Store(false)
-			n.log.Warn("backend check failed", "backend", n.backend.Name(), "err", err)
+		err := h.backend.Check(cctx)
+		if err != nil && ctx.Err() == nil {
+			h.err.Store(&errBox{err})
+			h.up.Store(false)
+			h.log.Warn("backend check failed", "backend", h.backend.Name(), "err", err)
 			return
 		}
-		n.backendUp.Store(true)
-		n.backendErr.Store(nil)
+		h.up.Store(true)
+		h.err.Store(nil)
 	}
 	check()
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			check()
@@ -108,4 +123,13 @@ func (n *Node) backendCheckLoop() {
 	}
 }
 
-type errBox struct{ err error }
+// details reports the state of optional dependencies on /readyz. A
+// backend outage does not make a node unready: staged files keep being
+// uploaded and served, and tiering catches up when the backend returns.
+func (h *backendHealth) details() map[string]string {
+	d := map[string]string{"backend": h.backend.Name() + ": ok"}
+	if b := h.err.Load(); b != nil {
+		d["backend"] = h.backend.Name() + ": unreachable: " + b.err.Error()
+	}
+	return d
+}

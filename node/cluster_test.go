@@ -18,7 +18,7 @@ import (
 func TestClusterFormsByJoin(t *testing.T) {
 	c := newCluster(t, 3)
 	seen := map[int64]string{}
-	st, err := c.nodes[0].Status(context.Background())
+	st, err := c.nodes[0].Cluster().Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestRestartWithSameCommandLineRejoins(t *testing.T) {
 	c.waitReady(c.nodes[i])
 	c.waitMembers(3)
 	for _, n := range c.live() {
-		st, _ := n.Status(context.Background())
+		st, _ := n.Cluster().Status(context.Background())
 		ids := map[string]int{}
 		for _, m := range st.Members {
 			ids[m.ID]++
@@ -172,7 +172,7 @@ func TestWrongJoinTokenRefused(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("join with a wrong token was not refused")
 	}
-	if st, _ := c.nodes[0].Status(context.Background()); len(st.Members) != 1 {
+	if st, _ := c.nodes[0].Cluster().Status(context.Background()); len(st.Members) != 1 {
 		t.Fatalf("cluster has %d members after a refused join", len(st.Members))
 	}
 }
@@ -190,7 +190,7 @@ func TestUIDsUniqueAcrossNodes(t *testing.T) {
 				defer wg.Done()
 				out := make([]osprey.UID, 0, per/2)
 				for k := 0; k < per/2; k++ {
-					u, err := n.NextUID()
+					u, err := n.Cluster().NextUID()
 					if err != nil {
 						t.Error(err)
 						return

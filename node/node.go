@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,13 +9,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
-	"sync/atomic"
 
 	"time"
 
 	"github.com/osprey-storage/osprey/backend"
+	"github.com/osprey-storage/osprey/membership"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -31,47 +28,40 @@ import (
 	"github.com/osprey-storage/osprey/placement"
 	"github.com/osprey-storage/osprey/raftstore"
 	"github.com/osprey-storage/osprey/repair"
-	"github.com/osprey-storage/osprey/snowflake"
 	"github.com/osprey-storage/osprey/tasks"
 )
 
-// Node is one osprey server.
+// Node is one osprey server: the composition root that builds the
+// components from a Config, wires them through their small interfaces,
+// starts their loops and stops them in order. It holds no business logic;
+// see doc.go for which package owns what.
 type Node struct {
 	cfg       Config
 	id        string
 	log       *slog.Logger
-	fsm       *fsm.FSM
-	raft      *raftstore.Store
-	api       *httpapi.Server
-	registry  *prometheus.Registry
-	httpLn    net.Listener
-	httpSrv   *http.Server
 	httpAddr  string // advertised
 	raftAddr  string // advertised
 	joinToken string
-	place     *placement.Placement // where copies go
-	data      *datapath.Path       // uploads, downloads, copies
-	peers     *peer.Client         // node-to-node calls
-	prop      *consensus.Proposer  // commands and linearizable reads
-	chunks    *chunkstore.Store
-	backend   backend.Backend
-	tasks     *tasks.Runner
-	scrub     *repair.Scrubber
 
-	backendUp                                            atomic.Bool
-	backendErr                                           atomic.Pointer[errBox]
-	taskRuns                                             *prometheus.CounterVec
-	tieredBytes                                          prometheus.Counter
-	corruptReads                                         prometheus.Counter
-	scrubBytes, scrubCorrupt, scrubRepaired, scrubPasses prometheus.Counter
+	// Infrastructure, in the order New opens it.
+	fsm      *fsm.FSM
+	httpLn   net.Listener
+	chunks   *chunkstore.Store
+	backend  backend.Backend
+	raft     *raftstore.Store
+	registry *prometheus.Registry
+	api      *httpapi.Server
+	httpSrv  *http.Server
 
-	// Owned by the reconcile goroutine.
-	lastMismatchLog time.Time
-	lastExpire      time.Time
-
-	fatal chan error
-
-	gen atomic.Pointer[workerGen]
+	// Components.
+	peers  *peer.Client           // node-to-node calls
+	prop   *consensus.Proposer    // commands and linearizable reads
+	place  *placement.Placement   // where copies go
+	mem    *membership.Membership // join, bootstrap, registration, liveness, status
+	data   *datapath.Path         // uploads, downloads, copies
+	tasks  *tasks.Runner          // background task queue
+	scrub  *repair.Scrubber       // staged-copy verification
+	health *backendHealth         // backend reachability
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -80,11 +70,6 @@ type Node struct {
 	startOnce sync.Once
 	closeOnce sync.Once
 	closeErr  error
-}
-
-type workerGen struct {
-	worker uint32
-	g      *snowflake.Generator
 }
 
 // ErrShuttingDown is the cause given to request contexts at shutdown.
@@ -108,20 +93,22 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	lg = lg.With("node", id)
-	n := &Node{cfg: cfg, id: id, log: lg, fsm: fsm.New(), registry: prometheus.NewRegistry(), fatal: make(chan error, 1)}
+	n := &Node{cfg: cfg, id: id, log: lg, fsm: fsm.New(), registry: prometheus.NewRegistry()}
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
-	pcfg := peer.DefaultConfig()
-	pcfg.Directory = n.fsm
-	if n.peers, err = peer.New(pcfg); err != nil {
-		return nil, err
-	}
-	if n.place, err = placement.New(placement.Config{Members: n.fsm, Replicas: cfg.Replicas, EC: cfg.EC}); err != nil {
+
+	// undo closes what New opened so far, newest first, when a later step
+	// fails.
+	var opened []func() error
+	fail := func(err error) (*Node, error) {
+		for i := len(opened) - 1; i >= 0; i-- {
+			_ = opened[i]()
+		}
 		return nil, err
 	}
 
 	n.joinToken = cfg.JoinToken
 	if n.joinToken == "" && len(cfg.Join) == 0 {
-		if n.joinToken, err = loadOrCreateToken(filepath.Join(cfg.DataDir, "join-token")); err != nil {
+		if n.joinToken, err = loadOrCreateToken(n.JoinTokenPath()); err != nil {
 			return nil, err
 		}
 	}
@@ -130,74 +117,101 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: listen http %s: %w", cfg.HTTPAddr, err)
 	}
+	opened = append(opened, ln.Close)
 	n.httpLn = ln
 	n.httpAddr = cfg.AdvertiseHTTP
 	if n.httpAddr == "" {
 		n.httpAddr = ln.Addr().String()
 	}
 	if err := checkAdvertise(n.httpAddr, "http"); err != nil {
-		ln.Close()
-		return nil, err
+		return fail(err)
 	}
 
 	copts := chunkstore.DefaultOptions()
 	copts.MaxChunkSize = max(cfg.Limits.MaxChunkSize, 8<<20)
 	copts.Logger = lg
 	if n.chunks, err = chunkstore.Open(filepath.Join(cfg.DataDir, "chunks"), copts); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("node: open chunk store: %w", err)
+		return fail(fmt.Errorf("node: open chunk store: %w", err))
 	}
+	opened = append(opened, n.chunks.Close)
 
-	if n.backend, err = n.newBackend(cfg.Backend); err != nil {
-		n.chunks.Close()
-		ln.Close()
-		return nil, fmt.Errorf("node: backend: %w", err)
+	if n.backend, err = newBackend(cfg.Backend, cfg.DataDir, lg); err != nil {
+		return fail(fmt.Errorf("node: backend: %w", err))
 	}
+	opened = append(opened, n.backend.Close)
+	n.health = &backendHealth{backend: n.backend, log: lg}
+
 	rc := cfg.Raft
 	rc.Dir, rc.ID, rc.BindAddr, rc.AdvertiseAddr, rc.FSM, rc.Logger =
 		filepath.Join(cfg.DataDir, "raft"), id, cfg.RaftAddr, cfg.AdvertiseRaft, n.fsm, lg
 	if n.raft, err = raftstore.Open(rc); err != nil {
-		n.backend.Close()
-		n.chunks.Close()
-		ln.Close()
-		return nil, err
+		return fail(err)
 	}
+	opened = append(opened, n.raft.Close)
 	n.raftAddr = n.raft.Addr()
+
+	if err := n.wire(rc.ApplyTimeout); err != nil {
+		return fail(err)
+	}
+	n.httpSrv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return n.ctx },
+		ErrorLog:    slog.NewLogLogger(lg.Handler(), slog.LevelDebug)}
+	return n, nil
+}
+
+// wire builds the components over the opened infrastructure, each given
+// only the small interfaces it declares, and the HTTP API over them.
+func (n *Node) wire(applyTimeout time.Duration) error {
+	cfg, id, lg := n.cfg, n.id, n.log
+	var err error
+	pcfg := peer.DefaultConfig()
+	pcfg.Directory = n.fsm
+	if n.peers, err = peer.New(pcfg); err != nil {
+		return err
+	}
 	ccfg := consensus.DefaultConfig()
-	ccfg.ID, ccfg.HTTPAddr, ccfg.ApplyTimeout, ccfg.Raft, ccfg.State, ccfg.Forwarder = id, n.httpAddr, rc.ApplyTimeout, n.raft, n.fsm, n.peers
+	ccfg.ID, ccfg.HTTPAddr, ccfg.ApplyTimeout, ccfg.Raft, ccfg.State, ccfg.Forwarder = id, n.httpAddr, applyTimeout, n.raft, n.fsm, n.peers
 	if n.prop, err = consensus.New(ccfg); err != nil {
-		n.raft.Close()
-		n.backend.Close()
-		n.chunks.Close()
-		ln.Close()
-		return nil, err
+		return err
+	}
+	if n.place, err = placement.New(placement.Config{Members: n.fsm, Replicas: cfg.Replicas, EC: cfg.EC}); err != nil {
+		return err
+	}
+	fingerprint := backendFingerprint(cfg.Backend)
+	if n.mem, err = membership.New(membership.Config{ID: id, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr, DataDir: cfg.DataDir,
+		Bootstrap: cfg.Bootstrap, BootstrapExpect: cfg.BootstrapExpect, Join: cfg.Join, JoinToken: n.joinToken,
+		JoinTokenPath: n.JoinTokenPath(), JoinRetry: cfg.JoinRetry, RepairGrace: cfg.RepairGrace,
+		WebhookEnabled: cfg.WebhookURL != "", TaskMaxAttempts: cfg.TaskMaxAttempts, ExpireUploads: cfg.ExpireUploads,
+		GCGrace: cfg.GCGrace, BackendFingerprint: fingerprint,
+		Raft: n.raft, State: n.fsm, Proposer: n.prop, Peers: n.peers,
+		Storage: storageReport{fsm: n.fsm, place: n.place, fingerprint: fingerprint},
+		Done:    n.ctx.Done(), Logger: lg}); err != nil {
+		return err
 	}
 
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n.registerMetrics()
-	dcfg := datapath.Config{ID: id, Limits: cfg.Limits, BufferBudget: cfg.BufferBudget, State: n.fsm, Proposer: n.prop,
-		UIDs: n, Placement: n.place, Peers: n.peers, Chunks: n.chunks, Objects: n.backend, CorruptReads: n.corruptReads, Logger: lg}
-	if n.data, err = datapath.New(dcfg); err != nil {
-		n.raft.Close()
-		n.backend.Close()
-		n.chunks.Close()
-		ln.Close()
-		return nil, err
+	m := registerMetrics(n.registry, metricSources{raft: n.raft, fsm: n.fsm, chunks: n.chunks, health: n.health,
+		mismatch: n.mem.BackendMismatch})
+
+	if n.data, err = datapath.New(datapath.Config{ID: id, Limits: cfg.Limits, BufferBudget: cfg.BufferBudget, State: n.fsm,
+		Proposer: n.prop, UIDs: n.mem, Placement: n.place, Peers: n.peers, Chunks: n.chunks, Objects: n.backend,
+		CorruptReads: m.corruptReads, Logger: lg}); err != nil {
+		return err
 	}
 	rep, err := repair.New(repair.Config{ID: id, State: n.fsm, Data: n.data, Placement: n.place})
 	if err != nil {
-		return nil, errors.Join(err, n.data.Close(), n.raft.Close(), n.backend.Close(), n.chunks.Close(), ln.Close())
+		return err
 	}
 	if n.scrub, err = repair.NewScrubber(repair.ScrubConfig{ID: id, Rate: cfg.ScrubRate, Pause: cfg.ScrubPause, Chunks: n.chunks,
-		State: n.fsm, Data: n.data, Bytes: n.scrubBytes, Corrupt: n.scrubCorrupt, Repaired: n.scrubRepaired,
-		Passes: n.scrubPasses, Logger: lg}); err != nil {
-		return nil, errors.Join(err, n.data.Close(), n.raft.Close(), n.backend.Close(), n.chunks.Close(), ln.Close())
+		State: n.fsm, Data: n.data, Bytes: m.scrubBytes, Corrupt: m.scrubCorrupt, Repaired: m.scrubRepaired,
+		Passes: m.scrubPasses, Logger: lg}); err != nil {
+		return err
 	}
 	// Handlers are registered here, explicitly; a new task type is a new
 	// handler and one line.
 	handlers := []tasks.Handler{
-		tasks.NewTier(tasks.TierConfig{ID: id, LocalBackend: n.isLocalBackend(), State: n.fsm, Data: n.data, Placement: n.place,
-			Objects: n.backend, TieredBytes: n.tieredBytes, Logger: lg}),
+		tasks.NewTier(tasks.TierConfig{ID: id, LocalBackend: cfg.Backend.isLocal(), State: n.fsm, Data: n.data, Placement: n.place,
+			Objects: n.backend, TieredBytes: m.tieredBytes, Logger: lg}),
 		tasks.NewGC(n.data),
 		tasks.NewDelete(tasks.DeleteConfig{State: n.fsm, Data: n.data, Objects: n.backend}),
 		rep,
@@ -206,98 +220,13 @@ func New(cfg Config) (*Node, error) {
 		handlers = append(handlers, tasks.NewWebhook(cfg.WebhookURL, []byte(cfg.WebhookSecret), &http.Client{Timeout: 10 * time.Second}))
 	}
 	if n.tasks, err = tasks.New(tasks.Config{ID: id, Workers: cfg.TaskWorkers, Lease: cfg.TaskLease, Poll: cfg.TaskPoll,
-		Handlers: handlers, Ready: func() bool { return n.gen.Load() != nil }, State: n.fsm, Proposer: n.prop,
-		Uploads: n.data, Runs: n.taskRuns, Logger: lg}); err != nil {
-		n.data.Close()
-		n.raft.Close()
-		n.backend.Close()
-		n.chunks.Close()
-		ln.Close()
-		return nil, err
-	}
-	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, Storage: n.data, Tasks: n.tasks, Replicas: n.data, APIKeys: cfg.APIKeys,
-		Registry: n.registry, Logger: lg, Limits: cfg.Limits})
-	if err != nil {
-		n.raft.Close()
-		n.backend.Close()
-		n.chunks.Close()
-		ln.Close()
-		return nil, err
-	}
-	n.httpSrv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second,
-		BaseContext: func(net.Listener) context.Context { return n.ctx },
-		ErrorLog:    slog.NewLogLogger(lg.Handler(), slog.LevelDebug)}
-	return n, nil
-}
-
-func checkAdvertise(addr, what string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("node: %s address %q: %w", what, addr, err)
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		return fmt.Errorf("node: listening on %s: set --advertise-%s to an address other nodes can reach", addr, what)
-	}
-	return nil
-}
-
-// resolveNodeID returns the persisted id, persisting the configured or a
-// generated one on first start. A configured id that differs from the
-// persisted one is an error: the data dir belongs to another node.
-func resolveNodeID(dir, want string) (string, error) {
-	path := filepath.Join(dir, "node-id")
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		have := strings.TrimSpace(string(b))
-		if want != "" && want != have {
-			return "", fmt.Errorf("node: data dir %s belongs to node %q, not %q", dir, have, want)
-		}
-		return have, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return "", fmt.Errorf("node: read node id: %w", err)
-	}
-	id := want
-	if id == "" {
-		var r [4]byte
-		_, _ = rand.Read(r[:])
-		id = "node-" + hex.EncodeToString(r[:])
-	}
-	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
-		return "", fmt.Errorf("node: persist node id: %w", err)
-	}
-	return id, nil
-}
-
-func loadOrCreateToken(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
-	}
-	var r [24]byte
-	_, _ = rand.Read(r[:])
-	tok := hex.EncodeToString(r[:])
-	if err := writeFileSync(path, []byte(tok+"\n")); err != nil {
-		return "", fmt.Errorf("node: write join token: %w", err)
-	}
-	return tok, nil
-}
-
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
+		Handlers: handlers, Ready: n.mem.Registered, State: n.fsm, Proposer: n.prop, Uploads: n.data, Runs: m.taskRuns,
+		Logger: lg}); err != nil {
 		return err
 	}
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	n.api, err = httpapi.New(httpapi.Config{Cluster: clusterAPI{n.mem, n.health}, Internal: internalAPI{n.prop, n.mem},
+		Storage: n.data, Tasks: n.tasks, Replicas: n.data, APIKeys: cfg.APIKeys, Registry: n.registry, Logger: lg, Limits: cfg.Limits})
+	return err
 }
 
 // ID returns the node id.
@@ -312,20 +241,37 @@ func (n *Node) RaftAddr() string { return n.raftAddr }
 // FSM exposes the state machine to tests.
 func (n *Node) FSM() *fsm.FSM { return n.fsm }
 
-// Storage is the node's data path (what the HTTP API serves uploads and
-// downloads through), for tests and tools.
-func (n *Node) Storage() *datapath.Path { return n.data }
-
 // Raft exposes the raft store to tests.
 func (n *Node) Raft() *raftstore.Store { return n.raft }
+
+// Storage is the node's data path (uploads, downloads, copies: what the
+// HTTP API's storage routes call), for tests and tools.
+func (n *Node) Storage() *datapath.Path { return n.data }
+
+// Cluster is the node's membership (status, join, removal, uid minting:
+// what the HTTP API's cluster routes call), for tests and tools.
+func (n *Node) Cluster() *membership.Membership { return n.mem }
+
+// Apply proposes an FSM command through the leader and decodes its result
+// into out. It is how tools and tests drive the state machine directly.
+func (n *Node) Apply(ctx context.Context, t fsm.CommandType, payload, out any) error {
+	return n.prop.Apply(ctx, t, payload, out)
+}
+
+// IsLeader reports whether this node leads.
+func (n *Node) IsLeader() bool { return n.raft.IsLeader() }
+
+// Err returns a channel that receives a fatal error (for example a refused
+// join token) that needs the operator's attention.
+func (n *Node) Err() <-chan error { return n.mem.Err() }
 
 // JoinTokenPath is where a bootstrapping node keeps a generated token.
 func (n *Node) JoinTokenPath() string { return filepath.Join(n.cfg.DataDir, "join-token") }
 
 // Start serves HTTP and brings the node into a cluster in the background:
 // it bootstraps, joins or simply resumes, as Config and the data dir say.
+// Every loop runs under the node's context and is waited for by Close.
 func (n *Node) Start(ctx context.Context) error {
-	var err error
 	n.startOnce.Do(func() {
 		n.wg.Add(1)
 		go func() {
@@ -335,15 +281,17 @@ func (n *Node) Start(ctx context.Context) error {
 			}
 		}()
 		n.log.Info("node started", "http", n.httpAddr, "raft", n.raftAddr, "has_state", n.raft.HasState())
-		n.wg.Add(6)
-		go func() { defer n.wg.Done(); n.livenessLoop() }()
-		go func() { defer n.wg.Done(); n.scrub.Run(n.ctx) }()
-		go func() { defer n.wg.Done(); n.formOrJoin() }()
-		go func() { defer n.wg.Done(); n.reconcileLoop() }()
-		go func() { defer n.wg.Done(); n.tasks.Run(n.ctx) }()
-		go func() { defer n.wg.Done(); n.backendCheckLoop() }()
+		for _, run := range []func(context.Context){
+			n.mem.Run,    // form or join, registration, leader housekeeping, liveness
+			n.scrub.Run,  // verify staged copies
+			n.tasks.Run,  // background task queue
+			n.health.Run, // backend reachability
+		} {
+			n.wg.Add(1)
+			go func() { defer n.wg.Done(); run(n.ctx) }()
+		}
 	})
-	return err
+	return nil
 }
 
 // Close shuts the node down, in an order where each step still has what it
@@ -359,7 +307,8 @@ func (n *Node) close(graceful bool) error {
 	n.closeOnce.Do(func() {
 		var errs []error
 		// 1. Stop taking requests; cancelling the base context with a cause
-		// lets in-flight handlers answer 503 rather than hang.
+		// lets in-flight handlers answer 503 rather than hang, and stops
+		// every component loop; the proposer stops retrying.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.cancel(ErrShuttingDown)
 		n.prop.Close()
@@ -397,13 +346,4 @@ func (n *Node) close(graceful bool) error {
 		n.log.Info("node stopped")
 	})
 	return n.closeErr
-}
-
-func (n *Node) fatalC() <-chan error { return n.fatal }
-
-func (n *Node) fail(err error) {
-	select {
-	case n.fatal <- err:
-	default:
-	}
 }

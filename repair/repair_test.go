@@ -127,7 +127,7 @@ func (s *fakeState) ChunkRecord(_, _ osprey.UID, blob uint64) (fsm.Chunk, bool) 
 }
 func (s *fakeState) Content(id osprey.UID) (fsm.Content, bool) { c, ok := s.contents[id]; return c, ok }
 func (s *fakeState) Node(id osprey.NodeID) (fsm.Node, bool)    { n, ok := s.nodes[id]; return n, ok }
-func (s *fakeState) ChunkIndex() map[uint64]fsm.Chunk         { return s.chunks }
+func (s *fakeState) ChunkIndex() map[uint64]fsm.Chunk          { return s.chunks }
 
 // fakePlacement is an in-memory placement over the active members.
 type fakePlacement struct {
