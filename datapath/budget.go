@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 
 	"github.com/osprey-storage/osprey"
 )
@@ -54,5 +53,3 @@ func (b *budget) release(n int64) {
 	b.cond.Broadcast()
 	b.mu.Unlock()
 }
-
-type atomic64 = atomic.Int64

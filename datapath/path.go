@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -128,7 +129,7 @@ type Path struct {
 	log        *slog.Logger
 	budget     *budget
 	corrupt    prometheus.Counter
-	lastUpload atomic64
+	lastUpload atomic.Int64 // unix nanos of the last upload request
 
 	// Background best-effort cleanup (collect) runs under ctx; Close
 	// cancels it and waits.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/chunkstore"
@@ -253,5 +254,32 @@ func TestDeleteChunksSkipsRemovedOwners(t *testing.T) {
 	w.peers.down = map[string]bool{}
 	if n := w.copies(); n != 1 {
 		t.Fatalf("%d copies left, want only the removed member's", n)
+	}
+}
+
+func TestReadPieceBoundedByBudget(t *testing.T) {
+	w := mustWorld(t, []string{"n1"}, 1, erasure.Policy{})
+	buf, release, err := w.path.ReadPiece(context.Background(), bytes.NewReader([]byte("abc")), 10, 8<<20)
+	if err != nil || string(buf) != "abc" {
+		t.Fatalf("buf %q err %v", buf, err)
+	}
+	// The whole budget is held: another reader waits, and gives up as
+	// certainly-not-stored when its ctx ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, _, err := w.path.ReadPiece(ctx, bytes.NewReader([]byte("x")), 10, 1); !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable while the budget is held", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, rel, err := w.path.ReadPiece(context.Background(), bytes.NewReader([]byte("y")), 10, 1)
+		if err == nil {
+			rel()
+		}
+		got <- err
+	}()
+	release()
+	if err := <-got; err != nil {
+		t.Fatal(err)
 	}
 }
