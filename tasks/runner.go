@@ -15,6 +15,87 @@ import (
 	"github.com/osprey-storage/osprey/httpapi"
 )
 
+// State is the part of the FSM the runner reads.
+type State interface {
+	ClusterID() string
+	RunnableTasks(now int64, types map[string]bool, limit int) []fsm.Task
+	Tasks(state fsm.TaskState) []fsm.Task
+	Content(id osprey.UID) (fsm.Content, bool)
+}
+
+// Proposer proposes commands and makes local reads linearizable.
+type Proposer interface {
+	Apply(ctx context.Context, t fsm.CommandType, payload, out any) error
+	ReadBarrier(ctx context.Context) error
+}
+
+// Uploads reports upload activity: background work yields to uploads.
+type Uploads interface {
+	LastUpload() time.Time
+}
+
+// Config configures a Runner.
+type Config struct {
+	// ID is this node's member id (the lease holder).
+	ID string
+	// Workers bounds the tasks this node runs at once.
+	Workers int
+	// Lease is how long a node holds a task before others may take it
+	// over; the holder renews it every third of that while working.
+	Lease time.Duration
+	// Poll is how often the runner looks for runnable tasks.
+	Poll time.Duration
+	// Handlers run the task types this node handles.
+	Handlers []Handler
+	// Ready reports whether this node may lease tasks yet (it has its
+	// member record and uid generator).
+	Ready    func() bool
+	State    State
+	Proposer Proposer
+	Uploads  Uploads
+	// Runs counts attempts by type and outcome; optional.
+	Runs *prometheus.CounterVec
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate reports a missing dependency or a bad setting.
+func (c Config) Validate() error {
+	switch {
+	case c.ID == "":
+		return errors.New("tasks: ID is required")
+	case c.Ready == nil || c.State == nil || c.Proposer == nil || c.Uploads == nil:
+		return errors.New("tasks: Ready, State, Proposer and Uploads are required")
+	case c.Workers < 1 || c.Lease < 300*time.Millisecond || c.Poll <= 0:
+		return errors.New("tasks: workers, lease (≥ 300ms) and poll must be positive")
+	}
+	return nil
+}
+
+// Runner leases and runs background tasks and serves the task API
+// (httpapi.Tasks). Safe for concurrent use.
+type Runner struct {
+	cfg  Config
+	log  *slog.Logger
+	runs *prometheus.CounterVec
+}
+
+// New returns a Runner; Run starts its loop.
+func New(cfg Config) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.Default()
+	}
+	r := &Runner{cfg: cfg, log: lg, runs: cfg.Runs}
+	if r.runs == nil {
+		r.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "osprey_task_runs_total"}, []string{"type", "outcome"})
+	}
+	return r, nil
+}
+
 // Handler runs one type of background task. Handlers are registered
 // explicitly in Config.Handlers; adding one needs no other change.
 type Handler interface {
@@ -256,85 +337,4 @@ func (r *Runner) RetryTask(ctx context.Context, id uint64) (httpapi.TaskInfo, er
 		return httpapi.TaskInfo{}, err
 	}
 	return taskInfo(t), nil
-}
-
-// State is the part of the FSM the runner reads.
-type State interface {
-	ClusterID() string
-	RunnableTasks(now int64, types map[string]bool, limit int) []fsm.Task
-	Tasks(state fsm.TaskState) []fsm.Task
-	Content(id osprey.UID) (fsm.Content, bool)
-}
-
-// Proposer proposes commands and makes local reads linearizable.
-type Proposer interface {
-	Apply(ctx context.Context, t fsm.CommandType, payload, out any) error
-	ReadBarrier(ctx context.Context) error
-}
-
-// Uploads reports upload activity: background work yields to uploads.
-type Uploads interface {
-	LastUpload() time.Time
-}
-
-// Config configures a Runner.
-type Config struct {
-	// ID is this node's member id (the lease holder).
-	ID string
-	// Workers bounds the tasks this node runs at once.
-	Workers int
-	// Lease is how long a node holds a task before others may take it
-	// over; the holder renews it every third of that while working.
-	Lease time.Duration
-	// Poll is how often the runner looks for runnable tasks.
-	Poll time.Duration
-	// Handlers run the task types this node handles.
-	Handlers []Handler
-	// Ready reports whether this node may lease tasks yet (it has its
-	// member record and uid generator).
-	Ready    func() bool
-	State    State
-	Proposer Proposer
-	Uploads  Uploads
-	// Runs counts attempts by type and outcome; optional.
-	Runs *prometheus.CounterVec
-	// Logger; nil means slog.Default().
-	Logger *slog.Logger
-}
-
-// Validate reports a missing dependency or a bad setting.
-func (c Config) Validate() error {
-	switch {
-	case c.ID == "":
-		return errors.New("tasks: ID is required")
-	case c.Ready == nil || c.State == nil || c.Proposer == nil || c.Uploads == nil:
-		return errors.New("tasks: Ready, State, Proposer and Uploads are required")
-	case c.Workers < 1 || c.Lease < 300*time.Millisecond || c.Poll <= 0:
-		return errors.New("tasks: workers, lease (≥ 300ms) and poll must be positive")
-	}
-	return nil
-}
-
-// Runner leases and runs background tasks and serves the task API
-// (httpapi.Tasks). Safe for concurrent use.
-type Runner struct {
-	cfg  Config
-	log  *slog.Logger
-	runs *prometheus.CounterVec
-}
-
-// New returns a Runner; Run starts its loop.
-func New(cfg Config) (*Runner, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	lg := cfg.Logger
-	if lg == nil {
-		lg = slog.Default()
-	}
-	r := &Runner{cfg: cfg, log: lg, runs: cfg.Runs}
-	if r.runs == nil {
-		r.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "osprey_task_runs_total"}, []string{"type", "outcome"})
-	}
-	return r, nil
 }
