@@ -1,24 +1,18 @@
 package node
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
+	"log/slog"
 	"path/filepath"
-	"strconv"
+	"sync/atomic"
 	"time"
 
-	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/backend"
 	"github.com/osprey-storage/osprey/backend/cos"
 	"github.com/osprey-storage/osprey/backend/local"
 	"github.com/osprey-storage/osprey/backend/oss"
 	"github.com/osprey-storage/osprey/backend/s3"
-	"github.com/osprey-storage/osprey/httpapi"
 )
 
 // BackendConfig selects and configures the cluster-wide object backend.
@@ -43,26 +37,26 @@ func DefaultBackendConfig() BackendConfig {
 
 // newBackend builds the configured backend. Adding a backend is a new
 // package and one case here.
-func (n *Node) newBackend(cfg BackendConfig) (backend.Backend, error) {
+func newBackend(cfg BackendConfig, dataDir string, lg *slog.Logger) (backend.Backend, error) {
 	switch cfg.Type {
 	case "", "local":
 		c := cfg.Local
 		if c.Dir == "" {
-			c.Dir = filepath.Join(n.cfg.DataDir, "objects")
+			c.Dir = filepath.Join(dataDir, "objects")
 		}
-		c.Logger = n.log
+		c.Logger = lg
 		return local.New(c)
 	case "s3":
 		c := cfg.S3
-		c.Logger = n.log
+		c.Logger = lg
 		return s3.New(c)
 	case "oss":
 		c := cfg.OSS
-		c.Logger = n.log
+		c.Logger = lg
 		return oss.New(c)
 	case "cos":
 		c := cfg.COS
-		c.Logger = n.log
+		c.Logger = lg
 		return cos.New(c)
 	}
 	return nil, fmt.Errorf("node: unknown backend %q (want local, s3, oss or cos)", cfg.Type)
@@ -82,33 +76,46 @@ func backendFingerprint(cfg BackendConfig) string {
 	return "local"
 }
 
-// isLocalBackend reports whether objects live on each node's own disk.
-func (n *Node) isLocalBackend() bool {
-	return n.cfg.Backend.Type == "" || n.cfg.Backend.Type == "local"
+// isLocal reports whether objects live on each node's own disk.
+func (cfg BackendConfig) isLocal() bool {
+	return cfg.Type == "" || cfg.Type == "local"
 }
 
-// backendCheck runs the backend's Check every interval for /readyz and
+// backendHealth runs the backend's Check every interval for /readyz and
 // metrics, so probes never hammer the provider.
-func (n *Node) backendCheckLoop() {
+type backendHealth struct {
+	backend interface {
+		Name() string
+		Check(ctx context.Context) error
+	}
+	log *slog.Logger
+	up  atomic.Bool
+	err atomic.Pointer[errBox]
+}
+
+type errBox struct{ err error }
+
+// Run checks the backend now and every 10 seconds until ctx ends.
+func (h *backendHealth) Run(ctx context.Context) {
 	check := func() {
-		ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		err := n.backend.Check(ctx)
-		if err != nil && n.ctx.Err() == nil {
-			n.backendErr.Store(&errBox{err})
-			n.backendUp.Store(false)
-			n.log.Warn("backend check failed", "backend", n.backend.Name(), "err", err)
+		err := h.backend.Check(cctx)
+		if err != nil && ctx.Err() == nil {
+			h.err.Store(&errBox{err})
+			h.up.Store(false)
+			h.log.Warn("backend check failed", "backend", h.backend.Name(), "err", err)
 			return
 		}
-		n.backendUp.Store(true)
-		n.backendErr.Store(nil)
+		h.up.Store(true)
+		h.err.Store(nil)
 	}
 	check()
 	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
 	for {
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			check()
@@ -116,127 +123,13 @@ func (n *Node) backendCheckLoop() {
 	}
 }
 
-type errBox struct{ err error }
-
-// mapBackendErr maps backend sentinels onto the project's error kinds.
-func mapBackendErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, backend.ErrNotFound):
-		return fmt.Errorf("%w: %w", osprey.ErrNotFound, err)
-	case errors.Is(err, backend.ErrInvalid):
-		return fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return err
+// details reports the state of optional dependencies on /readyz. A
+// backend outage does not make a node unready: staged files keep being
+// uploaded and served, and tiering catches up when the backend returns.
+func (h *backendHealth) details() map[string]string {
+	d := map[string]string{"backend": h.backend.Name() + ": ok"}
+	if b := h.err.Load(); b != nil {
+		d["backend"] = h.backend.Name() + ": unreachable: " + b.err.Error()
 	}
-	return fmt.Errorf("%w: %w", osprey.ErrBackend, err)
-}
-
-// --- node-to-node object copies for the local backend ---
-
-var _ httpapi.Replicas = (*Node)(nil)
-
-// PutLocalObject stores an object copy in this node's local backend.
-func (n *Node) PutLocalObject(ctx context.Context, bucket, key string, body io.Reader, size int64, md5 string) error {
-	if err := n.backend.EnsureBucket(ctx, bucket); err != nil {
-		return mapBackendErr(err)
-	}
-	_, err := n.backend.Put(ctx, bucket, key, body, size, backend.PutOptions{MD5: md5})
-	if errors.Is(err, backend.ErrChecksum) {
-		// 400 on the wire; putObjectOn turns it back into ErrChecksum.
-		return fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
-	}
-	return mapBackendErr(err)
-}
-
-// GetLocalObject reads part of an object copy from this node's backend.
-func (n *Node) GetLocalObject(ctx context.Context, bucket, key string, off, length int64) (io.ReadCloser, error) {
-	rc, err := n.backend.Get(ctx, bucket, key, off, length)
-	return rc, mapBackendErr(err)
-}
-
-// DeleteLocalObject deletes an object copy from this node's backend.
-func (n *Node) DeleteLocalObject(ctx context.Context, bucket, key string) error {
-	return mapBackendErr(n.backend.Delete(ctx, bucket, key))
-}
-
-func objectURL(addr, bucket, key string) string {
-	return "http://" + addr + "/internal/v1/objects/" + url.PathEscape(bucket) + "/" + url.PathEscape(key)
-}
-
-// putObjectOn writes an object copy to owner (this node or another).
-func (n *Node) putObjectOn(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error {
-	if owner == n.id {
-		return n.PutLocalObject(ctx, bucket, key, body, size, md5)
-	}
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return err
-	}
-	if size == 0 {
-		// net/http sends a non-nil body with length 0 as chunked, which
-		// the receiver refuses: say "no body" explicitly.
-		body = http.NoBody
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, objectURL(addr, bucket, key)+"?md5="+md5, body)
-	if err != nil {
-		return err
-	}
-	req.ContentLength = size
-	req.Header.Set(httpapi.HeaderNodeAuth, n.NodeAuthToken())
-	resp, err := n.stream.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: copy to %s: %w", osprey.ErrUnavailable, owner, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(b, []byte(backend.ErrChecksum.Error())) {
-			return fmt.Errorf("%w: copy to %s: %s", backend.ErrChecksum, owner, b)
-		}
-		return fmt.Errorf("%w: copy to %s: status %d: %s", osprey.ErrBackend, owner, resp.StatusCode, b)
-	}
-	return nil
-}
-
-// openObjectOn reads part of an object copy held by owner.
-func (n *Node) openObjectOn(ctx context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error) {
-	if owner == n.id {
-		return n.GetLocalObject(ctx, bucket, key, off, length)
-	}
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return nil, err
-	}
-	u := objectURL(addr, bucket, key) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(httpapi.HeaderNodeAuth, n.NodeAuthToken())
-	resp, err := n.stream.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: read copy on %s: %w", osprey.ErrUnavailable, owner, err)
-	}
-	if resp.StatusCode != http.StatusOK || resp.ContentLength != length {
-		resp.Body.Close()
-		return nil, fmt.Errorf("%w: read copy on %s: status %d", osprey.ErrUnavailable, owner, resp.StatusCode)
-	}
-	return resp.Body, nil
-}
-
-func (n *Node) deleteObjectOn(ctx context.Context, owner, bucket, key string) error {
-	if owner == n.id {
-		return n.DeleteLocalObject(ctx, bucket, key)
-	}
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, objectURL(addr, bucket, key), nil)
-	if err != nil {
-		return err
-	}
-	return n.doJSON(req, nil)
+	return d
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -21,7 +20,7 @@ var _ httpapi.Metadata = metadataService{}
 // Backup streams the leader's metadata after a read barrier, so the copy
 // holds every write acknowledged before the request.
 func (m metadataService) Backup(ctx context.Context, w io.Writer, started func(index uint64)) error {
-	if err := m.n.readBarrier(ctx); err != nil {
+	if err := m.n.prop.ReadBarrier(ctx); err != nil {
 		return err
 	}
 	return m.n.fsm.Backup(w, started)
@@ -74,7 +73,7 @@ func (m metadataService) Restore(ctx context.Context, r io.Reader) (httpapi.Rest
 		return httpapi.RestoreResult{}, fmt.Errorf("node: restore: %w", err)
 	}
 	var res fsm.RestoredResult
-	if err := n.apply(ctx, fsm.CmdRestored, cmd, &res); err != nil {
+	if err := n.prop.Apply(ctx, fsm.CmdRestored, cmd, &res); err != nil {
 		return httpapi.RestoreResult{}, fmt.Errorf("node: reconcile restored state: %w", err)
 	}
 	out := httpapi.RestoreResult{Index: info.Index, Files: n.fsm.Stats()["files"], Lost: len(res.Lost)}
@@ -83,10 +82,6 @@ func (m metadataService) Restore(ctx context.Context, r io.Reader) (httpapi.Rest
 	}
 	return out, nil
 }
-
-// errLost is returned for a file whose content was lost (see
-// fsm.ContentLost).
-var errLost = errors.New("its bytes were only staged when the restored metadata backup was taken, and the nodes that held them are gone")
 
 // Snapshot takes a Raft snapshot of this node's state now.
 func (m metadataService) Snapshot(ctx context.Context) (httpapi.SnapshotResult, error) {

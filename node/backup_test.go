@@ -97,7 +97,7 @@ func TestBackupRestoreDisasterRecovery(t *testing.T) {
 	for uid, data := range tiered {
 		checkDownload(t, n, uid, data)
 	}
-	info, err := n.Stat(context.Background(), mustUID(t, stagedUID))
+	info, err := n.Storage().Stat(context.Background(), mustUID(t, stagedUID))
 	if err != nil || info.State != "lost" {
 		t.Fatalf("staged file after restore: %+v, %v", info, err)
 	}

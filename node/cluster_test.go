@@ -18,7 +18,7 @@ import (
 func TestClusterFormsByJoin(t *testing.T) {
 	c := newCluster(t, 3)
 	seen := map[int64]string{}
-	st, err := c.nodes[0].Status(context.Background())
+	st, err := c.nodes[0].Cluster().Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,13 +36,13 @@ func TestClusterFormsByJoin(t *testing.T) {
 func TestWriteThroughFollowerVisibleEverywhere(t *testing.T) {
 	c := newCluster(t, 3)
 	f := c.follower()
-	uids, err := f.CreateFiles(context.Background(), []httpapi.NewFile{{Name: "a.jpg", Bucket: "image"}})
+	uids, err := f.Storage().CreateFiles(context.Background(), []httpapi.NewFile{{Name: "a.jpg", Bucket: "image"}})
 	if err != nil {
 		t.Fatalf("write through follower: %v", err)
 	}
 	for _, n := range c.nodes {
 		// Read-your-writes: a linearizable read on every node sees it at once.
-		info, err := n.Stat(context.Background(), uids[0])
+		info, err := n.Storage().Stat(context.Background(), uids[0])
 		if err != nil {
 			t.Fatalf("node %s: stat: %v", n.ID(), err)
 		}
@@ -84,11 +84,11 @@ func TestLeaderKillFailover(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		var err error
-		uids, err = other.CreateFiles(ctx, []httpapi.NewFile{{Name: "after.png", Bucket: "image"}})
+		uids, err = other.Storage().CreateFiles(ctx, []httpapi.NewFile{{Name: "after.png", Bucket: "image"}})
 		return err == nil
 	})
 	t.Logf("failover: new leader after %s, first write after %s", elected, time.Since(start))
-	if _, err := nl.Stat(context.Background(), uids[0]); err != nil {
+	if _, err := nl.Storage().Stat(context.Background(), uids[0]); err != nil {
 		t.Fatalf("write not visible on the new leader: %v", err)
 	}
 }
@@ -107,7 +107,7 @@ func TestRestartWithSameCommandLineRejoins(t *testing.T) {
 	c.waitReady(c.nodes[i])
 	c.waitMembers(3)
 	for _, n := range c.live() {
-		st, _ := n.Status(context.Background())
+		st, _ := n.Cluster().Status(context.Background())
 		ids := map[string]int{}
 		for _, m := range st.Members {
 			ids[m.ID]++
@@ -120,7 +120,7 @@ func TestRestartWithSameCommandLineRejoins(t *testing.T) {
 		t.Fatalf("fsm has %d node records, want 3", len(nodes))
 	}
 	// The restarted node serves writes again.
-	if _, err := c.nodes[i].CreateFiles(context.Background(), []httpapi.NewFile{{Name: "x.pdf", Bucket: "doc"}}); err != nil {
+	if _, err := c.nodes[i].Storage().CreateFiles(context.Background(), []httpapi.NewFile{{Name: "x.pdf", Bucket: "doc"}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -172,7 +172,7 @@ func TestWrongJoinTokenRefused(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("join with a wrong token was not refused")
 	}
-	if st, _ := c.nodes[0].Status(context.Background()); len(st.Members) != 1 {
+	if st, _ := c.nodes[0].Cluster().Status(context.Background()); len(st.Members) != 1 {
 		t.Fatalf("cluster has %d members after a refused join", len(st.Members))
 	}
 }
@@ -190,7 +190,7 @@ func TestUIDsUniqueAcrossNodes(t *testing.T) {
 				defer wg.Done()
 				out := make([]osprey.UID, 0, per/2)
 				for k := 0; k < per/2; k++ {
-					u, err := n.NextUID()
+					u, err := n.Cluster().NextUID()
 					if err != nil {
 						t.Error(err)
 						return

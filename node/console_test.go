@@ -15,7 +15,7 @@ func TestSearchFilesByNamePrefix(t *testing.T) {
 	var got []string
 	var cursor osprey.UID
 	for page := 0; ; page++ {
-		items, next, err := n.SearchFiles(context.Background(), "logs/", cursor, 2)
+		items, next, err := n.Storage().SearchFiles(context.Background(), "logs/", cursor, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,18 +43,18 @@ func TestSearchFilesByNamePrefix(t *testing.T) {
 		}
 	}
 	// The empty prefix lists everything; an unknown one nothing.
-	if all, _, _ := n.SearchFiles(context.Background(), "", 0, 100); len(all) != 5 {
+	if all, _, _ := n.Storage().SearchFiles(context.Background(), "", 0, 100); len(all) != 5 {
 		t.Fatalf("empty prefix: %d files", len(all))
 	}
-	if none, next, _ := n.SearchFiles(context.Background(), "zzz", 0, 100); len(none) != 0 || next != 0 {
+	if none, next, _ := n.Storage().SearchFiles(context.Background(), "zzz", 0, 100); len(none) != 0 || next != 0 {
 		t.Fatalf("unknown prefix: %d files, cursor %d", len(none), next)
 	}
 	// Detail of an upload with no chunks yet: no parts, no content.
-	d, err := n.FileDetail(context.Background(), mustUID(t, links[1].UID))
+	d, err := n.Storage().FileDetail(context.Background(), mustUID(t, links[1].UID))
 	if err != nil || d.Name != "img/b.png" || len(d.Parts) != 0 || d.Content != "" || d.Tier != nil {
 		t.Fatalf("detail %+v, %v", d, err)
 	}
-	if _, err := n.FileDetail(context.Background(), 12345); err == nil {
+	if _, err := n.Storage().FileDetail(context.Background(), 12345); err == nil {
 		t.Fatal("detail of an unknown uid succeeded")
 	}
 }

@@ -15,7 +15,7 @@ import (
 func TestStatusDegradedWhileMemberUnreachable(t *testing.T) {
 	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) { cfg.RepairGrace = time.Hour })
 	leader := c.Leader()
-	st, err := leader.Status(context.Background())
+	st, err := leader.Cluster().Status(context.Background())
 	if err != nil || st.Storage.Protection != "full" || len(st.Storage.Degraded) != 0 {
 		t.Fatalf("healthy cluster: %+v, %v", st.Storage, err)
 	}
@@ -30,7 +30,7 @@ func TestStatusDegradedWhileMemberUnreachable(t *testing.T) {
 	victim.Kill()
 	c.nodes[vi] = nil
 	waitFor(t, 30*time.Second, "degraded status naming "+victim.ID(), func() bool {
-		st, err := leader.Status(context.Background())
+		st, err := leader.Cluster().Status(context.Background())
 		if err != nil || st.Storage.Protection != "degraded" || len(st.Storage.Degraded) != 1 {
 			return false
 		}
@@ -43,7 +43,7 @@ func TestStatusDegradedWhileMemberUnreachable(t *testing.T) {
 	}
 	c.nodes[vi] = mustStart(t, cfg)
 	waitFor(t, 30*time.Second, "full protection again", func() bool {
-		st, err := leader.Status(context.Background())
+		st, err := leader.Cluster().Status(context.Background())
 		return err == nil && st.Storage.Protection == "full" && len(st.Storage.Degraded) == 0
 	})
 }

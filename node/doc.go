@@ -1,6 +1,40 @@
-// Package node is the composition root of one osprey node: New builds and
-// wires the raft store, the FSM, the chunk store, the HTTP API and the
-// background workers from a Config; Start brings the node up and forms or
-// joins a cluster; Close shuts it down in order. cmd/osprey and the
-// in-process cluster tests both build nodes through this package.
+// Package node is the composition root of one osprey node: New opens the
+// infrastructure (data dir identity, HTTP listener, chunk store, backend,
+// raft store over the FSM), builds every component from the Config and
+// wires them to each other through the small interfaces each declares;
+// Start runs their loops under the node's context; Close stops them in a
+// documented order (HTTP, proposer, raft with leadership transfer, the
+// loops, the data path's cleanup, chunk store, backend). cmd/osprey and
+// the in-process cluster tests both build nodes through this package.
+//
+// *Node holds lifecycle and wiring only. What changes together lives in
+// its own package, none of which imports node:
+//
+//	peer        node-to-node HTTP calls: chunk and object copies, forwarded
+//	            commands and read indexes, join, bootstrap discovery, probes
+//	consensus   propose a command (locally or via the leader, retrying while
+//	            certainly not applied), ReadIndex, ReadBarrier
+//	placement   the member ring, replica/EC policy, repair candidates
+//	datapath    uploads, downloads, storing copies on ring owners, the staged
+//	            and tiered readers, the buffer budget, the copy endpoints
+//	            (httpapi.Storage, httpapi.Replicas)
+//	tasks       the task queue loop, leases, outcomes, the task API
+//	            (httpapi.Tasks) and the tier, gc, delete, webhook handlers
+//	repair      the repair task handler (replicas, EC shards, local objects)
+//	            and the scrubber; rebalancing belongs here
+//	membership  form/join/bootstrap-expect, registration and worker ids,
+//	            leader housekeeping, liveness, Join/Remove, cluster status
+//	            (httpapi.Cluster, the membership half of httpapi.Internal)
+//
+// Each component takes a Config with its dependencies as interfaces
+// declared in the component (consumer side), listing only the methods it
+// calls; node passes the concrete *fsm.FSM, *raftstore.Store,
+// *chunkstore.Store, backend and the other components. A change to one
+// FSM read method therefore touches the one interface that lists it and
+// the code behind it. The few values httpapi wants from two components at
+// once are joined by the adapters in wiring.go, which hold no logic.
+//
+// What stays here besides wiring: Config and its validation, the data
+// dir's node id and join token files, building the configured backend and
+// its periodic health check, and metrics registration.
 package node

@@ -87,7 +87,7 @@ func TestErasureCodedStagingSurvivesNodeLossAndRepairs(t *testing.T) {
 	for i, u := range uids {
 		checkDownload(t, c.nodes[0], u, datas[i])
 	}
-	if err := c.Leader().Remove(context.Background(), victim.ID()); err != nil {
+	if err := c.Leader().Cluster().Remove(context.Background(), victim.ID()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 60*time.Second, "full protection restored", func() bool {
@@ -129,11 +129,11 @@ func TestErasureCodedThreeNodesFallBackToReplicas(t *testing.T) {
 	c.nodes[0] = nil
 	os.RemoveAll(c.cfgs[0].DataDir)
 	l := c.Leader()
-	if err := l.Remove(context.Background(), victim.ID()); err != nil {
+	if err := l.Cluster().Remove(context.Background(), victim.ID()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 60*time.Second, "protection restored", func() bool {
-		st, err := c.Leader().Status(context.Background())
+		st, err := c.Leader().Cluster().Status(context.Background())
 		return err == nil && st.Storage.UnderProtected == 0 && st.Storage.Tasks["repair_pending"] == 0 && st.Storage.Tasks["repair_leased"] == 0
 	})
 	for i, u := range uids {

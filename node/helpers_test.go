@@ -145,7 +145,7 @@ func newClusterWith(t testing.TB, size int, adjust func(i int, c *node.Config)) 
 func (c *cluster) waitReady(n *node.Node) {
 	c.t.Helper()
 	waitFor(c.t, 15*time.Second, "node "+n.ID()+" ready", func() bool {
-		return len(n.NotReady(context.Background())) == 0
+		return len(n.Cluster().NotReady(context.Background())) == 0
 	})
 }
 
@@ -163,7 +163,7 @@ func (c *cluster) waitMembers(size int) {
 	c.t.Helper()
 	waitFor(c.t, 15*time.Second, fmt.Sprintf("%d members everywhere", size), func() bool {
 		for _, n := range c.live() {
-			st, err := n.Status(context.Background())
+			st, err := n.Cluster().Status(context.Background())
 			if err != nil || len(st.Members) != size {
 				return false
 			}

@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,65 +9,60 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
+	"runtime"
 	"sync"
-	"sync/atomic"
+
+	"time"
 
 	"github.com/osprey-storage/osprey/backend"
-	"time"
+	"github.com/osprey-storage/osprey/membership"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/chunkstore"
+	"github.com/osprey-storage/osprey/consensus"
+	"github.com/osprey-storage/osprey/datapath"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
+	"github.com/osprey-storage/osprey/peer"
+	"github.com/osprey-storage/osprey/placement"
 	"github.com/osprey-storage/osprey/raftstore"
-	"github.com/osprey-storage/osprey/ring"
-	"github.com/osprey-storage/osprey/snowflake"
+	"github.com/osprey-storage/osprey/repair"
+	"github.com/osprey-storage/osprey/tasks"
 )
 
-// Node is one osprey server.
+// Node is one osprey server: the composition root that builds the
+// components from a Config, wires them through their small interfaces,
+// starts their loops and stops them in order. It holds no business logic;
+// see doc.go for which package owns what.
 type Node struct {
 	cfg       Config
 	id        string
 	log       *slog.Logger
-	fsm       *fsm.FSM
-	raft      *raftstore.Store
-	api       *httpapi.Server
-	registry  *prometheus.Registry
-	httpLn    net.Listener
-	httpSrv   *http.Server
 	httpAddr  string // advertised
 	raftAddr  string // advertised
 	joinToken string
-	rpc       *http.Client // node-to-node calls with a whole-call timeout
-	stream    *http.Client // chunk streams: no overall timeout, ctx bounds them
-	chunks    *chunkstore.Store
-	backend   backend.Backend
-	handlers  []TaskHandler
 
-	lastUpload                                           atomic.Int64 // unix nanos of the last upload request
-	backendUp                                            atomic.Bool
-	backendErr                                           atomic.Pointer[errBox]
-	taskRuns                                             *prometheus.CounterVec
-	tieredBytes                                          prometheus.Counter
-	corruptReads                                         prometheus.Counter
-	scrubBytes, scrubCorrupt, scrubRepaired, scrubPasses prometheus.Counter
+	// Infrastructure, in the order New opens it.
+	fsm      *fsm.FSM
+	httpLn   net.Listener
+	chunks   *chunkstore.Store
+	backend  backend.Backend
+	raft     *raftstore.Store
+	registry *prometheus.Registry
+	api      *httpapi.Server
+	httpSrv  *http.Server
 
-	// Owned by the reconcile goroutine.
-	lastMismatchLog time.Time
-	lastExpire      time.Time
-	budget          *budget
-
-	ringMu    sync.Mutex
-	ringCache *ring.Ring
-	ringKey   string
-	fatal     chan error
-
-	gen         atomic.Pointer[workerGen]
-	barrierTerm atomic.Uint64 // term in which this leader applied its barrier
+	// Components.
+	peers  *peer.Client           // node-to-node calls
+	prop   *consensus.Proposer    // commands and linearizable reads
+	place  *placement.Placement   // where copies go
+	mem    *membership.Membership // join, bootstrap, registration, liveness, status
+	data   *datapath.Path         // uploads, downloads, copies
+	tasks  *tasks.Runner          // background task queue
+	scrub  *repair.Scrubber       // staged-copy verification
+	health *backendHealth         // backend reachability
 
 	ctx    context.Context
 	cancel context.CancelCauseFunc
@@ -77,20 +70,12 @@ type Node struct {
 
 	startOnce sync.Once
 	closeOnce sync.Once
+	closeErr  error
 	lock      *dirLock // the data dir's; released last by close
-
-	unreachMu   sync.Mutex
-	unreachable map[osprey.NodeID]time.Time // members this node cannot reach, since when (livenessLoop)
-	closeErr    error
-}
-
-type workerGen struct {
-	worker uint32
-	g      *snowflake.Generator
 }
 
 // ErrShuttingDown is the cause given to request contexts at shutdown.
-var ErrShuttingDown = fmt.Errorf("node: shutting down: %w", osprey.ErrUnavailable)
+var ErrShuttingDown = consensus.ErrShuttingDown
 
 // New builds a node: it resolves its id, opens the raft store and binds the
 // HTTP listener, but serves nothing until Start. The caller MUST Close it.
@@ -120,43 +105,45 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	lg = lg.With("node", id)
+
+	// undo closes what New opened so far, newest first, when a later step
+	// fails.
+	var opened []func() error
+	fail := func(err error) (*Node, error) {
+		for i := len(opened) - 1; i >= 0; i-- {
+			_ = opened[i]()
+		}
+		return nil, err
+	}
 	fcfg := fsm.DefaultConfig(filepath.Join(cfg.DataDir, "meta"))
 	fcfg.Logger = lg
 	meta, err := fsm.Open(fcfg)
 	if err != nil {
 		return nil, fmt.Errorf("node: open metadata store: %w", err)
 	}
-	n := &Node{cfg: cfg, id: id, log: lg, fsm: meta, registry: prometheus.NewRegistry(), fatal: make(chan error, 1),
-		rpc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
-			MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
-			DialContext: (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		}}}
+	opened = append(opened, meta.Close)
+	n := &Node{cfg: cfg, id: id, log: lg, fsm: meta, registry: prometheus.NewRegistry()}
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
-	n.stream = &http.Client{Transport: n.rpc.Transport}
-	n.budget = newBudget(cfg.BufferBudget)
 
 	n.joinToken = cfg.JoinToken
 	if n.joinToken == "" && len(cfg.Join) == 0 {
-		if n.joinToken, err = loadOrCreateToken(filepath.Join(cfg.DataDir, "join-token")); err != nil {
-			meta.Close()
-			return nil, err
+		if n.joinToken, err = loadOrCreateToken(n.JoinTokenPath()); err != nil {
+			return fail(err)
 		}
 	}
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		meta.Close()
-		return nil, fmt.Errorf("node: listen http %s: %w", cfg.HTTPAddr, err)
+		return fail(fmt.Errorf("node: listen http %s: %w", cfg.HTTPAddr, err))
 	}
+	opened = append(opened, ln.Close)
 	n.httpLn = ln
 	n.httpAddr = cfg.AdvertiseHTTP
 	if n.httpAddr == "" {
 		n.httpAddr = ln.Addr().String()
 	}
 	if err := checkAdvertise(n.httpAddr, "http"); err != nil {
-		meta.Close()
-		ln.Close()
-		return nil, err
+		return fail(err)
 	}
 
 	copts := chunkstore.DefaultOptions()
@@ -166,48 +153,27 @@ func New(cfg Config) (*Node, error) {
 	// serves that; the metadata store's cache is the one that pays.
 	copts.CacheSize, copts.MemTableSize = 16<<20, 16<<20
 	if n.chunks, err = chunkstore.Open(filepath.Join(cfg.DataDir, "chunks"), copts); err != nil {
-		meta.Close()
-		ln.Close()
-		return nil, fmt.Errorf("node: open chunk store: %w", err)
+		return fail(fmt.Errorf("node: open chunk store: %w", err))
 	}
+	opened = append(opened, n.chunks.Close)
 
-	if n.backend, err = n.newBackend(cfg.Backend); err != nil {
-		n.chunks.Close()
-		meta.Close()
-		ln.Close()
-		return nil, fmt.Errorf("node: backend: %w", err)
+	if n.backend, err = newBackend(cfg.Backend, cfg.DataDir, lg); err != nil {
+		return fail(fmt.Errorf("node: backend: %w", err))
 	}
-	// Handlers are registered here, explicitly; a new task type is a new
-	// handler and one line.
-	n.handlers = []TaskHandler{tierHandler{n}, gcHandler{n}, deleteHandler{n}, repairHandler{n}}
-	if cfg.WebhookURL != "" {
-		n.handlers = append(n.handlers, webhookHandler{n: n, url: cfg.WebhookURL, secret: []byte(cfg.WebhookSecret),
-			client: &http.Client{Timeout: 10 * time.Second}})
-	}
+	opened = append(opened, n.backend.Close)
+	n.health = &backendHealth{backend: n.backend, log: lg}
 
 	rc := cfg.Raft
 	rc.Dir, rc.ID, rc.BindAddr, rc.AdvertiseAddr, rc.FSM, rc.Logger =
 		filepath.Join(cfg.DataDir, "raft"), id, cfg.RaftAddr, cfg.AdvertiseRaft, n.fsm, lg
 	if n.raft, err = raftstore.Open(rc); err != nil {
-		n.backend.Close()
-		n.chunks.Close()
-		meta.Close()
-		ln.Close()
-		return nil, err
+		return fail(err)
 	}
+	opened = append(opened, n.raft.Close)
 	n.raftAddr = n.raft.Addr()
 
-	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	n.registerMetrics()
-	n.api, err = httpapi.New(httpapi.Config{Cluster: n, Internal: n, Storage: n, Tasks: n, Replicas: n, Metadata: metadataService{n}, APIKeys: cfg.APIKeys,
-		Registry: n.registry, Logger: lg, Limits: cfg.Limits})
-	if err != nil {
-		n.raft.Close()
-		n.backend.Close()
-		n.chunks.Close()
-		meta.Close()
-		ln.Close()
-		return nil, err
+	if err := n.wire(rc.ApplyTimeout); err != nil {
+		return fail(err)
 	}
 	n.lock, built = lock, true
 	n.httpSrv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second,
@@ -216,74 +182,76 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-func checkAdvertise(addr, what string) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("node: %s address %q: %w", what, addr, err)
+// wire builds the components over the opened infrastructure, each given
+// only the small interfaces it declares, and the HTTP API over them.
+func (n *Node) wire(applyTimeout time.Duration) error {
+	cfg, id, lg := n.cfg, n.id, n.log
+	var err error
+	pcfg := peer.DefaultConfig()
+	pcfg.Directory = n.fsm
+	if n.peers, err = peer.New(pcfg); err != nil {
+		return err
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		return fmt.Errorf("node: listening on %s: set --advertise-%s to an address other nodes can reach", addr, what)
+	ccfg := consensus.DefaultConfig()
+	ccfg.ID, ccfg.HTTPAddr, ccfg.ApplyTimeout, ccfg.Raft, ccfg.State, ccfg.Forwarder = id, n.httpAddr, applyTimeout, n.raft, n.fsm, n.peers
+	if n.prop, err = consensus.New(ccfg); err != nil {
+		return err
 	}
-	return nil
-}
+	if n.place, err = placement.New(placement.Config{Members: n.fsm, Replicas: cfg.Replicas, EC: cfg.EC}); err != nil {
+		return err
+	}
+	fingerprint := backendFingerprint(cfg.Backend)
+	if n.mem, err = membership.New(membership.Config{ID: id, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr, DataDir: cfg.DataDir,
+		Bootstrap: cfg.Bootstrap, BootstrapExpect: cfg.BootstrapExpect, Join: cfg.Join, JoinToken: n.joinToken,
+		JoinTokenPath: n.JoinTokenPath(), JoinRetry: cfg.JoinRetry, RepairGrace: cfg.RepairGrace,
+		WebhookEnabled: cfg.WebhookURL != "", TaskMaxAttempts: cfg.TaskMaxAttempts, ExpireUploads: cfg.ExpireUploads,
+		GCGrace: cfg.GCGrace, BackendFingerprint: fingerprint,
+		Raft: n.raft, State: n.fsm, Proposer: n.prop, Peers: n.peers,
+		Storage: storageReport{fsm: n.fsm, place: n.place, fingerprint: fingerprint},
+		Version: map[string]string{"version": cfg.Build.Version, "commit": cfg.Build.Commit,
+			"date": cfg.Build.Date, "go": runtime.Version()},
+		Done: n.ctx.Done(), Logger: lg}); err != nil {
+		return err
+	}
 
-// resolveNodeID returns the persisted id, persisting the configured or a
-// generated one on first start. A configured id that differs from the
-// persisted one is an error: the data dir belongs to another node.
-func resolveNodeID(dir, want string) (string, error) {
-	path := filepath.Join(dir, "node-id")
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		have := strings.TrimSpace(string(b))
-		if want != "" && want != have {
-			return "", fmt.Errorf("node: data dir %s belongs to node %q, not %q", dir, have, want)
-		}
-		return have, nil
-	case !errors.Is(err, os.ErrNotExist):
-		return "", fmt.Errorf("node: read node id: %w", err)
-	}
-	id := want
-	if id == "" {
-		var r [4]byte
-		_, _ = rand.Read(r[:])
-		id = "node-" + hex.EncodeToString(r[:])
-	}
-	if err := writeFileSync(path, []byte(id+"\n")); err != nil {
-		return "", fmt.Errorf("node: persist node id: %w", err)
-	}
-	return id, nil
-}
+	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := registerMetrics(n.registry, metricSources{raft: n.raft, fsm: n.fsm, chunks: n.chunks, health: n.health,
+		mismatch: n.mem.BackendMismatch, degraded: func() int { return len(n.mem.Degraded()) }, build: cfg.Build})
 
-func loadOrCreateToken(path string) (string, error) {
-	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
+	if n.data, err = datapath.New(datapath.Config{ID: id, Limits: cfg.Limits, BufferBudget: cfg.BufferBudget, State: n.fsm,
+		Proposer: n.prop, UIDs: n.mem, Placement: n.place, Peers: n.peers, Chunks: n.chunks, Objects: n.backend,
+		CorruptReads: m.corruptReads, Logger: lg}); err != nil {
+		return err
 	}
-	var r [24]byte
-	_, _ = rand.Read(r[:])
-	tok := hex.EncodeToString(r[:])
-	if err := writeFileSync(path, []byte(tok+"\n")); err != nil {
-		return "", fmt.Errorf("node: write join token: %w", err)
-	}
-	return tok, nil
-}
-
-func writeFileSync(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	rep, err := repair.New(repair.Config{ID: id, State: n.fsm, Data: n.data, Placement: n.place})
 	if err != nil {
 		return err
 	}
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if n.scrub, err = repair.NewScrubber(repair.ScrubConfig{ID: id, Rate: cfg.ScrubRate, Pause: cfg.ScrubPause, Chunks: n.chunks,
+		State: n.fsm, Data: n.data, Bytes: m.scrubBytes, Corrupt: m.scrubCorrupt, Repaired: m.scrubRepaired,
+		Passes: m.scrubPasses, Logger: lg}); err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	// Handlers are registered here, explicitly; a new task type is a new
+	// handler and one line.
+	handlers := []tasks.Handler{
+		tasks.NewTier(tasks.TierConfig{ID: id, LocalBackend: cfg.Backend.isLocal(), State: n.fsm, Data: n.data, Placement: n.place,
+			Objects: n.backend, TieredBytes: m.tieredBytes, Logger: lg}),
+		tasks.NewGC(n.data),
+		tasks.NewDelete(tasks.DeleteConfig{State: n.fsm, Data: n.data, Objects: n.backend}),
+		rep,
+	}
+	if cfg.WebhookURL != "" {
+		handlers = append(handlers, tasks.NewWebhook(cfg.WebhookURL, []byte(cfg.WebhookSecret), &http.Client{Timeout: 10 * time.Second}))
+	}
+	if n.tasks, err = tasks.New(tasks.Config{ID: id, Workers: cfg.TaskWorkers, Lease: cfg.TaskLease, Poll: cfg.TaskPoll,
+		Handlers: handlers, Ready: n.mem.Registered, State: n.fsm, Proposer: n.prop, Uploads: n.data, Runs: m.taskRuns,
+		Logger: lg}); err != nil {
+		return err
+	}
+	n.api, err = httpapi.New(httpapi.Config{Cluster: clusterAPI{n.mem, n.health}, Internal: internalAPI{n.prop, n.mem},
+		Storage: storageAPI{n.data, cfg.Build}, Metadata: metadataService{n}, Tasks: n.tasks, Replicas: n.data, APIKeys: cfg.APIKeys, Registry: n.registry, Logger: lg, Limits: cfg.Limits})
+	return err
 }
 
 // ID returns the node id.
@@ -301,13 +269,34 @@ func (n *Node) FSM() *fsm.FSM { return n.fsm }
 // Raft exposes the raft store to tests.
 func (n *Node) Raft() *raftstore.Store { return n.raft }
 
+// Storage is the node's data path (uploads, downloads, copies: what the
+// HTTP API's storage routes call), for tests and tools.
+func (n *Node) Storage() *datapath.Path { return n.data }
+
+// Cluster is the node's membership (status, join, removal, uid minting:
+// what the HTTP API's cluster routes call), for tests and tools.
+func (n *Node) Cluster() *membership.Membership { return n.mem }
+
+// Apply proposes an FSM command through the leader and decodes its result
+// into out. It is how tools and tests drive the state machine directly.
+func (n *Node) Apply(ctx context.Context, t fsm.CommandType, payload, out any) error {
+	return n.prop.Apply(ctx, t, payload, out)
+}
+
+// IsLeader reports whether this node leads.
+func (n *Node) IsLeader() bool { return n.raft.IsLeader() }
+
+// Err returns a channel that receives a fatal error (for example a refused
+// join token) that needs the operator's attention.
+func (n *Node) Err() <-chan error { return n.mem.Err() }
+
 // JoinTokenPath is where a bootstrapping node keeps a generated token.
 func (n *Node) JoinTokenPath() string { return filepath.Join(n.cfg.DataDir, "join-token") }
 
 // Start serves HTTP and brings the node into a cluster in the background:
 // it bootstraps, joins or simply resumes, as Config and the data dir say.
+// Every loop runs under the node's context and is waited for by Close.
 func (n *Node) Start(ctx context.Context) error {
-	var err error
 	n.startOnce.Do(func() {
 		n.wg.Add(1)
 		go func() {
@@ -317,15 +306,17 @@ func (n *Node) Start(ctx context.Context) error {
 			}
 		}()
 		n.log.Info("node started", "http", n.httpAddr, "raft", n.raftAddr, "has_state", n.raft.HasState())
-		n.wg.Add(6)
-		go func() { defer n.wg.Done(); n.livenessLoop() }()
-		go func() { defer n.wg.Done(); n.scrubLoop() }()
-		go func() { defer n.wg.Done(); n.formOrJoin() }()
-		go func() { defer n.wg.Done(); n.reconcileLoop() }()
-		go func() { defer n.wg.Done(); n.taskLoop() }()
-		go func() { defer n.wg.Done(); n.backendCheckLoop() }()
+		for _, run := range []func(context.Context){
+			n.mem.Run,    // form or join, registration, leader housekeeping, liveness
+			n.scrub.Run,  // verify staged copies
+			n.tasks.Run,  // background task queue
+			n.health.Run, // backend reachability
+		} {
+			n.wg.Add(1)
+			go func() { defer n.wg.Done(); run(n.ctx) }()
+		}
 	})
-	return err
+	return nil
 }
 
 // Close shuts the node down, in an order where each step still has what it
@@ -341,9 +332,11 @@ func (n *Node) close(graceful bool) error {
 	n.closeOnce.Do(func() {
 		var errs []error
 		// 1. Stop taking requests; cancelling the base context with a cause
-		// lets in-flight handlers answer 503 rather than hang.
+		// lets in-flight handlers answer 503 rather than hang, and stops
+		// every component loop; the proposer stops retrying.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.cancel(ErrShuttingDown)
+		n.prop.Close()
 		if !graceful {
 			_ = n.httpSrv.Close()
 		} else if err := n.httpSrv.Shutdown(ctx); err != nil {
@@ -362,6 +355,9 @@ func (n *Node) close(graceful bool) error {
 			errs = append(errs, err)
 		}
 		n.wg.Wait()
+		// Best-effort cleanup the data path started ends before the
+		// chunk store it deletes from.
+		_ = n.data.Close()
 		// 5. The chunk store and the metadata store close last: raft
 		// (which applies to the FSM) and every request are done.
 		if err := n.chunks.Close(); err != nil {
@@ -374,20 +370,11 @@ func (n *Node) close(graceful bool) error {
 		if err := n.backend.Close(); err != nil {
 			errs = append(errs, err)
 		}
-		n.rpc.CloseIdleConnections()
+		n.peers.CloseIdleConnections()
 		// 7. The data dir is free for another process only now.
 		n.lock.release()
 		n.closeErr = errors.Join(errs...)
 		n.log.Info("node stopped")
 	})
 	return n.closeErr
-}
-
-func (n *Node) fatalC() <-chan error { return n.fatal }
-
-func (n *Node) fail(err error) {
-	select {
-	case n.fatal <- err:
-	default:
-	}
 }

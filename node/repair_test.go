@@ -63,7 +63,7 @@ func TestRepairAfterNodeRemovalRestoresProtection(t *testing.T) {
 	// not needed: repair covers both staged chunks and tiered copies).
 	waitFor(t, 30*time.Second, "tiered", func() bool {
 		for _, u := range uids {
-			if info, err := c.nodes[0].Stat(context.Background(), mustUID(t, u)); err != nil || info.State != "tiered" {
+			if info, err := c.nodes[0].Storage().Stat(context.Background(), mustUID(t, u)); err != nil || info.State != "tiered" {
 				return false
 			}
 		}
@@ -77,7 +77,7 @@ func TestRepairAfterNodeRemovalRestoresProtection(t *testing.T) {
 		victim.Kill()
 		c.nodes[i] = nil
 		l := c.Leader()
-		if err := l.Remove(context.Background(), victim.ID()); err != nil {
+		if err := l.Cluster().Remove(context.Background(), victim.ID()); err != nil {
 			t.Fatalf("remove %s: %v", victim.ID(), err)
 		}
 		waitFor(t, 60*time.Second, "protection restored after losing "+victim.ID(), func() bool {
@@ -116,7 +116,7 @@ func TestUnreachableMemberRepairedAfterGrace(t *testing.T) {
 	}
 	waitFor(t, 60*time.Second, "the dead member marked down and its copies rebuilt", func() bool {
 		rec, _ := c.Leader().FSM().Node(osprey.NodeID(victim.ID()))
-		st, err := c.Leader().Status(context.Background())
+		st, err := c.Leader().Cluster().Status(context.Background())
 		return rec.Down && err == nil && st.Storage.UnderProtected == 0 && st.Storage.Tasks["repair_pending"] == 0 && st.Storage.Tasks["repair_leased"] == 0
 	})
 	for i, u := range uids {

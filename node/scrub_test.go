@@ -38,7 +38,7 @@ func overwriteCopy(t *testing.T, holder *node.Node, blob uint64, num uint32, sha
 	bad[len(bad)/2] ^= 0x40
 	url := fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/%d", holder.HTTPAddr(), blob, num, shard)
 	req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(bad))
-	req.Header.Set("X-Osprey-Node-Auth", holder.NodeAuthToken())
+	req.Header.Set("X-Osprey-Node-Auth", holder.Cluster().NodeAuthToken())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("overwrite copy: %v %v", err, resp)

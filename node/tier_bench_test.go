@@ -60,7 +60,7 @@ func tierRate(b *testing.B, n *node.Node, data []byte) float64 {
 		uid := uploadChunkedSimple(b, n, d)
 		t1 := time.Now()
 		waitFor(b, 5*time.Minute, "tiered", func() bool {
-			info, err := n.Stat(context.Background(), mustUID(b, uid))
+			info, err := n.Storage().Stat(context.Background(), mustUID(b, uid))
 			return err == nil && info.State == "tiered"
 		})
 		total += time.Since(t1)

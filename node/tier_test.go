@@ -37,7 +37,7 @@ func uploadSingle(t *testing.T, n *node.Node, name string, data []byte) string {
 func waitState(t *testing.T, n *node.Node, uid, state string) {
 	t.Helper()
 	waitFor(t, 30*time.Second, uid+" "+state, func() bool {
-		info, err := n.Stat(context.Background(), mustUID(t, uid))
+		info, err := n.Storage().Stat(context.Background(), mustUID(t, uid))
 		return err == nil && info.State == state
 	})
 }
@@ -47,6 +47,9 @@ func TestTierLocalBackendReplicatedAndCollected(t *testing.T) {
 	data := content(21, 3*mib+17)
 	uid := uploadSingle(t, c.nodes[0], "photo.jpg", data)
 	waitState(t, c.nodes[1], uid, "tiered")
+	// Node 0's FSM is read directly below: let it catch up first (Stat is
+	// a linearizable read, so it waits for node 0 to apply the tiering).
+	waitState(t, c.nodes[0], uid, "tiered")
 
 	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
 	ct, _ := c.nodes[0].FSM().Content(f.Content)

@@ -131,7 +131,7 @@ func TestUpgradeFromJSONSnapshots(t *testing.T) {
 		}
 		// The state goes on: a new upload works (once the node has its
 		// worker id back from the state).
-		waitFor(t, 10*time.Second, "worker id", func() bool { _, err := n.NextUID(); return err == nil })
+		waitFor(t, 10*time.Second, "worker id", func() bool { _, err := n.Cluster().NextUID(); return err == nil })
 		links := a.link(fmt.Sprintf("after-upgrade-%d.txt", round))
 		if len(links) != 1 {
 			t.Fatalf("round %d: link: %+v", round, links)

@@ -443,7 +443,7 @@ func announceReady(ctx context.Context, n *node.Node, stdout io.Writer, logger *
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if len(n.NotReady(ctx)) == 0 {
+		if len(n.Cluster().NotReady(ctx)) == 0 {
 			logger.Info("ready", "node", n.ID(), "http", n.HTTPAddr(), "raft", n.RaftAddr())
 			fmt.Fprintf(stdout, "osprey: ready node=%s http=%s raft=%s\n", n.ID(), n.HTTPAddr(), n.RaftAddr())
 			return

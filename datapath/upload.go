@@ -1,4 +1,4 @@
-package node
+package datapath
 
 import (
 	"bytes"
@@ -18,17 +18,15 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/osprey-storage/osprey"
-	"github.com/osprey-storage/osprey/chunkstore"
+	"github.com/osprey-storage/osprey/erasure"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
 	"github.com/osprey-storage/osprey/ring"
 )
 
-var _ httpapi.Storage = (*Node)(nil)
-
 // LinkSecret returns the replicated link-signing secret.
-func (n *Node) LinkSecret() ([]byte, error) {
-	s := n.fsm.Secret()
+func (p *Path) LinkSecret() ([]byte, error) {
+	s := p.cfg.State.Secret()
 	if len(s) == 0 {
 		return nil, fmt.Errorf("%w: cluster not initialised yet", osprey.ErrUnavailable)
 	}
@@ -38,35 +36,35 @@ func (n *Node) LinkSecret() ([]byte, error) {
 func nowMillis() int64 { return time.Now().UnixMilli() }
 
 // CreateFiles mints uids on this node and records the files through raft.
-func (n *Node) CreateFiles(ctx context.Context, items []httpapi.NewFile) ([]osprey.UID, error) {
+func (p *Path) CreateFiles(ctx context.Context, items []httpapi.NewFile) ([]osprey.UID, error) {
 	cmd := fsm.FilesCreate{Time: nowMillis(), Files: make([]fsm.NewFile, len(items))}
 	uids := make([]osprey.UID, len(items))
 	for i, it := range items {
-		uid, err := n.NextUID()
+		uid, err := p.cfg.UIDs.NextUID()
 		if err != nil {
 			return nil, err
 		}
 		uids[i] = uid
 		cmd.Files[i] = fsm.NewFile{UID: uid, Name: it.Name, Bucket: it.Bucket}
 	}
-	if err := n.apply(ctx, fsm.CmdFilesCreate, cmd, nil); err != nil {
+	if err := p.cfg.Proposer.Apply(ctx, fsm.CmdFilesCreate, cmd, nil); err != nil {
 		return nil, err
 	}
 	return uids, nil
 }
 
 // Resume creates dedup aliases for items whose content is stored.
-func (n *Node) Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey.UID, error) {
-	if err := n.readBarrier(ctx); err != nil {
+func (p *Path) Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey.UID, error) {
+	if err := p.cfg.Proposer.ReadBarrier(ctx); err != nil {
 		return nil, err
 	}
 	cmd := fsm.Resume{Time: nowMillis()}
 	idx := make([]int, 0, len(items))
 	for i, it := range items {
-		if _, ok := n.fsm.ContentByMD5(it.MD5); !ok {
+		if _, ok := p.cfg.State.ContentByMD5(it.MD5); !ok {
 			continue // certainly absent: no need to propose it
 		}
-		uid, err := n.NextUID()
+		uid, err := p.cfg.UIDs.NextUID()
 		if err != nil {
 			return nil, err
 		}
@@ -78,7 +76,7 @@ func (n *Node) Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey
 		return out, nil
 	}
 	var res fsm.ResumeResult
-	if err := n.apply(ctx, fsm.CmdResume, cmd, &res); err != nil {
+	if err := p.cfg.Proposer.Apply(ctx, fsm.CmdResume, cmd, &res); err != nil {
 		return nil, err
 	}
 	for j, i := range idx {
@@ -91,26 +89,26 @@ func (n *Node) Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey
 
 // file reads uid's record; a miss is confirmed with a read barrier, so a
 // file created through another node moments ago is found.
-func (n *Node) file(ctx context.Context, uid osprey.UID, consistent bool) (fsm.File, error) {
+func (p *Path) file(ctx context.Context, uid osprey.UID, consistent bool) (fsm.File, error) {
 	if !consistent {
-		if f, ok := n.fsm.File(uid); ok {
+		if f, ok := p.cfg.State.File(uid); ok {
 			return f, nil
 		}
 	}
-	if err := n.readBarrier(ctx); err != nil {
+	if err := p.cfg.Proposer.ReadBarrier(ctx); err != nil {
 		return fsm.File{}, err
 	}
-	f, ok := n.fsm.File(uid)
+	f, ok := p.cfg.State.File(uid)
 	if !ok {
 		return fsm.File{}, fmt.Errorf("%w: uid %s", osprey.ErrNotFound, uid)
 	}
 	return f, nil
 }
 
-func (n *Node) fileInfo(f fsm.File) httpapi.FileInfo {
+func (p *Path) fileInfo(f fsm.File) httpapi.FileInfo {
 	info := httpapi.FileInfo{UID: f.UID, Name: f.Name, Size: f.Size, MD5: f.MD5, Bucket: f.Bucket,
 		State: string(f.State), CreatedAt: time.UnixMilli(f.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(f.UpdatedAt).UTC(),
-		ContentType: mimeType(f.Name)}
+		ContentType: ContentType(f.Name)}
 	if f.State == fsm.StateUploading {
 		info.Chunks = len(f.Chunks)
 		for _, c := range f.Chunks {
@@ -119,7 +117,7 @@ func (n *Node) fileInfo(f fsm.File) httpapi.FileInfo {
 		info.Location = "staging"
 		return info
 	}
-	if ct, ok := n.fsm.Content(f.Content); ok {
+	if ct, ok := p.cfg.State.Content(f.Content); ok {
 		info.Chunks = len(ct.Chunks)
 		switch {
 		case ct.State == fsm.ContentLost:
@@ -139,7 +137,8 @@ func (n *Node) fileInfo(f fsm.File) httpapi.FileInfo {
 	return info
 }
 
-func mimeType(name string) string {
+// ContentType guesses a MIME type from a file name.
+func ContentType(name string) string {
 	if t := mime.TypeByExtension(strings.ToLower(path.Ext(name))); t != "" {
 		return t
 	}
@@ -147,17 +146,17 @@ func mimeType(name string) string {
 }
 
 // Stat returns a file's metadata with linearizable semantics.
-func (n *Node) Stat(ctx context.Context, uid osprey.UID) (httpapi.FileInfo, error) {
-	f, err := n.file(ctx, uid, true)
+func (p *Path) Stat(ctx context.Context, uid osprey.UID) (httpapi.FileInfo, error) {
+	f, err := p.file(ctx, uid, true)
 	if err != nil {
 		return httpapi.FileInfo{}, err
 	}
-	return n.fileInfo(f), nil
+	return p.fileInfo(f), nil
 }
 
 // Checkpoint lists the stored chunk numbers of an upload.
-func (n *Node) Checkpoint(ctx context.Context, uid osprey.UID) ([]uint32, error) {
-	f, err := n.file(ctx, uid, true)
+func (p *Path) Checkpoint(ctx context.Context, uid osprey.UID) ([]uint32, error) {
+	f, err := p.file(ctx, uid, true)
 	if err != nil {
 		return nil, err
 	}
@@ -170,11 +169,11 @@ func (n *Node) Checkpoint(ctx context.Context, uid osprey.UID) ([]uint32, error)
 }
 
 // List pages through files.
-func (n *Node) List(ctx context.Context, cursor osprey.UID, limit int) ([]httpapi.FileInfo, osprey.UID, error) {
-	if err := n.readBarrier(ctx); err != nil {
+func (p *Path) List(ctx context.Context, cursor osprey.UID, limit int) ([]httpapi.FileInfo, osprey.UID, error) {
+	if err := p.cfg.Proposer.ReadBarrier(ctx); err != nil {
 		return nil, 0, err
 	}
-	files := n.fsm.Files(cursor, limit+1)
+	files := p.cfg.State.Files(cursor, limit+1)
 	var next osprey.UID
 	if len(files) > limit {
 		files = files[:limit]
@@ -182,14 +181,14 @@ func (n *Node) List(ctx context.Context, cursor osprey.UID, limit int) ([]httpap
 	}
 	out := make([]httpapi.FileInfo, len(files))
 	for i, f := range files {
-		out[i] = n.fileInfo(f)
+		out[i] = p.fileInfo(f)
 	}
 	return out, next, nil
 }
 
 // Locate returns the HTTP addresses of nodes holding uid's staged chunks.
-func (n *Node) Locate(ctx context.Context, uid osprey.UID) ([]string, error) {
-	f, err := n.file(ctx, uid, false)
+func (p *Path) Locate(ctx context.Context, uid osprey.UID) ([]string, error) {
+	f, err := p.file(ctx, uid, false)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +197,7 @@ func (n *Node) Locate(ctx context.Context, uid osprey.UID) ([]string, error) {
 		for _, c := range f.Chunks {
 			chunks = append(chunks, *c)
 		}
-	} else if ct, ok := n.fsm.Content(f.Content); ok {
+	} else if ct, ok := p.cfg.State.Content(f.Content); ok {
 		chunks = ct.Chunks
 	}
 	seen := map[osprey.NodeID]bool{}
@@ -209,7 +208,7 @@ func (n *Node) Locate(ctx context.Context, uid osprey.UID) ([]string, error) {
 				continue
 			}
 			seen[o] = true
-			if rec, ok := n.fsm.Node(o); ok {
+			if rec, ok := p.cfg.State.Node(o); ok {
 				out = append(out, rec.HTTPAddr)
 			}
 		}
@@ -219,10 +218,10 @@ func (n *Node) Locate(ctx context.Context, uid osprey.UID) ([]string, error) {
 }
 
 // Delete removes a file and, when it held the last reference, its bytes.
-func (n *Node) Delete(ctx context.Context, uid osprey.UID) error {
+func (p *Path) Delete(ctx context.Context, uid osprey.UID) error {
 	var res fsm.DeleteResult
 	// The FSM queues gc/delete tasks for whatever became unreferenced.
-	return n.apply(ctx, fsm.CmdFileDelete, fsm.FileDelete{UID: uid, Time: nowMillis()}, &res)
+	return p.cfg.Proposer.Apply(ctx, fsm.CmdFileDelete, fsm.FileDelete{UID: uid, Time: nowMillis()}, &res)
 }
 
 // --- uploads ---
@@ -230,9 +229,9 @@ func (n *Node) Delete(ctx context.Context, uid osprey.UID) error {
 // Upload stores a single-request upload. The body is cut into pieces of at
 // most pieceSize bytes, each replicated like a chunk, so memory stays
 // bounded whatever the file size.
-func (n *Node) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantMD5 string) (httpapi.FileInfo, error) {
-	n.lastUpload.Store(time.Now().UnixNano())
-	f, err := n.file(ctx, uid, false)
+func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantMD5 string) (httpapi.FileInfo, error) {
+	p.lastUpload.Store(time.Now().UnixNano())
+	f, err := p.file(ctx, uid, false)
 	if err != nil {
 		return httpapi.FileInfo{}, err
 	}
@@ -245,11 +244,11 @@ func (n *Node) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 		size   int64
 	)
 	fail := func(err error) (httpapi.FileInfo, error) {
-		n.collect(chunks)
+		p.collect(chunks)
 		return httpapi.FileInfo{}, err
 	}
 	for num := uint32(1); ; num++ {
-		buf, release, err := n.readPiece(ctx, io.TeeReader(body, whole), n.pieceSize(), n.pieceSize())
+		buf, release, err := p.ReadPiece(ctx, io.TeeReader(body, whole), p.pieceSize(), p.pieceSize())
 		if err != nil {
 			return fail(err)
 		}
@@ -257,17 +256,17 @@ func (n *Node) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 			release()
 			break
 		}
-		ch, err := n.storeChunk(ctx, num, buf)
+		ch, err := p.storeChunk(ctx, num, buf)
 		release()
 		if err != nil {
 			return fail(err)
 		}
 		chunks = append(chunks, ch)
 		size += ch.Size
-		if size > n.cfg.Limits.MaxUploadSize {
-			return fail(fmt.Errorf("%w: upload exceeds %d bytes", osprey.ErrTooLarge, n.cfg.Limits.MaxUploadSize))
+		if size > p.cfg.Limits.MaxUploadSize {
+			return fail(fmt.Errorf("%w: upload exceeds %d bytes", osprey.ErrTooLarge, p.cfg.Limits.MaxUploadSize))
 		}
-		if int64(len(buf)) < n.pieceSize() {
+		if int64(len(buf)) < p.pieceSize() {
 			break
 		}
 	}
@@ -276,19 +275,19 @@ func (n *Node) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 	}
 	var res fsm.CompleteResult
 	cmd := fsm.FileComplete{UID: uid, Chunks: chunks, Size: size, MD5: wantMD5, Time: nowMillis()}
-	if err := n.apply(ctx, fsm.CmdFileComplete, cmd, &res); err != nil {
+	if err := p.cfg.Proposer.Apply(ctx, fsm.CmdFileComplete, cmd, &res); err != nil {
 		if errors.Is(err, osprey.ErrIndeterminate) {
 			return httpapi.FileInfo{}, err // the record may point at these chunks: keep them
 		}
 		return fail(err)
 	}
-	return n.fileInfo(res.File), nil
+	return p.fileInfo(res.File), nil
 }
 
 // UploadChunk stores one chunk of a chunked upload.
-func (n *Node) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, wantMD5 string) error {
-	n.lastUpload.Store(time.Now().UnixNano())
-	f, err := n.file(ctx, uid, false)
+func (p *Path) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, wantMD5 string) error {
+	p.lastUpload.Store(time.Now().UnixNano())
+	f, err := p.file(ctx, uid, false)
 	if err != nil {
 		return err
 	}
@@ -300,15 +299,15 @@ func (n *Node) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body
 	if c, ok := f.Chunks[num]; ok && c.MD5 == wantMD5 && (size < 0 || c.Size == size) {
 		// Re-sending a stored chunk is a no-op; drain so the client's
 		// request completes normally.
-		_, _ = io.Copy(io.Discard, io.LimitReader(body, n.cfg.Limits.MaxChunkSize))
+		_, _ = io.Copy(io.Discard, io.LimitReader(body, p.cfg.Limits.MaxChunkSize))
 		return nil
 	}
-	limit := n.cfg.Limits.MaxChunkSize
+	limit := p.cfg.Limits.MaxChunkSize
 	reserve := limit + 1
 	if size >= 0 {
 		reserve = size + 1
 	}
-	buf, release, err := n.readPiece(ctx, body, limit+1, reserve)
+	buf, release, err := p.ReadPiece(ctx, body, limit+1, reserve)
 	if err != nil {
 		return err
 	}
@@ -323,14 +322,14 @@ func (n *Node) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body
 	if got := hex.EncodeToString(sum[:]); got != wantMD5 {
 		return fmt.Errorf("%w: chunk %d md5 mismatch: body has %s, md5 parameter says %s; nothing was stored", osprey.ErrInvalid, num, got, wantMD5)
 	}
-	ch, err := n.storeChunk(ctx, num, buf)
+	ch, err := p.storeChunk(ctx, num, buf)
 	if err != nil {
 		return err
 	}
 	var res fsm.ChunkPutResult
-	if err := n.apply(ctx, fsm.CmdChunkPut, fsm.ChunkPut{UID: uid, Chunk: ch, Time: nowMillis()}, &res); err != nil {
+	if err := p.cfg.Proposer.Apply(ctx, fsm.CmdChunkPut, fsm.ChunkPut{UID: uid, Chunk: ch, Time: nowMillis()}, &res); err != nil {
 		if !errors.Is(err, osprey.ErrIndeterminate) {
-			n.collect([]fsm.Chunk{ch})
+			p.collect([]fsm.Chunk{ch})
 		}
 		return err
 	}
@@ -338,25 +337,25 @@ func (n *Node) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body
 }
 
 // Merge declares a chunked upload complete; it returns at once.
-func (n *Node) Merge(ctx context.Context, uid osprey.UID, num uint32, size int64, md5 string) (httpapi.FileInfo, error) {
+func (p *Path) Merge(ctx context.Context, uid osprey.UID, num uint32, size int64, md5 string) (httpapi.FileInfo, error) {
 	var res fsm.CompleteResult
 	cmd := fsm.Merge{UID: uid, Num: num, Size: size, MD5: md5, Time: nowMillis()}
-	if err := n.apply(ctx, fsm.CmdMerge, cmd, &res); err != nil {
+	if err := p.cfg.Proposer.Apply(ctx, fsm.CmdMerge, cmd, &res); err != nil {
 		return httpapi.FileInfo{}, err
 	}
-	return n.fileInfo(res.File), nil
+	return p.fileInfo(res.File), nil
 }
 
 // pieceSize is the size single uploads are cut into.
-func (n *Node) pieceSize() int64 {
-	return min(n.cfg.Limits.MaxChunkSize, 8<<20)
+func (p *Path) pieceSize() int64 {
+	return min(p.cfg.Limits.MaxChunkSize, 8<<20)
 }
 
-// readPiece reads up to max bytes into a pooled buffer, first reserving
+// ReadPiece reads up to max bytes into a pooled buffer, first reserving
 // reserve bytes of the node's buffer budget (the expected size). The caller
 // MUST call release.
-func (n *Node) readPiece(ctx context.Context, r io.Reader, max, reserve int64) ([]byte, func(), error) {
-	if err := n.budget.acquire(ctx, reserve); err != nil {
+func (p *Path) ReadPiece(ctx context.Context, r io.Reader, max, reserve int64) ([]byte, func(), error) {
+	if err := p.budget.acquire(ctx, reserve); err != nil {
 		return nil, nil, err
 	}
 	bb := bufPool.Get().(*bytes.Buffer)
@@ -365,7 +364,7 @@ func (n *Node) readPiece(ctx context.Context, r io.Reader, max, reserve int64) (
 		if bb.Cap() <= 16<<20 {
 			bufPool.Put(bb)
 		}
-		n.budget.release(reserve)
+		p.budget.release(reserve)
 	}
 	if _, err := bb.ReadFrom(io.LimitReader(r, max)); err != nil {
 		release()
@@ -378,21 +377,21 @@ var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // storeChunk writes buf to the chunk's owners and returns its record. It
 // succeeds only once the wanted number of copies are durable.
-func (n *Node) storeChunk(ctx context.Context, num uint32, buf []byte) (fsm.Chunk, error) {
-	if n.ecEnabled() && n.ecFits() {
-		return n.storeChunkEC(ctx, num, buf)
+func (p *Path) storeChunk(ctx context.Context, num uint32, buf []byte) (fsm.Chunk, error) {
+	if p.cfg.Placement.ECEnabled() && p.cfg.Placement.ECFits() {
+		return p.storeChunkEC(ctx, num, buf)
 	}
-	blob, err := n.NextUID()
+	blob, err := p.cfg.UIDs.NextUID()
 	if err != nil {
 		return fsm.Chunk{}, err
 	}
 	sum := md5.Sum(buf)
 	ch := fsm.Chunk{Blob: uint64(blob), Num: num, Size: int64(len(buf)), MD5: hex.EncodeToString(sum[:]), Sum: xxhash.Sum64(buf)}
-	r, err := n.ring()
+	r, err := p.cfg.Placement.Ring()
 	if err != nil {
 		return fsm.Chunk{}, err
 	}
-	want := min(n.replicas(), r.Len())
+	want := min(p.cfg.Placement.Replicas(), r.Len())
 	candidates := r.Owners(ring.ChunkKey(ch.Blob, num), r.Len())
 	ref := httpapi.ChunkRef{Blob: ch.Blob, Num: num}
 	// Write to the first `want` candidates in parallel; a failed copy moves
@@ -410,7 +409,7 @@ func (n *Node) storeChunk(ctx context.Context, num uint32, buf []byte) (fsm.Chun
 	start := func(owner string) {
 		pending++
 		go func() {
-			results <- result{owner, n.putChunkOn(ctx, owner, ref, buf, ch.Sum)}
+			results <- result{owner, p.PutChunkOn(ctx, owner, ref, buf, ch.Sum)}
 		}()
 	}
 	for _, o := range candidates[:want] {
@@ -430,133 +429,164 @@ func (n *Node) storeChunk(ctx context.Context, num uint32, buf []byte) (fsm.Chun
 		}
 	}
 	if len(ch.Owners) < want {
-		n.collect([]fsm.Chunk{ch})
+		p.collect([]fsm.Chunk{ch})
 		return fsm.Chunk{}, fmt.Errorf("%w: stored %d of %d copies of chunk %d: %w", osprey.ErrUnavailable, len(ch.Owners), want, num, errors.Join(errs...))
 	}
 	sort.Slice(ch.Owners, func(i, j int) bool { return ch.Owners[i] < ch.Owners[j] })
 	return ch, nil
 }
 
-func (n *Node) putChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
-	if owner == n.id {
-		got, err := n.PutLocalChunk(ctx, ref, bytes.NewReader(buf), int64(len(buf)))
+// PutChunkOn stores a chunk copy on owner (this node or another) and checks
+// the checksum it reports against sum.
+func (p *Path) PutChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
+	if owner == p.id {
+		got, err := p.PutLocalChunk(ctx, ref, bytes.NewReader(buf), int64(len(buf)))
 		if err == nil && got != sum {
 			err = fmt.Errorf("checksum %x after store, want %x", got, sum)
 		}
 		return err
 	}
-	return n.putRemoteChunk(ctx, owner, ref, buf, sum)
-}
-
-// replicas is the number of whole copies a chunk gets: the configured
-// replicas, or M+1 when erasure coding does not fit the cluster.
-func (n *Node) replicas() int {
-	if n.ecEnabled() {
-		return n.cfg.EC.M + 1
-	}
-	return n.cfg.Replicas
-}
-
-// ring returns the consistent-hash ring over the active members, rebuilt
-// only when membership changes.
-func (n *Node) ring() (*ring.Ring, error) {
-	var ids []string
-	for _, rec := range n.fsm.Nodes() {
-		if !rec.Removed && !rec.Down {
-			ids = append(ids, string(rec.ID))
-		}
-	}
-	key := strings.Join(ids, ",")
-	n.ringMu.Lock()
-	defer n.ringMu.Unlock()
-	if n.ringCache != nil && n.ringKey == key {
-		return n.ringCache, nil
-	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("%w: no active members", osprey.ErrUnavailable)
-	}
-	r, err := ring.New(ring.DefaultConfig(), ids)
-	if err != nil {
-		return nil, err
-	}
-	n.ringCache, n.ringKey = r, key
-	return r, nil
+	return p.cfg.Peers.PutChunk(ctx, owner, ref, buf, sum)
 }
 
 // collect deletes chunk copies that were stored but never recorded (the
 // upload failed before its raft command), in the background and best
 // effort: a copy left behind wastes space but never changes what is
 // served. Recorded garbage is collected by durable gc tasks instead.
-func (n *Node) collect(chunks []fsm.Chunk) {
+func (p *Path) collect(chunks []fsm.Chunk) {
 	if len(chunks) == 0 {
 		return
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		ctx, cancel := context.WithTimeout(n.ctx, 30*time.Second)
+	p.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		for _, ch := range chunks {
 			ref := httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}
 			for _, o := range ch.Owners {
 				var err error
-				if string(o) == n.id {
-					err = n.DeleteLocalChunk(ctx, ref)
+				if string(o) == p.id {
+					err = p.DeleteLocalChunk(ctx, ref)
 				} else {
-					err = n.deleteRemoteChunk(ctx, string(o), ref)
+					err = p.cfg.Peers.DeleteChunk(ctx, string(o), ref)
 				}
 				if err != nil {
-					n.log.Debug("garbage chunk not deleted", "blob", ch.Blob, "num", ch.Num, "owner", o, "err", err)
+					p.log.Debug("garbage chunk not deleted", "blob", ch.Blob, "num", ch.Num, "owner", o, "err", err)
 				}
 			}
 		}
-	}()
+	})
 }
 
-// --- local chunk store ---
-
-func chunkKey(ref httpapi.ChunkRef) chunkstore.Key {
-	return chunkstore.Key{UID: ref.Blob, Chunk: ref.Num, Shard: ref.Shard}
-}
-
-// PutLocalChunk stores a chunk copy in this node's chunk store durably.
-func (n *Node) PutLocalChunk(ctx context.Context, ref httpapi.ChunkRef, body io.Reader, size int64) (uint64, error) {
-	info, err := n.chunks.Put(ctx, chunkKey(ref), body, size)
+// storeChunkEC splits buf into K data and M parity shards and stores them
+// on K+M distinct ring owners; a failed shard write moves on to the next
+// candidate. It succeeds only when every shard is durable.
+func (p *Path) storeChunkEC(ctx context.Context, num uint32, buf []byte) (fsm.Chunk, error) {
+	pol := p.cfg.Placement.EC()
+	blob, err := p.cfg.UIDs.NextUID()
 	if err != nil {
-		return 0, mapChunkErr(err)
+		return fsm.Chunk{}, err
 	}
-	return info.Sum, nil
-}
-
-// GetLocalChunk reads part of a local chunk copy.
-func (n *Node) GetLocalChunk(ctx context.Context, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, int64, error) {
-	rc, info, err := n.chunks.Get(ctx, chunkKey(ref), off, length)
+	sum := md5.Sum(buf)
+	ch := fsm.Chunk{Blob: uint64(blob), Num: num, Size: int64(len(buf)), MD5: hex.EncodeToString(sum[:]), Sum: xxhash.Sum64(buf)}
+	r, err := p.cfg.Placement.Ring()
 	if err != nil {
-		return nil, 0, mapChunkErr(err)
+		return fsm.Chunk{}, err
 	}
-	if length < 0 {
-		length = info.Size - off
+	if err := pol.Validate(r.Len()); err != nil {
+		return fsm.Chunk{}, fmt.Errorf("%w: %w", osprey.ErrUnavailable, err)
 	}
-	return rc, length, nil
+	shards, infos, err := erasure.Encode(pol, buf)
+	if err != nil {
+		return fsm.Chunk{}, err
+	}
+	candidates := r.Owners(ring.ChunkKey(ch.Blob, num), r.Len())
+	type result struct {
+		idx   int
+		owner string
+		err   error
+	}
+	results := make(chan result, len(candidates)+len(shards))
+	start := func(idx int, owner string) {
+		go func() {
+			ref := httpapi.ChunkRef{Blob: ch.Blob, Num: num, Shard: uint16(idx + 1)}
+			results <- result{idx, owner, p.PutChunkOn(ctx, owner, ref, shards[idx], infos[idx].Sum)}
+		}()
+	}
+	layout := &fsm.ECLayout{K: pol.K, M: pol.M, Shards: make([]fsm.ECShard, len(shards))}
+	next, pending, placed := len(shards), len(shards), 0
+	var errs []error
+	for i := range shards {
+		start(i, candidates[i])
+	}
+	for pending > 0 {
+		res := <-results
+		pending--
+		if res.err == nil {
+			in := infos[res.idx]
+			layout.Shards[res.idx] = fsm.ECShard{Index: in.Index, Owner: osprey.NodeID(res.owner), Size: in.Size, Sum: in.Sum, StripeSums: in.StripeSums}
+			placed++
+			continue
+		}
+		errs = append(errs, fmt.Errorf("shard %d on %s: %w", res.idx, res.owner, res.err))
+		if next < len(candidates) && ctx.Err() == nil {
+			start(res.idx, candidates[next])
+			next++
+			pending++
+		}
+	}
+	for _, sh := range layout.Shards {
+		if sh.Owner != "" {
+			ch.Owners = append(ch.Owners, sh.Owner)
+		}
+	}
+	sort.Slice(ch.Owners, func(i, j int) bool { return ch.Owners[i] < ch.Owners[j] })
+	ch.EC = layout
+	if placed < len(shards) {
+		p.collectShards(ch)
+		return fsm.Chunk{}, fmt.Errorf("%w: stored %d of %d shards of chunk %d: %w", osprey.ErrUnavailable, placed, len(shards), num, errors.Join(errs...))
+	}
+	return ch, nil
 }
 
-// DeleteLocalChunk deletes a local chunk copy.
-func (n *Node) DeleteLocalChunk(ctx context.Context, ref httpapi.ChunkRef) error {
-	return mapChunkErr(n.chunks.Delete(ctx, chunkKey(ref)))
+// collectShards deletes the stored shards of a chunk that was not recorded.
+func (p *Path) collectShards(ch fsm.Chunk) {
+	p.background(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_ = p.DeleteChunks(ctx, []fsm.Chunk{ch})
+	})
 }
 
-func mapChunkErr(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, chunkstore.ErrNotFound):
-		return fmt.Errorf("%w: %w", osprey.ErrNotFound, err)
-	case errors.Is(err, chunkstore.ErrTooLarge):
-		return fmt.Errorf("%w: %w", osprey.ErrTooLarge, err)
-	case errors.Is(err, chunkstore.ErrSizeMismatch):
-		return fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
-	case errors.Is(err, chunkstore.ErrClosed):
-		return fmt.Errorf("%w: %w", osprey.ErrUnavailable, err)
+// DeleteChunks deletes chunk copies on their owners. Owners that left the
+// cluster are skipped: their data went with them.
+func (p *Path) DeleteChunks(ctx context.Context, chunks []fsm.Chunk) error {
+	var errs []error
+	del := func(owner osprey.NodeID, ref httpapi.ChunkRef) {
+		if rec, ok := p.cfg.State.Node(owner); !ok || rec.Removed {
+			return
+		}
+		var err error
+		if string(owner) == p.id {
+			err = p.DeleteLocalChunk(ctx, ref)
+		} else {
+			err = p.cfg.Peers.DeleteChunk(ctx, string(owner), ref)
+		}
+		if err != nil && !errors.Is(err, osprey.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("chunk %d/%d/%d on %s: %w", ref.Blob, ref.Num, ref.Shard, owner, err))
+		}
 	}
-	return err
+	for _, ch := range chunks {
+		if ch.EC != nil {
+			for _, sh := range ch.EC.Shards {
+				if sh.Owner != "" {
+					del(sh.Owner, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num, Shard: uint16(sh.Index + 1)})
+				}
+			}
+			continue
+		}
+		for _, o := range ch.Owners {
+			del(o, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num})
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -1,4 +1,4 @@
-package node
+package repair
 
 import (
 	"context"
@@ -15,46 +15,46 @@ import (
 	"github.com/osprey-storage/osprey/httpapi"
 )
 
-// scrubLoop walks this node's staged chunks at cfg.ScrubRate bytes per
+// Run walks this node's staged chunks at cfg.ScrubRate bytes per
 // second, verifies every block checksum and compares each copy with the
 // checksum its record holds, and rewrites bad copies from healthy ones.
-func (n *Node) scrubLoop() {
-	if n.cfg.ScrubRate <= 0 {
+func (s *Scrubber) Run(ctx context.Context) {
+	if s.cfg.Rate <= 0 {
 		return
 	}
 	for {
-		if err := n.scrubPass(n.ctx); err != nil && n.ctx.Err() == nil {
-			n.log.Warn("scrub pass failed", "err", err)
+		if err := s.pass(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("scrub pass failed", "err", err)
 		}
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
-		case <-time.After(n.cfg.ScrubPause):
+		case <-time.After(s.cfg.Pause):
 		}
 	}
 }
 
-func (n *Node) scrubPass(ctx context.Context) error {
+func (s *Scrubber) pass(ctx context.Context) error {
 	var keys []chunkstore.Key
-	if err := n.chunks.Scan(ctx, func(k chunkstore.Key, _ chunkstore.Info) error {
+	if err := s.cfg.Chunks.Scan(ctx, func(k chunkstore.Key, _ chunkstore.Info) error {
 		keys = append(keys, k)
 		return nil
 	}); err != nil {
 		return err
 	}
-	records := n.fsm.ChunkIndex()
+	records := s.cfg.State.ChunkIndex()
 	start := time.Now()
 	var done int64
 	for _, k := range keys {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		info, err := n.chunks.Verify(ctx, k)
+		info, err := s.cfg.Chunks.Verify(ctx, k)
 		if errors.Is(err, chunkstore.ErrNotFound) {
 			continue // deleted meanwhile
 		}
 		done += info.Size
-		n.scrubBytes.Add(float64(info.Size))
+		s.bytes.Add(float64(info.Size))
 		rec, ok := records[k.UID]
 		switch {
 		case err != nil && !errors.Is(err, chunkstore.ErrCorrupt):
@@ -69,17 +69,17 @@ func (n *Node) scrubPass(ctx context.Context) error {
 			if err == nil {
 				err = fmt.Errorf("checksum %x differs from the record's %x", info.Sum, wantSum(rec, k))
 			}
-			n.scrubCorrupt.Inc()
-			n.log.Warn("scrub found a bad copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard, "err", err)
-			if herr := n.healCopy(ctx, rec, k); herr != nil {
-				n.log.Error("scrub could not repair a copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard, "err", herr)
+			s.corrupt.Inc()
+			s.log.Warn("scrub found a bad copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard, "err", err)
+			if herr := s.healCopy(ctx, rec, k); herr != nil {
+				s.log.Error("scrub could not repair a copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard, "err", herr)
 			} else {
-				n.scrubRepaired.Inc()
-				n.log.Info("scrub repaired a copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard)
+				s.repaired.Inc()
+				s.log.Info("scrub repaired a copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard)
 			}
 		}
 		// Pace to ScrubRate so scrubbing never competes with uploads.
-		if ahead := time.Duration(float64(done)/float64(n.cfg.ScrubRate)*float64(time.Second)) - time.Since(start); ahead > 0 {
+		if ahead := time.Duration(float64(done)/float64(s.cfg.Rate)*float64(time.Second)) - time.Since(start); ahead > 0 {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
@@ -87,7 +87,7 @@ func (n *Node) scrubPass(ctx context.Context) error {
 			}
 		}
 	}
-	n.scrubPasses.Inc()
+	s.passes.Inc()
 	return nil
 }
 
@@ -100,13 +100,13 @@ func wantSum(rec fsm.Chunk, k chunkstore.Key) uint64 {
 }
 
 // healCopy rebuilds this node's copy under k from the others.
-func (n *Node) healCopy(ctx context.Context, rec fsm.Chunk, k chunkstore.Key) error {
-	me := osprey.NodeID(n.id)
+func (s *Scrubber) healCopy(ctx context.Context, rec fsm.Chunk, k chunkstore.Key) error {
+	me := osprey.NodeID(s.cfg.ID)
 	var buf []byte
 	if rec.EC != nil {
-		rd := n.openECRange(ctx, rec, 0, rec.Size, me)
+		rd := s.cfg.Data.OpenECRange(ctx, rec, 0, rec.Size, me)
 		defer rd.Close()
-		data, release, err := n.readPiece(ctx, rd, rec.Size+1, rec.Size+1)
+		data, release, err := s.cfg.Data.ReadPiece(ctx, rd, rec.Size+1, rec.Size+1)
 		if err != nil {
 			return err
 		}
@@ -114,7 +114,7 @@ func (n *Node) healCopy(ctx context.Context, rec fsm.Chunk, k chunkstore.Key) er
 		if sum := md5.Sum(data); int64(len(data)) != rec.Size || hex.EncodeToString(sum[:]) != rec.MD5 {
 			return errors.New("decoded chunk does not match its record")
 		}
-		shards, infos, err := erasure.Encode(ecPolicy(rec.EC), data)
+		shards, infos, err := erasure.Encode(erasure.Policy{K: rec.EC.K, M: rec.EC.M}, data)
 		if err != nil {
 			return err
 		}
@@ -132,9 +132,9 @@ func (n *Node) healCopy(ctx context.Context, rec fsm.Chunk, k chunkstore.Key) er
 		}
 		src := rec
 		src.Owners = others
-		cr := n.newChunkReader(ctx, src, 0, rec.Size)
+		cr := s.cfg.Data.OpenCopies(ctx, src, 0, rec.Size)
 		defer cr.Close()
-		data, release, err := n.readPiece(ctx, cr, rec.Size+1, rec.Size+1)
+		data, release, err := s.cfg.Data.ReadPiece(ctx, cr, rec.Size+1, rec.Size+1)
 		if err != nil {
 			return err
 		}
@@ -144,5 +144,5 @@ func (n *Node) healCopy(ctx context.Context, rec fsm.Chunk, k chunkstore.Key) er
 		}
 		buf = data
 	}
-	return n.putChunkOn(ctx, n.id, httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk, Shard: k.Shard}, buf, wantSum(rec, k))
+	return s.cfg.Data.PutChunkOn(ctx, s.cfg.ID, httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk, Shard: k.Shard}, buf, wantSum(rec, k))
 }

@@ -1,100 +1,36 @@
-package node
+package datapath
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"strconv"
 	"sync"
 
 	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/erasure"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
 )
 
-func (n *Node) ownerAddr(owner string) (string, error) {
-	rec, ok := n.fsm.Node(osprey.NodeID(owner))
-	if !ok || rec.HTTPAddr == "" {
-		return "", fmt.Errorf("%w: no address for node %s", osprey.ErrUnavailable, owner)
-	}
-	return rec.HTTPAddr, nil
-}
-
-func chunkURL(addr string, ref httpapi.ChunkRef) string {
-	return fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/%d", addr, ref.Blob, ref.Num, ref.Shard)
-}
-
-func (n *Node) putRemoteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, chunkURL(addr, ref), bytes.NewReader(buf))
-	if err != nil {
-		return err
-	}
-	req.ContentLength = int64(len(buf))
-	var got string
-	if err := n.doJSON(req, &got); err != nil {
-		return err
-	}
-	if got != strconv.FormatUint(sum, 10) {
-		return fmt.Errorf("node %s stored checksum %s, want %d", owner, got, sum)
-	}
-	return nil
-}
-
-func (n *Node) deleteRemoteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef) error {
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, chunkURL(addr, ref), nil)
-	if err != nil {
-		return err
-	}
-	return n.doJSON(req, nil)
-}
+// errLost is returned for a file whose content was lost (see
+// fsm.ContentLost).
+var errLost = errors.New("its bytes were only staged when the restored metadata backup was taken, and the nodes that held them are gone")
 
 // openChunk opens length bytes at off of one chunk copy on owner.
-func (n *Node) openChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, error) {
-	if owner == n.id {
-		rc, _, err := n.GetLocalChunk(ctx, ref, off, length)
+func (p *Path) openChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, error) {
+	if owner == p.id {
+		rc, _, err := p.GetLocalChunk(ctx, ref, off, length)
 		return rc, err
 	}
-	addr, err := n.ownerAddr(owner)
-	if err != nil {
-		return nil, err
-	}
-	url := chunkURL(addr, ref) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set(httpapi.HeaderNodeAuth, n.NodeAuthToken())
-	resp, err := n.stream.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", osprey.ErrUnavailable, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		resp.Body.Close()
-		return nil, fmt.Errorf("%w: node %s answered %d for chunk %d/%d", osprey.ErrUnavailable, owner, resp.StatusCode, ref.Blob, ref.Num)
-	}
-	if resp.ContentLength != length {
-		resp.Body.Close()
-		return nil, fmt.Errorf("node %s sent %d bytes for a %d-byte range", owner, resp.ContentLength, length)
-	}
-	return resp.Body, nil
+	return p.cfg.Peers.OpenChunk(ctx, owner, ref, off, length)
 }
 
 // chunkReader reads a byte range of one chunk, trying its owners in turn
 // (this node first) and resuming on the next owner where a failed one
 // stopped, so a bad or lost copy costs a retry, not the download.
 type chunkReader struct {
-	n      *Node
+	p      *Path
 	ctx    context.Context
 	ch     fsm.Chunk
 	off    int64 // next offset within the chunk
@@ -104,16 +40,19 @@ type chunkReader struct {
 	errs   []error
 }
 
-func (n *Node) newChunkReader(ctx context.Context, ch fsm.Chunk, off, length int64) *chunkReader {
+// OpenCopies reads a byte range of a replicated chunk from its owners in
+// turn (this node first), resuming on the next owner where a failed one
+// stopped. The caller MUST Close the reader.
+func (p *Path) OpenCopies(ctx context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser {
 	owners := make([]string, 0, len(ch.Owners))
 	for _, o := range ch.Owners {
-		if string(o) == n.id {
-			owners = append([]string{n.id}, owners...)
+		if string(o) == p.id {
+			owners = append([]string{p.id}, owners...)
 		} else {
 			owners = append(owners, string(o))
 		}
 	}
-	return &chunkReader{n: n, ctx: ctx, ch: ch, off: off, remain: length, owners: owners}
+	return &chunkReader{p: p, ctx: ctx, ch: ch, off: off, remain: length, owners: owners}
 }
 
 func (c *chunkReader) Read(p []byte) (int, error) {
@@ -124,7 +63,7 @@ func (c *chunkReader) Read(p []byte) (int, error) {
 			}
 			owner := c.owners[0]
 			c.owners = c.owners[1:]
-			rc, err := c.n.openChunk(c.ctx, owner, httpapi.ChunkRef{Blob: c.ch.Blob, Num: c.ch.Num}, c.off, c.remain)
+			rc, err := c.p.openChunk(c.ctx, owner, httpapi.ChunkRef{Blob: c.ch.Blob, Num: c.ch.Num}, c.off, c.remain)
 			if err != nil {
 				c.errs = append(c.errs, fmt.Errorf("%s: %w", owner, err))
 				continue
@@ -170,7 +109,7 @@ func (c *chunkReader) Close() error {
 // stagedReader streams a byte range of staged content chunk by chunk;
 // memory is one read buffer whatever the file size.
 type stagedReader struct {
-	n      *Node
+	p      *Path
 	ctx    context.Context
 	cancel context.CancelFunc
 	chunks []fsm.Chunk
@@ -194,10 +133,10 @@ const readAheadBuf = 256 << 10
 // prefetch starts reading a chunk range in the background into a pipe. The
 // goroutine stops when the range is read, the reader is closed, or ctx
 // ends; it holds at most readAheadBuf bytes.
-func (n *Node) prefetch(ctx context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser {
+func (p *Path) prefetch(ctx context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser {
 	pr, pw := io.Pipe()
 	go func() {
-		src := n.openChunkRange(ctx, ch, off, length)
+		src := p.openChunkRange(ctx, ch, off, length)
 		buf := make([]byte, readAheadBuf)
 		_, err := io.CopyBuffer(pw, src, buf)
 		src.Close()
@@ -206,9 +145,9 @@ func (n *Node) prefetch(ctx context.Context, ch fsm.Chunk, off, length int64) io
 	return pr
 }
 
-func (n *Node) holdsCopy(ch fsm.Chunk) bool {
+func (p *Path) holdsCopy(ch fsm.Chunk) bool {
 	for _, o := range ch.Owners {
-		if string(o) == n.id {
+		if string(o) == p.id {
 			return ch.EC == nil
 		}
 	}
@@ -216,50 +155,50 @@ func (n *Node) holdsCopy(ch fsm.Chunk) bool {
 }
 
 // Open returns a complete file for reading.
-func (n *Node) Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error) {
-	f, err := n.file(ctx, uid, false)
+func (p *Path) Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error) {
+	f, err := p.file(ctx, uid, false)
 	if err != nil {
 		return nil, err
 	}
 	if f.State == fsm.StateUploading {
 		// This replica may lag a merge acknowledged elsewhere: confirm.
-		if f, err = n.file(ctx, uid, true); err != nil {
+		if f, err = p.file(ctx, uid, true); err != nil {
 			return nil, err
 		}
 	}
 	if f.State == fsm.StateUploading {
 		return nil, fmt.Errorf("%w: uid %s is still uploading", osprey.ErrConflict, uid)
 	}
-	ct, ok := n.fsm.Content(f.Content)
+	ct, ok := p.cfg.State.Content(f.Content)
 	if !ok {
 		return nil, fmt.Errorf("%w: content of uid %s", osprey.ErrNotFound, uid)
 	}
 	if ct.State == fsm.ContentLost {
 		return nil, fmt.Errorf("%w: uid %s: %w", osprey.ErrGone, uid, errLost)
 	}
-	info := n.fileInfo(f)
+	info := p.fileInfo(f)
 	obj := &httpapi.Object{FileInfo: info}
 	obj.Reader = func(ctx context.Context, off, length int64) (io.ReadCloser, error) {
 		if off < 0 || length < 0 || off+length > ct.Size {
 			return nil, fmt.Errorf("%w: range %d+%d of %d bytes", osprey.ErrRange, off, length, ct.Size)
 		}
 		if ct.Location != nil {
-			return n.openTiered(ctx, ct, off, length)
+			return p.OpenTiered(ctx, ct, off, length)
 		}
 		// Staged: if tiering finishes and the staged chunks are collected
 		// while this download runs, continue from the backend copy.
-		return &switchingReader{n: n, ctx: ctx, id: ct.ID, off: off, remain: length,
-			cur: n.newStagedReader(ctx, ct.Chunks, off, length)}, nil
+		return &switchingReader{p: p, ctx: ctx, id: ct.ID, off: off, remain: length,
+			cur: p.OpenStaged(ctx, ct.Chunks, off, length)}, nil
 	}
 	return obj, nil
 }
 
-// openTiered reads a byte range of a tiered content from the backend: a
+// OpenTiered reads a byte range of a tiered content from the backend: a
 // shared backend directly, a replicated local backend from any holder.
-func (n *Node) openTiered(ctx context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error) {
+func (p *Path) OpenTiered(ctx context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error) {
 	loc := ct.Location
 	if len(loc.Nodes) == 0 {
-		rc, err := n.backend.Get(ctx, loc.Bucket, loc.Key, off, length)
+		rc, err := p.cfg.Objects.Get(ctx, loc.Bucket, loc.Key, off, length)
 		if err != nil {
 			return nil, mapBackendErr(err)
 		}
@@ -268,12 +207,12 @@ func (n *Node) openTiered(ctx context.Context, ct fsm.Content, off, length int64
 	var errs []error
 	holders := append([]osprey.NodeID(nil), loc.Nodes...)
 	for i, h := range holders { // this node's copy first
-		if string(h) == n.id {
+		if string(h) == p.id {
 			holders[0], holders[i] = holders[i], holders[0]
 		}
 	}
 	for _, h := range holders {
-		rc, err := n.openObjectOn(ctx, string(h), loc.Bucket, loc.Key, off, length)
+		rc, err := p.OpenObjectOn(ctx, string(h), loc.Bucket, loc.Key, off, length)
 		if err == nil {
 			return rc, nil
 		}
@@ -286,7 +225,7 @@ func (n *Node) openTiered(ctx context.Context, ct fsm.Content, off, length int64
 // vanish mid-download because the content was tiered and collected,
 // continues from the backend at the same offset.
 type switchingReader struct {
-	n        *Node
+	p        *Path
 	ctx      context.Context
 	id       osprey.UID
 	off      int64
@@ -302,11 +241,11 @@ func (s *switchingReader) Read(p []byte) (int, error) {
 	if err == nil || err == io.EOF || s.switched || s.remain <= 0 {
 		return k, err
 	}
-	ct, ok := s.n.fsm.Content(s.id)
+	ct, ok := s.p.cfg.State.Content(s.id)
 	if !ok || ct.Location == nil {
 		return k, err
 	}
-	rc, oerr := s.n.openTiered(s.ctx, ct, s.off, s.remain)
+	rc, oerr := s.p.OpenTiered(s.ctx, ct, s.off, s.remain)
 	if oerr != nil {
 		return k, errors.Join(err, oerr)
 	}
@@ -317,9 +256,12 @@ func (s *switchingReader) Read(p []byte) (int, error) {
 
 func (s *switchingReader) Close() error { return s.cur.Close() }
 
-func (n *Node) newStagedReader(ctx context.Context, chunks []fsm.Chunk, off, length int64) *stagedReader {
+// OpenStaged streams a byte range of staged content chunk by chunk, with
+// a read-ahead of one chunk from remote owners. The caller MUST Close the
+// reader.
+func (p *Path) OpenStaged(ctx context.Context, chunks []fsm.Chunk, off, length int64) io.ReadCloser {
 	ctx, cancel := context.WithCancel(ctx)
-	s := &stagedReader{n: n, ctx: ctx, cancel: cancel, chunks: chunks, remain: length}
+	s := &stagedReader{p: p, ctx: ctx, cancel: cancel, chunks: chunks, remain: length}
 	for s.idx < len(chunks) && off >= chunks[s.idx].Size {
 		off -= chunks[s.idx].Size
 		s.idx++
@@ -343,14 +285,14 @@ func (s *stagedReader) Read(p []byte) (int, error) {
 			if s.next != nil && s.nextIdx == s.idx && s.off == 0 {
 				s.cur, s.next = s.next, nil
 			} else {
-				s.cur = s.n.openChunkRange(s.ctx, ch, s.off, n)
+				s.cur = s.p.openChunkRange(s.ctx, ch, s.off, n)
 			}
 			// Start the next chunk now if it lives elsewhere, so its
 			// transfer overlaps with sending this one.
 			if rest := s.remain - n; rest > 0 && s.idx+1 < len(s.chunks) && s.next == nil {
 				nx := s.chunks[s.idx+1]
-				if !s.n.holdsCopy(nx) {
-					s.next, s.nextIdx = s.n.prefetch(s.ctx, nx, 0, min(nx.Size, rest)), s.idx+1
+				if !s.p.holdsCopy(nx) {
+					s.next, s.nextIdx = s.p.prefetch(s.ctx, nx, 0, min(nx.Size, rest)), s.idx+1
 				}
 			}
 		}
@@ -384,48 +326,48 @@ func (s *stagedReader) Close() error {
 	return nil
 }
 
-// budget bounds the bytes held in upload buffers across all requests.
-type budget struct {
-	mu    sync.Mutex
-	cond  *sync.Cond
-	used  int64
-	limit int64
-}
+func ecPolicy(l *fsm.ECLayout) erasure.Policy { return erasure.Policy{K: l.K, M: l.M} }
 
-func newBudget(limit int64) *budget {
-	b := &budget{limit: limit}
-	b.cond = sync.NewCond(&b.mu)
-	return b
-}
-
-func (b *budget) acquire(ctx context.Context, n int64) error {
-	if n > b.limit {
-		n = b.limit
+func ecInfos(l *fsm.ECLayout) []erasure.ShardInfo {
+	out := make([]erasure.ShardInfo, len(l.Shards))
+	for i, sh := range l.Shards {
+		out[i] = erasure.ShardInfo{Index: sh.Index, Size: sh.Size, Sum: sh.Sum, StripeSums: sh.StripeSums}
 	}
-	stop := context.AfterFunc(ctx, func() {
-		b.mu.Lock()
-		b.cond.Broadcast()
-		b.mu.Unlock()
-	})
-	defer stop()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for b.used+n > b.limit {
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("%w: waiting for upload buffer: %w", osprey.ErrUnavailable, err)
+	return out
+}
+
+// OpenECRange reads a byte range of an erasure-coded chunk from any K
+// healthy shards, streaming with bounded memory. Shards held by skip are
+// not read (a repair excludes the copy it replaces).
+func (p *Path) OpenECRange(ctx context.Context, ch fsm.Chunk, off, length int64, skip osprey.NodeID) io.ReadCloser {
+	l := ch.EC
+	src := func(ctx context.Context, idx int, o, k int64) (io.ReadCloser, error) {
+		sh := l.Shards[idx]
+		if sh.Owner == skip {
+			return nil, fmt.Errorf("shard %d is being replaced", idx)
 		}
-		b.cond.Wait()
+		return p.openChunk(ctx, string(sh.Owner), httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num, Shard: uint16(idx + 1)}, o, k)
 	}
-	b.used += n
-	return nil
+	rd, err := erasure.NewReader(ctx, ecPolicy(l), ch.Size, ecInfos(l), src, off, length, erasure.ReaderOptions{
+		OnCorrupt: func(idx int, err error) {
+			p.corrupt.Inc()
+			p.log.Warn("corrupt shard", "blob", ch.Blob, "num", ch.Num, "shard", idx, "owner", l.Shards[idx].Owner, "err", err)
+		},
+	})
+	if err != nil {
+		return io.NopCloser(errReader{err})
+	}
+	return rd
 }
 
-func (b *budget) release(n int64) {
-	if n > b.limit {
-		n = b.limit
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// openChunkRange reads a byte range of a chunk, replicated or coded.
+func (p *Path) openChunkRange(ctx context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser {
+	if ch.EC != nil {
+		return p.OpenECRange(ctx, ch, off, length, "")
 	}
-	b.mu.Lock()
-	b.used -= n
-	b.cond.Broadcast()
-	b.mu.Unlock()
+	return p.OpenCopies(ctx, ch, off, length)
 }

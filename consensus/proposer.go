@@ -1,0 +1,266 @@
+package consensus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/raftstore"
+)
+
+// ErrShuttingDown is returned by a Proposer after Close, and is the cause
+// the node gives request contexts at shutdown.
+var ErrShuttingDown = fmt.Errorf("node: shutting down: %w", osprey.ErrUnavailable)
+
+// Raft is the part of the local raft store a Proposer uses.
+type Raft interface {
+	IsLeader() bool
+	Leader() (addr, id string)
+	Term() uint64
+	Apply(ctx context.Context, cmd []byte) (any, uint64, error)
+	Barrier(ctx context.Context) error
+	VerifyLeader(ctx context.Context) error
+}
+
+// State is the part of the FSM a Proposer reads.
+type State interface {
+	AppliedIndex() uint64
+	Node(id osprey.NodeID) (fsm.Node, bool)
+}
+
+// Forwarder reaches the leader over the network.
+type Forwarder interface {
+	ForwardApply(ctx context.Context, leaderHTTP string, cmd []byte) ([]byte, error)
+	ReadIndex(ctx context.Context, leaderHTTP string) (uint64, error)
+}
+
+var _ Raft = (*raftstore.Store)(nil)
+
+// Config configures a Proposer.
+type Config struct {
+	// ID and HTTPAddr are this node's id and advertised HTTP address.
+	ID       string
+	HTTPAddr string
+	// ApplyTimeout bounds Apply when its ctx has no deadline.
+	ApplyTimeout time.Duration
+	// ReadTimeout bounds ReadBarrier when its ctx has no deadline.
+	ReadTimeout time.Duration
+	// Retry is the pause between attempts while no leader can take a
+	// command.
+	Retry     time.Duration
+	Raft      Raft
+	State     State
+	Forwarder Forwarder
+}
+
+// DefaultConfig returns the timings the node has always used; the caller
+// sets ID, HTTPAddr and the three dependencies.
+func DefaultConfig() Config {
+	return Config{ApplyTimeout: 10 * time.Second, ReadTimeout: 5 * time.Second, Retry: 50 * time.Millisecond}
+}
+
+// Validate reports a missing dependency or a non-positive timing.
+func (c Config) Validate() error {
+	switch {
+	case c.ID == "" || c.HTTPAddr == "":
+		return errors.New("consensus: ID and HTTPAddr are required")
+	case c.Raft == nil || c.State == nil || c.Forwarder == nil:
+		return errors.New("consensus: Raft, State and Forwarder are required")
+	case c.ApplyTimeout <= 0 || c.ReadTimeout <= 0 || c.Retry <= 0:
+		return errors.New("consensus: timeouts must be positive")
+	}
+	return nil
+}
+
+// Proposer proposes commands and provides linearizable reads. Safe for
+// concurrent use.
+type Proposer struct {
+	cfg         Config
+	barrierTerm atomic.Uint64 // term in which this leader applied its barrier
+	done        chan struct{}
+	closeOnce   sync.Once
+}
+
+// New returns a Proposer.
+func New(cfg Config) (*Proposer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Proposer{cfg: cfg, done: make(chan struct{})}, nil
+}
+
+// Close makes waiting Apply calls return ErrShuttingDown. Idempotent.
+func (p *Proposer) Close() { p.closeOnce.Do(func() { close(p.done) }) }
+
+// IsLeader reports whether this node leads.
+func (p *Proposer) IsLeader() bool { return p.cfg.Raft.IsLeader() }
+
+// LeaderHTTP returns the leader's HTTP address from the FSM's records, ""
+// if unknown.
+func (p *Proposer) LeaderHTTP() string {
+	_, id := p.cfg.Raft.Leader()
+	if id == "" {
+		return ""
+	}
+	if id == p.cfg.ID {
+		return p.cfg.HTTPAddr
+	}
+	if rec, ok := p.cfg.State.Node(osprey.NodeID(id)); ok {
+		return rec.HTTPAddr
+	}
+	return ""
+}
+
+// Apply proposes a command through the leader (locally, or forwarded over
+// HTTP to the leader) and decodes its result into out (which may be nil).
+// It retries while the command is certainly not applied (no leader yet,
+// leadership moving) until ctx or the apply timeout ends.
+func (p *Proposer) Apply(ctx context.Context, t fsm.CommandType, payload, out any) error {
+	cmd, err := fsm.Encode(t, payload)
+	if err != nil {
+		return err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.ApplyTimeout)
+		defer cancel()
+	}
+	var data []byte
+	for {
+		if p.cfg.Raft.IsLeader() {
+			data, err = p.ApplyEncoded(ctx, cmd)
+		} else if leader := p.LeaderHTTP(); leader != "" {
+			data, err = p.cfg.Forwarder.ForwardApply(ctx, leader, cmd)
+		} else {
+			err = raftstore.ErrNoLeader
+		}
+		if err == nil || !errors.Is(err, osprey.ErrUnavailable) && !errors.Is(err, osprey.ErrNotLeader) {
+			break
+		}
+		// Certainly not applied: wait a little for a (new) leader and retry.
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%w)", err, ctx.Err())
+		case <-p.done:
+			return ErrShuttingDown
+		case <-time.After(p.cfg.Retry):
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("node: decode %s result: %w", t, err)
+		}
+	}
+	return nil
+}
+
+// ApplyEncoded applies an encoded command on this node, which must lead,
+// and returns the JSON-encoded result.
+func (p *Proposer) ApplyEncoded(ctx context.Context, cmd []byte) ([]byte, error) {
+	// A forwarded command this build cannot decode (a newer follower's
+	// type, a corrupt body) must never reach the log: every replica would
+	// panic applying it.
+	if _, _, err := fsm.Decode(cmd); err != nil {
+		return nil, fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
+	}
+	resp, _, err := p.cfg.Raft.Apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := resp.(*fsm.Result)
+	if !ok || res == nil {
+		return nil, nil
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	if res.Data == nil {
+		return nil, nil
+	}
+	return json.Marshal(res.Data)
+}
+
+// EnsureBarrier makes a new leader apply everything committed before its
+// term, so its commit index is a safe read index.
+func (p *Proposer) EnsureBarrier(ctx context.Context) error {
+	term := p.cfg.Raft.Term()
+	if p.barrierTerm.Load() == term {
+		return nil
+	}
+	if err := p.cfg.Raft.Barrier(ctx); err != nil {
+		return err
+	}
+	p.barrierTerm.Store(term)
+	return nil
+}
+
+// ReadIndex confirms this node still leads and returns the index of the
+// last command its FSM applied. Every write acknowledged before the call is
+// applied there (a write is acknowledged only after the leader's FSM applied
+// it, and a new leader applies its predecessors' log before answering), so a
+// replica whose FSM reached this index sees all of them.
+//
+// It is the FSM's own index, not raft's: raft counts an entry as applied
+// when it hands it to the FSM goroutine, before the FSM has run it.
+func (p *Proposer) ReadIndex(ctx context.Context) (uint64, error) {
+	if !p.cfg.Raft.IsLeader() {
+		return 0, raftstore.ErrNotLeader
+	}
+	if err := p.EnsureBarrier(ctx); err != nil {
+		return 0, err
+	}
+	idx := p.cfg.State.AppliedIndex()
+	if err := p.cfg.Raft.VerifyLeader(ctx); err != nil {
+		return 0, err
+	}
+	return idx, nil
+}
+
+// ReadBarrier makes the next local FSM read linearizable: it obtains a
+// read index from the leader and waits until the local FSM applied it.
+func (p *Proposer) ReadBarrier(ctx context.Context) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.cfg.ReadTimeout)
+		defer cancel()
+	}
+	var idx uint64
+	for {
+		var err error
+		if p.cfg.Raft.IsLeader() {
+			idx, err = p.ReadIndex(ctx)
+		} else if leader := p.LeaderHTTP(); leader != "" {
+			idx, err = p.cfg.Forwarder.ReadIndex(ctx, leader)
+		} else {
+			err = raftstore.ErrNoLeader
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, osprey.ErrUnavailable) && !errors.Is(err, osprey.ErrNotLeader) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: read barrier: %w", osprey.ErrUnavailable, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for p.cfg.State.AppliedIndex() < idx {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting to apply index %d: %w", osprey.ErrUnavailable, idx, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}

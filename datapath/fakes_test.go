@@ -1,0 +1,285 @@
+package datapath_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/backend"
+	"github.com/osprey-storage/osprey/chunkstore"
+	"github.com/osprey-storage/osprey/datapath"
+	"github.com/osprey-storage/osprey/erasure"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/httpapi"
+	"github.com/osprey-storage/osprey/ring"
+)
+
+// memChunks is an in-memory chunk store.
+type memChunks struct {
+	mu   sync.Mutex
+	data map[chunkstore.Key][]byte
+}
+
+func newMemChunks() *memChunks { return &memChunks{data: map[chunkstore.Key][]byte{}} }
+
+func (m *memChunks) Put(_ context.Context, k chunkstore.Key, r io.Reader, size int64) (chunkstore.Info, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return chunkstore.Info{}, err
+	}
+	if size >= 0 && int64(len(b)) != size {
+		return chunkstore.Info{}, chunkstore.ErrSizeMismatch
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.data[k] = b
+	return chunkstore.Info{Size: int64(len(b)), Sum: xxhash.Sum64(b)}, nil
+}
+
+func (m *memChunks) Get(_ context.Context, k chunkstore.Key, off, n int64) (io.ReadCloser, chunkstore.Info, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.data[k]
+	if !ok {
+		return nil, chunkstore.Info{}, chunkstore.ErrNotFound
+	}
+	if n < 0 {
+		n = int64(len(b)) - off
+	}
+	return io.NopCloser(bytes.NewReader(b[off : off+n])), chunkstore.Info{Size: int64(len(b)), Sum: xxhash.Sum64(b)}, nil
+}
+
+func (m *memChunks) Delete(_ context.Context, k chunkstore.Key) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.data[k]; !ok {
+		return chunkstore.ErrNotFound
+	}
+	delete(m.data, k)
+	return nil
+}
+
+func (m *memChunks) len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.data)
+}
+
+func (m *memChunks) has(k chunkstore.Key) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.data[k]
+	return ok
+}
+
+// memPeers is a cluster of in-memory chunk stores reached "remotely";
+// members listed in down refuse every call.
+type memPeers struct {
+	stores map[string]*memChunks
+	mu     sync.Mutex
+	down   map[string]bool
+	puts   atomic.Int64
+}
+
+func (p *memPeers) isDown(owner string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.down[owner]
+}
+
+func (p *memPeers) store(owner string) (*memChunks, error) {
+	s, ok := p.stores[owner]
+	if !ok || p.isDown(owner) {
+		return nil, fmt.Errorf("%w: %s unreachable", osprey.ErrUnavailable, owner)
+	}
+	return s, nil
+}
+
+func key(ref httpapi.ChunkRef) chunkstore.Key {
+	return chunkstore.Key{UID: ref.Blob, Chunk: ref.Num, Shard: ref.Shard}
+}
+
+func (p *memPeers) PutChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
+	s, err := p.store(owner)
+	if err != nil {
+		return err
+	}
+	p.puts.Add(1)
+	info, err := s.Put(ctx, key(ref), bytes.NewReader(buf), int64(len(buf)))
+	if err == nil && info.Sum != sum {
+		err = errors.New("checksum mismatch")
+	}
+	return err
+}
+
+func (p *memPeers) DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef) error {
+	s, err := p.store(owner)
+	if err != nil {
+		return err
+	}
+	return s.Delete(ctx, key(ref))
+}
+
+func (p *memPeers) OpenChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, error) {
+	s, err := p.store(owner)
+	if err != nil {
+		return nil, err
+	}
+	rc, _, err := s.Get(ctx, key(ref), off, length)
+	return rc, err
+}
+
+func (p *memPeers) PutObject(context.Context, string, string, string, io.Reader, int64, string) error {
+	return errors.New("not used")
+}
+func (p *memPeers) OpenObject(context.Context, string, string, string, int64, int64) (io.ReadCloser, error) {
+	return nil, errors.New("not used")
+}
+func (p *memPeers) DeleteObject(context.Context, string, string, string) error {
+	return errors.New("not used")
+}
+
+// fakeState is an in-memory FSM view.
+type fakeState struct {
+	mu       sync.Mutex
+	files    map[osprey.UID]fsm.File
+	contents map[osprey.UID]fsm.Content
+	nodes    map[osprey.NodeID]fsm.Node
+}
+
+func (s *fakeState) File(uid osprey.UID) (fsm.File, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.files[uid]
+	return f, ok
+}
+func (s *fakeState) Files(osprey.UID, int) []fsm.File { return nil }
+func (s *fakeState) Content(id osprey.UID) (fsm.Content, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.contents[id]
+	return c, ok
+}
+func (s *fakeState) ContentByMD5(string) (fsm.Content, bool) { return fsm.Content{}, false }
+func (s *fakeState) Node(id osprey.NodeID) (fsm.Node, bool) {
+	n, ok := s.nodes[id]
+	return n, ok
+}
+func (s *fakeState) Secret() []byte { return []byte("secret") }
+
+// fakeProposer records commands and answers through ApplyFn.
+type fakeProposer struct {
+	mu      sync.Mutex
+	applied []fsm.CommandType
+	ApplyFn func(t fsm.CommandType, payload any) (any, error)
+}
+
+func (p *fakeProposer) Apply(_ context.Context, t fsm.CommandType, payload, out any) error {
+	p.mu.Lock()
+	p.applied = append(p.applied, t)
+	p.mu.Unlock()
+	res, err := p.ApplyFn(t, payload)
+	if err != nil || out == nil || res == nil {
+		return err
+	}
+	b, _ := json.Marshal(res) // the real proposer decodes a JSON result too
+	return json.Unmarshal(b, out)
+}
+
+func (p *fakeProposer) ReadBarrier(context.Context) error { return nil }
+
+func (p *fakeProposer) commands() []fsm.CommandType {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]fsm.CommandType(nil), p.applied...)
+}
+
+// counterUIDs mints increasing uids.
+type counterUIDs struct{ n atomic.Uint64 }
+
+func (c *counterUIDs) NextUID() (osprey.UID, error) { return osprey.UID(c.n.Add(1) + 1000), nil }
+
+// fixedPlacement is an in-memory placement over a fixed member list.
+type fixedPlacement struct {
+	r        *ring.Ring
+	replicas int
+	ec       erasure.Policy
+}
+
+func (p fixedPlacement) Ring() (*ring.Ring, error) { return p.r, nil }
+func (p fixedPlacement) Replicas() int             { return p.replicas }
+func (p fixedPlacement) ECEnabled() bool           { return p.ec.K > 0 }
+func (p fixedPlacement) ECFits() bool              { return p.r.Len() >= p.ec.K+p.ec.M }
+func (p fixedPlacement) EC() erasure.Policy        { return p.ec }
+
+// noObjects is a backend the tests never reach.
+type noObjects struct{}
+
+func (noObjects) EnsureBucket(context.Context, string) error { return errors.New("no backend") }
+func (noObjects) Put(context.Context, string, string, io.Reader, int64, backend.PutOptions) (backend.ObjectInfo, error) {
+	return backend.ObjectInfo{}, errors.New("no backend")
+}
+func (noObjects) Get(context.Context, string, string, int64, int64) (io.ReadCloser, error) {
+	return nil, errors.New("no backend")
+}
+func (noObjects) Delete(context.Context, string, string) error { return errors.New("no backend") }
+
+// world is one data path ("n1") in a fake cluster of members.
+type world struct {
+	path  *datapath.Path
+	state *fakeState
+	prop  *fakeProposer
+	peers *memPeers
+}
+
+func mustWorld(t *testing.T, members []string, replicas int, ec erasure.Policy) *world {
+	t.Helper()
+	r, err := ring.New(ring.DefaultConfig(), members)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{
+		state: &fakeState{files: map[osprey.UID]fsm.File{}, contents: map[osprey.UID]fsm.Content{}, nodes: map[osprey.NodeID]fsm.Node{}},
+		peers: &memPeers{stores: map[string]*memChunks{}, down: map[string]bool{}},
+		prop:  &fakeProposer{ApplyFn: func(fsm.CommandType, any) (any, error) { return nil, nil }},
+	}
+	for _, m := range members {
+		w.peers.stores[m] = newMemChunks()
+		w.state.nodes[osprey.NodeID(m)] = fsm.Node{ID: osprey.NodeID(m), HTTPAddr: m + ":80"}
+	}
+	limits := httpapi.DefaultLimits()
+	limits.MaxChunkSize = 1 << 20
+	w.path, err = datapath.New(datapath.Config{ID: "n1", Limits: limits, BufferBudget: 8 << 20, State: w.state, Proposer: w.prop,
+		UIDs: &counterUIDs{}, Placement: fixedPlacement{r: r, replicas: replicas, ec: ec}, Peers: w.peers,
+		Chunks: w.peers.stores["n1"], Objects: noObjects{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.path.Close() })
+	return w
+}
+
+// addFile records an uploading file.
+func (w *world) addFile(uid osprey.UID) {
+	w.state.mu.Lock()
+	defer w.state.mu.Unlock()
+	w.state.files[uid] = fsm.File{UID: uid, Name: "f.bin", State: fsm.StateUploading, Chunks: map[uint32]*fsm.Chunk{}}
+}
+
+// copies counts stored copies across all members.
+func (w *world) copies() int {
+	n := 0
+	for _, s := range w.peers.stores {
+		n += s.len()
+	}
+	return n
+}

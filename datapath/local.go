@@ -1,0 +1,126 @@
+package datapath
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/backend"
+	"github.com/osprey-storage/osprey/chunkstore"
+	"github.com/osprey-storage/osprey/httpapi"
+)
+
+// --- local chunk store ---
+
+func chunkKey(ref httpapi.ChunkRef) chunkstore.Key {
+	return chunkstore.Key{UID: ref.Blob, Chunk: ref.Num, Shard: ref.Shard}
+}
+
+// PutLocalChunk stores a chunk copy in this node's chunk store durably.
+func (p *Path) PutLocalChunk(ctx context.Context, ref httpapi.ChunkRef, body io.Reader, size int64) (uint64, error) {
+	info, err := p.cfg.Chunks.Put(ctx, chunkKey(ref), body, size)
+	if err != nil {
+		return 0, mapChunkErr(err)
+	}
+	return info.Sum, nil
+}
+
+// GetLocalChunk reads part of a local chunk copy.
+func (p *Path) GetLocalChunk(ctx context.Context, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, int64, error) {
+	rc, info, err := p.cfg.Chunks.Get(ctx, chunkKey(ref), off, length)
+	if err != nil {
+		return nil, 0, mapChunkErr(err)
+	}
+	if length < 0 {
+		length = info.Size - off
+	}
+	return rc, length, nil
+}
+
+// DeleteLocalChunk deletes a local chunk copy.
+func (p *Path) DeleteLocalChunk(ctx context.Context, ref httpapi.ChunkRef) error {
+	return mapChunkErr(p.cfg.Chunks.Delete(ctx, chunkKey(ref)))
+}
+
+func mapChunkErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, chunkstore.ErrNotFound):
+		return fmt.Errorf("%w: %w", osprey.ErrNotFound, err)
+	case errors.Is(err, chunkstore.ErrTooLarge):
+		return fmt.Errorf("%w: %w", osprey.ErrTooLarge, err)
+	case errors.Is(err, chunkstore.ErrSizeMismatch):
+		return fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
+	case errors.Is(err, chunkstore.ErrClosed):
+		return fmt.Errorf("%w: %w", osprey.ErrUnavailable, err)
+	}
+	return err
+}
+
+// mapBackendErr maps backend sentinels onto the project's error kinds.
+func mapBackendErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, backend.ErrNotFound):
+		return fmt.Errorf("%w: %w", osprey.ErrNotFound, err)
+	case errors.Is(err, backend.ErrInvalid):
+		return fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	}
+	return fmt.Errorf("%w: %w", osprey.ErrBackend, err)
+}
+
+// --- node-to-node object copies for the local backend ---
+
+// PutLocalObject stores an object copy in this node's local backend.
+func (p *Path) PutLocalObject(ctx context.Context, bucket, key string, body io.Reader, size int64, md5 string) error {
+	if err := p.cfg.Objects.EnsureBucket(ctx, bucket); err != nil {
+		return mapBackendErr(err)
+	}
+	_, err := p.cfg.Objects.Put(ctx, bucket, key, body, size, backend.PutOptions{MD5: md5})
+	if errors.Is(err, backend.ErrChecksum) {
+		// 400 on the wire; putObjectOn turns it back into ErrChecksum.
+		return fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
+	}
+	return mapBackendErr(err)
+}
+
+// GetLocalObject reads part of an object copy from this node's backend.
+func (p *Path) GetLocalObject(ctx context.Context, bucket, key string, off, length int64) (io.ReadCloser, error) {
+	rc, err := p.cfg.Objects.Get(ctx, bucket, key, off, length)
+	return rc, mapBackendErr(err)
+}
+
+// DeleteLocalObject deletes an object copy from this node's backend.
+func (p *Path) DeleteLocalObject(ctx context.Context, bucket, key string) error {
+	return mapBackendErr(p.cfg.Objects.Delete(ctx, bucket, key))
+}
+
+// PutObjectOn writes an object copy to owner (this node or another).
+func (p *Path) PutObjectOn(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error {
+	if owner == p.id {
+		return p.PutLocalObject(ctx, bucket, key, body, size, md5)
+	}
+	return p.cfg.Peers.PutObject(ctx, owner, bucket, key, body, size, md5)
+}
+
+// OpenObjectOn reads part of an object copy held by owner.
+func (p *Path) OpenObjectOn(ctx context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error) {
+	if owner == p.id {
+		return p.GetLocalObject(ctx, bucket, key, off, length)
+	}
+	return p.cfg.Peers.OpenObject(ctx, owner, bucket, key, off, length)
+}
+
+// DeleteObjectOn deletes the object copy held by owner (this node or another).
+func (p *Path) DeleteObjectOn(ctx context.Context, owner, bucket, key string) error {
+	if owner == p.id {
+		return p.DeleteLocalObject(ctx, bucket, key)
+	}
+	return p.cfg.Peers.DeleteObject(ctx, owner, bucket, key)
+}

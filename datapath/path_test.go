@@ -1,0 +1,285 @@
+package datapath_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/chunkstore"
+	"github.com/osprey-storage/osprey/erasure"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/httpapi"
+)
+
+func md5hex(b []byte) string {
+	s := md5.Sum(b)
+	return hex.EncodeToString(s[:])
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// recordComplete makes the fake proposer apply FileComplete the way the
+// FSM does: the file becomes complete with its own content.
+func (w *world) recordComplete() {
+	w.prop.ApplyFn = func(t fsm.CommandType, payload any) (any, error) {
+		if t != fsm.CmdFileComplete {
+			return nil, nil
+		}
+		fc := payload.(fsm.FileComplete)
+		w.state.mu.Lock()
+		defer w.state.mu.Unlock()
+		f := w.state.files[fc.UID]
+		f.State, f.Size, f.MD5, f.Content = fsm.StateComplete, fc.Size, fc.MD5, fc.UID
+		w.state.files[fc.UID] = f
+		w.state.contents[fc.UID] = fsm.Content{ID: fc.UID, MD5: fc.MD5, Size: fc.Size, State: fsm.ContentStaged, Chunks: fc.Chunks}
+		return fsm.CompleteResult{File: f}, nil
+	}
+}
+
+func (w *world) download(t *testing.T, uid osprey.UID) []byte {
+	t.Helper()
+	obj, err := w.path.Open(context.Background(), uid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := obj.Reader(context.Background(), 0, obj.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestUploadStoresReplicasThenRecords(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+	w.recordComplete()
+	w.addFile(1)
+	body := randomBytes(5<<19, 1) // 2.5 pieces of 1 MiB
+	info, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Size != int64(len(body)) || info.State != string(fsm.StateComplete) {
+		t.Fatalf("info %+v", info)
+	}
+	ct, _ := w.state.Content(1)
+	if len(ct.Chunks) != 3 {
+		t.Fatalf("%d chunks, want 3", len(ct.Chunks))
+	}
+	for _, ch := range ct.Chunks {
+		if len(ch.Owners) != 2 {
+			t.Fatalf("chunk %d has owners %v, want 2", ch.Num, ch.Owners)
+		}
+		for _, o := range ch.Owners {
+			if !w.peers.stores[string(o)].has(key2(ch)) {
+				t.Fatalf("chunk %d is recorded on %s but not stored there", ch.Num, o)
+			}
+		}
+	}
+	if w.copies() != 6 {
+		t.Fatalf("%d copies stored, want 6", w.copies())
+	}
+	if got := w.download(t, 1); !bytes.Equal(got, body) {
+		t.Fatal("downloaded bytes differ")
+	}
+}
+
+func key2(ch fsm.Chunk) chunkstore.Key { return chunkstore.Key{UID: ch.Blob, Chunk: ch.Num} }
+
+func refOf(ch fsm.Chunk) httpapi.ChunkRef { return httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num} }
+
+func TestUploadMD5MismatchKeepsNothing(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+	w.recordComplete()
+	w.addFile(1)
+	body := randomBytes(3000, 2)
+	_, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex([]byte("something else")))
+	if !errors.Is(err, osprey.ErrInvalid) {
+		t.Fatalf("err = %v, want ErrInvalid", err)
+	}
+	for _, c := range w.prop.commands() {
+		if c == fsm.CmdFileComplete {
+			t.Fatal("a mismatching upload was recorded")
+		}
+	}
+	w.path.Close() // waits for the background cleanup
+	if n := w.copies(); n != 0 {
+		t.Fatalf("%d unrecorded copies left behind", n)
+	}
+}
+
+func TestStoreSkipsUnreachableOwner(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+	w.recordComplete()
+	w.peers.down["n2"] = true
+	for uid := osprey.UID(1); uid <= 5; uid++ {
+		w.addFile(uid)
+		body := randomBytes(1000, uint64(uid))
+		if _, err := w.path.Upload(context.Background(), uid, bytes.NewReader(body), md5hex(body)); err != nil {
+			t.Fatal(err)
+		}
+		ct, _ := w.state.Content(uid)
+		for _, ch := range ct.Chunks {
+			if len(ch.Owners) != 2 || ch.Owners[0] == "n2" || ch.Owners[1] == "n2" {
+				t.Fatalf("owners %v: want two reachable members", ch.Owners)
+			}
+		}
+	}
+	// With two members down, two copies cannot be stored: the upload fails
+	// as certainly-not-stored and leaves nothing behind.
+	w.peers.down["n3"] = true
+	w.addFile(9)
+	body := randomBytes(1000, 9)
+	if _, err := w.path.Upload(context.Background(), 9, bytes.NewReader(body), md5hex(body)); !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+}
+
+func TestDownloadFallsBackToAnotherCopy(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+	w.recordComplete()
+	w.addFile(1)
+	body := randomBytes(3<<19, 3)
+	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex(body)); err != nil {
+		t.Fatal(err)
+	}
+	// Lose the first copy of every chunk (the one read first when this
+	// node holds it): the reader must resume from the second.
+	ct, _ := w.state.Content(1)
+	for _, ch := range ct.Chunks {
+		if err := w.peers.stores[string(ch.Owners[0])].Delete(context.Background(), key(refOf(ch))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := w.download(t, 1); !bytes.Equal(got, body) {
+		t.Fatal("downloaded bytes differ after losing copies")
+	}
+}
+
+func TestUploadChunkResendIsNoop(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2"}, 2, erasure.Policy{})
+	body := []byte("hello chunk")
+	w.addFile(1)
+	f, _ := w.state.File(1)
+	f.Chunks[1] = &fsm.Chunk{Num: 1, Size: int64(len(body)), MD5: md5hex(body)}
+	w.state.files[1] = f
+	if err := w.path.UploadChunk(context.Background(), 1, 1, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.prop.commands()) != 0 || w.peers.puts.Load() != 0 || w.copies() != 0 {
+		t.Fatalf("a re-sent chunk was stored again: commands %v", w.prop.commands())
+	}
+}
+
+func TestUploadChunkRecordFailure(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		wantKept  int
+		wantError error
+	}{
+		{"not applied: copies collected", osprey.ErrUnavailable, 0, osprey.ErrUnavailable},
+		{"outcome unknown: copies kept", osprey.ErrIndeterminate, 2, osprey.ErrIndeterminate},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+			w.prop.ApplyFn = func(fsm.CommandType, any) (any, error) { return nil, tt.err }
+			w.addFile(1)
+			body := randomBytes(4096, 4)
+			err := w.path.UploadChunk(context.Background(), 1, 1, bytes.NewReader(body), int64(len(body)), md5hex(body))
+			if !errors.Is(err, tt.wantError) {
+				t.Fatalf("err = %v", err)
+			}
+			w.path.Close()
+			if n := w.copies(); n != tt.wantKept {
+				t.Fatalf("%d copies left, want %d", n, tt.wantKept)
+			}
+		})
+	}
+}
+
+func TestErasureCodedUploadSurvivesTwoLosses(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3", "n4", "n5", "n6"}, 2, erasure.Policy{K: 4, M: 2})
+	w.recordComplete()
+	w.addFile(1)
+	body := randomBytes(200_000, 5)
+	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex(body)); err != nil {
+		t.Fatal(err)
+	}
+	ct, _ := w.state.Content(1)
+	ch := ct.Chunks[0]
+	if ch.EC == nil || len(ch.EC.Shards) != 6 || w.copies() != 6 {
+		t.Fatalf("layout %+v, %d copies", ch.EC, w.copies())
+	}
+	w.peers.down["n2"], w.peers.down["n5"] = true, true
+	if got := w.download(t, 1); !bytes.Equal(got, body) {
+		t.Fatal("decoded bytes differ")
+	}
+}
+
+func TestDeleteChunksSkipsRemovedOwners(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+	w.recordComplete()
+	w.addFile(1)
+	body := randomBytes(1000, 6)
+	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex(body)); err != nil {
+		t.Fatal(err)
+	}
+	ct, _ := w.state.Content(1)
+	gone := ct.Chunks[0].Owners[0]
+	w.state.nodes[gone] = fsm.Node{ID: gone, Removed: true}
+	w.peers.down[string(gone)] = true // a removed member is unreachable too
+	if err := w.path.DeleteChunks(context.Background(), ct.Chunks); err != nil {
+		t.Fatalf("deleting with a removed owner: %v", err)
+	}
+	w.peers.down = map[string]bool{}
+	if n := w.copies(); n != 1 {
+		t.Fatalf("%d copies left, want only the removed member's", n)
+	}
+}
+
+func TestReadPieceBoundedByBudget(t *testing.T) {
+	w := mustWorld(t, []string{"n1"}, 1, erasure.Policy{})
+	buf, release, err := w.path.ReadPiece(context.Background(), bytes.NewReader([]byte("abc")), 10, 8<<20)
+	if err != nil || string(buf) != "abc" {
+		t.Fatalf("buf %q err %v", buf, err)
+	}
+	// The whole budget is held: another reader waits, and gives up as
+	// certainly-not-stored when its ctx ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, _, err := w.path.ReadPiece(ctx, bytes.NewReader([]byte("x")), 10, 1); !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable while the budget is held", err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, rel, err := w.path.ReadPiece(context.Background(), bytes.NewReader([]byte("y")), 10, 1)
+		if err == nil {
+			rel()
+		}
+		got <- err
+	}()
+	release()
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+}

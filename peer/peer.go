@@ -1,0 +1,348 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/backend"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/httpapi"
+)
+
+// Directory is the part of the replicated state a Client reads: member
+// records (for addresses) and the cluster secret (for the node token).
+type Directory interface {
+	Node(id osprey.NodeID) (fsm.Node, bool)
+	Secret() []byte
+}
+
+// Config configures a Client.
+type Config struct {
+	// Directory resolves member ids to addresses and holds the secret.
+	Directory Directory
+	// Timeout bounds a whole request/reply call (not streams, which their
+	// ctx bounds).
+	Timeout time.Duration
+	// DialTimeout bounds connecting to a peer.
+	DialTimeout time.Duration
+}
+
+// DefaultConfig returns the timeouts the node has always used.
+func DefaultConfig() Config {
+	return Config{Timeout: 30 * time.Second, DialTimeout: 3 * time.Second}
+}
+
+// Validate reports a missing or invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.Directory == nil:
+		return errors.New("peer: Directory is required")
+	case c.Timeout <= 0 || c.DialTimeout <= 0:
+		return errors.New("peer: timeouts must be positive")
+	}
+	return nil
+}
+
+// Client makes node-to-node calls. It is safe for concurrent use.
+type Client struct {
+	dir    Directory
+	rpc    *http.Client // request/reply calls with a whole-call timeout
+	stream *http.Client // chunk and object streams: no overall timeout, ctx bounds them
+}
+
+// New returns a Client. Call CloseIdleConnections when done.
+func New(cfg Config) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
+		DialContext: (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+	}
+	return &Client{dir: cfg.Directory, rpc: &http.Client{Timeout: cfg.Timeout, Transport: tr}, stream: &http.Client{Transport: tr}}, nil
+}
+
+// CloseIdleConnections releases pooled connections.
+func (c *Client) CloseIdleConnections() { c.rpc.CloseIdleConnections() }
+
+// Token is the node-to-node credential, derived from the cluster secret;
+// "" until the secret is known.
+func (c *Client) Token() string { return httpapi.NodeAuthToken(c.dir.Secret()) }
+
+// Addr returns a member's advertised HTTP address; ErrUnavailable if none
+// is recorded.
+func (c *Client) Addr(owner string) (string, error) {
+	rec, ok := c.dir.Node(osprey.NodeID(owner))
+	if !ok || rec.HTTPAddr == "" {
+		return "", fmt.Errorf("%w: no address for node %s", osprey.ErrUnavailable, owner)
+	}
+	return rec.HTTPAddr, nil
+}
+
+// DoJSON sends a node-to-node request and decodes the envelope's data into
+// out. Errors are mapped back to the project's error kinds; a request that
+// could not be sent at all is ErrUnavailable (certainly not applied), one
+// that failed after sending is ErrIndeterminate.
+func (c *Client) DoJSON(req *http.Request, out any) error {
+	if tok := c.Token(); tok != "" {
+		req.Header.Set(httpapi.HeaderNodeAuth, tok)
+	}
+	resp, err := c.rpc.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return fmt.Errorf("%w: %w", osprey.ErrUnavailable, err)
+		}
+		return fmt.Errorf("%w: %w", osprey.ErrIndeterminate, err)
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Code    int             `json:"code"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(&env); err != nil {
+		return fmt.Errorf("%w: decode reply from %s (status %d): %w", osprey.ErrIndeterminate, req.URL.Host, resp.StatusCode, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return httpapi.ErrorFromStatus(resp.StatusCode, env.Message)
+	}
+	if out != nil && len(env.Data) > 0 {
+		return json.Unmarshal(env.Data, out)
+	}
+	return nil
+}
+
+// --- commands and reads ---
+
+// ForwardApply sends an encoded command to the leader's /internal/v1/apply
+// and returns the JSON-encoded result.
+func (c *Client) ForwardApply(ctx context.Context, leader string, cmd []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+leader+"/internal/v1/apply", bytes.NewReader(cmd))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	var reply struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if err := c.DoJSON(req, &reply); err != nil {
+		return nil, err
+	}
+	return reply.Data, nil
+}
+
+// ReadIndex asks the leader at addr for a read index.
+func (c *Client) ReadIndex(ctx context.Context, leader string) (uint64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+leader+"/internal/v1/readindex", nil)
+	if err != nil {
+		return 0, err
+	}
+	var s string
+	if err := c.DoJSON(req, &s); err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// --- membership ---
+
+// BootstrapInfo asks the peer at addr to describe itself, presenting the
+// join token.
+func (c *Client) BootstrapInfo(ctx context.Context, addr, joinToken string) (httpapi.BootstrapInfo, error) {
+	var info httpapi.BootstrapInfo
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/internal/v1/bootstrap-info", nil)
+	if err != nil {
+		return info, err
+	}
+	req.Header.Set("X-Osprey-Join-Token", joinToken)
+	err = c.DoJSON(req, &info)
+	return info, err
+}
+
+// Join asks the peer at addr to add this node to its cluster.
+func (c *Client) Join(ctx context.Context, addr string, jr httpapi.JoinRequest) (httpapi.JoinResult, error) {
+	var res httpapi.JoinResult
+	body, err := json.Marshal(jr)
+	if err != nil {
+		return res, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/cluster/join", bytes.NewReader(body))
+	if err != nil {
+		return res, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	err = c.DoJSON(req, &res)
+	return res, err
+}
+
+// Probe checks the peer's /livez and returns whether it answered 200 and
+// the round-trip time.
+func (c *Client) Probe(ctx context.Context, addr string) (ok bool, rtt time.Duration, err error) {
+	start := time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/livez", nil)
+	if err != nil {
+		return false, 0, err
+	}
+	resp, err := c.rpc.Do(req)
+	if err != nil {
+		return false, 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, time.Since(start), nil
+}
+
+// --- chunk copies ---
+
+func chunkURL(addr string, ref httpapi.ChunkRef) string {
+	return fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/%d", addr, ref.Blob, ref.Num, ref.Shard)
+}
+
+// PutChunk stores a chunk copy on owner and checks the checksum it reports.
+func (c *Client) PutChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
+	addr, err := c.Addr(owner)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, chunkURL(addr, ref), bytes.NewReader(buf))
+	if err != nil {
+		return err
+	}
+	req.ContentLength = int64(len(buf))
+	var got string
+	if err := c.DoJSON(req, &got); err != nil {
+		return err
+	}
+	if got != strconv.FormatUint(sum, 10) {
+		return fmt.Errorf("node %s stored checksum %s, want %d", owner, got, sum)
+	}
+	return nil
+}
+
+// DeleteChunk deletes a chunk copy on owner.
+func (c *Client) DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef) error {
+	addr, err := c.Addr(owner)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, chunkURL(addr, ref), nil)
+	if err != nil {
+		return err
+	}
+	return c.DoJSON(req, nil)
+}
+
+// OpenChunk streams length bytes at off of the chunk copy on owner. The
+// caller MUST Close the reader.
+func (c *Client) OpenChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, error) {
+	addr, err := c.Addr(owner)
+	if err != nil {
+		return nil, err
+	}
+	u := chunkURL(addr, ref) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(httpapi.HeaderNodeAuth, c.Token())
+	resp, err := c.stream.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", osprey.ErrUnavailable, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: node %s answered %d for chunk %d/%d", osprey.ErrUnavailable, owner, resp.StatusCode, ref.Blob, ref.Num)
+	}
+	if resp.ContentLength != length {
+		resp.Body.Close()
+		return nil, fmt.Errorf("node %s sent %d bytes for a %d-byte range", owner, resp.ContentLength, length)
+	}
+	return resp.Body, nil
+}
+
+// --- object copies (local backend) ---
+
+func objectURL(addr, bucket, key string) string {
+	return "http://" + addr + "/internal/v1/objects/" + url.PathEscape(bucket) + "/" + url.PathEscape(key)
+}
+
+// PutObject streams an object copy to owner's local backend, which
+// verifies md5 before the copy is visible. A mismatch is
+// backend.ErrChecksum.
+func (c *Client) PutObject(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error {
+	addr, err := c.Addr(owner)
+	if err != nil {
+		return err
+	}
+	if size == 0 {
+		// net/http sends a non-nil body with length 0 as chunked, which
+		// the receiver refuses: say "no body" explicitly.
+		body = http.NoBody
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, objectURL(addr, bucket, key)+"?md5="+md5, body)
+	if err != nil {
+		return err
+	}
+	req.ContentLength = size
+	req.Header.Set(httpapi.HeaderNodeAuth, c.Token())
+	resp, err := c.stream.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: copy to %s: %w", osprey.ErrUnavailable, owner, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(b, []byte(backend.ErrChecksum.Error())) {
+			return fmt.Errorf("%w: copy to %s: %s", backend.ErrChecksum, owner, b)
+		}
+		return fmt.Errorf("%w: copy to %s: status %d: %s", osprey.ErrBackend, owner, resp.StatusCode, b)
+	}
+	return nil
+}
+
+// OpenObject streams part of the object copy held by owner. The caller
+// MUST Close the reader.
+func (c *Client) OpenObject(ctx context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error) {
+	addr, err := c.Addr(owner)
+	if err != nil {
+		return nil, err
+	}
+	u := objectURL(addr, bucket, key) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(httpapi.HeaderNodeAuth, c.Token())
+	resp, err := c.stream.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read copy on %s: %w", osprey.ErrUnavailable, owner, err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.ContentLength != length {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%w: read copy on %s: status %d", osprey.ErrUnavailable, owner, resp.StatusCode)
+	}
+	return resp.Body, nil
+}
+
+// DeleteObject deletes the object copy held by owner.
+func (c *Client) DeleteObject(ctx context.Context, owner, bucket, key string) error {
+	addr, err := c.Addr(owner)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, objectURL(addr, bucket, key), nil)
+	if err != nil {
+		return err
+	}
+	return c.DoJSON(req, nil)
+}

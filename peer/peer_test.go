@@ -1,0 +1,154 @@
+package peer_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/backend"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/httpapi"
+	"github.com/osprey-storage/osprey/peer"
+)
+
+// fakeDirectory is an in-memory Directory.
+type fakeDirectory struct {
+	nodes  map[osprey.NodeID]fsm.Node
+	secret []byte
+}
+
+func (d fakeDirectory) Node(id osprey.NodeID) (fsm.Node, bool) { n, ok := d.nodes[id]; return n, ok }
+func (d fakeDirectory) Secret() []byte                         { return d.secret }
+
+func reply(w http.ResponseWriter, status int, msg string, data any) {
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"code": status, "message": msg, "data": data})
+}
+
+// mustPeer starts h as member "p1" and returns a client that knows it.
+func mustPeer(t *testing.T, h http.HandlerFunc) (*peer.Client, fakeDirectory) {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	dir := fakeDirectory{secret: []byte("s3cret"), nodes: map[osprey.NodeID]fsm.Node{
+		"p1": {ID: "p1", HTTPAddr: strings.TrimPrefix(srv.URL, "http://")}}}
+	cfg := peer.DefaultConfig()
+	cfg.Directory = dir
+	c, err := peer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.CloseIdleConnections)
+	return c, dir
+}
+
+func TestPutChunkSendsTokenAndChecksChecksum(t *testing.T) {
+	var gotPath, gotToken string
+	var gotBody []byte
+	c, dir := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		gotPath, gotToken = r.URL.Path, r.Header.Get(httpapi.HeaderNodeAuth)
+		gotBody, _ = io.ReadAll(r.Body)
+		reply(w, 200, "ok", "1234")
+	})
+	ref := httpapi.ChunkRef{Blob: 5, Num: 2, Shard: 1}
+	if err := c.PutChunk(context.Background(), "p1", ref, []byte("abc"), 1234); err != nil {
+		t.Fatal(err)
+	}
+	if gotPath != "/internal/v1/chunks/5/2/1" || string(gotBody) != "abc" || gotToken != httpapi.NodeAuthToken(dir.secret) {
+		t.Fatalf("path %q body %q token %q", gotPath, gotBody, gotToken)
+	}
+	if err := c.PutChunk(context.Background(), "p1", ref, []byte("abc"), 99); err == nil {
+		t.Fatal("a checksum mismatch was accepted")
+	}
+}
+
+func TestErrorsMapToKinds(t *testing.T) {
+	c, _ := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		reply(w, http.StatusNotFound, "no such chunk", nil)
+	})
+	if err := c.DeleteChunk(context.Background(), "p1", httpapi.ChunkRef{Blob: 1, Num: 1}); !errors.Is(err, osprey.ErrNotFound) {
+		t.Fatalf("404: %v", err)
+	}
+	if err := c.DeleteChunk(context.Background(), "nobody", httpapi.ChunkRef{}); !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("unknown member: %v", err)
+	}
+}
+
+func TestDialFailureIsUnavailable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	cfg := peer.DefaultConfig()
+	cfg.Directory = fakeDirectory{}
+	c, err := peer.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ForwardApply(context.Background(), addr, []byte{1}); !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("err = %v, want ErrUnavailable (certainly not applied)", err)
+	}
+}
+
+func TestOpenChunkChecksLength(t *testing.T) {
+	c, _ := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("off") != "2" {
+			t.Errorf("query %q", r.URL.RawQuery)
+		}
+		_, _ = io.WriteString(w, "cde")
+	})
+	rc, err := c.OpenChunk(context.Background(), "p1", httpapi.ChunkRef{Blob: 1, Num: 1}, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "cde" {
+		t.Fatalf("read %q", b)
+	}
+	if _, err := c.OpenChunk(context.Background(), "p1", httpapi.ChunkRef{Blob: 1, Num: 1}, 2, 4); err == nil {
+		t.Fatal("a short range was accepted")
+	}
+}
+
+func TestPutObjectChecksumMismatch(t *testing.T) {
+	c, _ := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		reply(w, http.StatusBadRequest, "invalid: "+backend.ErrChecksum.Error(), nil)
+	})
+	err := c.PutObject(context.Background(), "p1", "b", "k", strings.NewReader("xy"), 2, "00")
+	if !errors.Is(err, backend.ErrChecksum) {
+		t.Fatalf("err = %v, want backend.ErrChecksum", err)
+	}
+}
+
+func TestReadIndexAndProbe(t *testing.T) {
+	c, dir := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/internal/v1/readindex":
+			reply(w, 200, "ok", "77")
+		case "/livez":
+			w.WriteHeader(200)
+		default:
+			reply(w, 404, "no", nil)
+		}
+	})
+	addr := dir.nodes["p1"].HTTPAddr
+	idx, err := c.ReadIndex(context.Background(), addr)
+	if err != nil || idx != 77 {
+		t.Fatalf("idx %d err %v", idx, err)
+	}
+	ok, _, err := c.Probe(context.Background(), addr)
+	if err != nil || !ok {
+		t.Fatalf("probe ok %v err %v", ok, err)
+	}
+}

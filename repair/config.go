@@ -1,0 +1,146 @@
+package repair
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/chunkstore"
+	"github.com/osprey-storage/osprey/erasure"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/httpapi"
+	"github.com/osprey-storage/osprey/ring"
+	"github.com/osprey-storage/osprey/tasks"
+)
+
+// State is the part of the FSM repair reads.
+type State interface {
+	ChunkRecord(file, content osprey.UID, blob uint64) (fsm.Chunk, bool)
+	Content(id osprey.UID) (fsm.Content, bool)
+	Node(id osprey.NodeID) (fsm.Node, bool)
+	Nodes() []fsm.Node
+}
+
+// Data is the part of the data path repair reads and writes copies
+// through.
+type Data interface {
+	// ReadPiece reads at most max bytes under the buffer budget; the
+	// caller MUST call release.
+	ReadPiece(ctx context.Context, r io.Reader, max, reserve int64) (buf []byte, release func(), err error)
+	OpenCopies(ctx context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser
+	OpenECRange(ctx context.Context, ch fsm.Chunk, off, length int64, skip osprey.NodeID) io.ReadCloser
+	OpenTiered(ctx context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error)
+	PutChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error
+	PutObjectOn(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error
+}
+
+// Placement says where a rebuilt copy goes.
+type Placement interface {
+	Ring() (*ring.Ring, error)
+	NewOwners(key []byte, have []osprey.NodeID) ([]string, error)
+	WantCopies() int
+	EC() erasure.Policy
+}
+
+// Config configures the repair Handler.
+type Config struct {
+	// ID is this node's member id.
+	ID        string
+	State     State
+	Data      Data
+	Placement Placement
+}
+
+// Validate reports a missing dependency.
+func (c Config) Validate() error {
+	if c.ID == "" || c.State == nil || c.Data == nil || c.Placement == nil {
+		return errors.New("repair: ID, State, Data and Placement are required")
+	}
+	return nil
+}
+
+var _ tasks.Handler = (*Handler)(nil)
+
+// New returns the repair task handler.
+func New(cfg Config) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Handler{cfg: cfg}, nil
+}
+
+// Chunks is the part of this node's chunk store the scrubber walks.
+type Chunks interface {
+	Scan(ctx context.Context, fn func(chunkstore.Key, chunkstore.Info) error) error
+	Verify(ctx context.Context, k chunkstore.Key) (chunkstore.Info, error)
+}
+
+// ScrubState is the part of the FSM the scrubber reads: every recorded
+// chunk by blob id.
+type ScrubState interface {
+	ChunkIndex() map[uint64]fsm.Chunk
+}
+
+// ScrubData is the part of the data path the scrubber heals through.
+type ScrubData interface {
+	ReadPiece(ctx context.Context, r io.Reader, max, reserve int64) (buf []byte, release func(), err error)
+	OpenCopies(ctx context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser
+	OpenECRange(ctx context.Context, ch fsm.Chunk, off, length int64, skip osprey.NodeID) io.ReadCloser
+	PutChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error
+}
+
+var _ Chunks = (*chunkstore.Store)(nil)
+
+// ScrubConfig configures a Scrubber.
+type ScrubConfig struct {
+	// ID is this node's member id.
+	ID string
+	// Rate is how many staged bytes per second are verified (≤ 0: off);
+	// Pause separates full passes (0: back to back).
+	Rate   int64
+	Pause  time.Duration
+	Chunks Chunks
+	State  ScrubState
+	Data   ScrubData
+	// Metrics; optional.
+	Bytes, Corrupt, Repaired, Passes prometheus.Counter
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Validate reports a missing dependency.
+func (c ScrubConfig) Validate() error {
+	if c.ID == "" || c.Chunks == nil || c.State == nil || c.Data == nil {
+		return errors.New("repair: scrubber needs ID, Chunks, State and Data")
+	}
+	return nil
+}
+
+// Scrubber verifies this node's staged copies and heals bad ones.
+type Scrubber struct {
+	cfg                              ScrubConfig
+	log                              *slog.Logger
+	bytes, corrupt, repaired, passes prometheus.Counter
+}
+
+// NewScrubber returns a Scrubber; Run starts it.
+func NewScrubber(cfg ScrubConfig) (*Scrubber, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Scrubber{cfg: cfg, log: cfg.Logger, bytes: cfg.Bytes, corrupt: cfg.Corrupt, repaired: cfg.Repaired, passes: cfg.Passes}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	for _, c := range []*prometheus.Counter{&s.bytes, &s.corrupt, &s.repaired, &s.passes} {
+		if *c == nil {
+			*c = prometheus.NewCounter(prometheus.CounterOpts{Name: "osprey_scrub_unregistered_total"})
+		}
+	}
+	return s, nil
+}

@@ -1,0 +1,14 @@
+// Package repair restores redundancy: the repair task Handler rebuilds a
+// copy a removed or down member held (a replicated chunk from a surviving
+// copy, an erasure-coded shard by decoding and re-encoding the chunk, a
+// local-backend object from another holder) on the next ring candidate,
+// verifies it against the record and only then completes with the
+// ChunkMoved/ChunkConverted/ObjectMoved command; the Scrubber walks this
+// node's staged copies at a bounded rate, verifies their checksums against
+// the records and rewrites bad copies from healthy ones.
+//
+// Both are data movement driven by the FSM's records; rebalancing will
+// live here too. They reach the data path, placement and state only
+// through the small interfaces in config.go, so their tests run on
+// in-memory fakes.
+package repair

@@ -1,0 +1,344 @@
+package repair_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/chunkstore"
+	"github.com/osprey-storage/osprey/erasure"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/httpapi"
+	"github.com/osprey-storage/osprey/repair"
+	"github.com/osprey-storage/osprey/ring"
+	"github.com/osprey-storage/osprey/tasks"
+)
+
+// memCopies holds every member's chunk copies and objects in memory.
+type memCopies struct {
+	mu      sync.Mutex
+	chunks  map[string]map[httpapi.ChunkRef][]byte // owner → ref → bytes
+	objects map[string][]byte                      // owner/bucket/key
+	puts    []string
+}
+
+func newMemCopies() *memCopies {
+	return &memCopies{chunks: map[string]map[httpapi.ChunkRef][]byte{}, objects: map[string][]byte{}}
+}
+
+func (m *memCopies) put(owner string, ref httpapi.ChunkRef, b []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.chunks[owner] == nil {
+		m.chunks[owner] = map[httpapi.ChunkRef][]byte{}
+	}
+	m.chunks[owner][ref] = append([]byte(nil), b...)
+}
+
+func (m *memCopies) get(owner string, ref httpapi.ChunkRef) ([]byte, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.chunks[owner][ref]
+	return b, ok
+}
+
+func (m *memCopies) ReadPiece(_ context.Context, r io.Reader, max, _ int64) ([]byte, func(), error) {
+	b, err := io.ReadAll(io.LimitReader(r, max))
+	return b, func() {}, err
+}
+
+func (m *memCopies) OpenCopies(_ context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser {
+	for _, o := range ch.Owners {
+		if b, ok := m.get(string(o), httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}); ok {
+			return io.NopCloser(bytes.NewReader(b[off : off+length]))
+		}
+	}
+	return io.NopCloser(errReader{})
+}
+
+func (m *memCopies) OpenECRange(context.Context, fsm.Chunk, int64, int64, osprey.NodeID) io.ReadCloser {
+	return io.NopCloser(errReader{})
+}
+
+func (m *memCopies) OpenTiered(_ context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, h := range ct.Location.Nodes {
+		if b, ok := m.objects[string(h)+"/"+ct.Location.Bucket+"/"+ct.Location.Key]; ok {
+			return io.NopCloser(bytes.NewReader(b[off : off+length])), nil
+		}
+	}
+	return nil, osprey.ErrUnavailable
+}
+
+func (m *memCopies) PutChunkOn(_ context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
+	if xxhash.Sum64(buf) != sum {
+		return errors.New("checksum mismatch")
+	}
+	m.put(owner, ref, buf)
+	m.mu.Lock()
+	m.puts = append(m.puts, fmt.Sprintf("%s %d/%d/%d", owner, ref.Blob, ref.Num, ref.Shard))
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *memCopies) PutObjectOn(_ context.Context, owner, bucket, key string, body io.Reader, _ int64, md5sum string) error {
+	b, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	if md5hex(b) != md5sum {
+		return errors.New("md5 mismatch")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.objects[owner+"/"+bucket+"/"+key] = b
+	m.puts = append(m.puts, "object "+owner)
+	return nil
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("no copy") }
+
+// fakeState is an in-memory FSM view.
+type fakeState struct {
+	chunks   map[uint64]fsm.Chunk
+	contents map[osprey.UID]fsm.Content
+	nodes    map[osprey.NodeID]fsm.Node
+}
+
+func (s *fakeState) ChunkRecord(_, _ osprey.UID, blob uint64) (fsm.Chunk, bool) {
+	c, ok := s.chunks[blob]
+	return c, ok
+}
+func (s *fakeState) Content(id osprey.UID) (fsm.Content, bool) { c, ok := s.contents[id]; return c, ok }
+func (s *fakeState) Node(id osprey.NodeID) (fsm.Node, bool)    { n, ok := s.nodes[id]; return n, ok }
+func (s *fakeState) ChunkIndex() map[uint64]fsm.Chunk          { return s.chunks }
+func (s *fakeState) Nodes() []fsm.Node {
+	out := make([]fsm.Node, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		out = append(out, n)
+	}
+	return out
+}
+
+// fakePlacement is an in-memory placement over the active members.
+type fakePlacement struct {
+	active []string
+	want   int
+}
+
+func (p fakePlacement) Ring() (*ring.Ring, error) { return ring.New(ring.DefaultConfig(), p.active) }
+func (p fakePlacement) NewOwners(key []byte, have []osprey.NodeID) ([]string, error) {
+	r, _ := p.Ring()
+	var out []string
+	for _, c := range r.Owners(key, r.Len()) {
+		held := false
+		for _, h := range have {
+			held = held || string(h) == c
+		}
+		if !held {
+			out = append(out, c)
+		}
+	}
+	if len(out) == 0 {
+		return nil, osprey.ErrUnavailable
+	}
+	return out, nil
+}
+func (p fakePlacement) WantCopies() int    { return p.want }
+func (p fakePlacement) EC() erasure.Policy { return erasure.Policy{} }
+
+func md5hex(b []byte) string { s := md5.Sum(b); return hex.EncodeToString(s[:]) }
+
+// setup: members n1..n3, n2 down; chunk blob 7 recorded on n1 and n2.
+func setup(t *testing.T, data []byte) (*repair.Handler, *memCopies, *fakeState) {
+	t.Helper()
+	st := &fakeState{
+		chunks: map[uint64]fsm.Chunk{7: {Blob: 7, Num: 1, Size: int64(len(data)), MD5: md5hex(data), Sum: xxhash.Sum64(data),
+			Owners: []osprey.NodeID{"n1", "n2"}}},
+		nodes: map[osprey.NodeID]fsm.Node{"n1": {ID: "n1"}, "n2": {ID: "n2", Down: true}, "n3": {ID: "n3"}},
+	}
+	m := newMemCopies()
+	m.put("n1", httpapi.ChunkRef{Blob: 7, Num: 1}, data)
+	h, err := repair.New(repair.Config{ID: "n1", State: st, Data: m, Placement: fakePlacement{active: []string{"n1", "n3"}, want: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, m, st
+}
+
+func repairTask(p fsm.RepairPayload) fsm.Task {
+	b, _ := json.Marshal(p)
+	return fsm.Task{ID: 3, Type: fsm.TaskRepair, Payload: b}
+}
+
+func TestRepairChunkCopiesToNewOwner(t *testing.T) {
+	data := []byte("a chunk worth keeping")
+	h, m, _ := setup(t, data)
+	comp, err := h.Run(context.Background(), repairTask(fsm.RepairPayload{Kind: fsm.RepairChunk, File: 1, Blob: 7, Num: 1, Lost: "n2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mv, ok := comp.Payload.(fsm.ChunkMoved)
+	if !ok || comp.Type != fsm.CmdChunkMoved || mv.Remove != "n2" || mv.Add != "n3" || mv.TaskID != 3 {
+		t.Fatalf("completion %+v", comp)
+	}
+	if b, ok := m.get("n3", httpapi.ChunkRef{Blob: 7, Num: 1}); !ok || !bytes.Equal(b, data) {
+		t.Fatal("the new owner does not hold the copy")
+	}
+}
+
+func TestRepairChunkCases(t *testing.T) {
+	data := []byte("0123456789")
+	tests := []struct {
+		name      string
+		mutate    func(*memCopies, *fakeState)
+		wantNil   bool
+		wantErr   bool
+		permanent bool
+	}{
+		{"already repaired", func(_ *memCopies, st *fakeState) {
+			c := st.chunks[7]
+			c.Owners = []osprey.NodeID{"n1", "n3"}
+			st.chunks[7] = c
+		}, true, false, false},
+		{"record gone", func(_ *memCopies, st *fakeState) { delete(st.chunks, 7) }, true, false, false},
+		{"surviving copy corrupt", func(m *memCopies, _ *fakeState) {
+			m.put("n1", httpapi.ChunkRef{Blob: 7, Num: 1}, []byte("0123456780"))
+		}, false, true, false},
+		{"no surviving copy", func(_ *memCopies, st *fakeState) {
+			st.nodes["n1"] = fsm.Node{ID: "n1", Removed: true}
+		}, false, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, m, st := setup(t, data)
+			tt.mutate(m, st)
+			comp, err := h.Run(context.Background(), repairTask(fsm.RepairPayload{Kind: fsm.RepairChunk, File: 1, Blob: 7, Num: 1, Lost: "n2"}))
+			if (err != nil) != tt.wantErr || tasks.IsPermanent(err) != tt.permanent {
+				t.Fatalf("err = %v (permanent %v)", err, tasks.IsPermanent(err))
+			}
+			if tt.wantNil && comp != nil {
+				t.Fatalf("completion %+v, want none", comp)
+			}
+			if len(m.puts) != 0 {
+				t.Fatalf("copies written: %v", m.puts)
+			}
+		})
+	}
+	h, _, _ := setup(t, data)
+	if _, err := h.Run(context.Background(), repairTask(fsm.RepairPayload{Kind: "bogus"})); !tasks.IsPermanent(err) {
+		t.Fatalf("unknown kind: %v", err)
+	}
+}
+
+func TestRepairObject(t *testing.T) {
+	data := []byte("tiered object bytes")
+	h, m, st := setup(t, data)
+	st.contents = map[osprey.UID]fsm.Content{9: {ID: 9, Size: int64(len(data)), MD5: md5hex(data),
+		Location: &fsm.Location{Bucket: "b", Key: "k", Nodes: []osprey.NodeID{"n1", "n2"}}}}
+	m.objects["n1/b/k"] = data
+	comp, err := h.Run(context.Background(), repairTask(fsm.RepairPayload{Kind: fsm.RepairObject, Content: 9, Lost: "n2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mv := comp.Payload.(fsm.ObjectMoved)
+	if mv.Add != "n3" || mv.Remove != "n2" || !bytes.Equal(m.objects["n3/b/k"], data) {
+		t.Fatalf("moved %+v, objects %v", mv, m.objects)
+	}
+}
+
+// memChunks is this node's chunk store for the scrubber: Verify reports
+// the keys in corrupt as corrupt.
+type memChunks struct {
+	copies  *memCopies
+	corrupt map[chunkstore.Key]bool
+}
+
+func (c memChunks) Scan(_ context.Context, fn func(chunkstore.Key, chunkstore.Info) error) error {
+	for ref := range c.copies.chunks["n1"] {
+		if err := fn(chunkstore.Key{UID: ref.Blob, Chunk: ref.Num, Shard: ref.Shard}, chunkstore.Info{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c memChunks) Verify(_ context.Context, k chunkstore.Key) (chunkstore.Info, error) {
+	b, ok := c.copies.get("n1", httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk, Shard: k.Shard})
+	if !ok {
+		return chunkstore.Info{}, chunkstore.ErrNotFound
+	}
+	if c.corrupt[k] {
+		return chunkstore.Info{Size: int64(len(b))}, fmt.Errorf("block 0: %w", chunkstore.ErrCorrupt)
+	}
+	return chunkstore.Info{Size: int64(len(b)), Sum: xxhash.Sum64(b)}, nil
+}
+
+func TestScrubberHealsBadCopies(t *testing.T) {
+	good := []byte("good bytes!")
+	tests := []struct {
+		name  string
+		local []byte // this node's copy
+		flag  bool   // Verify reports a corrupt block
+	}{
+		{"block checksum fails", good, true},
+		{"bytes differ from the record", []byte("bad bytes!!"), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMemCopies()
+			ref := httpapi.ChunkRef{Blob: 7, Num: 1}
+			m.put("n1", ref, tt.local)
+			m.put("n2", ref, good)
+			st := &fakeState{chunks: map[uint64]fsm.Chunk{7: {Blob: 7, Num: 1, Size: int64(len(good)), MD5: md5hex(good),
+				Sum: xxhash.Sum64(good), Owners: []osprey.NodeID{"n1", "n2"}}}}
+			passes, repaired := prometheus.NewCounter(prometheus.CounterOpts{Name: "p"}), prometheus.NewCounter(prometheus.CounterOpts{Name: "r"})
+			s, err := repair.NewScrubber(repair.ScrubConfig{ID: "n1", Rate: 1 << 30, Pause: time.Hour,
+				Chunks: memChunks{copies: m, corrupt: map[chunkstore.Key]bool{{UID: 7, Chunk: 1}: tt.flag}},
+				State:  st, Data: m, Passes: passes, Repaired: repaired})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { s.Run(ctx); close(done) }()
+			deadline := time.Now().Add(5 * time.Second)
+			for value(passes) < 1 {
+				if time.Now().After(deadline) {
+					t.Fatal("no scrub pass completed")
+				}
+				time.Sleep(time.Millisecond) // polling with a deadline
+			}
+			cancel()
+			<-done
+			if b, _ := m.get("n1", ref); !bytes.Equal(b, good) || value(repaired) != 1 {
+				t.Fatalf("local copy %q, repaired %v", b, value(repaired))
+			}
+		})
+	}
+}
+
+// value reads a counter.
+func value(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}

@@ -1,0 +1,278 @@
+package tasks
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/backend"
+	"github.com/osprey-storage/osprey/datapath"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/ring"
+)
+
+// --- tier ---
+
+// TierConfig configures the tier handler.
+type TierConfig struct {
+	// ID is this node's member id.
+	ID string
+	// LocalBackend is set when objects live on each node's own disk: a
+	// tiered object is then copied to Replicas members' local backends.
+	LocalBackend bool
+	State        interface {
+		Content(id osprey.UID) (fsm.Content, bool)
+	}
+	Data interface {
+		OpenStaged(ctx context.Context, chunks []fsm.Chunk, off, length int64) io.ReadCloser
+		PutObjectOn(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error
+	}
+	Placement interface {
+		Ring() (*ring.Ring, error)
+		Replicas() int
+	}
+	Objects interface {
+		EnsureBucket(ctx context.Context, bucket string) error
+		Put(ctx context.Context, bucket, key string, r io.Reader, size int64, opts backend.PutOptions) (backend.ObjectInfo, error)
+	}
+	// TieredBytes counts bytes copied into the backend; optional.
+	TieredBytes prometheus.Counter
+	Logger      *slog.Logger
+}
+
+// Tier copies a merged content into the backend, verifying its md5 while
+// the bytes stream, and completes with TierDone (or TierFailed when the
+// bytes are not what the client declared).
+type Tier struct{ cfg TierConfig }
+
+// NewTier returns the tier handler.
+func NewTier(cfg TierConfig) *Tier {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.TieredBytes == nil {
+		cfg.TieredBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "osprey_tiered_bytes_total"})
+	}
+	return &Tier{cfg: cfg}
+}
+
+// Type is fsm.TaskTier.
+func (*Tier) Type() string { return fsm.TaskTier }
+
+// Run tiers the content the task targets; idempotent.
+func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
+	c := h.cfg
+	id, err := osprey.ParseUID(t.Target)
+	if err != nil {
+		return nil, Permanent(fmt.Errorf("tier: bad target %q", t.Target))
+	}
+	ct, ok := c.State.Content(id)
+	if !ok || ct.State != fsm.ContentStaged {
+		return nil, nil // deleted, already tiered or failed: nothing to do
+	}
+	bucket, key := ct.Bucket, ct.Key
+	if bucket == "" || key == "" {
+		bucket, key = "unknown", ct.ID.String()
+	}
+	loc := fsm.Location{Bucket: bucket, Key: key}
+	// The backends verify PutOptions.MD5 while the bytes stream and make
+	// nothing visible on a mismatch, so the md5 is computed once, there.
+	staged := c.Data.OpenStaged(ctx, ct.Chunks, 0, ct.Size)
+	defer staged.Close()
+	if c.LocalBackend {
+		loc.Nodes, err = h.tierLocal(ctx, ct, bucket, key, staged)
+	} else if err = c.Objects.EnsureBucket(ctx, bucket); err == nil {
+		_, err = c.Objects.Put(ctx, bucket, key, staged, ct.Size, backend.PutOptions{MD5: ct.MD5, ContentType: datapath.ContentType(key)})
+	}
+	if errors.Is(err, backend.ErrChecksum) {
+		// The staged bytes are not what the client declared: mark the file
+		// failed and keep the data for inspection.
+		reason := fmt.Sprintf("md5 mismatch: the uploaded bytes do not hash to the declared %s (%v)", ct.MD5, err)
+		c.Logger.Error("tier verification failed", "content", ct.ID, "reason", reason)
+		return &Completion{fsm.CmdTierFailed, fsm.TierFailed{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Reason: reason, Now: time.Now().UnixMilli()}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tier content %s: %w", ct.ID, err)
+	}
+	c.TieredBytes.Add(float64(ct.Size))
+	return &Completion{fsm.CmdTierDone, fsm.TierDone{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Location: loc, Now: time.Now().UnixMilli()}}, nil
+}
+
+// tierLocal copies the content to the local backends of `replicas` nodes
+// (ring owners of the content id), reading the staged bytes once.
+func (h *Tier) tierLocal(ctx context.Context, ct fsm.Content, bucket, key string, src io.Reader) ([]osprey.NodeID, error) {
+	r, err := h.cfg.Placement.Ring()
+	if err != nil {
+		return nil, err
+	}
+	owners := r.Owners(ring.ChunkKey(uint64(ct.ID), 0), min(h.cfg.Placement.Replicas(), r.Len()))
+	pipes := make([]*io.PipeWriter, len(owners))
+	writers := make([]io.Writer, len(owners))
+	errs := make([]error, len(owners))
+	var wg sync.WaitGroup
+	for i, o := range owners {
+		pr, pw := io.Pipe()
+		pipes[i], writers[i] = pw, pw
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = h.cfg.Data.PutObjectOn(ctx, o, bucket, key, pr, ct.Size, ct.MD5)
+			pr.CloseWithError(errs[i]) // unblock the writer if this copy failed
+		}()
+	}
+	_, cerr := io.Copy(io.MultiWriter(writers...), src)
+	for _, pw := range pipes {
+		pw.CloseWithError(cerr)
+	}
+	wg.Wait()
+	if cerr != nil {
+		return nil, cerr
+	}
+	var nodes []osprey.NodeID
+	for i, o := range owners {
+		if errs[i] != nil {
+			if errors.Is(errs[i], backend.ErrChecksum) {
+				return nil, errs[i]
+			}
+			return nil, fmt.Errorf("copy on %s: %w", o, errs[i])
+		}
+		nodes = append(nodes, osprey.NodeID(o))
+	}
+	return nodes, nil
+}
+
+// --- gc and delete ---
+
+// Chunks deletes chunk copies on their owners.
+type Chunks interface {
+	DeleteChunks(ctx context.Context, chunks []fsm.Chunk) error
+}
+
+// GC deletes staged chunks that nothing references any more (tiered and
+// past the grace period, or replaced).
+type GC struct{ data Chunks }
+
+// NewGC returns the gc handler.
+func NewGC(data Chunks) *GC { return &GC{data: data} }
+
+// Type is fsm.TaskGC.
+func (*GC) Type() string { return fsm.TaskGC }
+
+// Run deletes the chunks in the payload; owners that left are skipped.
+func (h *GC) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
+	var p fsm.GCPayload
+	if err := json.Unmarshal(t.Payload, &p); err != nil {
+		return nil, Permanent(fmt.Errorf("gc: bad payload: %w", err))
+	}
+	return nil, h.data.DeleteChunks(ctx, p.Chunks)
+}
+
+// DeleteConfig configures the delete handler.
+type DeleteConfig struct {
+	State interface {
+		Node(id osprey.NodeID) (fsm.Node, bool)
+	}
+	Data interface {
+		DeleteChunks(ctx context.Context, chunks []fsm.Chunk) error
+		DeleteObjectOn(ctx context.Context, owner, bucket, key string) error
+	}
+	Objects interface {
+		Delete(ctx context.Context, bucket, key string) error
+	}
+}
+
+// Delete removes an unreferenced content's staged chunks and its backend
+// object (or its copies on members' local backends).
+type Delete struct{ cfg DeleteConfig }
+
+// NewDelete returns the delete handler.
+func NewDelete(cfg DeleteConfig) *Delete { return &Delete{cfg: cfg} }
+
+// Type is fsm.TaskDelete.
+func (*Delete) Type() string { return fsm.TaskDelete }
+
+// Run deletes everything the payload names; missing pieces are fine.
+func (h *Delete) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
+	c := h.cfg
+	var p fsm.DeletePayload
+	if err := json.Unmarshal(t.Payload, &p); err != nil {
+		return nil, Permanent(fmt.Errorf("delete: bad payload: %w", err))
+	}
+	err := c.Data.DeleteChunks(ctx, p.Content.Chunks)
+	if loc := p.Content.Location; loc != nil {
+		if len(loc.Nodes) > 0 {
+			for _, o := range loc.Nodes {
+				if rec, ok := c.State.Node(o); !ok || rec.Removed {
+					continue
+				}
+				if derr := c.Data.DeleteObjectOn(ctx, string(o), loc.Bucket, loc.Key); derr != nil && !errors.Is(derr, osprey.ErrNotFound) {
+					err = errors.Join(err, derr)
+				}
+			}
+		} else if derr := c.Objects.Delete(ctx, loc.Bucket, loc.Key); derr != nil {
+			err = errors.Join(err, derr)
+		}
+	}
+	return nil, err
+}
+
+// --- webhook ---
+
+// Webhook delivers file events to a configured URL.
+type Webhook struct {
+	url    string
+	secret []byte
+	client *http.Client
+}
+
+// NewWebhook returns the webhook handler; secret signs every delivery.
+func NewWebhook(url string, secret []byte, client *http.Client) *Webhook {
+	return &Webhook{url: url, secret: secret, client: client}
+}
+
+// Type is fsm.TaskWebhook.
+func (*Webhook) Type() string { return fsm.TaskWebhook }
+
+// Run POSTs the event as JSON with an HMAC-SHA256 signature of the body in
+// X-Osprey-Signature ("sha256=<hex>"), so receivers can authenticate it.
+func (h *Webhook) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
+	body := t.Payload
+	var ev fsm.WebhookPayload
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return nil, Permanent(fmt.Errorf("webhook: bad payload: %w", err))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url, strings.NewReader(string(body)))
+	if err != nil {
+		return nil, Permanent(err)
+	}
+	m := hmac.New(sha256.New, h.secret)
+	m.Write(body)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Osprey-Event", ev.Event)
+	req.Header.Set("X-Osprey-Delivery", strconv.FormatUint(t.ID, 10))
+	req.Header.Set("X-Osprey-Signature", "sha256="+hex.EncodeToString(m.Sum(nil)))
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("webhook: %s answered %d", h.url, resp.StatusCode)
+	}
+	return nil, nil
+}

@@ -1,0 +1,285 @@
+package tasks_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/tasks"
+)
+
+// fakeState is an in-memory queue.
+type fakeState struct {
+	mu       sync.Mutex
+	tasks    map[uint64]fsm.Task
+	contents map[osprey.UID]fsm.Content
+	polls    int
+}
+
+func (s *fakeState) ClusterID() string { return "c1" }
+func (s *fakeState) RunnableTasks(_ int64, types map[string]bool, _ int) []fsm.Task {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.polls++
+	var out []fsm.Task
+	for _, t := range s.tasks {
+		if t.State == fsm.TaskPending && types[t.Type] {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+func (s *fakeState) Tasks(st fsm.TaskState) []fsm.Task {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []fsm.Task
+	for _, t := range s.tasks {
+		if st == "" || t.State == st {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+func (s *fakeState) Content(id osprey.UID) (fsm.Content, bool) {
+	c, ok := s.contents[id]
+	return c, ok
+}
+func (s *fakeState) pollCount() int { s.mu.Lock(); defer s.mu.Unlock(); return s.polls }
+
+// queueProposer applies task commands to a fakeState like the FSM would.
+type queueProposer struct {
+	st  *fakeState
+	mu  sync.Mutex
+	log []any
+}
+
+func (p *queueProposer) Apply(_ context.Context, t fsm.CommandType, payload, out any) error {
+	p.mu.Lock()
+	p.log = append(p.log, payload)
+	p.mu.Unlock()
+	p.st.mu.Lock()
+	defer p.st.mu.Unlock()
+	var res any
+	switch c := payload.(type) {
+	case fsm.TaskLease:
+		var lr fsm.TaskLeaseResult
+		for _, id := range c.IDs {
+			if tk, ok := p.st.tasks[id]; ok && (tk.State == fsm.TaskPending || tk.LeaseHolder == c.Node) {
+				tk.State, tk.LeaseHolder = fsm.TaskLeased, c.Node
+				p.st.tasks[id] = tk
+				lr.Tasks = append(lr.Tasks, tk)
+			}
+		}
+		res = lr
+	case fsm.TaskDone:
+		delete(p.st.tasks, c.ID)
+	case fsm.TaskFail:
+		tk := p.st.tasks[c.ID]
+		tk.State, tk.LastError = fsm.TaskPending, c.Error
+		if c.Permanent {
+			tk.State = fsm.TaskDead
+		}
+		p.st.tasks[c.ID] = tk
+	case fsm.TaskRetry:
+		tk, ok := p.st.tasks[c.ID]
+		if !ok {
+			return osprey.ErrNotFound
+		}
+		tk.State = fsm.TaskPending
+		p.st.tasks[c.ID] = tk
+		res = tk
+	}
+	if out != nil && res != nil {
+		b, _ := json.Marshal(res)
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func (p *queueProposer) ReadBarrier(context.Context) error { return nil }
+
+func (p *queueProposer) applied() []any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]any(nil), p.log...)
+}
+
+type noUploads struct{}
+
+func (noUploads) LastUpload() time.Time { return time.Time{} }
+
+// fakeHandler runs tasks of type "test" through RunFn.
+type fakeHandler struct {
+	RunFn func(ctx context.Context, t fsm.Task) (*tasks.Completion, error)
+}
+
+func (fakeHandler) Type() string { return "test" }
+func (h fakeHandler) Run(ctx context.Context, t fsm.Task) (*tasks.Completion, error) {
+	return h.RunFn(ctx, t)
+}
+
+func mustRunner(t *testing.T, st *fakeState, p *queueProposer, ready func() bool, hs ...tasks.Handler) *tasks.Runner {
+	t.Helper()
+	r, err := tasks.New(tasks.Config{ID: "n1", Workers: 4, Lease: time.Second, Poll: 2 * time.Millisecond, Handlers: hs,
+		Ready: ready, State: st, Proposer: p, Uploads: noUploads{}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// run starts r and stops it when the test ends.
+func run(t *testing.T, r *tasks.Runner) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond) // polling with a deadline
+	}
+}
+
+func TestRunnerRecordsOutcomes(t *testing.T) {
+	st := &fakeState{tasks: map[uint64]fsm.Task{
+		1: {ID: 1, Type: "test", Target: "ok", State: fsm.TaskPending},
+		2: {ID: 2, Type: "test", Target: "retry", State: fsm.TaskPending},
+		3: {ID: 3, Type: "test", Target: "permanent", State: fsm.TaskPending},
+		4: {ID: 4, Type: "test", Target: "complete", State: fsm.TaskPending},
+		5: {ID: 5, Type: "other", State: fsm.TaskPending}, // no handler here
+	}}
+	p := &queueProposer{st: st}
+	var mu sync.Mutex
+	attempts := map[uint64]int{}
+	h := fakeHandler{RunFn: func(_ context.Context, tk fsm.Task) (*tasks.Completion, error) {
+		mu.Lock()
+		attempts[tk.ID]++
+		n := attempts[tk.ID]
+		mu.Unlock()
+		switch tk.Target {
+		case "retry":
+			if n == 1 {
+				return nil, errors.New("flaky")
+			}
+			return nil, nil
+		case "permanent":
+			return nil, tasks.Permanent(errors.New("hopeless"))
+		case "complete":
+			return &tasks.Completion{Type: fsm.CmdTaskDone, Payload: fsm.TaskDone{ID: tk.ID, Node: "n1"}}, nil
+		}
+		return nil, nil
+	}}
+	run(t, mustRunner(t, st, p, func() bool { return true }, h))
+	waitFor(t, "tasks to settle", func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		_, ok1 := st.tasks[1]
+		_, ok2 := st.tasks[2]
+		_, ok4 := st.tasks[4]
+		return !ok1 && !ok2 && !ok4 && st.tasks[3].State == fsm.TaskDead
+	})
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.tasks[3].LastError != "hopeless" {
+		t.Fatalf("dead task error %q", st.tasks[3].LastError)
+	}
+	if st.tasks[5].State != fsm.TaskPending {
+		t.Fatal("a task without a handler here was leased")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if attempts[2] != 2 || attempts[3] != 1 {
+		t.Fatalf("attempts %v: a retryable failure is retried, a permanent one is not", attempts)
+	}
+}
+
+func TestRunnerWaitsUntilReady(t *testing.T) {
+	st := &fakeState{tasks: map[uint64]fsm.Task{1: {ID: 1, Type: "test", State: fsm.TaskPending}}}
+	p := &queueProposer{st: st}
+	var mu sync.Mutex
+	ready, asked := false, 0
+	h := fakeHandler{RunFn: func(context.Context, fsm.Task) (*tasks.Completion, error) { return nil, nil }}
+	run(t, mustRunner(t, st, p, func() bool { mu.Lock(); defer mu.Unlock(); asked++; return ready }, h))
+	waitFor(t, "several polls", func() bool { mu.Lock(); defer mu.Unlock(); return asked >= 5 })
+	// Not ready: the queue is not even read.
+	if st.pollCount() != 0 || len(p.applied()) != 0 {
+		t.Fatal("an unregistered node leased tasks")
+	}
+	mu.Lock()
+	ready = true
+	mu.Unlock()
+	waitFor(t, "the task to run", func() bool { return len(st.Tasks("")) == 0 })
+}
+
+func TestTierTaskPrefersChunkHolders(t *testing.T) {
+	now := time.Now().UnixMilli()
+	st := &fakeState{
+		tasks: map[uint64]fsm.Task{
+			1: {ID: 1, Type: fsm.TaskTier, Target: "10", State: fsm.TaskPending, NextAttempt: now + 60_000}, // held elsewhere
+			2: {ID: 2, Type: fsm.TaskTier, Target: "20", State: fsm.TaskPending, NextAttempt: now + 60_000}, // held here
+		},
+		contents: map[osprey.UID]fsm.Content{
+			10: {ID: 10, Chunks: []fsm.Chunk{{Owners: []osprey.NodeID{"n2", "n3"}}}},
+			20: {ID: 20, Chunks: []fsm.Chunk{{Owners: []osprey.NodeID{"n1", "n3"}}}},
+		},
+	}
+	p := &queueProposer{st: st}
+	tier := tierStub{}
+	run(t, mustRunner(t, st, p, func() bool { return true }, tier))
+	waitFor(t, "the local tier task", func() bool { return len(st.Tasks("")) == 1 })
+	start := st.pollCount()
+	waitFor(t, "more polls", func() bool { return st.pollCount() > start+5 })
+	left := st.Tasks("")
+	if len(left) != 1 || left[0].ID != 1 {
+		t.Fatalf("left %+v: the task for chunks held elsewhere must wait for its holders", left)
+	}
+}
+
+type tierStub struct{}
+
+func (tierStub) Type() string { return fsm.TaskTier }
+func (tierStub) Run(context.Context, fsm.Task) (*tasks.Completion, error) {
+	return nil, nil
+}
+
+func TestTaskAPI(t *testing.T) {
+	st := &fakeState{tasks: map[uint64]fsm.Task{7: {ID: 7, Type: "test", State: fsm.TaskDead, CreatedAt: 1700000000000, LastError: "x"}}}
+	r := mustRunner(t, st, &queueProposer{st: st}, func() bool { return true })
+	list, err := r.ListTasks(context.Background(), "dead")
+	if err != nil || len(list) != 1 || list[0].ID != 7 || list[0].LastError != "x" || list[0].CreatedAt != "2023-11-14T22:13:20Z" {
+		t.Fatalf("list %+v err %v", list, err)
+	}
+	info, err := r.RetryTask(context.Background(), 7)
+	if err != nil || info.State != "pending" {
+		t.Fatalf("retry %+v err %v", info, err)
+	}
+	if _, err := r.RetryTask(context.Background(), 99); !errors.Is(err, osprey.ErrNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// testLogger routes logs to t.Log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
