@@ -1,10 +1,11 @@
-// Package node is the composition root of one osprey node: New opens the
-// infrastructure (data dir identity, HTTP listener, chunk store, backend,
-// raft store over the FSM), builds every component from the Config and
+// Package node is the composition root of one osprey node: New locks the
+// data dir and opens the infrastructure (node identity, the metadata
+// store, HTTP listener, chunk store, backend, raft store over the FSM), builds every component from the Config and
 // wires them to each other through the small interfaces each declares;
 // Start runs their loops under the node's context; Close stops them in a
 // documented order (HTTP, proposer, raft with leadership transfer, the
-// loops, the data path's cleanup, chunk store, backend). cmd/osprey and
+// loops, the data path's cleanup, chunk store, metadata store, backend,
+// and last the data-dir lock). cmd/osprey and
 // the in-process cluster tests both build nodes through this package.
 //
 // *Node holds lifecycle and wiring only. What changes together lives in
@@ -17,14 +18,15 @@
 //	placement   the member ring, replica/EC policy, repair candidates
 //	datapath    uploads, downloads, storing copies on ring owners, the staged
 //	            and tiered readers, the buffer budget, the copy endpoints
-//	            (httpapi.Storage, httpapi.Replicas)
+//	            (httpapi.Storage, httpapi.Replicas), the console's file views
 //	tasks       the task queue loop, leases, outcomes, the task API
 //	            (httpapi.Tasks) and the tier, gc, delete, webhook handlers
 //	repair      the repair task handler (replicas, EC shards, local objects)
 //	            and the scrubber; rebalancing belongs here
 //	membership  form/join/bootstrap-expect, registration and worker ids,
-//	            leader housekeeping, liveness, Join/Remove, cluster status
-//	            (httpapi.Cluster, the membership half of httpapi.Internal)
+//	            leader housekeeping, liveness and degraded members, Join/Remove,
+//	            cluster status (httpapi.Cluster, the membership half of
+//	            httpapi.Internal)
 //
 // Each component takes a Config with its dependencies as interfaces
 // declared in the component (consumer side), listing only the methods it
@@ -35,6 +37,8 @@
 // once are joined by the adapters in wiring.go, which hold no logic.
 //
 // What stays here besides wiring: Config and its validation, the data
-// dir's node id and join token files, building the configured backend and
-// its periodic health check, and metrics registration.
+// dir's lock, node id and join token files, building the configured
+// backend and its periodic health check, metrics registration, metadata
+// backup/restore/snapshot (backup.go: raft user restore plus reconciling
+// the restored members) and the console's facts about the binary.
 package node
