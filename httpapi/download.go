@@ -147,13 +147,23 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 		name = obj.Name
 	}
 	disp := "inline"
-	if online == "0" {
+	ctype := contentType(name)
+	if online == "0" || activeType(ctype) {
 		disp = "attachment"
 	}
 	h := w.Header()
-	h.Set("Content-Type", contentType(name))
+	h.Set("Content-Type", ctype)
 	h.Set("Content-Disposition", contentDisposition(disp, name))
 	h.Set("X-Content-Type-Options", "nosniff")
+	// Stored bytes are the users' content, not this origin's pages: a
+	// type a browser would run (HTML, SVG, XML, JS) is always an
+	// attachment and, should a browser render it anyway, sandboxed (no
+	// scripts, an opaque origin), so it cannot reach the API with the
+	// viewer's credentials (stored XSS). Passive types (images, video,
+	// audio, PDF) stay viewable inline with online=1.
+	if activeType(ctype) {
+		h.Set("Content-Security-Policy", "sandbox; default-src 'none'")
+	}
 	h.Set("Accept-Ranges", "bytes")
 	etag := `"` + obj.MD5 + `"`
 	h.Set("ETag", etag)
@@ -264,4 +274,19 @@ func parseRange(h string, size int64) (start, length int64, err error) {
 		}
 	}
 	return a, b - a + 1, nil
+}
+
+// activeType reports whether a browser given this content type could run
+// script from it.
+func activeType(ctype string) bool {
+	mt, _, _ := mime.ParseMediaType(ctype)
+	switch {
+	case mt == "text/html", mt == "application/xhtml+xml", mt == "image/svg+xml",
+		mt == "text/xml", mt == "application/xml", mt == "text/xsl", mt == "application/xslt+xml",
+		mt == "text/javascript", mt == "application/javascript", mt == "application/x-javascript",
+		mt == "application/ecmascript", mt == "text/ecmascript", mt == "multipart/x-mixed-replace",
+		strings.HasSuffix(mt, "+xml"):
+		return true
+	}
+	return false
 }

@@ -344,6 +344,11 @@ func TestDownloadFull(t *testing.T) {
 		{"semicolon and equals", "a;b=c.png", "1", "inline", "image/png"},
 		{"newline", "a\r\nSet-Cookie: x=y.jpg", "1", "inline", "image/jpeg"},
 		{"no extension", "README", "1", "inline", "application/octet-stream"},
+		// Active types never render inline on the API origin (stored XSS).
+		{"html is an attachment", "page.html", "1", "attachment", "text/html; charset=utf-8"},
+		{"svg is an attachment", "logo.svg", "1", "attachment", "image/svg+xml"},
+		{"xml is an attachment", "feed.xml", "", "attachment", "text/xml; charset=utf-8"},
+		{"js is an attachment", "app.js", "1", "attachment", "text/javascript; charset=utf-8"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -372,6 +377,10 @@ func TestDownloadFull(t *testing.T) {
 			}
 			if h.Get(HeaderRequestID) == "" {
 				t.Errorf("no request id")
+			}
+			csp := h.Get("Content-Security-Policy")
+			if active := tt.wantDisp == "attachment" && tt.online != "0"; active != strings.HasPrefix(csp, "sandbox") {
+				t.Errorf("Content-Security-Policy %q for %s", csp, tt.fileName)
 			}
 			cd := h.Get("Content-Disposition")
 			if !isASCII(cd) || strings.ContainsAny(cd, "\r\n") {

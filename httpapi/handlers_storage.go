@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 
@@ -160,7 +161,29 @@ func bucketOf(p string) (string, error) {
 	if len(p) > 1024 {
 		return "", errors.New("path longer than 1024 bytes")
 	}
+	if err := checkName(p); err != nil {
+		return "", err
+	}
 	return osprey.BucketFor(p)
+}
+
+// checkName refuses names no backend can store or a download header can
+// carry: invalid UTF-8, control characters (C0, DEL, C1) and Unicode
+// non-characters. Such a name used to be accepted and then could never be
+// tiered.
+func checkName(p string) error {
+	if !utf8.ValidString(p) {
+		return errors.New("path is not valid UTF-8")
+	}
+	for i, r := range p {
+		switch {
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			return fmt.Errorf("path has a control character (U+%04X) at byte %d", r, i)
+		case r == 0xfffe || r == 0xffff || (r >= 0xfdd0 && r <= 0xfdef):
+			return fmt.Errorf("path has a Unicode non-character (U+%04X) at byte %d", r, i)
+		}
+	}
+	return nil
 }
 
 // --- /link/upload ---

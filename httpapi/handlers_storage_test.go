@@ -216,6 +216,10 @@ func TestLinkUploadBadInput(t *testing.T) {
 		{name: "dot dir only", body: `{"filePath":["v1.2/file"]}`, wantCode: 400, wantBody: "filePath[0]"},
 		{name: "empty path", body: `{"filePath":[""]}`, wantCode: 400, wantBody: "path is empty"},
 		{name: "blank path", body: `{"filePath":["   "]}`, wantCode: 400, wantBody: "path is empty"},
+		{name: "control character", body: `{"filePath":["a\u0001b.jpg"]}`, wantCode: 400, wantBody: "control character (U+0001)"},
+		{name: "newline", body: `{"filePath":["a\nb.jpg"]}`, wantCode: 400, wantBody: "control character (U+000A)"},
+		{name: "C1 control", body: `{"filePath":["a\u0085b.jpg"]}`, wantCode: 400, wantBody: "control character (U+0085)"},
+		{name: "non-character", body: `{"filePath":["a\uffffb.jpg"]}`, wantCode: 400, wantBody: "non-character (U+FFFF)"},
 		{name: "negative expire", body: `{"filePath":["a.jpg"],"expire":-1}`, wantCode: 400, wantBody: "expire"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -367,6 +367,9 @@ func (s *Server) withRequestID(w http.ResponseWriter, r *http.Request, next http
 		id = newRequestID()
 	}
 	w.Header().Set(HeaderRequestID, id)
+	// No response of this API is to be content-sniffed into something
+	// else (downloads add a sandbox CSP on top, see handleDownload).
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	next(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
 }
 

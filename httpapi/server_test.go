@@ -943,3 +943,15 @@ func TestLeaderOnlyForwardsOverRealServer(t *testing.T) {
 		t.Fatalf("leader saw %d requests", len(got))
 	}
 }
+
+// TestNoSniffEverywhere: every answer, JSON, error or probe, tells the
+// browser not to sniff it into an active type.
+func TestNoSniffEverywhere(t *testing.T) {
+	f := mustFixture(t)
+	for _, target := range []string{"/nope", "/livez", Prefix + "/ping", "/cluster/status"} {
+		rec := f.do(http.MethodGet, target, "", nil)
+		if got := rec.Header().Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("GET %s (%d): X-Content-Type-Options %q", target, rec.Code, got)
+		}
+	}
+}

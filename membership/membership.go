@@ -275,15 +275,23 @@ func (m *Membership) Remove(ctx context.Context, id string) error {
 	if !m.cfg.Raft.IsLeader() {
 		return raftstore.ErrNotLeader
 	}
-	if _, ok := m.cfg.State.Node(osprey.NodeID(id)); !ok {
-		inConfig := false
-		if servers, err := m.cfg.Raft.Servers(); err == nil {
-			for _, s := range servers {
-				inConfig = inConfig || s.ID == id
-			}
+	servers, err := m.cfg.Raft.Servers()
+	if err != nil {
+		return err
+	}
+	inConfig, voters := false, 0
+	for _, s := range servers {
+		inConfig = inConfig || s.ID == id
+		if s.Suffrage == "Voter" {
+			voters++
 		}
+	}
+	if inConfig && voters <= 1 {
+		return fmt.Errorf("%w: node %q is the cluster's only voter; removing it would leave no cluster", osprey.ErrConflict, id)
+	}
+	if _, ok := m.cfg.State.Node(osprey.NodeID(id)); !ok {
 		if !inConfig {
-			return fmt.Errorf("%w: node %q", osprey.ErrNotFound, id)
+			return fmt.Errorf("%w: node %q is not a member", osprey.ErrNotFound, id)
 		}
 	} else if err := m.cfg.Proposer.Apply(ctx, fsm.CmdNodeRemove, fsm.NodeRemove{ID: osprey.NodeID(id), Time: time.Now().UnixMilli()}, nil); err != nil {
 		return err
@@ -299,6 +307,35 @@ func (m *Membership) Remove(ctx context.Context, id string) error {
 func (m *Membership) TransferLeadership(ctx context.Context, id string) error {
 	if !m.cfg.Raft.IsLeader() {
 		return raftstore.ErrNotLeader
+	}
+	if id == m.cfg.ID {
+		return fmt.Errorf("%w: node %q already leads", osprey.ErrInvalid, id)
+	}
+	servers, err := m.cfg.Raft.Servers()
+	if err != nil {
+		return err
+	}
+	found, others := false, 0
+	for _, s := range servers {
+		if s.ID == m.cfg.ID || s.Suffrage != "Voter" {
+			found = found || s.ID == id
+			continue
+		}
+		others++
+		found = found || s.ID == id
+	}
+	switch {
+	case id != "" && !found:
+		return fmt.Errorf("%w: node %q is not a member", osprey.ErrNotFound, id)
+	case others == 0:
+		return fmt.Errorf("%w: no other voter to hand leadership to", osprey.ErrConflict)
+	}
+	if id != "" {
+		for _, s := range servers {
+			if s.ID == id && s.Suffrage != "Voter" {
+				return fmt.Errorf("%w: node %q is not a voter and cannot lead", osprey.ErrInvalid, id)
+			}
+		}
 	}
 	return m.cfg.Raft.TransferLeadership(ctx, id)
 }

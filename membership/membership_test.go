@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -373,5 +374,37 @@ func TestBootstrapExpect(t *testing.T) {
 	got := w.raft.bootstrap[0]
 	if len(got) != 3 || got[0].ID != "n1" || got[1].ID != "n2" || got[2].ID != "n3" {
 		t.Fatalf("bootstrapped with %+v, want n1..n3 sorted", got)
+	}
+}
+
+// TestAdminMistakes: an operator's mistake is a 4xx-class error naming the
+// problem, never an internal error.
+func TestAdminMistakes(t *testing.T) {
+	w := mustWorld(t, nil)
+	w.raft.leader = true
+	w.raft.servers = []raftstore.Server{{ID: "n1", Address: "r1", Suffrage: "Voter"}}
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		err  error
+		want error
+		msg  string
+	}{
+		{"remove the only voter", w.m.Remove(ctx, "n1"), osprey.ErrConflict, "only voter"},
+		{"transfer to itself", w.m.TransferLeadership(ctx, "n1"), osprey.ErrInvalid, "already leads"},
+		{"transfer with no other voter", w.m.TransferLeadership(ctx, ""), osprey.ErrConflict, "no other voter"},
+		{"transfer to an unknown node", w.m.TransferLeadership(ctx, "ghost"), osprey.ErrNotFound, "not a member"},
+	} {
+		if !errors.Is(c.err, c.want) || !strings.Contains(fmt.Sprint(c.err), c.msg) {
+			t.Errorf("%s: %v, want %v containing %q", c.name, c.err, c.want, c.msg)
+		}
+	}
+	w.raft.servers = append(w.raft.servers, raftstore.Server{ID: "n2", Address: "r2", Suffrage: "Voter"},
+		raftstore.Server{ID: "n3", Address: "r3", Suffrage: "Nonvoter"})
+	if err := w.m.TransferLeadership(ctx, "n3"); !errors.Is(err, osprey.ErrInvalid) {
+		t.Errorf("transfer to a non-voter: %v", err)
+	}
+	if err := w.m.TransferLeadership(ctx, "n2"); err != nil {
+		t.Errorf("transfer to a voter: %v", err)
 	}
 }

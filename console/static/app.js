@@ -181,12 +181,22 @@ async function refreshCluster() {
     backendCls = /unreachable/.test(checks.backend) ? 'bad' : 'good';
   }
   const reachable = nodes.filter((n) => n.reachable).length;
+  // protection says what costs redundancy now: copies below the policy,
+  // and members that are down or unreachable (their copies do not count).
+  function protection(under, degraded) {
+    const parts = [];
+    if (under) parts.push(under + ' under-protected');
+    for (const d of degraded) {
+      parts.push(d.id + (d.down ? ' down' : ' unreachable') + (d.repair_at && !d.down ? ', repair at ' + new Date(d.repair_at).toLocaleTimeString() : ''));
+    }
+    return parts.length ? parts.join('; ') : 'full';
+  }
   $('#cluster-cards').replaceChildren(
     card('Leader', st.leader.id || 'none', st.leader.id ? 'good' : 'bad'),
     card('Members reachable', reachable + ' / ' + nodes.length, reachable === nodes.length ? 'good' : 'bad'),
     card('Term', st.term),
     card('Applied index', st.applied_index + ' / ' + st.commit_index),
-    card('Protection', under === 0 ? 'full' : under + ' under-protected', under === 0 ? 'good' : 'bad'),
+    card('Protection', protection(under, storage.degraded || []), under === 0 && !(storage.degraded || []).length ? 'good' : 'bad'),
     card('Redundancy', storage.redundancy || ''),
     card('Backend', backend, backendCls),
     card('Files', storage.files !== undefined ? storage.files : ''),
