@@ -19,6 +19,9 @@ var (
 	// ErrGone: the uid exists but its bytes are lost for good (410), e.g.
 	// staged content missing from a restored metadata backup.
 	ErrGone = errors.New("gone")
+	// ErrTimeout: the client stopped sending the request body for longer
+	// than the idle timeout (408).
+	ErrTimeout = errors.New("request timeout")
 	// ErrTooLarge: body or command larger than allowed (413).
 	ErrTooLarge = errors.New("too large")
 	// ErrRange: unsatisfiable range (416).

@@ -259,9 +259,10 @@ func TestDeleteChunksSkipsRemovedOwners(t *testing.T) {
 
 func TestReadPieceBoundedByBudget(t *testing.T) {
 	w := mustWorld(t, []string{"n1"}, 1, erasure.Policy{})
-	buf, release, err := w.path.ReadPiece(context.Background(), bytes.NewReader([]byte("abc")), 10, 8<<20)
-	if err != nil || string(buf) != "abc" {
-		t.Fatalf("buf %q err %v", buf, err)
+	full := bytes.Repeat([]byte("a"), 8<<20)
+	buf, release, err := w.path.ReadPiece(context.Background(), bytes.NewReader(full), 16<<20, 8<<20)
+	if err != nil || !bytes.Equal(buf, full) {
+		t.Fatalf("read %d bytes, err %v", len(buf), err)
 	}
 	// The whole budget is held: another reader waits, and gives up as
 	// certainly-not-stored when its ctx ends.
@@ -281,5 +282,50 @@ func TestReadPieceBoundedByBudget(t *testing.T) {
 	release()
 	if err := <-got; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReadPieceTrickleHoldsOnlyWhatArrived: a client that declares a large
+// body and then stalls holds the budget for what it sent, not for what it
+// declared, so other uploads go on.
+func TestReadPieceTrickleHoldsOnlyWhatArrived(t *testing.T) {
+	w := mustWorld(t, []string{"n1"}, 1, erasure.Policy{})
+	var stalled []*io.PipeWriter
+	defer func() {
+		for _, pw := range stalled {
+			pw.CloseWithError(errors.New("test over"))
+		}
+	}()
+	done := make(chan error, 4)
+	for range 4 { // four stalled uploads, each declaring the whole budget
+		pr, pw := io.Pipe()
+		stalled = append(stalled, pw)
+		go func() {
+			_, rel, err := w.path.ReadPiece(context.Background(), pr, 8<<20, 8<<20)
+			if err == nil {
+				rel()
+			}
+			done <- err
+		}()
+		if _, err := pw.Write([]byte("abc")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	body := bytes.Repeat([]byte("b"), 2<<20)
+	buf, release, err := w.path.ReadPiece(ctx, bytes.NewReader(body), 8<<20, 8<<20)
+	if err != nil || len(buf) != len(body) {
+		t.Fatalf("an upload behind four stalled ones: %d bytes, %v", len(buf), err)
+	}
+	release()
+	for _, pw := range stalled {
+		pw.Close()
+	}
+	stalled = nil
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -356,11 +356,25 @@ func (p *Path) pieceSize() int64 {
 	return min(p.cfg.Limits.MaxChunkSize, 8<<20)
 }
 
-// ReadPiece reads up to max bytes into a pooled buffer, first reserving
-// reserve bytes of the node's buffer budget (the expected size). The caller
-// MUST call release.
-func (p *Path) ReadPiece(ctx context.Context, r io.Reader, max, reserve int64) ([]byte, func(), error) {
-	if err := p.budget.acquire(ctx, reserve); err != nil {
+// ReadPiece reads up to limit bytes into a pooled buffer. It takes the
+// node's buffer budget as the bytes arrive, budgetStep at a time (at most
+// reserve, the expected size, up front), so a client that declares a large
+// body and then trickles holds only what it has sent, not the budget other
+// uploads need. Waiting for budget is bounded by budgetWait: when every
+// buffer is held by requests that all wait for more, some give up with 503
+// and the rest go on. The caller MUST call release.
+func (p *Path) ReadPiece(ctx context.Context, r io.Reader, limit, reserve int64) ([]byte, func(), error) {
+	var held int64
+	grow := func(n int64) error {
+		wctx, cancel := context.WithTimeout(ctx, budgetWait)
+		defer cancel()
+		if err := p.budget.acquire(wctx, n); err != nil {
+			return err
+		}
+		held += n
+		return nil
+	}
+	if err := grow(max(min(reserve, budgetStep, limit), 1)); err != nil {
 		return nil, nil, err
 	}
 	bb := bufPool.Get().(*bytes.Buffer)
@@ -369,14 +383,48 @@ func (p *Path) ReadPiece(ctx context.Context, r io.Reader, max, reserve int64) (
 		if bb.Cap() <= 16<<20 {
 			bufPool.Put(bb)
 		}
-		p.budget.release(reserve)
+		p.budget.release(held)
 	}
-	if _, err := bb.ReadFrom(io.LimitReader(r, max)); err != nil {
-		release()
-		return nil, nil, fmt.Errorf("%w: reading body: %w", osprey.ErrInvalid, err)
+	for {
+		want := min(held, limit) - int64(bb.Len())
+		n, err := bb.ReadFrom(io.LimitReader(r, want))
+		if err != nil {
+			release()
+			return nil, nil, bodyError(err)
+		}
+		if n < want || int64(bb.Len()) >= limit {
+			return bb.Bytes(), release, nil // end of body, or max read
+		}
+		// More budget only if the body goes on: one byte (held unbudgeted
+		// until the next step is granted) tells.
+		if n, err = bb.ReadFrom(io.LimitReader(r, 1)); err != nil || n == 0 {
+			if err != nil {
+				release()
+				return nil, nil, bodyError(err)
+			}
+			return bb.Bytes(), release, nil
+		}
+		if err := grow(min(budgetStep, limit-int64(bb.Len()))); err != nil {
+			release()
+			return nil, nil, err
+		}
 	}
-	return bb.Bytes(), release, nil
 }
+
+// bodyError classifies a failed body read: a client that stalled past the
+// idle timeout (408) or a broken body (400).
+func bodyError(err error) error {
+	if errors.Is(err, osprey.ErrTimeout) || errors.Is(err, osprey.ErrTooLarge) {
+		return fmt.Errorf("reading body: %w", err)
+	}
+	return fmt.Errorf("%w: reading body: %w", osprey.ErrInvalid, err)
+}
+
+// budgetStep is how much buffer budget a reader takes at a time.
+const budgetStep = 1 << 20
+
+// budgetWait bounds how long a reader waits for buffer budget.
+var budgetWait = 30 * time.Second
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 

@@ -7,6 +7,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"path"
 	"regexp"
 	"strconv"
@@ -303,6 +304,36 @@ func isMultipart(r *http.Request) bool {
 
 // limitBody caps the file bytes themselves, framing aside: reading past
 // limit fails with an *http.MaxBytesError, which toTooLarge maps to 413.
+// idleBody ends the request when its client sends no body bytes for
+// Limits.BodyIdleTimeout: each Read runs under a connection read deadline
+// that is cleared again after it, so waiting on raft or on peers after the
+// body was read is not limited by it.
+func (s *Server) idleBody(w http.ResponseWriter, body io.ReadCloser) io.ReadCloser {
+	idle := s.cfg.Limits.BodyIdleTimeout
+	if idle <= 0 {
+		return body
+	}
+	return &idleReader{ReadCloser: body, rc: http.NewResponseController(w), idle: idle}
+}
+
+type idleReader struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	armed := r.rc.SetReadDeadline(time.Now().Add(r.idle)) == nil
+	n, err := r.ReadCloser.Read(p)
+	if armed {
+		_ = r.rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("%w: the client sent no body bytes for %s", osprey.ErrTimeout, r.idle)
+	}
+	return n, err
+}
+
 func limitBody(body io.Reader, limit int64) io.Reader {
 	return http.MaxBytesReader(nil, io.NopCloser(body), limit)
 }
@@ -336,7 +367,7 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: body of %d bytes exceeds the %d-byte upload limit", osprey.ErrTooLarge, r.ContentLength, limit))
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, limit+framing)
+	r.Body = s.idleBody(w, http.MaxBytesReader(w, r.Body, limit+framing))
 	body, err := uploadBody(r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -371,7 +402,7 @@ func (s *Server) handleUploadChunk(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fmt.Errorf("%w: chunk body of %d bytes exceeds the %d-byte chunk limit", osprey.ErrTooLarge, r.ContentLength, max))
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, max+1<<20)
+	r.Body = s.idleBody(w, http.MaxBytesReader(w, r.Body, max+1<<20))
 	size := r.ContentLength
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "multipart/form-data" {

@@ -1,13 +1,17 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime/multipart"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -1053,5 +1057,40 @@ func TestQueryInt(t *testing.T) {
 				t.Fatalf("queryInt = %d, %v, want error with %q", n, err, tt.wantErr)
 			}
 		})
+	}
+}
+
+// TestUploadStalledBodyTimesOut: a client that declares a body and then
+// stops sending is answered 408 after the idle timeout, and the storage
+// sees a timeout, not a truncated body it could mistake for the content.
+func TestUploadStalledBodyTimesOut(t *testing.T) {
+	f := mustFixture(t, func(c *Config) { c.Limits.BodyIdleTimeout = 200 * time.Millisecond })
+	got := make(chan error, 1)
+	f.storage.UploadFn = func(ctx context.Context, uid osprey.UID, body io.Reader, md5 string) (FileInfo, error) {
+		_, err := io.Copy(io.Discard, body)
+		got <- err
+		return FileInfo{}, err
+	}
+	srv := httptest.NewServer(f.srv)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	q := uploadLink(testUID, "md5", strings.Repeat("0", 32))
+	fmt.Fprintf(conn, "PUT %s/upload?%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nonly a few bytes", Prefix, q.Encode())
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled upload: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
+	}
+	if err := <-got; !errors.Is(err, osprey.ErrTimeout) {
+		t.Fatalf("storage saw %v, want a timeout", err)
 	}
 }

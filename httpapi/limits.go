@@ -17,6 +17,10 @@ type Limits struct {
 	MaxExpiry time.Duration
 	// ClockSkew tolerates a link date this far in the future.
 	ClockSkew time.Duration
+	// BodyIdleTimeout ends an upload whose client sends no body bytes for
+	// this long (408), so a stalled or trickling sender cannot hold a
+	// connection and its buffers for ever. 0 disables it.
+	BodyIdleTimeout time.Duration
 }
 
 // DefaultLimits returns the server defaults.
@@ -27,6 +31,9 @@ func DefaultLimits() Limits {
 		DefaultExpiry: 24 * time.Hour,
 		MaxExpiry:     7 * 24 * time.Hour,
 		ClockSkew:     5 * time.Minute,
+		// Generous for a mobile client on a bad link, short enough that
+		// stalled uploads give their buffers back.
+		BodyIdleTimeout: 60 * time.Second,
 	}
 }
 

@@ -28,6 +28,7 @@ const (
 	CodeForbidden     = 40300
 	CodeNotFound      = 40400
 	CodeMethod        = 40500
+	CodeTimeout       = 40800
 	CodeConflict      = 40900
 	CodeGone          = 41000
 	CodeTooLarge      = 41300
@@ -50,6 +51,7 @@ var errorMapping = []struct {
 	{osprey.ErrNotFound, http.StatusNotFound, CodeNotFound},
 	{osprey.ErrConflict, http.StatusConflict, CodeConflict},
 	{osprey.ErrGone, http.StatusGone, CodeGone},
+	{osprey.ErrTimeout, http.StatusRequestTimeout, CodeTimeout},
 	{osprey.ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
 	{osprey.ErrRange, http.StatusRequestedRangeNotSatisfiable, CodeRange},
 	{osprey.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},

@@ -176,7 +176,10 @@ func New(cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.lock, built = lock, true
-	n.httpSrv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second,
+	// Header and idle-connection timeouts here; a stalled request body
+	// is ended by httpapi (Limits.BodyIdleTimeout), since a whole-request
+	// read timeout would cut off large uploads on slow links.
+	n.httpSrv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return n.ctx },
 		ErrorLog:    slog.NewLogLogger(lg.Handler(), slog.LevelDebug)}
 	return n, nil

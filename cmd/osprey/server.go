@@ -26,6 +26,7 @@ import (
 // and as OSPREY_<NAME>; flags win over the environment, which wins over the
 // file.
 type serverFlags struct {
+	bodyIdleTimeout time.Duration
 	config          string
 	nodeID          string
 	dataDir         string
@@ -106,6 +107,8 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	f.maxChunkSize, f.maxUploadSize = d.Limits.MaxChunkSize, d.Limits.MaxUploadSize
 	fs.Var(bytesValue{&f.maxChunkSize}, "max-chunk-size", "largest chunk accepted by /upload/multi (e.g. 64MiB)")
 	fs.Var(bytesValue{&f.maxUploadSize}, "max-upload-size", "largest single-request upload (e.g. 5GiB)")
+	f.bodyIdleTimeout = d.Limits.BodyIdleTimeout
+	fs.Var(durationValue{&f.bodyIdleTimeout}, "body-idle-timeout", "end an upload whose client sends no bytes for this long (408); 0 = never")
 	f.linkExpiry, f.linkMaxExpiry = d.Limits.DefaultExpiry, d.Limits.MaxExpiry
 	fs.Var(durationValue{&f.linkExpiry}, "link-expiry", "link expiry when a request gives none")
 	fs.Var(durationValue{&f.linkMaxExpiry}, "link-max-expiry", "longest link expiry a client may ask for")
@@ -352,6 +355,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	}
 	c.Limits.MaxChunkSize, c.Limits.MaxUploadSize = f.maxChunkSize, f.maxUploadSize
 	c.Limits.DefaultExpiry, c.Limits.MaxExpiry = f.linkExpiry, f.linkMaxExpiry
+	c.Limits.BodyIdleTimeout = f.bodyIdleTimeout
 	if err := parseRedundancy(f.redundancy, &c); err != nil {
 		return c, err
 	}
