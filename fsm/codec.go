@@ -40,6 +40,14 @@ const (
 	CmdNodeDown       CommandType = 22 // member unreachable past the grace period: repair its copies
 	CmdNodeUp         CommandType = 23 // member reachable again
 	CmdRestored       CommandType = 24 // reconcile a state restored from a backup with the current members
+	// The S3 namespace (s3.go).
+	CmdBucketCreate      CommandType = 25 // create an S3 bucket
+	CmdBucketDelete      CommandType = 26 // delete an empty S3 bucket
+	CmdObjectBind        CommandType = 27 // bind bucket/key to a complete uid, deleting the uid it replaces
+	CmdObjectUnbind      CommandType = 28 // remove bucket/key and delete its uid
+	CmdMultipartCreate   CommandType = 29 // start a multipart upload (an uploading uid whose chunks are parts)
+	CmdMultipartComplete CommandType = 30 // complete from the listed parts and bind the key
+	CmdMultipartAbort    CommandType = 31 // drop a multipart upload and its parts
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -54,6 +62,9 @@ var typeNames = map[CommandType]string{
 	CmdTaskRetry: "task_retry", CmdExpire: "expire", CmdSetSettings: "set_settings",
 	CmdChunkMoved: "chunk_moved", CmdObjectMoved: "object_moved", CmdChunkConverted: "chunk_converted",
 	CmdNodeDown: "node_down", CmdNodeUp: "node_up", CmdRestored: "restored",
+	CmdBucketCreate: "bucket_create", CmdBucketDelete: "bucket_delete", CmdObjectBind: "object_bind",
+	CmdObjectUnbind: "object_unbind", CmdMultipartCreate: "multipart_create",
+	CmdMultipartComplete: "multipart_complete", CmdMultipartAbort: "multipart_abort",
 }
 
 // String returns the command's name for logs and metrics.

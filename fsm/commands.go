@@ -185,10 +185,23 @@ func (t *tx) applyFilesCreate(c *FilesCreate) (any, error) {
 		}
 	}
 	for _, f := range c.Files {
-		t.putFile(&File{UID: f.UID, Name: f.Name, Bucket: f.Bucket, State: StateUploading,
-			CreatedAt: c.Time, UpdatedAt: c.Time})
+		t.createFile(f.UID, f.Name, f.Bucket, c.Time)
 	}
 	return nil, nil
+}
+
+// createFile writes a new uploading file (FilesCreate, MultipartCreate).
+func (t *tx) createFile(uid osprey.UID, name, bucket string, now int64) {
+	t.putFile(&File{UID: uid, Name: name, Bucket: bucket, State: StateUploading, CreatedAt: now, UpdatedAt: now})
+}
+
+// notMultipart refuses a native completion of a multipart upload's file:
+// only MultipartComplete completes it, with its index entry and binding.
+func (t *tx) notMultipart(uid osprey.UID) error {
+	if ref, ok := t.s3Ref(uid); ok && ref.kind == refMultipart {
+		return errorf(ErrConflict, "uid %s is a multipart upload of %s/%s", uid, ref.bucket, ref.key)
+	}
+	return nil
 }
 
 func (t *tx) uploadingFile(uid osprey.UID) (*File, error) {
@@ -298,6 +311,9 @@ func (t *tx) applyFileComplete(c *FileComplete) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := t.notMultipart(c.UID); err != nil {
+		return nil, err
+	}
 	if f.State != StateUploading {
 		if f.MD5 == c.MD5 && f.Size == c.Size {
 			t.enqueueGC(c.Chunks, c.Time, c.Time)
@@ -324,6 +340,9 @@ func (t *tx) applyFileComplete(c *FileComplete) (any, error) {
 func (t *tx) applyMerge(c *Merge) (any, error) {
 	f, err := t.uploadingFile(c.UID)
 	if err != nil {
+		return nil, err
+	}
+	if err := t.notMultipart(c.UID); err != nil {
 		return nil, err
 	}
 	if f.State != StateUploading {
@@ -389,27 +408,35 @@ func (t *tx) applyResume(c *Resume) (any, error) {
 }
 
 func (t *tx) applyFileDelete(c *FileDelete) (any, error) {
-	f, ok := t.fileWithChunks(c.UID)
-	if !ok {
+	if _, ok := t.file(c.UID); !ok {
 		return nil, errorf(ErrNotFound, "uid %s not found", c.UID)
 	}
-	t.deleteFile(c.UID)
+	return t.removeFile(c.UID, c.Time), nil
+}
+
+// removeFile deletes an existing file (and its S3 binding or multipart
+// upload): an upload's chunks become garbage, a complete file drops its
+// content reference, and the last reference deletes the content (FileDelete,
+// ObjectUnbind, an overwriting bind, MultipartAbort).
+func (t *tx) removeFile(uid osprey.UID, now int64) DeleteResult {
+	f, _ := t.fileWithChunks(uid)
+	t.deleteFile(uid)
 	res := DeleteResult{}
 	if f.State == StateUploading {
 		for _, n := range sortedChunkNums(f.Chunks) {
 			res.Garbage = append(res.Garbage, *f.Chunks[n])
 		}
-		t.enqueueGC(res.Garbage, c.Time, c.Time)
-		return res, nil
+		t.enqueueGC(res.Garbage, now, now)
+		return res
 	}
 	ct, ok := t.content(f.Content)
 	if !ok {
-		return res, nil
+		return res
 	}
 	ct.Refs--
 	if ct.Refs > 0 {
 		t.putContent(ct)
-		return res, nil
+		return res
 	}
 	t.deleteContent(ct.ID)
 	if id, ok := t.md5(ct.MD5); ok && id == ct.ID {
@@ -418,8 +445,8 @@ func (t *tx) applyFileDelete(c *FileDelete) (any, error) {
 	gone := ct.clone()
 	res.Content = &gone
 	res.Garbage = gone.Chunks
-	t.enqueue(TaskDelete, gone.ID.String(), DeletePayload{Content: gone}, c.Time, c.Time)
-	return res, nil
+	t.enqueue(TaskDelete, gone.ID.String(), DeletePayload{Content: gone}, now, now)
+	return res
 }
 
 func sortedChunkNums(m map[uint32]*Chunk) []uint32 {

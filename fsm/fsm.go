@@ -499,6 +499,20 @@ func (t *tx) apply(typ CommandType, payload []byte) (any, error) {
 		return t.applyNodeUp(decodeInto[NodeUp](payload))
 	case CmdRestored:
 		return t.applyRestored(decodeInto[Restored](payload))
+	case CmdBucketCreate:
+		return t.applyBucketCreate(decodeInto[BucketCreate](payload))
+	case CmdBucketDelete:
+		return t.applyBucketDelete(decodeInto[BucketDelete](payload))
+	case CmdObjectBind:
+		return t.applyObjectBind(decodeInto[ObjectBind](payload))
+	case CmdObjectUnbind:
+		return t.applyObjectUnbind(decodeInto[ObjectUnbind](payload))
+	case CmdMultipartCreate:
+		return t.applyMultipartCreate(decodeInto[MultipartCreate](payload))
+	case CmdMultipartComplete:
+		return t.applyMultipartComplete(decodeInto[MultipartComplete](payload))
+	case CmdMultipartAbort:
+		return t.applyMultipartAbort(decodeInto[MultipartAbort](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", typ))
 	}
@@ -779,6 +793,12 @@ func (f *FSM) Stats() map[string]int {
 	for st, n := range f.cnt.ContentState {
 		if n != 0 {
 			m["contents_"+string(st)] = int(n)
+		}
+	}
+	for name, n := range map[string]int64{"s3_buckets": f.cnt.Buckets, "s3_objects": f.cnt.Objects,
+		"s3_multipart_uploads": f.cnt.MultipartUploads} {
+		if n != 0 {
+			m[name] = int(n)
 		}
 	}
 	return m

@@ -82,7 +82,8 @@ func checkInvariants(s *state) string {
 		}
 	}
 	// Contents are reference-counted exactly and indexed by md5 unless
-	// failed; a content's chunks are numbered 1..n in order.
+	// failed; a content's chunks are numbered in ascending order (1..n
+	// unless from a multipart upload).
 	for id, ct := range s.Contents {
 		if ct.ID != id {
 			return fmt.Sprintf("content %s stored under %s", ct.ID, id)
@@ -94,7 +95,9 @@ func checkInvariants(s *state) string {
 			return fmt.Sprintf("tiered content %s: %d chunks, location %v", id, len(ct.Chunks), ct.Location)
 		}
 		for i, ch := range ct.Chunks {
-			if ch.Num != uint32(i+1) {
+			// 1..n, except a multipart upload's: its parts, ascending,
+			// possibly with gaps.
+			if ch.Num == 0 || i > 0 && ch.Num <= ct.Chunks[i-1].Num {
 				return fmt.Sprintf("content %s: chunk %d numbered %d", id, i+1, ch.Num)
 			}
 			addCopies(live, ch)

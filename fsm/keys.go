@@ -25,6 +25,21 @@ import (
 //	u <updated i64> <uid u64>     uploading files by last touch (expiry)
 //	o <node id> 0x00 <ref>        copies a member holds (repair, removal); ref below
 //	g <content id u64>            contents with staged chunks (scrub, protection)
+//	B <bucket>                    S3 bucket (JSON)
+//	b <bucket>                    S3 bucket counts: objects u64, multipart uploads u64 (derived)
+//	O <len u8> <bucket> <key>     S3 object binding bucket/key -> uid (JSON)
+//	M <len u8> <bucket> <esc key> 0x00 0x01 <uid u64>
+//	                              S3 multipart upload in progress (JSON)
+//	x <uid u64>                   S3 back-reference of a uid (derived): kind ('O' bound, 'M'
+//	                              multipart) | len u8 | bucket | key
+//
+// S3 names are arbitrary bytes, so they are framed rather than delimited:
+// a bucket name is length-prefixed (bucket "a" key "b/c" and bucket "a/b"
+// key "c" never share a prefix), and an object key is the rest of an 'O'
+// key, so a bucket's keys sort in byte order and a key prefix is a key
+// range. In 'M' the key is followed by the upload id, so it is escaped
+// (0x00 -> 0x00 0xFF) and terminated by 0x00 0x01: the encoding keeps byte
+// order and no escaped key is a prefix of another's.
 //
 // An owner-index ref sorts in the order the FSM visits copies when a member
 // is lost (uploading files by uid and chunk number, then contents by id,
@@ -48,6 +63,17 @@ const (
 	tUploadAge byte = 'u'
 	tOwner     byte = 'o'
 	tStaged    byte = 'g'
+	tBucket    byte = 'B'
+	tBucketCnt byte = 'b'
+	tObject    byte = 'O'
+	tMultipart byte = 'M'
+	tS3Ref     byte = 'x'
+)
+
+// Kinds of an S3 back-reference ('x').
+const (
+	refBound     byte = 'O'
+	refMultipart byte = 'M'
 )
 
 // Meta singleton names.
@@ -176,3 +202,84 @@ func (a timeID) min(b timeID) timeID {
 }
 
 func (a timeID) key(table byte) []byte { return timeIDKey(table, a.at, a.id) }
+
+func bucketKey(name string) []byte { return append(tableKey(tBucket, len(name)), name...) }
+
+func bucketCntKey(name string) []byte { return append(tableKey(tBucketCnt, len(name)), name...) }
+
+// objectPrefix is the start of bucket's 'O' range; the caller checked
+// that the name fits a length byte.
+func objectPrefix(bucket string) []byte {
+	k := append(tableKey(tObject, 1+len(bucket)), byte(len(bucket)))
+	return append(k, bucket...)
+}
+
+func s3ObjectKey(bucket, key string) []byte { return append(objectPrefix(bucket), key...) }
+
+func multipartPrefix(bucket string) []byte {
+	k := append(tableKey(tMultipart, 1+len(bucket)), byte(len(bucket)))
+	return append(k, bucket...)
+}
+
+// escapeKey appends key with every 0x00 escaped as 0x00 0xFF (no
+// terminator): an order-preserving, prefix-preserving encoding.
+func escapeKey(b []byte, key string) []byte {
+	for i := 0; i < len(key); i++ {
+		b = append(b, key[i])
+		if key[i] == 0 {
+			b = append(b, 0xFF)
+		}
+	}
+	return b
+}
+
+// multipartKeyPrefix is the start of the uploads of bucket/key.
+func multipartKeyPrefix(bucket, key string) []byte {
+	return append(escapeKey(multipartPrefix(bucket), key), 0x00, 0x01)
+}
+
+func multipartKey(bucket, key string, uid osprey.UID) []byte {
+	return binary.BigEndian.AppendUint64(multipartKeyPrefix(bucket, key), uint64(uid))
+}
+
+// decodeMultipartKey returns the object key and upload id of an 'M' key
+// of bucket.
+func decodeMultipartKey(k []byte, bucket string) (string, osprey.UID) {
+	rest := k[len(multipartPrefix(bucket)) : len(k)-8]
+	key := make([]byte, 0, len(rest))
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == 0 {
+			if rest[i+1] == 0x01 { // terminator
+				break
+			}
+			i++ // 0x00 0xFF
+		}
+		key = append(key, rest[i])
+	}
+	return string(key), osprey.UID(binary.BigEndian.Uint64(k[len(k)-8:]))
+}
+
+func s3RefKey(uid osprey.UID) []byte { return u64Key(tS3Ref, uint64(uid)) }
+
+// s3Ref is the value of a back-reference: where a uid is bound, or which
+// multipart upload it is.
+type s3Ref struct {
+	kind   byte // refBound or refMultipart
+	bucket string
+	key    string
+}
+
+func (r s3Ref) encode() []byte {
+	b := make([]byte, 0, 2+len(r.bucket)+len(r.key))
+	b = append(b, r.kind, byte(len(r.bucket)))
+	b = append(b, r.bucket...)
+	return append(b, r.key...)
+}
+
+func decodeS3Ref(v []byte) (s3Ref, bool) {
+	if len(v) < 2 || len(v) < 2+int(v[1]) {
+		return s3Ref{}, false
+	}
+	n := int(v[1])
+	return s3Ref{kind: v[0], bucket: string(v[2 : 2+n]), key: string(v[2+n:])}, true
+}

@@ -21,6 +21,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	// partly fail (tasks already gone, ...), which is part of the history.
 	withGoldens := exampleLog()
 	for _, g := range goldenCommands() {
+		withGoldens = append(withGoldens, goldenSetup(g.typ)...)
 		withGoldens = append(withGoldens, entry{g.typ, g.payload})
 	}
 	logs["example+goldens"] = withGoldens

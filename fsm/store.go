@@ -35,6 +35,10 @@ type counters struct {
 	// ObjectHolders counts contents by the number of members holding their
 	// local-backend object (contents without such copies are not counted).
 	ObjectHolders map[int]int64 `json:"object_holders,omitempty"`
+	// S3 namespace: buckets, bound keys and multipart uploads in progress.
+	Buckets          int64 `json:"buckets,omitempty"`
+	Objects          int64 `json:"objects,omitempty"`
+	MultipartUploads int64 `json:"multipart_uploads,omitempty"`
 }
 
 func (c counters) clone() counters {
@@ -100,7 +104,8 @@ func (s stateHash) String() string {
 
 // hashed reports whether a key is part of the replicated state hash: the
 // primary records (cluster record, members, files, upload chunks,
-// contents, the md5 index, tasks). Secondary indexes, the applied index,
+// contents, the md5 index, tasks, S3 buckets, bindings and multipart
+// uploads). Secondary indexes, the applied index,
 // counters and the hash itself are derived from them (tests rebuild and
 // compare them: checkIndexes), so writing one needs no read of its old
 // value.
@@ -111,7 +116,7 @@ func hashed(k []byte) bool {
 	switch k[1] {
 	case tMeta:
 		return string(k[2:]) == metaCluster
-	case tRunnable, tDead, tUploadAge, tOwner, tStaged:
+	case tRunnable, tDead, tUploadAge, tOwner, tStaged, tBucketCnt, tS3Ref:
 		return false
 	}
 	return true
@@ -285,12 +290,15 @@ func (t *tx) putFile(f *File) {
 	t.setJSON(fileKey(f.UID), &rec)
 }
 
-// deleteFile removes uid's record and its upload chunks.
+// deleteFile removes uid's record and its upload chunks, and the S3
+// binding or multipart upload naming it, so every way a file goes (delete,
+// expiry, an overwriting bind) keeps the S3 indexes in step.
 func (t *tx) deleteFile(uid osprey.UID) {
 	old, ok := t.file(uid)
 	if !ok {
 		return
 	}
+	t.dropS3Ref(uid)
 	if old.State == StateUploading {
 		t.del(uploadAgeKey(old.UpdatedAt, uid))
 	}
