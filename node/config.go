@@ -48,6 +48,8 @@ type Config struct {
 	Raft raftstore.Config
 	// Limits bounds requests and links.
 	Limits httpapi.Limits
+	// S3 configures the S3 API listener; an empty Addr turns it off.
+	S3 S3Config
 	// Replicas is the number of nodes each staged chunk is stored on
 	// (capped by the number of members).
 	Replicas int
@@ -143,8 +145,23 @@ func (c Config) Validate() error {
 		return errors.New("node: --webhook-url needs a webhook secret (OSPREY_WEBHOOK_SECRET)")
 	case c.JoinRetry <= 0:
 		return errors.New("node: JoinRetry must be positive")
+	case c.S3.Addr != "" && len(c.S3.Credentials) == 0:
+		return errors.New("node: the S3 API (--s3api-addr) needs credentials: OSPREY_S3API_ACCESS_KEY and OSPREY_S3API_SECRET_KEY, or --s3api-credentials-file")
 	}
 	return c.Limits.Validate()
+}
+
+// S3Config configures the S3 API listener.
+type S3Config struct {
+	// Addr is the listen address; empty turns the S3 API off.
+	Addr string
+	// Credentials maps access keys to secret keys.
+	Credentials map[string]string
+	// Region is the region clients sign for (default us-east-1).
+	Region string
+	// Domains enable virtual-host-style requests: Host
+	// "<bucket>.<domain>" addresses bucket.
+	Domains []string
 }
 
 // BuildInfo describes the binary a node runs.

@@ -29,6 +29,8 @@ import (
 	"github.com/osprey-storage/osprey/placement"
 	"github.com/osprey-storage/osprey/raftstore"
 	"github.com/osprey-storage/osprey/repair"
+	"github.com/osprey-storage/osprey/s3api"
+	"github.com/osprey-storage/osprey/s3gw"
 	"github.com/osprey-storage/osprey/tasks"
 )
 
@@ -53,6 +55,8 @@ type Node struct {
 	registry *prometheus.Registry
 	api      *httpapi.Server
 	httpSrv  *http.Server
+	s3Ln     net.Listener // nil when the S3 API is off
+	s3Srv    *http.Server
 
 	// Components.
 	peers  *peer.Client           // node-to-node calls
@@ -146,6 +150,13 @@ func New(cfg Config) (*Node, error) {
 		return fail(err)
 	}
 
+	if cfg.S3.Addr != "" {
+		if n.s3Ln, err = net.Listen("tcp", cfg.S3.Addr); err != nil {
+			return fail(fmt.Errorf("node: listen s3 api %s: %w", cfg.S3.Addr, err))
+		}
+		opened = append(opened, n.s3Ln.Close)
+	}
+
 	copts := chunkstore.DefaultOptions()
 	copts.MaxChunkSize = max(cfg.Limits.MaxChunkSize, 8<<20)
 	copts.Logger = lg
@@ -175,13 +186,13 @@ func New(cfg Config) (*Node, error) {
 	if err := n.wire(rc.ApplyTimeout); err != nil {
 		return fail(err)
 	}
-	n.lock, built = lock, true
 	// Header and idle-connection timeouts here; a stalled request body
 	// is ended by httpapi (Limits.BodyIdleTimeout), since a whole-request
 	// read timeout would cut off large uploads on slow links.
 	n.httpSrv = &http.Server{Handler: n.api, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return n.ctx },
 		ErrorLog:    slog.NewLogLogger(lg.Handler(), slog.LevelDebug)}
+	n.lock, built = lock, true
 	return n, nil
 }
 
@@ -254,11 +265,37 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 	}
 	n.api, err = httpapi.New(httpapi.Config{Cluster: clusterAPI{n.mem, n.health}, Internal: internalAPI{n.prop, n.mem},
 		Storage: storageAPI{n.data, cfg.Build}, Metadata: metadataService{n}, Tasks: n.tasks, Replicas: n.data, APIKeys: cfg.APIKeys, Registry: n.registry, Logger: lg, Limits: cfg.Limits})
-	return err
+	if err != nil || n.s3Ln == nil {
+		return err
+	}
+	// The S3 front door: the same data path and metadata behind s3api's
+	// protocol layer.
+	gw, err := s3gw.New(s3gw.Config{State: n.fsm, Proposer: n.prop, Data: n.data, UIDs: n.mem,
+		MaxPartSize: cfg.Limits.MaxChunkSize, Logger: lg})
+	if err != nil {
+		return err
+	}
+	scfg := s3api.Config{Region: cfg.S3.Region, Credentials: s3api.StaticCredentials(cfg.S3.Credentials),
+		Logger: lg.With("component", "s3api"), VirtualHostSuffixes: cfg.S3.Domains}
+	if err := scfg.Validate(); err != nil {
+		return err
+	}
+	n.s3Srv = &http.Server{Handler: s3api.NewHandler(gw, scfg), ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout: 2 * time.Minute, BaseContext: func(net.Listener) context.Context { return n.ctx },
+		ErrorLog: slog.NewLogLogger(lg.Handler(), slog.LevelDebug)}
+	return nil
 }
 
 // ID returns the node id.
 func (n *Node) ID() string { return n.id }
+
+// S3Addr returns the S3 API's listen address, "" when it is off.
+func (n *Node) S3Addr() string {
+	if n.s3Ln == nil {
+		return ""
+	}
+	return n.s3Ln.Addr().String()
+}
 
 // HTTPAddr returns the advertised HTTP address.
 func (n *Node) HTTPAddr() string { return n.httpAddr }
@@ -308,6 +345,16 @@ func (n *Node) Start(ctx context.Context) error {
 				n.log.Error("http server stopped", "err", err)
 			}
 		}()
+		if n.s3Srv != nil {
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				if err := n.s3Srv.Serve(n.s3Ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+					n.log.Error("s3 api server stopped", "err", err)
+				}
+			}()
+			n.log.Info("s3 api listening", "addr", n.s3Ln.Addr().String())
+		}
 		n.log.Info("node started", "http", n.httpAddr, "raft", n.raftAddr, "has_state", n.raft.HasState())
 		for _, run := range []func(context.Context){
 			n.mem.Run,    // form or join, registration, leader housekeeping, liveness
@@ -340,11 +387,16 @@ func (n *Node) close(graceful bool) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		n.cancel(ErrShuttingDown)
 		n.prop.Close()
-		if !graceful {
-			_ = n.httpSrv.Close()
-		} else if err := n.httpSrv.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("node: http shutdown: %w", err))
-			_ = n.httpSrv.Close()
+		for _, srv := range []*http.Server{n.httpSrv, n.s3Srv} {
+			if srv == nil {
+				continue
+			}
+			if !graceful {
+				_ = srv.Close()
+			} else if err := srv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("node: http shutdown: %w", err))
+				_ = srv.Close()
+			}
 		}
 		cancel()
 		// 2-4. raftstore.Close transfers leadership first (so the cluster

@@ -19,6 +19,7 @@ import (
 
 	"github.com/osprey-storage/osprey/erasure"
 	"github.com/osprey-storage/osprey/node"
+	"github.com/osprey-storage/osprey/s3api"
 )
 
 // serverFlags are the server's settings. Every flag can also be set in the
@@ -41,6 +42,12 @@ type serverFlags struct {
 	joinTokenFile   string
 	apiKeys         string
 	apiKeysFile     string
+	s3apiAddr       string
+	s3apiAccessKey  string
+	s3apiSecretKey  string
+	s3apiCredsFile  string
+	s3apiRegion     string
+	s3apiDomains    string
 	maxChunkSize    int64
 	maxUploadSize   int64
 	linkExpiry      time.Duration
@@ -104,6 +111,12 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.joinTokenFile, "join-token-file", "", "file holding the join token")
 	fs.StringVar(&f.apiKeys, "api-keys", "", "comma-separated API keys for business endpoints (prefer OSPREY_API_KEYS or --api-keys-file); none = protected mode")
 	fs.StringVar(&f.apiKeysFile, "api-keys-file", "", "file with one API key per line")
+	fs.StringVar(&f.s3apiAddr, "s3api-addr", "", "S3 API listen address (e.g. 127.0.0.1:9000); empty = no S3 API")
+	fs.StringVar(&f.s3apiAccessKey, "s3api-access-key", "", "S3 API root access key (prefer OSPREY_S3API_ACCESS_KEY)")
+	fs.StringVar(&f.s3apiSecretKey, "s3api-secret-key", "", "S3 API root secret key (prefer OSPREY_S3API_SECRET_KEY)")
+	fs.StringVar(&f.s3apiCredsFile, "s3api-credentials-file", "", "file of S3 API credentials, one \"ACCESS SECRET\" pair per line")
+	fs.StringVar(&f.s3apiRegion, "s3api-region", "us-east-1", "region S3 clients sign requests for")
+	fs.StringVar(&f.s3apiDomains, "s3api-domain", "", "comma-separated domains for virtual-host-style S3 requests (<bucket>.<domain>)")
 	f.maxChunkSize, f.maxUploadSize = d.Limits.MaxChunkSize, d.Limits.MaxUploadSize
 	fs.Var(bytesValue{&f.maxChunkSize}, "max-chunk-size", "largest chunk accepted by /upload/multi (e.g. 64MiB)")
 	fs.Var(bytesValue{&f.maxUploadSize}, "max-upload-size", "largest single-request upload (e.g. 5GiB)")
@@ -317,6 +330,29 @@ func readSecretFile(path string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
+// s3Config resolves the S3 API settings: the root pair and the
+// credentials file together make the key table.
+func (f *serverFlags) s3Config(c *node.S3Config) error {
+	c.Addr, c.Region, c.Domains = f.s3apiAddr, f.s3apiRegion, splitList(f.s3apiDomains)
+	c.Credentials = map[string]string{}
+	switch {
+	case f.s3apiAccessKey != "" && f.s3apiSecretKey != "":
+		c.Credentials[f.s3apiAccessKey] = f.s3apiSecretKey
+	case f.s3apiAccessKey != "" || f.s3apiSecretKey != "":
+		return errors.New("server: the S3 API root pair needs both OSPREY_S3API_ACCESS_KEY and OSPREY_S3API_SECRET_KEY")
+	}
+	if f.s3apiCredsFile != "" {
+		pairs, err := s3api.LoadCredentialsFile(f.s3apiCredsFile)
+		if err != nil {
+			return err
+		}
+		for k, v := range pairs {
+			c.Credentials[k] = v
+		}
+	}
+	return nil
+}
+
 // nodeConfig maps the resolved settings onto node.Config.
 func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c := node.DefaultConfig()
@@ -354,6 +390,9 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 		c.APIKeys = append(c.APIKeys, splitList(keys)...)
 	}
 	c.Limits.MaxChunkSize, c.Limits.MaxUploadSize = f.maxChunkSize, f.maxUploadSize
+	if err := f.s3Config(&c.S3); err != nil {
+		return c, err
+	}
 	c.Limits.DefaultExpiry, c.Limits.MaxExpiry = f.linkExpiry, f.linkMaxExpiry
 	c.Limits.BodyIdleTimeout = f.bodyIdleTimeout
 	if err := parseRedundancy(f.redundancy, &c); err != nil {
