@@ -248,13 +248,14 @@ func decodeMultipartKey(k []byte, bucket string) (string, osprey.UID) {
 	rest := k[len(multipartPrefix(bucket)) : len(k)-8]
 	key := make([]byte, 0, len(rest))
 	for i := 0; i < len(rest); i++ {
-		if rest[i] == 0 {
+		c := rest[i]
+		if c == 0 {
 			if rest[i+1] == 0x01 { // terminator
 				break
 			}
-			i++ // 0x00 0xFF
+			i++ // 0x00 0xFF is an escaped 0x00
 		}
-		key = append(key, rest[i])
+		key = append(key, c)
 	}
 	return string(key), osprey.UID(binary.BigEndian.Uint64(k[len(k)-8:]))
 }

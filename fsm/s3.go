@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -238,21 +239,28 @@ type PartList struct {
 	Next        uint32 // last part number returned
 }
 
-func checkBucket(name string) error {
-	if len(name) < MinBucketLen || len(name) > MaxBucketLen {
-		return errorf(ErrInvalid, "bucket name of %d bytes, want %d-%d", len(name), MinBucketLen, MaxBucketLen)
+// CheckName returns an *Error wrapping ErrInvalid if bucket (and key,
+// unless empty) cannot be stored: a bucket of MinBucketLen-MaxBucketLen
+// bytes, a key of 1-MaxKeyLen bytes, both valid UTF-8. Proposers check
+// names with it before proposing, because a command's JSON payload would
+// replace invalid UTF-8 with U+FFFD and so store another name.
+func CheckName(bucket, key string) error {
+	if len(bucket) < MinBucketLen || len(bucket) > MaxBucketLen || !utf8.ValidString(bucket) {
+		return errorf(ErrInvalid, "bucket name of %d bytes, want %d-%d bytes of UTF-8", len(bucket), MinBucketLen, MaxBucketLen)
+	}
+	if len(key) > MaxKeyLen || !utf8.ValidString(key) {
+		return errorf(ErrInvalid, "key of %d bytes, want 1-%d bytes of UTF-8", len(key), MaxKeyLen)
 	}
 	return nil
 }
 
+func checkBucket(name string) error { return CheckName(name, "") }
+
 func checkKey(bucket, key string) error {
-	if err := checkBucket(bucket); err != nil {
-		return err
+	if key == "" {
+		return errorf(ErrInvalid, "empty key")
 	}
-	if key == "" || len(key) > MaxKeyLen {
-		return errorf(ErrInvalid, "key of %d bytes, want 1-%d", len(key), MaxKeyLen)
-	}
-	return nil
+	return CheckName(bucket, key)
 }
 
 // --- typed records ---
