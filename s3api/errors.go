@@ -43,6 +43,9 @@ var (
 	ErrContentSHA256Mismatch = fmt.Errorf("s3api: x-amz-content-sha256 mismatch: %w", osprey.ErrInvalid)
 	// ErrBadDigest is returned when the body does not match Content-MD5.
 	ErrBadDigest = fmt.Errorf("s3api: content-md5 mismatch: %w", osprey.ErrInvalid)
+	// ErrEntityTooLarge is returned when an object or part is larger than
+	// the server takes.
+	ErrEntityTooLarge = fmt.Errorf("s3api: entity too large: %w", osprey.ErrTooLarge)
 	// ErrSignatureMismatch is returned when a signature (header, query or
 	// aws-chunked chunk) does not verify.
 	ErrSignatureMismatch = fmt.Errorf("s3api: signature does not match: %w", osprey.ErrForbidden)
@@ -86,6 +89,8 @@ var codeTable = func() map[string]*apiError {
 		{"EntityTooLarge", 400, "Your proposed upload exceeds the maximum allowed object size."},
 		{"IncompleteBody", 400, "You did not provide the number of bytes specified by the Content-Length HTTP header."},
 		{"InternalError", 500, "We encountered an internal error. Please try again."},
+		{"RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period."},
+		{"ServiceUnavailable", 503, "Please reduce your request rate."},
 		{"InvalidAccessKeyId", 403, "The AWS access key ID you provided does not exist in our records."},
 		{"InvalidArgument", 400, "Invalid Argument."},
 		{"InvalidBucketName", 400, "The specified bucket is not valid."},
@@ -142,6 +147,12 @@ var errorTable = []struct {
 	{osprey.ErrRange, "InvalidRange"},
 	{osprey.ErrForbidden, "AccessDenied"},
 	{osprey.ErrInvalid, "InvalidArgument"},
+	{ErrEntityTooLarge, "EntityTooLarge"},
+	{osprey.ErrTooLarge, "EntityTooLarge"},
+	{osprey.ErrTimeout, "RequestTimeout"},
+	// Certainly not applied (no leader yet, shutting down): clients retry.
+	{osprey.ErrUnavailable, "ServiceUnavailable"},
+	{osprey.ErrNotLeader, "ServiceUnavailable"},
 }
 
 // toAPIError classifies err.

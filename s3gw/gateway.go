@@ -407,7 +407,7 @@ func (g *Gateway) CompleteMultipartUpload(ctx context.Context, bucket, key, uplo
 		return s3api.ObjectInfo{}, err
 	}
 	if len(parts) == 0 {
-		return s3api.ObjectInfo{}, fmt.Errorf("%w: no parts listed", s3api.ErrMalformedXML)
+		return s3api.ObjectInfo{}, fmt.Errorf("%w: no parts listed", s3api.ErrInvalidPart)
 	}
 	stored := map[uint32]fsm.Chunk{}
 	for after := uint32(0); ; {
@@ -485,7 +485,7 @@ func (g *Gateway) ListParts(ctx context.Context, bucket, key, uploadID string, m
 	if err != nil {
 		return s3api.PartsResult{}, mapErr(err)
 	}
-	res := s3api.PartsResult{IsTruncated: page.IsTruncated, NextMarker: int(page.Next)}
+	res := s3api.PartsResult{IsTruncated: page.IsTruncated, NextPartNumberMarker: int(page.Next)}
 	for _, c := range page.Parts {
 		res.Parts = append(res.Parts, s3api.PartInfo{Number: int(c.Num), ETag: c.MD5, Size: c.Size})
 	}
