@@ -750,12 +750,15 @@ func TestS3Determinism(t *testing.T) {
 		var mid []byte
 		var midIdx int
 		for i, e := range log {
+			before, _ := a.f.Hash()
 			ra, rb := a.apply(e.Type, e.Payload), b.apply(e.Type, e.Payload)
 			if x, y := resultString(ra), resultString(rb); x != y {
 				t.Fatalf("seed %d entry %d: %s vs %s", seed, i, x, y)
 			}
 			if ra.Err == nil {
 				ok[e.Type]++
+			} else if after, _ := a.f.Hash(); after != before {
+				t.Fatalf("seed %d entry %d (%s): failed with %v but changed the state", seed, i, e.Type, ra.Err)
 			}
 			if i%97 == 0 {
 				mustConsistent(t, a.f)
@@ -765,6 +768,7 @@ func TestS3Determinism(t *testing.T) {
 			}
 		}
 		mustConsistent(t, a.f)
+		t.Logf("seed %d: succeeded %v", seed, ok)
 		ha, _ := a.f.Hash()
 		if hb, _ := b.f.Hash(); ha != hb {
 			t.Fatalf("seed %d: hashes differ", seed)
