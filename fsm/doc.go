@@ -9,5 +9,8 @@
 // belong to the domain (unknown uid, merge with missing chunks, ...) are
 // returned as a response value and are therefore identical on every node.
 //
+// The state includes the S3 namespace (s3.go): buckets, bucket/key bindings
+// onto uids and multipart uploads, all as on-disk indexes read by range.
+//
 // fsm never imports raftstore, httpapi or net. See DESIGN.md.
 package fsm

@@ -275,6 +275,12 @@ type view struct {
 	Stats                    map[string]int
 	Uploads                  bool
 	Chunks                   []Chunk
+	// The S3 namespace: buckets, their keys and multipart uploads, and
+	// the key of every file.
+	Buckets   []Bucket
+	Objects   []ObjectList
+	Multipart []UploadList
+	KeyOf     map[osprey.UID]string
 }
 
 var allTaskTypes = map[string]bool{TaskTier: true, TaskGC: true, TaskDelete: true, TaskWebhook: true,
@@ -286,8 +292,19 @@ func viewOf(f *FSM) view {
 		Stats: f.Stats(), ByMD5: map[string]osprey.UID{}}
 	v.Runnable = f.RunnableTasks(1<<62, allTaskTypes, 1<<30)
 	v.Uploads = f.HasUploadsBefore(1 << 62)
+	v.Buckets = f.Buckets()
+	for _, b := range v.Buckets {
+		l, _ := f.ListObjects(b.Name, "", "", "", 1<<30)
+		v.Objects = append(v.Objects, l)
+		u, _ := f.MultipartUploads(b.Name, "", "", 0, 1<<30)
+		v.Multipart = append(v.Multipart, u)
+	}
+	v.KeyOf = map[osprey.UID]string{}
 	seen := map[osprey.UID]bool{}
 	for _, x := range v.Files {
+		if b, k, ok := f.ObjectKeyOf(x.UID); ok {
+			v.KeyOf[x.UID] = b + "/" + k
+		}
 		for _, n := range sortedChunkNums(x.Chunks) {
 			if ch, ok := f.ChunkRecord(x.UID, 0, x.Chunks[n].Blob); ok {
 				v.Chunks = append(v.Chunks, ch)

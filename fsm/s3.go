@@ -220,6 +220,9 @@ type ObjectList struct {
 	// last key or common prefix returned, the startAfter of the next page.
 	IsTruncated bool
 	Next        string
+	// visited counts the records the listing read (tests check that a
+	// common prefix costs one seek, not one step per key under it).
+	visited int
 }
 
 // UploadList is a page of MultipartUploads.
@@ -670,6 +673,7 @@ func (f *FSM) ListObjects(bucket, prefix, startAfter, delimiter string, max int)
 		}
 		n := 0
 		for valid {
+			out.visited++
 			key := string(it.Key()[len(base):])
 			if delimiter != "" {
 				if i := strings.Index(key[len(prefix):], delimiter); i >= 0 {
