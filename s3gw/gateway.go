@@ -114,7 +114,8 @@ func (g *Gateway) ListBuckets(ctx context.Context) ([]s3api.BucketInfo, error) {
 
 // CreateBucket creates a bucket.
 func (g *Gateway) CreateBucket(ctx context.Context, bucket string) error {
-	return mapErr(g.cfg.Proposer.Apply(ctx, fsm.CmdBucketCreate, fsm.BucketCreate{Name: bucket, Time: now()}, nil))
+	return mapErr(g.cfg.Proposer.Apply(ctx, fsm.CmdBucketCreate, fsm.BucketCreate{Name: bucket, Time: now()}, nil),
+		kindMap{osprey.ErrConflict, s3api.ErrBucketExists})
 }
 
 // HeadBucket reports whether a bucket exists.
@@ -130,7 +131,8 @@ func (g *Gateway) HeadBucket(ctx context.Context, bucket string) error {
 
 // DeleteBucket deletes an empty bucket.
 func (g *Gateway) DeleteBucket(ctx context.Context, bucket string) error {
-	return mapErr(g.cfg.Proposer.Apply(ctx, fsm.CmdBucketDelete, fsm.BucketDelete{Name: bucket}, nil))
+	return mapErr(g.cfg.Proposer.Apply(ctx, fsm.CmdBucketDelete, fsm.BucketDelete{Name: bucket}, nil),
+		bucketMissing, kindMap{osprey.ErrConflict, s3api.ErrBucketNotEmpty})
 }
 
 // bucketExists checks a bucket without a read barrier when this replica
@@ -193,7 +195,7 @@ func (g *Gateway) bind(ctx context.Context, bucket, key string, uid osprey.UID, 
 		if !errors.Is(err, osprey.ErrIndeterminate) {
 			g.abandon(uid)
 		}
-		return s3api.ObjectInfo{}, mapErr(err)
+		return s3api.ObjectInfo{}, mapErr(err, bucketMissing)
 	}
 	return s3api.ObjectInfo{Bucket: bucket, Key: key, Size: size, ETag: etag, ModTime: time.UnixMilli(t).UTC(),
 		Meta: meta, UID: uid.String()}, nil
@@ -277,7 +279,7 @@ func (g *Gateway) DeleteObject(ctx context.Context, bucket, key string) error {
 	if err := g.bucketExists(ctx, bucket); err != nil {
 		return err
 	}
-	return mapErr(g.cfg.Proposer.Apply(ctx, fsm.CmdObjectUnbind, fsm.ObjectUnbind{Bucket: bucket, Key: key, Time: now()}, nil))
+	return mapErr(g.cfg.Proposer.Apply(ctx, fsm.CmdObjectUnbind, fsm.ObjectUnbind{Bucket: bucket, Key: key, Time: now()}, nil), bucketMissing)
 }
 
 // CopyObject binds dst to a new uid sharing the source's content (no bytes
@@ -349,7 +351,7 @@ func (g *Gateway) CreateMultipartUpload(ctx context.Context, bucket, key string,
 	f := fileOf(key)
 	cmd := fsm.MultipartCreate{Bucket: bucket, Key: key, UID: uid, Name: f.Name, FileBucket: f.Bucket, Meta: toFSMMeta(meta), Time: now()}
 	if err := g.cfg.Proposer.Apply(ctx, fsm.CmdMultipartCreate, cmd, nil); err != nil {
-		return "", mapErr(err)
+		return "", mapErr(err, bucketMissing)
 	}
 	return uid.String(), nil
 }
@@ -389,7 +391,7 @@ func (g *Gateway) UploadPart(ctx context.Context, bucket, key, uploadID string, 
 	h := md5.New()
 	counted := &countingReader{r: io.TeeReader(body, h)}
 	if err := g.cfg.Data.UploadChunk(ctx, uid, uint32(part), counted, size, ""); err != nil {
-		return s3api.PartInfo{}, mapErr(err)
+		return s3api.PartInfo{}, mapErr(err, uploadMissing, kindMap{osprey.ErrConflict, s3api.ErrNoSuchUpload})
 	}
 	return s3api.PartInfo{Number: part, ETag: hex.EncodeToString(h.Sum(nil)), Size: counted.n, ModTime: time.Now().UTC()}, nil
 }
@@ -460,7 +462,7 @@ func (g *Gateway) CompleteMultipartUpload(ctx context.Context, bucket, key, uplo
 	t := now()
 	cmd := fsm.MultipartComplete{Bucket: bucket, Key: key, UID: uid, Parts: nums, Size: size, MD5: md5hex, ETag: etag, Meta: &meta, Time: t}
 	if err := g.cfg.Proposer.Apply(ctx, fsm.CmdMultipartComplete, cmd, nil); err != nil {
-		return s3api.ObjectInfo{}, mapErr(err)
+		return s3api.ObjectInfo{}, mapErr(err, uploadMissing, kindMap{osprey.ErrConflict, s3api.ErrInvalidPart})
 	}
 	return s3api.ObjectInfo{Bucket: bucket, Key: key, Size: size, ETag: etag, ModTime: time.UnixMilli(t).UTC(),
 		Meta: fromFSMMeta(meta), UID: uid.String()}, nil
@@ -472,7 +474,7 @@ func (g *Gateway) AbortMultipartUpload(ctx context.Context, bucket, key, uploadI
 	if err != nil {
 		return err
 	}
-	return mapErr(g.cfg.Proposer.Apply(ctx, fsm.CmdMultipartAbort, fsm.MultipartAbort{Bucket: bucket, Key: key, UID: uid, Time: now()}, nil))
+	return mapErr(g.cfg.Proposer.Apply(ctx, fsm.CmdMultipartAbort, fsm.MultipartAbort{Bucket: bucket, Key: key, UID: uid, Time: now()}, nil), uploadMissing)
 }
 
 // ListParts lists an upload's parts after marker.
@@ -551,7 +553,10 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // mapErr turns the fsm's and the data path's errors into the S3 layer's
 // sentinels (kept wrapped, so the message says what happened); what is
 // not S3-specific keeps its osprey kind (unavailable, indeterminate, ...).
-func mapErr(err error) error {
+// A command a follower forwarded to the leader comes back with its kind
+// (not found, conflict) and message only, so each operation also says what
+// a bare kind means for it (see mapFor).
+func mapErr(err error, kinds ...kindMap) error {
 	if err == nil {
 		return nil
 	}
@@ -567,5 +572,18 @@ func mapErr(err error) error {
 			return fmt.Errorf("%w: %w", m.to, err)
 		}
 	}
+	for _, k := range kinds {
+		if errors.Is(err, k.kind) {
+			return fmt.Errorf("%w: %w", k.to, err)
+		}
+	}
 	return err
 }
+
+// kindMap says what an osprey error kind means for one operation.
+type kindMap struct{ kind, to error }
+
+var (
+	bucketMissing = kindMap{osprey.ErrNotFound, s3api.ErrNoSuchBucket}
+	uploadMissing = kindMap{osprey.ErrNotFound, s3api.ErrNoSuchUpload}
+)
