@@ -28,6 +28,7 @@ type State interface {
 	ContentByMD5(md5 string) (fsm.Content, bool)
 	Node(id osprey.NodeID) (fsm.Node, bool)
 	Secret() []byte
+	ObjectKeyOf(uid osprey.UID) (bucket, key string, ok bool)
 }
 
 // Proposer proposes commands and makes local reads linearizable.

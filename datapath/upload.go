@@ -109,6 +109,7 @@ func (p *Path) fileInfo(f fsm.File) httpapi.FileInfo {
 	info := httpapi.FileInfo{UID: f.UID, Name: f.Name, Size: f.Size, MD5: f.MD5, Bucket: f.Bucket,
 		State: string(f.State), CreatedAt: time.UnixMilli(f.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(f.UpdatedAt).UTC(),
 		ContentType: ContentType(f.Name)}
+	info.S3Bucket, info.S3Key, _ = p.cfg.State.ObjectKeyOf(f.UID)
 	if f.State == fsm.StateUploading {
 		info.Chunks = len(f.Chunks)
 		for _, c := range f.Chunks {

@@ -77,6 +77,9 @@ type FileInfo struct {
 	Chunks      int        `json:"chunks"`
 	CreatedAt   time.Time  `json:"created_at"`
 	UpdatedAt   time.Time  `json:"updated_at"`
+	// S3Bucket and S3Key name the S3 key bound to this uid, if any.
+	S3Bucket string `json:"s3_bucket,omitempty"`
+	S3Key    string `json:"s3_key,omitempty"`
 }
 
 // Object is a complete file opened for reading.

@@ -49,6 +49,10 @@ func setObjectHeaders(hd http.Header, o ObjectInfo) {
 	for k, v := range o.Meta.UserMeta {
 		hd["X-Amz-Meta-"+k] = []string{v}
 	}
+	if o.UID != "" {
+		// The native API's name for the same object (GET /object?uid=).
+		hd.Set("X-Osprey-Uid", o.UID)
+	}
 }
 
 // errNotModified is returned by checkConditions for a 304.
