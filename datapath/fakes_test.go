@@ -175,7 +175,7 @@ func (s *fakeState) Node(id osprey.NodeID) (fsm.Node, bool) {
 	return n, ok
 }
 func (s *fakeState) ObjectKeyOf(osprey.UID) (string, string, bool) { return "", "", false }
-func (s *fakeState) Secret() []byte { return []byte("secret") }
+func (s *fakeState) Secret() []byte                                { return []byte("secret") }
 
 // fakeProposer records commands and answers through ApplyFn.
 type fakeProposer struct {
