@@ -44,13 +44,15 @@ func ValidateCompleteParts(want []CompletePart, have []PartInfo) error {
 			return ErrInvalidPartOrder
 		}
 	}
-	for i, p := range want {
+	for _, p := range want {
 		got, ok := byNum[p.Number]
 		if !ok || got.ETag != unquoteETag(p.ETag) {
 			return fmt.Errorf("part %d: %w", p.Number, ErrInvalidPart)
 		}
-		if i < len(want)-1 && got.Size < MinPartSize {
-			return fmt.Errorf("part %d is %d bytes: %w", p.Number, got.Size, ErrEntityTooSmall)
+	}
+	for i, p := range want[:len(want)-1] {
+		if got := byNum[p.Number]; got.Size < MinPartSize {
+			return fmt.Errorf("part %d (#%d in the list) is %d bytes: %w", p.Number, i+1, got.Size, ErrEntityTooSmall)
 		}
 	}
 	return nil
