@@ -145,7 +145,11 @@ type PartsResult struct {
 
 // UploadsOptions selects uploads for ListMultipartUploads.
 type UploadsOptions struct {
-	Prefix         string
+	Prefix string
+	// Delimiter rolls up keys like ListOptions.Delimiter; a rolled-up
+	// prefix is reported once in UploadsResult.CommonPrefixes and counts
+	// as one entry towards MaxUploads.
+	Delimiter      string
 	KeyMarker      string // uploads for keys > KeyMarker, or == KeyMarker with ID > UploadIDMarker
 	UploadIDMarker string
 	MaxUploads     int
@@ -161,6 +165,7 @@ type UploadInfo struct {
 // UploadsResult is one page of ListMultipartUploads.
 type UploadsResult struct {
 	Uploads            []UploadInfo
+	CommonPrefixes     []string
 	IsTruncated        bool
 	NextKeyMarker      string
 	NextUploadIDMarker string

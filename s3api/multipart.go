@@ -44,13 +44,15 @@ func ValidateCompleteParts(want []CompletePart, have []PartInfo) error {
 			return ErrInvalidPartOrder
 		}
 	}
-	for i, p := range want {
+	for _, p := range want {
 		got, ok := byNum[p.Number]
 		if !ok || got.ETag != unquoteETag(p.ETag) {
 			return fmt.Errorf("part %d: %w", p.Number, ErrInvalidPart)
 		}
-		if i < len(want)-1 && got.Size < MinPartSize {
-			return fmt.Errorf("part %d is %d bytes: %w", p.Number, got.Size, ErrEntityTooSmall)
+	}
+	for i, p := range want[:len(want)-1] {
+		if got := byNum[p.Number]; got.Size < MinPartSize {
+			return fmt.Errorf("part %d (#%d in the list) is %d bytes: %w", p.Number, i+1, got.Size, ErrEntityTooSmall)
 		}
 	}
 	return nil
@@ -272,10 +274,7 @@ func (h *handler) handleListMultipartUploads(w http.ResponseWriter, r *http.Requ
 		}
 		maxU = min(n, maxListKeys)
 	}
-	if q.Get("delimiter") != "" {
-		return notImplemented("ListMultipartUploads with a delimiter")
-	}
-	opts := UploadsOptions{Prefix: q.Get("prefix"), KeyMarker: q.Get("key-marker"), UploadIDMarker: q.Get("upload-id-marker"), MaxUploads: maxU}
+	opts := UploadsOptions{Prefix: q.Get("prefix"), Delimiter: q.Get("delimiter"), KeyMarker: q.Get("key-marker"), UploadIDMarker: q.Get("upload-id-marker"), MaxUploads: maxU}
 	res, err := h.b.ListMultipartUploads(r.Context(), rq.bucket, opts)
 	if err != nil {
 		return fmt.Errorf("list multipart uploads: %w", err)
@@ -289,21 +288,26 @@ func (h *handler) handleListMultipartUploads(w http.ResponseWriter, r *http.Requ
 		Initiated    string `xml:"Initiated"`
 	}
 	out := struct {
-		XMLName            xml.Name `xml:"ListMultipartUploadsResult"`
-		NS                 string   `xml:"xmlns,attr"`
-		Bucket             string   `xml:"Bucket"`
-		KeyMarker          string   `xml:"KeyMarker"`
-		UploadIDMarker     string   `xml:"UploadIdMarker"`
-		NextKeyMarker      string   `xml:"NextKeyMarker"`
-		NextUploadIDMarker string   `xml:"NextUploadIdMarker"`
-		Prefix             string   `xml:"Prefix"`
-		MaxUploads         int      `xml:"MaxUploads"`
-		IsTruncated        bool     `xml:"IsTruncated"`
-		Uploads            []upload `xml:"Upload"`
+		XMLName            xml.Name       `xml:"ListMultipartUploadsResult"`
+		NS                 string         `xml:"xmlns,attr"`
+		Bucket             string         `xml:"Bucket"`
+		KeyMarker          string         `xml:"KeyMarker"`
+		UploadIDMarker     string         `xml:"UploadIdMarker"`
+		NextKeyMarker      string         `xml:"NextKeyMarker"`
+		NextUploadIDMarker string         `xml:"NextUploadIdMarker"`
+		Prefix             string         `xml:"Prefix"`
+		Delimiter          string         `xml:"Delimiter,omitempty"`
+		MaxUploads         int            `xml:"MaxUploads"`
+		IsTruncated        bool           `xml:"IsTruncated"`
+		Uploads            []upload       `xml:"Upload"`
+		CommonPrefixes     []commonPrefix `xml:"CommonPrefixes"`
 	}{
 		NS: s3Namespace, Bucket: rq.bucket, KeyMarker: opts.KeyMarker, UploadIDMarker: opts.UploadIDMarker,
-		NextKeyMarker: res.NextKeyMarker, NextUploadIDMarker: res.NextUploadIDMarker, Prefix: opts.Prefix,
+		NextKeyMarker: res.NextKeyMarker, NextUploadIDMarker: res.NextUploadIDMarker, Prefix: opts.Prefix, Delimiter: opts.Delimiter,
 		MaxUploads: maxU, IsTruncated: res.IsTruncated,
+	}
+	for _, p := range res.CommonPrefixes {
+		out.CommonPrefixes = append(out.CommonPrefixes, commonPrefix{Prefix: p})
 	}
 	for _, u := range res.Uploads {
 		out.Uploads = append(out.Uploads, upload{Key: u.Key, UploadID: u.UploadID, Initiator: theOwner, Owner: theOwner, StorageClass: "STANDARD", Initiated: s3Time(u.Initiated)})

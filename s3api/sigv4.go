@@ -424,6 +424,10 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		return 0, v.err
 	}
 	if v.remaining == 0 {
+		// Only reached for an empty body; otherwise finish ran already.
+		if err := v.finish(); err != nil {
+			return 0, err
+		}
 		v.err = io.EOF
 		return 0, io.EOF
 	}
@@ -439,24 +443,33 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 		v.md5.Write(p[:n])
 	}
 	if v.remaining == 0 {
-		if v.sha != nil && !bytes.Equal(v.sha.Sum(nil), v.wantSHA) {
-			v.err = ErrContentSHA256Mismatch
-			return 0, v.err
+		if ferr := v.finish(); ferr != nil {
+			return 0, ferr // withhold the last bytes
 		}
-		if v.md5 != nil && !bytes.Equal(v.md5.Sum(nil), v.wantMD5) {
-			v.err = ErrBadDigest
-			return 0, v.err
-		}
+		v.err = io.EOF
 		return n, nil
 	}
-	if errors.Is(err, io.EOF) {
-		v.err = ErrIncompleteBody
-		return n, v.err
-	}
-	if err != nil {
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		v.err = fmt.Errorf("body ended %d bytes early: %w", v.remaining, ErrIncompleteBody)
+	default:
 		v.err = fmt.Errorf("read body: %w", err)
 	}
 	return n, v.err
+}
+
+// finish checks the digests once all bytes have been read.
+func (v *verifyingReader) finish() error {
+	if v.sha != nil && !bytes.Equal(v.sha.Sum(nil), v.wantSHA) {
+		v.err = ErrContentSHA256Mismatch
+		return v.err
+	}
+	if v.md5 != nil && !bytes.Equal(v.md5.Sum(nil), v.wantMD5) {
+		v.err = ErrBadDigest
+		return v.err
+	}
+	return nil
 }
 
 // chunkedReader decodes an aws-chunked body (STREAMING-AWS4-HMAC-SHA256-PAYLOAD),
@@ -535,7 +548,7 @@ func (c *chunkedReader) nextChunk() error {
 func (c *chunkedReader) readChunk() (int, error) {
 	line, err := c.br.ReadSlice('\n')
 	if err != nil {
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return 0, fmt.Errorf("aws-chunked header: %w", ErrIncompleteBody)
 		}
 		if errors.Is(err, bufio.ErrBufferFull) || len(line) > maxChunkHeaderSize {

@@ -110,7 +110,9 @@ func TestSigV4DocumentationVectors(t *testing.T) {
 		{"presigned extra query", docPresigned(docPresignedURL + "&x-id=GetObject"), docTime, docSecret, "", "SignatureDoesNotMatch"},
 		{"presigned expires above 7 days", docPresigned(strings.Replace(docPresignedURL, "X-Amz-Expires=86400", "X-Amz-Expires=604801", 1)), docTime, docSecret, "", "AuthorizationQueryParametersError"},
 		{"tampered header", func() *http.Request { r := docGetObject(); r.Header.Set("Range", "bytes=0-10"); return r }, docTime, docSecret, "", "SignatureDoesNotMatch"},
-		{"anonymous", func() *http.Request { return httptest.NewRequest(http.MethodGet, "http://examplebucket.s3.amazonaws.com/test.txt", nil) }, docTime, docSecret, "", "AccessDenied"},
+		{"anonymous", func() *http.Request {
+			return httptest.NewRequest(http.MethodGet, "http://examplebucket.s3.amazonaws.com/test.txt", nil)
+		}, docTime, docSecret, "", "AccessDenied"},
 		{"missing content sha", func() *http.Request { r := docGetObject(); r.Header.Del("X-Amz-Content-Sha256"); return r }, docTime, docSecret, "", "InvalidRequest"},
 		{"wrong region", func() *http.Request {
 			r := docGetObject()
@@ -253,11 +255,25 @@ func TestVerifyingReader(t *testing.T) {
 		{"mismatch", int64(len(data)), bad, ErrContentSHA256Mismatch},
 		{"short body", int64(len(data)) + 5, good, ErrIncompleteBody},
 	}
+	tests = append(tests, struct {
+		name string
+		size int64
+		sha  []byte
+		want error
+	}{"empty body, wrong hash", 0, good, ErrContentSHA256Mismatch}, struct {
+		name string
+		size int64
+		sha  []byte
+		want error
+	}{"empty body, right hash", 0, bad, nil})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := newVerifyingReader(strings.NewReader(data), tt.size, tt.sha, nil)
-			buf := make([]byte, tt.size)
-			_, err := io.ReadFull(v, buf)
+			src := data
+			if tt.size == 0 {
+				src = ""
+			}
+			v := newVerifyingReader(strings.NewReader(src), tt.size, tt.sha, nil)
+			_, err := io.Copy(io.Discard, v)
 			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("err %v, want %v", err, tt.want)
 			}

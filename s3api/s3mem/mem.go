@@ -436,10 +436,26 @@ func (b *Backend) ListMultipartUploads(ctx context.Context, bucketName string, o
 		return a.id < c.id
 	})
 	var res s3api.UploadsResult
+	lastPrefix := ""
 	for _, u := range all {
-		if len(res.Uploads) == opts.MaxUploads {
+		cp := ""
+		if opts.Delimiter != "" {
+			if i := strings.Index(u.key[len(opts.Prefix):], opts.Delimiter); i >= 0 {
+				cp = u.key[:len(opts.Prefix)+i+len(opts.Delimiter)]
+			}
+		}
+		if cp != "" && (cp <= opts.KeyMarker || cp == lastPrefix) {
+			continue
+		}
+		if len(res.Uploads)+len(res.CommonPrefixes) == opts.MaxUploads {
 			res.IsTruncated = true
 			break
+		}
+		if cp != "" {
+			res.CommonPrefixes = append(res.CommonPrefixes, cp)
+			lastPrefix = cp
+			res.NextKeyMarker, res.NextUploadIDMarker = cp, ""
+			continue
 		}
 		res.Uploads = append(res.Uploads, s3api.UploadInfo{Key: u.key, UploadID: u.id, Initiated: u.initiated})
 		res.NextKeyMarker, res.NextUploadIDMarker = u.key, u.id
