@@ -57,6 +57,7 @@ type Node struct {
 	httpSrv  *http.Server
 	s3Ln     net.Listener // nil when the S3 API is off
 	s3Srv    *http.Server
+	s3       *s3gw.Gateway
 
 	// Components.
 	peers  *peer.Client           // node-to-node calls
@@ -275,6 +276,7 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 	if err != nil {
 		return err
 	}
+	n.s3 = gw
 	scfg := s3api.Config{Region: cfg.S3.Region, Credentials: s3api.StaticCredentials(cfg.S3.Credentials),
 		Logger: lg.With("component", "s3api"), VirtualHostSuffixes: cfg.S3.Domains}
 	if err := scfg.Validate(); err != nil {
@@ -296,6 +298,10 @@ func (n *Node) S3Addr() string {
 	}
 	return n.s3Ln.Addr().String()
 }
+
+// S3 is the S3 gateway behind the S3 listener (nil when it is off), for
+// tests and tools.
+func (n *Node) S3() *s3gw.Gateway { return n.s3 }
 
 // HTTPAddr returns the advertised HTTP address.
 func (n *Node) HTTPAddr() string { return n.httpAddr }

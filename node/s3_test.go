@@ -18,6 +18,8 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/osprey-storage/osprey/node"
+	"github.com/osprey-storage/osprey/s3api"
+	"github.com/osprey-storage/osprey/s3api/s3apitest"
 )
 
 const (
@@ -367,4 +369,15 @@ func TestS3Auth(t *testing.T) {
 	if _, err := node.New(cfg); err == nil || !strings.Contains(err.Error(), "credentials") {
 		t.Fatalf("S3 API without credentials: %v", err)
 	}
+}
+
+// TestS3GatewayConformance runs s3api's backend conformance suite (the
+// contract s3mem also meets) against the real gateway of a running node.
+func TestS3GatewayConformance(t *testing.T) {
+	s3apitest.RunBackendTests(t, func(t *testing.T) s3api.Backend {
+		c := newClusterWith(t, 1, func(i int, cfg *node.Config) {
+			cfg.S3 = node.S3Config{Addr: "127.0.0.1:0", Credentials: map[string]string{s3Access: s3Secret}}
+		})
+		return c.nodes[0].S3()
+	})
 }

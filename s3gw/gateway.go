@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"path"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/osprey-storage/osprey"
@@ -129,8 +130,29 @@ func (g *Gateway) HeadBucket(ctx context.Context, bucket string) error {
 	return nil
 }
 
-// DeleteBucket deletes an empty bucket.
+// DeleteBucket deletes a bucket without objects; multipart uploads still
+// in progress in it are aborted first (as S3 does), their parts collected.
 func (g *Gateway) DeleteBucket(ctx context.Context, bucket string) error {
+	if err := g.HeadBucket(ctx, bucket); err != nil {
+		return err
+	}
+	if b, ok := g.cfg.State.Bucket(bucket); ok && b.Objects == 0 && b.Uploads > 0 {
+		for {
+			page, err := g.cfg.State.MultipartUploads(bucket, "", "", 0, 1000)
+			if err != nil {
+				return mapErr(err)
+			}
+			for _, u := range page.Uploads {
+				abort := fsm.MultipartAbort{Bucket: bucket, Key: u.Key, UID: u.UID, Time: now()}
+				if err := g.cfg.Proposer.Apply(ctx, fsm.CmdMultipartAbort, abort, nil); err != nil && !errors.Is(err, osprey.ErrNotFound) {
+					return mapErr(err)
+				}
+			}
+			if !page.IsTruncated {
+				break
+			}
+		}
+	}
 	return mapErr(g.cfg.Proposer.Apply(ctx, fsm.CmdBucketDelete, fsm.BucketDelete{Name: bucket}, nil),
 		bucketMissing, kindMap{osprey.ErrConflict, s3api.ErrBucketNotEmpty})
 }
@@ -253,8 +275,8 @@ func (g *Gateway) GetObject(ctx context.Context, bucket, key string, offset, len
 		if err != nil {
 			return s3api.ObjectInfo{}, nil, err
 		}
-		if length < 0 {
-			length = o.Size - offset
+		if length < 0 || offset+length > o.Size {
+			length = o.Size - offset // to the end, as S3 clamps a range
 		}
 		if offset < 0 || length < 0 || offset+length > o.Size {
 			return s3api.ObjectInfo{}, nil, fmt.Errorf("%w: %d+%d of %d bytes", s3api.ErrInvalidRange, offset, length, o.Size)
@@ -494,30 +516,70 @@ func (g *Gateway) ListParts(ctx context.Context, bucket, key, uploadID string, m
 	return res, nil
 }
 
-// ListMultipartUploads lists a bucket's uploads in progress.
+// ListMultipartUploads lists a bucket's uploads in progress by key and
+// upload id; with a delimiter, the keys under one common prefix are
+// reported once, as that prefix (counting as one entry).
 func (g *Gateway) ListMultipartUploads(ctx context.Context, bucket string, opts s3api.UploadsOptions) (s3api.UploadsResult, error) {
 	if err := g.HeadBucket(ctx, bucket); err != nil {
 		return s3api.UploadsResult{}, err
 	}
+	limit := opts.MaxUploads
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	keyMarker := opts.KeyMarker
 	var marker osprey.UID
 	if opts.UploadIDMarker != "" {
 		if u, err := osprey.ParseUID(opts.UploadIDMarker); err == nil {
 			marker = u
 		}
 	}
-	page, err := g.cfg.State.MultipartUploads(bucket, opts.Prefix, opts.KeyMarker, marker, opts.MaxUploads)
-	if err != nil {
-		return s3api.UploadsResult{}, mapErr(err)
+	var res s3api.UploadsResult
+	entries := 0
+	for {
+		page, err := g.cfg.State.MultipartUploads(bucket, opts.Prefix, keyMarker, marker, limit)
+		if err != nil {
+			return s3api.UploadsResult{}, mapErr(err)
+		}
+		for i, u := range page.Uploads {
+			if entries == limit {
+				res.IsTruncated = true
+				return res, nil
+			}
+			if cp, ok := commonPrefix(u.Key, opts.Prefix, opts.Delimiter); ok {
+				if cp <= opts.KeyMarker || (len(res.CommonPrefixes) > 0 && res.CommonPrefixes[len(res.CommonPrefixes)-1] == cp) {
+					continue // reported on an earlier page, or just now
+				}
+				res.CommonPrefixes = append(res.CommonPrefixes, cp)
+				res.NextKeyMarker, res.NextUploadIDMarker = cp, ""
+			} else {
+				res.Uploads = append(res.Uploads, s3api.UploadInfo{Key: u.Key, UploadID: u.UID.String(),
+					Initiated: time.UnixMilli(u.Initiated).UTC()})
+				res.NextKeyMarker, res.NextUploadIDMarker = u.Key, u.UID.String()
+			}
+			entries++
+			if i == len(page.Uploads)-1 {
+				keyMarker, marker = u.Key, u.UID
+			}
+		}
+		if !page.IsTruncated {
+			return res, nil
+		}
+		keyMarker, marker = page.NextKey, page.NextUID
 	}
-	res := s3api.UploadsResult{IsTruncated: page.IsTruncated, NextKeyMarker: page.NextKey}
-	if page.NextUID != 0 {
-		res.NextUploadIDMarker = page.NextUID.String()
+}
+
+// commonPrefix returns the prefix key rolls up into under delimiter, if
+// any.
+func commonPrefix(key, prefix, delimiter string) (string, bool) {
+	if delimiter == "" || !strings.HasPrefix(key, prefix) {
+		return "", false
 	}
-	for _, u := range page.Uploads {
-		res.Uploads = append(res.Uploads, s3api.UploadInfo{Key: u.Key, UploadID: u.UID.String(),
-			Initiated: time.UnixMilli(u.Initiated).UTC()})
+	i := strings.Index(key[len(prefix):], delimiter)
+	if i < 0 {
+		return "", false
 	}
-	return res, nil
+	return key[:len(prefix)+i+len(delimiter)], true
 }
 
 // --- helpers ---
