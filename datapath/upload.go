@@ -258,7 +258,7 @@ func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 			release()
 			break
 		}
-		ch, err := p.storeChunk(ctx, num, buf)
+		ch, err := p.storeChunk(ctx, num, buf, "")
 		release()
 		if err != nil {
 			return fail(err)
@@ -289,24 +289,36 @@ func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 	return p.fileInfo(res.File), nil
 }
 
-// UploadChunk stores one chunk of a chunked upload; wantMD5 "" skips the
-// check (an S3 part, whose md5 the caller computes as the bytes pass).
+// UploadChunk stores one chunk of a chunked upload.
 func (p *Path) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, wantMD5 string) error {
+	_, err := p.uploadChunk(ctx, uid, num, body, size, wantMD5)
+	return err
+}
+
+// UploadPart stores one part of an S3 multipart upload as chunk num of uid
+// and returns the md5 of its bytes (the part's ETag).
+func (p *Path) UploadPart(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64) (string, error) {
+	return p.uploadChunk(ctx, uid, num, body, size, "")
+}
+
+// uploadChunk stores chunk num of uid and returns its md5; wantMD5 ""
+// takes whatever the body hashes to.
+func (p *Path) uploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, wantMD5 string) (string, error) {
 	p.lastUpload.Store(time.Now().UnixNano())
 	f, err := p.file(ctx, uid, false)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if f.State != fsm.StateUploading {
 		if c, ok := f.Chunks[num]; !ok || c.MD5 != wantMD5 {
-			return fmt.Errorf("%w: uid %s is already merged", osprey.ErrConflict, uid)
+			return "", fmt.Errorf("%w: uid %s is already merged", osprey.ErrConflict, uid)
 		}
 	}
 	if c, ok := f.Chunks[num]; ok && c.MD5 == wantMD5 && (size < 0 || c.Size == size) {
 		// Re-sending a stored chunk is a no-op; drain so the client's
 		// request completes normally.
 		_, _ = io.Copy(io.Discard, io.LimitReader(body, p.cfg.Limits.MaxChunkSize))
-		return nil
+		return c.MD5, nil
 	}
 	limit := p.cfg.Limits.MaxChunkSize
 	reserve := limit + 1
@@ -315,31 +327,32 @@ func (p *Path) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body
 	}
 	buf, release, err := p.ReadPiece(ctx, body, limit+1, reserve)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer release()
 	if int64(len(buf)) > limit {
-		return fmt.Errorf("%w: chunk larger than %d bytes", osprey.ErrTooLarge, limit)
+		return "", fmt.Errorf("%w: chunk larger than %d bytes", osprey.ErrTooLarge, limit)
 	}
 	if size >= 0 && int64(len(buf)) != size {
-		return fmt.Errorf("%w: body has %d bytes, Content-Length said %d", osprey.ErrInvalid, len(buf), size)
+		return "", fmt.Errorf("%w: body has %d bytes, Content-Length said %d", osprey.ErrInvalid, len(buf), size)
 	}
 	sum := md5.Sum(buf)
-	if got := hex.EncodeToString(sum[:]); wantMD5 != "" && got != wantMD5 {
-		return fmt.Errorf("%w: chunk %d md5 mismatch: body has %s, md5 parameter says %s; nothing was stored", osprey.ErrInvalid, num, got, wantMD5)
+	got := hex.EncodeToString(sum[:])
+	if wantMD5 != "" && got != wantMD5 {
+		return "", fmt.Errorf("%w: chunk %d md5 mismatch: body has %s, md5 parameter says %s; nothing was stored", osprey.ErrInvalid, num, got, wantMD5)
 	}
-	ch, err := p.storeChunk(ctx, num, buf)
+	ch, err := p.storeChunk(ctx, num, buf, got)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var res fsm.ChunkPutResult
 	if err := p.cfg.Proposer.Apply(ctx, fsm.CmdChunkPut, fsm.ChunkPut{UID: uid, Chunk: ch, Time: nowMillis()}, &res); err != nil {
 		if !errors.Is(err, osprey.ErrIndeterminate) {
 			p.collect([]fsm.Chunk{ch})
 		}
-		return err
+		return "", err
 	}
-	return nil // a replaced or duplicate copy is collected by a gc task
+	return got, nil // a replaced or duplicate copy is collected by a gc task
 }
 
 // Merge declares a chunked upload complete; it returns at once.
@@ -363,7 +376,9 @@ func (p *Path) pieceSize() int64 {
 // body and then trickles holds only what it has sent, not the budget other
 // uploads need. Waiting for budget is bounded by budgetWait: when every
 // buffer is held by requests that all wait for more, some give up with 503
-// and the rest go on. The caller MUST call release.
+// and the rest go on. The buffer is sized for reserve once (a pooled slab,
+// no regrowth for a body of the expected size). The caller MUST call
+// release.
 func (p *Path) ReadPiece(ctx context.Context, r io.Reader, limit, reserve int64) ([]byte, func(), error) {
 	var held int64
 	grow := func(n int64) error {
@@ -378,37 +393,67 @@ func (p *Path) ReadPiece(ctx context.Context, r io.Reader, limit, reserve int64)
 	if err := grow(max(min(reserve, budgetStep, limit), 1)); err != nil {
 		return nil, nil, err
 	}
-	bb := bufPool.Get().(*bytes.Buffer)
-	bb.Reset()
+	slab := getSlab(int(max(min(reserve, limit), 1)))
+	buf := (*slab)[:0]
 	release := func() {
-		if bb.Cap() <= 16<<20 {
-			bufPool.Put(bb)
-		}
+		*slab = buf[:0]
+		putSlab(slab)
 		p.budget.release(held)
 	}
+	fail := func(err error) ([]byte, func(), error) {
+		release()
+		return nil, nil, bodyError(err)
+	}
+	var one [1]byte
 	for {
-		want := min(held, limit) - int64(bb.Len())
-		n, err := bb.ReadFrom(io.LimitReader(r, want))
-		if err != nil {
-			release()
-			return nil, nil, bodyError(err)
+		target := int(min(held, limit))
+		if cap(buf) < target {
+			buf = append(make([]byte, 0, max(target, 2*cap(buf))), buf...) // a body longer than reserve
 		}
-		if n < want || int64(bb.Len()) >= limit {
-			return bb.Bytes(), release, nil // end of body, or max read
+		n, err := io.ReadFull(r, buf[len(buf):target])
+		buf = buf[:len(buf)+n]
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			return buf, release, nil // end of body
+		case err != nil:
+			return fail(err)
+		case int64(len(buf)) >= limit:
+			return buf, release, nil
 		}
 		// More budget only if the body goes on: one byte (held unbudgeted
 		// until the next step is granted) tells.
-		if n, err = bb.ReadFrom(io.LimitReader(r, 1)); err != nil || n == 0 {
-			if err != nil {
-				release()
-				return nil, nil, bodyError(err)
+		if n, err = io.ReadFull(r, one[:]); n == 0 {
+			if errors.Is(err, io.EOF) {
+				return buf, release, nil
 			}
-			return bb.Bytes(), release, nil
+			return fail(err)
 		}
-		if err := grow(min(budgetStep, limit-int64(bb.Len()))); err != nil {
+		if err := grow(min(budgetStep, limit-int64(len(buf)))); err != nil {
 			release()
 			return nil, nil, err
 		}
+		buf = append(buf, one[0])
+	}
+}
+
+// Upload buffers are pooled slabs; slabs above maxPooledSlab (larger than
+// the usual 8-16 MiB chunks and parts) are left to the GC, so the pool
+// does not pin memory the budget no longer accounts for.
+const maxPooledSlab = 16<<20 + 64<<10
+
+var slabPool sync.Pool
+
+func getSlab(n int) *[]byte {
+	if s, ok := slabPool.Get().(*[]byte); ok && cap(*s) >= n {
+		return s
+	}
+	b := make([]byte, 0, n)
+	return &b
+}
+
+func putSlab(s *[]byte) {
+	if cap(*s) <= maxPooledSlab {
+		slabPool.Put(s)
 	}
 }
 
@@ -427,20 +472,21 @@ const budgetStep = 1 << 20
 // budgetWait bounds how long a reader waits for buffer budget.
 var budgetWait = 30 * time.Second
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // storeChunk writes buf to the chunk's owners and returns its record. It
 // succeeds only once the wanted number of copies are durable.
-func (p *Path) storeChunk(ctx context.Context, num uint32, buf []byte) (fsm.Chunk, error) {
+func (p *Path) storeChunk(ctx context.Context, num uint32, buf []byte, md5hex string) (fsm.Chunk, error) {
+	if md5hex == "" {
+		sum := md5.Sum(buf)
+		md5hex = hex.EncodeToString(sum[:])
+	}
 	if p.cfg.Placement.ECEnabled() && p.cfg.Placement.ECFits() {
-		return p.storeChunkEC(ctx, num, buf)
+		return p.storeChunkEC(ctx, num, buf, md5hex)
 	}
 	blob, err := p.cfg.UIDs.NextUID()
 	if err != nil {
 		return fsm.Chunk{}, err
 	}
-	sum := md5.Sum(buf)
-	ch := fsm.Chunk{Blob: uint64(blob), Num: num, Size: int64(len(buf)), MD5: hex.EncodeToString(sum[:]), Sum: xxhash.Sum64(buf)}
+	ch := fsm.Chunk{Blob: uint64(blob), Num: num, Size: int64(len(buf)), MD5: md5hex, Sum: xxhash.Sum64(buf)}
 	r, err := p.cfg.Placement.Ring()
 	if err != nil {
 		return fsm.Chunk{}, err
@@ -534,14 +580,13 @@ func (p *Path) collect(chunks []fsm.Chunk) {
 // storeChunkEC splits buf into K data and M parity shards and stores them
 // on K+M distinct ring owners; a failed shard write moves on to the next
 // candidate. It succeeds only when every shard is durable.
-func (p *Path) storeChunkEC(ctx context.Context, num uint32, buf []byte) (fsm.Chunk, error) {
+func (p *Path) storeChunkEC(ctx context.Context, num uint32, buf []byte, md5hex string) (fsm.Chunk, error) {
 	pol := p.cfg.Placement.EC()
 	blob, err := p.cfg.UIDs.NextUID()
 	if err != nil {
 		return fsm.Chunk{}, err
 	}
-	sum := md5.Sum(buf)
-	ch := fsm.Chunk{Blob: uint64(blob), Num: num, Size: int64(len(buf)), MD5: hex.EncodeToString(sum[:]), Sum: xxhash.Sum64(buf)}
+	ch := fsm.Chunk{Blob: uint64(blob), Num: num, Size: int64(len(buf)), MD5: md5hex, Sum: xxhash.Sum64(buf)}
 	r, err := p.cfg.Placement.Ring()
 	if err != nil {
 		return fsm.Chunk{}, err

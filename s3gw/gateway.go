@@ -50,7 +50,7 @@ type Proposer interface {
 type Data interface {
 	CreateFiles(ctx context.Context, items []httpapi.NewFile) ([]osprey.UID, error)
 	Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantMD5 string) (httpapi.FileInfo, error)
-	UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, wantMD5 string) error
+	UploadPart(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64) (md5 string, err error)
 	Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey.UID, error)
 	Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error)
 	OpenStaged(ctx context.Context, chunks []fsm.Chunk, off, length int64) io.ReadCloser
@@ -410,12 +410,12 @@ func (g *Gateway) UploadPart(ctx context.Context, bucket, key, uploadID string, 
 		return s3api.PartInfo{}, fmt.Errorf("%w: part of %d bytes; this cluster takes parts of at most %d bytes (--max-chunk-size)",
 			s3api.ErrEntityTooLarge, size, g.cfg.MaxPartSize)
 	}
-	h := md5.New()
-	counted := &countingReader{r: io.TeeReader(body, h)}
-	if err := g.cfg.Data.UploadChunk(ctx, uid, uint32(part), counted, size, ""); err != nil {
+	counted := &countingReader{r: body}
+	sum, err := g.cfg.Data.UploadPart(ctx, uid, uint32(part), counted, size)
+	if err != nil {
 		return s3api.PartInfo{}, mapErr(err, uploadMissing, kindMap{osprey.ErrConflict, s3api.ErrNoSuchUpload})
 	}
-	return s3api.PartInfo{Number: part, ETag: hex.EncodeToString(h.Sum(nil)), Size: counted.n, ModTime: time.Now().UTC()}, nil
+	return s3api.PartInfo{Number: part, ETag: sum, Size: counted.n, ModTime: time.Now().UTC()}, nil
 }
 
 // MinPartSize is the smallest part S3 allows but for the last.

@@ -32,6 +32,7 @@ func clientCommands() []command {
 		{name: "restore", usage: "FILE: load a metadata backup into the cluster (keeps its members)", run: runRestore},
 		{name: "bench-metadata", usage: "[--links N] [--uploads N]: load the metadata store and measure it (see scripts/bench-metadata.sh)", run: runBenchMetadata},
 		{name: "bench", usage: "[--addr A,B,C] [--dir D]: measure the cluster against the hardware", run: runBench},
+		{name: "bench-s3", usage: "--endpoint URL [--compare URL]: measure an S3 API, and another (MinIO) with the same client (see scripts/bench-s3.sh)", run: runBenchS3},
 	}
 }
 
@@ -480,4 +481,44 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "bench: done in %s\n", time.Since(start).Round(time.Second))
 	}
 	return err
+}
+
+// runBenchS3 measures osprey's S3 API and, with --compare, another S3
+// server (MinIO) with the same client and workload.
+func runBenchS3(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench-s3", "--endpoint URL [--compare URL] [flags]", stderr)
+	cfg := client.DefaultS3BenchConfig()
+	var osp, cmp client.S3BenchTarget
+	fs.StringVar(&osp.Endpoint, "endpoint", "", "osprey's S3 API, e.g. http://127.0.0.1:9000")
+	fs.StringVar(&osp.AccessKey, "access-key", os.Getenv("OSPREY_S3API_ACCESS_KEY"), "access key (default $OSPREY_S3API_ACCESS_KEY)")
+	fs.StringVar(&osp.SecretKey, "secret-key", os.Getenv("OSPREY_S3API_SECRET_KEY"), "secret key (default $OSPREY_S3API_SECRET_KEY)")
+	fs.StringVar(&cmp.Name, "compare-name", "minio", "label of the compared server")
+	fs.StringVar(&cmp.Endpoint, "compare", "", "another S3 server to measure the same way, e.g. MinIO")
+	fs.StringVar(&cmp.AccessKey, "compare-access-key", os.Getenv("MINIO_ROOT_USER"), "its access key (default $MINIO_ROOT_USER)")
+	fs.StringVar(&cmp.SecretKey, "compare-secret-key", os.Getenv("MINIO_ROOT_PASSWORD"), "its secret key (default $MINIO_ROOT_PASSWORD)")
+	fs.Var(sizeFlag{&cfg.Size}, "size", "large object size")
+	fs.Var(sizeFlag{&cfg.PartSize}, "part-size", "multipart part size of the large upload")
+	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent 4 KiB PUTs")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "time limit of the 4 KiB PUT measurement")
+	quiet := fs.Bool("quiet", false, "no stage messages on stderr")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || osp.Endpoint == "" {
+		return usageErr(fs, "bench-s3 needs --endpoint and takes no arguments")
+	}
+	osp.Name = "osprey"
+	cfg.Targets = []client.S3BenchTarget{osp}
+	if cmp.Endpoint != "" {
+		cfg.Targets = append(cfg.Targets, cmp)
+	}
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	rep, err := client.RunS3Bench(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return rep.Markdown(stdout)
 }
