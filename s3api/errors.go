@@ -43,6 +43,9 @@ var (
 	ErrContentSHA256Mismatch = fmt.Errorf("s3api: x-amz-content-sha256 mismatch: %w", osprey.ErrInvalid)
 	// ErrBadDigest is returned when the body does not match Content-MD5.
 	ErrBadDigest = fmt.Errorf("s3api: content-md5 mismatch: %w", osprey.ErrInvalid)
+	// ErrChecksumMismatch is returned when the body does not match its
+	// x-amz-checksum-* header or trailer.
+	ErrChecksumMismatch = fmt.Errorf("s3api: checksum mismatch: %w", osprey.ErrInvalid)
 	// ErrSignatureMismatch is returned when a signature (header, query or
 	// aws-chunked chunk) does not verify.
 	ErrSignatureMismatch = fmt.Errorf("s3api: signature does not match: %w", osprey.ErrForbidden)
@@ -137,6 +140,7 @@ var errorTable = []struct {
 	{ErrIncompleteBody, "IncompleteBody"},
 	{ErrContentSHA256Mismatch, "XAmzContentSHA256Mismatch"},
 	{ErrBadDigest, "BadDigest"},
+	{ErrChecksumMismatch, "BadDigest"},
 	{ErrSignatureMismatch, "SignatureDoesNotMatch"},
 	{osprey.ErrNotFound, "NoSuchKey"},
 	{osprey.ErrRange, "InvalidRange"},

@@ -132,7 +132,7 @@ func (h *handler) handleUploadPartCopy(w http.ResponseWriter, r *http.Request, r
 		return fmt.Errorf("upload part copy: %w", err)
 	}
 	defer body.Close()
-	p, err := h.b.UploadPart(ctx, rq.bucket, rq.key, rq.q.Get("uploadId"), n, newVerifyingReader(body, length, nil, nil), length)
+	p, err := h.b.UploadPart(ctx, rq.bucket, rq.key, rq.q.Get("uploadId"), n, newVerifyingReader(body, length, nil, nil, nil), length)
 	if err != nil {
 		return fmt.Errorf("upload part copy: %w", err)
 	}
