@@ -100,6 +100,7 @@ var codeTable = func() map[string]*apiError {
 		{"InvalidRequest", 400, "Invalid Request."},
 		{"KeyTooLongError", 400, "Your key is too long."},
 		{"MalformedXML", 400, "The XML you provided was not well-formed or did not validate against our published schema."},
+		{"MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size."},
 		{"MethodNotAllowed", 405, "The specified method is not allowed against this resource."},
 		{"MissingContentLength", 411, "You must provide the Content-Length HTTP header."},
 		{"MissingSecurityHeader", 400, "Your request is missing a required header."},

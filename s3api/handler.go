@@ -411,8 +411,13 @@ func mustHex(s string) []byte {
 	return b
 }
 
-// metaFromHeaders extracts stored metadata from a request.
-func metaFromHeaders(hd http.Header) ObjectMeta {
+// maxUserMetaSize is S3's limit on the total size of x-amz-meta-* names
+// and values.
+const maxUserMetaSize = 2 << 10
+
+// metaFromHeaders extracts stored metadata from a request; MetadataTooLarge
+// if the user metadata exceeds 2 KiB.
+func metaFromHeaders(hd http.Header) (ObjectMeta, error) {
 	m := ObjectMeta{
 		ContentType:        hd.Get("Content-Type"),
 		ContentDisposition: hd.Get("Content-Disposition"),
@@ -435,7 +440,14 @@ func metaFromHeaders(hd http.Header) ObjectMeta {
 			m.UserMeta[name] = strings.Join(vs, ",")
 		}
 	}
-	return m
+	total := 0
+	for k, v := range m.UserMeta {
+		total += len(k) + len(v)
+	}
+	if total > maxUserMetaSize {
+		return ObjectMeta{}, s3Err("MetadataTooLarge")
+	}
+	return m, nil
 }
 
 // ---- responses ----

@@ -13,11 +13,15 @@ import (
 )
 
 func (h *handler) handlePutObject(w http.ResponseWriter, r *http.Request, rq *req) error {
+	meta, err := metaFromHeaders(r.Header)
+	if err != nil {
+		return err
+	}
 	body, size, err := objectBody(r, rq.auth)
 	if err != nil {
 		return err
 	}
-	info, err := h.b.PutObject(r.Context(), rq.bucket, rq.key, body, size, metaFromHeaders(r.Header))
+	info, err := h.b.PutObject(r.Context(), rq.bucket, rq.key, body, size, meta)
 	if err != nil {
 		return fmt.Errorf("put object: %w", err)
 	}
@@ -266,7 +270,10 @@ func (h *handler) handleCopyObject(w http.ResponseWriter, r *http.Request, rq *r
 			return s3Err("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
 		}
 	case "REPLACE":
-		m := metaFromHeaders(r.Header)
+		m, err := metaFromHeaders(r.Header)
+		if err != nil {
+			return err
+		}
 		meta = &m
 	default:
 		return s3Err("InvalidArgument", "Unknown metadata directive.")
