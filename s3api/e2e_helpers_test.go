@@ -245,3 +245,5 @@ func wantXMLError(t *testing.T, resp *http.Response, body []byte, status int, co
 }
 
 func sha256New() hash.Hash { return sha256.New() }
+
+func minioPutOpts() minio.PutObjectOptions { return minio.PutObjectOptions{} }
