@@ -114,6 +114,7 @@ var codeTable = func() map[string]*apiError {
 		{"NotImplemented", 501, "A header or query you provided implies functionality that is not implemented."},
 		{"PreconditionFailed", 412, "At least one of the preconditions you specified did not hold."},
 		{"RequestTimeTooSkewed", 403, "The difference between the request time and the server's time is too large."},
+		{"ServiceUnavailable", 503, "Please reduce your request rate."},
 		{"SignatureDoesNotMatch", 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method."},
 		{"XAmzContentSHA256Mismatch", 400, "The provided 'x-amz-content-sha256' header does not match what was computed."},
 	} {
@@ -146,6 +147,7 @@ var errorTable = []struct {
 	{osprey.ErrNotFound, "NoSuchKey"},
 	{osprey.ErrRange, "InvalidRange"},
 	{osprey.ErrForbidden, "AccessDenied"},
+	{osprey.ErrUnavailable, "ServiceUnavailable"},
 	{osprey.ErrInvalid, "InvalidArgument"},
 }
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/osprey-storage/osprey"
 )
 
 func (h *handler) handlePutObject(w http.ResponseWriter, r *http.Request, rq *req) error {
@@ -171,30 +173,46 @@ var responseOverrides = map[string]string{
 
 func (h *handler) handleGetObject(w http.ResponseWriter, r *http.Request, rq *req) error {
 	ctx := r.Context()
+	var (
+		o                ObjectInfo
+		body             io.ReadCloser
+		off, length      int64
+		partial, decided bool
+	)
 	// HeadObject first: conditions and the range need the size and ETag
-	// before any byte is fetched.
-	o, err := h.b.HeadObject(ctx, rq.bucket, rq.key)
-	if err != nil {
-		return fmt.Errorf("get object: %w", err)
-	}
-	if err := checkConditions(r, o); err != nil {
-		return h.conditionFailed(w, o, err)
-	}
-	off, length, partial := int64(0), int64(-1), false
-	if v := r.Header.Get("Range"); v != "" {
-		var err error
-		off, length, partial, err = parseRange(v, o.Size)
+	// before any byte is fetched. If the object is replaced between the
+	// two calls (the ETags differ), decide again against the new version.
+	for attempt := 0; attempt < 3 && !decided; attempt++ {
+		head, err := h.b.HeadObject(ctx, rq.bucket, rq.key)
 		if err != nil {
-			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", o.Size))
-			return err
+			return fmt.Errorf("get object: %w", err)
 		}
-		if !partial {
-			off, length = 0, -1
+		if err := checkConditions(r, head); err != nil {
+			return h.conditionFailed(w, head, err)
+		}
+		off, length, partial = 0, -1, false
+		if v := r.Header.Get("Range"); v != "" {
+			off, length, partial, err = parseRange(v, head.Size)
+			if err != nil {
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", head.Size))
+				return err
+			}
+			if !partial {
+				off, length = 0, -1
+			}
+		}
+		o, body, err = h.b.GetObject(ctx, rq.bucket, rq.key, off, length)
+		if err != nil {
+			return fmt.Errorf("get object: %w", err)
+		}
+		if o.ETag == head.ETag && o.Size == head.Size {
+			decided = true
+		} else {
+			body.Close()
 		}
 	}
-	o, body, err := h.b.GetObject(ctx, rq.bucket, rq.key, off, length)
-	if err != nil {
-		return fmt.Errorf("get object: %w", err)
+	if !decided {
+		return fmt.Errorf("get object: object keeps changing between head and get: %w", osprey.ErrUnavailable)
 	}
 	defer body.Close()
 	if length < 0 {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"sync"
@@ -153,5 +154,57 @@ func TestConcurrentClients(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// staleHeadBackend answers the first HeadObject with an older version of
+// the object, as if it were overwritten between the handler's HEAD and GET.
+type staleHeadBackend struct {
+	*s3mem.Backend
+	mu    sync.Mutex
+	stale int // how many stale answers remain
+}
+
+func (b *staleHeadBackend) HeadObject(ctx context.Context, bucket, key string) (s3api.ObjectInfo, error) {
+	o, err := b.Backend.HeadObject(ctx, bucket, key)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err == nil && b.stale > 0 {
+		b.stale--
+		o.Size, o.ETag = 3, "0123456789abcdef0123456789abcdef"
+	}
+	return o, err
+}
+
+func TestGetObjectRedecidesAfterOverwrite(t *testing.T) {
+	for _, tc := range []struct {
+		stale  int
+		status int
+	}{{1, 206}, {3, 503}} {
+		t.Run(fmt.Sprintf("stale=%d", tc.stale), func(t *testing.T) {
+			b := &staleHeadBackend{Backend: s3mem.New()}
+			ctx := context.Background()
+			if err := b.CreateBucket(ctx, "race"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.Backend.PutObject(ctx, "race", "k", bytes.NewReader([]byte("0123456789")), 10, s3api.ObjectMeta{}); err != nil {
+				t.Fatal(err)
+			}
+			b.stale = tc.stale
+			ts := &testServer{}
+			ts.srv = httptest.NewServer(s3api.NewHandler(b, s3api.Config{
+				Credentials: s3api.StaticCredentials(map[string]string{testAccessKey: testSecret}),
+				Logger:      slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			}))
+			t.Cleanup(ts.srv.Close)
+			// "bytes=-5" against the stale 3-byte head would be bytes 0-2.
+			resp, body := do(t, ts.signedRequest(t, "GET", "/race/k", nil, "", http.Header{"Range": {"bytes=-5"}}))
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d %s", resp.StatusCode, body)
+			}
+			if tc.status == 206 && (string(body) != "56789" || resp.Header.Get("Content-Range") != "bytes 5-9/10") {
+				t.Fatalf("got %q %s", body, resp.Header.Get("Content-Range"))
+			}
+		})
 	}
 }
