@@ -29,7 +29,7 @@ import (
 func (ts *testServer) awsClient(t *testing.T, pathStyle bool) *s3.Client {
 	t.Helper()
 	endpoint := ts.srv.URL
-	httpClient := &http.Client{}
+	httpClient := ts.srv.Client()
 	if !pathStyle {
 		_, port, _ := net.SplitHostPort(ts.hostPort())
 		endpoint = "http://" + testVHost + ":" + port

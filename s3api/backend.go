@@ -26,7 +26,7 @@ type Backend interface {
 	// body yields exactly size bytes; if reading it fails (for example the
 	// payload signature did not verify) the backend must return that error
 	// wrapped and leave any previous object untouched. The backend computes
-	// the ETag as the quoted-free lowercase hex md5 of the data.
+	// the ETag as the unquoted lowercase hex md5 of the data.
 	PutObject(ctx context.Context, bucket, key string, body io.Reader, size int64, meta ObjectMeta) (ObjectInfo, error)
 	// GetObject returns the object's info and a reader over length bytes
 	// starting at offset (length -1 = to the end). The handler has already

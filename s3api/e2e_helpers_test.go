@@ -53,6 +53,13 @@ func (w tWriter) Write(p []byte) (int, error) {
 
 func mustServer(t *testing.T) *testServer {
 	t.Helper()
+	return newTestServer(t, false)
+}
+
+// newTestServer starts the server, over TLS if useTLS (clients then use
+// ts.srv.Client(), which trusts its certificate).
+func newTestServer(t *testing.T, useTLS bool) *testServer {
+	t.Helper()
 	ts := &testServer{}
 	cfg := s3api.Config{
 		Region: testRegion,
@@ -68,7 +75,7 @@ func mustServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	h := s3api.NewHandler(s3mem.New(), cfg)
-	ts.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ts.mu.Lock()
 		ts.payloads = append(ts.payloads, r.Method+" "+r.Header.Get("X-Amz-Content-Sha256"))
 		ts.mu.Unlock()
@@ -77,6 +84,11 @@ func mustServer(t *testing.T) *testServer {
 			ts.noReqID.Add(1)
 		}
 	}))
+	if useTLS {
+		ts.srv.StartTLS()
+	} else {
+		ts.srv.Start()
+	}
 	t.Cleanup(func() {
 		ts.srv.Close()
 		if n := ts.noReqID.Load(); n > 0 {
@@ -97,14 +109,23 @@ func (ts *testServer) sawPayload(method, mode string) bool {
 	return false
 }
 
-func (ts *testServer) hostPort() string { return strings.TrimPrefix(ts.srv.URL, "http://") }
+func (ts *testServer) hostPort() string {
+	return strings.TrimPrefix(strings.TrimPrefix(ts.srv.URL, "http://"), "https://")
+}
 
 // client returns a minio-go client; virtual-host style clients reach the
 // server through a dialer that ignores the (fake) host name.
 func (ts *testServer) client(t *testing.T, ak, sk string, lookup minio.BucketLookupType) *minio.Core {
 	t.Helper()
+	return ts.clientWith(t, &minio.Options{Creds: credentials.NewStaticV4(ak, sk, ""), Region: testRegion, BucketLookup: lookup})
+}
+
+// clientWith returns a minio-go client with the given options (endpoint,
+// transport and TLS filled in).
+func (ts *testServer) clientWith(t *testing.T, opts *minio.Options) *minio.Core {
+	t.Helper()
+	lookup := opts.BucketLookup
 	endpoint := ts.hostPort()
-	opts := &minio.Options{Creds: credentials.NewStaticV4(ak, sk, ""), Region: testRegion, BucketLookup: lookup}
 	if lookup == minio.BucketLookupDNS {
 		_, port, _ := net.SplitHostPort(endpoint)
 		endpoint = testVHost + ":" + port
@@ -112,6 +133,10 @@ func (ts *testServer) client(t *testing.T, ak, sk string, lookup minio.BucketLoo
 		opts.Transport = &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, addr)
 		}}
+	}
+	if strings.HasPrefix(ts.srv.URL, "https://") {
+		opts.Secure = true
+		opts.Transport = ts.srv.Client().Transport
 	}
 	c, err := minio.New(endpoint, opts)
 	if err != nil {
@@ -220,3 +245,5 @@ func wantXMLError(t *testing.T, resp *http.Response, body []byte, status int, co
 }
 
 func sha256New() hash.Hash { return sha256.New() }
+
+func minioPutOpts() minio.PutObjectOptions { return minio.PutObjectOptions{} }

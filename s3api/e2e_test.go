@@ -710,6 +710,8 @@ func TestSignedPayloadMismatch(t *testing.T) {
 
 	resp, out = do(t, ts.signedRequest(t, "PUT", "/sha/obj", body, sha256Hex(body), http.Header{"Content-Md5": {"AAAAAAAAAAAAAAAAAAAAAA=="}}))
 	wantXMLError(t, resp, out, 400, "BadDigest")
+	resp, out = do(t, ts.signedRequest(t, "PUT", "/sha/obj", body, sha256Hex(body), http.Header{"X-Amz-Meta-Big": {strings.Repeat("m", 2100)}}))
+	wantXMLError(t, resp, out, 400, "MetadataTooLarge")
 }
 
 func TestLoadCredentialsFile(t *testing.T) {

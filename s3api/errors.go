@@ -46,6 +46,9 @@ var (
 	// ErrEntityTooLarge is returned when an object or part is larger than
 	// the server takes.
 	ErrEntityTooLarge = fmt.Errorf("s3api: entity too large: %w", osprey.ErrTooLarge)
+	// ErrChecksumMismatch is returned when the body does not match its
+	// x-amz-checksum-* header or trailer.
+	ErrChecksumMismatch = fmt.Errorf("s3api: checksum mismatch: %w", osprey.ErrInvalid)
 	// ErrSignatureMismatch is returned when a signature (header, query or
 	// aws-chunked chunk) does not verify.
 	ErrSignatureMismatch = fmt.Errorf("s3api: signature does not match: %w", osprey.ErrForbidden)
@@ -90,7 +93,6 @@ var codeTable = func() map[string]*apiError {
 		{"IncompleteBody", 400, "You did not provide the number of bytes specified by the Content-Length HTTP header."},
 		{"InternalError", 500, "We encountered an internal error. Please try again."},
 		{"RequestTimeout", 400, "Your socket connection to the server was not read from or written to within the timeout period."},
-		{"ServiceUnavailable", 503, "Please reduce your request rate."},
 		{"InvalidAccessKeyId", 403, "The AWS access key ID you provided does not exist in our records."},
 		{"InvalidArgument", 400, "Invalid Argument."},
 		{"InvalidBucketName", 400, "The specified bucket is not valid."},
@@ -102,6 +104,7 @@ var codeTable = func() map[string]*apiError {
 		{"InvalidRequest", 400, "Invalid Request."},
 		{"KeyTooLongError", 400, "Your key is too long."},
 		{"MalformedXML", 400, "The XML you provided was not well-formed or did not validate against our published schema."},
+		{"MetadataTooLarge", 400, "Your metadata headers exceed the maximum allowed metadata size."},
 		{"MethodNotAllowed", 405, "The specified method is not allowed against this resource."},
 		{"MissingContentLength", 411, "You must provide the Content-Length HTTP header."},
 		{"MissingSecurityHeader", 400, "Your request is missing a required header."},
@@ -115,6 +118,7 @@ var codeTable = func() map[string]*apiError {
 		{"NotImplemented", 501, "A header or query you provided implies functionality that is not implemented."},
 		{"PreconditionFailed", 412, "At least one of the preconditions you specified did not hold."},
 		{"RequestTimeTooSkewed", 403, "The difference between the request time and the server's time is too large."},
+		{"ServiceUnavailable", 503, "Please reduce your request rate."},
 		{"SignatureDoesNotMatch", 403, "The request signature we calculated does not match the signature you provided. Check your key and signing method."},
 		{"XAmzContentSHA256Mismatch", 400, "The provided 'x-amz-content-sha256' header does not match what was computed."},
 	} {
@@ -142,16 +146,17 @@ var errorTable = []struct {
 	{ErrIncompleteBody, "IncompleteBody"},
 	{ErrContentSHA256Mismatch, "XAmzContentSHA256Mismatch"},
 	{ErrBadDigest, "BadDigest"},
+	{ErrChecksumMismatch, "BadDigest"},
 	{ErrSignatureMismatch, "SignatureDoesNotMatch"},
 	{osprey.ErrNotFound, "NoSuchKey"},
 	{osprey.ErrRange, "InvalidRange"},
 	{osprey.ErrForbidden, "AccessDenied"},
+	{osprey.ErrUnavailable, "ServiceUnavailable"},
 	{osprey.ErrInvalid, "InvalidArgument"},
 	{ErrEntityTooLarge, "EntityTooLarge"},
 	{osprey.ErrTooLarge, "EntityTooLarge"},
 	{osprey.ErrTimeout, "RequestTimeout"},
 	// Certainly not applied (no leader yet, shutting down): clients retry.
-	{osprey.ErrUnavailable, "ServiceUnavailable"},
 	{osprey.ErrNotLeader, "ServiceUnavailable"},
 }
 

@@ -323,10 +323,11 @@ func objectBody(r *http.Request, a *authInfo) (io.Reader, int64, error) {
 		}
 		wantMD5 = d
 	}
-	if a.payload == streamingPayload {
+	hdrSum := headerChecksum(r.Header)
+	if isStreaming(a.payload) {
 		v := r.Header.Get("X-Amz-Decoded-Content-Length")
 		if v == "" {
-			return nil, 0, s3Err("MissingContentLength", "x-amz-decoded-content-length is required with "+streamingPayload+".")
+			return nil, 0, s3Err("MissingContentLength", "x-amz-decoded-content-length is required with "+a.payload+".")
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
@@ -335,9 +336,15 @@ func objectBody(r *http.Request, a *authInfo) (io.Reader, int64, error) {
 		if n > MaxPutSize {
 			return nil, 0, s3Err("EntityTooLarge")
 		}
-		var body io.Reader = newChunkedReader(r.Body, a, n)
-		if wantMD5 != nil {
-			body = newVerifyingReader(body, n, nil, wantMD5)
+		var trailerSum *checksum
+		if a.payload != streamingPayload {
+			if trailerSum, err = trailerChecksum(r.Header); err != nil {
+				return nil, 0, err
+			}
+		}
+		var body io.Reader = newChunkedReader(r.Body, a, n, trailerSum)
+		if wantMD5 != nil || hdrSum != nil {
+			body = newVerifyingReader(body, n, nil, wantMD5, hdrSum)
 		}
 		return body, n, nil
 	}
@@ -352,7 +359,7 @@ func objectBody(r *http.Request, a *authInfo) (io.Reader, int64, error) {
 	if isHexSHA256(a.payload) {
 		wantSHA, _ = hex.DecodeString(a.payload)
 	}
-	return newVerifyingReader(r.Body, n, wantSHA, wantMD5), n, nil
+	return newVerifyingReader(r.Body, n, wantSHA, wantMD5, hdrSum), n, nil
 }
 
 // smallBody reads a bounded, verified request body (XML documents).
@@ -360,7 +367,7 @@ func smallBody(r *http.Request, a *authInfo) ([]byte, error) {
 	if r.ContentLength > maxXMLBody {
 		return nil, s3Err("MalformedXML", "Request body too large.")
 	}
-	if r.ContentLength < 0 && a.payload != streamingPayload {
+	if r.ContentLength < 0 && !isStreaming(a.payload) {
 		// Chunked transfer without a declared size: read up to the limit.
 		data, err := io.ReadAll(io.LimitReader(r.Body, maxXMLBody+1))
 		if err != nil {
@@ -394,7 +401,7 @@ func smallBody(r *http.Request, a *authInfo) ([]byte, error) {
 }
 
 func checkSHA(data []byte, want string) error {
-	v := newVerifyingReader(strings.NewReader(string(data)), int64(len(data)), mustHex(want), nil)
+	v := newVerifyingReader(strings.NewReader(string(data)), int64(len(data)), mustHex(want), nil, nil)
 	_, err := io.Copy(io.Discard, v)
 	return err
 }
@@ -404,8 +411,13 @@ func mustHex(s string) []byte {
 	return b
 }
 
-// metaFromHeaders extracts stored metadata from a request.
-func metaFromHeaders(hd http.Header) ObjectMeta {
+// maxUserMetaSize is S3's limit on the total size of x-amz-meta-* names
+// and values.
+const maxUserMetaSize = 2 << 10
+
+// metaFromHeaders extracts stored metadata from a request; MetadataTooLarge
+// if the user metadata exceeds 2 KiB.
+func metaFromHeaders(hd http.Header) (ObjectMeta, error) {
 	m := ObjectMeta{
 		ContentType:        hd.Get("Content-Type"),
 		ContentDisposition: hd.Get("Content-Disposition"),
@@ -428,7 +440,14 @@ func metaFromHeaders(hd http.Header) ObjectMeta {
 			m.UserMeta[name] = strings.Join(vs, ",")
 		}
 	}
-	return m
+	total := 0
+	for k, v := range m.UserMeta {
+		total += len(k) + len(v)
+	}
+	if total > maxUserMetaSize {
+		return ObjectMeta{}, s3Err("MetadataTooLarge")
+	}
+	return m, nil
 }
 
 // ---- responses ----

@@ -59,7 +59,11 @@ func ValidateCompleteParts(want []CompletePart, have []PartInfo) error {
 }
 
 func (h *handler) handleCreateMultipartUpload(w http.ResponseWriter, r *http.Request, rq *req) error {
-	id, err := h.b.CreateMultipartUpload(r.Context(), rq.bucket, rq.key, metaFromHeaders(r.Header))
+	meta, err := metaFromHeaders(r.Header)
+	if err != nil {
+		return err
+	}
+	id, err := h.b.CreateMultipartUpload(r.Context(), rq.bucket, rq.key, meta)
 	if err != nil {
 		return fmt.Errorf("create multipart upload: %w", err)
 	}
@@ -132,7 +136,7 @@ func (h *handler) handleUploadPartCopy(w http.ResponseWriter, r *http.Request, r
 		return fmt.Errorf("upload part copy: %w", err)
 	}
 	defer body.Close()
-	p, err := h.b.UploadPart(ctx, rq.bucket, rq.key, rq.q.Get("uploadId"), n, newVerifyingReader(body, length, nil, nil), length)
+	p, err := h.b.UploadPart(ctx, rq.bucket, rq.key, rq.q.Get("uploadId"), n, newVerifyingReader(body, length, nil, nil, nil), length)
 	if err != nil {
 		return fmt.Errorf("upload part copy: %w", err)
 	}

@@ -10,14 +10,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/osprey-storage/osprey"
 )
 
 func (h *handler) handlePutObject(w http.ResponseWriter, r *http.Request, rq *req) error {
+	meta, err := metaFromHeaders(r.Header)
+	if err != nil {
+		return err
+	}
 	body, size, err := objectBody(r, rq.auth)
 	if err != nil {
 		return err
 	}
-	info, err := h.b.PutObject(r.Context(), rq.bucket, rq.key, body, size, metaFromHeaders(r.Header))
+	info, err := h.b.PutObject(r.Context(), rq.bucket, rq.key, body, size, meta)
 	if err != nil {
 		return fmt.Errorf("put object: %w", err)
 	}
@@ -171,30 +177,46 @@ var responseOverrides = map[string]string{
 
 func (h *handler) handleGetObject(w http.ResponseWriter, r *http.Request, rq *req) error {
 	ctx := r.Context()
+	var (
+		o                ObjectInfo
+		body             io.ReadCloser
+		off, length      int64
+		partial, decided bool
+	)
 	// HeadObject first: conditions and the range need the size and ETag
-	// before any byte is fetched.
-	o, err := h.b.HeadObject(ctx, rq.bucket, rq.key)
-	if err != nil {
-		return fmt.Errorf("get object: %w", err)
-	}
-	if err := checkConditions(r, o); err != nil {
-		return h.conditionFailed(w, o, err)
-	}
-	off, length, partial := int64(0), int64(-1), false
-	if v := r.Header.Get("Range"); v != "" {
-		var err error
-		off, length, partial, err = parseRange(v, o.Size)
+	// before any byte is fetched. If the object is replaced between the
+	// two calls (the ETags differ), decide again against the new version.
+	for attempt := 0; attempt < 3 && !decided; attempt++ {
+		head, err := h.b.HeadObject(ctx, rq.bucket, rq.key)
 		if err != nil {
-			w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", o.Size))
-			return err
+			return fmt.Errorf("get object: %w", err)
 		}
-		if !partial {
-			off, length = 0, -1
+		if err := checkConditions(r, head); err != nil {
+			return h.conditionFailed(w, head, err)
+		}
+		off, length, partial = 0, -1, false
+		if v := r.Header.Get("Range"); v != "" {
+			off, length, partial, err = parseRange(v, head.Size)
+			if err != nil {
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", head.Size))
+				return err
+			}
+			if !partial {
+				off, length = 0, -1
+			}
+		}
+		o, body, err = h.b.GetObject(ctx, rq.bucket, rq.key, off, length)
+		if err != nil {
+			return fmt.Errorf("get object: %w", err)
+		}
+		if o.ETag == head.ETag && o.Size == head.Size {
+			decided = true
+		} else {
+			body.Close()
 		}
 	}
-	o, body, err := h.b.GetObject(ctx, rq.bucket, rq.key, off, length)
-	if err != nil {
-		return fmt.Errorf("get object: %w", err)
+	if !decided {
+		return fmt.Errorf("get object: object keeps changing between head and get: %w", osprey.ErrUnavailable)
 	}
 	defer body.Close()
 	if length < 0 {
@@ -270,7 +292,10 @@ func (h *handler) handleCopyObject(w http.ResponseWriter, r *http.Request, rq *r
 			return s3Err("InvalidRequest", "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.")
 		}
 	case "REPLACE":
-		m := metaFromHeaders(r.Header)
+		m, err := metaFromHeaders(r.Header)
+		if err != nil {
+			return err
+		}
 		meta = &m
 	default:
 		return s3Err("InvalidArgument", "Unknown metadata directive.")

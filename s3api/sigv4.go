@@ -24,6 +24,10 @@ const (
 	chunkAlgorithm     = "AWS4-HMAC-SHA256-PAYLOAD"
 	unsignedPayload    = "UNSIGNED-PAYLOAD"
 	streamingPayload   = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+	streamingTrailer   = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+	unsignedTrailer    = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+	trailerAlgorithm   = "AWS4-HMAC-SHA256-TRAILER"
+	maxTrailerLines    = 16
 	amzDateFormat      = "20060102T150405Z"
 	scopeDateFormat    = "20060102"
 	maxClockSkew       = 15 * time.Minute
@@ -174,12 +178,12 @@ func (h *handler) verifyHeaderAuth(r *http.Request, p sigParams) (*authInfo, err
 	switch {
 	case payload == "":
 		return nil, s3Err("InvalidRequest", "Missing required header for this request: x-amz-content-sha256.")
-	case payload == unsignedPayload, payload == streamingPayload:
+	case payload == unsignedPayload, isStreaming(payload):
 	case isHexSHA256(payload):
 	case strings.HasPrefix(payload, "STREAMING-"):
 		return nil, s3Err("NotImplemented", "Payload mode "+payload+" is not implemented.")
 	default:
-		return nil, s3Err("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD or a lowercase hex SHA-256.")
+		return nil, s3Err("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, one of the STREAMING- modes or a lowercase hex SHA-256.")
 	}
 	scope := strings.Join([]string{p.scopeDate, p.region, p.service, p.terminal}, "/")
 	key := signingKey(secret, p.scopeDate, p.region, p.service)
@@ -371,6 +375,11 @@ func awsURIEncode(s string, encodeSlash bool) string {
 	return b.String()
 }
 
+// isStreaming reports whether payload names an aws-chunked body.
+func isStreaming(payload string) bool {
+	return payload == streamingPayload || payload == streamingTrailer || payload == unsignedTrailer
+}
+
 func isHexSHA256(s string) bool {
 	if len(s) != 64 {
 		return false
@@ -405,11 +414,12 @@ type verifyingReader struct {
 	wantSHA   []byte
 	md5       hash.Hash
 	wantMD5   []byte
+	sum       *checksum // x-amz-checksum-* header, may be nil
 	err       error
 }
 
-func newVerifyingReader(r io.Reader, size int64, wantSHA, wantMD5 []byte) *verifyingReader {
-	v := &verifyingReader{r: r, remaining: size, wantSHA: wantSHA, wantMD5: wantMD5}
+func newVerifyingReader(r io.Reader, size int64, wantSHA, wantMD5 []byte, sum *checksum) *verifyingReader {
+	v := &verifyingReader{r: r, remaining: size, wantSHA: wantSHA, wantMD5: wantMD5, sum: sum}
 	if wantSHA != nil {
 		v.sha = sha256.New()
 	}
@@ -442,6 +452,9 @@ func (v *verifyingReader) Read(p []byte) (int, error) {
 	if v.md5 != nil {
 		v.md5.Write(p[:n])
 	}
+	if v.sum != nil {
+		v.sum.h.Write(p[:n])
+	}
 	if v.remaining == 0 {
 		if ferr := v.finish(); ferr != nil {
 			return 0, ferr // withhold the last bytes
@@ -469,15 +482,24 @@ func (v *verifyingReader) finish() error {
 		v.err = ErrBadDigest
 		return v.err
 	}
+	if v.sum != nil && !v.sum.matches() {
+		v.err = fmt.Errorf("%s: %w", v.sum.name, ErrChecksumMismatch)
+		return v.err
+	}
 	return nil
 }
 
-// chunkedReader decodes an aws-chunked body (STREAMING-AWS4-HMAC-SHA256-PAYLOAD),
-// verifying every chunk's signature before releasing its bytes, and the
-// final empty chunk before releasing the last data bytes. At most one chunk
-// (<= maxChunkSize) is buffered.
+// chunkedReader decodes an aws-chunked body. For the signed modes
+// (STREAMING-AWS4-HMAC-SHA256-PAYLOAD[-TRAILER]) every chunk's signature is
+// verified before its bytes are released; for the trailer modes the trailer
+// (and its signature, when signed) is read and the announced checksum
+// compared. All of that happens before the last data bytes are released.
+// At most one chunk (<= maxChunkSize) is buffered.
 type chunkedReader struct {
 	br        *bufio.Reader
+	signed    bool
+	trailer   bool
+	sum       *checksum // from x-amz-trailer; may be nil
 	key       []byte
 	amzDate   string
 	scope     string
@@ -488,10 +510,13 @@ type chunkedReader struct {
 	err       error
 }
 
-func newChunkedReader(r io.Reader, a *authInfo, decodedLen int64) *chunkedReader {
+func newChunkedReader(r io.Reader, a *authInfo, decodedLen int64, sum *checksum) *chunkedReader {
 	return &chunkedReader{
 		br: bufio.NewReaderSize(r, 64<<10), key: a.key, amzDate: a.amzDate,
 		scope: a.scope, prevSig: a.seedSig, remaining: decodedLen,
+		signed:  a.payload != unsignedTrailer,
+		trailer: a.payload == streamingTrailer || a.payload == unsignedTrailer,
+		sum:     sum,
 	}
 }
 
@@ -543,26 +568,37 @@ func (c *chunkedReader) nextChunk() error {
 	return nil
 }
 
-// readChunk reads one "hex;chunk-signature=sig\r\n<data>\r\n" into c.buf and
-// verifies its signature.
-func (c *chunkedReader) readChunk() (int, error) {
+// readLine reads one CRLF- (or LF-) terminated line without the terminator.
+func (c *chunkedReader) readLine(what string) (string, error) {
 	line, err := c.br.ReadSlice('\n')
 	if err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, fmt.Errorf("aws-chunked header: %w", ErrIncompleteBody)
+			return "", fmt.Errorf("aws-chunked %s: %w", what, ErrIncompleteBody)
 		}
-		if errors.Is(err, bufio.ErrBufferFull) || len(line) > maxChunkHeaderSize {
-			return 0, s3Err("InvalidArgument", "aws-chunked chunk header too long")
+		if errors.Is(err, bufio.ErrBufferFull) {
+			return "", s3Err("InvalidArgument", "aws-chunked "+what+" too long")
 		}
-		return 0, fmt.Errorf("read aws-chunked header: %w", err)
+		return "", fmt.Errorf("read aws-chunked %s: %w", what, err)
 	}
-	hdr := strings.TrimRight(string(line), "\r\n")
-	sizeHex, sigPart, ok := strings.Cut(hdr, ";")
-	sig, ok2 := strings.CutPrefix(sigPart, "chunk-signature=")
-	if !ok || !ok2 {
+	if len(line) > maxChunkHeaderSize {
+		return "", s3Err("InvalidArgument", "aws-chunked "+what+" too long")
+	}
+	return strings.TrimRight(string(line), "\r\n"), nil
+}
+
+// readChunk reads one "hex[;chunk-signature=sig]\r\n<data>\r\n" into c.buf,
+// verifies its signature, and after the final chunk reads the trailer.
+func (c *chunkedReader) readChunk() (int, error) {
+	hdr, err := c.readLine("chunk header")
+	if err != nil {
+		return 0, err
+	}
+	sizeHex, ext, _ := strings.Cut(hdr, ";")
+	sig, hasSig := strings.CutPrefix(ext, "chunk-signature=")
+	if c.signed && !hasSig {
 		return 0, s3Err("InvalidArgument", "malformed aws-chunked chunk header")
 	}
-	size, err := strconv.ParseInt(sizeHex, 16, 64)
+	size, err := strconv.ParseInt(strings.TrimSpace(sizeHex), 16, 64)
 	if err != nil || size < 0 {
 		return 0, s3Err("InvalidArgument", "malformed aws-chunked chunk size")
 	}
@@ -579,20 +615,89 @@ func (c *chunkedReader) readChunk() (int, error) {
 		}
 		return 0, fmt.Errorf("read aws-chunked data: %w", err)
 	}
-	var crlf [2]byte
-	if _, err := io.ReadFull(c.br, crlf[:]); err != nil || crlf != [2]byte{'\r', '\n'} {
-		if size == 0 && (errors.Is(err, io.EOF)) {
-			// Tolerate a final chunk without its trailing CRLF.
-		} else {
-			return 0, s3Err("InvalidArgument", "malformed aws-chunked chunk terminator")
+	if size > 0 || !c.trailer {
+		// The final chunk of a trailer body is followed by the trailer
+		// directly; every other chunk by CRLF.
+		var crlf [2]byte
+		if _, err := io.ReadFull(c.br, crlf[:]); err != nil || crlf != [2]byte{'\r', '\n'} {
+			if !(size == 0 && errors.Is(err, io.EOF)) { // tolerate a bare final chunk
+				return 0, s3Err("InvalidArgument", "malformed aws-chunked chunk terminator")
+			}
 		}
 	}
-	sum := sha256.Sum256(c.buf)
-	sts := chunkAlgorithm + "\n" + c.amzDate + "\n" + c.scope + "\n" + c.prevSig + "\n" + emptySHA256 + "\n" + hex.EncodeToString(sum[:])
-	want := hex.EncodeToString(hmacSHA256(c.key, sts))
-	if !hmac.Equal([]byte(want), []byte(sig)) {
-		return 0, fmt.Errorf("aws-chunked chunk signature: %w", ErrSignatureMismatch)
+	if c.signed {
+		sum := sha256.Sum256(c.buf)
+		sts := chunkAlgorithm + "\n" + c.amzDate + "\n" + c.scope + "\n" + c.prevSig + "\n" + emptySHA256 + "\n" + hex.EncodeToString(sum[:])
+		want := hex.EncodeToString(hmacSHA256(c.key, sts))
+		if !hmac.Equal([]byte(want), []byte(sig)) {
+			return 0, fmt.Errorf("aws-chunked chunk signature: %w", ErrSignatureMismatch)
+		}
+		c.prevSig = want
 	}
-	c.prevSig = want
+	if c.sum != nil {
+		c.sum.h.Write(c.buf)
+	}
+	if size == 0 && c.trailer {
+		if err := c.readTrailer(); err != nil {
+			return 0, err
+		}
+	}
 	return int(size), nil
+}
+
+// readTrailer reads "name:value" lines up to the closing empty line,
+// verifies x-amz-trailer-signature (signed mode) and the announced checksum.
+func (c *chunkedReader) readTrailer() error {
+	var canon strings.Builder
+	values := map[string]string{}
+	sig := ""
+	for i := 0; ; i++ {
+		if i == maxTrailerLines {
+			return s3Err("InvalidArgument", "aws-chunked trailer too long")
+		}
+		line, err := c.readLine("trailer")
+		if err != nil {
+			return err
+		}
+		if line == "" {
+			// minio-go puts an empty line between the trailers and the
+			// trailer signature; the trailer ends at the empty line after
+			// the signature.
+			if !c.signed || sig != "" {
+				break
+			}
+			continue
+		}
+		name, val, ok := strings.Cut(line, ":")
+		if !ok {
+			return s3Err("InvalidArgument", "malformed aws-chunked trailer")
+		}
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name == "x-amz-trailer-signature" {
+			sig = strings.TrimSpace(val)
+			continue
+		}
+		values[name] = strings.TrimSpace(val)
+		canon.WriteString(name + ":" + strings.TrimSpace(val) + "\n")
+	}
+	if c.signed {
+		sum := sha256.Sum256([]byte(canon.String()))
+		sts := trailerAlgorithm + "\n" + c.amzDate + "\n" + c.scope + "\n" + c.prevSig + "\n" + hex.EncodeToString(sum[:])
+		want := hex.EncodeToString(hmacSHA256(c.key, sts))
+		if !hmac.Equal([]byte(want), []byte(sig)) {
+			return fmt.Errorf("aws-chunked trailer signature: %w", ErrSignatureMismatch)
+		}
+		c.prevSig = want
+	}
+	if c.sum != nil {
+		v, ok := values[c.sum.name]
+		if !ok {
+			return s3Err("InvalidRequest", "The announced trailer "+c.sum.name+" is missing.")
+		}
+		c.sum.want = v
+		if !c.sum.matches() {
+			return fmt.Errorf("%s trailer: %w", c.sum.name, ErrChecksumMismatch)
+		}
+	}
+	return nil
 }

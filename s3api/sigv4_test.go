@@ -234,7 +234,7 @@ func TestStreamingDecodedLengthMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rd := newChunkedReader(r.Body, a, 66000)
+	rd := newChunkedReader(r.Body, a, 66000, nil)
 	_, err = io.Copy(io.Discard, rd)
 	if !errors.Is(err, ErrIncompleteBody) {
 		t.Fatalf("err %v, want ErrIncompleteBody", err)
@@ -272,7 +272,7 @@ func TestVerifyingReader(t *testing.T) {
 			if tt.size == 0 {
 				src = ""
 			}
-			v := newVerifyingReader(strings.NewReader(src), tt.size, tt.sha, nil)
+			v := newVerifyingReader(strings.NewReader(src), tt.size, tt.sha, nil, nil)
 			_, err := io.Copy(io.Discard, v)
 			if tt.want == nil && err != nil || tt.want != nil && !errors.Is(err, tt.want) {
 				t.Fatalf("err %v, want %v", err, tt.want)
