@@ -4,7 +4,8 @@
 #   1. MinIO (pinned) for the S3 backend tests, via scripts/minio.sh
 #   2. iproute2 + iptables when root, for the chaos harness's network faults
 #   3. Chromium when root, for the web console's end-to-end tests
-#   4. lint, go test -race ./..., and a short chaos run
+#   4. lint, go test -race ./..., the S3 clients (scripts/s3-clients.sh installs
+#      awscli, rclone, s3cmd and python3-boto3 as root) and a short chaos run
 set -euo pipefail
 __dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "${__dir}/.."
@@ -47,6 +48,9 @@ make --no-print-directory lint
 
 echo "== unit and in-process cluster tests (-race)"
 go test -race -timeout 30m ./...
+
+echo "== S3 API with real clients (AWS CLI, rclone, s3cmd, boto3) on a 3-node cluster"
+scripts/s3-clients.sh
 
 if [[ "${OSPREY_SKIP_JEPSEN:-}" == "1" ]]; then
   echo "== chaos run skipped (OSPREY_SKIP_JEPSEN=1)"
