@@ -1,6 +1,3 @@
-// Package s3apitest is a conformance suite for s3api.Backend
-// implementations. Every backend (s3mem, the osprey storage adapter) runs
-// the same tests, so the S3 front door can rely on one documented contract.
 package s3apitest
 
 import (

@@ -1,6 +1,3 @@
-// Package s3mem is an in-memory s3api.Backend: the reference model for the
-// S3 front door's tests. Object data lives in memory, so it is meant for
-// tests and small experiments only.
 package s3mem
 
 import (
