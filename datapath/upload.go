@@ -229,10 +229,8 @@ func (p *Path) Delete(ctx context.Context, uid osprey.UID) error {
 
 // Upload stores a single-request upload. The body is cut into pieces of at
 // most pieceSize bytes, each replicated like a chunk, so memory stays
-// bounded whatever the file size. wantMD5 "" (the S3 gateway, which has no
-// declared md5) records the md5 computed from the bytes.
+// bounded whatever the file size.
 func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantMD5 string) (httpapi.FileInfo, error) {
-	p.lastUpload.Store(time.Now().UnixNano())
 	f, err := p.file(ctx, uid, false)
 	if err != nil {
 		return httpapi.FileInfo{}, err
@@ -240,14 +238,37 @@ func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 	if f.State != fsm.StateUploading && f.MD5 != wantMD5 {
 		return httpapi.FileInfo{}, fmt.Errorf("%w: uid %s is already complete", osprey.ErrConflict, uid)
 	}
+	chunks, size, sum, err := p.StagePieces(ctx, body, wantMD5)
+	if err != nil {
+		return httpapi.FileInfo{}, err
+	}
+	var res fsm.CompleteResult
+	cmd := fsm.FileComplete{UID: uid, Chunks: chunks, Size: size, MD5: sum, Time: nowMillis()}
+	if err := p.cfg.Proposer.Apply(ctx, fsm.CmdFileComplete, cmd, &res); err != nil {
+		if !errors.Is(err, osprey.ErrIndeterminate) {
+			p.collect(chunks) // certainly not recorded
+		} // else the record may point at these chunks: keep them
+		return httpapi.FileInfo{}, err
+	}
+	return p.fileInfo(res.File), nil
+}
+
+// StagePieces stores body as pieces of at most pieceSize bytes, each
+// replicated (or erasure-coded) like a chunk, and returns their records,
+// the total size and the md5 of the whole, checked against wantMD5 unless
+// it is "" (the S3 gateway, which has no declared md5). Nothing refers to
+// the pieces yet: the caller records them in a command (FileComplete,
+// ObjectPut) or gives them back with Discard.
+func (p *Path) StagePieces(ctx context.Context, body io.Reader, wantMD5 string) ([]fsm.Chunk, int64, string, error) {
+	p.lastUpload.Store(time.Now().UnixNano())
 	whole := md5.New()
 	var (
 		chunks []fsm.Chunk
 		size   int64
 	)
-	fail := func(err error) (httpapi.FileInfo, error) {
+	fail := func(err error) ([]fsm.Chunk, int64, string, error) {
 		p.collect(chunks)
-		return httpapi.FileInfo{}, err
+		return nil, 0, "", err
 	}
 	for num := uint32(1); ; num++ {
 		buf, release, err := p.ReadPiece(ctx, io.TeeReader(body, whole), p.pieceSize(), p.pieceSize())
@@ -258,7 +279,13 @@ func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 			release()
 			break
 		}
-		ch, err := p.storeChunk(ctx, num, buf, "")
+		last := int64(len(buf)) < p.pieceSize()
+		pieceMD5 := ""
+		if last && num == 1 {
+			// A one-piece body: its md5 is the whole's, hashed once.
+			pieceMD5 = hex.EncodeToString(whole.Sum(nil))
+		}
+		ch, err := p.storeChunk(ctx, num, buf, pieceMD5)
 		release()
 		if err != nil {
 			return fail(err)
@@ -268,26 +295,20 @@ func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 		if size > p.cfg.Limits.MaxUploadSize {
 			return fail(fmt.Errorf("%w: upload exceeds %d bytes", osprey.ErrTooLarge, p.cfg.Limits.MaxUploadSize))
 		}
-		if int64(len(buf)) < p.pieceSize() {
+		if last {
 			break
 		}
 	}
 	got := hex.EncodeToString(whole.Sum(nil))
-	if wantMD5 == "" {
-		wantMD5 = got // no declared md5 (S3 PUT): the one computed here
-	} else if got != wantMD5 {
+	if wantMD5 != "" && got != wantMD5 {
 		return fail(fmt.Errorf("%w: md5 mismatch: body has %s, md5 parameter says %s; nothing was stored", osprey.ErrInvalid, got, wantMD5))
 	}
-	var res fsm.CompleteResult
-	cmd := fsm.FileComplete{UID: uid, Chunks: chunks, Size: size, MD5: wantMD5, Time: nowMillis()}
-	if err := p.cfg.Proposer.Apply(ctx, fsm.CmdFileComplete, cmd, &res); err != nil {
-		if errors.Is(err, osprey.ErrIndeterminate) {
-			return httpapi.FileInfo{}, err // the record may point at these chunks: keep them
-		}
-		return fail(err)
-	}
-	return p.fileInfo(res.File), nil
+	return chunks, size, got, nil
 }
+
+// Discard deletes staged pieces no record refers to (best effort, in the
+// background).
+func (p *Path) Discard(chunks []fsm.Chunk) { p.collect(chunks) }
 
 // UploadChunk stores one chunk of a chunked upload.
 func (p *Path) UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, wantMD5 string) error {

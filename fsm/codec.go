@@ -48,6 +48,7 @@ const (
 	CmdMultipartCreate   CommandType = 29 // start a multipart upload (an uploading uid whose chunks are parts)
 	CmdMultipartComplete CommandType = 30 // complete from the listed parts and bind the key
 	CmdMultipartAbort    CommandType = 31 // drop a multipart upload and its parts
+	CmdObjectPut         CommandType = 32 // an S3 PUT in one entry: create, complete and bind
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -65,6 +66,7 @@ var typeNames = map[CommandType]string{
 	CmdBucketCreate: "bucket_create", CmdBucketDelete: "bucket_delete", CmdObjectBind: "object_bind",
 	CmdObjectUnbind: "object_unbind", CmdMultipartCreate: "multipart_create",
 	CmdMultipartComplete: "multipart_complete", CmdMultipartAbort: "multipart_abort",
+	CmdObjectPut: "object_put",
 }
 
 // String returns the command's name for logs and metrics.

@@ -215,6 +215,8 @@ func goldenSetup(typ CommandType) []entry {
 	switch typ {
 	case CmdBucketDelete, CmdObjectBind, CmdMultipartCreate:
 		return []entry{bucket}
+	case CmdObjectPut:
+		return []entry{bucket, bind}
 	case CmdObjectUnbind:
 		return []entry{bucket, bind}
 	case CmdMultipartComplete:
@@ -270,6 +272,24 @@ func s3GoldenCommands() []goldenCommand {
 				}
 				if o, ok := f.Object("photos", "big/video.mp4"); !ok || o.UID != 401 || o.Size != 4 {
 					t.Fatalf("object %+v", o)
+				}
+			}},
+		{CmdObjectPut, ObjectPut{Bucket: "photos", Key: "2026/cat.jpg", UID: 501, Name: "cat.jpg", FileBucket: "image",
+			Chunks: []Chunk{chunk(5011, 1, "new cat", "n1", "n2")}, Size: 7, MD5: md5hex("new cat"),
+			Meta: ObjectMeta{ContentType: "image/jpeg"}, Time: goldenNow},
+			func(t *testing.T, f *FSM, data any) {
+				res := data.(ObjectPutResult)
+				if res.Replaced != 102 || res.File.State != StateComplete {
+					t.Fatalf("put: %+v", res)
+				}
+				if o, ok := f.Object("photos", "2026/cat.jpg"); !ok || o.UID != 501 || o.Size != 7 || o.Meta.ETag != md5hex("new cat") {
+					t.Fatalf("object %+v", o)
+				}
+				if _, ok := f.File(102); ok {
+					t.Fatal("the replaced file is still there")
+				}
+				if fl, _ := f.File(501); fl.Name != "cat.jpg" || fl.Bucket != "image" {
+					t.Fatalf("file %+v", fl)
 				}
 			}},
 		{CmdMultipartAbort, MultipartAbort{Bucket: "photos", Key: "big/video.mp4", UID: 401, Time: goldenNow},

@@ -513,6 +513,8 @@ func (t *tx) apply(typ CommandType, payload []byte) (any, error) {
 		return t.applyMultipartComplete(decodeInto[MultipartComplete](payload))
 	case CmdMultipartAbort:
 		return t.applyMultipartAbort(decodeInto[MultipartAbort](payload))
+	case CmdObjectPut:
+		return t.applyObjectPut(decodeInto[ObjectPut](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", typ))
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"path"
 	"strings"
 	"unicode/utf8"
 
@@ -113,6 +114,33 @@ type UnbindResult struct {
 	// UID is the file that was bound (0: the key did not exist).
 	UID     osprey.UID   `json:"uid,omitempty"`
 	Deleted DeleteResult `json:"deleted"`
+}
+
+// ObjectPut is an S3 PUT in one entry: it creates UID (as FilesCreate),
+// completes it from the chunks the proposer stored (as FileComplete, so it
+// deduplicates onto known content) and binds bucket/key to it (as
+// ObjectBind, deleting the file the key held). One consensus round trip
+// per PUT instead of three.
+type ObjectPut struct {
+	Bucket string     `json:"bucket"`
+	Key    string     `json:"key"`
+	UID    osprey.UID `json:"uid"`
+	// Name and FileBucket are the file's name and (backend) bucket; an
+	// empty Name means the last path element of Key, an empty FileBucket
+	// means Bucket.
+	Name       string     `json:"name,omitempty"`
+	FileBucket string     `json:"file_bucket,omitempty"`
+	Chunks     []Chunk    `json:"chunks"`
+	Size       int64      `json:"size"`
+	MD5        string     `json:"md5"`
+	Meta       ObjectMeta `json:"meta"`
+	Time       int64      `json:"time"`
+}
+
+// ObjectPutResult is the result of ObjectPut.
+type ObjectPutResult struct {
+	CompleteResult
+	BindResult
 }
 
 // MultipartCreate starts a multipart upload: an uploading file (as
@@ -414,6 +442,35 @@ func (t *tx) applyObjectBind(c *ObjectBind) (any, error) {
 		return nil, errorf(ErrConflict, "uid %s is bound to %s/%s", c.UID, ref.bucket, ref.key)
 	}
 	return t.bind(c.Bucket, c.Key, f, c.Meta, c.Time), nil
+}
+
+func (t *tx) applyObjectPut(c *ObjectPut) (any, error) {
+	if err := checkKey(c.Bucket, c.Key); err != nil {
+		return nil, err
+	}
+	if err := t.needBucket(c.Bucket); err != nil {
+		return nil, err
+	}
+	if c.UID == 0 {
+		return nil, errorf(ErrInvalid, "object put: missing uid")
+	}
+	if _, ok := t.file(c.UID); ok {
+		return nil, errorf(ErrConflict, "uid %s already exists", c.UID)
+	}
+	name, fileBucket := c.Name, c.FileBucket
+	if name == "" {
+		name = path.Base(c.Key)
+	}
+	if fileBucket == "" {
+		fileBucket = c.Bucket
+	}
+	t.createFile(c.UID, name, fileBucket, c.Time)
+	done, err := t.applyFileComplete(&FileComplete{UID: c.UID, Chunks: c.Chunks, Size: c.Size, MD5: c.MD5, Time: c.Time})
+	if err != nil {
+		return nil, err // the entry's writes are discarded
+	}
+	f, _ := t.file(c.UID)
+	return ObjectPutResult{CompleteResult: done.(CompleteResult), BindResult: t.bind(c.Bucket, c.Key, f, c.Meta, c.Time)}, nil
 }
 
 func (t *tx) applyObjectUnbind(c *ObjectUnbind) (any, error) {

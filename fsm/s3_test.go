@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path"
 	"reflect"
 	"sort"
 	"strings"
@@ -880,4 +881,53 @@ func TestListObjectsSkipsCommonPrefixes(t *testing.T) {
 	if len(l.Objects) != 1 || l.Objects[0].Key != "z" || l.visited != 1 {
 		t.Fatalf("list after dir/ %+v (visited %d)", l, l.visited)
 	}
+}
+
+// TestObjectPut: one entry creates, completes (deduplicating) and binds;
+// a failed put changes nothing.
+func TestObjectPut(t *testing.T) {
+	a := s3Applier(t)
+	a.mustOK(CmdBucketCreate, BucketCreate{Name: "bkt", Time: t0})
+	put := func(uid osprey.UID, key, data string) *Result {
+		return a.apply(CmdObjectPut, ObjectPut{Bucket: "bkt", Key: key, UID: uid, Name: path.Base(key), FileBucket: "unknown",
+			Chunks: []Chunk{chunk(uint64(uid)*10, 1, data, "n1", "n2")}, Size: int64(len(data)), MD5: md5hex(data), Time: t0 + int64(uid)})
+	}
+	before := dumpState(a.f)
+	wantErr(t, a.apply(CmdObjectPut, ObjectPut{Bucket: "nope", Key: "k", UID: 30, Chunks: []Chunk{chunk(300, 1, "x", "n1")}, Size: 1, MD5: md5hex("x")}), ErrNoSuchBucket, "")
+	wantErr(t, a.apply(CmdObjectPut, ObjectPut{Bucket: "bkt", Key: "k", UID: 30, Chunks: []Chunk{chunk(300, 2, "x", "n1")}, Size: 1, MD5: md5hex("x")}), ErrInvalid, "numbered")
+	wantErr(t, a.apply(CmdObjectPut, ObjectPut{Bucket: "bkt", Key: "k", UID: 30, Chunks: []Chunk{chunk(300, 1, "x", "n1")}, Size: 5, MD5: md5hex("x")}), ErrInvalid, "size")
+	if after := dumpState(a.f); !reflect.DeepEqual(before, after) {
+		t.Fatal("a failed put changed the state")
+	}
+	if r := put(31, "dir/a.txt", "first"); r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	o, ok := a.f.Object("bkt", "dir/a.txt")
+	if f, _ := a.f.File(31); !ok || o.UID != 31 || o.Meta.ETag != md5hex("first") || f.Name != "a.txt" || f.Bucket != "unknown" || f.State != StateComplete {
+		t.Fatalf("object %+v file %+v", o, f)
+	}
+	// The same bytes under another key share the content; the new chunk
+	// is garbage.
+	r := put(32, "dir/b.txt", "first")
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	res := r.Data.(ObjectPutResult)
+	if len(res.Garbage) != 1 {
+		t.Fatalf("dedup put %+v", res)
+	}
+	if ct, _ := a.f.ContentByMD5(md5hex("first")); ct.Refs != 2 {
+		t.Fatalf("content refs %d, want 2", ct.Refs)
+	}
+	// Overwrite: the old file goes in the same entry.
+	r = put(33, "dir/a.txt", "second")
+	if r.Err != nil || r.Data.(ObjectPutResult).Replaced != 31 {
+		t.Fatalf("overwrite %+v %v", r.Data, r.Err)
+	}
+	if _, ok := a.f.File(31); ok {
+		t.Fatal("replaced file still there")
+	}
+	// A uid that exists is refused.
+	wantErr(t, put(33, "dir/c.txt", "third"), ErrConflict, "exists")
+	mustConsistent(t, a.f)
 }

@@ -48,8 +48,8 @@ type Proposer interface {
 // Data is the part of the data path the gateway stores and reads bytes
 // through.
 type Data interface {
-	CreateFiles(ctx context.Context, items []httpapi.NewFile) ([]osprey.UID, error)
-	Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantMD5 string) (httpapi.FileInfo, error)
+	StagePieces(ctx context.Context, body io.Reader, wantMD5 string) ([]fsm.Chunk, int64, string, error)
+	Discard(chunks []fsm.Chunk)
 	UploadPart(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64) (md5 string, err error)
 	Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey.UID, error)
 	Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error)
@@ -184,27 +184,41 @@ func fileOf(key string) httpapi.NewFile {
 	return httpapi.NewFile{Name: name, Bucket: nb}
 }
 
-// PutObject stores body as one upload and binds the key to it in one
-// entry: readers see the old object or the new one, never neither.
+// PutObject stages body and records it in one entry (fsm.ObjectPut):
+// the file is created, completed (deduplicated onto known content) and
+// bound to the key together, so readers see the old object or the new
+// one, never neither, and a PUT costs one consensus round trip.
 func (g *Gateway) PutObject(ctx context.Context, bucket, key string, body io.Reader, size int64, meta s3api.ObjectMeta) (s3api.ObjectInfo, error) {
 	if err := g.bucketExists(ctx, bucket); err != nil {
 		return s3api.ObjectInfo{}, err
 	}
-	uids, err := g.cfg.Data.CreateFiles(ctx, []httpapi.NewFile{fileOf(key)})
+	uid, err := g.cfg.UIDs.NextUID()
 	if err != nil {
 		return s3api.ObjectInfo{}, mapErr(err)
 	}
-	uid := uids[0]
 	counted := &countingReader{r: body}
-	info, err := g.cfg.Data.Upload(ctx, uid, counted, "")
-	if err == nil && size >= 0 && counted.n != size {
-		err = fmt.Errorf("%w: body has %d bytes, Content-Length said %d", s3api.ErrIncompleteBody, counted.n, size)
+	chunks, n, sum, err := g.cfg.Data.StagePieces(ctx, counted, "")
+	if err == nil && size >= 0 && n != size {
+		g.cfg.Data.Discard(chunks)
+		err = fmt.Errorf("%w: body has %d bytes, Content-Length said %d", s3api.ErrIncompleteBody, n, size)
 	}
 	if err != nil {
-		g.abandon(uid)
 		return s3api.ObjectInfo{}, mapErr(err)
 	}
-	return g.bind(ctx, bucket, key, uid, info.Size, info.MD5, meta, info.MD5)
+	f := fileOf(key)
+	m := toFSMMeta(meta)
+	m.ETag = sum
+	t := now()
+	cmd := fsm.ObjectPut{Bucket: bucket, Key: key, UID: uid, Name: f.Name, FileBucket: f.Bucket,
+		Chunks: chunks, Size: n, MD5: sum, Meta: m, Time: t}
+	if err := g.cfg.Proposer.Apply(ctx, fsm.CmdObjectPut, cmd, nil); err != nil {
+		if !errors.Is(err, osprey.ErrIndeterminate) {
+			g.cfg.Data.Discard(chunks) // certainly not recorded
+		}
+		return s3api.ObjectInfo{}, mapErr(err, bucketMissing)
+	}
+	return s3api.ObjectInfo{Bucket: bucket, Key: key, Size: n, ETag: sum, ModTime: time.UnixMilli(t).UTC(),
+		Meta: meta, UID: uid.String()}, nil
 }
 
 // bind binds bucket/key to a complete uid.
