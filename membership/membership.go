@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -86,8 +87,14 @@ func (m *Membership) discover(ctx context.Context) []httpapi.BootstrapInfo {
 				return
 			}
 			mu.Lock()
+			defer mu.Unlock()
+			// This node under another name (a host name, 0.0.0.0 in a
+			// container) answers too: count it once, as itself; and one
+			// peer listed twice counts once.
+			if info.ID == m.cfg.ID || slices.ContainsFunc(out, func(o httpapi.BootstrapInfo) bool { return o.ID == info.ID }) {
+				return
+			}
 			out = append(out, info)
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()

@@ -377,6 +377,28 @@ func TestBootstrapExpect(t *testing.T) {
 	}
 }
 
+// TestBootstrapExpectSelfUnderAnotherName: the join list names this node
+// by a host name and one peer twice (as compose files do); each member is
+// counted once, so the bootstrap configuration has no duplicate ids.
+func TestBootstrapExpectSelfUnderAnotherName(t *testing.T) {
+	w := mustWorld(t, func(c *membership.Config) {
+		c.BootstrapExpect = 3
+		c.Join = []string{"osprey1:8080", "osprey2:8080", "osprey3:8080", "10.0.0.3:8080"}
+	})
+	ids := map[string]string{"osprey1:8080": "n1", "osprey2:8080": "n2", "osprey3:8080": "n3", "10.0.0.3:8080": "n3"}
+	w.peers.BootstrapInfoFn = func(addr string) (httpapi.BootstrapInfo, error) {
+		return httpapi.BootstrapInfo{ID: ids[addr], RaftAddr: "r" + ids[addr][1:]}, nil
+	}
+	run(t, w.m)
+	waitFor(t, "bootstrap", func() bool { w.raft.mu.Lock(); defer w.raft.mu.Unlock(); return len(w.raft.bootstrap) == 1 })
+	w.raft.mu.Lock()
+	got := w.raft.bootstrap[0]
+	w.raft.mu.Unlock()
+	if len(got) != 3 || got[0].ID != "n1" || got[1].ID != "n2" || got[2].ID != "n3" || got[0].Address != "r1" {
+		t.Fatalf("bootstrapped with %+v, want n1 (at its own raft address), n2, n3", got)
+	}
+}
+
 // TestAdminMistakes: an operator's mistake is a 4xx-class error naming the
 // problem, never an internal error.
 func TestAdminMistakes(t *testing.T) {
