@@ -300,6 +300,50 @@ func (v *openAPIValidator) check(path, method string, status int, header http.He
 	return nil
 }
 
+// checkRequest checks what a request the server accepted sends: every
+// query parameter is documented for the operation, and a JSON body matches
+// the documented request body.
+func (v *openAPIValidator) checkRequest(path, method string, target *url.URL, body string) error {
+	base := "/paths/" + escapePtr(path) + "/" + strings.ToLower(method)
+	documented := map[string]bool{}
+	for _, ptr := range []string{base + "/parameters", "/paths/" + escapePtr(path) + "/parameters"} {
+		params, _ := v.lookup(ptr)
+		list, _ := params.([]any)
+		for _, p := range list {
+			if pm, ok := p.(map[string]any); ok && pm["in"] == "query" {
+				documented[pm["name"].(string)] = true
+			}
+		}
+	}
+	for name := range target.Query() {
+		if !documented[name] {
+			return fmt.Errorf("query parameter %q is not documented for %s %s", name, method, path)
+		}
+	}
+	if body == "" {
+		return nil
+	}
+	if _, ok := v.lookup(base + "/requestBody"); !ok {
+		return fmt.Errorf("%s %s takes a body but documents no requestBody", method, path)
+	}
+	ptr := base + "/requestBody/content/application~1json/schema"
+	if _, ok := v.lookup(ptr); !ok {
+		return nil // not a JSON body
+	}
+	sch, err := v.schema(ptr)
+	if err != nil {
+		return err
+	}
+	inst, err := jsonschema.UnmarshalJSON(strings.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("request body is not JSON: %v", err)
+	}
+	if err := sch.Validate(inst); err != nil {
+		return fmt.Errorf("accepted request body does not match the documented one: %#v", err)
+	}
+	return nil
+}
+
 func (v *openAPIValidator) schema(ptr string) (*jsonschema.Schema, error) {
 	if s, ok := v.cache[ptr]; ok {
 		return s, nil
@@ -700,6 +744,11 @@ func TestOpenAPIResponses(t *testing.T) {
 			if err := v.check(tt.route, tt.method, resp.StatusCode, resp.Header, body); err != nil {
 				t.Fatal(err)
 			}
+			if resp.StatusCode < 300 {
+				if err := v.checkRequest(tt.route, tt.method, req.URL, tt.body); err != nil {
+					t.Fatal(err)
+				}
+			}
 		})
 	}
 	if ran < len(cases) {
@@ -709,6 +758,60 @@ func TestOpenAPIResponses(t *testing.T) {
 	for _, r := range mustOpenAPIDoc(t).documentedRoutes() {
 		if !seen[r] {
 			t.Errorf("no request exercised %s", r)
+		}
+	}
+}
+
+// TestOpenAPISecurity checks each operation's documented security against
+// what the server enforces: a request from a non-loopback client with no
+// credentials gets 401 where the document asks for the API key, 403 where
+// it asks for node credentials or the join token, and neither where it
+// asks for nothing (signed links are checked by the handler, not here).
+func TestOpenAPISecurity(t *testing.T) {
+	f := mustFullFixture(t)
+	var doc struct {
+		Security []map[string]any                     `json:"security"`
+		Paths    map[string]map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	params := regexp.MustCompile(`\{[a-z]+\}`)
+	for path, ops := range doc.Paths {
+		for method, op := range ops {
+			want := "open"
+			sec := doc.Security
+			if raw, ok := op["security"]; ok {
+				sec = nil
+				for _, r := range raw.([]any) {
+					sec = append(sec, r.(map[string]any))
+				}
+			}
+			if len(sec) > 0 {
+				for k := range sec[0] {
+					want = k
+				}
+			}
+			target := params.ReplaceAllString(path, "1")
+			t.Run(strings.ToUpper(method)+" "+path, func(t *testing.T) {
+				rec := f.serve(newRequest(strings.ToUpper(method), target, strings.NewReader(""), map[string]string{"Authorization": ""}))
+				switch got := rec.Code; want {
+				case "apiKey":
+					if got != http.StatusUnauthorized {
+						t.Errorf("documented as needing the API key, but without one: %d %s", got, rec.Body)
+					}
+				case "nodeAuth", "joinToken":
+					if got != http.StatusForbidden {
+						t.Errorf("documented as needing %s, but without it: %d %s", want, got, rec.Body)
+					}
+				case "open":
+					if got == http.StatusUnauthorized || (got == http.StatusForbidden && !strings.Contains(rec.Body.String(), "signature")) {
+						t.Errorf("documented as open, but without credentials: %d %s", got, rec.Body)
+					}
+				default:
+					t.Errorf("unknown security scheme %q", want)
+				}
+			})
 		}
 	}
 }
