@@ -5,9 +5,10 @@
 # its own (formed with --bootstrap-expect, a file stored through one node and
 # read through another, one container killed and the file still readable),
 # and last compose.yaml under podman-compose (three nodes plus MinIO built by
-# `make minio-image`: up, healthy, a file stored through node 1 and read
-# through node 3, node 2 stopped and the cluster still storing and serving,
-# down -v). Everything it creates is named osprey-ptest-* and removed at exit.
+# `make minio-image`: up, healthy, a file stored through node 1, read
+# through node 3 and tiered to MinIO, node 2 stopped and the cluster still
+# storing and serving, down -v). Everything it creates is named osprey-ptest-*
+# and removed at exit.
 #
 #   scripts/podman-test.sh        # needs podman (apt-get install podman runc)
 #                                 # and podman-compose for the compose step
@@ -142,6 +143,12 @@ uid=$("${bin}" put --quiet --addr "http://127.0.0.1:${ports[1]}" --api-key ${KEY
 "${bin}" get --addr "http://127.0.0.1:${ports[3]}" --api-key ${KEY} "${uid}" -o "${tmp}/c3.bin" >/dev/null
 cmp "${tmp}/in.bin" "${tmp}/c3.bin"
 log "ok: compose up, 3 healthy members on s3 (MinIO), stored through node 1 (${uid}), read through node 3"
+deadline=$((SECONDS + 90))
+until "${bin}" stat --addr "http://127.0.0.1:${ports[3]}" --api-key ${KEY} "${uid}" | grep -Eq '^state:[[:space:]]+tiered'; do
+	((SECONDS < deadline)) || { log "${uid} was not tiered to MinIO within 90 s"; exit 1; }
+	sleep 1
+done
+log "ok: ${uid} tiered to MinIO"
 compose stop osprey2 >/dev/null 2>&1
 head -c 2000000 /dev/urandom >"${tmp}/in2.bin"
 uid2=$("${bin}" put --quiet --addr "http://127.0.0.1:${ports[1]}" --api-key ${KEY} --chunk-size 1MiB "${tmp}/in2.bin" | cut -f1)
