@@ -1,5 +1,5 @@
 # osprey — run `make` for the list of targets.
-.PHONY: help build dist image test unit integ jepsen lint bench cluster-up cluster-down clean
+.PHONY: help build dist image minio-image test unit integ jepsen lint bench cluster-up cluster-down clean
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -10,6 +10,7 @@ help:
 	@echo "targets:"
 	@echo "  build         static binary ./bin/osprey (CGO_ENABLED=0)"
 	@echo "  image         container image osprey:latest and osprey:<version> (podman or docker)"
+	@echo "  minio-image   MinIO image osprey-minio:latest FROM scratch, for compose.yaml"
 	@echo "  dist          release binaries in ./dist for linux/amd64, linux/arm64, darwin/arm64 + SHA256SUMS"
 	@echo "  test          everything CI runs: installs tools, go test -race ./..., short chaos run"
 	@echo "  unit          go test -race ./... only"
@@ -28,6 +29,9 @@ CONTAINER ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo do
 image: build
 	mkdir -p build && cp /etc/ssl/certs/ca-certificates.crt build/ca-certificates.crt
 	$(CONTAINER) build $(if $(findstring podman,$(CONTAINER)),--format docker) -t osprey:latest -t osprey:$(VERSION) .
+
+minio-image:
+	CONTAINER=$(CONTAINER) deploy/compose/minio-image.sh
 
 DIST_TARGETS := linux/amd64 linux/arm64 darwin/arm64
 

@@ -291,6 +291,7 @@ func (s *Server) routes() {
 	s.handle(http.MethodGet, "/livez", open, s.handlePing)
 	s.handle(http.MethodGet, "/readyz", open, s.handleReady)
 	r.Handler(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	s.handle(http.MethodGet, "/openapi.json", open, s.handleOpenAPI)
 	// Profiling for operators (API key, or loopback in protected mode).
 	s.handle(http.MethodGet, "/debug/pprof/", business, pprof.Index)
 	s.handle(http.MethodGet, "/debug/pprof/profile", business, pprof.Profile)

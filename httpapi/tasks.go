@@ -116,6 +116,8 @@ func (s *Server) handleObjectGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer rc.Close()
+	// Set, or net/http sniffs one from the first bytes.
+	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 	w.WriteHeader(http.StatusOK)
 	if m, err := io.Copy(w, rc); err != nil || m != n {
