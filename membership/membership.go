@@ -222,9 +222,18 @@ func (m *Membership) reconcile(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		member := false
+		member, moved := false, false
 		for _, s := range servers {
 			member = member || (s.ID == m.cfg.ID && s.Address == m.cfg.RaftAddr)
+			moved = moved || (s.ID == m.cfg.ID && s.Address != m.cfg.RaftAddr)
+		}
+		if !member && moved && m.cfg.Raft.IsLeader() {
+			// This node came back at a new address (a container restarted
+			// with a new IP) and leads: record the address it has now.
+			if err := m.cfg.Raft.AddVoter(ctx, m.cfg.ID, m.cfg.RaftAddr); err != nil {
+				return err
+			}
+			member = true
 		}
 		// Not (or no longer) in the configuration under this address: a
 		// recorded member keeps its worker id, nothing else changes.

@@ -233,3 +233,30 @@ func TestRedirectParamAnswers307ToLeader(t *testing.T) {
 		t.Fatalf("forwarded write: %d %s", code, env.Message)
 	}
 }
+
+// A single node restarted at a new raft address (a container that got a
+// new IP) re-addresses itself and becomes ready again.
+func TestSingleNodeRestartAtNewAddress(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.Bootstrap = true
+	n := mustStart(t, cfg)
+	waitFor(t, 10*time.Second, "ready", func() bool { return len(n.Cluster().NotReady(context.Background())) == 0 })
+	oldRaft := n.RaftAddr()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg2 := testConfig(t, dir)
+	cfg2.Bootstrap = true
+	n2 := mustStart(t, cfg2)
+	if n2.RaftAddr() == oldRaft {
+		t.Fatalf("restart reused raft address %s", oldRaft)
+	}
+	var st httpapi.ClusterStatus
+	waitFor(t, 15*time.Second, "ready and recorded at the new address", func() bool {
+		var err error
+		st, err = n2.Cluster().Status(context.Background())
+		return err == nil && len(n2.Cluster().NotReady(context.Background())) == 0 && len(st.Members) == 1 &&
+			st.Members[0].RaftAddr == n2.RaftAddr() && st.Members[0].HTTPAddr == n2.HTTPAddr()
+	})
+}

@@ -497,9 +497,11 @@ func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
 		if sv.ID == id && sv.Address == addr {
 			return nil
 		}
-		if sv.ID == id || sv.Address == addr {
-			// Same id at a new address, or a new id at an old address: drop
-			// the stale entry first so the configuration stays consistent.
+		if sv.ID != id && sv.Address == addr {
+			// A new id at an old address: drop the stale entry first so the
+			// configuration stays consistent. The same id at a new address
+			// is updated in place by raft; removing it first would make a
+			// leader that re-addresses itself step down.
 			if err := translate(s.raft.RemoveServer(raft.ServerID(sv.ID), 0, s.timeout(ctx)).Error()); err != nil {
 				return err
 			}
