@@ -23,6 +23,9 @@
 //	            (httpapi.Tasks) and the tier, gc, delete, webhook handlers
 //	repair      the repair task handler (replicas, EC shards, local objects)
 //	            and the scrubber; rebalancing belongs here
+//	s3gw        the S3 gateway (s3api.Backend) over the fsm's bucket/key
+//	            index and the data path; s3api, the protocol layer in front
+//	            of it, knows storage only through that interface
 //	membership  form/join/bootstrap-expect, registration and worker ids,
 //	            leader housekeeping, liveness and degraded members, Join/Remove,
 //	            cluster status (httpapi.Cluster, the membership half of
