@@ -27,6 +27,10 @@ import (
 // join token); cmd exits on it.
 var errFatal = errors.New("node: fatal")
 
+// TokenHash is what the cluster records of its join token (and what keys
+// the raft transport): the hex sha256 of the token.
+func TokenHash(tok string) string { return tokenHash(tok) }
+
 func tokenHash(tok string) string {
 	s := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(s[:])

@@ -1,14 +1,18 @@
 package node
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/osprey-storage/osprey/membership"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 )
 
 func checkAdvertise(addr, what string) error {
@@ -79,4 +83,46 @@ func writeFileSync(path string, b []byte) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// transportKey is the key material raft connections prove (raftstore's
+// handshake): the cluster's join-token hash. Until this node has seen the
+// cluster's own value it uses the hash of the token it was given (joining)
+// or generated (bootstrapping); once the replicated state holds the
+// cluster's value, that value is pinned for good and kept in the data dir,
+// so a restarted member needs no token flag and the key never changes
+// under a running cluster (not even while a metadata restore installs a
+// backup whose state carries another cluster's value).
+type transportKey struct {
+	path   string
+	local  []byte
+	state  interface{ JoinTokenHash() string }
+	log    *slog.Logger
+	pinned atomic.Pointer[[]byte]
+}
+
+func newTransportKey(path, joinToken string, state interface{ JoinTokenHash() string }, lg *slog.Logger) *transportKey {
+	k := &transportKey{path: path, local: []byte(membership.TokenHash(joinToken)), state: state, log: lg}
+	if b, err := os.ReadFile(path); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		v := bytes.TrimSpace(b)
+		k.pinned.Store(&v)
+	}
+	return k
+}
+
+func (k *transportKey) get() []byte {
+	if v := k.pinned.Load(); v != nil {
+		return *v
+	}
+	h := k.state.JoinTokenHash()
+	if h == "" {
+		return k.local
+	}
+	v := []byte(h)
+	if k.pinned.CompareAndSwap(nil, &v) {
+		if err := writeFileSync(k.path, append(v, '\n')); err != nil {
+			k.log.Warn("could not keep the raft transport key in the data dir; it is derived again on restart", "err", err)
+		}
+	}
+	return *k.pinned.Load()
 }

@@ -178,6 +178,7 @@ func New(cfg Config) (*Node, error) {
 	rc := cfg.Raft
 	rc.Dir, rc.ID, rc.BindAddr, rc.AdvertiseAddr, rc.FSM, rc.Logger =
 		filepath.Join(cfg.DataDir, "raft"), id, cfg.RaftAddr, cfg.AdvertiseRaft, n.fsm, lg
+	rc.TransportKey = newTransportKey(filepath.Join(cfg.DataDir, "raft-transport.key"), n.joinToken, n.fsm, lg).get
 	if n.raft, err = raftstore.Open(rc); err != nil {
 		return fail(err)
 	}

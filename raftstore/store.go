@@ -68,6 +68,12 @@ type Config struct {
 	SnapshotThreshold uint64
 	// SnapshotRetain is the number of snapshots kept on disk.
 	SnapshotRetain int
+	// TransportKey returns the key material every member holds (the
+	// cluster's join-token hash); each transport connection must prove
+	// it (auth.go). It is asked on every handshake, so it may change once
+	// the node learns the cluster's own value. nil leaves the transport
+	// unauthenticated: tests of this package only.
+	TransportKey func() []byte
 }
 
 // DefaultConfig returns timeouts tuned for a LAN: a dead leader is replaced
@@ -108,6 +114,7 @@ type Store struct {
 	raft   *raft.Raft
 	bolt   *raftboltdb.BoltStore
 	trans  *raft.NetworkTransport
+	auth   *authLayer // nil when the transport is unauthenticated
 	obsC   chan raft.Observation
 	obs    *raft.Observer
 	closed chan struct{}
@@ -157,7 +164,15 @@ func Open(cfg Config) (*Store, error) {
 		}
 		advAddr = a
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.BindAddr, advAddr, 3, 10*time.Second, hl)
+	var (
+		trans *raft.NetworkTransport
+		auth  *authLayer
+	)
+	if cfg.TransportKey == nil {
+		trans, err = raft.NewTCPTransportWithLogger(cfg.BindAddr, advAddr, 3, 10*time.Second, hl)
+	} else {
+		trans, auth, err = newAuthTransport(cfg.BindAddr, advAddr, cfg.TransportKey, lg, hl)
+	}
 	if err != nil {
 		bolt.Close()
 		return nil, fmt.Errorf("raftstore: listen %s: %w", cfg.BindAddr, err)
@@ -194,7 +209,7 @@ func Open(cfg Config) (*Store, error) {
 		bolt.Close()
 		return nil, fmt.Errorf("raftstore: start raft: %w", err)
 	}
-	s := &Store{cfg: cfg, log: lg, raft: r, bolt: bolt, trans: trans,
+	s := &Store{cfg: cfg, log: lg, raft: r, bolt: bolt, trans: trans, auth: auth,
 		obsC: make(chan raft.Observation, 64), closed: make(chan struct{})}
 	s.obs = raft.NewObserver(s.obsC, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
