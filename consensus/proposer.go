@@ -169,7 +169,7 @@ func (p *Proposer) ApplyEncoded(ctx context.Context, cmd []byte) ([]byte, error)
 	// A forwarded command this build cannot decode (a newer follower's
 	// type, a corrupt body) must never reach the log: every replica would
 	// panic applying it.
-	if _, _, err := fsm.Decode(cmd); err != nil {
+	if err := fsm.Check(cmd); err != nil {
 		return nil, fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
 	}
 	resp, _, err := p.cfg.Raft.Apply(ctx, cmd)

@@ -103,7 +103,26 @@ func parseAuthHeader(v string) (sigParams, error) {
 	if !haveCred || !haveSH || !haveSig {
 		return p, s3Err("AuthorizationHeaderMalformed")
 	}
+	// Empty parts are malformed, not merely wrong (found by fuzzing).
+	if p.accessKey == "" || p.scopeDate == "" || p.region == "" || p.service == "" || !validSignature(p.signature) ||
+		len(p.signedHeaders) == 0 || p.signedHeaders[0] == "" {
+		return p, s3Err("AuthorizationHeaderMalformed")
+	}
 	return p, nil
+}
+
+// validSignature reports whether s looks like a SigV4 signature: 64
+// lowercase hex digits.
+func validSignature(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // authenticate verifies the request's SigV4 signature (header or presigned

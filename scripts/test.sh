@@ -49,6 +49,9 @@ make --no-print-directory lint
 echo "== unit and in-process cluster tests (-race)"
 go test -race -timeout 30m ./...
 
+echo "== fuzzing (10s per target)"
+scripts/fuzz.sh
+
 echo "== S3 API with real clients (AWS CLI, rclone, s3cmd, boto3) on a 3-node cluster"
 scripts/s3-clients.sh
 
