@@ -168,8 +168,16 @@ func TestApplyEncodedRefusesUndecodable(t *testing.T) {
 		return nil, 0, nil
 	}}
 	p := mustProposer(t, r, &fakeState{}, fakeForwarder{})
-	if _, err := p.ApplyEncoded(context.Background(), []byte{0xff, 0xff}); !errors.Is(err, osprey.ErrInvalid) {
-		t.Fatalf("err = %v", err)
+	for _, cmd := range [][]byte{
+		{0xff, 0xff},
+		// A known type whose payload does not decode: every replica would
+		// panic applying it.
+		{fsm.CommandVersion, 0, byte(fsm.CmdFilesCreate), '{', '"', 'f'},
+		append([]byte{fsm.CommandVersion, 0, byte(fsm.CmdChunkPut)}, `{"uid":"not a uid"}`...),
+	} {
+		if _, err := p.ApplyEncoded(context.Background(), cmd); !errors.Is(err, osprey.ErrInvalid) {
+			t.Fatalf("%q: err = %v", cmd, err)
+		}
 	}
 }
 
