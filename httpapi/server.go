@@ -190,6 +190,10 @@ type Config struct {
 	APIKeys []string
 	// Registry receives the HTTP metrics and is served on /metrics.
 	Registry *prometheus.Registry
+	// MetricsRequireKey makes /metrics a business route (an API key, or
+	// loopback in protected mode) instead of open to anyone who can reach
+	// the port.
+	MetricsRequireKey bool
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 	// Limits for request bodies and links.
@@ -290,7 +294,11 @@ func (s *Server) routes() {
 	s.handle(http.MethodGet, Prefix+"/health", open, s.handlePing)
 	s.handle(http.MethodGet, "/livez", open, s.handlePing)
 	s.handle(http.MethodGet, "/readyz", open, s.handleReady)
-	r.Handler(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+	if metrics := promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}); s.cfg.MetricsRequireKey {
+		r.Handler(http.MethodGet, "/metrics", s.requireAPIKey(metrics.ServeHTTP))
+	} else {
+		r.Handler(http.MethodGet, "/metrics", metrics)
+	}
 	s.handle(http.MethodGet, "/openapi.json", open, s.handleOpenAPI)
 	// Profiling for operators (API key, or loopback in protected mode).
 	s.handle(http.MethodGet, "/debug/pprof/", business, pprof.Index)

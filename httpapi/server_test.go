@@ -955,3 +955,22 @@ func TestNoSniffEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsRequireKey: /metrics is open by default and needs an API key
+// with MetricsRequireKey.
+func TestMetricsRequireKey(t *testing.T) {
+	open := mustFixture(t)
+	if rec := open.do(http.MethodGet, "/metrics", "", map[string]string{"Authorization": ""}); rec.Code != 200 {
+		t.Fatalf("default /metrics without a key: %d", rec.Code)
+	}
+	f := mustFixture(t, func(c *Config) { c.MetricsRequireKey = true })
+	if rec := f.do(http.MethodGet, "/metrics", "", map[string]string{"Authorization": ""}); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("/metrics without a key: %d", rec.Code)
+	}
+	if rec := f.do(http.MethodGet, "/metrics", "", map[string]string{"Authorization": "Bearer wrong-key-000"}); rec.Code != http.StatusForbidden {
+		t.Fatalf("/metrics with a wrong key: %d", rec.Code)
+	}
+	if rec := f.do(http.MethodGet, "/metrics", "", nil); rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
+		t.Fatalf("/metrics with the key: %d", rec.Code)
+	}
+}

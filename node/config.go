@@ -50,6 +50,9 @@ type Config struct {
 	Limits httpapi.Limits
 	// S3 configures the S3 API listener; an empty Addr turns it off.
 	S3 S3Config
+	// MetricsRequireKey makes /metrics need an API key (or loopback in
+	// protected mode).
+	MetricsRequireKey bool
 	// Replicas is the number of nodes each staged chunk is stored on
 	// (capped by the number of members).
 	Replicas int
