@@ -95,7 +95,7 @@ func goldenCommands() []goldenCommand {
 					t.Fatalf("uids %v", got)
 				}
 			}},
-		{CmdFileDelete, FileDelete{UID: 102, Time: goldenNow},
+		{CmdFileDelete, FileDelete{UID: 101, Time: goldenNow},
 			func(t *testing.T, f *FSM, data any) {
 				if data.(DeleteResult).Content == nil {
 					t.Fatal("the last reference went but no content was returned")

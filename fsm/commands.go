@@ -254,7 +254,8 @@ func (t *tx) applyChunkPut(c *ChunkPut) (any, error) {
 }
 
 // complete turns an uploading file into a complete one over the given
-// ordered chunks, deduplicating onto existing content with the same md5.
+// ordered chunks, deduplicating onto existing verified content with the
+// same md5 (the md5 index holds only verified contents).
 func (t *tx) complete(f *File, chunks []Chunk, size int64, md5 string, verified bool, now int64) CompleteResult {
 	res := CompleteResult{}
 	upChunks := t.upChunks(f.UID)
@@ -269,7 +270,13 @@ func (t *tx) complete(f *File, chunks []Chunk, size int64, md5 string, verified 
 		ct := &Content{ID: f.UID, MD5: md5, Size: size, State: ContentStaged,
 			Chunks: chunks, Verified: verified, Refs: 1, Bucket: f.Bucket, Key: objectKey(f)}
 		t.putContent(ct)
-		t.setMD5(md5, f.UID)
+		// Only content whose bytes were checked against its md5 is a
+		// dedup target: a merge declares an md5 nothing has checked yet,
+		// and until tiering verifies it (applyTierDone) no /resume or
+		// later upload may resolve to it.
+		if verified {
+			t.setMD5(md5, f.UID)
+		}
 		f.Content = f.UID
 		t.repairRemovedOwners(0, f.UID, chunks, now)
 		// Tiering starts now; the file is already complete and served

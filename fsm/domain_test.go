@@ -185,7 +185,7 @@ func TestMerge(t *testing.T) {
 		}},
 		{"dedup onto indexed content", func(t *testing.T, a *applier) {
 			a.put(1, 11, 1, "aa")
-			wantErr(t, a.merge(1, 1, 2, md5hex("aa")), nil, "")
+			wantErr(t, a.complete(1, md5hex("aa"), chunk(11, 1, "aa", "n1", "n2")), nil, "")
 			a.put(2, 21, 1, "a")
 			a.put(2, 22, 2, "a")
 			r := a.merge(2, 2, 2, md5hex("aa"))
@@ -442,7 +442,8 @@ func TestResumeAndDelete(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := base(t)
 			a.put(1, 11, 1, "aa")
-			wantErr(t, a.merge(1, 1, 2, md5), nil, "")
+			// A single upload: its md5 was checked, so it is a dedup target.
+			wantErr(t, a.complete(1, md5, chunk(11, 1, "aa", "n1", "n2")), nil, "")
 			tt.run(t, a)
 		})
 	}
@@ -699,8 +700,9 @@ func TestRepairRaces(t *testing.T) {
 		if len(tasks) != 1 || payload(tasks[0]).File != 1 {
 			t.Fatalf("repair tasks %+v", tasks)
 		}
-		a.merge(1, 1, 2, md5hex("aa"))
-		a.apply(CmdResume, Resume{Time: t0, Items: []ResumeItem{{UID: 50, Name: "copy.jpg", MD5: md5hex("aa")}}})
+		// Completed as a single upload (verified), so the resume shares it.
+		a.mustOK(CmdFileComplete, FileComplete{UID: 1, Chunks: []Chunk{*a.file(1).Chunks[1]}, Size: 2, MD5: md5hex("aa"), Time: t0 + 300})
+		a.mustOK(CmdResume, Resume{Time: t0, Items: []ResumeItem{{UID: 50, Name: "copy.jpg", MD5: md5hex("aa")}}})
 		a.mustOK(CmdFileDelete, FileDelete{UID: 1, Time: t0 + 1500})
 		// The chunk record is now in content 1, which file 50 keeps.
 		if _, ok := a.f.ChunkRecord(1, 0, 11); !ok {
@@ -778,4 +780,48 @@ func TestRepairRaces(t *testing.T) {
 			t.Fatal(msg)
 		}
 	})
+}
+
+// TestUnverifiedMergeIsNoDedupTarget: a merge declares an md5 nothing has
+// checked; until tiering verifies the bytes, neither /resume nor a later
+// upload with that md5 may resolve to it (a false md5 must never hand
+// someone else's bytes out, nor swallow an upload). Verified, it is one.
+func TestUnverifiedMergeIsNoDedupTarget(t *testing.T) {
+	a := base(t)
+	claimed := md5hex("the real bytes")
+	a.put(1, 11, 1, "fake")
+	wantErr(t, a.merge(1, 1, 4, claimed), nil, "")
+	resume := func(uid osprey.UID) osprey.UID {
+		return a.mustOK(CmdResume, Resume{Time: t0 + 400, Items: []ResumeItem{{UID: uid, Name: "x.jpg", MD5: claimed}}}).(ResumeResult).UIDs[0]
+	}
+	if got := resume(50); got != 0 {
+		t.Fatalf("resume resolved to an unverified merge: %d", got)
+	}
+	// An honest upload of the claimed bytes gets its own content.
+	a.put(2, 21, 1, "the real bytes")
+	if r := a.complete(2, claimed, chunk(21, 1, "the real bytes", "n1", "n2")); r.Err != nil || a.file(2).Content != 2 {
+		t.Fatalf("upload: %v, content %d (want its own, 2)", r.Err, a.file(2).Content)
+	}
+	if got := resume(51); got != 51 || a.file(51).Content != 2 {
+		t.Fatalf("resume after the honest upload: %d", got)
+	}
+	// A content verified by tiering becomes a target once nobody else holds
+	// its md5.
+	a.put(3, 31, 1, "three")
+	wantErr(t, a.merge(3, 1, 5, md5hex("three")), nil, "")
+	if got := a.mustOK(CmdResume, Resume{Time: t0, Items: []ResumeItem{{UID: 60, Name: "y.jpg", MD5: md5hex("three")}}}).(ResumeResult).UIDs[0]; got != 0 {
+		t.Fatalf("resume onto unverified merge 3: %d", got)
+	}
+	var tier Task
+	for _, tk := range a.f.Tasks("") {
+		if tk.Type == TaskTier && tk.Target == "3" {
+			tier = tk
+		}
+	}
+	a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{tier.ID}, Now: t0 + 1000, LeaseMillis: 60_000})
+	a.mustOK(CmdTierDone, TierDone{TaskID: tier.ID, Node: "n1", Content: 3, Location: Location{Bucket: "image", Key: "3.jpg"}, Now: t0 + 1100})
+	if got := a.mustOK(CmdResume, Resume{Time: t0, Items: []ResumeItem{{UID: 61, Name: "y.jpg", MD5: md5hex("three")}}}).(ResumeResult).UIDs[0]; got != 61 || a.file(61).Content != 3 {
+		t.Fatalf("resume onto verified content 3: %d", got)
+	}
+	mustConsistent(t, a.f)
 }

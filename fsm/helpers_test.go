@@ -176,14 +176,17 @@ func exampleLog() []entry {
 		// Merge with a missing chunk, then with a wrong size: conflicts.
 		{CmdMerge, Merge{UID: 103, Num: 2, Size: 4, MD5: md5hex("c1c2"), Time: t0 + 2100}},
 		{CmdMerge, Merge{UID: 103, Num: 1, Size: 9, MD5: md5hex("c1"), Time: t0 + 2200}},
-		// Resume: the first md5 is known (dedup), the second is not.
+		// Resume: the first md5 is known (102's single upload, verified:
+		// dedup), the second is not; 101's merge is not a dedup target
+		// until tiering verifies its md5.
 		{CmdResume, Resume{Time: t0 + 2300, Items: []ResumeItem{
-			{UID: 201, Name: "a-copy.jpg", Bucket: "image", MD5: md5hex("a1a1a2a")},
+			{UID: 201, Name: "b-copy.mp4", Bucket: "video", MD5: md5hex("bbbbbbBB")},
 			{UID: 202, Name: "unknown.jpg", Bucket: "image", MD5: md5hex("never uploaded")},
+			{UID: 203, Name: "a-copy.jpg", Bucket: "image", MD5: md5hex("a1a1a2a")},
 		}}},
 		// A single upload of bytes already stored: deduplicated.
-		{CmdFileComplete, FileComplete{UID: 104, Size: 7, MD5: md5hex("a1a1a2a"), Time: t0 + 2400,
-			Chunks: []Chunk{chunk(8, 1, "a1a1a2a", "n2", "n3")}}},
+		{CmdFileComplete, FileComplete{UID: 104, Size: 8, MD5: md5hex("bbbbbbBB"), Time: t0 + 2400,
+			Chunks: []Chunk{chunk(8, 1, "bbbbbbBB", "n2", "n3")}}},
 		{CmdFileDelete, FileDelete{UID: 201, Time: t0 + 2500}},
 		{CmdFileDelete, FileDelete{UID: 999, Time: t0 + 2510}}, // not found
 		{CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{exTaskTier101, exTaskHook101, exTaskTier102},

@@ -194,7 +194,9 @@ func (s *state) complete(f *File, chunks []Chunk, size int64, md5 string, verifi
 		ct := &Content{ID: f.UID, MD5: md5, Size: size, State: ContentStaged,
 			Chunks: chunks, Verified: verified, Refs: 1, Bucket: f.Bucket, Key: objectKey(f)}
 		s.Contents[f.UID] = ct
-		s.MD5Index[md5] = f.UID
+		if verified {
+			s.MD5Index[md5] = f.UID
+		}
 		f.Content = f.UID
 		s.repairRemovedOwners(0, f.UID, chunks, now)
 		// Tiering starts now; the file is already complete and served
@@ -464,6 +466,9 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 	}
 	loc := c.Location
 	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
+	if _, ok := s.MD5Index[ct.MD5]; !ok {
+		s.MD5Index[ct.MD5] = ct.ID
+	}
 	// Staged chunks go only now that the backend copy is verified, and
 	// after a grace period for downloads still reading them.
 	s.enqueueGC(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)

@@ -575,7 +575,9 @@ func (t *tx) applyMultipartComplete(c *MultipartComplete) (any, error) {
 		meta.ETag = c.ETag
 	}
 	t.dropS3Ref(c.UID)
-	res := MultipartCompleteResult{CompleteResult: t.complete(f, chunks, c.Size, c.MD5, false, c.Time)}
+	// The proposer computed MD5 by reading the stored parts back (s3gw),
+	// so the content is verified and a dedup target at once.
+	res := MultipartCompleteResult{CompleteResult: t.complete(f, chunks, c.Size, c.MD5, true, c.Time)}
 	res.BindResult = t.bind(c.Bucket, c.Key, f, meta, c.Time)
 	return res, nil
 }

@@ -289,6 +289,11 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 	}
 	loc := c.Location
 	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
+	// Verified now (the backend checked the md5 as the bytes streamed): a
+	// dedup target from here on, unless another content holds the md5.
+	if _, ok := t.md5(ct.MD5); !ok {
+		t.setMD5(ct.MD5, ct.ID)
+	}
 	// Staged chunks go only now that the backend copy is verified, and
 	// after a grace period for downloads still reading them.
 	t.enqueueGC(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)

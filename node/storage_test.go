@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/osprey-storage/osprey/node"
 )
@@ -186,10 +187,26 @@ func TestDedupByResumeAndByUpload(t *testing.T) {
 		MD5 string `json:"md5"`
 		UID string `json:"uid"`
 	}
-	apiOf(t, c.nodes[1]).ok("POST", "/api/storage/v0/resume", map[string]any{"data": []map[string]string{
-		{"md5": md5hex(data), "path": "copy.pdf"},
-		{"md5": md5hex([]byte("unknown")), "path": "nope.pdf"},
-	}}, &res)
+	resume := func() {
+		res = nil
+		apiOf(t, c.nodes[1]).ok("POST", "/api/storage/v0/resume", map[string]any{"data": []map[string]string{
+			{"md5": md5hex(data), "path": "copy.pdf"},
+			{"md5": md5hex([]byte("unknown")), "path": "nope.pdf"},
+		}}, &res)
+	}
+	// A merge declares its md5; until tiering has checked the bytes
+	// against it, the content is no dedup target.
+	if ct, ok := c.nodes[0].FSM().Content(mustUID(t, link.UID)); !ok || !ct.Verified {
+		resume()
+		if len(res) != 2 || res[0].UID != "" {
+			t.Fatalf("resume onto an unverified merge: %+v", res)
+		}
+	}
+	waitFor(t, 20*time.Second, "tiering to verify the merged content", func() bool {
+		ct, ok := c.nodes[1].FSM().Content(mustUID(t, link.UID))
+		return ok && ct.Verified
+	})
+	resume()
 	if len(res) != 2 || res[0].UID == "" || res[0].UID == link.UID || res[1].UID != "" {
 		t.Fatalf("resume: %+v", res)
 	}
