@@ -85,6 +85,22 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// virtualHostBucket returns the bucket a virtual-host-style request names
+// in its Host, or "" for a path-style request.
+func (h *handler) virtualHostBucket(r *http.Request) string {
+	host := r.Host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		host = hh
+	}
+	host = strings.ToLower(host)
+	for _, suf := range h.cfg.VirtualHostSuffixes {
+		if b, ok := strings.CutSuffix(host, "."+strings.ToLower(suf)); ok && b != "" {
+			return b
+		}
+	}
+	return ""
+}
+
 // address splits the request into bucket and key, virtual-host style when
 // the Host ends in one of the configured suffixes, path style otherwise.
 func (h *handler) address(r *http.Request) (bucket, key string) {

@@ -143,7 +143,7 @@ func (h *handler) authenticate(r *http.Request) (*authInfo, error) {
 		return h.verifyPresigned(r, q)
 	}
 	if q.Has("Signature") && q.Has("AWSAccessKeyId") {
-		return nil, s3Err("InvalidRequest", "Signature Version 2 is not supported; use AWS4-HMAC-SHA256.")
+		return h.verifyPresignedV2(r, q)
 	}
 	return nil, s3Err("AccessDenied", "Anonymous access is not allowed.")
 }

@@ -158,6 +158,13 @@ if command -v aws >/dev/null; then
 		url="$(aws2 s3 presign s3://aws-bucket/dir/small.bin --expires-in 300)" &&
 			curl -fsS -o "${tmp}/aws-presigned" "${url}" && same "${tmp}/data/small.bin" "${tmp}/aws-presigned"
 	}
+	aws_presign_v2() {
+		# The AWS CLI's default presign (no signature_version set) is SigV2.
+		local url
+		printf '[default]\n' >"${tmp}/aws-config-v2"
+		url="$(AWS_CONFIG_FILE="${tmp}/aws-config-v2" aws --endpoint-url "${E3}" s3 presign s3://aws-bucket/dir/small.bin --expires-in 300)" &&
+			[[ "${url}" == *AWSAccessKeyId=* ]] && curl -fsS -o "${tmp}/aws-presigned-v2" "${url}" && same "${tmp}/data/small.bin" "${tmp}/aws-presigned-v2"
+	}
 	aws_presign_tampered() {
 		local url code
 		url="$(aws2 s3 presign s3://aws-bucket/dir/small.bin --expires-in 300)"
@@ -181,6 +188,7 @@ if command -v aws >/dev/null; then
 	check aws "ls prefix/delimiter (ListObjectsV2)" aws_ls_prefix
 	check aws "sync up and down" aws_sync
 	check aws "presign + curl" aws_presign
+	check aws "presign (SigV2, the CLI default) + curl" aws_presign_v2
 	check aws "tampered presigned URL: 403" aws_presign_tampered
 	check aws "cp s3 to s3 (CopyObject)" aws_copy
 	check aws "rm (DeleteObject)" aws_rm
