@@ -101,6 +101,7 @@ var codeTable = func() map[string]*apiError {
 		{"InvalidPart", 400, "One or more of the specified parts could not be found. The part might not have been uploaded, or the specified entity tag might not have matched the part's entity tag."},
 		{"InvalidPartOrder", 400, "The list of parts was not in ascending order. Parts must be ordered by part number."},
 		{"InvalidRange", 416, "The requested range is not satisfiable."},
+		{"InvalidObjectState", 403, "The operation is not valid for the object's state: its bytes are lost (restored from a metadata backup taken while they were only staged)."},
 		{"InvalidRequest", 400, "Invalid Request."},
 		{"KeyTooLongError", 400, "Your key is too long."},
 		{"MalformedXML", 400, "The XML you provided was not well-formed or did not validate against our published schema."},
@@ -156,6 +157,7 @@ var errorTable = []struct {
 	{ErrEntityTooLarge, "EntityTooLarge"},
 	{osprey.ErrTooLarge, "EntityTooLarge"},
 	{osprey.ErrTimeout, "RequestTimeout"},
+	{osprey.ErrGone, "InvalidObjectState"},
 	// Certainly not applied (no leader yet, shutting down): clients retry.
 	{osprey.ErrNotLeader, "ServiceUnavailable"},
 }
