@@ -152,21 +152,10 @@ func (s *Server) handleObjectSearch(w http.ResponseWriter, r *http.Request, c Co
 		s.writeError(w, r, invalidf("prefix longer than 1024 bytes"))
 		return
 	}
-	var cursor osprey.UID
-	if v := q.Get("cursor"); v != "" {
-		var err error
-		if cursor, err = osprey.ParseUID(v); err != nil {
-			s.writeError(w, r, invalidf("cursor %q is not a uid", v))
-			return
-		}
-	}
-	limit := int64(50)
-	if q.Get("limit") != "" {
-		var err error
-		if limit, err = queryInt(q, "limit", 1, 1000); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+	cursor, limit, err := queryPage(q, 50)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	items, next, err := c.SearchFiles(r.Context(), prefix, cursor, int(limit))
 	if err != nil {

@@ -74,6 +74,23 @@ func queryMD5(q url.Values) (string, error) {
 	return strings.ToLower(v), nil
 }
 
+// queryPage parses a listing's optional cursor (a uid) and limit (1-1000,
+// def when absent).
+func queryPage(q url.Values, def int64) (osprey.UID, int64, error) {
+	var cursor osprey.UID
+	if v := q.Get("cursor"); v != "" {
+		var err error
+		if cursor, err = osprey.ParseUID(v); err != nil {
+			return 0, 0, invalidf("cursor %q is not a uid", v)
+		}
+	}
+	if q.Get("limit") == "" {
+		return cursor, def, nil
+	}
+	limit, err := queryInt(q, "limit", 1, 1000)
+	return cursor, limit, err
+}
+
 func queryInt(q url.Values, name string, min, max int64) (int64, error) {
 	v := q.Get(name)
 	if v == "" {
@@ -514,22 +531,10 @@ func (s *Server) handleDeleteObject(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleObjects(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	var cursor osprey.UID
-	if c := q.Get("cursor"); c != "" {
-		var err error
-		if cursor, err = osprey.ParseUID(c); err != nil {
-			s.writeError(w, r, invalidf("cursor %q is not a uid", c))
-			return
-		}
-	}
-	limit := int64(100)
-	if q.Get("limit") != "" {
-		var err error
-		if limit, err = queryInt(q, "limit", 1, 1000); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+	cursor, limit, err := queryPage(r.URL.Query(), 100)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	items, next, err := s.cfg.Storage.List(r.Context(), cursor, int(limit))
 	if err != nil {

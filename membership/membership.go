@@ -335,27 +335,22 @@ func (m *Membership) TransferLeadership(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	found, others := false, 0
+	target, others := "", 0 // the target's suffrage, "" if it is not a member
 	for _, s := range servers {
-		if s.ID == m.cfg.ID || s.Suffrage != "Voter" {
-			found = found || s.ID == id
-			continue
+		if s.ID == id {
+			target = s.Suffrage
 		}
-		others++
-		found = found || s.ID == id
+		if s.ID != m.cfg.ID && s.Suffrage == "Voter" {
+			others++
+		}
 	}
 	switch {
-	case id != "" && !found:
+	case id != "" && target == "":
 		return fmt.Errorf("%w: node %q is not a member", osprey.ErrNotFound, id)
 	case others == 0:
 		return fmt.Errorf("%w: no other voter to hand leadership to", osprey.ErrConflict)
-	}
-	if id != "" {
-		for _, s := range servers {
-			if s.ID == id && s.Suffrage != "Voter" {
-				return fmt.Errorf("%w: node %q is not a voter and cannot lead", osprey.ErrInvalid, id)
-			}
-		}
+	case id != "" && target != "Voter":
+		return fmt.Errorf("%w: node %q is not a voter and cannot lead", osprey.ErrInvalid, id)
 	}
 	return m.cfg.Raft.TransferLeadership(ctx, id)
 }

@@ -196,8 +196,7 @@ func (g *Gateway) PutObject(ctx context.Context, bucket, key string, body io.Rea
 	if err != nil {
 		return s3api.ObjectInfo{}, mapErr(err)
 	}
-	counted := &countingReader{r: body}
-	chunks, n, sum, err := g.cfg.Data.StagePieces(ctx, counted, "")
+	chunks, n, sum, err := g.cfg.Data.StagePieces(ctx, body, "")
 	if err == nil && size >= 0 && n != size {
 		g.cfg.Data.Discard(chunks)
 		err = fmt.Errorf("%w: body has %d bytes, Content-Length said %d", s3api.ErrIncompleteBody, n, size)

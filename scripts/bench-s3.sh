@@ -10,6 +10,8 @@
 # OSPREY_BENCH_OUT (also write the table there), KEEP=1 (keep data dirs).
 set -euo pipefail
 __dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+source "${__dir}/lib.sh"
 __root="$(cd "${__dir}/.." && pwd)"
 base="${OSPREY_BENCH_DIR:-${TMPDIR:-/tmp}}"
 mkdir -p "${base}"
@@ -26,22 +28,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-taken=" "
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		[[ "${taken}" == *" ${p} "* ]] && continue
-		if [[ -z "$(ss -Htln "sport = :${p}" 2>/dev/null)" ]]; then taken+="${p} "; echo "${p}"; return; fi
-	done
-}
-wait_http() { # wait_http URL
-	local deadline=$((SECONDS + 60))
-	until curl -fsS -o /dev/null "$1" 2>/dev/null; do
-		((SECONDS < deadline)) || { log "$1 not up after 60s"; return 1; }
-		sleep 0.2
-	done
-}
 
 cd "${__root}"
 log "building osprey"

@@ -15,6 +15,8 @@
 #   KEEP=1            keep the data directories and logs
 set -euo pipefail
 __dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+source "${__dir}/lib.sh"
 __root="$(cd "${__dir}/.." && pwd)"
 
 base="${OSPREY_BENCH_DIR:-${TMPDIR:-/tmp}}"
@@ -56,34 +58,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# free_port prints a TCP port nothing listens on and that this script has
-# not handed out yet.
-taken=" "
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		[[ "${taken}" == *" ${p} "* ]] && continue
-		if [[ -z "$(ss -Htln "sport = :${p}" 2>/dev/null)" ]]; then
-			taken+="${p} "
-			echo "${p}"
-			return
-		fi
-	done
-}
-
-# wait_ready URL waits until URL/readyz answers 200.
-wait_ready() {
-	local url="$1" deadline=$((SECONDS + 60))
-	until curl -fsS -o /dev/null "${url}/readyz" 2>/dev/null; do
-		if ((SECONDS >= deadline)); then
-			log "${url} not ready after 60s"
-			return 1
-		fi
-		sleep 0.2
-	done
-}
 
 # start_node ID HTTP_PORT RAFT_PORT [extra server flags...]
 start_node() {

@@ -12,6 +12,8 @@
 # also writes the table to FILE.
 set -euo pipefail
 __dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+source "${__dir}/lib.sh"
 __root="$(cd "${__dir}/.." && pwd)"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/osprey-s3.XXXXXX")"
@@ -50,26 +52,6 @@ if ((${#want_pkgs[@]})); then
 fi
 
 # --- a 3-node cluster with the S3 API on every node ---
-taken=" "
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		[[ "${taken}" == *" ${p} "* ]] && continue
-		if [[ -z "$(ss -Htln "sport = :${p}" 2>/dev/null)" ]]; then
-			taken+="${p} "
-			echo "${p}"
-			return
-		fi
-	done
-}
-wait_ready() {
-	local url="$1" deadline=$((SECONDS + 60))
-	until curl -fsS -o /dev/null "${url}/readyz" 2>/dev/null; do
-		((SECONDS < deadline)) || { log "${url} not ready after 60s"; return 1; }
-		sleep 0.2
-	done
-}
 start_node() {
 	local id="$1" http="$2" raft="$3" s3="$4"
 	shift 4
