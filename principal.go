@@ -1,0 +1,36 @@
+package osprey
+
+import "context"
+
+// Principal is who a request acts for, as established by the HTTP layer's
+// authentication. The zero Principal is an administrator in the shared
+// namespace: a static --api-keys key, a loopback client in protected mode,
+// or a node.
+type Principal struct {
+	// KeyID names the scoped API key that authenticated the request; ""
+	// for an admin credential.
+	KeyID string
+	// Tenant isolates content: dedup (instant upload, /resume, md5 lookups)
+	// only ever matches content stored under the same tenant. "" is the
+	// shared namespace of admin credentials.
+	Tenant string
+	// ReadOnly forbids every call that creates, changes or deletes data.
+	ReadOnly bool
+	// Prefixes, when not empty, limit the key to names (native API) or
+	// "bucket/key" paths (S3) starting with one of them.
+	Prefixes []string
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying p.
+func WithPrincipal(ctx context.Context, p Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the Principal ctx carries, or the zero (admin)
+// Principal.
+func PrincipalFrom(ctx context.Context) Principal {
+	p, _ := ctx.Value(principalKey{}).(Principal)
+	return p
+}
