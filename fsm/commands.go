@@ -41,6 +41,9 @@ type NewFile struct {
 	UID    osprey.UID `json:"uid"`
 	Name   string     `json:"name"`
 	Bucket string     `json:"bucket"`
+	// Tenant owns the file (osprey.Principal.Tenant); "" is the shared
+	// namespace of admin credentials.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // FilesCreate creates uploading files (POST /link/upload).
@@ -101,6 +104,8 @@ type ResumeItem struct {
 	Name   string     `json:"name"`
 	Bucket string     `json:"bucket"`
 	MD5    string     `json:"md5"`
+	// Tenant owns the new file; dedup matches only this tenant's content.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Resume creates files for every item whose content exists (dedup).

@@ -114,9 +114,12 @@ type File struct {
 	UID    osprey.UID `json:"uid"`
 	Name   string     `json:"name"`
 	Bucket string     `json:"bucket"`
-	State  FileState  `json:"state"`
-	Size   int64      `json:"size"`
-	MD5    string     `json:"md5,omitempty"`
+	// Tenant owns the file (osprey.Principal.Tenant); "" is the shared
+	// namespace of admin credentials.
+	Tenant string    `json:"tenant,omitempty"`
+	State  FileState `json:"state"`
+	Size   int64     `json:"size"`
+	MD5    string    `json:"md5,omitempty"`
 	// Content is the id of the content holding the bytes once complete.
 	Content osprey.UID `json:"content,omitempty"`
 	// Chunks holds the chunks received while uploading, keyed by number.
