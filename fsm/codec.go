@@ -49,6 +49,9 @@ const (
 	CmdMultipartComplete CommandType = 30 // complete from the listed parts and bind the key
 	CmdMultipartAbort    CommandType = 31 // drop a multipart upload and its parts
 	CmdObjectPut         CommandType = 32 // an S3 PUT in one entry: create, complete and bind
+	// Scoped API keys (apikeys.go).
+	CmdKeyCreate CommandType = 33 // record a scoped API key (the hash of its secret)
+	CmdKeyRevoke CommandType = 34 // revoke a scoped API key
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -66,7 +69,7 @@ var typeNames = map[CommandType]string{
 	CmdBucketCreate: "bucket_create", CmdBucketDelete: "bucket_delete", CmdObjectBind: "object_bind",
 	CmdObjectUnbind: "object_unbind", CmdMultipartCreate: "multipart_create",
 	CmdMultipartComplete: "multipart_complete", CmdMultipartAbort: "multipart_abort",
-	CmdObjectPut: "object_put",
+	CmdObjectPut: "object_put", CmdKeyCreate: "key_create", CmdKeyRevoke: "key_revoke",
 }
 
 // String returns the command's name for logs and metrics.
@@ -162,6 +165,8 @@ var payloads = map[CommandType]func() any{
 	CmdMultipartComplete: func() any { return new(MultipartComplete) },
 	CmdMultipartAbort:    func() any { return new(MultipartAbort) },
 	CmdObjectPut:         func() any { return new(ObjectPut) },
+	CmdKeyCreate:         func() any { return new(KeyCreate) },
+	CmdKeyRevoke:         func() any { return new(KeyRevoke) },
 }
 
 // Check reports whether b is an entry every replica can apply: a known

@@ -197,7 +197,26 @@ func goldenCommands() []goldenCommand {
 					t.Fatalf("join token hash %s", f.JoinTokenHash())
 				}
 			}},
-	}, s3GoldenCommands()...)
+	}, append(s3GoldenCommands(), keyGoldenCommands()...)...)
+}
+
+// keyGoldenCommands are the examples of the scoped API key commands.
+func keyGoldenCommands() []goldenCommand {
+	return []goldenCommand{
+		{CmdKeyCreate, KeyCreate{ID: "k1a2b3c4", Hash: sha256hex("golden secret"), Tenant: "acme", ReadOnly: true,
+			Prefixes: []string{"photos/"}, Description: "golden", Time: goldenNow},
+			func(t *testing.T, f *FSM, data any) {
+				if k, ok := f.APIKey("k1a2b3c4"); !ok || k.Tenant != "acme" || !k.ReadOnly || k.Created != goldenNow {
+					t.Fatalf("key %+v %v", k, ok)
+				}
+			}},
+		{CmdKeyRevoke, KeyRevoke{ID: "k1a2b3c4", Time: goldenNow},
+			func(t *testing.T, f *FSM, data any) {
+				if k, ok := f.APIKey("k1a2b3c4"); !ok || k.Revoked != goldenNow {
+					t.Fatalf("key %+v %v", k, ok)
+				}
+			}},
+	}
 }
 
 // goldenSetup returns the entries applied (and required to succeed)
@@ -223,6 +242,8 @@ func goldenSetup(typ CommandType) []entry {
 		return []entry{bucket, mpCreate, part(4011, 1, "p1"), part(4012, 2, "p2"), part(4013, 3, "p3")}
 	case CmdMultipartAbort:
 		return []entry{bucket, mpCreate, part(4011, 1, "p1")}
+	case CmdKeyRevoke:
+		return []entry{{CmdKeyCreate, KeyCreate{ID: "k1a2b3c4", Hash: sha256hex("golden secret"), Time: goldenNow - 10}}}
 	}
 	return nil
 }

@@ -515,6 +515,10 @@ func (t *tx) apply(typ CommandType, payload []byte) (any, error) {
 		return t.applyMultipartAbort(decodeInto[MultipartAbort](payload))
 	case CmdObjectPut:
 		return t.applyObjectPut(decodeInto[ObjectPut](payload))
+	case CmdKeyCreate:
+		return t.applyKeyCreate(decodeInto[KeyCreate](payload))
+	case CmdKeyRevoke:
+		return t.applyKeyRevoke(decodeInto[KeyRevoke](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", typ))
 	}

@@ -284,6 +284,8 @@ type view struct {
 	Objects   []ObjectList
 	Multipart []UploadList
 	KeyOf     map[osprey.UID]string
+	// Scoped API keys.
+	APIKeys []APIKey
 }
 
 var allTaskTypes = map[string]bool{TaskTier: true, TaskGC: true, TaskDelete: true, TaskWebhook: true,
@@ -296,6 +298,7 @@ func viewOf(f *FSM) view {
 	v.Runnable = f.RunnableTasks(1<<62, allTaskTypes, 1<<30)
 	v.Uploads = f.HasUploadsBefore(1 << 62)
 	v.Buckets = f.Buckets()
+	v.APIKeys = f.APIKeys()
 	for _, b := range v.Buckets {
 		l, _ := f.ListObjects(b.Name, "", "", "", 1<<30)
 		v.Objects = append(v.Objects, l)

@@ -32,6 +32,7 @@ import (
 //	                              S3 multipart upload in progress (JSON)
 //	x <uid u64>                   S3 back-reference of a uid (derived): kind ('O' bound, 'M'
 //	                              multipart) | len u8 | bucket | key
+//	a <key id>                    scoped API key (JSON): hash of its secret, tenant, scope
 //
 // S3 names are arbitrary bytes, so they are framed rather than delimited:
 // a bucket name is length-prefixed (bucket "a" key "b/c" and bucket "a/b"
@@ -68,6 +69,7 @@ const (
 	tObject    byte = 'O'
 	tMultipart byte = 'M'
 	tS3Ref     byte = 'x'
+	tAPIKey    byte = 'a'
 )
 
 // Kinds of an S3 back-reference ('x').
@@ -202,6 +204,8 @@ func (a timeID) min(b timeID) timeID {
 }
 
 func (a timeID) key(table byte) []byte { return timeIDKey(table, a.at, a.id) }
+
+func apiKeyKey(id string) []byte { return append(tableKey(tAPIKey, len(id)), id...) }
 
 func bucketKey(name string) []byte { return append(tableKey(tBucket, len(name)), name...) }
 

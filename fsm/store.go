@@ -105,7 +105,7 @@ func (s stateHash) String() string {
 // hashed reports whether a key is part of the replicated state hash: the
 // primary records (cluster record, members, files, upload chunks,
 // contents, the md5 index, tasks, S3 buckets, bindings and multipart
-// uploads). Secondary indexes, the applied index,
+// uploads, API keys). Secondary indexes, the applied index,
 // counters and the hash itself are derived from them (tests rebuild and
 // compare them: checkIndexes), so writing one needs no read of its old
 // value.
