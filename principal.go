@@ -34,3 +34,25 @@ func PrincipalFrom(ctx context.Context) Principal {
 	p, _ := ctx.Value(principalKey{}).(Principal)
 	return p
 }
+
+// Scoped reports whether p is a scoped API key rather than an admin.
+func (p Principal) Scoped() bool { return p.KeyID != "" }
+
+// AllowsName reports whether p may create, read or delete a file named
+// name: always for an admin or a key without prefixes, else when name
+// starts with one of p's prefixes.
+func (p Principal) AllowsName(name string) bool {
+	if len(p.Prefixes) == 0 {
+		return true
+	}
+	for _, pre := range p.Prefixes {
+		if len(name) >= len(pre) && name[:len(pre)] == pre {
+			return true
+		}
+	}
+	return false
+}
+
+// Sees reports whether p may address a file owned by tenant at all: an
+// admin sees every tenant, a scoped key only its own.
+func (p Principal) Sees(tenant string) bool { return !p.Scoped() || tenant == p.Tenant }

@@ -38,6 +38,7 @@ func nowMillis() int64 { return time.Now().UnixMilli() }
 // CreateFiles mints uids on this node and records the files through raft.
 func (p *Path) CreateFiles(ctx context.Context, items []httpapi.NewFile) ([]osprey.UID, error) {
 	cmd := fsm.FilesCreate{Time: nowMillis(), Files: make([]fsm.NewFile, len(items))}
+	tenant := osprey.PrincipalFrom(ctx).Tenant
 	uids := make([]osprey.UID, len(items))
 	for i, it := range items {
 		uid, err := p.cfg.UIDs.NextUID()
@@ -45,7 +46,7 @@ func (p *Path) CreateFiles(ctx context.Context, items []httpapi.NewFile) ([]ospr
 			return nil, err
 		}
 		uids[i] = uid
-		cmd.Files[i] = fsm.NewFile{UID: uid, Name: it.Name, Bucket: it.Bucket}
+		cmd.Files[i] = fsm.NewFile{UID: uid, Name: it.Name, Bucket: it.Bucket, Tenant: tenant}
 	}
 	if err := p.cfg.Proposer.Apply(ctx, fsm.CmdFilesCreate, cmd, nil); err != nil {
 		return nil, err
@@ -68,7 +69,8 @@ func (p *Path) Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey
 		if err != nil {
 			return nil, err
 		}
-		cmd.Items = append(cmd.Items, fsm.ResumeItem{UID: uid, Name: it.Name, Bucket: it.Bucket, MD5: it.MD5})
+		cmd.Items = append(cmd.Items, fsm.ResumeItem{UID: uid, Name: it.Name, Bucket: it.Bucket, MD5: it.MD5,
+			Tenant: osprey.PrincipalFrom(ctx).Tenant})
 		idx = append(idx, i)
 	}
 	out := make([]osprey.UID, len(items))
@@ -88,11 +90,15 @@ func (p *Path) Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey
 }
 
 // file reads uid's record; a miss is confirmed with a read barrier, so a
-// file created through another node moments ago is found.
+// file created through another node moments ago is found. A scoped API
+// key (osprey.PrincipalFrom(ctx)) only finds its own tenant's files: any
+// other uid is ErrNotFound exactly like a missing one, so uids do not leak
+// across tenants; a file of its tenant outside its prefixes is
+// ErrForbidden.
 func (p *Path) file(ctx context.Context, uid osprey.UID, consistent bool) (fsm.File, error) {
 	if !consistent {
 		if f, ok := p.cfg.State.File(uid); ok {
-			return f, nil
+			return f, inScope(ctx, f)
 		}
 	}
 	if err := p.cfg.Proposer.ReadBarrier(ctx); err != nil {
@@ -102,7 +108,19 @@ func (p *Path) file(ctx context.Context, uid osprey.UID, consistent bool) (fsm.F
 	if !ok {
 		return fsm.File{}, fmt.Errorf("%w: uid %s", osprey.ErrNotFound, uid)
 	}
-	return f, nil
+	return f, inScope(ctx, f)
+}
+
+// inScope checks f against the request's principal (see file).
+func inScope(ctx context.Context, f fsm.File) error {
+	pr := osprey.PrincipalFrom(ctx)
+	if !pr.Sees(f.Tenant) {
+		return fmt.Errorf("%w: uid %s", osprey.ErrNotFound, f.UID)
+	}
+	if !pr.AllowsName(f.Name) {
+		return fmt.Errorf("%w: API key %s may not access %q (outside its prefixes)", osprey.ErrForbidden, pr.KeyID, f.Name)
+	}
+	return nil
 }
 
 func (p *Path) fileInfo(f fsm.File) httpapi.FileInfo {
@@ -174,6 +192,10 @@ func (p *Path) List(ctx context.Context, cursor osprey.UID, limit int) ([]httpap
 	if err := p.cfg.Proposer.ReadBarrier(ctx); err != nil {
 		return nil, 0, err
 	}
+	pr := osprey.PrincipalFrom(ctx)
+	if pr.Scoped() {
+		return p.listScoped(ctx, pr, cursor, limit)
+	}
 	files := p.cfg.State.Files(cursor, limit+1)
 	var next osprey.UID
 	if len(files) > limit {
@@ -185,6 +207,39 @@ func (p *Path) List(ctx context.Context, cursor osprey.UID, limit int) ([]httpap
 		out[i] = p.fileInfo(f)
 	}
 	return out, next, nil
+}
+
+// listScanCap bounds the records one page of a scoped listing reads; a
+// page that reaches it ends early with a cursor to go on from.
+const listScanCap = 10_000
+
+// listScoped pages through the files a scoped key may read (its tenant,
+// within its prefixes), reading the uid index in batches.
+func (p *Path) listScoped(ctx context.Context, pr osprey.Principal, cursor osprey.UID, limit int) ([]httpapi.FileInfo, osprey.UID, error) {
+	out := []httpapi.FileInfo{}
+	for scanned := 0; scanned < listScanCap; {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		batch := p.cfg.State.Files(cursor, 256)
+		for _, f := range batch {
+			scanned++
+			cursor = f.UID
+			if inScope(ctx, f) != nil {
+				continue
+			}
+			if len(out) == limit {
+				// One more exists: the page ends at the last returned.
+				return out, out[limit-1].UID, nil
+			}
+			out = append(out, p.fileInfo(f))
+		}
+		if len(batch) < 256 {
+			return out, 0, nil
+		}
+	}
+	// The cap was reached: go on after the last record read.
+	return out, cursor, nil
 }
 
 // Locate returns the HTTP addresses of nodes holding uid's staged chunks.
@@ -220,6 +275,13 @@ func (p *Path) Locate(ctx context.Context, uid osprey.UID) ([]string, error) {
 
 // Delete removes a file and, when it held the last reference, its bytes.
 func (p *Path) Delete(ctx context.Context, uid osprey.UID) error {
+	if osprey.PrincipalFrom(ctx).Scoped() {
+		// Only a file the key may see and read (uids are never reused,
+		// so its tenant and name cannot change in between).
+		if _, err := p.file(ctx, uid, true); err != nil {
+			return err
+		}
+	}
 	var res fsm.DeleteResult
 	// The FSM queues gc/delete tasks for whatever became unreferenced.
 	return p.cfg.Proposer.Apply(ctx, fsm.CmdFileDelete, fsm.FileDelete{UID: uid, Time: nowMillis()}, &res)

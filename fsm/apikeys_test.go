@@ -131,3 +131,26 @@ func TestKeysDeterministicAndSnapshotted(t *testing.T) {
 		t.Fatalf("restored k1 %+v %v", k, ok)
 	}
 }
+
+// TestFilesRecordTenant: FilesCreate and Resume record the tenant the
+// proposer names; it survives completion; no tenant means the shared
+// namespace (and the record encodes as before).
+func TestFilesRecordTenant(t *testing.T) {
+	a := mustExample(t)
+	a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{
+		{UID: 9001, Name: "photos/a.jpg", Bucket: "image", Tenant: "acme"},
+		{UID: 9002, Name: "b.jpg", Bucket: "image"},
+	}})
+	if f, _ := a.f.File(9001); f.Tenant != "acme" {
+		t.Fatalf("9001 tenant %q", f.Tenant)
+	}
+	if f, _ := a.f.File(9002); f.Tenant != "" {
+		t.Fatalf("9002 tenant %q", f.Tenant)
+	}
+	data := "tenant bytes"
+	a.mustOK(CmdFileComplete, FileComplete{UID: 9001, Chunks: []Chunk{chunk(9901, 1, data, "n1", "n2")},
+		Size: int64(len(data)), MD5: md5hex(data), Time: t0 + 1})
+	if f, _ := a.f.File(9001); f.Tenant != "acme" || f.State != StateComplete {
+		t.Fatalf("after completion: %+v", f)
+	}
+}

@@ -190,14 +190,20 @@ func (t *tx) applyFilesCreate(c *FilesCreate) (any, error) {
 		}
 	}
 	for _, f := range c.Files {
-		t.createFile(f.UID, f.Name, f.Bucket, c.Time)
+		t.createTenantFile(f.UID, f.Name, f.Bucket, f.Tenant, c.Time)
 	}
 	return nil, nil
 }
 
 // createFile writes a new uploading file (FilesCreate, MultipartCreate).
 func (t *tx) createFile(uid osprey.UID, name, bucket string, now int64) {
-	t.putFile(&File{UID: uid, Name: name, Bucket: bucket, State: StateUploading, CreatedAt: now, UpdatedAt: now})
+	t.createTenantFile(uid, name, bucket, "", now)
+}
+
+// createTenantFile is createFile for a file owned by tenant (a scoped API
+// key's; "" is the shared namespace).
+func (t *tx) createTenantFile(uid osprey.UID, name, bucket, tenant string, now int64) {
+	t.putFile(&File{UID: uid, Name: name, Bucket: bucket, Tenant: tenant, State: StateUploading, CreatedAt: now, UpdatedAt: now})
 }
 
 // notMultipart refuses a native completion of a multipart upload's file:
@@ -412,7 +418,7 @@ func (t *tx) applyResume(c *Resume) (any, error) {
 		ct, _ := t.content(id)
 		ct.Refs++
 		t.putContent(ct)
-		t.putFile(&File{UID: it.UID, Name: it.Name, Bucket: it.Bucket, State: StateComplete, Size: ct.Size,
+		t.putFile(&File{UID: it.UID, Name: it.Name, Bucket: it.Bucket, Tenant: it.Tenant, State: StateComplete, Size: ct.Size,
 			MD5: ct.MD5, Content: id, CreatedAt: c.Time, UpdatedAt: c.Time})
 		res.UIDs[i] = it.UID
 	}

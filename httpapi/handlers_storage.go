@@ -31,19 +31,22 @@ var md5Re = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
 
 func (s *Server) storageRoutes() {
 	p := Prefix
-	s.handle(http.MethodPost, p+"/resume", business, s.redirectable(s.handleResume))
-	s.handle(http.MethodGet, p+"/checkpoint", business, s.handleCheckpoint)
-	s.handle(http.MethodPost, p+"/link/upload", business, s.redirectable(s.handleLinkUpload))
-	s.handle(http.MethodPost, p+"/link/download", business, s.handleLinkDownload)
-	s.handle(http.MethodGet, p+"/proxy", business, s.handleProxy)
-	s.handle(http.MethodPut, p+"/upload", open, s.handleUpload)
-	s.handle(http.MethodPut, p+"/upload/multi", open, s.handleUploadChunk)
-	s.handle(http.MethodPut, p+"/upload/merge", open, s.redirectable(s.handleMerge))
+	// Scoped API keys reach these (read, write); what they may name and
+	// which uids they see is checked by the handlers (names) and the
+	// storage (a key sees its own tenant's files only).
+	s.handle(http.MethodPost, p+"/resume", write, s.redirectable(s.handleResume))
+	s.handle(http.MethodGet, p+"/checkpoint", read, s.handleCheckpoint)
+	s.handle(http.MethodPost, p+"/link/upload", write, s.redirectable(s.handleLinkUpload))
+	s.handle(http.MethodPost, p+"/link/download", read, s.handleLinkDownload)
+	s.handle(http.MethodGet, p+"/proxy", read, s.handleProxy)
+	s.handle(http.MethodPut, p+"/upload", signed, s.handleUpload)
+	s.handle(http.MethodPut, p+"/upload/multi", signed, s.handleUploadChunk)
+	s.handle(http.MethodPut, p+"/upload/merge", signed, s.redirectable(s.handleMerge))
 	s.handle(http.MethodGet, p+"/download", open, s.handleDownload)
 	s.handle(http.MethodHead, p+"/download", open, s.handleDownload)
-	s.handle(http.MethodGet, p+"/object", business, s.handleObject)
-	s.handle(http.MethodDelete, p+"/object", business, s.redirectable(s.handleDeleteObject))
-	s.handle(http.MethodGet, p+"/objects", business, s.handleObjects)
+	s.handle(http.MethodGet, p+"/object", read, s.handleObject)
+	s.handle(http.MethodDelete, p+"/object", write, s.redirectable(s.handleDeleteObject))
+	s.handle(http.MethodGet, p+"/objects", read, s.handleObjects)
 
 	s.handle(http.MethodPut, "/internal/v1/chunks/:blob/:num/:shard", node, s.handleChunkPut)
 	s.handle(http.MethodGet, "/internal/v1/chunks/:blob/:num/:shard", node, s.handleChunkGet)
@@ -155,6 +158,10 @@ func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, invalidf("data[%d].path: %v", i, err))
 			return
 		}
+		if err := nameInScope(r, d.Path); err != nil {
+			s.writeError(w, r, fmt.Errorf("data[%d].path: %w", i, err))
+			return
+		}
 		items[i] = ResumeItem{MD5: strings.ToLower(d.MD5), Name: d.Path, Bucket: b}
 	}
 	uids, err := s.cfg.Storage.Resume(r.Context(), items)
@@ -183,6 +190,15 @@ func bucketOf(p string) (string, error) {
 		return "", err
 	}
 	return osprey.BucketFor(p)
+}
+
+// nameInScope refuses a name outside the prefixes of the request's scoped
+// API key.
+func nameInScope(r *http.Request, name string) error {
+	if p := osprey.PrincipalFrom(r.Context()); !p.AllowsName(name) {
+		return fmt.Errorf("%w: API key %s may only name files under %q", osprey.ErrForbidden, p.KeyID, p.Prefixes)
+	}
+	return nil
 }
 
 // checkName refuses names no backend can store or a download header can
@@ -243,6 +259,10 @@ func (s *Server) handleLinkUpload(w http.ResponseWriter, r *http.Request) {
 		b, err := bucketOf(p)
 		if err != nil {
 			s.writeError(w, r, invalidf("filePath[%d]: %v", i, err))
+			return
+		}
+		if err := nameInScope(r, p); err != nil {
+			s.writeError(w, r, fmt.Errorf("filePath[%d]: %w", i, err))
 			return
 		}
 		items[i] = NewFile{Name: p, Bucket: b}

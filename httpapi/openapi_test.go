@@ -67,6 +67,7 @@ type fullFixture struct {
 	tasks    *mockTasks
 	replicas *mockReplicas
 	metadata *mockMetadata
+	keys     *memKeys
 }
 
 func mustFullFixture(t *testing.T) *fullFixture {
@@ -76,9 +77,10 @@ func mustFullFixture(t *testing.T) *fullFixture {
 		tasks:    &mockTasks{},
 		replicas: &mockReplicas{},
 		metadata: &mockMetadata{},
+		keys:     newMemKeys(),
 	}
 	ff.fixture = mustFixture(t, func(c *Config) {
-		c.Storage, c.Tasks, c.Replicas, c.Metadata = ff.console, ff.tasks, ff.replicas, ff.metadata
+		c.Storage, c.Tasks, c.Replicas, c.Metadata, c.Keys = ff.console, ff.tasks, ff.replicas, ff.metadata, ff.keys
 	})
 	ff.storage = ff.console.mockStorage
 	return ff
@@ -617,6 +619,27 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"restore", "POST", "/cluster/restore", "/cluster/restore", "backup", nil, nil, 200},
 		{"restore corrupt", "POST", "/cluster/restore", "/cluster/restore", "junk", nil, nil, 400},
 		{"snapshot", "POST", "/cluster/snapshot", "/cluster/snapshot", "", nil, nil, 200},
+		{"key create", "POST", "/cluster/keys", "/cluster/keys", `{"tenant":"acme","read_only":true,"prefixes":["photos/"],"description":"d"}`, nil, nil, 200},
+		{"key create bad prefix", "POST", "/cluster/keys", "/cluster/keys", `{"prefixes":[""]}`, nil, nil, 400},
+		{"key create redirect", "POST", "/cluster/keys", "/cluster/keys?redirect", `{}`, nil, func() {
+			cl.IsLeaderFn = func() bool { return false }
+		}, 307},
+		{"key list", "GET", "/cluster/keys", "/cluster/keys", "", nil, func() { cl.IsLeaderFn = nil }, 200},
+		{"key revoke", "DELETE", "/cluster/keys/{id}", "/cluster/keys/x", "", nil, func() {
+			_, _ = ff.keys.CreateKey(context.Background(), NewKey{ID: "x", Hash: strings.Repeat("0", 64)})
+		}, 200},
+		{"key revoke unknown", "DELETE", "/cluster/keys/{id}", "/cluster/keys/y", "", nil, nil, 404},
+		{"key revoke redirect", "DELETE", "/cluster/keys/{id}", "/cluster/keys/x?redirect", "", nil, func() {
+			cl.IsLeaderFn = func() bool { return false }
+		}, 307},
+		{"scoped key on an admin route", "GET", "/cluster/keys", "/cluster/keys", "", nil, func() {
+			cl.IsLeaderFn = nil
+			_, _ = ff.keys.CreateKey(context.Background(), NewKey{ID: "s1", Hash: hashSecret("sec")})
+		}, 200},
+		{"scoped key refused", "GET", "/cluster/keys", "/cluster/keys", "", bearer("osk_s1_sec"), nil, 403},
+		{"scoped key revoked", "GET", "/api/storage/v0/object", Prefix + "/object?uid=" + testUID.String(), "", bearer("osk_s1_sec"), func() {
+			_, _ = ff.keys.RevokeKey(context.Background(), "s1")
+		}, 401},
 
 		{"apply", "POST", "/internal/v1/apply", "/internal/v1/apply", "cmd", nodeHdr, nil, 200},
 		{"apply without node auth", "POST", "/internal/v1/apply", "/internal/v1/apply", "cmd", nil, nil, 403},

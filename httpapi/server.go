@@ -185,6 +185,9 @@ type Config struct {
 	Replicas Replicas
 	// Metadata serves metadata backup and restore; nil leaves them out.
 	Metadata Metadata
+	// Keys stores scoped API keys; nil leaves /cluster/keys out and only
+	// APIKeys authenticate.
+	Keys Keys
 	// APIKeys authorises business endpoints. Empty means protected mode:
 	// only loopback clients may call them.
 	APIKeys []string
@@ -255,15 +258,20 @@ type access int
 
 const (
 	open     access = iota // anyone
-	business               // API key (or loopback in protected mode)
+	business               // an admin: static API key (or loopback in protected mode); scoped keys get 403
 	node                   // node-to-node credential
+	read                   // any API key, scoped ones included
+	write                  // any API key but a read-only scoped one
+	signed                 // open (a signed link authorises it), but a read-only scoped key presented gets 403
 )
 
 func (s *Server) handle(method, path string, a access, h http.HandlerFunc) {
 	var wrapped http.Handler = h
 	switch a {
-	case business:
-		wrapped = s.requireAPIKey(h)
+	case business, read, write:
+		wrapped = s.authenticate(a, h)
+	case signed:
+		wrapped = s.refuseReadOnly(h)
 	case node:
 		wrapped = s.requireNode(h)
 	}
@@ -324,6 +332,9 @@ func (s *Server) routes() {
 	s.handle(http.MethodGet, "/internal/v1/readindex", node, s.handleInternalReadIndex)
 	s.handle(http.MethodGet, "/internal/v1/bootstrap-info", open, s.handleBootstrapInfo)
 
+	if s.cfg.Keys != nil {
+		s.keyRoutes()
+	}
 	if s.cfg.Storage != nil {
 		s.storageRoutes()
 	}
@@ -416,34 +427,99 @@ func isLoopback(remote string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// requireAPIKey admits admins only (static key, loopback in protected
+// mode, node credentials).
 func (s *Server) requireAPIKey(h http.HandlerFunc) http.HandlerFunc {
+	return s.authenticate(business, h)
+}
+
+// authenticate establishes who the request acts for (principal), checks
+// that it may use a route of access a, and hands the Principal on in the
+// request's context (osprey.PrincipalFrom).
+func (s *Server) authenticate(a access, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if len(s.cfg.APIKeys) == 0 {
-			if !isLoopback(r.RemoteAddr) && !s.validNodeAuth(r) {
-				s.writeError(w, r, fmt.Errorf("%w: protected mode (no API keys configured): only loopback clients are served", osprey.ErrForbidden))
-				return
-			}
-			h(w, r)
+		p, err := s.principal(r)
+		if err != nil {
+			s.writeError(w, r, err)
 			return
 		}
-		auth := r.Header.Get("Authorization")
-		key, ok := strings.CutPrefix(auth, "Bearer ")
-		if !ok || key == "" {
-			if s.validNodeAuth(r) {
-				h(w, r)
-				return
-			}
-			s.writeError(w, r, fmt.Errorf("%w: missing API key (Authorization: Bearer <key>)", osprey.ErrUnauthorized))
+		if err := allowed(p, a); err != nil {
+			s.writeError(w, r, err)
 			return
 		}
-		for _, k := range s.cfg.APIKeys {
-			if subtle.ConstantTimeCompare([]byte(k), []byte(key)) == 1 {
-				h(w, r)
-				return
-			}
+		if p.Scoped() {
+			r = r.WithContext(osprey.WithPrincipal(r.Context(), p))
 		}
-		s.writeError(w, r, fmt.Errorf("%w: unknown API key", osprey.ErrForbidden))
+		h(w, r)
 	}
+}
+
+// allowed reports whether p may call a route of access a.
+func allowed(p osprey.Principal, a access) error {
+	switch {
+	case !p.Scoped():
+		return nil
+	case a == business:
+		return fmt.Errorf("%w: scoped API key %s may not call admin routes", osprey.ErrForbidden, p.KeyID)
+	case a == write && p.ReadOnly:
+		return fmt.Errorf("%w: API key %s is read-only", osprey.ErrForbidden, p.KeyID)
+	}
+	return nil
+}
+
+// refuseReadOnly guards the upload routes a signed link authorises: a
+// read-only scoped key presented with one is refused (a key that cannot
+// write never writes), any other caller is left to the link.
+func (s *Server) refuseReadOnly(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if ok && s.cfg.Keys != nil && strings.HasPrefix(key, ScopedKeyPrefix) && !s.isStaticKey(key) {
+			p, err := s.scopedPrincipal(key)
+			if err == nil {
+				err = allowed(p, write)
+			}
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) isStaticKey(key string) bool {
+	found := 0
+	for _, k := range s.cfg.APIKeys {
+		found |= subtle.ConstantTimeCompare([]byte(k), []byte(key))
+	}
+	return found == 1
+}
+
+// principal authenticates r: a static API key, node credentials or (in
+// protected mode) a loopback client is the zero Principal, an admin; a
+// scoped key (osk_…) is looked up in this node's state.
+func (s *Server) principal(r *http.Request) (osprey.Principal, error) {
+	auth := r.Header.Get("Authorization")
+	key, ok := strings.CutPrefix(auth, "Bearer ")
+	if ok && key != "" && s.cfg.Keys != nil && strings.HasPrefix(key, ScopedKeyPrefix) && !s.isStaticKey(key) {
+		return s.scopedPrincipal(key)
+	}
+	if len(s.cfg.APIKeys) == 0 {
+		if !isLoopback(r.RemoteAddr) && !s.validNodeAuth(r) {
+			return osprey.Principal{}, fmt.Errorf("%w: protected mode (no API keys configured): only loopback clients and scoped keys are served", osprey.ErrForbidden)
+		}
+		return osprey.Principal{}, nil
+	}
+	if !ok || key == "" {
+		if s.validNodeAuth(r) {
+			return osprey.Principal{}, nil
+		}
+		return osprey.Principal{}, fmt.Errorf("%w: missing API key (Authorization: Bearer <key>)", osprey.ErrUnauthorized)
+	}
+	if s.isStaticKey(key) {
+		return osprey.Principal{}, nil
+	}
+	return osprey.Principal{}, fmt.Errorf("%w: unknown API key", osprey.ErrForbidden)
 }
 
 func (s *Server) validNodeAuth(r *http.Request) bool {

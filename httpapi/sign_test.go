@@ -228,7 +228,8 @@ func TestConstantTimeCompare(t *testing.T) {
 		vars           []string // identifiers that must never meet == or !=
 	}{
 		{"sign.go", "verifyLink", "hmac.Equal", []string{"sig", "want"}},
-		{"server.go", "requireAPIKey", "subtle.ConstantTimeCompare", []string{"key", "k"}},
+		{"server.go", "isStaticKey", "subtle.ConstantTimeCompare", []string{"key", "k"}},
+		{"keys.go", "scopedPrincipal", "subtle.ConstantTimeCompare", []string{"want", "got", "hash", "secret"}},
 		{"server.go", "validNodeAuth", "subtle.ConstantTimeCompare", []string{"want", "got"}},
 	}
 	for _, c := range checks {
