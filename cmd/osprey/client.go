@@ -27,6 +27,7 @@ func clientCommands() []command {
 		{name: "ls", usage: "[--limit N] [--all]: list files", run: runLs},
 		{name: "cluster", usage: "status|nodes|join|remove|leader-transfer: membership", run: runCluster},
 		{name: "tasks", usage: "[list [--state S] | retry ID]: background tasks", run: runTasks},
+		{name: "keys", usage: "create [--tenant T] [--read-only] [--prefix P]... | list | revoke ID: scoped API keys", run: runKeys},
 		{name: "health", usage: "[--addr URL]: exit 0 if the node is ready (for health checks)", run: runHealth},
 		{name: "backup", usage: "-o FILE: save a point-in-time copy of the cluster's metadata", run: runBackup},
 		{name: "restore", usage: "FILE: load a metadata backup into the cluster (keeps its members)", run: runRestore},
@@ -521,4 +522,89 @@ func runBenchS3(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	return rep.Markdown(stdout)
+}
+
+// stringsFlag collects a flag given several times.
+type stringsFlag struct{ v *[]string }
+
+func (s stringsFlag) String() string {
+	if s.v == nil {
+		return ""
+	}
+	return strings.Join(*s.v, ",")
+}
+
+func (s stringsFlag) Set(v string) error {
+	*s.v = append(*s.v, v)
+	return nil
+}
+
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	const sub = "create|list|revoke"
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "usage: osprey keys %s [flags]\n"+
+			"Scoped API keys (tenants), managed with an admin key (--api-keys of the servers):\n"+
+			"  create  [--tenant T] [--read-only] [--prefix P]... [--description D]: print a new key once\n"+
+			"  list    the keys, revoked ones included (never their secrets)\n"+
+			"  revoke  ID: every node refuses the key once the revocation is applied\n", sub)
+		if len(args) > 0 && wantsHelp(args[:1]) {
+			return flag.ErrHelp
+		}
+		return printedError{fmt.Errorf("%w: keys needs a subcommand (%s)", client.ErrUsage, sub)}
+	}
+	name, args := args[0], args[1:]
+	switch name {
+	case "create":
+		fs := newFlagSet("keys create", "[--tenant T] [--read-only] [--prefix P]... [--description D] [flags]", stderr)
+		cf := addClientFlags(fs, true)
+		var req client.KeyRequest
+		fs.StringVar(&req.Tenant, "tenant", "", "tenant the key's files belong to (default: the key's id); keys of one tenant see each other's files")
+		fs.BoolVar(&req.ReadOnly, "read-only", false, "the key may read and list but never create, change or delete")
+		fs.Var(stringsFlag{&req.Prefixes}, "prefix", "limit the key to names starting with this (repeatable)")
+		fs.StringVar(&req.Description, "description", "", "free text shown by keys list")
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 0 {
+			return usageErr(fs, "keys create takes no arguments")
+		}
+		c, err := cf.cli(stdout, stderr)
+		if err != nil {
+			return err
+		}
+		return c.KeysCreate(ctx, req)
+	case "list":
+		fs := newFlagSet("keys list", "[flags]", stderr)
+		cf := addClientFlags(fs, true)
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 0 {
+			return usageErr(fs, "keys list takes no arguments")
+		}
+		c, err := cf.cli(stdout, stderr)
+		if err != nil {
+			return err
+		}
+		return c.KeysList(ctx)
+	case "revoke":
+		fs := newFlagSet("keys revoke", "[flags] ID", stderr)
+		cf := addClientFlags(fs, true)
+		pos, err := parseArgs(fs, args)
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usageErr(fs, "keys revoke needs exactly one key ID")
+		}
+		c, err := cf.cli(stdout, stderr)
+		if err != nil {
+			return err
+		}
+		return c.KeysRevoke(ctx, pos[0])
+	}
+	fmt.Fprintf(stderr, "osprey keys: unknown subcommand %q\nusage: osprey keys %s [flags]\n", name, sub)
+	return printedError{fmt.Errorf("%w: unknown keys subcommand %q", client.ErrUsage, name)}
 }
