@@ -37,7 +37,9 @@
 // *chunkstore.Store, backend and the other components. A change to one
 // FSM read method therefore touches the one interface that lists it and
 // the code behind it. The few values httpapi wants from two components at
-// once are joined by the adapters in wiring.go, which hold no logic.
+// once are joined by the adapters in wiring.go, which hold no logic
+// (keys.go is the same for httpapi.Keys: scoped API keys proposed through
+// the proposer and read from the FSM).
 //
 // What stays here besides wiring: Config and its validation, the data
 // dir's lock, node id and join token files, building the configured
