@@ -185,6 +185,13 @@ type Config struct {
 	Replicas Replicas
 	// Metadata serves metadata backup and restore; nil leaves them out.
 	Metadata Metadata
+	// Dedup serves proof-of-possession instant upload; nil leaves those
+	// routes out (they need Storage too).
+	Dedup Dedup
+	// NoResumeMD5 makes /resume answer uid "" for every item, so clients
+	// upload: md5-only dedup hands content to anyone who knows an md5
+	// (--dedup-resume-md5=false).
+	NoResumeMD5 bool
 	// APIKeys authorises business endpoints. Empty means protected mode:
 	// only loopback clients may call them.
 	APIKeys []string
