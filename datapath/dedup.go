@@ -39,8 +39,20 @@ import (
 // expiry can only give the same caller, who proved possession, one more
 // uid.
 
-// ChallengeTTL is how long a challenge can be answered.
+// ChallengeTTL is how long a challenge can be answered, unless
+// SetChallengeTTL changed it.
 const ChallengeTTL = 60 * time.Second
+
+// SetChallengeTTL sets how long the challenges this node issues can be
+// answered (tests; ChallengeTTL by default).
+func (p *Path) SetChallengeTTL(d time.Duration) { p.challengeTTL.Store(int64(d)) }
+
+func (p *Path) ttl() time.Duration {
+	if d := p.challengeTTL.Load(); d != 0 {
+		return time.Duration(d)
+	}
+	return ChallengeTTL
+}
 
 // maxProofRange bounds the range a challenge asks for: the server reads
 // it per prove call.
@@ -127,7 +139,7 @@ func (p *Path) DedupChallenge(ctx context.Context, c httpapi.DedupClaim) (httpap
 		return httpapi.DedupChallenge{}, fmt.Errorf("dedup challenge: %w", err)
 	}
 	off, n := proofRange(c.Size, [8]byte(rnd[16:]))
-	exp := time.Now().Add(ChallengeTTL)
+	exp := time.Now().Add(p.ttl())
 	ch := challenge{Tenant: osprey.PrincipalFrom(ctx).Tenant, MD5: c.MD5, Size: c.Size, SHA256: c.SHA256,
 		Name: c.Name, Bucket: c.Bucket, Off: off, Len: n, Nonce: hex.EncodeToString(rnd[:16]), Expiry: exp.UnixMilli()}
 	body, err := json.Marshal(ch)

@@ -133,6 +133,8 @@ type Path struct {
 	corrupt    prometheus.Counter
 	lastUpload atomic.Int64 // unix nanos of the last upload request
 	used       usedChallenges
+	// challengeTTL overrides ChallengeTTL when not 0 (SetChallengeTTL).
+	challengeTTL atomic.Int64
 
 	// Background best-effort cleanup (collect) runs under ctx; Close
 	// cancels it and waits.
