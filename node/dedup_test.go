@@ -8,6 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,4 +188,87 @@ func TestDedupProofOfPossession(t *testing.T) {
 	if x, _ := n1.FSM().File(got); x.Content != mine.Content || x.Tenant != "acme" {
 		t.Fatalf("tenant's proven file %+v", x)
 	}
+}
+
+// dedupFixtureContent regenerates the files of datadir-8bf4aae.tgz.
+func dedupFixtureContent(name string) []byte {
+	if name == "big.bin" {
+		var b bytes.Buffer
+		for i := 1; i <= 300000; i++ {
+			fmt.Fprintf(&b, "%d\n", i)
+		}
+		return b.Bytes()
+	}
+	return []byte("old file number " + strings.TrimSuffix(strings.TrimPrefix(name, "f"), ".txt") + "\n")
+}
+
+// TestUpgradeDedupIndex starts this build on the data dir of a node of the
+// build before the tenant/sha256 dedup index (commit 8bf4aae: Pebble
+// metadata with the md5-only 'h' index; testdata/upgrade/README.md). Its
+// contents stay findable by md5 (/resume) but, having no SHA-256, are no
+// proof-of-possession target; a new upload of the same bytes stores a
+// content that is.
+func TestUpgradeDedupIndex(t *testing.T) {
+	dir := t.TempDir()
+	untar(t, filepath.Join("testdata", "upgrade", "datadir-8bf4aae.tgz"), dir)
+	mf, err := os.ReadFile(filepath.Join("testdata", "upgrade", "manifest-8bf4aae.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{} // name -> uid
+	for _, line := range strings.Split(strings.TrimSpace(string(mf)), "\n") {
+		uid, name, _ := strings.Cut(line, "\t")
+		files[name] = uid
+	}
+	cfg := testConfig(t, filepath.Join(dir, "data"))
+	cfg.NodeID, cfg.JoinToken = "u1", "fixture-token-1"
+	n := mustStart(t, cfg)
+	a := apiOf(t, n)
+	waitFor(t, 10*time.Second, "leader", func() bool { return n.IsLeader() })
+	waitFor(t, 10*time.Second, "worker id", func() bool { _, err := n.Cluster().NextUID(); return err == nil })
+	for name, uid := range files {
+		checkDownload(t, n, uid, dedupFixtureContent(name))
+	}
+	f1 := dedupFixtureContent("f1.txt")
+	old, _ := n.FSM().File(mustUID(t, files["f1.txt"]))
+	// md5-only /resume finds the migrated entry.
+	var res []struct {
+		MD5 string `json:"md5"`
+		UID string `json:"uid"`
+	}
+	a.ok("POST", "/api/storage/v0/resume", map[string]any{"data": []map[string]string{{"md5": md5hex(f1), "path": "again.txt"}}}, &res)
+	if len(res) != 1 || res[0].UID == "" {
+		t.Fatalf("resume of a migrated content: %+v", res)
+	}
+	if x, _ := n.FSM().File(mustUID(t, res[0].UID)); x.Content != old.Content {
+		t.Fatalf("resumed onto %d, want %d", x.Content, old.Content)
+	}
+	// No SHA-256 recorded: no proof matches it.
+	var ch dedupChallenge
+	claim := map[string]any{"md5": md5hex(f1), "size": len(f1), "sha256": sha256hex(f1), "path": "p.txt"}
+	a.ok("POST", "/api/storage/v0/dedup/challenge", claim, &ch)
+	b, _ := json.Marshal(map[string]string{"challenge": ch.ID, "proof": answer(t, ch, f1)})
+	if code, env, _ := a.do("POST", "/api/storage/v0/dedup/prove", bytes.NewReader(b), nil); code != 403 {
+		t.Fatalf("proof onto a content without sha256: %d %s", code, env.Message)
+	}
+	// An upload of the same bytes stores the strong target.
+	uid := uploadSingle(t, n, "f1-new.txt", f1)
+	nf, _ := n.FSM().File(mustUID(t, uid))
+	if nf.Content == old.Content {
+		t.Fatal("a strong upload deduplicated onto a content without sha256")
+	}
+	a.ok("POST", "/api/storage/v0/dedup/challenge", claim, &ch)
+	b, _ = json.Marshal(map[string]string{"challenge": ch.ID, "proof": answer(t, ch, f1)})
+	code, env, _ := a.do("POST", "/api/storage/v0/dedup/prove", bytes.NewReader(b), nil)
+	var out struct {
+		UID string `json:"uid"`
+	}
+	_ = json.Unmarshal(env.Data, &out)
+	if code != 200 || out.UID == "" {
+		t.Fatalf("proof onto the new upload: %d %s", code, env.Message)
+	}
+	if x, _ := n.FSM().File(mustUID(t, out.UID)); x.Content != nf.Content {
+		t.Fatalf("proven file shares %d, want %d", x.Content, nf.Content)
+	}
+	checkDownload(t, n, out.UID, f1)
 }
