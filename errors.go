@@ -22,6 +22,9 @@ var (
 	// ErrTimeout: the client stopped sending the request body for longer
 	// than the idle timeout (408).
 	ErrTimeout = errors.New("request timeout")
+	// ErrTooManyRequests: one client holds more concurrent uploads than
+	// its share (429 with Retry-After).
+	ErrTooManyRequests = errors.New("too many requests")
 	// ErrTooLarge: body or command larger than allowed (413).
 	ErrTooLarge = errors.New("too large")
 	// ErrRange: unsatisfiable range (416).

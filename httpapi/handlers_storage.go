@@ -427,6 +427,16 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// uploadSlot takes one of the client's upload slots (Limits.
+// MaxUploadsPerClient). Node-to-node calls are not capped: a node relays
+// many clients' work.
+func (s *Server) uploadSlot(r *http.Request) (func(), error) {
+	if s.validNodeAuth(r) {
+		return func() {}, nil
+	}
+	return s.uploads.acquire(r)
+}
+
 func limitBody(body io.Reader, limit int64) io.Reader {
 	return http.MaxBytesReader(nil, io.NopCloser(body), limit)
 }
@@ -446,6 +456,12 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	release, err := s.uploadSlot(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
 	md5, err := queryMD5(q)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -480,6 +496,12 @@ func (s *Server) handleUploadChunk(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	release, err := s.uploadSlot(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
 	md5, err := queryMD5(q)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -1117,3 +1117,66 @@ func TestUploadStalledBodyTimesOut(t *testing.T) {
 		t.Fatalf("storage saw %v, want a timeout", err)
 	}
 }
+
+// A client at its cap of in-flight uploads gets 429 with Retry-After at
+// once for the next one, and its slots come back when its uploads end.
+func TestUploadsPerClientCap(t *testing.T) {
+	f := mustFixture(t, func(c *Config) {
+		c.Limits.MaxUploadsPerClient = 2
+		c.Limits.BodyIdleTimeout = 0
+	})
+	entered := make(chan struct{}, 4)
+	f.storage.UploadFn = func(ctx context.Context, uid osprey.UID, body io.Reader, md5 string) (FileInfo, error) {
+		entered <- struct{}{}
+		_, err := io.Copy(io.Discard, body)
+		return FileInfo{UID: uid}, err
+	}
+	srv := httptest.NewServer(f.srv)
+	defer srv.Close()
+	q := uploadLink(testUID, "md5", strings.Repeat("0", 32))
+	// Two trickling uploads: headers and a few bytes of a large body.
+	var slow []net.Conn
+	for range 2 {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "PUT %s/upload?%s HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nonly a few bytes", Prefix, q.Encode())
+		slow = append(slow, conn)
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("slow upload never reached storage")
+		}
+	}
+	put := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodPut, srv.URL+Prefix+"/upload?"+q.Encode(), strings.NewReader("hello"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	resp := put()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third upload: status %d, Retry-After %q; want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	// The slow senders hang up: their slots are released.
+	for _, c := range slow {
+		c.Close()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp := put()
+		if resp.StatusCode != http.StatusTooManyRequests {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("slots were not released after the slow senders went away")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -33,6 +33,7 @@ const (
 	CodeGone          = 41000
 	CodeTooLarge      = 41300
 	CodeRange         = 41600
+	CodeTooMany       = 42900
 	CodeInternal      = 50000
 	CodeBackend       = 50200
 	CodeUnavailable   = 50300
@@ -54,6 +55,7 @@ var errorMapping = []struct {
 	{osprey.ErrTimeout, http.StatusRequestTimeout, CodeTimeout},
 	{osprey.ErrTooLarge, http.StatusRequestEntityTooLarge, CodeTooLarge},
 	{osprey.ErrRange, http.StatusRequestedRangeNotSatisfiable, CodeRange},
+	{osprey.ErrTooManyRequests, http.StatusTooManyRequests, CodeTooMany},
 	{osprey.ErrUnavailable, http.StatusServiceUnavailable, CodeUnavailable},
 	{osprey.ErrNotLeader, http.StatusServiceUnavailable, CodeUnavailable},
 	{osprey.ErrIndeterminate, http.StatusGatewayTimeout, CodeIndeterminate},
@@ -109,7 +111,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case status >= 500:
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "request_id", RequestID(r.Context()), "err", err)
 	}
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, r, status, Envelope{Code: code, Message: msg, Data: nil})

@@ -228,6 +228,7 @@ type Server struct {
 	reqs    *prometheus.CounterVec
 	latency *prometheus.HistogramVec
 	client  *http.Client
+	uploads *clientSlots
 }
 
 // New builds the handler and registers its metrics.
@@ -240,7 +241,7 @@ func New(cfg Config) (*Server, error) {
 		lg = slog.Default()
 	}
 	s := &Server{cfg: cfg, log: lg.With("component", "httpapi"), router: httprouter.New(),
-		client: &http.Client{Timeout: 30 * time.Second}}
+		client: &http.Client{Timeout: 30 * time.Second}, uploads: newClientSlots(cfg.Limits.MaxUploadsPerClient)}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "osprey_http_requests_total",
 		Help: "HTTP requests by route, method and status."}, []string{"route", "method", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "osprey_http_request_duration_seconds",

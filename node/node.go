@@ -209,7 +209,8 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 		return err
 	}
 	ccfg := consensus.DefaultConfig()
-	ccfg.ID, ccfg.HTTPAddr, ccfg.ApplyTimeout, ccfg.Raft, ccfg.State, ccfg.Forwarder = id, n.httpAddr, applyTimeout, n.raft, n.fsm, n.peers
+	ccfg.ID, ccfg.HTTPAddr, ccfg.ApplyTimeout, ccfg.Raft, ccfg.State = id, n.httpAddr, applyTimeout, n.raft, n.fsm
+	ccfg.Forwarder = leaderBound{inner: n.peers, changed: n.raft.LeaderChanged}
 	if n.prop, err = consensus.New(ccfg); err != nil {
 		return err
 	}

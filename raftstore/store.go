@@ -123,10 +123,10 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	mu         sync.Mutex
-	leaderSubs []chan struct{} // closed on every leader change
-	lastLeader time.Time       // when this node last saw a leader
-	noLeaderAt time.Time       // when the leader was last lost
+	mu          sync.Mutex
+	leaderEpoch chan struct{} // closed (and replaced) at every leader change; nil until asked for
+	lastLeader  time.Time     // when this node last saw a leader
+	noLeaderAt  time.Time     // when the leader was last lost
 }
 
 // Open creates the stores and starts raft. A node with existing state
@@ -260,24 +260,28 @@ func (s *Store) observe() {
 			} else {
 				s.lastLeader = time.Now()
 			}
-			subs := s.leaderSubs
-			s.leaderSubs = nil
-			s.mu.Unlock()
-			for _, c := range subs {
-				close(c)
+			if s.leaderEpoch != nil {
+				close(s.leaderEpoch)
+				s.leaderEpoch = nil
 			}
+			s.mu.Unlock()
 			s.log.Info("leader changed", "leader", string(lo.LeaderID), "addr", string(lo.LeaderAddr))
 		}
 	}
 }
 
-// leaderChanged returns a channel closed at the next leader change.
-func (s *Store) leaderChanged() <-chan struct{} {
-	c := make(chan struct{})
+// LeaderChanged returns a channel closed at the next leader change (as
+// this node sees it: a new leader, or none when the leader stopped
+// answering).
+func (s *Store) LeaderChanged() <-chan struct{} {
+	// One channel per leader epoch, shared by every caller: memory does not
+	// grow with the number of waiters.
 	s.mu.Lock()
-	s.leaderSubs = append(s.leaderSubs, c)
-	s.mu.Unlock()
-	return c
+	defer s.mu.Unlock()
+	if s.leaderEpoch == nil {
+		s.leaderEpoch = make(chan struct{})
+	}
+	return s.leaderEpoch
 }
 
 // HasState reports whether this node already holds raft state (it was
@@ -354,7 +358,7 @@ func (s *Store) Servers() ([]Server, error) {
 // WaitForLeader blocks until a leader is known or ctx ends.
 func (s *Store) WaitForLeader(ctx context.Context) (string, error) {
 	for {
-		ch := s.leaderChanged()
+		ch := s.LeaderChanged()
 		if _, id := s.Leader(); id != "" {
 			return id, nil
 		}

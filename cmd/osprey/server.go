@@ -27,65 +27,66 @@ import (
 // and as OSPREY_<NAME>; flags win over the environment, which wins over the
 // file.
 type serverFlags struct {
-	bodyIdleTimeout time.Duration
-	config          string
-	nodeID          string
-	dataDir         string
-	httpAddr        string
-	raftAddr        string
-	advertiseHTTP   string
-	advertiseRaft   string
-	bootstrap       bool
-	bootstrapExpect int
-	join            string
-	joinToken       string
-	joinTokenFile   string
-	apiKeys         string
-	apiKeysFile     string
-	s3apiAddr       string
-	metricsKey      bool
-	resumeMD5       bool
-	s3apiAccessKey  string
-	s3apiSecretKey  string
-	s3apiCredsFile  string
-	s3apiRegion     string
-	s3apiDomains    string
-	maxChunkSize    int64
-	maxUploadSize   int64
-	linkExpiry      time.Duration
-	linkMaxExpiry   time.Duration
-	redundancy      string
-	bufferBudget    int64
-	backend         string
-	localDir        string
-	s3Endpoint      string
-	s3AccessKey     string
-	s3SecretKey     string
-	s3UseSSL        bool
-	s3Region        string
-	s3BucketPrefix  string
-	ossEndpoint     string
-	ossKeyID        string
-	ossKeySecret    string
-	ossBucketPrefix string
-	cosRegion       string
-	cosAppID        string
-	cosSecretID     string
-	cosSecretKey    string
-	cosBucketPrefix string
-	taskWorkers     int
-	taskLease       time.Duration
-	taskMaxAttempts int
-	expireUploads   time.Duration
-	webhookURL      string
-	webhookSecret   string
-	gcGrace         time.Duration
-	scrubRate       int64
-	scrubPause      time.Duration
-	repairGrace     time.Duration
-	memoryLimit     int64
-	logLevel        string
-	logFormat       string
+	bodyIdleTimeout  time.Duration
+	uploadsPerClient int
+	config           string
+	nodeID           string
+	dataDir          string
+	httpAddr         string
+	raftAddr         string
+	advertiseHTTP    string
+	advertiseRaft    string
+	bootstrap        bool
+	bootstrapExpect  int
+	join             string
+	joinToken        string
+	joinTokenFile    string
+	apiKeys          string
+	apiKeysFile      string
+	s3apiAddr        string
+	metricsKey       bool
+	resumeMD5        bool
+	s3apiAccessKey   string
+	s3apiSecretKey   string
+	s3apiCredsFile   string
+	s3apiRegion      string
+	s3apiDomains     string
+	maxChunkSize     int64
+	maxUploadSize    int64
+	linkExpiry       time.Duration
+	linkMaxExpiry    time.Duration
+	redundancy       string
+	bufferBudget     int64
+	backend          string
+	localDir         string
+	s3Endpoint       string
+	s3AccessKey      string
+	s3SecretKey      string
+	s3UseSSL         bool
+	s3Region         string
+	s3BucketPrefix   string
+	ossEndpoint      string
+	ossKeyID         string
+	ossKeySecret     string
+	ossBucketPrefix  string
+	cosRegion        string
+	cosAppID         string
+	cosSecretID      string
+	cosSecretKey     string
+	cosBucketPrefix  string
+	taskWorkers      int
+	taskLease        time.Duration
+	taskMaxAttempts  int
+	expireUploads    time.Duration
+	webhookURL       string
+	webhookSecret    string
+	gcGrace          time.Duration
+	scrubRate        int64
+	scrubPause       time.Duration
+	repairGrace      time.Duration
+	memoryLimit      int64
+	logLevel         string
+	logFormat        string
 	// sources records where each setting given came from ("--x",
 	// "env OSPREY_X", "<file>: x"), for error messages.
 	sources map[string]string
@@ -126,6 +127,7 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Var(bytesValue{&f.maxUploadSize}, "max-upload-size", "largest single-request upload (e.g. 5GiB)")
 	f.bodyIdleTimeout = d.Limits.BodyIdleTimeout
 	fs.Var(durationValue{&f.bodyIdleTimeout}, "body-idle-timeout", "end an upload whose client sends no bytes for this long (408); 0 = never")
+	fs.IntVar(&f.uploadsPerClient, "max-uploads-per-client", d.Limits.MaxUploadsPerClient, "uploads one client address may have in flight on this node (more answer 429); 0 = no cap")
 	f.linkExpiry, f.linkMaxExpiry = d.Limits.DefaultExpiry, d.Limits.MaxExpiry
 	fs.Var(durationValue{&f.linkExpiry}, "link-expiry", "link expiry when a request gives none")
 	fs.Var(durationValue{&f.linkMaxExpiry}, "link-max-expiry", "longest link expiry a client may ask for")
@@ -270,6 +272,9 @@ func (f *serverFlags) validate() error {
 	if f.bootstrapExpect < 0 {
 		errs = append(errs, bad("bootstrap-expect", f.bootstrapExpect, "must not be negative"))
 	}
+	if f.uploadsPerClient < 0 {
+		errs = append(errs, bad("max-uploads-per-client", f.uploadsPerClient, "must not be negative (0 = no cap)"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -399,6 +404,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	}
 	c.Limits.DefaultExpiry, c.Limits.MaxExpiry = f.linkExpiry, f.linkMaxExpiry
 	c.Limits.BodyIdleTimeout = f.bodyIdleTimeout
+	c.Limits.MaxUploadsPerClient = f.uploadsPerClient
 	c.MetricsRequireKey = f.metricsKey
 	c.NoResumeMD5 = !f.resumeMD5
 	if err := parseRedundancy(f.redundancy, &c); err != nil {
