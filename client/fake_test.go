@@ -3,7 +3,9 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -48,6 +50,15 @@ type fakeServer struct {
 	ignoreRange bool
 	// etag overrides the ETag (default quoted md5).
 	etag string
+	// challenges are the open proof-of-possession challenges by id.
+	challenges map[string]fakeChallenge
+}
+
+type fakeChallenge struct {
+	md5, sha, path string
+	size           int64
+	nonce          []byte
+	off, n         int64
 }
 
 type fakeFile struct {
@@ -60,7 +71,7 @@ type fakeFile struct {
 
 func newFakeServer(t *testing.T) *fakeServer {
 	return &fakeServer{t: t, apiKey: "secret", nextUID: 1000, files: map[string]*fakeFile{},
-		calls: map[string]int{}, chunkPuts: map[int]int{}}
+		calls: map[string]int{}, chunkPuts: map[int]int{}, challenges: map[string]fakeChallenge{}}
 }
 
 // start serves f on a loopback listener and returns a Client for it.
@@ -144,7 +155,7 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := strings.TrimPrefix(r.URL.Path, APIPrefix)
-	business := map[string]bool{"/resume": true, "/link/upload": true, "/link/download": true, "/object": true,
+	business := map[string]bool{"/resume": true, "/dedup/challenge": true, "/dedup/prove": true, "/link/upload": true, "/link/download": true, "/object": true,
 		"/objects": true, "/checkpoint": true}
 	if business[p] || strings.HasPrefix(r.URL.Path, "/cluster/") || strings.HasPrefix(r.URL.Path, "/tasks") {
 		if r.Header.Get("Authorization") != "Bearer "+f.apiKey {
@@ -164,6 +175,10 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.reply(w, 200, "pong")
 	case p == "/resume" && r.Method == http.MethodPost:
 		f.handleResume(w, r)
+	case p == "/dedup/challenge" && r.Method == http.MethodPost:
+		f.handleChallenge(w, r)
+	case p == "/dedup/prove" && r.Method == http.MethodPost:
+		f.handleProve(w, r)
 	case p == "/link/upload" && r.Method == http.MethodPost:
 		f.handleLinkUpload(w, r)
 	case p == "/link/download" && r.Method == http.MethodPost:
@@ -234,6 +249,58 @@ func (f *fakeServer) handleResume(w http.ResponseWriter, r *http.Request) {
 		out = append(out, res)
 	}
 	f.reply(w, 200, out)
+}
+
+// handleChallenge issues a challenge whether or not the content exists,
+// over the last min(size, 1000) bytes (a range a test can corrupt).
+func (f *fakeServer) handleChallenge(w http.ResponseWriter, r *http.Request) {
+	var req dedupChallengeRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || len(req.SHA256) != 64 || len(req.MD5) != 32 {
+		f.fail(w, 400, 1000, "bad challenge request")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := min(req.Size, 1000)
+	ch := fakeChallenge{md5: req.MD5, sha: req.SHA256, path: req.Path, size: req.Size, off: req.Size - n, n: n,
+		nonce: []byte(fmt.Sprintf("nonce-%d", len(f.challenges)))}
+	id := fmt.Sprintf("ch-%d", len(f.challenges))
+	f.challenges[id] = ch
+	f.reply(w, 200, DedupChallenge{ID: id, Nonce: hex.EncodeToString(ch.nonce), Offset: ch.off, Length: ch.n,
+		ExpiresAt: time.Now().Add(time.Minute)})
+}
+
+func (f *fakeServer) handleProve(w http.ResponseWriter, r *http.Request) {
+	var req dedupProveRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		f.fail(w, 400, 1000, "bad prove request")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ch, ok := f.challenges[req.Challenge]
+	delete(f.challenges, req.Challenge)
+	if !ok {
+		f.fail(w, 403, 1003, "unknown or used challenge")
+		return
+	}
+	for _, ff := range f.files {
+		sum := sha256.Sum256(ff.content)
+		if ff.md5 != ch.md5 || ff.state != StateComplete || int64(len(ff.content)) != ch.size || hex.EncodeToString(sum[:]) != ch.sha {
+			continue
+		}
+		m := hmac.New(sha256.New, ch.nonce)
+		m.Write(ff.content[ch.off : ch.off+ch.n])
+		if hex.EncodeToString(m.Sum(nil)) != req.Proof {
+			break
+		}
+		f.nextUID++
+		uid := strconv.Itoa(f.nextUID)
+		f.files[uid] = &fakeFile{uid: uid, name: ch.path, md5: ff.md5, state: StateComplete, content: ff.content, created: time.Now()}
+		f.reply(w, 200, ResumeResult{MD5: ch.md5, UID: uid})
+		return
+	}
+	f.fail(w, 403, 1003, "proof of possession failed")
 }
 
 func (f *fakeServer) handleLinkUpload(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -35,7 +37,8 @@ type PutOptions struct {
 	// Name is the name the uid gets (it picks the bucket by extension).
 	// "" means the file's base name.
 	Name string
-	// NoDedup skips the POST /resume check.
+	// NoDedup skips instant upload (proof of possession, or POST /resume
+	// on a server without it).
 	NoDedup bool
 	// Multipart sends single uploads as osproxy's multipart form.
 	Multipart bool
@@ -62,7 +65,7 @@ type PutResult struct {
 	Name     string `json:"name"`
 	Size     int64  `json:"size"`
 	MD5      string `json:"md5"`
-	Dedup    bool   `json:"dedup"`    // satisfied by POST /resume, no bytes sent
+	Dedup    bool   `json:"dedup"`    // satisfied by stored content (proof of possession or /resume), no bytes sent
 	Resumed  bool   `json:"resumed"`  // continued an interrupted chunked upload
 	Chunks   int    `json:"chunks"`   // number of chunks, 0 for a single PUT
 	Uploaded int64  `json:"uploaded"` // bytes sent in this run (retries excluded)
@@ -221,25 +224,31 @@ func (c *Client) PutFile(ctx context.Context, path string, opts PutOptions) (*Pu
 		}
 	}
 
-	if res.MD5 == "" {
+	var sha string
+	if res.MD5 == "" || !opts.NoDedup {
+		// md5 and SHA-256 in one read of the file.
 		var hp *progress
 		if opts.Progress != nil && st.Size() >= 64<<20 {
-			hp = newProgress(opts.Progress, st.Size(), "md5 "+res.Name)
+			hp = newProgress(opts.Progress, st.Size(), "hash "+res.Name)
 		}
-		res.MD5, err = hashSection(io.NewSectionReader(f, 0, st.Size()), hp)
+		var sum string
+		sum, sha, err = hashBoth(io.NewSectionReader(f, 0, st.Size()), hp)
 		hp.finish()
 		if err != nil {
 			return nil, fmt.Errorf("client: put %s: %w", path, err)
 		}
+		if res.MD5 == "" {
+			res.MD5 = sum
+		}
 	}
 
 	if !opts.NoDedup {
-		rr, err := c.Resume(ctx, []ResumeItem{{MD5: res.MD5, Path: res.Name}})
+		uid, err := c.instantUpload(ctx, f, res.MD5, sha, st.Size(), res.Name)
 		if err != nil {
-			return nil, fmt.Errorf("client: put %s: resume: %w", path, err)
+			return nil, fmt.Errorf("client: put %s: %w", path, err)
 		}
-		if rr[0].UID != "" {
-			res.UID, res.Dedup = rr[0].UID, true
+		if uid != "" {
+			res.UID, res.Dedup = uid, true
 			return res, nil
 		}
 	}
@@ -442,6 +451,55 @@ func (c *Client) sendChunk(ctx context.Context, f *os.File, link string, num int
 		return err
 	}
 	return c.UploadChunk(ctx, link, num, sum, &progressReader{rs: sec, p: p}, l)
+}
+
+// instantUpload asks for a uid sharing content the server already stores,
+// proving possession: it answers the server's challenge with an HMAC over
+// the challenged range of the local file. "" means upload the bytes (no
+// such content, or the proof did not match). A server without the
+// /dedup routes (older builds, osproxy) is asked with md5-only /resume.
+func (c *Client) instantUpload(ctx context.Context, f io.ReaderAt, md5hex, sha string, size int64, name string) (string, error) {
+	ch, err := c.DedupChallenge(ctx, md5hex, sha, size, name)
+	if errors.Is(err, ErrNotFound) {
+		rr, err := c.Resume(ctx, []ResumeItem{{MD5: md5hex, Path: name}})
+		if err != nil {
+			return "", fmt.Errorf("resume: %w", err)
+		}
+		return rr[0].UID, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("dedup challenge: %w", err)
+	}
+	nonce, err := hex.DecodeString(ch.Nonce)
+	if err != nil || ch.Offset < 0 || ch.Length < 0 || ch.Offset+ch.Length > size {
+		return "", fmt.Errorf("%w: dedup challenge %+v for a %d-byte file", ErrProtocol, ch, size)
+	}
+	m := hmac.New(sha256.New, nonce)
+	if _, err := io.Copy(m, io.NewSectionReader(f, ch.Offset, ch.Length)); err != nil {
+		return "", err
+	}
+	rr, err := c.DedupProve(ctx, ch.ID, hex.EncodeToString(m.Sum(nil)))
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusForbidden {
+		return "", nil // not stored (or not these bytes): upload
+	}
+	if err != nil {
+		return "", fmt.Errorf("dedup prove: %w", err)
+	}
+	return rr.UID, nil
+}
+
+// hashBoth returns the lowercase hex md5 and SHA-256 of r, read once.
+func hashBoth(r io.Reader, p *progress) (string, string, error) {
+	h, s := md5.New(), sha256.New()
+	w := io.MultiWriter(h, s)
+	if p != nil {
+		w = io.MultiWriter(h, s, progressWriter{p})
+	}
+	if _, err := io.CopyBuffer(w, r, make([]byte, copyBufSize)); err != nil {
+		return "", "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), hex.EncodeToString(s.Sum(nil)), nil
 }
 
 // hashSection returns the lowercase hex md5 of r.

@@ -57,6 +57,35 @@ func (c *Client) Resume(ctx context.Context, items []ResumeItem) ([]ResumeResult
 	return out, nil
 }
 
+// DedupChallenge asks for a proof-of-possession challenge for a content
+// (POST /dedup/challenge). The server issues one whether or not it holds
+// the content.
+func (c *Client) DedupChallenge(ctx context.Context, md5, sha256 string, size int64, path string) (DedupChallenge, error) {
+	body, n, err := jsonBody(dedupChallengeRequest{MD5: md5, Size: size, SHA256: sha256, Path: path})
+	if err != nil {
+		return DedupChallenge{}, err
+	}
+	var out DedupChallenge
+	err = c.doJSON(ctx, &request{method: http.MethodPost, target: APIPrefix + "/dedup/challenge", body: body,
+		contentLength: n, contentType: contentTypeJSON, auth: true, idempotent: true}, &out)
+	return out, err
+}
+
+// DedupProve answers a challenge (POST /dedup/prove). On a match it returns
+// a new uid sharing the stored content; a 403 (wrong proof, or no such
+// content) means: upload the bytes.
+func (c *Client) DedupProve(ctx context.Context, challenge, proof string) (ResumeResult, error) {
+	body, n, err := jsonBody(dedupProveRequest{Challenge: challenge, Proof: proof})
+	if err != nil {
+		return ResumeResult{}, err
+	}
+	var out ResumeResult
+	// Not idempotent: a match mints a uid, and a challenge is single-use.
+	err = c.doJSON(ctx, &request{method: http.MethodPost, target: APIPrefix + "/dedup/prove", body: body,
+		contentLength: n, contentType: contentTypeJSON, auth: true}, &out)
+	return out, err
+}
+
 // LinkUpload creates one uid per path and returns signed upload links in
 // request order (POST /link/upload, at most MaxLinkUploadPaths). expire 0
 // means the server default; the server caps it.

@@ -155,6 +155,59 @@ func TestPutDedup(t *testing.T) {
 	}
 }
 
+// TestPutDedupProvesPossession: put asks for a challenge and answers it
+// from the local file instead of trusting /resume with an md5; a proof the
+// server rejects (its bytes differ in the challenged range, or it has no
+// such content) makes put upload the bytes; a server without the /dedup
+// routes is asked with /resume.
+func TestPutDedupProvesPossession(t *testing.T) {
+	f := newFakeServer(t)
+	_, c := f.start(t)
+	content := mustRandom(t, 3*testChunk+5)
+	orig := f.mustPut("orig.bin", content)
+	p := mustWriteFile(t, t.TempDir(), "copy.bin", content)
+	res, err := c.PutFile(ctxT(t), p, PutOptions{ChunkSize: testChunk, StateDir: "-"})
+	if err != nil || !res.Dedup || res.UID == orig || res.Uploaded != 0 || f.file(res.UID).name != "copy.bin" {
+		t.Fatalf("put: %+v, %v", res, err)
+	}
+	if f.count("POST "+APIPrefix+"/dedup/challenge") != 1 || f.count("POST "+APIPrefix+"/dedup/prove") != 1 {
+		t.Fatalf("challenge/prove calls: %d/%d", f.count("POST "+APIPrefix+"/dedup/challenge"), f.count("POST "+APIPrefix+"/dedup/prove"))
+	}
+	if n := f.count("POST " + APIPrefix + "/resume"); n != 0 {
+		t.Fatalf("%d md5-only /resume calls", n)
+	}
+
+	// The server's bytes differ from the local file in the challenged
+	// range: the proof fails (403) and put uploads.
+	f.mu.Lock()
+	fake := append([]byte(nil), content...)
+	fake[len(fake)-1] ^= 0xff
+	for _, ff := range f.files {
+		ff.content = fake
+	}
+	f.mu.Unlock()
+	res, err = c.PutFile(ctxT(t), p, PutOptions{ChunkSize: testChunk, StateDir: "-"})
+	if err != nil || res.Dedup || res.Uploaded != int64(len(content)) {
+		t.Fatalf("put after a failed proof: %+v, %v", res, err)
+	}
+
+	// A server without the routes (an older build): md5-only /resume.
+	g := newFakeServer(t)
+	g.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "/dedup/") {
+			g.fail(w, 404, 1004, "no route")
+			return true
+		}
+		return false
+	}
+	_, gc := g.start(t)
+	g.mustPut("orig.bin", content)
+	res, err = gc.PutFile(ctxT(t), p, PutOptions{ChunkSize: testChunk, StateDir: "-"})
+	if err != nil || !res.Dedup || g.count("POST "+APIPrefix+"/resume") != 1 {
+		t.Fatalf("fallback: %+v, %v", res, err)
+	}
+}
+
 func TestPutResumeSkipsStoredChunks(t *testing.T) {
 	f := newFakeServer(t)
 	_, c := f.start(t)

@@ -95,6 +95,29 @@ type ResumeResult struct {
 	UID string `json:"uid"`
 }
 
+// DedupChallenge is the reply of POST /dedup/challenge: prove possession
+// of the claimed content with HMAC-SHA256(hex-decoded Nonce,
+// bytes[Offset:Offset+Length]) before ExpiresAt.
+type DedupChallenge struct {
+	ID        string    `json:"challenge"`
+	Nonce     string    `json:"nonce"`
+	Offset    int64     `json:"offset"`
+	Length    int64     `json:"length"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type dedupChallengeRequest struct {
+	MD5    string `json:"md5"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+	Path   string `json:"path"`
+}
+
+type dedupProveRequest struct {
+	Challenge string `json:"challenge"`
+	Proof     string `json:"proof"`
+}
+
 type linkUploadRequest struct {
 	FilePath []string `json:"filePath"`
 	Expire   int64    `json:"expire,omitempty"`

@@ -179,18 +179,23 @@ func (p *Path) Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error
 	info := p.fileInfo(f)
 	obj := &httpapi.Object{FileInfo: info}
 	obj.Reader = func(ctx context.Context, off, length int64) (io.ReadCloser, error) {
-		if off < 0 || length < 0 || off+length > ct.Size {
-			return nil, fmt.Errorf("%w: range %d+%d of %d bytes", osprey.ErrRange, off, length, ct.Size)
-		}
-		if ct.Location != nil {
-			return p.OpenTiered(ctx, ct, off, length)
-		}
-		// Staged: if tiering finishes and the staged chunks are collected
-		// while this download runs, continue from the backend copy.
-		return &switchingReader{p: p, ctx: ctx, id: ct.ID, off: off, remain: length,
-			cur: p.OpenStaged(ctx, ct.Chunks, off, length)}, nil
+		return p.openContent(ctx, ct, off, length)
 	}
 	return obj, nil
+}
+
+// openContent reads a byte range of a content wherever it lives.
+func (p *Path) openContent(ctx context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error) {
+	if off < 0 || length < 0 || off+length > ct.Size {
+		return nil, fmt.Errorf("%w: range %d+%d of %d bytes", osprey.ErrRange, off, length, ct.Size)
+	}
+	if ct.Location != nil {
+		return p.OpenTiered(ctx, ct, off, length)
+	}
+	// Staged: if tiering finishes and the staged chunks are collected
+	// while this download runs, continue from the backend copy.
+	return &switchingReader{p: p, ctx: ctx, id: ct.ID, off: off, remain: length,
+		cur: p.OpenStaged(ctx, ct.Chunks, off, length)}, nil
 }
 
 // OpenTiered reads a byte range of a tiered content from the backend: a

@@ -169,7 +169,10 @@ func (s *fakeState) Content(id osprey.UID) (fsm.Content, bool) {
 	c, ok := s.contents[id]
 	return c, ok
 }
-func (s *fakeState) ContentByMD5(string) (fsm.Content, bool) { return fsm.Content{}, false }
+func (s *fakeState) ContentByMD5(string, string) (fsm.Content, bool) { return fsm.Content{}, false }
+func (s *fakeState) DedupTarget(string, string, int64, string) (fsm.Content, bool) {
+	return fsm.Content{}, false
+}
 func (s *fakeState) Node(id osprey.NodeID) (fsm.Node, bool) {
 	n, ok := s.nodes[id]
 	return n, ok

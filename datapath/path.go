@@ -25,7 +25,8 @@ type State interface {
 	File(uid osprey.UID) (fsm.File, bool)
 	Files(after osprey.UID, limit int) []fsm.File
 	Content(id osprey.UID) (fsm.Content, bool)
-	ContentByMD5(md5 string) (fsm.Content, bool)
+	ContentByMD5(tenant, md5 string) (fsm.Content, bool)
+	DedupTarget(tenant, md5 string, size int64, sha256 string) (fsm.Content, bool)
 	Node(id osprey.NodeID) (fsm.Node, bool)
 	Secret() []byte
 	ObjectKeyOf(uid osprey.UID) (bucket, key string, ok bool)
@@ -131,6 +132,9 @@ type Path struct {
 	budget     *budget
 	corrupt    prometheus.Counter
 	lastUpload atomic.Int64 // unix nanos of the last upload request
+	used       usedChallenges
+	// challengeTTL overrides ChallengeTTL when not 0 (SetChallengeTTL).
+	challengeTTL atomic.Int64
 
 	// Background best-effort cleanup (collect) runs under ctx; Close
 	// cancels it and waits.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -45,7 +46,7 @@ func (w *world) recordComplete() {
 		f := w.state.files[fc.UID]
 		f.State, f.Size, f.MD5, f.Content = fsm.StateComplete, fc.Size, fc.MD5, fc.UID
 		w.state.files[fc.UID] = f
-		w.state.contents[fc.UID] = fsm.Content{ID: fc.UID, MD5: fc.MD5, Size: fc.Size, State: fsm.ContentStaged, Chunks: fc.Chunks}
+		w.state.contents[fc.UID] = fsm.Content{ID: fc.UID, MD5: fc.MD5, Size: fc.Size, State: fsm.ContentStaged, Chunks: fc.Chunks, SHA256: fc.SHA256}
 		return fsm.CompleteResult{File: f}, nil
 	}
 }
@@ -99,6 +100,10 @@ func TestUploadStoresReplicasThenRecords(t *testing.T) {
 	}
 	if got := w.download(t, 1); !bytes.Equal(got, body) {
 		t.Fatal("downloaded bytes differ")
+	}
+	// The SHA-256 (dedup key) was hashed in the same pass as the md5.
+	if sum := sha256.Sum256(body); ct.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("recorded sha256 %q", ct.SHA256)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -54,23 +55,24 @@ func (p *Path) CreateFiles(ctx context.Context, items []httpapi.NewFile) ([]ospr
 	return uids, nil
 }
 
-// Resume creates dedup aliases for items whose content is stored.
+// Resume creates dedup aliases for items whose content is stored under the
+// caller's tenant (md5 only: the osproxy-compatible /resume).
 func (p *Path) Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey.UID, error) {
 	if err := p.cfg.Proposer.ReadBarrier(ctx); err != nil {
 		return nil, err
 	}
+	tenant := osprey.PrincipalFrom(ctx).Tenant
 	cmd := fsm.Resume{Time: nowMillis()}
 	idx := make([]int, 0, len(items))
 	for i, it := range items {
-		if _, ok := p.cfg.State.ContentByMD5(it.MD5); !ok {
+		if _, ok := p.cfg.State.ContentByMD5(tenant, it.MD5); !ok {
 			continue // certainly absent: no need to propose it
 		}
 		uid, err := p.cfg.UIDs.NextUID()
 		if err != nil {
 			return nil, err
 		}
-		cmd.Items = append(cmd.Items, fsm.ResumeItem{UID: uid, Name: it.Name, Bucket: it.Bucket, MD5: it.MD5,
-			Tenant: osprey.PrincipalFrom(ctx).Tenant})
+		cmd.Items = append(cmd.Items, fsm.ResumeItem{UID: uid, Name: it.Name, Bucket: it.Bucket, MD5: it.MD5, Tenant: tenant})
 		idx = append(idx, i)
 	}
 	out := make([]osprey.UID, len(items))
@@ -300,15 +302,15 @@ func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 	if f.State != fsm.StateUploading && f.MD5 != wantMD5 {
 		return httpapi.FileInfo{}, fmt.Errorf("%w: uid %s is already complete", osprey.ErrConflict, uid)
 	}
-	chunks, size, sum, err := p.StagePieces(ctx, body, wantMD5)
+	st, err := p.StageHashed(ctx, body, wantMD5)
 	if err != nil {
 		return httpapi.FileInfo{}, err
 	}
 	var res fsm.CompleteResult
-	cmd := fsm.FileComplete{UID: uid, Chunks: chunks, Size: size, MD5: sum, Time: nowMillis()}
+	cmd := fsm.FileComplete{UID: uid, Chunks: st.Chunks, Size: st.Size, MD5: st.MD5, SHA256: st.SHA256, Time: nowMillis()}
 	if err := p.cfg.Proposer.Apply(ctx, fsm.CmdFileComplete, cmd, &res); err != nil {
 		if !errors.Is(err, osprey.ErrIndeterminate) {
-			p.collect(chunks) // certainly not recorded
+			p.collect(st.Chunks) // certainly not recorded
 		} // else the record may point at these chunks: keep them
 		return httpapi.FileInfo{}, err
 	}
@@ -322,18 +324,35 @@ func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 // the pieces yet: the caller records them in a command (FileComplete,
 // ObjectPut) or gives them back with Discard.
 func (p *Path) StagePieces(ctx context.Context, body io.Reader, wantMD5 string) ([]fsm.Chunk, int64, string, error) {
+	st, err := p.StageHashed(ctx, body, wantMD5)
+	return st.Chunks, st.Size, st.MD5, err
+}
+
+// Staged is a body stored by StageHashed: its pieces, size and hashes.
+type Staged struct {
+	Chunks []fsm.Chunk
+	Size   int64
+	MD5    string
+	// SHA256 is hashed in the same pass as the md5 (part of the dedup key).
+	SHA256 string
+}
+
+// StageHashed is StagePieces that also returns the SHA-256 of the body,
+// computed as the bytes arrive (no second read).
+func (p *Path) StageHashed(ctx context.Context, body io.Reader, wantMD5 string) (Staged, error) {
 	p.lastUpload.Store(time.Now().UnixNano())
-	whole := md5.New()
+	whole, strong := md5.New(), sha256.New()
 	var (
 		chunks []fsm.Chunk
 		size   int64
 	)
-	fail := func(err error) ([]fsm.Chunk, int64, string, error) {
+	fail := func(err error) (Staged, error) {
 		p.collect(chunks)
-		return nil, 0, "", err
+		return Staged{}, err
 	}
+	hashes := io.MultiWriter(whole, strong)
 	for num := uint32(1); ; num++ {
-		buf, release, err := p.ReadPiece(ctx, io.TeeReader(body, whole), p.pieceSize(), p.pieceSize())
+		buf, release, err := p.ReadPiece(ctx, io.TeeReader(body, hashes), p.pieceSize(), p.pieceSize())
 		if err != nil {
 			return fail(err)
 		}
@@ -365,7 +384,7 @@ func (p *Path) StagePieces(ctx context.Context, body io.Reader, wantMD5 string) 
 	if wantMD5 != "" && got != wantMD5 {
 		return fail(fmt.Errorf("%w: md5 mismatch: body has %s, md5 parameter says %s; nothing was stored", osprey.ErrInvalid, got, wantMD5))
 	}
-	return chunks, size, got, nil
+	return Staged{Chunks: chunks, Size: size, MD5: got, SHA256: hex.EncodeToString(strong.Sum(nil))}, nil
 }
 
 // Discard deletes staged pieces no record refers to (best effort, in the

@@ -52,6 +52,8 @@ const (
 	// Scoped API keys (apikeys.go).
 	CmdKeyCreate CommandType = 33 // record a scoped API key (the hash of its secret)
 	CmdKeyRevoke CommandType = 34 // revoke a scoped API key
+	// Dedup (dedup.go).
+	CmdDedupShare CommandType = 35 // new uid sharing a content whose possession was proven
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -70,6 +72,7 @@ var typeNames = map[CommandType]string{
 	CmdObjectUnbind: "object_unbind", CmdMultipartCreate: "multipart_create",
 	CmdMultipartComplete: "multipart_complete", CmdMultipartAbort: "multipart_abort",
 	CmdObjectPut: "object_put", CmdKeyCreate: "key_create", CmdKeyRevoke: "key_revoke",
+	CmdDedupShare: "dedup_share",
 }
 
 // String returns the command's name for logs and metrics.
@@ -167,6 +170,7 @@ var payloads = map[CommandType]func() any{
 	CmdObjectPut:         func() any { return new(ObjectPut) },
 	CmdKeyCreate:         func() any { return new(KeyCreate) },
 	CmdKeyRevoke:         func() any { return new(KeyRevoke) },
+	CmdDedupShare:        func() any { return new(DedupShare) },
 }
 
 // Check reports whether b is an entry every replica can apply: a known

@@ -36,7 +36,7 @@ type goldenCommand struct {
 // newerThanReference reports command types the reference model
 // (refmodel_test.go) predates; they have tests of their own.
 func newerThanReference(typ CommandType) bool {
-	return typ == CmdRestored || typ >= CmdBucketCreate
+	return typ == CmdRestored || typ >= CmdBucketCreate && typ != CmdDedupShare
 }
 
 func goldenCommands() []goldenCommand {
@@ -93,6 +93,16 @@ func goldenCommands() []goldenCommand {
 			func(t *testing.T, f *FSM, data any) {
 				if got := data.(ResumeResult).UIDs; !reflect.DeepEqual(got, []osprey.UID{303}) {
 					t.Fatalf("uids %v", got)
+				}
+			}},
+		{CmdDedupShare, DedupShare{UID: 601, Name: "e-copy.jpg", Bucket: "image", Content: 105, MD5: md5hex("e1e1e2"),
+			Size: 6, SHA256: sha256hex("e1e1e2"), Time: goldenNow},
+			func(t *testing.T, f *FSM, data any) {
+				if got := data.(DedupShareResult).UID; got != 601 {
+					t.Fatalf("uid %v", got)
+				}
+				if x, _ := f.File(601); x.State != StateComplete || x.Content != 105 {
+					t.Fatalf("file 601 = %+v", x)
 				}
 			}},
 		{CmdFileDelete, FileDelete{UID: 101, Time: goldenNow},
@@ -232,6 +242,9 @@ func goldenSetup(typ CommandType) []entry {
 		return entry{CmdChunkPut, ChunkPut{UID: 401, Chunk: chunk(blob, num, data, "n1", "n3"), Time: goldenNow - 4}}
 	}
 	switch typ {
+	case CmdDedupShare:
+		return []entry{{CmdFileComplete, FileComplete{UID: 105, Size: 6, MD5: md5hex("e1e1e2"), SHA256: sha256hex("e1e1e2"),
+			Time: goldenNow - 5, Chunks: []Chunk{chunk(15, 1, "e1e1", "n1", "n3"), chunk(16, 2, "e2", "n2", "n3")}}}}
 	case CmdBucketDelete, CmdObjectBind, CmdMultipartCreate:
 		return []entry{bucket}
 	case CmdObjectPut:

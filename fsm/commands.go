@@ -75,7 +75,10 @@ type FileComplete struct {
 	Chunks []Chunk    `json:"chunks"`
 	Size   int64      `json:"size"`
 	MD5    string     `json:"md5"`
-	Time   int64      `json:"time"`
+	// SHA256 is the hex SHA-256 of the bytes, hashed as they arrived; part
+	// of the dedup key. "" from earlier builds.
+	SHA256 string `json:"sha256,omitempty"`
+	Time   int64  `json:"time"`
 }
 
 // Merge declares a chunked upload complete.
@@ -190,19 +193,13 @@ func (t *tx) applyFilesCreate(c *FilesCreate) (any, error) {
 		}
 	}
 	for _, f := range c.Files {
-		t.createTenantFile(f.UID, f.Name, f.Bucket, f.Tenant, c.Time)
+		t.createFile(f.UID, f.Name, f.Bucket, f.Tenant, c.Time)
 	}
 	return nil, nil
 }
 
 // createFile writes a new uploading file (FilesCreate, MultipartCreate).
-func (t *tx) createFile(uid osprey.UID, name, bucket string, now int64) {
-	t.createTenantFile(uid, name, bucket, "", now)
-}
-
-// createTenantFile is createFile for a file owned by tenant (a scoped API
-// key's; "" is the shared namespace).
-func (t *tx) createTenantFile(uid osprey.UID, name, bucket, tenant string, now int64) {
+func (t *tx) createFile(uid osprey.UID, name, bucket, tenant string, now int64) {
 	t.putFile(&File{UID: uid, Name: name, Bucket: bucket, Tenant: tenant, State: StateUploading, CreatedAt: now, UpdatedAt: now})
 }
 
@@ -265,13 +262,18 @@ func (t *tx) applyChunkPut(c *ChunkPut) (any, error) {
 }
 
 // complete turns an uploading file into a complete one over the given
-// ordered chunks, deduplicating onto existing verified content with the
-// same md5 (the md5 index holds only verified contents).
-func (t *tx) complete(f *File, chunks []Chunk, size int64, md5 string, verified bool, now int64) CompleteResult {
+// ordered chunks. Verified bytes (their md5, and sha256 when given, were
+// computed from the bytes) deduplicate onto the content of the file's
+// tenant with the same md5, size and sha256 (the index holds only
+// verified contents). Unverified ones (a merge: the md5 is only declared)
+// never deduplicate: deduplicating on a declared md5 would hand the
+// uploader someone else's bytes without proof it holds them, or swallow
+// its own.
+func (t *tx) complete(f *File, chunks []Chunk, size int64, md5, sha string, verified bool, now int64) CompleteResult {
 	res := CompleteResult{}
 	upChunks := t.upChunks(f.UID)
 	f.State, f.Size, f.MD5, f.UpdatedAt = StateComplete, size, md5, now
-	if id, ok := t.md5(md5); ok {
+	if id, ok := t.dedupGet(f.Tenant, md5, size, sha); ok && verified {
 		ct, _ := t.content(id)
 		ct.Refs++
 		t.putContent(ct)
@@ -279,14 +281,17 @@ func (t *tx) complete(f *File, chunks []Chunk, size int64, md5 string, verified 
 		res.Garbage = chunks
 	} else {
 		ct := &Content{ID: f.UID, MD5: md5, Size: size, State: ContentStaged,
-			Chunks: chunks, Verified: verified, Refs: 1, Bucket: f.Bucket, Key: objectKey(f)}
+			Chunks: chunks, Verified: verified, Refs: 1, Bucket: f.Bucket, Key: objectKey(f), Tenant: f.Tenant}
+		if verified {
+			ct.SHA256 = sha
+		}
 		t.putContent(ct)
 		// Only content whose bytes were checked against its md5 is a
 		// dedup target: a merge declares an md5 nothing has checked yet,
 		// and until tiering verifies it (applyTierDone) no /resume or
 		// later upload may resolve to it.
 		if verified {
-			t.setMD5(md5, f.UID)
+			t.indexContent(ct)
 		}
 		f.Content = f.UID
 		t.repairRemovedOwners(0, f.UID, chunks, now)
@@ -351,7 +356,7 @@ func (t *tx) applyFileComplete(c *FileComplete) (any, error) {
 	}
 	// Pieces of a single upload were uploaded now; chunks of an earlier
 	// chunked attempt on the same uid are garbage.
-	res := t.complete(f, c.Chunks, c.Size, c.MD5, true, c.Time)
+	res := t.complete(f, c.Chunks, c.Size, c.MD5, c.SHA256, true, c.Time)
 	return res, nil
 }
 
@@ -393,7 +398,7 @@ func (t *tx) applyMerge(c *Merge) (any, error) {
 	if total != c.Size {
 		return nil, errorf(ErrConflict, "chunks 1..%d hold %d bytes, merge says size %d", c.Num, total, c.Size)
 	}
-	return t.complete(f, chunks, c.Size, c.MD5, false, c.Time), nil
+	return t.complete(f, chunks, c.Size, c.MD5, "", false, c.Time), nil
 }
 
 func (t *tx) applyResume(c *Resume) (any, error) {
@@ -402,7 +407,7 @@ func (t *tx) applyResume(c *Resume) (any, error) {
 	// the state as it was.
 	seen := make(map[osprey.UID]bool, len(c.Items))
 	for _, it := range c.Items {
-		if _, ok := t.md5(it.MD5); !ok {
+		if _, ok := t.dedupFirst(it.Tenant, it.MD5); !ok {
 			continue
 		}
 		if _, dup := t.file(it.UID); dup || seen[it.UID] || it.UID == 0 {
@@ -411,15 +416,11 @@ func (t *tx) applyResume(c *Resume) (any, error) {
 		seen[it.UID] = true
 	}
 	for i, it := range c.Items {
-		id, ok := t.md5(it.MD5)
+		id, ok := t.dedupFirst(it.Tenant, it.MD5)
 		if !ok {
 			continue
 		}
-		ct, _ := t.content(id)
-		ct.Refs++
-		t.putContent(ct)
-		t.putFile(&File{UID: it.UID, Name: it.Name, Bucket: it.Bucket, Tenant: it.Tenant, State: StateComplete, Size: ct.Size,
-			MD5: ct.MD5, Content: id, CreatedAt: c.Time, UpdatedAt: c.Time})
+		t.shareContent(id, it.UID, it.Name, it.Bucket, it.Tenant, c.Time)
 		res.UIDs[i] = it.UID
 	}
 	return res, nil
@@ -456,10 +457,8 @@ func (t *tx) removeFile(uid osprey.UID, now int64) DeleteResult {
 		t.putContent(ct)
 		return res
 	}
+	t.unindexContent(ct)
 	t.deleteContent(ct.ID)
-	if id, ok := t.md5(ct.MD5); ok && id == ct.ID {
-		t.del(md5Key(ct.MD5))
-	}
 	gone := ct.clone()
 	res.Content = &gone
 	res.Garbage = gone.Chunks

@@ -57,6 +57,20 @@ func (g *gen) data() string { return fmt.Sprintf("chunk-%d", g.r.IntN(5)) }
 // FSM trusts a merge's md5; see DESIGN.md).
 func (g *gen) fileMD5(size int64) string { return md5hex(fmt.Sprintf("file-%d-%d", size, g.r.IntN(3))) }
 
+// fileSHA is a SHA-256 for a content of size bytes: one of two per size
+// (so equal md5s with different SHA-256s occur), or "" as an earlier
+// build's proposer sends.
+func (g *gen) fileSHA(size int64) string {
+	if v := g.r.IntN(3); v < 2 {
+		return sha256hex(fmt.Sprintf("file-%d-%d", size, v))
+	}
+	return ""
+}
+
+var genTenants = []string{"", "", "acme", "evil"}
+
+func (g *gen) tenant() string { return genTenants[g.r.IntN(len(genTenants))] }
+
 func (g *gen) chunk(num uint32) Chunk {
 	g.nextBlob++
 	if g.r.IntN(5) == 0 {
@@ -115,7 +129,7 @@ func (g *gen) next() (entry, bool) {
 		c := FilesCreate{Time: g.now}
 		for i := 0; i <= g.r.IntN(3); i++ {
 			g.nextUID++
-			c.Files = append(c.Files, NewFile{UID: g.nextUID, Name: fmt.Sprintf("f%d.jpg", g.nextUID), Bucket: "image"})
+			c.Files = append(c.Files, NewFile{UID: g.nextUID, Name: fmt.Sprintf("f%d.jpg", g.nextUID), Bucket: "image", Tenant: g.tenant()})
 		}
 		if f, ok := g.file(false); ok && g.r.IntN(20) == 0 {
 			c.Files = append(c.Files, NewFile{UID: f.UID, Name: "dup.jpg"}) // conflict
@@ -157,13 +171,24 @@ func (g *gen) next() (entry, bool) {
 			c.Chunks = append(c.Chunks, ch)
 			c.Size += ch.Size
 		}
-		c.MD5 = g.fileMD5(c.Size)
+		c.MD5, c.SHA256 = g.fileMD5(c.Size), g.fileSHA(c.Size)
 		return entry{CmdFileComplete, c}, true
 	case 12:
+		if f, ok := g.file(false); ok && f.Content != 0 && g.r.IntN(3) == 0 {
+			// A proven share: of the file's content, or of a stale pairing.
+			g.nextUID++
+			sha := g.fileSHA(f.Size)
+			if ct, ok := g.m.f.Content(f.Content); ok && ct.SHA256 != "" && g.r.IntN(2) == 0 {
+				sha = ct.SHA256
+			}
+			return entry{CmdDedupShare, DedupShare{UID: g.nextUID, Name: "s.jpg", Bucket: "image", Tenant: f.Tenant,
+				Content: f.Content, MD5: f.MD5, Size: f.Size, SHA256: sha, Time: g.now}}, true
+		}
 		c := Resume{Time: g.now}
 		for i := 0; i <= g.r.IntN(2); i++ {
 			g.nextUID++
-			c.Items = append(c.Items, ResumeItem{UID: g.nextUID, Name: "r.jpg", Bucket: "image", MD5: g.fileMD5(int64(7 * (1 + g.r.IntN(4))))})
+			c.Items = append(c.Items, ResumeItem{UID: g.nextUID, Name: "r.jpg", Bucket: "image", MD5: g.fileMD5(int64(7 * (1 + g.r.IntN(4)))),
+				Tenant: g.tenant()})
 		}
 		return entry{CmdResume, c}, true
 	case 13:
@@ -206,7 +231,11 @@ func (g *gen) next() (entry, bool) {
 			return entry{CmdTierFailed, TierFailed{TaskID: tk.ID, Node: tk.LeaseHolder, Content: uid,
 				Reason: "md5 mismatch", Now: g.now}}, true
 		}
-		return entry{CmdTierDone, TierDone{TaskID: tk.ID, Node: tk.LeaseHolder, Content: uid, Now: g.now,
+		var sha string
+		if ct, ok := g.m.f.Content(uid); ok {
+			sha = g.fileSHA(ct.Size)
+		}
+		return entry{CmdTierDone, TierDone{TaskID: tk.ID, Node: tk.LeaseHolder, Content: uid, Now: g.now, SHA256: sha,
 			Location: Location{Bucket: "image", Key: tk.Target, Nodes: g.owners()}}}, true
 	case 19:
 		tk, ok := g.task(TaskLeased, TaskRepair)

@@ -183,7 +183,11 @@ func TestMerge(t *testing.T) {
 				t.Fatal("no tier task")
 			}
 		}},
-		{"dedup onto indexed content", func(t *testing.T, a *applier) {
+		// A merge's md5 is only declared: deduplicating on it would hand
+		// the uploader the indexed bytes without proof it holds them (and
+		// lose its own if they differ). It keeps its own content until
+		// tiering verifies it.
+		{"no dedup on a declared md5", func(t *testing.T, a *applier) {
 			a.put(1, 11, 1, "aa")
 			wantErr(t, a.complete(1, md5hex("aa"), chunk(11, 1, "aa", "n1", "n2")), nil, "")
 			a.put(2, 21, 1, "a")
@@ -191,14 +195,14 @@ func TestMerge(t *testing.T) {
 			r := a.merge(2, 2, 2, md5hex("aa"))
 			wantErr(t, r, nil, "")
 			res := r.Data.(CompleteResult)
-			if res.File.Content != 1 || !reflect.DeepEqual(blobs(res.Garbage), []uint64{21, 22}) {
+			if res.File.Content != 2 || len(res.Garbage) != 0 {
 				t.Fatalf("merge = %+v", res)
 			}
-			if ct := a.content(1); ct.Refs != 2 {
-				t.Fatalf("refs %d, want 2", ct.Refs)
+			if ct := a.content(1); ct.Refs != 1 {
+				t.Fatalf("refs %d, want 1", ct.Refs)
 			}
-			if _, ok := a.f.Content(2); ok || countTasks(a.f, TaskTier) != 1 {
-				t.Fatal("a deduplicated upload got its own content or tier task")
+			if ct := a.content(2); ct.Verified || countTasks(a.f, TaskTier) != 2 {
+				t.Fatalf("merged content %+v: want its own, unverified, with a tier task", ct)
 			}
 		}},
 	} {
@@ -291,7 +295,7 @@ func TestFileComplete(t *testing.T) {
 			if ct.Refs != 1 || ct.State != ContentStaged || !ct.Verified || ct.Key != "1.jpg" || ct.Size != 4 {
 				t.Fatalf("content %+v", ct)
 			}
-			if c, ok := a.f.ContentByMD5(md5hex("aabb")); !ok || c.ID != 1 {
+			if c, ok := a.f.ContentByMD5("", md5hex("aabb")); !ok || c.ID != 1 {
 				t.Fatal("content not indexed by md5")
 			}
 		}},
@@ -399,7 +403,7 @@ func TestResumeAndDelete(t *testing.T) {
 			if ct := a.content(1); ct.Refs != 1 {
 				t.Fatalf("refs %d, want 1", ct.Refs)
 			}
-			if _, ok := a.f.ContentByMD5(md5); !ok {
+			if _, ok := a.f.ContentByMD5("", md5); !ok {
 				t.Fatal("content unindexed while referenced")
 			}
 			r = a.apply(CmdFileDelete, FileDelete{UID: 50, Time: t0 + 600})
@@ -411,7 +415,7 @@ func TestResumeAndDelete(t *testing.T) {
 			if _, ok := a.f.Content(1); ok {
 				t.Fatal("content still there")
 			}
-			if _, ok := a.f.ContentByMD5(md5); ok {
+			if _, ok := a.f.ContentByMD5("", md5); ok {
 				t.Fatal("md5 still indexed")
 			}
 			if countTasks(a.f, TaskDelete) != 1 {
@@ -419,7 +423,7 @@ func TestResumeAndDelete(t *testing.T) {
 			}
 			// The same bytes uploaded again make a new content.
 			a.complete(3, md5, chunk(31, 1, "aa", "n3"))
-			if ct, ok := a.f.ContentByMD5(md5); !ok || ct.ID != 3 || ct.Refs != 1 {
+			if ct, ok := a.f.ContentByMD5("", md5); !ok || ct.ID != 3 || ct.Refs != 1 {
 				t.Fatalf("new content %+v, %v", ct, ok)
 			}
 		}},
@@ -612,12 +616,12 @@ func TestTierFailedUnindexes(t *testing.T) {
 	if ct := a.content(1); ct.State != ContentFailed || len(ct.Chunks) != 1 {
 		t.Fatalf("content %+v (data must be kept for inspection)", ct)
 	}
-	if _, ok := a.f.ContentByMD5(md5); ok {
+	if _, ok := a.f.ContentByMD5("", md5); ok {
 		t.Fatal("failed content still deduplicated onto")
 	}
 	// The next upload of those bytes gets its own content.
 	a.complete(2, md5, chunk(21, 1, "aa", "n2"))
-	if ct, ok := a.f.ContentByMD5(md5); !ok || ct.ID != 2 {
+	if ct, ok := a.f.ContentByMD5("", md5); !ok || ct.ID != 2 {
 		t.Fatalf("content %+v, %v", ct, ok)
 	}
 }

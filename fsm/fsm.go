@@ -169,6 +169,11 @@ func Open(cfg Config) (*FSM, error) {
 		f.cache.Unref()
 		return nil, err
 	}
+	if err := f.migrateDedupIndex(); err != nil {
+		_ = h.db.Close()
+		f.cache.Unref()
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -519,6 +524,8 @@ func (t *tx) apply(typ CommandType, payload []byte) (any, error) {
 		return t.applyKeyCreate(decodeInto[KeyCreate](payload))
 	case CmdKeyRevoke:
 		return t.applyKeyRevoke(decodeInto[KeyRevoke](payload))
+	case CmdDedupShare:
+		return t.applyDedupShare(decodeInto[DedupShare](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", typ))
 	}
@@ -628,10 +635,11 @@ func (f *FSM) Content(id osprey.UID) (c Content, ok bool) {
 	return c, ok
 }
 
-// ContentByMD5 returns the complete content with the given md5, or false.
-func (f *FSM) ContentByMD5(md5 string) (c Content, ok bool) {
+// ContentByMD5 returns the verified content of tenant that an md5-only
+// lookup (/resume) resolves md5 to, or false.
+func (f *FSM) ContentByMD5(tenant, md5 string) (c Content, ok bool) {
 	f.read(func(t *tx) {
-		id, found := t.md5(md5)
+		id, found := t.dedupFirst(tenant, md5)
 		if !found {
 			return
 		}

@@ -322,7 +322,7 @@ func viewOf(f *FSM) view {
 		seen[x.Content] = true
 		if ct, ok := f.Content(x.Content); ok {
 			v.Contents = append(v.Contents, ct)
-			if byMD5, ok := f.ContentByMD5(ct.MD5); ok {
+			if byMD5, ok := f.ContentByMD5(ct.Tenant, ct.MD5); ok {
 				v.ByMD5[ct.MD5] = byMD5.ID
 			}
 		}

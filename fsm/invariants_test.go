@@ -103,10 +103,16 @@ func checkInvariants(s *state) string {
 			addCopies(live, ch)
 		}
 	}
-	for md5, id := range s.MD5Index {
-		ct, ok := s.Contents[id]
-		if !ok || ct.MD5 != md5 || ct.State == ContentFailed {
-			return fmt.Sprintf("md5 %s indexes content %s (%+v)", md5, id, ct)
+	if len(s.MD5Index) > 0 {
+		return fmt.Sprintf("legacy md5 index not migrated: %v", s.MD5Index)
+	}
+	for k, id := range s.Dedup {
+		e, ok := decodeDedupKey([]byte(k))
+		ct, found := s.Contents[id]
+		// Only verified contents of the key's tenant, md5, size and sha256.
+		if !ok || !found || ct.Tenant != e.Tenant || ct.MD5 != e.MD5 || ct.Size != e.Size || ct.SHA256 != e.SHA256 ||
+			!ct.Verified || ct.State == ContentFailed || ct.State == ContentLost {
+			return fmt.Sprintf("dedup key %+v indexes content %s (%+v)", e, id, ct)
 		}
 	}
 	// Tasks: ids below the counter, all in taskOrder (ascending), leases

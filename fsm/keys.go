@@ -18,7 +18,12 @@ import (
 //	f <uid u64>                   File without its upload chunks (JSON)
 //	k <uid u64> <num u32>         Chunk of an uploading file (JSON)
 //	c <content id u64>            Content (JSON)
-//	h <md5 hex>                   content id u64 (dedup index)
+//	h <md5 hex>                   content id u64 (the md5-only dedup index of earlier builds;
+//	                              migrated into 'H' on open and after a restore, never written)
+//	H <len u16> <tenant> <len u8> <md5 hex> <size u64> <sha256 hex>
+//	                              content id u64 (dedup index: verified contents by tenant,
+//	                              md5, size and SHA-256; sha256 "" for a content verified
+//	                              before its SHA-256 was known)
 //	t <task id u64>               Task (JSON)
 //	r <due i64> <task id u64>     runnable index: pending tasks by NextAttempt, leased by LeaseExpiry
 //	q <task id u64>               dead tasks
@@ -57,7 +62,8 @@ const (
 	tFile      byte = 'f'
 	tUpChunk   byte = 'k'
 	tContent   byte = 'c'
-	tMD5       byte = 'h'
+	tMD5       byte = 'h' // legacy, migrated (dedup.go)
+	tDedup     byte = 'H'
 	tTask      byte = 't'
 	tRunnable  byte = 'r'
 	tDead      byte = 'q'
@@ -131,8 +137,6 @@ func upChunkKey(uid osprey.UID, num uint32) []byte {
 func upChunkPrefix(uid osprey.UID) []byte { return u64Key(tUpChunk, uint64(uid)) }
 
 func contentKey(id osprey.UID) []byte { return u64Key(tContent, uint64(id)) }
-
-func md5Key(md5 string) []byte { return append(tableKey(tMD5, len(md5)), md5...) }
 
 func taskKey(id uint64) []byte { return u64Key(tTask, id) }
 

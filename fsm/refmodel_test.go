@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/osprey-storage/osprey"
 )
@@ -63,6 +64,8 @@ func (s *state) apply(t CommandType, payload []byte) (any, error) {
 		return s.applyNodeDown(decodeInto[NodeDown](payload))
 	case CmdNodeUp:
 		return s.applyNodeUp(decodeInto[NodeUp](payload))
+	case CmdDedupShare:
+		return s.applyDedupShare(decodeInto[DedupShare](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", t))
 	}
@@ -123,7 +126,7 @@ func (s *state) applyFilesCreate(c *FilesCreate) (any, error) {
 		}
 	}
 	for _, f := range c.Files {
-		s.Files[f.UID] = &File{UID: f.UID, Name: f.Name, Bucket: f.Bucket, State: StateUploading,
+		s.Files[f.UID] = &File{UID: f.UID, Name: f.Name, Bucket: f.Bucket, Tenant: f.Tenant, State: StateUploading,
 			CreatedAt: c.Time, UpdatedAt: c.Time}
 	}
 	return nil, nil
@@ -180,22 +183,51 @@ func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
 	return ChunkPutResult{}, nil
 }
 
+// The reference dedup index: a map keyed by the encoded key.
+func (s *state) index(ct *Content) {
+	k := string(contentDedupKey(ct))
+	if _, taken := s.Dedup[k]; !taken {
+		s.Dedup[k] = ct.ID
+	}
+}
+
+func (s *state) unindex(ct *Content) {
+	k := string(contentDedupKey(ct))
+	if s.Dedup[k] == ct.ID {
+		delete(s.Dedup, k)
+	}
+}
+
+// dedupFirst is the md5-only lookup: the smallest matching key.
+func (s *state) dedupFirst(tenant, md5 string) (osprey.UID, bool) {
+	p := string(dedupPrefix(tenant, md5))
+	best, found := "", false
+	for k := range s.Dedup {
+		if strings.HasPrefix(k, p) && (!found || k < best) {
+			best, found = k, true
+		}
+	}
+	return s.Dedup[best], found
+}
+
 // complete turns an uploading file into a complete one over the given
-// ordered chunks, deduplicating onto existing content with the same md5.
-func (s *state) complete(f *File, chunks []Chunk, size int64, md5 string, verified bool, now int64) CompleteResult {
+// ordered chunks; verified bytes deduplicate onto the same tenant's
+// content with the same md5, size and sha256.
+func (s *state) complete(f *File, chunks []Chunk, size int64, md5, sha string, verified bool, now int64) CompleteResult {
 	res := CompleteResult{}
 	f.State, f.Size, f.MD5, f.UpdatedAt = StateComplete, size, md5, now
-	if id, ok := s.MD5Index[md5]; ok {
+	if id, ok := s.Dedup[string(dedupKey(f.Tenant, md5, size, sha))]; ok && verified {
 		ct := s.Contents[id]
 		ct.Refs++
 		f.Content = id
 		res.Garbage = chunks
 	} else {
 		ct := &Content{ID: f.UID, MD5: md5, Size: size, State: ContentStaged,
-			Chunks: chunks, Verified: verified, Refs: 1, Bucket: f.Bucket, Key: objectKey(f)}
+			Chunks: chunks, Verified: verified, Refs: 1, Bucket: f.Bucket, Key: objectKey(f), Tenant: f.Tenant}
 		s.Contents[f.UID] = ct
 		if verified {
-			s.MD5Index[md5] = f.UID
+			ct.SHA256 = sha
+			s.index(ct)
 		}
 		f.Content = f.UID
 		s.repairRemovedOwners(0, f.UID, chunks, now)
@@ -245,7 +277,7 @@ func (s *state) applyFileComplete(c *FileComplete) (any, error) {
 	}
 	// Pieces of a single upload were uploaded now; chunks of an earlier
 	// chunked attempt on the same uid are garbage.
-	res := s.complete(f, c.Chunks, c.Size, c.MD5, true, c.Time)
+	res := s.complete(f, c.Chunks, c.Size, c.MD5, c.SHA256, true, c.Time)
 	return res, nil
 }
 
@@ -281,7 +313,7 @@ func (s *state) applyMerge(c *Merge) (any, error) {
 	if total != c.Size {
 		return nil, errorf(ErrConflict, "chunks 1..%d hold %d bytes, merge says size %d", c.Num, total, c.Size)
 	}
-	return s.complete(f, chunks, c.Size, c.MD5, false, c.Time), nil
+	return s.complete(f, chunks, c.Size, c.MD5, "", false, c.Time), nil
 }
 
 func (s *state) applyResume(c *Resume) (any, error) {
@@ -290,7 +322,7 @@ func (s *state) applyResume(c *Resume) (any, error) {
 	// the state as it was.
 	seen := make(map[osprey.UID]bool, len(c.Items))
 	for _, it := range c.Items {
-		if _, ok := s.MD5Index[it.MD5]; !ok {
+		if _, ok := s.dedupFirst(it.Tenant, it.MD5); !ok {
 			continue
 		}
 		if _, dup := s.Files[it.UID]; dup || seen[it.UID] || it.UID == 0 {
@@ -299,17 +331,35 @@ func (s *state) applyResume(c *Resume) (any, error) {
 		seen[it.UID] = true
 	}
 	for i, it := range c.Items {
-		id, ok := s.MD5Index[it.MD5]
+		id, ok := s.dedupFirst(it.Tenant, it.MD5)
 		if !ok {
 			continue
 		}
 		ct := s.Contents[id]
 		ct.Refs++
-		s.Files[it.UID] = &File{UID: it.UID, Name: it.Name, Bucket: it.Bucket, State: StateComplete, Size: ct.Size,
+		s.Files[it.UID] = &File{UID: it.UID, Name: it.Name, Bucket: it.Bucket, Tenant: it.Tenant, State: StateComplete, Size: ct.Size,
 			MD5: ct.MD5, Content: id, CreatedAt: c.Time, UpdatedAt: c.Time}
 		res.UIDs[i] = it.UID
 	}
 	return res, nil
+}
+
+func (s *state) applyDedupShare(c *DedupShare) (any, error) {
+	if c.UID == 0 || c.Name == "" || c.SHA256 == "" {
+		return nil, errorf(ErrInvalid, "dedup share: missing uid, name or sha256")
+	}
+	id, ok := s.Dedup[string(dedupKey(c.Tenant, c.MD5, c.Size, c.SHA256))]
+	if !ok || id != c.Content {
+		return DedupShareResult{}, nil
+	}
+	if _, dup := s.Files[c.UID]; dup {
+		return nil, errorf(ErrConflict, "uid %s already exists", c.UID)
+	}
+	ct := s.Contents[id]
+	ct.Refs++
+	s.Files[c.UID] = &File{UID: c.UID, Name: c.Name, Bucket: c.Bucket, Tenant: c.Tenant, State: StateComplete, Size: ct.Size,
+		MD5: ct.MD5, Content: id, CreatedAt: c.Time, UpdatedAt: c.Time}
+	return DedupShareResult{UID: c.UID}, nil
 }
 
 func (s *state) applyFileDelete(c *FileDelete) (any, error) {
@@ -333,9 +383,7 @@ func (s *state) applyFileDelete(c *FileDelete) (any, error) {
 	ct.Refs--
 	if ct.Refs <= 0 {
 		delete(s.Contents, ct.ID)
-		if s.MD5Index[ct.MD5] == ct.ID {
-			delete(s.MD5Index, ct.MD5)
-		}
+		s.unindex(ct)
 		gone := ct.clone()
 		res.Content = &gone
 		res.Garbage = gone.Chunks
@@ -465,10 +513,12 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 		return nil, nil
 	}
 	loc := c.Location
-	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
-	if _, ok := s.MD5Index[ct.MD5]; !ok {
-		s.MD5Index[ct.MD5] = ct.ID
+	s.unindex(ct)
+	if ct.SHA256 == "" {
+		ct.SHA256 = c.SHA256
 	}
+	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
+	s.index(ct)
 	// Staged chunks go only now that the backend copy is verified, and
 	// after a grace period for downloads still reading them.
 	s.enqueueGC(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)
@@ -488,9 +538,7 @@ func (s *state) applyTierFailed(c *TierFailed) (any, error) {
 	}
 	// The data is kept for inspection; no new upload deduplicates onto it.
 	ct.State = ContentFailed
-	if s.MD5Index[ct.MD5] == ct.ID {
-		delete(s.MD5Index, ct.MD5)
-	}
+	s.unindex(ct)
 	s.webhook("failed", s.Files[ct.ID], ct, c.Now, c.Reason)
 	return nil, nil
 }

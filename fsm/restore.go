@@ -102,9 +102,7 @@ func (t *tx) applyRestored(c *Restored) (any, error) {
 		}
 		ct.State = ContentLost
 		t.putContent(ct)
-		if cur, ok := t.md5(ct.MD5); ok && cur == ct.ID {
-			t.del(md5Key(ct.MD5))
-		}
+		t.unindexContent(ct)
 		res.Lost = append(res.Lost, id)
 	}
 	return res, nil

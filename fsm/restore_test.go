@@ -25,7 +25,7 @@ func TestRestored(t *testing.T) {
 			t.Errorf("content %d: %s, want %s", uid, ct.State, want)
 		}
 	}
-	if _, ok := a.f.ContentByMD5(md5hex("a1")); ok {
+	if _, ok := a.f.ContentByMD5("", md5hex("a1")); ok {
 		t.Error("a lost content is still a dedup target")
 	}
 	if n, _ := a.f.Node("n9"); n.WorkerID != 3 || n.Removed {

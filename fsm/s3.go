@@ -128,13 +128,16 @@ type ObjectPut struct {
 	// Name and FileBucket are the file's name and (backend) bucket; an
 	// empty Name means the last path element of Key, an empty FileBucket
 	// means Bucket.
-	Name       string     `json:"name,omitempty"`
-	FileBucket string     `json:"file_bucket,omitempty"`
-	Chunks     []Chunk    `json:"chunks"`
-	Size       int64      `json:"size"`
-	MD5        string     `json:"md5"`
-	Meta       ObjectMeta `json:"meta"`
-	Time       int64      `json:"time"`
+	Name       string  `json:"name,omitempty"`
+	FileBucket string  `json:"file_bucket,omitempty"`
+	Chunks     []Chunk `json:"chunks"`
+	Size       int64   `json:"size"`
+	MD5        string  `json:"md5"`
+	// SHA256 is the hex SHA-256 of the body (dedup key); "" from earlier
+	// builds.
+	SHA256 string     `json:"sha256,omitempty"`
+	Meta   ObjectMeta `json:"meta"`
+	Time   int64      `json:"time"`
 }
 
 // ObjectPutResult is the result of ObjectPut.
@@ -464,8 +467,8 @@ func (t *tx) applyObjectPut(c *ObjectPut) (any, error) {
 	if fileBucket == "" {
 		fileBucket = c.Bucket
 	}
-	t.createFile(c.UID, name, fileBucket, c.Time)
-	done, err := t.applyFileComplete(&FileComplete{UID: c.UID, Chunks: c.Chunks, Size: c.Size, MD5: c.MD5, Time: c.Time})
+	t.createFile(c.UID, name, fileBucket, "", c.Time)
+	done, err := t.applyFileComplete(&FileComplete{UID: c.UID, Chunks: c.Chunks, Size: c.Size, MD5: c.MD5, SHA256: c.SHA256, Time: c.Time})
 	if err != nil {
 		return nil, err // the entry's writes are discarded
 	}
@@ -516,7 +519,7 @@ func (t *tx) applyMultipartCreate(c *MultipartCreate) (any, error) {
 	if fileBucket == "" {
 		fileBucket = c.Bucket
 	}
-	t.createFile(c.UID, name, fileBucket, c.Time)
+	t.createFile(c.UID, name, fileBucket, "", c.Time)
 	t.setJSON(multipartKey(c.Bucket, c.Key, c.UID), &multipartRecord{Meta: c.Meta, Initiated: c.Time})
 	t.set(s3RefKey(c.UID), s3Ref{kind: refMultipart, bucket: c.Bucket, key: c.Key}.encode())
 	t.addBucketCounts(c.Bucket, 0, 1)
@@ -577,7 +580,7 @@ func (t *tx) applyMultipartComplete(c *MultipartComplete) (any, error) {
 	t.dropS3Ref(c.UID)
 	// The proposer computed MD5 by reading the stored parts back (s3gw),
 	// so the content is verified and a dedup target at once.
-	res := MultipartCompleteResult{CompleteResult: t.complete(f, chunks, c.Size, c.MD5, true, c.Time)}
+	res := MultipartCompleteResult{CompleteResult: t.complete(f, chunks, c.Size, c.MD5, "", true, c.Time)}
 	res.BindResult = t.bind(c.Bucket, c.Key, f, meta, c.Time)
 	return res, nil
 }

@@ -916,7 +916,7 @@ func TestObjectPut(t *testing.T) {
 	if len(res.Garbage) != 1 {
 		t.Fatalf("dedup put %+v", res)
 	}
-	if ct, _ := a.f.ContentByMD5(md5hex("first")); ct.Refs != 2 {
+	if ct, _ := a.f.ContentByMD5("", md5hex("first")); ct.Refs != 2 {
 		t.Fatalf("content refs %d, want 2", ct.Refs)
 	}
 	// Overwrite: the old file goes in the same entry.

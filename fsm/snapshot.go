@@ -312,7 +312,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.fs.RemoveAll(old.dir); err != nil {
 		f.log.Warn("remove replaced metadata generation", "dir", old.dir, "err", err)
 	}
-	return nil
+	// A snapshot or backup written by an earlier build holds the md5-only
+	// index.
+	return f.migrateDedupIndex()
 }
 
 // loadSnapshot writes a snapshot stream of any known version into an empty
@@ -512,8 +514,12 @@ func loadLegacy(db *pebble.DB, s *state, applied uint64) error {
 	for _, id := range sortedKeys(s.Contents) {
 		t.putContent(s.Contents[id])
 	}
+	// The v1/v2 md5 index predates tenants and SHA-256: its contents are
+	// indexed like migrated ones (migrateDedupIndex).
 	for _, md5 := range sortedKeys(s.MD5Index) {
-		t.setMD5(md5, s.MD5Index[md5])
+		if ct, ok := t.content(s.MD5Index[md5]); ok && ct.MD5 == md5 && ct.State != ContentFailed && ct.State != ContentLost {
+			t.indexContent(ct)
+		}
 	}
 	for _, id := range sortedKeys(s.Tasks) {
 		t.putTask(s.Tasks[id])

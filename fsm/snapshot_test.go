@@ -249,7 +249,7 @@ func TestSnapshotOldVersions(t *testing.T) {
 			if x, ok := f.File(104); !ok || x.State != StateComplete || x.Content != dedupOnto {
 				t.Fatalf("file 104 = %+v, %v", x, ok)
 			}
-			if ct, ok := f.ContentByMD5(md5hex("a1a1a2a")); !ok || ct.Refs != mergedRefs || ct.State != ContentTiered {
+			if ct, ok := f.ContentByMD5("", md5hex("a1a1a2a")); !ok || ct.Refs != mergedRefs || ct.State != ContentTiered {
 				t.Fatalf("content = %+v, %v", ct, ok)
 			}
 			if x, _ := f.File(103); len(x.Chunks) != 1 || x.Chunks[1].Blob != 7 {
@@ -263,7 +263,9 @@ func TestSnapshotOldVersions(t *testing.T) {
 			}
 			// From v2 on, the snapshot records the index its state reflects.
 			var version uint32
-			if _, err := fmt.Sscanf(filepath.Base(path), "snapshot-v%d.golden", &version); err != nil {
+			// (snapshot-v3-md5index.golden is a v3 file of the build before
+			// the tenant/sha256 dedup index: restoring it migrates 'h'.)
+			if _, err := fmt.Sscanf(filepath.Base(path), "snapshot-v%d", &version); err != nil {
 				t.Fatal(err)
 			}
 			wantIdx := uint64(len(exampleLog()))

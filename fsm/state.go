@@ -163,6 +163,13 @@ type Content struct {
 	Chunks []Chunk      `json:"chunks"` // staged chunks in order
 	// Verified is true once the whole-file md5 was checked against the bytes.
 	Verified bool `json:"verified"`
+	// SHA256 is the hex SHA-256 of the bytes, computed as they arrived
+	// (single uploads) or by the tiering pass that verifies the md5; ""
+	// until known (contents of earlier builds, merges not tiered yet).
+	SHA256 string `json:"sha256,omitempty"`
+	// Tenant is the tenant the content was first stored under; it is
+	// shared (deduplicated onto) only by files of that tenant.
+	Tenant string `json:"tenant,omitempty"`
 	// Bucket and Key name the backend object the content tiers to.
 	Bucket   string    `json:"bucket"`
 	Key      string    `json:"key"`
@@ -181,8 +188,11 @@ type state struct {
 	NextWorkerID  uint32                  `json:"next_worker_id"`
 	Files         map[osprey.UID]*File    `json:"files"`
 	Contents      map[osprey.UID]*Content `json:"contents"`
-	MD5Index      map[string]osprey.UID   `json:"md5_index"`
-	Tasks         map[uint64]*Task        `json:"tasks"`
+	MD5Index      map[string]osprey.UID   `json:"md5_index"` // v1/v2 snapshots only
+	// Dedup is the dedup index ('H') keyed by the encoded key; not part of
+	// the legacy JSON snapshots (tests' reference model and dumps).
+	Dedup map[string]osprey.UID `json:"-"`
+	Tasks map[uint64]*Task      `json:"tasks"`
 	// taskOrder lists task ids in creation (= id) order so finding runnable
 	// tasks does not sort the whole queue; ids of finished tasks are
 	// skipped and compacted away. Derived, so not in snapshots.
@@ -197,6 +207,7 @@ func newState() *state {
 		Files:    map[osprey.UID]*File{},
 		Contents: map[osprey.UID]*Content{},
 		MD5Index: map[string]osprey.UID{},
+		Dedup:    map[string]osprey.UID{},
 		Tasks:    map[uint64]*Task{},
 	}
 }

@@ -464,18 +464,6 @@ func chunkHolders(ch *Chunk) []osprey.NodeID {
 	return out
 }
 
-func (t *tx) md5(md5 string) (osprey.UID, bool) {
-	b := t.get(md5Key(md5))
-	if b == nil {
-		return 0, false
-	}
-	return osprey.UID(binary.BigEndian.Uint64(b)), true
-}
-
-func (t *tx) setMD5(md5 string, id osprey.UID) {
-	t.set(md5Key(md5), binary.BigEndian.AppendUint64(nil, uint64(id)))
-}
-
 func (t *tx) task(id uint64) (*Task, bool) { return getJSON[Task](t, taskKey(id)) }
 
 // taskDue is where a task sits in the runnable index, or false when it is

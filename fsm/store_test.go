@@ -58,6 +58,7 @@ func dumpState(f *FSM) *state {
 			s.Contents[c.ID] = c
 		})
 		each(tMD5, func(k, v []byte) { s.MD5Index[string(k[2:])] = osprey.UID(binary.BigEndian.Uint64(v)) })
+		each(tDedup, func(k, v []byte) { s.Dedup[string(k)] = osprey.UID(binary.BigEndian.Uint64(v)) })
 		each(tTask, func(_, v []byte) {
 			tk := new(Task)
 			must(json.Unmarshal(v, tk))

@@ -133,7 +133,10 @@ type TierDone struct {
 	Node     osprey.NodeID `json:"node"`
 	Content  osprey.UID    `json:"content"`
 	Location Location      `json:"location"`
-	Now      int64         `json:"now"`
+	// SHA256 is the hex SHA-256 of the bytes the tiering pass read (the
+	// same pass whose md5 the backend verified); "" from earlier builds.
+	SHA256 string `json:"sha256,omitempty"`
+	Now    int64  `json:"now"`
 }
 
 // TierFailed records that a content's bytes do not match its md5.
@@ -288,12 +291,15 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 		return nil, nil
 	}
 	loc := c.Location
-	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
 	// Verified now (the backend checked the md5 as the bytes streamed): a
-	// dedup target from here on, unless another content holds the md5.
-	if _, ok := t.md5(ct.MD5); !ok {
-		t.setMD5(ct.MD5, ct.ID)
+	// dedup target from here on, under its strong key once the SHA-256 is
+	// known, unless another content holds that key.
+	t.unindexContent(ct)
+	if ct.SHA256 == "" {
+		ct.SHA256 = c.SHA256
 	}
+	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
+	t.indexContent(ct)
 	// Staged chunks go only now that the backend copy is verified, and
 	// after a grace period for downloads still reading them.
 	t.enqueueGC(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)
@@ -316,9 +322,7 @@ func (t *tx) applyTierFailed(c *TierFailed) (any, error) {
 	// The data is kept for inspection; no new upload deduplicates onto it.
 	ct.State = ContentFailed
 	t.putContent(ct)
-	if id, ok := t.md5(ct.MD5); ok && id == ct.ID {
-		t.del(md5Key(ct.MD5))
-	}
+	t.unindexContent(ct)
 	f, _ := t.file(ct.ID)
 	t.webhook("failed", f, ct, c.Now, c.Reason)
 	return nil, nil

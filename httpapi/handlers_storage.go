@@ -35,6 +35,10 @@ func (s *Server) storageRoutes() {
 	// which uids they see is checked by the handlers (names) and the
 	// storage (a key sees its own tenant's files only).
 	s.handle(http.MethodPost, p+"/resume", write, s.redirectable(s.handleResume))
+	if s.cfg.Dedup != nil {
+		s.handle(http.MethodPost, p+"/dedup/challenge", write, s.handleDedupChallenge)
+		s.handle(http.MethodPost, p+"/dedup/prove", write, s.redirectable(s.handleDedupProve))
+	}
 	s.handle(http.MethodGet, p+"/checkpoint", read, s.handleCheckpoint)
 	s.handle(http.MethodPost, p+"/link/upload", write, s.redirectable(s.handleLinkUpload))
 	s.handle(http.MethodPost, p+"/link/download", read, s.handleLinkDownload)
@@ -164,10 +168,13 @@ func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
 		}
 		items[i] = ResumeItem{MD5: strings.ToLower(d.MD5), Name: d.Path, Bucket: b}
 	}
-	uids, err := s.cfg.Storage.Resume(r.Context(), items)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	uids := make([]osprey.UID, len(items))
+	if !s.cfg.NoResumeMD5 {
+		var err error
+		if uids, err = s.cfg.Storage.Resume(r.Context(), items); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	out := make([]resumeReply, len(items))
 	for i, it := range items {
@@ -175,6 +182,79 @@ func (s *Server) handleResume(w http.ResponseWriter, r *http.Request) {
 		if uids[i] != 0 {
 			out[i].UID = uids[i].String()
 		}
+	}
+	writeOK(w, r, out)
+}
+
+// --- /dedup ---
+
+var sha256Re = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+type dedupChallengeRequest struct {
+	MD5    string `json:"md5"`
+	Size   *int64 `json:"size"`
+	SHA256 string `json:"sha256"`
+	Path   string `json:"path"`
+}
+
+func (s *Server) handleDedupChallenge(w http.ResponseWriter, r *http.Request) {
+	var req dedupChallengeRequest
+	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case !md5Re.MatchString(req.MD5):
+		s.writeError(w, r, invalidf("md5 %q is not 32 hex digits", req.MD5))
+		return
+	case !sha256Re.MatchString(req.SHA256):
+		s.writeError(w, r, invalidf("sha256 %q is not 64 hex digits", req.SHA256))
+		return
+	case req.Size == nil || *req.Size < 0:
+		s.writeError(w, r, invalidf("size is required and must be ≥ 0"))
+		return
+	}
+	b, err := bucketOf(req.Path)
+	if err != nil {
+		s.writeError(w, r, invalidf("path: %v", err))
+		return
+	}
+	if err := nameInScope(r, req.Path); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ch, err := s.cfg.Dedup.DedupChallenge(r.Context(), DedupClaim{MD5: strings.ToLower(req.MD5), Size: *req.Size,
+		SHA256: strings.ToLower(req.SHA256), Name: req.Path, Bucket: b})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeOK(w, r, ch)
+}
+
+type dedupProveRequest struct {
+	Challenge string `json:"challenge"`
+	Proof     string `json:"proof"`
+}
+
+func (s *Server) handleDedupProve(w http.ResponseWriter, r *http.Request) {
+	var req dedupProveRequest
+	if err := decodeJSON(r, maxJSONBody, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Challenge == "" || req.Proof == "" {
+		s.writeError(w, r, invalidf("challenge and proof are required"))
+		return
+	}
+	md5, uid, err := s.cfg.Dedup.DedupProve(r.Context(), req.Challenge, strings.ToLower(req.Proof))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := resumeReply{MD5: md5}
+	if uid != 0 {
+		out.UID = uid.String()
 	}
 	writeOK(w, r, out)
 }

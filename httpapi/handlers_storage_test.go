@@ -74,6 +74,29 @@ func TestResume(t *testing.T) {
 	}
 }
 
+// TestResumeMD5Off: with --dedup-resume-md5=false, /resume keeps its shape
+// but answers uid "" for every item without looking anything up, so
+// clients upload (or use proof of possession).
+func TestResumeMD5Off(t *testing.T) {
+	f := mustFixture(t, func(c *Config) { c.NoResumeMD5 = true })
+	f.storage.ResumeFn = func(_ context.Context, items []ResumeItem) ([]osprey.UID, error) {
+		return []osprey.UID{42}, nil
+	}
+	_, env := f.check(t, apiCase{method: http.MethodPost, path: Prefix + "/resume",
+		body: `{"data":[{"md5":"0123456789abcdef0123456789abcdef","path":"a.jpg"}]}`, wantCode: 200})
+	var out []struct {
+		MD5 string `json:"md5"`
+		UID string `json:"uid"`
+	}
+	mustStrict(t, env.Data, &out)
+	if len(out) != 1 || out[0].UID != "" || out[0].MD5 != "0123456789abcdef0123456789abcdef" {
+		t.Fatalf("reply %+v", out)
+	}
+	if n := f.storage.Calls("Resume"); n != 0 {
+		t.Fatalf("Resume called %d times", n)
+	}
+}
+
 func TestResumeBadInput(t *testing.T) {
 	item := `{"md5":"0123456789abcdef0123456789abcdef","path":"a.jpg"}`
 	for _, c := range []apiCase{

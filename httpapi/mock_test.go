@@ -3,8 +3,10 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/osprey-storage/osprey"
 )
@@ -397,3 +399,24 @@ type readyCluster struct {
 }
 
 func (c readyCluster) ReadyDetails() map[string]string { return c.ReadyDetailsFn() }
+
+// mockDedup answers proof-of-possession calls.
+type mockDedup struct {
+	ChallengeFn func(ctx context.Context, c DedupClaim) (DedupChallenge, error)
+	ProveFn     func(ctx context.Context, challenge, proof string) (string, osprey.UID, error)
+}
+
+func (m *mockDedup) DedupChallenge(ctx context.Context, c DedupClaim) (DedupChallenge, error) {
+	if m.ChallengeFn == nil {
+		return DedupChallenge{ID: "c.s", Nonce: "00112233445566778899aabbccddeeff", Offset: 0, Length: c.Size,
+			ExpiresAt: time.Date(2026, 12, 4, 5, 1, 0, 0, time.UTC)}, nil
+	}
+	return m.ChallengeFn(ctx, c)
+}
+
+func (m *mockDedup) DedupProve(ctx context.Context, challenge, proof string) (string, osprey.UID, error) {
+	if m.ProveFn == nil {
+		return "", 0, fmt.Errorf("%w: proof of possession failed", osprey.ErrForbidden)
+	}
+	return m.ProveFn(ctx, challenge, proof)
+}

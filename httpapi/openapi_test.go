@@ -68,6 +68,7 @@ type fullFixture struct {
 	replicas *mockReplicas
 	metadata *mockMetadata
 	keys     *memKeys
+	dedup    *mockDedup
 }
 
 func mustFullFixture(t *testing.T) *fullFixture {
@@ -78,9 +79,11 @@ func mustFullFixture(t *testing.T) *fullFixture {
 		replicas: &mockReplicas{},
 		metadata: &mockMetadata{},
 		keys:     newMemKeys(),
+		dedup:    &mockDedup{},
 	}
 	ff.fixture = mustFixture(t, func(c *Config) {
 		c.Storage, c.Tasks, c.Replicas, c.Metadata, c.Keys = ff.console, ff.tasks, ff.replicas, ff.metadata, ff.keys
+		c.Dedup = ff.dedup
 	})
 	ff.storage = ff.console.mockStorage
 	return ff
@@ -660,6 +663,16 @@ func TestOpenAPIResponses(t *testing.T) {
 
 		{"resume", "POST", "/api/storage/v0/resume", Prefix + "/resume", `{"data":[{"md5":"` + md5abc + `","path":"a.jpg"}]}`, nil, nil, 200},
 		{"resume bad md5", "POST", "/api/storage/v0/resume", Prefix + "/resume", `{"data":[{"md5":"x","path":"a.jpg"}]}`, nil, nil, 400},
+		{"dedup challenge", "POST", "/api/storage/v0/dedup/challenge", Prefix + "/dedup/challenge",
+			`{"md5":"` + md5abc + `","size":3,"sha256":"` + strings.Repeat("ab", 32) + `","path":"a.jpg"}`, nil, nil, 200},
+		{"dedup challenge no sha256", "POST", "/api/storage/v0/dedup/challenge", Prefix + "/dedup/challenge",
+			`{"md5":"` + md5abc + `","size":3,"path":"a.jpg"}`, nil, nil, 400},
+		{"dedup prove wrong", "POST", "/api/storage/v0/dedup/prove", Prefix + "/dedup/prove",
+			`{"challenge":"c.s","proof":"` + strings.Repeat("00", 32) + `"}`, nil, nil, 403},
+		{"dedup prove", "POST", "/api/storage/v0/dedup/prove", Prefix + "/dedup/prove",
+			`{"challenge":"c.s","proof":"` + strings.Repeat("00", 32) + `"}`, nil, func() {
+				ff.dedup.ProveFn = func(context.Context, string, string) (string, osprey.UID, error) { return md5abc, testUID, nil }
+			}, 200},
 		{"link upload", "POST", "/api/storage/v0/link/upload", Prefix + "/link/upload", `{"filePath":["a.jpg","b.mp4"],"expire":60}`, nil, nil, 200},
 		{"link upload without key", "POST", "/api/storage/v0/link/upload", Prefix + "/link/upload", `{"filePath":["a.jpg"]}`, map[string]string{"Authorization": ""}, nil, 401},
 		{"link download", "POST", "/api/storage/v0/link/download", Prefix + "/link/download", `{"uid":["` + testUID.String() + `","1","x"]}`, nil, nil, 200},

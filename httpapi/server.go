@@ -188,6 +188,13 @@ type Config struct {
 	// Keys stores scoped API keys; nil leaves /cluster/keys out and only
 	// APIKeys authenticate.
 	Keys Keys
+	// Dedup serves proof-of-possession instant upload; nil leaves those
+	// routes out (they need Storage too).
+	Dedup Dedup
+	// NoResumeMD5 makes /resume answer uid "" for every item, so clients
+	// upload: md5-only dedup hands content to anyone who knows an md5
+	// (--dedup-resume-md5=false).
+	NoResumeMD5 bool
 	// APIKeys authorises business endpoints. Empty means protected mode:
 	// only loopback clients may call them.
 	APIKeys []string

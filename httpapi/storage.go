@@ -44,6 +44,38 @@ type Storage interface {
 	DeleteLocalChunk(ctx context.Context, key ChunkRef) error
 }
 
+// Dedup is proof-of-possession instant upload (POST /dedup/challenge,
+// /dedup/prove). Both act for osprey.PrincipalFrom(ctx).Tenant.
+type Dedup interface {
+	// DedupChallenge issues a challenge for a claimed content, whether or
+	// not it exists.
+	DedupChallenge(ctx context.Context, c DedupClaim) (DedupChallenge, error)
+	// DedupProve checks the answer to a challenge and returns the claimed
+	// md5 and a new uid sharing the content (0 if it went away meanwhile).
+	// A wrong answer and an absent content are the same ErrForbidden; an
+	// expired, reused or forged challenge is ErrForbidden too.
+	DedupProve(ctx context.Context, challenge, proof string) (md5 string, uid osprey.UID, err error)
+}
+
+// DedupClaim is what a client claims to hold, and the name for the new uid.
+type DedupClaim struct {
+	MD5    string
+	Size   int64
+	SHA256 string
+	Name   string
+	Bucket string
+}
+
+// DedupChallenge asks for HMAC-SHA256(hex-decoded Nonce, bytes[Offset :
+// Offset+Length]) of the claimed content, hex, before ExpiresAt.
+type DedupChallenge struct {
+	ID        string    `json:"challenge"`
+	Nonce     string    `json:"nonce"`
+	Offset    int64     `json:"offset"`
+	Length    int64     `json:"length"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 // NewFile is one file of /link/upload.
 type NewFile struct {
 	Name   string

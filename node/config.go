@@ -53,6 +53,11 @@ type Config struct {
 	// MetricsRequireKey makes /metrics need an API key (or loopback in
 	// protected mode).
 	MetricsRequireKey bool
+	// NoResumeMD5 makes /resume answer uid "" for every item: md5-only
+	// dedup gives stored content to whoever knows its md5
+	// (--dedup-resume-md5=false). Proof of possession (/dedup/*) is
+	// unaffected.
+	NoResumeMD5 bool
 	// Replicas is the number of nodes each staged chunk is stored on
 	// (capped by the number of members).
 	Replicas int

@@ -268,6 +268,7 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 	}
 	n.api, err = httpapi.New(httpapi.Config{Cluster: clusterAPI{n.mem, n.health}, Internal: internalAPI{n.prop, n.mem},
 		Storage: storageAPI{n.data, cfg.Build}, Metadata: metadataService{n}, Keys: keysAPI{n.fsm, n.prop}, Tasks: n.tasks, Replicas: n.data, APIKeys: cfg.APIKeys, Registry: n.registry, MetricsRequireKey: cfg.MetricsRequireKey,
+		Dedup: n.data, NoResumeMD5: cfg.NoResumeMD5,
 		Logger: lg, Limits: cfg.Limits})
 	if err != nil || n.s3Ln == nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/datapath"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
 	"github.com/osprey-storage/osprey/s3api"
@@ -48,7 +49,7 @@ type Proposer interface {
 // Data is the part of the data path the gateway stores and reads bytes
 // through.
 type Data interface {
-	StagePieces(ctx context.Context, body io.Reader, wantMD5 string) ([]fsm.Chunk, int64, string, error)
+	StageHashed(ctx context.Context, body io.Reader, wantMD5 string) (datapath.Staged, error)
 	Discard(chunks []fsm.Chunk)
 	UploadPart(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64) (md5 string, err error)
 	Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey.UID, error)
@@ -196,7 +197,8 @@ func (g *Gateway) PutObject(ctx context.Context, bucket, key string, body io.Rea
 	if err != nil {
 		return s3api.ObjectInfo{}, mapErr(err)
 	}
-	chunks, n, sum, err := g.cfg.Data.StagePieces(ctx, body, "")
+	st, err := g.cfg.Data.StageHashed(ctx, body, "")
+	chunks, n, sum := st.Chunks, st.Size, st.MD5
 	if err == nil && size >= 0 && n != size {
 		g.cfg.Data.Discard(chunks)
 		err = fmt.Errorf("%w: body has %d bytes, Content-Length said %d", s3api.ErrIncompleteBody, n, size)
@@ -209,7 +211,7 @@ func (g *Gateway) PutObject(ctx context.Context, bucket, key string, body io.Rea
 	m.ETag = sum
 	t := now()
 	cmd := fsm.ObjectPut{Bucket: bucket, Key: key, UID: uid, Name: f.Name, FileBucket: f.Bucket,
-		Chunks: chunks, Size: n, MD5: sum, Meta: m, Time: t}
+		Chunks: chunks, Size: n, MD5: sum, SHA256: st.SHA256, Meta: m, Time: t}
 	if err := g.cfg.Proposer.Apply(ctx, fsm.CmdObjectPut, cmd, nil); err != nil {
 		if !errors.Is(err, osprey.ErrIndeterminate) {
 			g.cfg.Data.Discard(chunks) // certainly not recorded

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -91,12 +92,15 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	loc := fsm.Location{Bucket: bucket, Key: key}
 	// The backends verify PutOptions.MD5 while the bytes stream and make
 	// nothing visible on a mismatch, so the md5 is computed once, there.
+	// The SHA-256 (part of the dedup key) is hashed from the same stream
+	// as it passes: no second read.
 	staged := c.Data.OpenStaged(ctx, ct.Chunks, 0, ct.Size)
 	defer staged.Close()
+	sum := &hashingReader{r: staged, h: sha256.New()}
 	if c.LocalBackend {
-		loc.Nodes, err = h.tierLocal(ctx, ct, bucket, key, staged)
+		loc.Nodes, err = h.tierLocal(ctx, ct, bucket, key, sum)
 	} else if err = c.Objects.EnsureBucket(ctx, bucket); err == nil {
-		_, err = c.Objects.Put(ctx, bucket, key, staged, ct.Size, backend.PutOptions{MD5: ct.MD5, ContentType: datapath.ContentType(key)})
+		_, err = c.Objects.Put(ctx, bucket, key, sum, ct.Size, backend.PutOptions{MD5: ct.MD5, ContentType: datapath.ContentType(key)})
 	}
 	if errors.Is(err, backend.ErrChecksum) {
 		// The staged bytes are not what the client declared: mark the file
@@ -109,7 +113,27 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 		return nil, fmt.Errorf("tier content %s: %w", ct.ID, err)
 	}
 	c.TieredBytes.Add(float64(ct.Size))
-	return &Completion{fsm.CmdTierDone, fsm.TierDone{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Location: loc, Now: time.Now().UnixMilli()}}, nil
+	done := fsm.TierDone{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Location: loc, Now: time.Now().UnixMilli()}
+	// Recorded only when the hash saw exactly the content's bytes (a
+	// backend that stopped reading at Size leaves nothing unread).
+	if sum.n == ct.Size {
+		done.SHA256 = hex.EncodeToString(sum.h.Sum(nil))
+	}
+	return &Completion{fsm.CmdTierDone, done}, nil
+}
+
+// hashingReader hashes and counts the bytes read through it.
+type hashingReader struct {
+	r io.Reader
+	h hash.Hash
+	n int64
+}
+
+func (r *hashingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.h.Write(p[:n])
+	r.n += int64(n)
+	return n, err
 }
 
 // tierLocal copies the content to the local backends of `replicas` nodes

@@ -146,6 +146,10 @@ func TestTierToSharedBackend(t *testing.T) {
 				if done.Location.Bucket != "img" || done.Location.Key != "a.png" || len(done.Location.Nodes) != 0 || done.TaskID != 9 {
 					t.Fatalf("done %+v", done)
 				}
+				// The SHA-256 (dedup key) comes from the same pass.
+				if sum := sha256.Sum256(body); done.SHA256 != hex.EncodeToString(sum[:]) {
+					t.Fatalf("tier done sha256 %q", done.SHA256)
+				}
 				if !bytes.Equal(be.objects["img/a.png"], body) || be.ctype != "image/png" {
 					t.Fatalf("backend holds %q (%s)", be.objects["img/a.png"], be.ctype)
 				}
@@ -167,6 +171,9 @@ func TestTierToLocalBackendsCopiesToReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	nodes := comp.Payload.(fsm.TierDone).Location.Nodes
+	if sum := sha256.Sum256(body); comp.Payload.(fsm.TierDone).SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatal("tier done carries no sha256 of the copied bytes")
+	}
 	if len(nodes) != 2 || len(data.objects) != 2 {
 		t.Fatalf("nodes %v objects %d, want 2 copies", nodes, len(data.objects))
 	}

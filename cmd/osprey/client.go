@@ -176,7 +176,7 @@ func runPut(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Var(sizeFlag{&opts.ChunkSize}, "chunk-size", "files larger than this are uploaded in chunks of this size")
 	fs.IntVar(&opts.Parallel, "parallel", client.DefaultParallel, "chunks uploaded at once")
 	fs.StringVar(&opts.Name, "name", "", "name to store the file under (one FILE only; default its base name)")
-	fs.BoolVar(&opts.NoDedup, "no-dedup", false, "skip the instant-upload (md5 dedup) check")
+	fs.BoolVar(&opts.NoDedup, "no-dedup", false, "skip instant upload (proof of possession of stored content with the same md5, size and SHA-256)")
 	fs.BoolVar(&opts.Multipart, "multipart", false, "send single uploads as a multipart form (osproxy style)")
 	fs.DurationVar(&opts.Expire, "expire", 0, "upload link lifetime (0 = server default)")
 	fs.StringVar(&opts.StateDir, "state-dir", client.DefaultStateDir(), `resume state directory ("-" disables resume)`)

@@ -45,6 +45,7 @@ type serverFlags struct {
 	apiKeysFile      string
 	s3apiAddr        string
 	metricsKey       bool
+	resumeMD5        bool
 	s3apiAccessKey   string
 	s3apiSecretKey   string
 	s3apiCredsFile   string
@@ -114,6 +115,7 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.apiKeys, "api-keys", "", "comma-separated API keys for business endpoints (prefer OSPREY_API_KEYS or --api-keys-file); none = protected mode")
 	fs.StringVar(&f.apiKeysFile, "api-keys-file", "", "file with one API key per line")
 	fs.BoolVar(&f.metricsKey, "metrics-require-key", false, "serve /metrics only with an API key (or to loopback in protected mode)")
+	fs.BoolVar(&f.resumeMD5, "dedup-resume-md5", true, "let the osproxy-compatible /resume share stored content by md5 alone (within the caller's tenant); false answers uid \"\" so clients upload or prove possession (POST /dedup/challenge)")
 	fs.StringVar(&f.s3apiAddr, "s3api-addr", "", "S3 API listen address (e.g. 127.0.0.1:9000); empty = no S3 API")
 	fs.StringVar(&f.s3apiAccessKey, "s3api-access-key", "", "S3 API root access key (prefer OSPREY_S3API_ACCESS_KEY)")
 	fs.StringVar(&f.s3apiSecretKey, "s3api-secret-key", "", "S3 API root secret key (prefer OSPREY_S3API_SECRET_KEY)")
@@ -404,6 +406,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c.Limits.BodyIdleTimeout = f.bodyIdleTimeout
 	c.Limits.MaxUploadsPerClient = f.uploadsPerClient
 	c.MetricsRequireKey = f.metricsKey
+	c.NoResumeMD5 = !f.resumeMD5
 	if err := parseRedundancy(f.redundancy, &c); err != nil {
 		return c, err
 	}
