@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,10 @@ type Config struct {
 	MaxRetryAfter time.Duration
 	// UserAgent is sent with every request.
 	UserAgent string
+	// TLS configures https connections (the CA that signs the nodes'
+	// certificates, a client certificate) when HTTPClient is nil; nil
+	// means the system roots.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns the configuration used for zero fields.
@@ -160,7 +165,11 @@ func New(cfg Config) (*Client, error) {
 	addrs, _ := parseAddrs(cfg.Addr)
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Transport: newTransport()}
+		t := newTransport()
+		if cfg.TLS != nil {
+			t.TLSClientConfig = cfg.TLS.Clone()
+		}
+		hc = &http.Client{Transport: t}
 	}
 	logger := cfg.Logger
 	if logger == nil {
