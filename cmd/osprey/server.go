@@ -377,6 +377,10 @@ func (f *serverFlags) s3Config(c *node.S3Config) error {
 	return nil
 }
 
+// tlsReloadEvery is how often the TLS files are checked for changes; a
+// variable so the SIGHUP test can tell the signal from the watcher.
+var tlsReloadEvery = 5 * time.Second
+
 // nodeConfig maps the resolved settings onto node.Config.
 func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c := node.DefaultConfig()
@@ -436,6 +440,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c.WebhookURL, c.WebhookSecret = f.webhookURL, f.webhookSecret
 	c.GCGrace, c.ScrubRate, c.ScrubPause, c.RepairGrace = f.gcGrace, f.scrubRate, f.scrubPause, f.repairGrace
 	c.TLS = tlsconf.Files{Cert: f.tlsCert, Key: f.tlsKey, CA: f.tlsCA}
+	c.TLSReloadEvery = tlsReloadEvery
 	c.Logger = logger
 	c.Build = node.BuildInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version()}
 	return c, c.Validate()
@@ -479,6 +484,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the TLS files (they are also watched for changes);
+	// caught from before the readiness line, so a supervisor that waits
+	// for it may signal at once.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := n.Start(ctx); err != nil {
 		n.Close()
 		return err
@@ -497,10 +508,6 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		stopReady()
 		<-readyDone
 	}()
-	// SIGHUP reloads the TLS files (they are also watched for changes).
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
