@@ -39,6 +39,10 @@
 // the code behind it. The few values httpapi wants from two components at
 // once are joined by the adapters in wiring.go, which hold no logic.
 //
+// tlsconf (the node's certificate, key and cluster CA, reloaded on
+// change) is infrastructure like the stores: New loads it and hands its
+// configs to the listeners, raftstore, peer and httpapi.
+//
 // What stays here besides wiring: Config and its validation, the data
 // dir's lock, node id and join token files, building the configured
 // backend and its periodic health check, metrics registration, metadata
