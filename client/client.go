@@ -317,7 +317,10 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			if ctx.Err() != nil {
 				return nil, err
 			}
-			retry = r.idempotent || notSent(err)
+			// A certificate the client does not trust (no --tls-ca, the
+			// wrong CA, a name mismatch) will not change on a retry.
+			var cv *tls.CertificateVerificationError
+			retry = (r.idempotent || notSent(err)) && !errors.As(err, &cv)
 		} else {
 			switch resp.StatusCode {
 			case http.StatusServiceUnavailable:
