@@ -243,12 +243,14 @@ func Dial(ctx context.Context, d *net.Dialer, network, addr string, cfg func(ser
 
 // Transport returns an http.Transport like base (a clone; nil means
 // http.DefaultTransport's settings) whose https connections dial through
-// Dial with cfg.
+// Dial with cfg, directly: node-to-node calls never go through an
+// environment proxy, which would bypass Dial.
 func Transport(base *http.Transport, d *net.Dialer, cfg func(serverName string) *tls.Config) *http.Transport {
 	if base == nil {
 		base = http.DefaultTransport.(*http.Transport)
 	}
 	t := base.Clone()
+	t.Proxy = nil
 	t.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return Dial(ctx, d, network, addr, cfg)
 	}
