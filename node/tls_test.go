@@ -240,8 +240,8 @@ func TestTLSInternalRoutesNeedClientCert(t *testing.T) {
 }
 
 // TestTLSRaftRefusesOutsiders: raft connections without a certificate,
-// with one of another CA, or in plain TCP cannot complete; the cluster
-// keeps its leader and term and still takes writes.
+// with one of another CA, or in plain TCP cannot complete on any member;
+// the cluster keeps its members and still takes writes.
 func TestTLSRaftRefusesOutsiders(t *testing.T) {
 	tc := newTLSCluster(t, nil)
 	l := tc.Leader()
@@ -292,9 +292,13 @@ func TestTLSRaftRefusesOutsiders(t *testing.T) {
 		t.Fatal("a plain-TCP raft client got an answer")
 	}
 	raw.Close()
-	if got := l.Raft().Term(); got != term || !l.IsLeader() {
-		t.Fatalf("term %d (was %d), leader %v after the intruders", got, term, l.IsLeader())
+	// The cluster is undisturbed. (That the refused connections cannot
+	// move the term is asserted in raftstore, on a lone member whose term
+	// nothing else moves; here a loaded machine may hold an election.)
+	if got := l.Raft().Term(); got != term {
+		t.Logf("term %d (was %d): an election happened meanwhile", got, term)
 	}
+	tc.waitMembers(3)
 	if _, err := tc.follower().Storage().CreateFiles(context.Background(), []httpapi.NewFile{{Name: "after.bin", Bucket: "b"}}); err != nil {
 		t.Fatalf("write after the intruders: %v", err)
 	}
