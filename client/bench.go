@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -57,6 +58,8 @@ type BenchConfig struct {
 	Logger *slog.Logger
 	// HTTPClient is passed to the Client; nil means the default.
 	HTTPClient *http.Client
+	// TLS is passed to the Client (https: the CA, a client certificate).
+	TLS *tls.Config
 }
 
 // DefaultBenchConfig returns the defaults of `osprey bench`.
@@ -200,7 +203,7 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	c, err := New(Config{Addr: cfg.Addr, APIKey: cfg.APIKey, Logger: logger, HTTPClient: cfg.HTTPClient})
+	c, err := New(Config{Addr: cfg.Addr, APIKey: cfg.APIKey, Logger: logger, HTTPClient: cfg.HTTPClient, TLS: cfg.TLS})
 	if err != nil {
 		return nil, err
 	}

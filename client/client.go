@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,10 @@ type Config struct {
 	MaxRetryAfter time.Duration
 	// UserAgent is sent with every request.
 	UserAgent string
+	// TLS configures https connections (the CA that signs the nodes'
+	// certificates, a client certificate) when HTTPClient is nil; nil
+	// means the system roots.
+	TLS *tls.Config
 }
 
 // DefaultConfig returns the configuration used for zero fields.
@@ -160,7 +165,11 @@ func New(cfg Config) (*Client, error) {
 	addrs, _ := parseAddrs(cfg.Addr)
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Transport: newTransport()}
+		t := newTransport()
+		if cfg.TLS != nil {
+			t.TLSClientConfig = cfg.TLS.Clone()
+		}
+		hc = &http.Client{Transport: t}
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -308,7 +317,10 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			if ctx.Err() != nil {
 				return nil, err
 			}
-			retry = r.idempotent || notSent(err)
+			// A certificate the client does not trust (no --tls-ca, the
+			// wrong CA, a name mismatch) will not change on a retry.
+			var cv *tls.CertificateVerificationError
+			retry = (r.idempotent || notSent(err)) && !errors.As(err, &cv)
 		} else {
 			switch resp.StatusCode {
 			case http.StatusServiceUnavailable:

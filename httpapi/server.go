@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/tlsconf"
 )
 
 // Prefix is the storage API's path prefix.
@@ -208,6 +210,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Limits for request bodies and links.
 	Limits Limits
+	// PeerTLS, set when the node runs TLS, gives the config for calling the
+	// peer named serverName (requests forwarded to the leader go over
+	// https with it, redirects name https), and node credentials then
+	// count only on a connection whose client certificate verified against
+	// the cluster CA. nil means plain http.
+	PeerTLS func(serverName string) *tls.Config
 }
 
 // Validate reports the first invalid field.
@@ -232,6 +240,10 @@ type Server struct {
 	latency *prometheus.HistogramVec
 	client  *http.Client
 	uploads *clientSlots
+	// scheme and peerTransport reach other nodes: "http" and the default
+	// transport, or "https" and one that dials with Config.PeerTLS.
+	scheme        string
+	peerTransport http.RoundTripper
 }
 
 // New builds the handler and registers its metrics.
@@ -244,7 +256,12 @@ func New(cfg Config) (*Server, error) {
 		lg = slog.Default()
 	}
 	s := &Server{cfg: cfg, log: lg.With("component", "httpapi"), router: httprouter.New(),
-		client: &http.Client{Timeout: 30 * time.Second}, uploads: newClientSlots(cfg.Limits.MaxUploadsPerClient)}
+		client: &http.Client{Timeout: 30 * time.Second}, uploads: newClientSlots(cfg.Limits.MaxUploadsPerClient),
+		scheme: "http", peerTransport: http.DefaultTransport}
+	if cfg.PeerTLS != nil {
+		s.scheme = "https"
+		s.peerTransport = tlsconf.Transport(nil, &net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}, cfg.PeerTLS)
+	}
 	s.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "osprey_http_requests_total",
 		Help: "HTTP requests by route, method and status."}, []string{"route", "method", "code"})
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "osprey_http_request_duration_seconds",
@@ -533,6 +550,11 @@ func (s *Server) principal(r *http.Request) (osprey.Principal, error) {
 func (s *Server) validNodeAuth(r *http.Request) bool {
 	want := s.cfg.Internal.NodeAuthToken()
 	got := r.Header.Get(HeaderNodeAuth)
+	if s.cfg.PeerTLS != nil && (r.TLS == nil || len(r.TLS.VerifiedChains) == 0) {
+		// With TLS, a node also proves itself with a certificate of the
+		// cluster CA (the listener verified any it was given).
+		return false
+	}
 	return want != "" && got != "" && subtle.ConstantTimeCompare([]byte(want), []byte(got)) == 1
 }
 
@@ -574,8 +596,8 @@ func (s *Server) leaderOnly(h http.HandlerFunc) http.HandlerFunc {
 			s.redirectToLeader(w, r, leader)
 			return
 		}
-		target := &url.URL{Scheme: "http", Host: leader}
-		proxy := &httputil.ReverseProxy{
+		target := &url.URL{Scheme: s.scheme, Host: leader}
+		proxy := &httputil.ReverseProxy{Transport: s.peerTransport,
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(target)
 				pr.Out.Host = leader
@@ -629,7 +651,7 @@ func (s *Server) redirectable(h http.HandlerFunc) http.HandlerFunc {
 
 func (s *Server) redirectToLeader(w http.ResponseWriter, r *http.Request, leader string) {
 	u := *r.URL
-	u.Scheme, u.Host = "http", leader
+	u.Scheme, u.Host = s.scheme, leader
 	w.Header().Set("Location", u.String())
 	writeJSON(w, r, http.StatusTemporaryRedirect, Envelope{Code: CodeOK, Message: "redirect to leader " + leader})
 }

@@ -3,6 +3,8 @@ package jepsen
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,6 +52,34 @@ func NewAPI(dial func(ctx context.Context, network, addr string) (net.Conn, erro
 	return &API{hc: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}, key: key}
+}
+
+// TrustCA makes https requests verify nodes against the CA in caPEM
+// (the run's own CA with --tls). A failed TLS handshake counts as a
+// failed dial: the request was certainly not sent.
+func (a *API) TrustCA(caPEM []byte) error {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return errors.New("jepsen: no certificate in the CA PEM")
+	}
+	tr := a.hc.Transport.(*http.Transport)
+	dial := tr.DialContext
+	tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		raw, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		host, _, _ := net.SplitHostPort(addr)
+		c := tls.Client(raw, &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12})
+		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := c.HandshakeContext(hctx); err != nil {
+			raw.Close()
+			return nil, &net.OpError{Op: "dial", Net: network, Addr: raw.RemoteAddr(), Err: fmt.Errorf("tls handshake: %w", err)}
+		}
+		return c, nil
+	}
+	return nil
 }
 
 // Close drops idle connections.

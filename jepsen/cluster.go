@@ -11,11 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/osprey-storage/osprey/tlsconf"
 )
 
 // ProcState is what the harness did to a process last.
@@ -246,22 +249,24 @@ type Node struct {
 	HTTP    string // host:port of the HTTP API
 	Raft    string // host:port of the Raft transport
 	DataDir string
+	Scheme  string // "http", or "https" with TLS
 }
 
 // Base returns the node's base URL.
-func (n *Node) Base() string { return "http://" + n.HTTP }
+func (n *Node) Base() string { return n.Scheme + "://" + n.HTTP }
 
 // ClusterConfig describes the cluster under test.
 type ClusterConfig struct {
-	Binary    string   // osprey binary
-	Dir       string   // run directory: data dirs and logs go below it
-	Nodes     int      // 3 or 5
-	APIKey    string   // business-endpoint key
-	JoinToken string   // cluster join token
-	Net       *Network // nil: processes on 127.0.0.1 (no network faults)
-	Backend   string   // "local" or "s3"
-	S3        S3Config // when Backend is "s3"
-	ExtraArgs []string // appended to every node's command line
+	Binary    string      // osprey binary
+	Dir       string      // run directory: data dirs and logs go below it
+	Nodes     int         // 3 or 5
+	APIKey    string      // business-endpoint key
+	JoinToken string      // cluster join token
+	Net       *Network    // nil: processes on 127.0.0.1 (no network faults)
+	Backend   string      // "local" or "s3"
+	S3        S3Config    // when Backend is "s3"
+	ExtraArgs []string    // appended to every node's command line
+	CA        *tlsconf.CA // non-nil: TLS, each node's certificate issued by CA into Dir/tls
 }
 
 // S3Config is how nodes reach MinIO.
@@ -299,7 +304,10 @@ func NewCluster(cfg ClusterConfig, api *API) (*Cluster, error) {
 	var httpAddrs []string
 	for i := 0; i < cfg.Nodes; i++ {
 		id := fmt.Sprintf("n%d", i+1)
-		n := &Node{ID: id, Index: i, DataDir: filepath.Join(cfg.Dir, "data", id)}
+		n := &Node{ID: id, Index: i, DataDir: filepath.Join(cfg.Dir, "data", id), Scheme: "http"}
+		if cfg.CA != nil {
+			n.Scheme = "https"
+		}
 		if cfg.Net != nil {
 			ip := cfg.Net.IP(id)
 			n.HTTP, n.Raft = net.JoinHostPort(ip, "8080"), net.JoinHostPort(ip, "7000")
@@ -317,7 +325,28 @@ func NewCluster(cfg ClusterConfig, api *API) (*Cluster, error) {
 		httpAddrs = append(httpAddrs, n.HTTP)
 		c.Nodes = append(c.Nodes, n)
 	}
+	tlsDir := filepath.Join(cfg.Dir, "tls")
+	if cfg.CA != nil {
+		if err := os.MkdirAll(tlsDir, 0o700); err != nil {
+			return nil, fmt.Errorf("jepsen: %w", err)
+		}
+	}
 	for _, n := range c.Nodes {
+		var tlsArgs []string
+		if cfg.CA != nil {
+			// One certificate per node naming its HTTP and raft IPs.
+			hosts := []string{}
+			for _, a := range []string{n.HTTP, n.Raft} {
+				if h, _, err := net.SplitHostPort(a); err == nil && !slices.Contains(hosts, h) {
+					hosts = append(hosts, h)
+				}
+			}
+			f, err := cfg.CA.WriteFiles(tlsDir, n.ID, hosts)
+			if err != nil {
+				return nil, fmt.Errorf("jepsen: %w", err)
+			}
+			tlsArgs = []string{"--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", f.CA}
+		}
 		// Every node gets the same --bootstrap-expect/--join line, on
 		// first start and on every restart (SPEC §4).
 		argv := []string{cfg.Binary, "server",
@@ -330,6 +359,7 @@ func NewCluster(cfg ClusterConfig, api *API) (*Cluster, error) {
 			"--bootstrap-expect", strconv.Itoa(cfg.Nodes),
 			"--join", strings.Join(httpAddrs, ","),
 		}
+		argv = append(argv, tlsArgs...)
 		var env []string
 		if cfg.Backend == "s3" {
 			argv = append(argv, "--backend", "s3", "--s3-endpoint", cfg.S3.Endpoint,

@@ -358,7 +358,7 @@ func splitLane(s string) (string, int) {
 }
 
 var digitsRE = regexp.MustCompile(`[0-9]+`)
-var urlRE = regexp.MustCompile(`"http://[^"]*"`)
+var urlRE = regexp.MustCompile(`"https?://[^"]*"`)
 
 // errorKey groups errors by shape: numbers and URLs are masked.
 func errorKey(op Op) string {

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/osprey-storage/osprey/tlsconf"
 )
 
 // Config is one harness run.
@@ -36,6 +38,7 @@ type Config struct {
 	KeepData    bool          // keep data directories even when the run passes
 	Command     string        // how to replay this run, for the report
 	ServerFlags []string      // extra flags for every osprey server (e.g. --redundancy ec:2+1)
+	TLS         bool          // a CA and per-node certificates in Out/tls; nodes serve HTTPS, mutual TLS between them
 	Log         io.Writer     // progress output (default os.Stderr)
 }
 
@@ -157,10 +160,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		api = NewAPI(netw.DialContext("client"), randomHex(16))
 	}
 	defer api.Close()
+	var ca *tlsconf.CA
+	if cfg.TLS {
+		var err error
+		if ca, err = tlsconf.NewCA("osprey jepsen CA"); err != nil {
+			return nil, fmt.Errorf("jepsen: tls: %w", err)
+		}
+		if err := api.TrustCA(ca.CertPEM()); err != nil {
+			return nil, err
+		}
+		rep.Notes = append(rep.Notes, "TLS: nodes serve HTTPS with certificates of a CA made for this run; raft and node-to-node calls use mutual TLS")
+	}
 	cluster, err := NewCluster(ClusterConfig{
 		Binary: cfg.Binary, Dir: cfg.Out, Nodes: cfg.Nodes, APIKey: api.key, JoinToken: randomHex(16),
 		Net: netw, Backend: cfg.Backend, S3: S3Config{AccessKey: "jepsen" + randomHex(4), SecretKey: randomHex(16)},
-		ExtraArgs: cfg.ServerFlags,
+		ExtraArgs: cfg.ServerFlags, CA: ca,
 	}, api)
 	if err != nil {
 		return nil, err

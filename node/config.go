@@ -9,6 +9,7 @@ import (
 	"github.com/osprey-storage/osprey/erasure"
 	"github.com/osprey-storage/osprey/httpapi"
 	"github.com/osprey-storage/osprey/raftstore"
+	"github.com/osprey-storage/osprey/tlsconf"
 )
 
 // Config configures a Node. cmd/osprey fills it from flags, YAML and the
@@ -97,6 +98,14 @@ type Config struct {
 	WebhookSecret string
 	// JoinRetry is the pause between join attempts.
 	JoinRetry time.Duration
+	// TLS names the node's certificate, key and the cluster CA; all three
+	// or none. With them the HTTP API and S3 listeners serve only HTTPS,
+	// node-to-node calls and the raft transport use mutual TLS with the
+	// cluster CA, and the files are reloaded on change (TLSReloadEvery) and
+	// on ReloadTLS.
+	TLS tlsconf.Files
+	// TLSReloadEvery is how often the TLS files are checked for changes.
+	TLSReloadEvery time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -123,6 +132,7 @@ func DefaultConfig() Config {
 		RepairGrace:     10 * time.Minute,
 		ScrubPause:      time.Hour,
 		BufferBudget:    256 << 20,
+		TLSReloadEvery:  5 * time.Second,
 	}
 }
 
@@ -153,6 +163,10 @@ func (c Config) Validate() error {
 		return errors.New("node: --webhook-url needs a webhook secret (OSPREY_WEBHOOK_SECRET)")
 	case c.JoinRetry <= 0:
 		return errors.New("node: JoinRetry must be positive")
+	case c.TLS.Validate() != nil:
+		return fmt.Errorf("node: %w", c.TLS.Validate())
+	case c.TLS.Enabled() && c.TLSReloadEvery <= 0:
+		return errors.New("node: TLSReloadEvery must be positive")
 	case c.S3.Addr != "" && len(c.S3.Credentials) == 0:
 		return errors.New("node: the S3 API (--s3api-addr) needs credentials: OSPREY_S3API_ACCESS_KEY and OSPREY_S3API_SECRET_KEY, or --s3api-credentials-file")
 	}

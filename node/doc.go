@@ -41,6 +41,10 @@
 // (keys.go is the same for httpapi.Keys: scoped API keys proposed through
 // the proposer and read from the FSM).
 //
+// tlsconf (the node's certificate, key and cluster CA, reloaded on
+// change) is infrastructure like the stores: New loads it and hands its
+// configs to the listeners, raftstore, peer and httpapi.
+//
 // What stays here besides wiring: Config and its validation, the data
 // dir's lock, node id and join token files, building the configured
 // backend and its periodic health check, metrics registration, metadata

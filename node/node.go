@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,7 @@ import (
 	"github.com/osprey-storage/osprey/s3api"
 	"github.com/osprey-storage/osprey/s3gw"
 	"github.com/osprey-storage/osprey/tasks"
+	"github.com/osprey-storage/osprey/tlsconf"
 )
 
 // Node is one osprey server: the composition root that builds the
@@ -58,6 +60,7 @@ type Node struct {
 	s3Ln     net.Listener // nil when the S3 API is off
 	s3Srv    *http.Server
 	s3       *s3gw.Gateway
+	tls      *tlsconf.Reloader // nil without TLS
 
 	// Components.
 	peers  *peer.Client           // node-to-node calls
@@ -137,12 +140,17 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 
+	if cfg.TLS.Enabled() {
+		if n.tls, err = tlsconf.Load(cfg.TLS, lg); err != nil {
+			return fail(fmt.Errorf("node: %w", err))
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fail(fmt.Errorf("node: listen http %s: %w", cfg.HTTPAddr, err))
 	}
 	opened = append(opened, ln.Close)
-	n.httpLn = ln
+	n.httpLn = n.serveTLS(ln)
 	n.httpAddr = cfg.AdvertiseHTTP
 	if n.httpAddr == "" {
 		n.httpAddr = ln.Addr().String()
@@ -156,6 +164,7 @@ func New(cfg Config) (*Node, error) {
 			return fail(fmt.Errorf("node: listen s3 api %s: %w", cfg.S3.Addr, err))
 		}
 		opened = append(opened, n.s3Ln.Close)
+		n.s3Ln = n.serveTLS(n.s3Ln)
 	}
 
 	copts := chunkstore.DefaultOptions()
@@ -179,6 +188,10 @@ func New(cfg Config) (*Node, error) {
 	rc.Dir, rc.ID, rc.BindAddr, rc.AdvertiseAddr, rc.FSM, rc.Logger =
 		filepath.Join(cfg.DataDir, "raft"), id, cfg.RaftAddr, cfg.AdvertiseRaft, n.fsm, lg
 	rc.TransportKey = newTransportKey(filepath.Join(cfg.DataDir, "raft-transport.key"), n.joinToken, n.fsm, lg).get
+	if n.tls != nil {
+		// Only holders of a cluster certificate speak raft, both ways.
+		rc.ServerTLS, rc.ClientTLS = n.tls.ServerConfig(tls.RequireAndVerifyClientCert), n.tls.ClientConfig
+	}
 	if n.raft, err = raftstore.Open(rc); err != nil {
 		return fail(err)
 	}
@@ -205,6 +218,11 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 	var err error
 	pcfg := peer.DefaultConfig()
 	pcfg.Directory = n.fsm
+	var peerTLS func(string) *tls.Config
+	if n.tls != nil {
+		peerTLS = n.tls.ClientConfig
+	}
+	pcfg.TLS = peerTLS
 	if n.peers, err = peer.New(pcfg); err != nil {
 		return err
 	}
@@ -269,7 +287,7 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 	n.api, err = httpapi.New(httpapi.Config{Cluster: clusterAPI{n.mem, n.health}, Internal: internalAPI{n.prop, n.mem},
 		Storage: storageAPI{n.data, cfg.Build}, Metadata: metadataService{n}, Keys: keysAPI{n.fsm, n.prop}, Tasks: n.tasks, Replicas: n.data, APIKeys: cfg.APIKeys, Registry: n.registry, MetricsRequireKey: cfg.MetricsRequireKey,
 		Dedup: n.data, NoResumeMD5: cfg.NoResumeMD5,
-		Logger: lg, Limits: cfg.Limits})
+		Logger: lg, Limits: cfg.Limits, PeerTLS: peerTLS})
 	if err != nil || n.s3Ln == nil {
 		return err
 	}
@@ -291,6 +309,29 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 		ErrorLog: slog.NewLogLogger(lg.Handler(), slog.LevelDebug)}
 	return nil
 }
+
+// serveTLS wraps a listener in TLS when the node has a certificate:
+// clients may present one (node-to-node calls do, and the internal
+// routes require it), ordinary API clients need none.
+func (n *Node) serveTLS(ln net.Listener) net.Listener {
+	if n.tls == nil {
+		return ln
+	}
+	return tls.NewListener(ln, n.tls.ServerConfig(tls.VerifyClientCertIfGiven))
+}
+
+// ReloadTLS reads the certificate, key and CA files again (SIGHUP): new
+// connections use them; on error the current ones stay. Without TLS it
+// does nothing.
+func (n *Node) ReloadTLS() error {
+	if n.tls == nil {
+		return nil
+	}
+	return n.tls.Reload()
+}
+
+// TLS reports whether the node serves and calls its peers over TLS.
+func (n *Node) TLS() bool { return n.tls != nil }
 
 // ID returns the node id.
 func (n *Node) ID() string { return n.id }
@@ -366,6 +407,10 @@ func (n *Node) Start(ctx context.Context) error {
 			n.log.Info("s3 api listening", "addr", n.s3Ln.Addr().String())
 		}
 		n.log.Info("node started", "http", n.httpAddr, "raft", n.raftAddr, "has_state", n.raft.HasState())
+		if n.tls != nil {
+			n.wg.Add(1)
+			go func() { defer n.wg.Done(); n.tls.Watch(n.ctx, n.cfg.TLSReloadEvery) }()
+		}
 		for _, run := range []func(context.Context){
 			n.mem.Run,    // form or join, registration, leader housekeeping, liveness
 			n.scrub.Run,  // verify staged copies

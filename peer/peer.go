@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +12,14 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/backend"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
+	"github.com/osprey-storage/osprey/tlsconf"
 )
 
 // Directory is the part of the replicated state a Client reads: member
@@ -35,6 +38,10 @@ type Config struct {
 	Timeout time.Duration
 	// DialTimeout bounds connecting to a peer.
 	DialTimeout time.Duration
+	// TLS, when set, makes every call https: it gives the config for
+	// dialing the peer named serverName (verify it against the cluster CA,
+	// present this node's certificate). nil means plain http.
+	TLS func(serverName string) *tls.Config
 }
 
 // DefaultConfig returns the timeouts the node has always used.
@@ -56,6 +63,7 @@ func (c Config) Validate() error {
 // Client makes node-to-node calls. It is safe for concurrent use.
 type Client struct {
 	dir    Directory
+	scheme string       // "http" or "https"
 	rpc    *http.Client // request/reply calls with a whole-call timeout
 	stream *http.Client // chunk and object streams: no overall timeout, ctx bounds them
 }
@@ -65,11 +73,29 @@ func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
-		DialContext: (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext: d.DialContext,
 	}
-	return &Client{dir: cfg.Directory, rpc: &http.Client{Timeout: cfg.Timeout, Transport: tr}, stream: &http.Client{Transport: tr}}, nil
+	scheme := "http"
+	if cfg.TLS != nil {
+		scheme = "https"
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return tlsconf.Dial(ctx, d, network, addr, cfg.TLS)
+		}
+	}
+	return &Client{dir: cfg.Directory, scheme: scheme, rpc: &http.Client{Timeout: cfg.Timeout, Transport: tr},
+		stream: &http.Client{Transport: tr}}, nil
+}
+
+// url is the URL of path on the node at addr (host:port; a scheme given
+// with it, as in a --join list, is replaced by this client's).
+func (c *Client) url(addr, path string) string {
+	if _, rest, ok := strings.Cut(addr, "://"); ok {
+		addr = rest
+	}
+	return c.scheme + "://" + strings.TrimSuffix(addr, "/") + path
 }
 
 // CloseIdleConnections releases pooled connections.
@@ -128,7 +154,7 @@ func (c *Client) DoJSON(req *http.Request, out any) error {
 // ForwardApply sends an encoded command to the leader's /internal/v1/apply
 // and returns the JSON-encoded result.
 func (c *Client) ForwardApply(ctx context.Context, leader string, cmd []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+leader+"/internal/v1/apply", bytes.NewReader(cmd))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(leader, "/internal/v1/apply"), bytes.NewReader(cmd))
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +170,7 @@ func (c *Client) ForwardApply(ctx context.Context, leader string, cmd []byte) ([
 
 // ReadIndex asks the leader at addr for a read index.
 func (c *Client) ReadIndex(ctx context.Context, leader string) (uint64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+leader+"/internal/v1/readindex", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(leader, "/internal/v1/readindex"), nil)
 	if err != nil {
 		return 0, err
 	}
@@ -161,7 +187,7 @@ func (c *Client) ReadIndex(ctx context.Context, leader string) (uint64, error) {
 // join token.
 func (c *Client) BootstrapInfo(ctx context.Context, addr, joinToken string) (httpapi.BootstrapInfo, error) {
 	var info httpapi.BootstrapInfo
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/internal/v1/bootstrap-info", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(addr, "/internal/v1/bootstrap-info"), nil)
 	if err != nil {
 		return info, err
 	}
@@ -177,7 +203,7 @@ func (c *Client) Join(ctx context.Context, addr string, jr httpapi.JoinRequest) 
 	if err != nil {
 		return res, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/cluster/join", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(addr, "/cluster/join"), bytes.NewReader(body))
 	if err != nil {
 		return res, err
 	}
@@ -190,7 +216,7 @@ func (c *Client) Join(ctx context.Context, addr string, jr httpapi.JoinRequest) 
 // the round-trip time.
 func (c *Client) Probe(ctx context.Context, addr string) (ok bool, rtt time.Duration, err error) {
 	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/livez", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(addr, "/livez"), nil)
 	if err != nil {
 		return false, 0, err
 	}
@@ -204,8 +230,8 @@ func (c *Client) Probe(ctx context.Context, addr string) (ok bool, rtt time.Dura
 
 // --- chunk copies ---
 
-func chunkURL(addr string, ref httpapi.ChunkRef) string {
-	return fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/%d", addr, ref.Blob, ref.Num, ref.Shard)
+func (c *Client) chunkURL(addr string, ref httpapi.ChunkRef) string {
+	return c.url(addr, fmt.Sprintf("/internal/v1/chunks/%d/%d/%d", ref.Blob, ref.Num, ref.Shard))
 }
 
 // PutChunk stores a chunk copy on owner and checks the checksum it reports.
@@ -214,7 +240,7 @@ func (c *Client) PutChunk(ctx context.Context, owner string, ref httpapi.ChunkRe
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, chunkURL(addr, ref), bytes.NewReader(buf))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.chunkURL(addr, ref), bytes.NewReader(buf))
 	if err != nil {
 		return err
 	}
@@ -235,7 +261,7 @@ func (c *Client) DeleteChunk(ctx context.Context, owner string, ref httpapi.Chun
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, chunkURL(addr, ref), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.chunkURL(addr, ref), nil)
 	if err != nil {
 		return err
 	}
@@ -249,7 +275,7 @@ func (c *Client) OpenChunk(ctx context.Context, owner string, ref httpapi.ChunkR
 	if err != nil {
 		return nil, err
 	}
-	u := chunkURL(addr, ref) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
+	u := c.chunkURL(addr, ref) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -272,8 +298,8 @@ func (c *Client) OpenChunk(ctx context.Context, owner string, ref httpapi.ChunkR
 
 // --- object copies (local backend) ---
 
-func objectURL(addr, bucket, key string) string {
-	return "http://" + addr + "/internal/v1/objects/" + url.PathEscape(bucket) + "/" + url.PathEscape(key)
+func (c *Client) objectURL(addr, bucket, key string) string {
+	return c.url(addr, "/internal/v1/objects/"+url.PathEscape(bucket)+"/"+url.PathEscape(key))
 }
 
 // PutObject streams an object copy to owner's local backend, which
@@ -289,7 +315,7 @@ func (c *Client) PutObject(ctx context.Context, owner, bucket, key string, body 
 		// the receiver refuses: say "no body" explicitly.
 		body = http.NoBody
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, objectURL(addr, bucket, key)+"?md5="+md5, body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.objectURL(addr, bucket, key)+"?md5="+md5, body)
 	if err != nil {
 		return err
 	}
@@ -317,7 +343,7 @@ func (c *Client) OpenObject(ctx context.Context, owner, bucket, key string, off,
 	if err != nil {
 		return nil, err
 	}
-	u := objectURL(addr, bucket, key) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
+	u := c.objectURL(addr, bucket, key) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
@@ -340,7 +366,7 @@ func (c *Client) DeleteObject(ctx context.Context, owner, bucket, key string) er
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, objectURL(addr, bucket, key), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.objectURL(addr, bucket, key), nil)
 	if err != nil {
 		return err
 	}

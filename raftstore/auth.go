@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -32,8 +33,13 @@ import (
 //
 // K = HMAC-SHA256(key material, "osprey raft transport v1"). Each side
 // checks the other's MAC in constant time; fresh nonces on both sides
-// make a recorded handshake useless. The transport is not encrypted:
-// without TLS, keep the raft port on a private network.
+// make a recorded handshake useless. Without TLS the transport is not
+// encrypted: keep the raft port on a private network.
+//
+// With TLS (Config.ServerTLS/ClientTLS) every connection is first a
+// mutual-TLS session (both sides present a certificate signed by the
+// cluster CA, the listener requires one), and the key handshake then runs
+// inside it: a peer needs both a cluster certificate and the cluster key.
 
 const (
 	handshakeMagic   = "OSPRYRT1"
@@ -51,7 +57,7 @@ var ErrHandshake = errors.New("raftstore: raft transport handshake failed")
 type authLayer struct {
 	net.Listener
 	advertise net.Addr
-	key       func() []byte
+	auth      transportAuth
 	log       *slog.Logger
 
 	refusals atomic.Int64 // inbound connections that failed the handshake
@@ -62,8 +68,16 @@ type authLayer struct {
 
 var _ raft.StreamLayer = (*authLayer)(nil)
 
-func newAuthLayer(ln net.Listener, advertise net.Addr, key func() []byte, lg *slog.Logger) *authLayer {
-	return &authLayer{Listener: ln, advertise: advertise, key: key, log: lg}
+// transportAuth is what a connection must prove: the key (nil: none, for
+// this package's TLS-only tests) and, with server set, a TLS session.
+type transportAuth struct {
+	key    func() []byte
+	server *tls.Config
+	client func(serverName string) *tls.Config
+}
+
+func newAuthLayer(ln net.Listener, advertise net.Addr, auth transportAuth, lg *slog.Logger) *authLayer {
+	return &authLayer{Listener: ln, advertise: advertise, auth: auth, log: lg}
 }
 
 // Addr is the address other servers dial.
@@ -75,6 +89,9 @@ func (l *authLayer) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if l.auth.server != nil {
+		c = tls.Server(c, l.auth.server)
+	}
 	return &serverConn{Conn: c, l: l}, nil
 }
 
@@ -85,9 +102,22 @@ func (l *authLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net
 	if err != nil {
 		return nil, err
 	}
-	if err := clientHandshake(c, derive(l.key())); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("%w: with %s: %w", ErrHandshake, address, err)
+	if l.auth.client != nil {
+		host, _, _ := net.SplitHostPort(string(address))
+		tc := tls.Client(c, l.auth.client(host))
+		_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
+		if err := tc.Handshake(); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: TLS with %s: %w", ErrHandshake, address, err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		c = tc
+	}
+	if l.auth.key != nil {
+		if err := clientHandshake(c, derive(l.auth.key())); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: with %s: %w", ErrHandshake, address, err)
+		}
 	}
 	return c, nil
 }
@@ -101,7 +131,7 @@ func (l *authLayer) refused(c net.Conn, err error) {
 		return
 	}
 	l.lastLog = time.Now()
-	l.log.Warn("refused a raft connection that did not prove the cluster key", "remote", c.RemoteAddr().String(), "err", err)
+	l.log.Warn("refused a raft connection that did not prove the cluster key or certificate", "remote", c.RemoteAddr().String(), "err", err)
 }
 
 type serverConn struct {
@@ -113,7 +143,16 @@ type serverConn struct {
 
 func (c *serverConn) handshake() error {
 	c.once.Do(func() {
-		if c.err = serverHandshake(c.Conn, derive(c.l.key())); c.err != nil {
+		if tc, ok := c.Conn.(*tls.Conn); ok {
+			_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
+			if c.err = tc.Handshake(); c.err == nil {
+				_ = tc.SetDeadline(time.Time{})
+			}
+		}
+		if c.err == nil && c.l.auth.key != nil {
+			c.err = serverHandshake(c.Conn, derive(c.l.auth.key()))
+		}
+		if c.err != nil {
 			c.l.refused(c.Conn, c.err)
 			c.err = fmt.Errorf("%w: %w", ErrHandshake, c.err)
 			c.Conn.Close()
@@ -205,7 +244,7 @@ func serverHandshake(c net.Conn, key []byte) error {
 // every connection is authenticated. Like raft's TCP transport, it
 // advertises the bound address unless told otherwise and refuses to
 // advertise an unspecified IP.
-func newAuthTransport(bind string, advertise net.Addr, key func() []byte, lg *slog.Logger, hl hclog.Logger) (*raft.NetworkTransport, *authLayer, error) {
+func newAuthTransport(bind string, advertise net.Addr, auth transportAuth, lg *slog.Logger, hl hclog.Logger) (*raft.NetworkTransport, *authLayer, error) {
 	ln, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, nil, err
@@ -217,6 +256,6 @@ func newAuthTransport(bind string, advertise net.Addr, key func() []byte, lg *sl
 		ln.Close()
 		return nil, nil, fmt.Errorf("raftstore: advertise address %v is not a routable IP:port", advertise)
 	}
-	layer := newAuthLayer(ln, advertise, key, lg)
+	layer := newAuthLayer(ln, advertise, auth, lg)
 	return raft.NewNetworkTransportWithLogger(layer, 3, 10*time.Second, hl), layer, nil
 }

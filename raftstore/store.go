@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -74,6 +75,13 @@ type Config struct {
 	// the node learns the cluster's own value. nil leaves the transport
 	// unauthenticated: tests of this package only.
 	TransportKey func() []byte
+	// ServerTLS, when set, runs every inbound transport connection over
+	// TLS with this config (which should require and verify a client
+	// certificate against the cluster CA); ClientTLS gives the config for
+	// dialing the peer named serverName. Both or neither. The key
+	// handshake above still runs inside the TLS session.
+	ServerTLS *tls.Config
+	ClientTLS func(serverName string) *tls.Config
 }
 
 // DefaultConfig returns timeouts tuned for a LAN: a dead leader is replaced
@@ -168,10 +176,15 @@ func Open(cfg Config) (*Store, error) {
 		trans *raft.NetworkTransport
 		auth  *authLayer
 	)
-	if cfg.TransportKey == nil {
+	if (cfg.ServerTLS == nil) != (cfg.ClientTLS == nil) {
+		bolt.Close()
+		return nil, errors.New("raftstore: ServerTLS and ClientTLS go together")
+	}
+	if cfg.TransportKey == nil && cfg.ServerTLS == nil {
 		trans, err = raft.NewTCPTransportWithLogger(cfg.BindAddr, advAddr, 3, 10*time.Second, hl)
 	} else {
-		trans, auth, err = newAuthTransport(cfg.BindAddr, advAddr, cfg.TransportKey, lg, hl)
+		trans, auth, err = newAuthTransport(cfg.BindAddr, advAddr, transportAuth{key: cfg.TransportKey,
+			server: cfg.ServerTLS, client: cfg.ClientTLS}, lg, hl)
 	}
 	if err != nil {
 		bolt.Close()

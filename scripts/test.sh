@@ -5,7 +5,8 @@
 #   2. iproute2 + iptables when root, for the chaos harness's network faults
 #   3. Chromium when root, for the web console's end-to-end tests
 #   4. lint, go test -race ./..., the S3 clients (scripts/s3-clients.sh installs
-#      awscli, rclone, s3cmd and python3-boto3 as root) and a short chaos run
+#      awscli, rclone, s3cmd and python3-boto3 as root) and two short chaos runs
+#      (plain, then 60 s with --tls)
 set -euo pipefail
 __dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "${__dir}/.."
@@ -60,6 +61,8 @@ if [[ "${OSPREY_SKIP_JEPSEN:-}" == "1" ]]; then
 else
   echo "== short chaos run"
   scripts/jepsen.sh --time "${OSPREY_JEPSEN_TIME:-2m}" --nodes 3
+  echo "== short chaos run with TLS (mutual TLS between nodes and on raft)"
+  scripts/jepsen.sh --time "${OSPREY_JEPSEN_TLS_TIME:-60s}" --nodes 3 --tls
 fi
 echo "== containers"
 if [[ "${OSPREY_PODMAN_TEST:-}" != "1" ]]; then

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/osprey-storage/osprey/client"
+	"github.com/osprey-storage/osprey/tlsconf"
 )
 
 // clientCommands returns the client subcommands (put, get, link, stat, rm,
@@ -44,6 +46,9 @@ type clientFlags struct {
 	apiKeyFile string
 	json       bool
 	verbose    bool
+	tlsCA      string
+	tlsCert    string
+	tlsKey     string
 }
 
 func addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
@@ -52,6 +57,9 @@ func addClientFlags(fs *flag.FlagSet, withJSON bool) *clientFlags {
 	fs.StringVar(&f.apiKey, "api-key", "", "API key (default from env OSPREY_API_KEY)")
 	fs.StringVar(&f.apiKeyFile, "api-key-file", "", "read the API key from this file")
 	fs.BoolVar(&f.verbose, "verbose", false, "log retries and other details to stderr")
+	fs.StringVar(&f.tlsCA, "tls-ca", os.Getenv("OSPREY_TLS_CA"), "CA certificate that signs the nodes' certificates, for https addresses (env OSPREY_TLS_CA; default: system roots)")
+	fs.StringVar(&f.tlsCert, "tls-cert", os.Getenv("OSPREY_TLS_CERT"), "client certificate to present over https, with --tls-key (env OSPREY_TLS_CERT)")
+	fs.StringVar(&f.tlsKey, "tls-key", os.Getenv("OSPREY_TLS_KEY"), "key of --tls-cert (env OSPREY_TLS_KEY)")
 	if withJSON {
 		fs.BoolVar(&f.json, "json", false, "print JSON instead of tables")
 	}
@@ -89,12 +97,25 @@ func (f *clientFlags) logger(stderr io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 }
 
+// tls is the https configuration the flags ask for; nil (system roots, no
+// client certificate) when none is given.
+func (f *clientFlags) tls() (*tls.Config, error) {
+	if f.tlsCA == "" && f.tlsCert == "" && f.tlsKey == "" {
+		return nil, nil
+	}
+	return tlsconf.ClientFiles(f.tlsCA, f.tlsCert, f.tlsKey)
+}
+
 func (f *clientFlags) cli(stdout, stderr io.Writer) (*client.CLI, error) {
 	key, err := f.key()
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(client.Config{Addr: f.addr, APIKey: key, Logger: f.logger(stderr)})
+	tc, err := f.tls()
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(client.Config{Addr: f.addr, APIKey: key, Logger: f.logger(stderr), TLS: tc})
 	if err != nil {
 		return nil, err
 	}
@@ -464,6 +485,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cfg.Addr, cfg.APIKey, cfg.Logger = cf.addr, key, cf.logger(stderr)
+	if cfg.TLS, err = cf.tls(); err != nil {
+		return err
+	}
 	if !*quiet {
 		cfg.Progress = stderr
 	}

@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -20,6 +22,7 @@ import (
 	"github.com/osprey-storage/osprey/erasure"
 	"github.com/osprey-storage/osprey/node"
 	"github.com/osprey-storage/osprey/s3api"
+	"github.com/osprey-storage/osprey/tlsconf"
 )
 
 // serverFlags are the server's settings. Every flag can also be set in the
@@ -87,6 +90,9 @@ type serverFlags struct {
 	memoryLimit      int64
 	logLevel         string
 	logFormat        string
+	tlsCert          string
+	tlsKey           string
+	tlsCA            string
 	// sources records where each setting given came from ("--x",
 	// "env OSPREY_X", "<file>: x"), for error messages.
 	sources map[string]string
@@ -164,6 +170,9 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Var(bytesValue{&f.memoryLimit}, "memory-limit", "soft memory limit for the Go runtime, e.g. 256MiB (GOMEMLIMIT; 0 = none)")
 	fs.Var(durationValue{&f.repairGrace}, "repair-grace", "rebuild the copies of a member unreachable this long (0 = only when removed)")
 	fs.Var(bytesValue{&f.bufferBudget}, "buffer-budget", "bytes all uploads together may buffer in memory, e.g. 256MiB")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "PEM certificate (chain) of this node, signed by --tls-ca; with --tls-key and --tls-ca: HTTPS only, mutual TLS between nodes and on raft")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&f.tlsCA, "tls-ca", "", "PEM certificate(s) of the cluster CA that signs every member's certificate")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return fs
@@ -275,6 +284,14 @@ func (f *serverFlags) validate() error {
 	if f.uploadsPerClient < 0 {
 		errs = append(errs, bad("max-uploads-per-client", f.uploadsPerClient, "must not be negative (0 = no cap)"))
 	}
+	tlsSet := map[string]string{"tls-cert": f.tlsCert, "tls-key": f.tlsKey, "tls-ca": f.tlsCA}
+	if f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != "" {
+		for _, name := range []string{"tls-cert", "tls-key", "tls-ca"} {
+			if tlsSet[name] == "" {
+				errs = append(errs, fmt.Errorf("%s is not set: TLS needs all three of --tls-cert, --tls-key and --tls-ca (env OSPREY_TLS_CERT, OSPREY_TLS_KEY, OSPREY_TLS_CA; YAML tls_cert, tls_key, tls_ca), or none", settingNames(name)))
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -362,6 +379,10 @@ func (f *serverFlags) s3Config(c *node.S3Config) error {
 	return nil
 }
 
+// tlsReloadEvery is how often the TLS files are checked for changes; a
+// variable so the SIGHUP test can tell the signal from the watcher.
+var tlsReloadEvery = 5 * time.Second
+
 // nodeConfig maps the resolved settings onto node.Config.
 func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c := node.DefaultConfig()
@@ -421,6 +442,8 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c.TaskWorkers, c.TaskLease, c.TaskMaxAttempts, c.ExpireUploads = f.taskWorkers, f.taskLease, f.taskMaxAttempts, f.expireUploads
 	c.WebhookURL, c.WebhookSecret = f.webhookURL, f.webhookSecret
 	c.GCGrace, c.ScrubRate, c.ScrubPause, c.RepairGrace = f.gcGrace, f.scrubRate, f.scrubPause, f.repairGrace
+	c.TLS = tlsconf.Files{Cert: f.tlsCert, Key: f.tlsKey, CA: f.tlsCA}
+	c.TLSReloadEvery = tlsReloadEvery
 	c.Logger = logger
 	c.Build = node.BuildInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version()}
 	return c, c.Validate()
@@ -464,6 +487,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads the TLS files (they are also watched for changes);
+	// caught from before the readiness line, so a supervisor that waits
+	// for it may signal at once.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := n.Start(ctx); err != nil {
 		n.Close()
 		return err
@@ -482,13 +511,21 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		stopReady()
 		<-readyDone
 	}()
-	select {
-	case <-ctx.Done():
-		logger.Info("signal received, shutting down")
-		return n.Close()
-	case err := <-n.Err():
-		n.Close()
-		return err
+	for {
+		select {
+		case <-ctx.Done():
+			logger.Info("signal received, shutting down")
+			return n.Close()
+		case err := <-n.Err():
+			n.Close()
+			return err
+		case <-hup:
+			if !n.TLS() {
+				logger.Info("SIGHUP: nothing to reload (TLS is off)")
+				continue
+			}
+			_ = n.ReloadTLS() // logs the outcome
+		}
 	}
 }
 

@@ -69,6 +69,8 @@ func TestServerSettingsErrors(t *testing.T) {
 		{"join without token", []string{"--join", "a:1"}, "--join needs --join-token"},
 		{"both bootstrap modes", []string{"--bootstrap", "--bootstrap-expect", "3", "--join", "a:1", "--join-token", "t"}, "exclusive"},
 		{"stray argument", []string{"extra"}, "unexpected arguments"},
+		{"tls without key", []string{"--tls-cert", "n1.crt", "--tls-ca", "ca.crt"}, "--tls-key (env OSPREY_TLS_KEY, YAML tls_key) is not set: TLS needs all three"},
+		{"tls cert only", []string{"--tls-cert", "n1.crt"}, "--tls-ca (env OSPREY_TLS_CA, YAML tls_ca) is not set"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f, err := parseServerFlags(tt.args, io.Discard, env(nil))
@@ -93,5 +95,25 @@ func TestDefaultsAreSingleNodeOnLoopback(t *testing.T) {
 	}
 	if cfg.HTTPAddr != "127.0.0.1:8080" || cfg.DataDir != "data" || cfg.Backend.Type != "local" || len(cfg.Join) != 0 || cfg.Replicas != 2 {
 		t.Fatalf("defaults: %+v", cfg)
+	}
+}
+
+// TestServerTLSSettings: the three TLS files come from flags, the
+// environment or the YAML file like every setting.
+func TestServerTLSSettings(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "osprey.yaml")
+	_ = os.WriteFile(cfgFile, []byte("tls_ca: /etc/osprey/ca.crt\ntls_key: /from/yaml.key\n"), 0o600)
+	f, err := parseServerFlags([]string{"--config", cfgFile, "--tls-key", "/etc/osprey/n1.key"}, io.Discard,
+		env(map[string]string{"OSPREY_TLS_CERT": "/etc/osprey/n1.crt"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.nodeConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.Cert != "/etc/osprey/n1.crt" || c.TLS.Key != "/etc/osprey/n1.key" || c.TLS.CA != "/etc/osprey/ca.crt" {
+		t.Fatalf("TLS files %+v", c.TLS)
 	}
 }

@@ -101,7 +101,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 // pkgPrefix matches a Go package prefix at the start of a message or of a
 // wrapped part ("node: backend: node: ...").
-var pkgPrefix = regexp.MustCompile(`(^|: )(client|node|server|httpapi|raftstore|fsm|chunkstore|backend|local|s3|oss|cos|erasure|snowflake|ring): `)
+var pkgPrefix = regexp.MustCompile(`(^|: )(client|node|server|httpapi|raftstore|fsm|chunkstore|backend|local|s3|oss|cos|erasure|snowflake|ring|tlsconf): `)
 
 // userMessage is err's message without the Go package prefixes that help
 // in logs but not on a terminal.

@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		list      = fs.Bool("list", false, "list scenarios and exit")
 		local     = fs.Bool("local", false, "run processes on 127.0.0.1 even as root (no network faults)")
 		keep      = fs.Bool("keep", false, "keep data directories even when the run passes")
+		withTLS   = fs.Bool("tls", false, "run the nodes with TLS: a CA and per-node certificates made in the run directory, HTTPS for clients, mutual TLS between nodes")
 		srvFlags  = fs.String("server-flags", "", "extra flags for every osprey server, space separated (e.g. \"--redundancy ec:2+1\")")
 		checkOnly = fs.String("check", "", "re-check a history.jsonl offline (linearizability and history-only invariants) and exit")
 	)
@@ -79,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	cfg := jepsen.Config{Binary: *binary, MinIOBinary: *minio, Nodes: *nodes, Duration: *dur, Seed: *seed,
-		Backend: *backend, Processes: *procs, Quiet: *quiet, Local: *local, KeepData: *keep}
+		Backend: *backend, Processes: *procs, Quiet: *quiet, Local: *local, KeepData: *keep, TLS: *withTLS}
 	var err error
 	if cfg.Faults, err = jepsen.ParseFaults(*nemesis); err != nil {
 		fmt.Fprintln(stderr, err)
@@ -184,11 +185,15 @@ func recheck(path string, stdout, stderr io.Writer) int {
 }
 
 func replay(cfg jepsen.Config, scenario string) string {
-	if scenario != "" {
-		return fmt.Sprintf("scripts/jepsen.sh --scenario %s --nodes %d --time %s --backend %s", scenario, cfg.Nodes, cfg.Duration, cfg.Backend)
+	tls := ""
+	if cfg.TLS {
+		tls = " --tls"
 	}
-	return fmt.Sprintf("scripts/jepsen.sh --nodes %d --time %s --nemesis %s --seed %d --backend %s",
-		cfg.Nodes, cfg.Duration, joinKinds(cfg.Faults), cfg.Seed, cfg.Backend)
+	if scenario != "" {
+		return fmt.Sprintf("scripts/jepsen.sh --scenario %s --nodes %d --time %s --backend %s%s", scenario, cfg.Nodes, cfg.Duration, cfg.Backend, tls)
+	}
+	return fmt.Sprintf("scripts/jepsen.sh --nodes %d --time %s --nemesis %s --seed %d --backend %s%s",
+		cfg.Nodes, cfg.Duration, joinKinds(cfg.Faults), cfg.Seed, cfg.Backend, tls)
 }
 
 func joinKinds(ks []jepsen.FaultKind) string {
