@@ -84,8 +84,8 @@ type Store struct {
 	blobsDir     string
 	blobsDirFile vfs.File
 	db           *pebble.DB
-	writerOpts sstable.WriterOptions
-	log        *slog.Logger
+	writerOpts   sstable.WriterOptions
+	log          *slog.Logger
 
 	// putSem bounds the Puts that hold block buffers.
 	putSem chan struct{}
