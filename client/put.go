@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"strings"
 	"time"
 )
 
@@ -37,6 +38,11 @@ type PutOptions struct {
 	Name string
 	// NoDedup skips the POST /resume check.
 	NoDedup bool
+	// MD5 is the file's md5 (lowercase hex) when the caller already knows
+	// it: the client then skips its own hashing pass over the whole file
+	// (each chunk is still hashed as it is sent). A wrong value fails the
+	// upload (single PUT) or marks the file failed when it is tiered.
+	MD5 string
 	// Multipart sends single uploads as osproxy's multipart form.
 	Multipart bool
 	// Expire is the lifetime asked for the upload links; 0 means the
@@ -194,7 +200,7 @@ func (c *Client) PutFile(ctx context.Context, path string, opts PutOptions) (*Pu
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("client: put %s: not a regular file", path)
 	}
-	res := &PutResult{Path: path, Name: opts.Name, Size: st.Size()}
+	res := &PutResult{Path: path, Name: opts.Name, Size: st.Size(), MD5: strings.ToLower(opts.MD5)}
 	if res.Name == "" {
 		res.Name = filepath.Base(abs)
 	}

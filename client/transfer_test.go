@@ -567,3 +567,34 @@ func writeFile(t *testing.T, path string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestPutFileKnownMD5: a caller-supplied md5 is what the merge declares
+// (the client does not hash the whole file itself); a wrong one leaves the
+// file failed, as the server's check at tiering would.
+func TestPutFileKnownMD5(t *testing.T) {
+	content := mustRandom(t, 3*testChunk+5)
+	for _, tt := range []struct {
+		name  string
+		md5   string
+		state string
+	}{
+		{"right", strings.ToUpper(md5hex(content)), StateComplete},
+		{"wrong", md5hex([]byte("other")), StateFailed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeServer(t)
+			_, c := f.start(t)
+			p := mustWriteFile(t, t.TempDir(), "f.bin", content)
+			res, err := c.PutFile(ctxT(t), p, PutOptions{ChunkSize: testChunk, NoDedup: true, StateDir: "-", MD5: tt.md5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.MD5 != strings.ToLower(tt.md5) {
+				t.Fatalf("result md5 %s, want %s", res.MD5, tt.md5)
+			}
+			if ff := f.file(res.UID); ff == nil || ff.md5 != strings.ToLower(tt.md5) || ff.state != tt.state {
+				t.Fatalf("server holds %+v", ff)
+			}
+		})
+	}
+}
