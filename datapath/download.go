@@ -343,6 +343,10 @@ func (s *stagedReader) Read(p []byte) (int, error) {
 	return 0, io.EOF
 }
 
+// WriteTo copies in sendBuf-sized writes (io.Copy would use 32 KiB):
+// the tier pass copies staged content through io.Copy into the backend.
+func (s *stagedReader) WriteTo(w io.Writer) (int64, error) { return copyLarge(w, s) }
+
 func (s *stagedReader) Close() error {
 	s.once.Do(s.cancel)
 	if s.next != nil {

@@ -369,4 +369,15 @@ func TestStagedDownloadWritesLarge(t *testing.T) {
 	if c.n > 16 {
 		t.Fatalf("%d writes for %d bytes, want at most 16", c.n, c.bytes)
 	}
+	// The tier pass reads through OpenStaged directly.
+	ct, _ := w.state.Content(1)
+	st := w.path.OpenStaged(context.Background(), ct.Chunks, 0, ct.Size)
+	defer st.Close()
+	c = writeCounter{}
+	if n, err := io.Copy(&c, st); err != nil || n != int64(len(body)) {
+		t.Fatalf("staged copy = %d, %v", n, err)
+	}
+	if c.n > 16 {
+		t.Fatalf("OpenStaged: %d writes for %d bytes, want at most 16", c.n, c.bytes)
+	}
 }
