@@ -1,12 +1,15 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/osprey-storage/osprey"
 )
 
 // contentionProfiling serialises /debug/pprof/block and /debug/pprof/mutex:
@@ -17,19 +20,19 @@ var contentionProfiling sync.Mutex
 // ?seconds=N (default 30, at most 300). Recording costs on every blocking
 // event, so the rate is switched on only for the request and off again:
 // a node nobody profiles pays nothing.
-func contentionProfile(name string) http.HandlerFunc {
+func (s *Server) contentionProfile(name string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		secs := 30
 		if v := r.URL.Query().Get("seconds"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n <= 0 || n > 300 {
-				http.Error(w, "seconds: want an integer in [1, 300]", http.StatusBadRequest)
+				s.writeError(w, r, fmt.Errorf("%w: seconds: want an integer in [1, 300], got %q", osprey.ErrInvalid, v))
 				return
 			}
 			secs = n
 		}
 		if !contentionProfiling.TryLock() {
-			http.Error(w, "another block or mutex profile is being recorded", http.StatusConflict)
+			s.writeError(w, r, fmt.Errorf("%w: another block or mutex profile is being recorded", osprey.ErrConflict))
 			return
 		}
 		defer contentionProfiling.Unlock()

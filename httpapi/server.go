@@ -307,8 +307,8 @@ func (s *Server) routes() {
 	s.handle(http.MethodGet, "/debug/pprof/heap", business, pprof.Handler("heap").ServeHTTP)
 	s.handle(http.MethodGet, "/debug/pprof/allocs", business, pprof.Handler("allocs").ServeHTTP)
 	s.handle(http.MethodGet, "/debug/pprof/goroutine", business, pprof.Handler("goroutine").ServeHTTP)
-	s.handle(http.MethodGet, "/debug/pprof/block", business, contentionProfile("block"))
-	s.handle(http.MethodGet, "/debug/pprof/mutex", business, contentionProfile("mutex"))
+	s.handle(http.MethodGet, "/debug/pprof/block", business, s.contentionProfile("block"))
+	s.handle(http.MethodGet, "/debug/pprof/mutex", business, s.contentionProfile("mutex"))
 
 	s.handle(http.MethodGet, "/cluster/status", business, s.handleClusterStatus)
 	s.handle(http.MethodGet, "/cluster/nodes", business, s.handleClusterNodes)
