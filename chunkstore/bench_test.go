@@ -38,6 +38,7 @@ var benchVariants = []benchVariant{
 	{"wal", pathWAL, false},
 	{"wal-valsep", pathWAL, true},
 	{"ingest", pathIngest, false},
+	{"file", pathFile, false},
 }
 
 var benchSizes = []int{1 << 20, 8 << 20}

@@ -30,8 +30,9 @@
 // Blocks reach disk by one of two paths, chosen by value size from the
 // measurements in DESIGN.md: small values through NoSync batches in the WAL
 // (the synced manifest then syncs them, because the WAL is sequential), and
-// large values as an sstable written in a staging directory, synced, and
-// ingested, which writes the bytes once and keeps them out of compactions.
+// values of 1 MiB and more as a blob file outside Pebble (one write per
+// block, fdatasync, directory fsync), named by the manifest committed after
+// it: the bytes are written once and only the index goes through Pebble.
 //
 // # Memory
 //

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // Get returns a reader of n bytes of the value stored under k starting at
@@ -75,8 +76,12 @@ type reader struct {
 	k Key
 	m manifest
 
-	mu   sync.Mutex // guards everything below; Close may race Read
+	mu sync.Mutex // guards everything below; Close may race Read
+	// Blocks come from it (blocks in Pebble) or f (a blob file, read into
+	// buf, a pooled block buffer); the other is nil.
 	it   *pebble.Iterator
+	f    vfs.File
+	buf  *[]byte
 	pos  int64  // next value offset to return
 	end  int64  // value offset where the range ends
 	cur  []byte // rest of the current block within the range; points into the iterator's memory
@@ -88,6 +93,12 @@ type reader struct {
 }
 
 func (s *Store) newReader(ctx context.Context, k Key, off, n int64) (*reader, error) {
+	// Reading the manifest and opening its blob file must not interleave
+	// with a commit or delete of k, which unlinks the file it replaces.
+	s.commitMu.RLock()
+	defer s.commitMu.RUnlock()
+	unlock := s.locks.lock(k)
+	defer unlock()
 	mk := manifestKey(k)
 	it, err := s.db.NewIterWithContext(ctx, &pebble.IterOptions{LowerBound: mk, UpperBound: prefixSuccessor(mk)})
 	if err != nil {
@@ -119,13 +130,31 @@ func (s *Store) newReader(ctx context.Context, k Key, off, n int64) (*reader, er
 	start, limit := genBlockSpan(k, m.gen)
 	it.SetBounds(start, limit)
 	r := &reader{s: s, k: k, m: m, it: it, pos: off, end: end}
+	if m.file && m.blocks > 0 {
+		// The blocks are in the blob file: the iterator is done.
+		if err := it.Close(); err != nil {
+			return nil, fmt.Errorf("chunkstore: get %v: %w", k, err)
+		}
+		r.it = nil
+		f, err := s.openBlob(k, m)
+		if err != nil {
+			return nil, err
+		}
+		r.f = f
+		r.buf = s.bufPool.Get().(*[]byte)
+		if len(*r.buf) < int(m.blockSize)+8 {
+			// Written with a larger block size than this store's.
+			b := make([]byte, int(m.blockSize)+8)
+			r.buf = &b
+		}
+	}
 	if off == 0 && end == m.size {
 		r.digest = xxhash.New()
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return fail(ErrClosed)
+		return nil, errors.Join(ErrClosed, r.close(ErrClosed))
 	}
 	s.readers[r] = struct{}{}
 	s.mu.Unlock()
@@ -232,11 +261,18 @@ func (r *reader) finish() error {
 // load positions the iterator on the block holding r.pos, verifies it and
 // points r.cur at the part of it inside the range.
 func (r *reader) load() error {
-	if r.it == nil {
+	if r.it == nil && r.f == nil {
 		return ErrClosed
 	}
 	bs := int64(r.m.blockSize)
 	idx := uint32(r.pos / bs)
+	if r.f != nil {
+		v, err := r.s.readBlobBlock(r.k, r.m, r.f, idx, *r.buf)
+		if err != nil {
+			return err
+		}
+		return r.use(idx, v)
+	}
 	want := blockKey(r.k, r.m.gen, idx)
 	var ok bool
 	if r.next == idx && idx > 0 {
@@ -255,6 +291,13 @@ func (r *reader) load() error {
 	if err != nil {
 		return fmt.Errorf("chunkstore: get %v block %d: %w", r.k, idx, err)
 	}
+	return r.use(idx, v)
+}
+
+// use verifies block idx (v is its data and stored checksum) and points
+// r.cur at the part of it inside the range.
+func (r *reader) use(idx uint32, v []byte) error {
+	bs := int64(r.m.blockSize)
 	n := r.m.blockLen(idx)
 	if int64(len(v)) != n+8 {
 		return r.s.corrupt(r.k, "block %d is %d bytes, want %d", idx, len(v), n+8)
@@ -286,11 +329,22 @@ var errReaderClosed = errors.New("chunkstore: read after close")
 func (r *reader) close(reason error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.it == nil {
+	if r.it == nil && r.f == nil {
 		return nil
 	}
-	err := r.it.Close()
-	r.it = nil
+	var err error
+	if r.it != nil {
+		err = r.it.Close()
+		r.it = nil
+	}
+	if r.f != nil {
+		err = r.f.Close()
+		r.f = nil
+		if cap(*r.buf) == r.s.opts.BlockSize+8 {
+			r.s.bufPool.Put(r.buf)
+		}
+		r.buf = nil
+	}
 	r.cur = nil
 	if r.err == nil || r.err == io.EOF {
 		r.err = reason

@@ -119,11 +119,24 @@ type manifest struct {
 	blocks    uint32 // number of blocks
 	sum       uint64 // xxhash64 of the whole value
 	gen       uint64 // generation whose blocks hold the value
+	// file is set when the blocks are in the value's blob file (see
+	// blob.go) rather than in Pebble; such manifests are encoded as
+	// version 2.
+	file bool
 }
 
 // manifestVersion is the first byte of every encoded manifest. Its meaning
 // must never change; a new layout gets a new version.
 const manifestVersion = 1
+
+// manifestVersionFile is the version of manifests whose blocks live in a
+// blob file: the version-1 layout followed by one layout byte (1 = blob
+// file) before the checksum. Version-1 manifests (blocks in Pebble) are
+// still written for small values and read as before, so a data dir of an
+// earlier build opens unchanged.
+const manifestVersionFile = 2
+
+const layoutFile = 1
 
 // manifestLen is the encoded length: version, size, blockSize, blocks, sum,
 // gen, and an xxhash64 of the preceding bytes.
@@ -132,21 +145,32 @@ const manifestLen = 1 + 8 + 4 + 4 + 8 + 8 + 8
 var errBadManifest = errors.New("bad manifest")
 
 func (m manifest) encode() []byte {
-	b := make([]byte, 0, manifestLen)
-	b = append(b, manifestVersion)
+	b := make([]byte, 0, manifestLen+1)
+	if m.file {
+		b = append(b, manifestVersionFile)
+	} else {
+		b = append(b, manifestVersion)
+	}
 	b = binary.BigEndian.AppendUint64(b, uint64(m.size))
 	b = binary.BigEndian.AppendUint32(b, m.blockSize)
 	b = binary.BigEndian.AppendUint32(b, m.blocks)
 	b = binary.BigEndian.AppendUint64(b, m.sum)
 	b = binary.BigEndian.AppendUint64(b, m.gen)
+	if m.file {
+		b = append(b, layoutFile)
+	}
 	return binary.BigEndian.AppendUint64(b, checksum(b))
 }
 
 func decodeManifest(b []byte) (manifest, error) {
-	if len(b) != manifestLen || b[0] != manifestVersion {
+	n := manifestLen
+	if firstByte(b) == manifestVersionFile {
+		n++
+	}
+	if len(b) != n || (b[0] != manifestVersion && b[0] != manifestVersionFile) {
 		return manifest{}, fmt.Errorf("%w: length %d version %d", errBadManifest, len(b), firstByte(b))
 	}
-	if got, want := checksum(b[:manifestLen-8]), binary.BigEndian.Uint64(b[manifestLen-8:]); got != want {
+	if got, want := checksum(b[:n-8]), binary.BigEndian.Uint64(b[n-8:]); got != want {
 		return manifest{}, fmt.Errorf("%w: checksum %016x, stored %016x", errBadManifest, got, want)
 	}
 	m := manifest{
@@ -155,6 +179,12 @@ func decodeManifest(b []byte) (manifest, error) {
 		blocks:    binary.BigEndian.Uint32(b[13:]),
 		sum:       binary.BigEndian.Uint64(b[17:]),
 		gen:       binary.BigEndian.Uint64(b[25:]),
+	}
+	if b[0] == manifestVersionFile {
+		if b[33] != layoutFile {
+			return manifest{}, fmt.Errorf("%w: layout %d", errBadManifest, b[33])
+		}
+		m.file = true
 	}
 	if m.size < 0 || m.blockSize == 0 || uint64(m.blocks) != blockCount(m.size, int64(m.blockSize)) {
 		return manifest{}, fmt.Errorf("%w: size %d block size %d blocks %d", errBadManifest, m.size, m.blockSize, m.blocks)

@@ -49,12 +49,14 @@ type writePath int
 
 const (
 	// pathAuto writes values below ingestThreshold through the WAL and
-	// larger ones by sstable ingestion.
+	// larger ones as blob files.
 	pathAuto writePath = iota
 	// pathWAL writes every block through NoSync batches in the WAL.
 	pathWAL
 	// pathIngest writes every non-empty value as an ingested sstable.
 	pathIngest
+	// pathFile writes every non-empty value as a blob file (blob.go).
+	pathFile
 )
 
 func (p writePath) String() string {
@@ -65,6 +67,8 @@ func (p writePath) String() string {
 		return "wal"
 	case pathIngest:
 		return "ingest"
+	case pathFile:
+		return "file"
 	}
 	return fmt.Sprintf("writePath(%d)", int(p))
 }
@@ -78,7 +82,7 @@ const (
 
 	// defaultIngestThreshold is the value size from which pathAuto ingests
 	// an sstable instead of writing the WAL. See DESIGN.md for the figures.
-	defaultIngestThreshold = 2 << 20
+	defaultIngestThreshold = 1 << 20
 
 	// minBlockSize keeps per-block overhead (a key, a checksum, an index
 	// entry) negligible; maxBlockSize keeps a block well inside a memtable.
@@ -145,7 +149,7 @@ func (o *Options) Validate() error {
 		return fmt.Errorf("%w: BlockSize %d not in [%d, %d]", ErrInvalidOptions, c.BlockSize, minBlockSize, maxBlockSize)
 	case c.CacheSize < 0:
 		return fmt.Errorf("%w: CacheSize %d < 0", ErrInvalidOptions, c.CacheSize)
-	case c.writePath < pathAuto || c.writePath > pathIngest:
+	case c.writePath < pathAuto || c.writePath > pathFile:
 		return fmt.Errorf("%w: %v", ErrInvalidOptions, c.writePath)
 	}
 	return nil

@@ -74,9 +74,13 @@ func (s *Store) put(ctx context.Context, k Key, r io.Reader, size int64) (Info, 
 	}
 	bw := &blockWriter{s: s, ctx: ctx, k: k, r: r, m: &m, digest: xxhash.New()}
 	if m.blocks > 0 {
-		if s.useIngest(size) {
+		switch s.pathFor(size) {
+		case pathFile:
+			m.file = true
+			err = s.writeFile(bw)
+		case pathIngest:
 			err = s.writeIngest(bw)
-		} else {
+		default:
 			err = s.writeWAL(bw)
 		}
 	}
@@ -91,7 +95,9 @@ func (s *Store) put(ctx context.Context, k Key, r io.Reader, size int64) (Info, 
 		err = s.commit(k, m)
 	}
 	if err != nil {
-		if m.blocks > 0 {
+		if m.file {
+			s.removeBlob(k, gen) // no marker, nothing in Pebble
+		} else if m.blocks > 0 {
 			s.abort(k, gen)
 		}
 		return Info{}, fmt.Errorf("chunkstore: put %v: %w", k, err)
@@ -112,14 +118,16 @@ func (s *Store) wait(ctx context.Context) error {
 	}
 }
 
-func (s *Store) useIngest(size int64) bool {
+// pathFor is the write path of a value of size bytes.
+func (s *Store) pathFor(size int64) writePath {
 	switch s.opts.writePath {
-	case pathWAL:
-		return false
-	case pathIngest:
-		return true
+	case pathAuto:
+		if size >= s.opts.ingestThreshold {
+			return pathFile
+		}
+		return pathWAL
 	default:
-		return size >= s.opts.ingestThreshold
+		return s.opts.writePath
 	}
 }
 
@@ -314,13 +322,13 @@ func (s *Store) commit(k Key, m manifest) error {
 	if err := b.Set(manifestKey(k), m.encode(), nil); err != nil {
 		return err
 	}
-	if m.blocks > 0 {
+	if m.blocks > 0 && !m.file {
 		if err := b.Delete(pendingKey(k, m.gen), nil); err != nil {
 			return err
 		}
 	}
 	replaced := found && err == nil
-	if replaced && old.blocks > 0 {
+	if replaced && old.blocks > 0 && !old.file {
 		start, end := genBlockSpan(k, old.gen)
 		if err := b.DeleteRange(start, end, nil); err != nil {
 			return err
@@ -331,6 +339,9 @@ func (s *Store) commit(k Key, m manifest) error {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if replaced && old.file && old.blocks > 0 {
+		s.removeBlob(k, old.gen)
 	}
 	if replaced {
 		s.stats.bytes.Add(m.size - old.size)

@@ -79,9 +79,13 @@ type Store struct {
 	fs         vfs.FS
 	dbDir      string
 	stagingDir string
-	db         *pebble.DB
-	writerOpts sstable.WriterOptions
-	log        *slog.Logger
+	// blobsDir holds the blob files of large values; blobsDirFile is
+	// kept open to fsync new entries.
+	blobsDir     string
+	blobsDirFile vfs.File
+	db           *pebble.DB
+	writerOpts   sstable.WriterOptions
+	log          *slog.Logger
 
 	// putSem bounds the Puts that hold block buffers.
 	putSem chan struct{}
@@ -141,6 +145,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 		fs:         o.FS,
 		dbDir:      o.FS.PathJoin(dir, "db"),
 		stagingDir: o.FS.PathJoin(dir, "staging"),
+		blobsDir:   o.FS.PathJoin(dir, "blobs"),
 		log:        o.Logger.With("component", "chunkstore"),
 		putSem:     make(chan struct{}, o.MaxConcurrentPuts),
 		batches:    make(chan *pebble.Batch, o.MaxConcurrentPuts),
@@ -151,10 +156,15 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err := s.prepareDirs(); err != nil {
 		return nil, err
 	}
+	bd, err := s.fs.OpenDir(s.blobsDir)
+	if err != nil {
+		return nil, fmt.Errorf("chunkstore: open %s: %w", s.blobsDir, err)
+	}
+	s.blobsDirFile = bd
 	popts := s.pebbleOptions()
 	db, err := pebble.Open(s.dbDir, popts)
 	if err != nil {
-		return nil, fmt.Errorf("chunkstore: open %s: %w", dir, err)
+		return nil, errors.Join(fmt.Errorf("chunkstore: open %s: %w", dir, err), bd.Close())
 	}
 	s.db = db
 	s.writerOpts = popts.MakeWriterOptions(len(popts.Levels)-1, db.TableFormat())
@@ -162,7 +172,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	// bloom filter would never be consulted.
 	s.writerOpts.FilterPolicy = pebble.NoFilterPolicy
 	if err := s.recover(); err != nil {
-		return nil, errors.Join(err, db.Close())
+		return nil, errors.Join(err, db.Close(), bd.Close())
 	}
 	s.log.Info("chunkstore opened", "dir", dir, "chunks", s.stats.chunks.Load(),
 		"bytes", s.stats.bytes.Load(), "write_path", o.writePath.String())
@@ -172,7 +182,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 // prepareDirs creates the directories and empties the staging directory:
 // a staging file left there was never ingested, so its Put never committed.
 func (s *Store) prepareDirs() error {
-	for _, d := range []string{s.dbDir, s.stagingDir} {
+	for _, d := range []string{s.dbDir, s.stagingDir, s.blobsDir} {
 		if err := s.fs.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("chunkstore: mkdir %s: %w", d, err)
 		}
@@ -294,6 +304,9 @@ func (s *Store) recover() error {
 		}
 		s.log.Info("dropped uncommitted puts", "count", dropped)
 	}
+	if err := s.sweepBlobs(); err != nil {
+		return err
+	}
 	return s.countManifests()
 }
 
@@ -406,7 +419,7 @@ func (s *Store) Close() error {
 	for len(s.batches) > 0 {
 		errs = append(errs, (<-s.batches).Close())
 	}
-	errs = append(errs, s.db.Close())
+	errs = append(errs, s.db.Close(), s.blobsDirFile.Close())
 	s.log.Info("chunkstore closed")
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("chunkstore: close: %w", err)
@@ -499,7 +512,7 @@ func (s *Store) Delete(ctx context.Context, k Key) error {
 	if err := b.Delete(manifestKey(k), nil); err != nil {
 		return fmt.Errorf("chunkstore: delete %v: %w", k, err)
 	}
-	if err == nil && m.blocks > 0 {
+	if err == nil && m.blocks > 0 && !m.file {
 		start, end := genBlockSpan(k, m.gen)
 		if err := b.DeleteRange(start, end, nil); err != nil {
 			return fmt.Errorf("chunkstore: delete %v: %w", k, err)
@@ -512,6 +525,9 @@ func (s *Store) Delete(ctx context.Context, k Key) error {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("chunkstore: delete %v: %w", k, err)
+	}
+	if err == nil && m.file {
+		s.removeBlob(k, m.gen)
 	}
 	if err == nil {
 		s.stats.chunks.Add(-1)
@@ -539,6 +555,11 @@ func (s *Store) DeleteUID(ctx context.Context, uid uint64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	var n, size int64
+	type blob struct {
+		k   Key
+		gen uint64
+	}
+	var blobs []blob
 	lo, hi := uidSpan(kindManifest, uid)
 	err = s.scanManifests(ctx, lo, hi, func(k Key, m manifest, merr error) error {
 		if merr != nil {
@@ -548,6 +569,10 @@ func (s *Store) DeleteUID(ctx context.Context, uid uint64) error {
 		n++
 		size += m.size
 		if m.blocks == 0 {
+			return nil
+		}
+		if m.file {
+			blobs = append(blobs, blob{k, m.gen})
 			return nil
 		}
 		start, end := genBlockSpan(k, m.gen)
@@ -561,6 +586,9 @@ func (s *Store) DeleteUID(ctx context.Context, uid uint64) error {
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("chunkstore: delete uid %d: %w", uid, err)
+	}
+	for _, bl := range blobs {
+		s.removeBlob(bl.k, bl.gen)
 	}
 	s.stats.chunks.Add(-n)
 	s.stats.bytes.Add(-size)

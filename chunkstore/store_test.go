@@ -24,7 +24,7 @@ import (
 const testBlockSize = minBlockSize
 
 // paths are the write paths every data test runs on.
-var paths = []writePath{pathWAL, pathIngest}
+var paths = []writePath{pathWAL, pathIngest, pathFile}
 
 // testLogger routes log output to t.Log (style F35). Stores are closed in
 // t.Cleanup, before the test is over, so nothing logs after it ends.
@@ -114,7 +114,8 @@ func get(s *Store, k Key, off, n int64) ([]byte, Info, error) {
 	return got, info, err
 }
 
-// blockKeyCount counts the live block keys of k (all generations), to check
+// blockKeyCount counts the live block keys and blob files of k (all
+// generations), to check
 // that failed and replaced Puts leave nothing behind.
 func blockKeyCount(t testing.TB, s *Store, k Key) int {
 	t.Helper()
@@ -129,6 +130,22 @@ func blockKeyCount(t testing.TB, s *Store, k Key) int {
 	}
 	if err := it.Close(); err != nil {
 		t.Fatal(err)
+	}
+	return n + blobFileCount(t, s, k)
+}
+
+// blobFileCount counts the blob files of k (all generations).
+func blobFileCount(t testing.TB, s *Store, k Key) int {
+	t.Helper()
+	names, err := s.fs.List(s.blobsDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, name := range names {
+		if bk, _, ok := parseBlobName(name); ok && bk == k {
+			n++
+		}
 	}
 	return n
 }
@@ -426,8 +443,12 @@ func TestReplaceAtomic(t *testing.T) {
 			}
 			// Replaced generations were dropped.
 			m, _, _ := s.readManifest(k)
-			if n := blockKeyCount(t, s, k); n != int(m.blocks) {
-				t.Fatalf("%d block keys, want %d", n, m.blocks)
+			want := int(m.blocks)
+			if m.file {
+				want = 1 // one blob file
+			}
+			if n := blockKeyCount(t, s, k); n != want {
+				t.Fatalf("%d block keys or blob files, want %d", n, want)
 			}
 		})
 	}
@@ -474,6 +495,24 @@ func corruptBlock(t *testing.T, s *Store, k Key, idx uint32, at int) {
 	if err != nil || !found {
 		t.Fatalf("readManifest: %v, %v", found, err)
 	}
+	if m.file {
+		path := s.blobPath(k, m.gen)
+		f, err := s.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var b [1]byte
+		off := m.blobOffset(idx) + int64(at)
+		if _, err := f.ReadAt(b[:], off); err != nil {
+			t.Fatal(err)
+		}
+		b[0] ^= 0x40
+		if _, err := f.WriteAt(b[:], off); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
 	bk := blockKey(k, m.gen, idx)
 	v, closer, err := s.db.Get(bk)
 	if err != nil {
@@ -510,6 +549,9 @@ func TestCorruption(t *testing.T) {
 	for _, path := range paths {
 		for _, tt := range tests {
 			t.Run(path.String()+"/"+tt.name, func(t *testing.T) {
+				if path == pathFile && strings.Contains(tt.name, "block") {
+					t.Skip("blocks are not Pebble keys on the file path: TestBlobFileDamage")
+				}
 				s := mustOpenMem(t, path)
 				k := Key{UID: 77, Chunk: 3, Shard: 2}
 				data := value(5, 3*testBlockSize)
@@ -800,31 +842,38 @@ func TestCrashRecovery(t *testing.T) {
 }
 
 // TestInjectedWriteError fails writes of the staging sstable (ingest path)
-// and checks that the Put fails and leaves nothing visible. The WAL path
-// cannot be tested this way: Pebble treats a failed WAL write as fatal (see
+// and of the blob file and its directory sync (file path), and checks that
+// the Put fails and leaves nothing visible. The WAL path cannot be tested
+// this way: Pebble treats a failed WAL write as fatal (see
 // pebbleLogger.Fatalf), which the store deliberately does not mask.
 func TestInjectedWriteError(t *testing.T) {
 	tests := []struct {
 		name string
+		path writePath
 		op   errorfs.OpKind
+		in   func(path string) bool // which files fail
 	}{
-		{"write", errorfs.OpFileWrite},
-		{"sync", errorfs.OpFileSync},
-		{"create", errorfs.OpCreate},
+		{"ingest/write", pathIngest, errorfs.OpFileWrite, inDir("/staging/")},
+		{"ingest/sync", pathIngest, errorfs.OpFileSync, inDir("/staging/")},
+		{"ingest/create", pathIngest, errorfs.OpCreate, inDir("/staging/")},
+		{"file/write", pathFile, errorfs.OpFileWrite, inDir("/blobs/")},
+		{"file/sync", pathFile, errorfs.OpFileSyncData, inDir("/blobs/")},
+		{"file/create", pathFile, errorfs.OpCreate, inDir("/blobs/")},
+		{"file/dir-sync", pathFile, errorfs.OpFileSync, func(p string) bool { return strings.HasSuffix(p, "/blobs") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var armed atomic.Bool
 			var hits atomic.Int64
 			inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
-				if armed.Load() && op.Kind == tt.op && strings.Contains(op.Path, "/staging/") {
+				if armed.Load() && op.Kind == tt.op && tt.in(op.Path) {
 					hits.Add(1)
 					return errorfs.ErrInjected
 				}
 				return nil
 			})
 			fs := errorfs.Wrap(vfs.NewMem(), inj)
-			s := mustOpen(t, testOptions(t, fs, pathIngest))
+			s := mustOpen(t, testOptions(t, fs, tt.path))
 			old, fresh := Key{UID: 1}, Key{UID: 2}
 			oldData := value(1, 2*testBlockSize)
 			mustPut(t, s, old, oldData)
@@ -846,9 +895,76 @@ func TestInjectedWriteError(t *testing.T) {
 			if names, err := fs.List(s.stagingDir); err != nil || len(names) != 0 {
 				t.Fatalf("staging dir = %v, %v; want empty", names, err)
 			}
+			if n := blockKeyCount(t, s, old); tt.path == pathFile && n != 1 {
+				t.Fatalf("%d blob files of the old value, want 1", n)
+			}
 			// The store keeps working once the fault clears.
 			armed.Store(false)
 			mustPut(t, s, fresh, data)
+		})
+	}
+}
+
+func inDir(dir string) func(string) bool {
+	return func(p string) bool { return strings.Contains(p, dir) }
+}
+
+// TestBlobFileDamage: a blob file that lost its tail or vanished reads as
+// ErrCorrupt naming the key, for Get and Verify, and counts in Metrics.
+func TestBlobFileDamage(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		damage func(t *testing.T, s *Store, path string)
+	}{
+		{"truncated", func(t *testing.T, s *Store, path string) {
+			f, err := s.fs.OpenReadWrite(path, vfs.WriteCategoryUnspecified)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			// vfs.File has no Truncate: rewrite the file shorter.
+			buf := make([]byte, testBlockSize+8+100)
+			if _, err := f.ReadAt(buf, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.fs.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+			g, err := s.fs.Create(path, vfs.WriteCategoryUnspecified)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := g.Write(buf); err != nil {
+				t.Fatal(err)
+			}
+			if err := g.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"missing", func(t *testing.T, s *Store, path string) {
+			if err := s.fs.Remove(path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustOpenMem(t, pathFile)
+			k := Key{UID: 9, Chunk: 1, Shard: 4}
+			mustPut(t, s, k, value(3, 3*testBlockSize))
+			m, _, _ := s.readManifest(k)
+			if !m.file {
+				t.Fatal("value not stored as a blob file")
+			}
+			tt.damage(t, s, s.blobPath(k, m.gen))
+			if _, _, err := get(s, k, 0, -1); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), k.String()) {
+				t.Fatalf("Get = %v, want ErrCorrupt naming %v", err, k)
+			}
+			if _, err := s.Verify(context.Background(), k); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("Verify = %v, want ErrCorrupt", err)
+			}
+			if s.Metrics().Corrupt == 0 {
+				t.Fatal("corruption not counted")
+			}
 		})
 	}
 }
@@ -907,7 +1023,7 @@ func TestCancelMidPut(t *testing.T) {
 // parallel (run it with -race), checks that at most MaxConcurrentPuts read
 // at once, and that every value reads back.
 func TestConcurrentPuts(t *testing.T) {
-	for _, path := range []writePath{pathAuto, pathWAL, pathIngest} {
+	for _, path := range []writePath{pathAuto, pathWAL, pathIngest, pathFile} {
 		t.Run(path.String(), func(t *testing.T) {
 			opts := testOptions(t, vfs.NewMem(), path)
 			opts.MaxConcurrentPuts = 3
@@ -1086,5 +1202,55 @@ func TestKeyEncoding(t *testing.T) {
 	bad[3] ^= 1
 	if _, err := decodeManifest(bad); err == nil {
 		t.Fatal("flipped manifest decoded")
+	}
+}
+
+// TestOpenEarlierLayout: values an earlier build wrote into Pebble (WAL and
+// ingest paths, version-1 manifests) stay readable after the store moves
+// large values to blob files, and replacing or deleting them drops their
+// Pebble blocks.
+func TestOpenEarlierLayout(t *testing.T) {
+	fs := vfs.NewMem()
+	walKey, ingestKey := Key{UID: 1}, Key{UID: 2}
+	walData, ingestData := value(1, 2*testBlockSize+3), value(2, 3*testBlockSize)
+	for _, w := range []struct {
+		path writePath
+		k    Key
+		data []byte
+	}{{pathWAL, walKey, walData}, {pathIngest, ingestKey, ingestData}} {
+		s, err := Open("/store", testOptions(t, fs, w.path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, s, w.k, w.data)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := testOptions(t, fs, pathAuto)
+	opts.ingestThreshold = testBlockSize
+	s := mustOpen(t, opts)
+	for k, want := range map[Key][]byte{walKey: walData, ingestKey: ingestData} {
+		if got, _ := mustGet(t, s, k, 0, -1); !bytes.Equal(got, want) {
+			t.Fatalf("%v changed across the upgrade", k)
+		}
+		if m, _, _ := s.readManifest(k); m.file {
+			t.Fatalf("%v: old manifest decoded as a blob file", k)
+		}
+	}
+	next := value(3, 2*testBlockSize)
+	mustPut(t, s, ingestKey, next)
+	if m, _, _ := s.readManifest(ingestKey); !m.file {
+		t.Fatal("replacement not written as a blob file")
+	}
+	if n := blockKeyCount(t, s, ingestKey); n != 1 {
+		t.Fatalf("%d block keys or files after replacement, want the one blob file", n)
+	}
+	if err := s.Delete(context.Background(), walKey); err != nil {
+		t.Fatal(err)
+	}
+	assertAbsent(t, s, walKey)
+	if got, _ := mustGet(t, s, ingestKey, 0, -1); !bytes.Equal(got, next) {
+		t.Fatal("replacement reads wrong")
 	}
 }

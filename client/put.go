@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -40,6 +41,11 @@ type PutOptions struct {
 	// NoDedup skips instant upload (proof of possession, or POST /resume
 	// on a server without it).
 	NoDedup bool
+	// MD5 is the file's md5 (lowercase hex) when the caller already knows
+	// it: the client then skips its own hashing pass over the whole file
+	// (each chunk is still hashed as it is sent). A wrong value fails the
+	// upload (single PUT) or marks the file failed when it is tiered.
+	MD5 string
 	// Multipart sends single uploads as osproxy's multipart form.
 	Multipart bool
 	// Expire is the lifetime asked for the upload links; 0 means the
@@ -197,7 +203,7 @@ func (c *Client) PutFile(ctx context.Context, path string, opts PutOptions) (*Pu
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("client: put %s: not a regular file", path)
 	}
-	res := &PutResult{Path: path, Name: opts.Name, Size: st.Size()}
+	res := &PutResult{Path: path, Name: opts.Name, Size: st.Size(), MD5: strings.ToLower(opts.MD5)}
 	if res.Name == "" {
 		res.Name = filepath.Base(abs)
 	}

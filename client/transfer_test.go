@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -521,5 +522,132 @@ func TestGetFileEdgeCases(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "evil.bin")); !bytes.Equal(got, content) {
 		t.Error("content differs")
+	}
+}
+
+// TestGetFileParallel: --parallel fetches the pieces with concurrent Range
+// requests written at their offsets, resumes from a .part.ranges list (or
+// a sequential .part prefix) fetching only missing pieces, checks the md5
+// at the end, and a changed file (If-Range mismatch) fails rather than
+// mixing versions.
+func TestGetFileParallel(t *testing.T) {
+	old := parallelPiece
+	parallelPiece = 1000
+	t.Cleanup(func() { parallelPiece = old })
+	content := mustRandom(t, 10_500) // 11 pieces, the last short
+	for _, tt := range []struct {
+		name        string
+		prepare     func(out string) // leave a .part behind
+		setup       func(f *fakeServer)
+		wantRanges  int
+		wantGot     int64
+		wantResumed bool
+		wantErr     error
+	}{
+		{name: "fresh", wantRanges: 11, wantGot: 10_500},
+		{name: "resume from ranges", prepare: func(out string) {
+			part := slices0(content)
+			for i := 3000; i < 5000; i++ {
+				part[i] = 0 // pieces 3 and 4 never arrived
+			}
+			writeFile(t, out+PartSuffix, part)
+			writeFile(t, out+PartSuffix+RangesSuffix, []byte("0\n1\n2\n5\n6\n7\n8\n9\n10\n"))
+		}, wantRanges: 2, wantGot: 2000, wantResumed: true},
+		{name: "resume from sequential part", prepare: func(out string) {
+			writeFile(t, out+PartSuffix, content[:4500])
+		}, wantRanges: 7, wantGot: 6500, wantResumed: true},
+		{name: "broken bodies resume inside the piece", setup: func(f *fakeServer) { f.cutAfter = 700 },
+			wantRanges: 21, wantGot: 10_500}, // the last piece (500 bytes) is not cut
+		{name: "file changed", setup: func(f *fakeServer) { f.etag = `"other"` }, wantErr: ErrProtocol},
+		{name: "corrupt", setup: func(f *fakeServer) { f.corrupt = true }, wantErr: ErrChecksum},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeServer(t)
+			_, c := f.start(t)
+			uid := f.mustPut("data.bin", content)
+			if tt.setup != nil {
+				tt.setup(f)
+			}
+			var ranges atomic.Int64
+			f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+				if r.URL.Path == APIPrefix+"/download" {
+					if r.Header.Get("Range") == "" {
+						t.Errorf("request without Range")
+					}
+					ranges.Add(1)
+				}
+				return false
+			}
+			out := filepath.Join(t.TempDir(), "data.bin")
+			if tt.prepare != nil {
+				tt.prepare(out)
+			}
+			res, err := c.GetFile(ctxT(t), uid, out, GetOptions{Parallel: 4})
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				if _, err := os.Stat(out); err == nil {
+					t.Fatal("output written despite the error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(out)
+			if err != nil || !bytes.Equal(got, content) {
+				t.Fatalf("output differs (%v)", err)
+			}
+			if n := ranges.Load(); int(n) != tt.wantRanges {
+				t.Errorf("%d range requests, want %d", n, tt.wantRanges)
+			}
+			if res.Downloaded != tt.wantGot || res.Resumed != tt.wantResumed {
+				t.Errorf("downloaded %d resumed %v, want %d %v", res.Downloaded, res.Resumed, tt.wantGot, tt.wantResumed)
+			}
+			for _, p := range []string{out + PartSuffix, out + PartSuffix + RangesSuffix} {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("%s left behind", p)
+				}
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPutFileKnownMD5: a caller-supplied md5 is what the merge declares
+// (the client does not hash the whole file itself); a wrong one leaves the
+// file failed, as the server's check at tiering would.
+func TestPutFileKnownMD5(t *testing.T) {
+	content := mustRandom(t, 3*testChunk+5)
+	for _, tt := range []struct {
+		name  string
+		md5   string
+		state string
+	}{
+		{"right", strings.ToUpper(md5hex(content)), StateComplete},
+		{"wrong", md5hex([]byte("other")), StateFailed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeServer(t)
+			_, c := f.start(t)
+			p := mustWriteFile(t, t.TempDir(), "f.bin", content)
+			res, err := c.PutFile(ctxT(t), p, PutOptions{ChunkSize: testChunk, NoDedup: true, StateDir: "-", MD5: tt.md5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.MD5 != strings.ToLower(tt.md5) {
+				t.Fatalf("result md5 %s, want %s", res.MD5, tt.md5)
+			}
+			if ff := f.file(res.UID); ff == nil || ff.md5 != strings.ToLower(tt.md5) || ff.state != tt.state {
+				t.Fatalf("server holds %+v", ff)
+			}
+		})
 	}
 }

@@ -334,3 +334,55 @@ func TestReadPieceTrickleHoldsOnlyWhatArrived(t *testing.T) {
 		}
 	}
 }
+
+// writeCounter counts Write calls (it has no ReadFrom, like a socket
+// wrapped by middleware).
+type writeCounter struct {
+	n, bytes int
+}
+
+func (c *writeCounter) Write(p []byte) (int, error) {
+	c.n++
+	c.bytes += len(p)
+	return len(p), nil
+}
+
+// TestStagedDownloadWritesLarge: io.Copy of a staged download (what the
+// download handler does) writes in chunk-store blocks, not 32 KiB pieces.
+func TestStagedDownloadWritesLarge(t *testing.T) {
+	w := mustWorld(t, []string{"n1"}, 1, erasure.Policy{})
+	w.recordComplete()
+	w.addFile(1)
+	body := randomBytes(4<<20, 4)
+	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex(body)); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := w.path.Open(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := obj.Reader(context.Background(), 0, obj.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var c writeCounter
+	if n, err := io.Copy(&c, rc); err != nil || n != int64(len(body)) {
+		t.Fatalf("copy = %d, %v", n, err)
+	}
+	// 4 MiB in 32 KiB writes would be 128.
+	if c.n > 16 {
+		t.Fatalf("%d writes for %d bytes, want at most 16", c.n, c.bytes)
+	}
+	// The tier pass reads through OpenStaged directly.
+	ct, _ := w.state.Content(1)
+	st := w.path.OpenStaged(context.Background(), ct.Chunks, 0, ct.Size)
+	defer st.Close()
+	c = writeCounter{}
+	if n, err := io.Copy(&c, st); err != nil || n != int64(len(body)) {
+		t.Fatalf("staged copy = %d, %v", n, err)
+	}
+	if c.n > 16 {
+		t.Fatalf("OpenStaged: %d writes for %d bytes, want at most 16", c.n, c.bytes)
+	}
+}

@@ -601,6 +601,9 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"pprof allocs text", "GET", "/debug/pprof/allocs", "/debug/pprof/allocs?debug=1", "", nil, nil, 200},
 		{"pprof goroutine", "GET", "/debug/pprof/goroutine", "/debug/pprof/goroutine?debug=1", "", nil, nil, 200},
 		{"pprof profile", "GET", "/debug/pprof/profile", "/debug/pprof/profile?seconds=1", "", nil, nil, 200},
+		{"pprof block", "GET", "/debug/pprof/block", "/debug/pprof/block?seconds=1", "", nil, nil, 200},
+		{"pprof mutex", "GET", "/debug/pprof/mutex", "/debug/pprof/mutex?seconds=1", "", nil, nil, 200},
+		{"pprof block bad seconds", "GET", "/debug/pprof/block", "/debug/pprof/block?seconds=0", "", nil, nil, 400},
 		{"pprof without key", "GET", "/debug/pprof/heap", "/debug/pprof/heap", "", map[string]string{"Authorization": ""}, nil, 401},
 
 		{"cluster status", "GET", "/cluster/status", "/cluster/status", "", nil, nil, 200},

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -339,6 +340,8 @@ func (s *Server) routes() {
 	s.handle(http.MethodGet, "/debug/pprof/heap", business, pprof.Handler("heap").ServeHTTP)
 	s.handle(http.MethodGet, "/debug/pprof/allocs", business, pprof.Handler("allocs").ServeHTTP)
 	s.handle(http.MethodGet, "/debug/pprof/goroutine", business, pprof.Handler("goroutine").ServeHTTP)
+	s.handle(http.MethodGet, "/debug/pprof/block", business, s.contentionProfile("block"))
+	s.handle(http.MethodGet, "/debug/pprof/mutex", business, s.contentionProfile("mutex"))
 
 	s.handle(http.MethodGet, "/cluster/status", business, s.handleClusterStatus)
 	s.handle(http.MethodGet, "/cluster/nodes", business, s.handleClusterNodes)
@@ -397,6 +400,18 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 		r.status = http.StatusOK
 	}
 	return r.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps net/http's ReadFrom reachable through the recorder, so a
+// body copied from a file goes out by sendfile(2).
+func (r *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(struct{ io.Writer }{r.ResponseWriter}, src)
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

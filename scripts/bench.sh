@@ -13,6 +13,10 @@
 #   OSPREY_API_KEY    if set, the nodes require it (otherwise they run in
 #                     protected mode, which serves loopback clients)
 #   KEEP=1            keep the data directories and logs
+#   OSPREY_BENCH_MINIO=off  skip the S3 comparison with MinIO (default: run it
+#                     when MinIO is installed: OSPREY_MINIO_BIN, scripts/minio.sh's
+#                     ~/.cache/osprey-bin/minio, or minio on PATH)
+#   OSPREY_BENCH_ONE_NODE=1  skip the 3-node cluster
 set -euo pipefail
 __dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=scripts/lib.sh
@@ -107,33 +111,66 @@ fi
 # --- one node ---
 h1="$(free_port)"
 r1="$(free_port)"
-start_node n1 "${h1}" "${r1}" --bootstrap
+s1="$(free_port)"
+export OSPREY_S3API_ACCESS_KEY="bench-access" OSPREY_S3API_SECRET_KEY="bench-secret-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+start_node n1 "${h1}" "${r1}" --bootstrap --s3api-addr "127.0.0.1:${s1}"
 wait_ready "http://127.0.0.1:${h1}"
 run_bench one-node "http://127.0.0.1:${h1}" "$@"
+
+# The same node against MinIO on the same disk, same client (minio-go),
+# same run: bench-s3 prints each figure as a ratio of MinIO's. Skipped
+# (with a note) when MinIO is not installed; scripts/minio.sh installs it.
+minio_bin=""
+if [[ "${OSPREY_BENCH_MINIO:-auto}" != "off" ]]; then
+	minio_bin="${OSPREY_MINIO_BIN:-${HOME}/.cache/osprey-bin/minio}"
+	[[ -x "${minio_bin}" ]] || minio_bin="$(command -v minio || true)"
+fi
+if [[ -n "${minio_bin}" && -x "${minio_bin}" ]]; then
+	m="$(free_port)"
+	mc="$(free_port)"
+	export MINIO_ROOT_USER="bench-minio" MINIO_ROOT_PASSWORD="bench-minio-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+	MINIO_BROWSER=off "${minio_bin}" server --quiet --address "127.0.0.1:${m}" --console-address "127.0.0.1:${mc}" \
+		"${tmp}/minio" >"${tmp}/minio.log" 2>&1 &
+	pids+=("$!")
+	wait_http "http://127.0.0.1:${m}/minio/health/ready"
+	log "running bench-s3: osprey vs MinIO"
+	"${bin}" bench-s3 --endpoint "http://127.0.0.1:${s1}" \
+		--compare "http://127.0.0.1:${m}" | tee "${tmp}/s3.md"
+else
+	echo "MinIO not installed (scripts/minio.sh installs it): no MinIO comparison in this run." | tee "${tmp}/s3.md"
+fi
 stop_nodes
 rm -rf "${tmp}/n1"
 
 # --- three nodes ---
-h1="$(free_port)"
-r1="$(free_port)"
-h2="$(free_port)"
-r2="$(free_port)"
-h3="$(free_port)"
-r3="$(free_port)"
-start_node n1 "${h1}" "${r1}" --bootstrap
-wait_ready "http://127.0.0.1:${h1}"
-start_node n2 "${h2}" "${r2}" --join "127.0.0.1:${h1}"
-start_node n3 "${h3}" "${r3}" --join "127.0.0.1:${h1}"
-wait_ready "http://127.0.0.1:${h2}"
-wait_ready "http://127.0.0.1:${h3}"
-wait_members "http://127.0.0.1:${h1}" 3
-run_bench three-nodes "http://127.0.0.1:${h1},http://127.0.0.1:${h2},http://127.0.0.1:${h3}" "$@"
-stop_nodes
+if [[ "${OSPREY_BENCH_ONE_NODE:-}" == "1" ]]; then
+	echo "(3-node run skipped: OSPREY_BENCH_ONE_NODE=1)" >"${tmp}/three-nodes.md"
+else
+	h1="$(free_port)"
+	r1="$(free_port)"
+	h2="$(free_port)"
+	r2="$(free_port)"
+	h3="$(free_port)"
+	r3="$(free_port)"
+	start_node n1 "${h1}" "${r1}" --bootstrap
+	wait_ready "http://127.0.0.1:${h1}"
+	start_node n2 "${h2}" "${r2}" --join "127.0.0.1:${h1}"
+	start_node n3 "${h3}" "${r3}" --join "127.0.0.1:${h1}"
+	wait_ready "http://127.0.0.1:${h2}"
+	wait_ready "http://127.0.0.1:${h3}"
+	wait_members "http://127.0.0.1:${h1}" 3
+	run_bench three-nodes "http://127.0.0.1:${h1},http://127.0.0.1:${h2},http://127.0.0.1:${h3}" "$@"
+	stop_nodes
+fi
 
 {
 	echo "## 1 node"
 	echo
 	cat "${tmp}/one-node.md"
+	echo
+	echo "### 1 node vs MinIO, S3 API, same client (minio-go)"
+	echo
+	cat "${tmp}/s3.md"
 	echo
 	echo "## 3 nodes"
 	echo

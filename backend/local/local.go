@@ -429,12 +429,33 @@ func (b *Backend) Get(ctx context.Context, bucket, key string, offset, length in
 		f.Close()
 		return nil, fmt.Errorf("local: get %s/%s: %w", bucket, key, err)
 	}
-	return objio.ContextReadCloser(ctx, &fileReader{SectionReader: io.NewSectionReader(f, offset, n), f: f}), nil
+	return objio.ContextReadCloser(ctx, &fileReader{SectionReader: io.NewSectionReader(f, offset, n), f: f, off: offset}), nil
 }
 
 type fileReader struct {
 	*io.SectionReader
-	f *os.File
+	f   *os.File
+	off int64 // where the section starts in f
+}
+
+// WriteTo sends the rest of the section with the file itself as the
+// source, so a socket destination (net/http's ReadFrom, a TCP conn) uses
+// sendfile(2) instead of copying the bytes through user space.
+func (r *fileReader) WriteTo(w io.Writer) (int64, error) {
+	pos, err := r.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, err
+	}
+	rest := r.Size() - pos
+	if _, err := r.f.Seek(r.off+pos, io.SeekStart); err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(w, &io.LimitedReader{R: r.f, N: rest})
+	_, _ = r.Seek(n, io.SeekCurrent)
+	if err == nil && n < rest {
+		err = io.ErrUnexpectedEOF
+	}
+	return n, err
 }
 
 func (r *fileReader) Close() error { return r.f.Close() }

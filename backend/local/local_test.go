@@ -251,3 +251,42 @@ func TestCheckFailsOnReadOnlyDir(t *testing.T) {
 		t.Fatal("Check on a read-only directory succeeded")
 	}
 }
+
+// TestRangeWriteTo: the reader's WriteTo (the sendfile path of downloads)
+// sends exactly the rest of the range after some bytes were Read.
+func TestRangeWriteTo(t *testing.T) {
+	b := mustNew(t, t.TempDir())
+	ctx := context.Background()
+	if err := b.EnsureBucket(ctx, "image"); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 5000)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	mustPut(t, b, "k", data)
+	rc, err := b.Get(ctx, "image", "k", 10, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	head := make([]byte, 100)
+	if _, err := io.ReadFull(rc, head); err != nil {
+		t.Fatal(err)
+	}
+	wt, ok := rc.(io.WriterTo)
+	if !ok {
+		t.Fatal("reader has no WriteTo")
+	}
+	var rest bytes.Buffer
+	n, err := wt.WriteTo(&rest)
+	if err != nil || n != 900 {
+		t.Fatalf("WriteTo = %d, %v", n, err)
+	}
+	if !bytes.Equal(head, data[10:110]) || !bytes.Equal(rest.Bytes(), data[110:1010]) {
+		t.Fatal("bytes differ")
+	}
+	if k, err := rc.Read(head); k != 0 || err != io.EOF {
+		t.Fatalf("Read after WriteTo = %d, %v; want EOF", k, err)
+	}
+}

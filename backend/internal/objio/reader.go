@@ -169,3 +169,16 @@ func (c *ctxReadCloser) Read(p []byte) (int, error) {
 }
 
 func (c *ctxReadCloser) Close() error { return c.rc.Close() }
+
+// WriteTo passes io.Copy on to the wrapped reader's WriteTo when it has
+// one (the local backend's files: sendfile into a socket), after checking
+// ctx once; otherwise it copies through Read.
+func (c *ctxReadCloser) WriteTo(w io.Writer) (int64, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if wt, ok := c.rc.(io.WriterTo); ok {
+		return wt.WriteTo(w)
+	}
+	return io.Copy(w, struct{ io.Reader }{c})
+}
