@@ -49,6 +49,9 @@ const (
 	CmdMultipartComplete CommandType = 30 // complete from the listed parts and bind the key
 	CmdMultipartAbort    CommandType = 31 // drop a multipart upload and its parts
 	CmdObjectPut         CommandType = 32 // an S3 PUT in one entry: create, complete and bind
+	// Rebalancing (rebalance.go).
+	CmdRebalancePlan CommandType = 50 // queue moves to new ring owners, in tasks of many moves
+	CmdRebalanceDone CommandType = 51 // record a rebalance task's moves and release the old copies
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -66,7 +69,7 @@ var typeNames = map[CommandType]string{
 	CmdBucketCreate: "bucket_create", CmdBucketDelete: "bucket_delete", CmdObjectBind: "object_bind",
 	CmdObjectUnbind: "object_unbind", CmdMultipartCreate: "multipart_create",
 	CmdMultipartComplete: "multipart_complete", CmdMultipartAbort: "multipart_abort",
-	CmdObjectPut: "object_put",
+	CmdObjectPut: "object_put", CmdRebalancePlan: "rebalance_plan", CmdRebalanceDone: "rebalance_done",
 }
 
 // String returns the command's name for logs and metrics.
@@ -162,6 +165,8 @@ var payloads = map[CommandType]func() any{
 	CmdMultipartComplete: func() any { return new(MultipartComplete) },
 	CmdMultipartAbort:    func() any { return new(MultipartAbort) },
 	CmdObjectPut:         func() any { return new(ObjectPut) },
+	CmdRebalancePlan:     func() any { return new(RebalancePlan) },
+	CmdRebalanceDone:     func() any { return new(RebalanceDone) },
 }
 
 // Check reports whether b is an entry every replica can apply: a known

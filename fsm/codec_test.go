@@ -197,7 +197,7 @@ func goldenCommands() []goldenCommand {
 					t.Fatalf("join token hash %s", f.JoinTokenHash())
 				}
 			}},
-	}, s3GoldenCommands()...)
+	}, append(s3GoldenCommands(), rebalanceGoldenCommands()...)...)
 }
 
 // goldenSetup returns the entries applied (and required to succeed)
@@ -213,6 +213,8 @@ func goldenSetup(typ CommandType) []entry {
 		return entry{CmdChunkPut, ChunkPut{UID: 401, Chunk: chunk(blob, num, data, "n1", "n3"), Time: goldenNow - 4}}
 	}
 	switch typ {
+	case CmdRebalanceDone:
+		return rebalanceGoldenSetup()
 	case CmdBucketDelete, CmdObjectBind, CmdMultipartCreate:
 		return []entry{bucket}
 	case CmdObjectPut:

@@ -515,6 +515,10 @@ func (t *tx) apply(typ CommandType, payload []byte) (any, error) {
 		return t.applyMultipartAbort(decodeInto[MultipartAbort](payload))
 	case CmdObjectPut:
 		return t.applyObjectPut(decodeInto[ObjectPut](payload))
+	case CmdRebalancePlan:
+		return t.applyRebalancePlan(decodeInto[RebalancePlan](payload))
+	case CmdRebalanceDone:
+		return t.applyRebalanceDone(decodeInto[RebalanceDone](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", typ))
 	}
