@@ -125,6 +125,7 @@ func TestRebalanceOnJoin(t *testing.T) {
 	var reads, bad atomic.Int64
 	var firstBad atomic.Value
 	readerDone := make(chan struct{})
+	old := []*node.Node{c.nodes[0], c.nodes[1]}
 	go func() {
 		defer close(readerDone)
 		for i := 0; ; i++ {
@@ -134,7 +135,7 @@ func TestRebalanceOnJoin(t *testing.T) {
 			default:
 			}
 			u := uids[i%len(uids)]
-			n := c.nodes[i%2]
+			n := old[i%2]
 			resp, err := http.Get("http://" + n.HTTPAddr() + urls[u])
 			var got []byte
 			if err == nil {
