@@ -409,6 +409,13 @@ type ClusterStatus struct {
 	Storage      *struct {
 		UnderProtected int            `json:"under_protected"`
 		Tasks          map[string]int `json:"tasks"`
+		// Rebalance is absent on servers without rebalancing and before
+		// the first move.
+		Rebalance *struct {
+			PendingMoves int64 `json:"pending_moves"`
+			PlannedMoves int64 `json:"planned_moves"`
+			MovedCopies  int64 `json:"moved_copies"`
+		} `json:"rebalance"`
 	} `json:"storage"`
 }
 
