@@ -289,6 +289,12 @@ func (a *API) DownloadLink(ctx context.Context, base, uid string) (string, error
 	if u, _ := items[0]["url"].(string); u != "" {
 		return u, nil
 	}
+	// A refusal that is not about the file (a node that is joining again
+	// cannot yet vouch for the caller) says nothing about whether it
+	// exists.
+	if e, _ := items[0]["error"].(string); strings.Contains(e, "forbidden") {
+		return "", &StatusError{Status: http.StatusForbidden, Message: fmt.Sprintf("download link refused: %v", items[0])}
+	}
 	return "", &StatusError{Status: http.StatusNotFound, Message: fmt.Sprintf("download link refused: %v", items[0])}
 }
 

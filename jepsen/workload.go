@@ -734,6 +734,17 @@ func (w *Workload) Probe(ctx context.Context) {
 		w.mu.Lock()
 		cp := *f
 		w.mu.Unlock()
-		w.download(ctx, p, &cp, "", false, w.node(p), w.node(p))
+		// Through members that are up: a wiped member that is joining
+		// again has no files to serve yet.
+		var ready []*Node
+		for _, n := range w.nodes {
+			if n.Ready() {
+				ready = append(ready, n)
+			}
+		}
+		if len(ready) == 0 {
+			continue
+		}
+		w.download(ctx, p, &cp, "", false, ready[p.rng.IntN(len(ready))], ready[p.rng.IntN(len(ready))])
 	}
 }

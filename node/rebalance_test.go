@@ -56,7 +56,16 @@ func TestRebalanceOnJoin(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("OSPREY_REBALANCE_FILES")); err == nil && v > 0 {
 		files = v
 	}
-	adjust := func(i int, c *node.Config) { c.GCGrace = time.Second }
+	rate := int64(-1)
+	if v, err := strconv.ParseInt(os.Getenv("OSPREY_REBALANCE_RATE"), 10, 64); err == nil {
+		rate = v
+	}
+	adjust := func(i int, c *node.Config) {
+		c.GCGrace = time.Second
+		if rate >= 0 {
+			c.RebalanceRate = rate
+		}
+	}
 	c := newClusterWith(t, 2, adjust)
 	datas := map[string][]byte{}
 	var uids []string
@@ -177,6 +186,14 @@ func TestRebalanceOnJoin(t *testing.T) {
 	n3 := mustStart(t, cfg)
 	c.nodes = append(c.nodes, n3)
 	c.waitMembers(3)
+	if os.Getenv("OSPREY_REBALANCE_FOREGROUND") != "" {
+		// Foreground uploads while the copies move (compare a run with
+		// OSPREY_REBALANCE_RATE=0, where nothing moves).
+		foreground(t, c.nodes, 8*time.Second)
+		if rate == 0 {
+			t.Skip("rebalancing off: foreground measured only")
+		}
+	}
 
 	// Every file has two copies; the ring gives n3 a third of all copies.
 	total := 2 * (len(uids) + len(inflight))
@@ -260,4 +277,28 @@ func TestRebalanceOnJoin(t *testing.T) {
 	if err != nil || st.Storage == nil || st.Storage.Rebalance == nil || st.Storage.Rebalance.MovedCopies < int64(half) {
 		t.Fatalf("status %+v (%v)", st.Storage, err)
 	}
+}
+
+// foreground uploads 4 KiB files with 8 clients across nodes for d and
+// logs the rate.
+func foreground(t *testing.T, nodes []*node.Node, d time.Duration) {
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	end := time.Now().Add(d)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(end); i++ {
+				data := content(900000+w*100000+i, 4096)
+				a := apiOf(t, nodes[(w+i)%len(nodes)])
+				link := a.link(fmt.Sprintf("fg/%d-%d.bin", w, i))[0]
+				if code, _, _ := a.do("PUT", link.URL.Single+"&md5="+md5hex(data), bytes.NewReader(data), nil); code == 200 {
+					done.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("foreground: %d uploads of 4 KiB in %s = %.0f/s", done.Load(), d, float64(done.Load())/d.Seconds())
 }
