@@ -309,3 +309,24 @@ func (f *FSM) HeldBy(node osprey.NodeID, cursor []byte, limit int) (out []Held, 
 	})
 	return out, next
 }
+
+// dropRemovedHolders returns nodes without the members removed since a
+// tier task copied the object to them (their copy went with them; a member
+// re-added under the same id starts empty), and queues a repair for each
+// copy dropped. Found by the member nemesis: a tier task that wrote to a
+// member while it was being removed recorded it as a holder, and the
+// object was lost with the next removal.
+func (t *tx) dropRemovedHolders(id osprey.UID, nodes []osprey.NodeID, now int64) []osprey.NodeID {
+	var out []osprey.NodeID
+	for _, o := range nodes {
+		if n, ok := t.node(o); ok && !n.Removed {
+			out = append(out, o)
+			continue
+		}
+		t.enqueue(TaskRepair, id.String(), RepairPayload{Kind: RepairObject, Content: id, Lost: o}, now, now)
+	}
+	if len(out) == len(nodes) {
+		return nodes
+	}
+	return out
+}

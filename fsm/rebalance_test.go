@@ -304,3 +304,30 @@ func rebalanceGoldenSetup() []entry {
 		{CmdTaskLease, TaskLease{Node: "n3", IDs: []uint64{goldenRebalanceTask}, Now: goldenNow - 5, LeaseMillis: 30_000}},
 	}
 }
+
+// TestTierDoneDropsRemovedHolders: a tier task that copied the object to
+// a member removed before its TierDone applied does not record that
+// member as a holder; a repair of the copy is queued instead.
+func TestTierDoneDropsRemovedHolders(t *testing.T) {
+	a := newApplier(t)
+	a.applyLog(rebalanceLog())
+	a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 9})
+	tierLocal(t, a, 3, t0+10, "n2", "n1")
+	ct, _ := a.f.Content(3)
+	if !reflect.DeepEqual(ct.Location.Nodes, []osprey.NodeID{"n1"}) {
+		t.Fatalf("holders %v", ct.Location.Nodes)
+	}
+	found := false
+	for _, tk := range tasksOf(a.f, TaskRepair) {
+		var p RepairPayload
+		if json.Unmarshal(tk.Payload, &p) == nil && p.Kind == RepairObject && p.Content == 3 && p.Lost == "n2" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no repair queued for the dropped copy")
+	}
+	if msg := checkIndexes(a.f); msg != "" {
+		t.Fatal(msg)
+	}
+}

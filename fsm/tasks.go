@@ -288,6 +288,7 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 		return nil, nil
 	}
 	loc := c.Location
+	loc.Nodes = t.dropRemovedHolders(ct.ID, loc.Nodes, c.Now)
 	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
 	// Verified now (the backend checked the md5 as the bytes streamed): a
 	// dedup target from here on, unless another content holds the md5.
