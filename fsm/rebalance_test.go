@@ -307,12 +307,19 @@ func rebalanceGoldenSetup() []entry {
 
 // TestTierDoneDropsRemovedHolders: a tier task that copied the object to
 // a member removed before its TierDone applied does not record that
-// member as a holder; a repair of the copy is queued instead.
+// member as a holder; a repair of the copy is queued instead (TierDone
+// with DropRemoved, which entries of older builds lack).
 func TestTierDoneDropsRemovedHolders(t *testing.T) {
 	a := newApplier(t)
 	a.applyLog(rebalanceLog())
 	a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 9})
-	tierLocal(t, a, 3, t0+10, "n2", "n1")
+	for _, tk := range a.f.Tasks(TaskPending) {
+		if tk.Type == TaskTier && tk.Target == "3" {
+			a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{tk.ID}, Now: t0 + 10, LeaseMillis: 1000})
+			a.mustOK(CmdTierDone, TierDone{TaskID: tk.ID, Node: "n1", Content: 3, Now: t0 + 10, DropRemoved: true,
+				Location: Location{Bucket: "b", Key: "3.txt", Nodes: []osprey.NodeID{"n2", "n1"}}})
+		}
+	}
 	ct, _ := a.f.Content(3)
 	if !reflect.DeepEqual(ct.Location.Nodes, []osprey.NodeID{"n1"}) {
 		t.Fatalf("holders %v", ct.Location.Nodes)

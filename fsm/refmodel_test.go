@@ -465,6 +465,19 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 		return nil, nil
 	}
 	loc := c.Location
+	if c.DropRemoved {
+		var kept []osprey.NodeID
+		for _, o := range loc.Nodes {
+			if n, ok := s.Nodes[o]; ok && !n.Removed {
+				kept = append(kept, o)
+				continue
+			}
+			s.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairObject, Content: ct.ID, Lost: o}, c.Now, c.Now)
+		}
+		if len(kept) != len(loc.Nodes) {
+			loc.Nodes = kept
+		}
+	}
 	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
 	if _, ok := s.MD5Index[ct.MD5]; !ok {
 		s.MD5Index[ct.MD5] = ct.ID

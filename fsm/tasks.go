@@ -134,6 +134,11 @@ type TierDone struct {
 	Content  osprey.UID    `json:"content"`
 	Location Location      `json:"location"`
 	Now      int64         `json:"now"`
+	// DropRemoved drops Location.Nodes removed since the copy was made
+	// (their copies went with them) and queues their repair. Set by
+	// builds that know it; absent in entries of older builds, which
+	// replay with their old meaning.
+	DropRemoved bool `json:"drop_removed,omitempty"`
 }
 
 // TierFailed records that a content's bytes do not match its md5.
@@ -288,7 +293,9 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 		return nil, nil
 	}
 	loc := c.Location
-	loc.Nodes = t.dropRemovedHolders(ct.ID, loc.Nodes, c.Now)
+	if c.DropRemoved {
+		loc.Nodes = t.dropRemovedHolders(ct.ID, loc.Nodes, c.Now)
+	}
 	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
 	// Verified now (the backend checked the md5 as the bytes streamed): a
 	// dedup target from here on, unless another content holds the md5.
