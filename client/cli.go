@@ -295,6 +295,10 @@ func (c *CLI) ClusterStatus(ctx context.Context) error {
 			parts = []string{"none"}
 		}
 		fmt.Fprintf(tw, "tasks:\t%s\n", strings.Join(parts, " "))
+		if rb := st.Rebalance; rb != nil {
+			fmt.Fprintf(tw, "rebalance:\t%d moves pending, %d of %d copies moved (%s)\n", rb.PendingMoves, rb.MovedCopies,
+				rb.PlannedMoves, HumanBytes(rb.MovedBytes))
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -226,6 +226,20 @@ type Storage struct {
 	Protection string           `json:"protection"`
 	Degraded   []DegradedMember `json:"degraded,omitempty"`
 	Tasks      map[string]int   `json:"tasks"`
+	// Rebalance reports moves to new ring owners; older servers and
+	// clusters that never rebalanced leave it out.
+	Rebalance *Rebalance `json:"rebalance,omitempty"`
+}
+
+// Rebalance is the cluster-wide progress of moving copies to new ring
+// owners after membership changes.
+type Rebalance struct {
+	PendingMoves int64      `json:"pending_moves"`
+	PlannedMoves int64      `json:"planned_moves"`
+	MovedCopies  int64      `json:"moved_copies"`
+	MovedBytes   int64      `json:"moved_bytes"`
+	Members      []string   `json:"members,omitempty"`
+	StartedAt    *time.Time `json:"started_at,omitempty"`
 }
 
 // Leader identifies the current Raft leader; ID is "" when there is none.

@@ -54,6 +54,9 @@ const (
 	CmdKeyRevoke CommandType = 34 // revoke a scoped API key
 	// Dedup (dedup.go).
 	CmdDedupShare CommandType = 35 // new uid sharing a content whose possession was proven
+	// Rebalancing (rebalance.go).
+	CmdRebalancePlan CommandType = 50 // queue moves to new ring owners, in tasks of many moves
+	CmdRebalanceDone CommandType = 51 // record a rebalance task's moves and release the old copies
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -72,7 +75,7 @@ var typeNames = map[CommandType]string{
 	CmdObjectUnbind: "object_unbind", CmdMultipartCreate: "multipart_create",
 	CmdMultipartComplete: "multipart_complete", CmdMultipartAbort: "multipart_abort",
 	CmdObjectPut: "object_put", CmdKeyCreate: "key_create", CmdKeyRevoke: "key_revoke",
-	CmdDedupShare: "dedup_share",
+	CmdDedupShare: "dedup_share", CmdRebalancePlan: "rebalance_plan", CmdRebalanceDone: "rebalance_done",
 }
 
 // String returns the command's name for logs and metrics.
@@ -171,6 +174,8 @@ var payloads = map[CommandType]func() any{
 	CmdKeyCreate:         func() any { return new(KeyCreate) },
 	CmdKeyRevoke:         func() any { return new(KeyRevoke) },
 	CmdDedupShare:        func() any { return new(DedupShare) },
+	CmdRebalancePlan:     func() any { return new(RebalancePlan) },
+	CmdRebalanceDone:     func() any { return new(RebalanceDone) },
 }
 
 // Check reports whether b is an entry every replica can apply: a known

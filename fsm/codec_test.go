@@ -207,7 +207,7 @@ func goldenCommands() []goldenCommand {
 					t.Fatalf("join token hash %s", f.JoinTokenHash())
 				}
 			}},
-	}, append(s3GoldenCommands(), keyGoldenCommands()...)...)
+	}, append(append(s3GoldenCommands(), keyGoldenCommands()...), rebalanceGoldenCommands()...)...)
 }
 
 // keyGoldenCommands are the examples of the scoped API key commands.
@@ -245,6 +245,8 @@ func goldenSetup(typ CommandType) []entry {
 	case CmdDedupShare:
 		return []entry{{CmdFileComplete, FileComplete{UID: 105, Size: 6, MD5: md5hex("e1e1e2"), SHA256: sha256hex("e1e1e2"),
 			Time: goldenNow - 5, Chunks: []Chunk{chunk(15, 1, "e1e1", "n1", "n3"), chunk(16, 2, "e2", "n2", "n3")}}}}
+	case CmdRebalanceDone:
+		return rebalanceGoldenSetup()
 	case CmdBucketDelete, CmdObjectBind, CmdMultipartCreate:
 		return []entry{bucket}
 	case CmdObjectPut:

@@ -526,6 +526,10 @@ func (t *tx) apply(typ CommandType, payload []byte) (any, error) {
 		return t.applyKeyRevoke(decodeInto[KeyRevoke](payload))
 	case CmdDedupShare:
 		return t.applyDedupShare(decodeInto[DedupShare](payload))
+	case CmdRebalancePlan:
+		return t.applyRebalancePlan(decodeInto[RebalancePlan](payload))
+	case CmdRebalanceDone:
+		return t.applyRebalanceDone(decodeInto[RebalanceDone](payload))
 	default:
 		panic(fmt.Sprintf("fsm: no handler for command %s", typ))
 	}

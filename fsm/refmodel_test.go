@@ -513,6 +513,19 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 		return nil, nil
 	}
 	loc := c.Location
+	if c.DropRemoved {
+		var kept []osprey.NodeID
+		for _, o := range loc.Nodes {
+			if n, ok := s.Nodes[o]; ok && !n.Removed {
+				kept = append(kept, o)
+				continue
+			}
+			s.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairObject, Content: ct.ID, Lost: o}, c.Now, c.Now)
+		}
+		if len(kept) != len(loc.Nodes) {
+			loc.Nodes = kept
+		}
+	}
 	s.unindex(ct)
 	if ct.SHA256 == "" {
 		ct.SHA256 = c.SHA256

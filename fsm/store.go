@@ -23,6 +23,9 @@ type clusterMeta struct {
 	NextWorkerID  uint32   `json:"next_worker_id"`
 	NextTaskID    uint64   `json:"next_task_id"`
 	Settings      Settings `json:"settings"`
+	// Rebalance is the rebalance progress (rebalance.go); absent until
+	// the first plan.
+	Rebalance *RebalanceProgress `json:"rebalance,omitempty"`
 }
 
 // counters are maintained by every write, so metrics never scan.

@@ -137,6 +137,11 @@ type TierDone struct {
 	// same pass whose md5 the backend verified); "" from earlier builds.
 	SHA256 string `json:"sha256,omitempty"`
 	Now    int64  `json:"now"`
+	// DropRemoved drops Location.Nodes removed since the copy was made
+	// (their copies went with them) and queues their repair. Set by
+	// builds that know it; absent in entries of older builds, which
+	// replay with their old meaning.
+	DropRemoved bool `json:"drop_removed,omitempty"`
 }
 
 // TierFailed records that a content's bytes do not match its md5.
@@ -291,6 +296,9 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 		return nil, nil
 	}
 	loc := c.Location
+	if c.DropRemoved {
+		loc.Nodes = t.dropRemovedHolders(ct.ID, loc.Nodes, c.Now)
+	}
 	// Verified now (the backend checked the md5 as the bytes streamed): a
 	// dedup target from here on, under its strong key once the SHA-256 is
 	// known, unless another content holds that key.

@@ -110,6 +110,24 @@ type StorageInfo struct {
 	Protection string `json:"protection"`
 	// Degraded lists the members that cost protection now.
 	Degraded []DegradedMember `json:"degraded,omitempty"`
+	// Rebalance is the progress of moving copies to new ring owners
+	// after membership changes; absent before the first move.
+	Rebalance *RebalanceInfo `json:"rebalance,omitempty"`
+}
+
+// RebalanceInfo reports rebalancing, cluster-wide.
+type RebalanceInfo struct {
+	// PendingMoves are queued and not finished.
+	PendingMoves int64 `json:"pending_moves"`
+	// MovedCopies and MovedBytes count recorded moves since the cluster
+	// began; PlannedMoves counts the queued ones.
+	PlannedMoves int64 `json:"planned_moves"`
+	MovedCopies  int64 `json:"moved_copies"`
+	MovedBytes   int64 `json:"moved_bytes"`
+	// Members is the member set last planned for.
+	Members []string `json:"members,omitempty"`
+	// StartedAt is when the current (or last) round began.
+	StartedAt *time.Time `json:"started_at,omitempty"`
 }
 
 // DegradedMember is a member that is unreachable from the reporting node,

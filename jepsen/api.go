@@ -319,6 +319,12 @@ func (a *API) DownloadLink(ctx context.Context, base, uid string) (string, error
 	if u, _ := items[0]["url"].(string); u != "" {
 		return u, nil
 	}
+	// A refusal that is not about the file (a node that is joining again
+	// cannot yet vouch for the caller) says nothing about whether it
+	// exists.
+	if e, _ := items[0]["error"].(string); strings.Contains(e, "forbidden") {
+		return "", &StatusError{Status: http.StatusForbidden, Message: fmt.Sprintf("download link refused: %v", items[0])}
+	}
 	return "", &StatusError{Status: http.StatusNotFound, Message: fmt.Sprintf("download link refused: %v", items[0])}
 }
 
@@ -439,6 +445,13 @@ type ClusterStatus struct {
 	Storage      *struct {
 		UnderProtected int            `json:"under_protected"`
 		Tasks          map[string]int `json:"tasks"`
+		// Rebalance is absent on servers without rebalancing and before
+		// the first move.
+		Rebalance *struct {
+			PendingMoves int64 `json:"pending_moves"`
+			PlannedMoves int64 `json:"planned_moves"`
+			MovedCopies  int64 `json:"moved_copies"`
+		} `json:"rebalance"`
 	} `json:"storage"`
 }
 

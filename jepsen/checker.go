@@ -92,6 +92,7 @@ func Check(in CheckInput) CheckResult {
 	add(checkTasks(in))
 	add(checkNoFailed(in.History))
 	add(checkRecovered(in))
+	add(checkRebalanceReads(in.History))
 	res.OK = true
 	for _, inv := range res.Invariants {
 		if inv.Verdict == Broken {
@@ -400,5 +401,58 @@ func checkRecovered(in CheckInput) Invariant {
 		return inv
 	}
 	inv.Verdict, inv.Detail = Held, "all nodes ready with one leader after healing"
+	return inv
+}
+
+// checkRebalanceReads: while copies moved to a member that rejoined, the
+// probe readers (processes "probe…") downloaded acknowledged files; each
+// of those whose write was acknowledged before the read began, and which
+// no delete touched, must have been served (its bytes are judged by
+// downloads-correct). A read that timed out or lost its connection says
+// nothing and is only counted; an answer that the file is missing, gone
+// or unreadable breaks the invariant.
+func checkRebalanceReads(h []Op) Invariant {
+	inv := Invariant{Name: "readable-during-rebalance"}
+	acked := map[string]time.Duration{}
+	touched := map[string]bool{}
+	for _, op := range h {
+		switch {
+		case op.Key == "":
+		case op.Type == OpDelete && op.Outcome != Fail:
+			touched[op.Key] = true
+		case op.Outcome == OK && (op.Type == OpUpload || op.Type == OpMerge || op.Type == OpResume):
+			if t, ok := acked[op.Key]; !ok || op.T1 < t {
+				acked[op.Key] = op.T1
+			}
+		}
+	}
+	var bad []string
+	n, unknown := 0, 0
+	for _, op := range h {
+		if op.Type != OpDownload || !strings.HasPrefix(op.Process, "probe") || touched[op.Key] {
+			continue
+		}
+		if t, ok := acked[op.Key]; !ok || t > op.T0 {
+			continue
+		}
+		n++
+		switch {
+		case op.Outcome == OK:
+		case op.Status == 404 || op.Status == 410 || op.Status == 500 || op.Status == 503 && strings.Contains(op.Error, "no readable copy"):
+			bad = append(bad, fmt.Sprintf("#%d uid %s via %s: %s status=%d %s", op.Index, op.Key, op.Node, op.Outcome, op.Status, op.Error))
+		default:
+			unknown++
+		}
+	}
+	switch {
+	case len(bad) > 0:
+		inv.Verdict, inv.Examples = Broken, examples(bad)
+		inv.Detail = fmt.Sprintf("%d of %d reads of acknowledged files failed while copies moved", len(bad), n)
+	case n == 0:
+		inv.Verdict, inv.Detail = Skipped, "no read probed a rebalance (no member rejoined, or the server does not rebalance)"
+	default:
+		inv.Verdict = Held
+		inv.Detail = fmt.Sprintf("%d reads of acknowledged files while copies moved, none refused (%d timed out or were cut off)", n, unknown)
+	}
 	return inv
 }

@@ -230,3 +230,28 @@ func TestFailover(t *testing.T) {
 		t.Fatalf("String = %q", d.String())
 	}
 }
+
+// TestCheckRebalanceReads: a probe read of an acknowledged file refused
+// while copies moved breaks the invariant; reads of files written later,
+// deleted, or cut off by a timeout do not.
+func TestCheckRebalanceReads(t *testing.T) {
+	h := []Op{
+		{Index: 1, Process: "c0", Type: OpUpload, Key: "1", Outcome: OK, T0: 1, T1: 2},
+		{Index: 2, Process: "c0", Type: OpUpload, Key: "2", Outcome: OK, T0: 1, T1: 2},
+		{Index: 3, Process: "c1", Type: OpDelete, Key: "2", Outcome: Info, T0: 3, T1: 4},
+		{Index: 4, Process: "probe1", Type: OpDownload, Key: "1", Outcome: OK, T0: 5, T1: 6},
+		{Index: 5, Process: "probe1", Type: OpDownload, Key: "2", Outcome: Fail, Status: 404, T0: 7, T1: 8},
+		{Index: 6, Process: "probe1", Type: OpDownload, Key: "1", Outcome: Info, Error: "timeout", T0: 9, T1: 10},
+		{Index: 7, Process: "c0", Type: OpDownload, Key: "1", Outcome: Fail, Status: 404, T0: 9, T1: 10},
+	}
+	if inv := checkRebalanceReads(h); inv.Verdict != Held {
+		t.Fatalf("%+v", inv)
+	}
+	h = append(h, Op{Index: 8, Process: "probe1", Type: OpDownload, Key: "1", Outcome: Fail, Status: 404, T0: 11, T1: 12})
+	if inv := checkRebalanceReads(h); inv.Verdict != Broken || len(inv.Examples) != 1 {
+		t.Fatalf("%+v", inv)
+	}
+	if inv := checkRebalanceReads(h[:3]); inv.Verdict != Skipped {
+		t.Fatalf("%+v", inv)
+	}
+}

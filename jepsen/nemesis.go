@@ -38,6 +38,12 @@ type Nemesis struct {
 
 	tasksErr     string
 	taskProblems []string
+
+	// Probe, if set, reads acknowledged files until its context ends; the
+	// member nemesis runs it while copies move to a rejoined member.
+	Probe func(ctx context.Context)
+	// watchers are the rebalance watchers still running.
+	watchers sync.WaitGroup
 }
 
 // NewNemesis returns a nemesis for cluster; net may be nil.
@@ -60,6 +66,7 @@ func (n *Nemesis) logf(format string, args ...any) {
 // is now) until it ends or ctx is done. It always heals the faults of the
 // step in progress before returning.
 func (n *Nemesis) Run(ctx context.Context, s Schedule) {
+	defer n.watchers.Wait()
 	begin := time.Now()
 	for _, step := range s.Steps {
 		if !sleepUntil(ctx, begin.Add(step.At)) {
@@ -305,12 +312,83 @@ func (n *Nemesis) member(ctx context.Context, f Fault, node *Node, leader int) (
 	if err := os.Rename(node.DataDir, old); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, idx, fmt.Errorf("wipe %s: %w", node.ID, err)
 	}
+	before := n.rebalanced(ctx)
 	return func(context.Context) error {
 		n.mu.Lock()
 		delete(n.removed, node.Index)
 		n.mu.Unlock()
-		return node.Start()
+		if err := node.Start(); err != nil {
+			return err
+		}
+		// The node joins again, empty: copies move onto it while the
+		// workload writes. Follow the moves and read through them.
+		n.watchers.Add(1)
+		go func() {
+			defer n.watchers.Done()
+			n.watchRebalance(ctx, idx, before)
+		}()
+		return nil
 	}, idx, nil
+}
+
+// rebalanced returns the cluster's rebalance counters (planned, pending,
+// moved), all -1 when no node reports them.
+func (n *Nemesis) rebalanced(ctx context.Context) [3]int64 {
+	for _, other := range n.cluster.Nodes {
+		if !other.Ready() {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		st, err := n.api.Status(sctx, other.Base())
+		cancel()
+		if err != nil || st.Storage == nil {
+			continue
+		}
+		if rb := st.Storage.Rebalance; rb != nil {
+			return [3]int64{rb.PlannedMoves, rb.PendingMoves, rb.MovedCopies}
+		}
+		return [3]int64{0, 0, 0}
+	}
+	return [3]int64{-1, -1, -1}
+}
+
+// watchRebalance runs the probe reader while copies move to the member
+// that rejoined (fault idx), until no move is pending after new ones were
+// planned (or 20 s pass with nothing planned, or 120 s in all), and notes
+// what moved and how long it took.
+func (n *Nemesis) watchRebalance(ctx context.Context, idx int, before [3]int64) {
+	start := time.Now()
+	pctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	if n.Probe != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.Probe(pctx) }()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	note := "rebalance: no node reported progress"
+	for time.Since(start) < 120*time.Second {
+		select {
+		case <-ctx.Done():
+			n.note(idx, note+" (run ended)")
+			return
+		case <-time.After(time.Second):
+		}
+		now := n.rebalanced(ctx)
+		if now[0] < 0 {
+			continue
+		}
+		planned, moved := now[0]-max(before[0], 0), now[2]-max(before[2], 0)
+		switch {
+		case planned > 0 && now[1] == 0:
+			n.note(idx, fmt.Sprintf("rebalance: %d copies moved to their ring owners in %s, reads probed throughout", moved, time.Since(start).Round(100*time.Millisecond)))
+			return
+		case planned == 0 && now[1] == 0 && time.Since(start) > 20*time.Second:
+			n.note(idx, "rebalance: nothing to move")
+			return
+		}
+		note = fmt.Sprintf("rebalance: %d of %d moves done, %d pending", moved, planned, now[1])
+	}
+	n.note(idx, note+" after 120s")
 }
 
 // HealAll undoes everything: resumes paused processes, restarts dead ones

@@ -220,6 +220,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	wl := NewWorkload(WorkloadConfig{Seed: cfg.Seed, Processes: cfg.Processes, Mix: cfg.Mix}, api, rec, cluster.Nodes)
 	rep.Processes = wl.cfg.Processes
 	nem := NewNemesis(cluster, netw, api, rec, cfg.Log)
+	nem.Probe = wl.Probe
 
 	logf("workload: %d client processes for %s", wl.cfg.Processes, cfg.Duration)
 	wctx, wcancel := context.WithTimeout(ctx, cfg.Duration)

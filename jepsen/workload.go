@@ -75,6 +75,8 @@ type Workload struct {
 	files map[string]*File
 	uids  []string
 	seq   int
+	// probes counts Probe calls (their process names).
+	probes int
 }
 
 // NewWorkload prepares a workload; Run starts it.
@@ -709,5 +711,40 @@ func (w *Workload) finalFile(ctx context.Context, p *proc, f *File) {
 		if op.Outcome == OK || (op.Outcome == Fail && op.Status == http.StatusNotFound && f.Deleted) {
 			return
 		}
+	}
+}
+
+// Probe downloads files whose writes were acknowledged, one after another
+// from random nodes, until ctx ends: the member nemesis runs it while
+// copies move to a rejoined member (checkRebalanceReads judges it).
+func (w *Workload) Probe(ctx context.Context) {
+	w.mu.Lock()
+	w.probes++
+	p := &proc{id: 2000 + w.probes, name: fmt.Sprintf("probe%d", w.probes), rng: rand.New(rand.NewPCG(uint64(w.cfg.Seed), uint64(2000+w.probes)))}
+	w.mu.Unlock()
+	for ctx.Err() == nil {
+		f := w.pickFile(p, func(f *File) bool { return f.Written && !f.Deleted })
+		if f == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		w.mu.Lock()
+		cp := *f
+		w.mu.Unlock()
+		// Through members that are up: a wiped member that is joining
+		// again has no files to serve yet.
+		var ready []*Node
+		for _, n := range w.nodes {
+			if n.Ready() {
+				ready = append(ready, n)
+			}
+		}
+		if len(ready) == 0 {
+			continue
+		}
+		w.download(ctx, p, &cp, "", false, ready[p.rng.IntN(len(ready))], ready[p.rng.IntN(len(ready))])
 	}
 }

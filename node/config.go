@@ -73,6 +73,9 @@ type Config struct {
 	// (0 turns it off); ScrubPause separates full passes.
 	ScrubRate  int64
 	ScrubPause time.Duration
+	// RebalanceRate bounds the bytes per second this node copies to new
+	// ring owners after a membership change (0 turns rebalancing off).
+	RebalanceRate int64
 	// BufferBudget bounds the bytes all upload requests may hold in memory
 	// at once; further uploads wait.
 	BufferBudget int64
@@ -131,6 +134,7 @@ func DefaultConfig() Config {
 		ScrubRate:       16 << 20,
 		RepairGrace:     10 * time.Minute,
 		ScrubPause:      time.Hour,
+		RebalanceRate:   32 << 20,
 		BufferBudget:    256 << 20,
 		TLSReloadEvery:  5 * time.Second,
 	}

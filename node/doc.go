@@ -21,8 +21,9 @@
 //	            (httpapi.Storage, httpapi.Replicas), the console's file views
 //	tasks       the task queue loop, leases, outcomes, the task API
 //	            (httpapi.Tasks) and the tier, gc, delete, webhook handlers
-//	repair      the repair task handler (replicas, EC shards, local objects)
-//	            and the scrubber; rebalancing belongs here
+//	repair      the repair task handler (replicas, EC shards, local objects),
+//	            the scrubber, and the rebalancer (plans moves to new ring
+//	            owners on the leader, runs them and releases old copies)
 //	s3gw        the S3 gateway (s3api.Backend) over the fsm's bucket/key
 //	            index and the data path; s3api, the protocol layer in front
 //	            of it, knows storage only through that interface

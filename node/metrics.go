@@ -19,6 +19,7 @@ type metrics struct {
 	tieredBytes                                          prometheus.Counter
 	corruptReads                                         prometheus.Counter
 	scrubBytes, scrubCorrupt, scrubRepaired, scrubPasses prometheus.Counter
+	rebalanceBytes, rebalanceMoves, rebalanceFailed      prometheus.Counter
 }
 
 // metricSources are what the gauges read.
@@ -52,6 +53,12 @@ func registerMetrics(reg *prometheus.Registry, src metricSources) *metrics {
 	n.scrubCorrupt = counter("osprey_scrub_corrupt_total", "Bad staged copies the scrubber found.")
 	n.scrubRepaired = counter("osprey_scrub_repaired_total", "Bad staged copies the scrubber rewrote from healthy ones.")
 	n.scrubPasses = counter("osprey_scrub_passes_total", "Completed scrub passes over this node's staged data.")
+	n.rebalanceBytes = counter("osprey_rebalance_bytes_total", "Bytes this node copied to new ring owners (rebalancing).")
+	n.rebalanceMoves = counter("osprey_rebalance_moves_total", "Copies this node moved to new ring owners (rebalancing).")
+	n.rebalanceFailed = counter("osprey_rebalance_failed_total", "Moves that failed on this node (planned again later).")
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_rebalance_pending_moves",
+		Help: "Moves to new ring owners queued and not finished, cluster-wide."},
+		func() float64 { return float64(src.fsm.Rebalance().Pending) }))
 	reg.MustRegister(n.taskRuns, n.tieredBytes, n.corruptReads)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_backend_up",
 		Help: "1 if the last backend check succeeded."}, func() float64 {

@@ -70,6 +70,7 @@ type Node struct {
 	data   *datapath.Path         // uploads, downloads, copies
 	tasks  *tasks.Runner          // background task queue
 	scrub  *repair.Scrubber       // staged-copy verification
+	rebal  *repair.Rebalancer     // moves copies to new ring owners
 	health *backendHealth         // backend reachability
 
 	ctx    context.Context
@@ -267,6 +268,11 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 		Passes: m.scrubPasses, Logger: lg}); err != nil {
 		return err
 	}
+	if n.rebal, err = repair.NewRebalancer(repair.RebalanceConfig{ID: id, State: n.fsm, Data: n.data, Placement: n.place,
+		Proposer: n.prop, IsLeader: n.raft.IsLeader, Rate: cfg.RebalanceRate, Bytes: m.rebalanceBytes,
+		Moves: m.rebalanceMoves, Failed: m.rebalanceFailed, Logger: lg}); err != nil {
+		return err
+	}
 	// Handlers are registered here, explicitly; a new task type is a new
 	// handler and one line.
 	handlers := []tasks.Handler{
@@ -276,6 +282,7 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 		tasks.NewDelete(tasks.DeleteConfig{State: n.fsm, Data: n.data, Objects: n.backend}),
 		rep,
 	}
+	handlers = append(handlers, n.rebal.Handlers()...)
 	if cfg.WebhookURL != "" {
 		handlers = append(handlers, tasks.NewWebhook(cfg.WebhookURL, []byte(cfg.WebhookSecret), &http.Client{Timeout: 10 * time.Second}))
 	}
@@ -414,6 +421,7 @@ func (n *Node) Start(ctx context.Context) error {
 		for _, run := range []func(context.Context){
 			n.mem.Run,    // form or join, registration, leader housekeeping, liveness
 			n.scrub.Run,  // verify staged copies
+			n.rebal.Run,  // plan moves to new ring owners (leader)
 			n.tasks.Run,  // background task queue
 			n.health.Run, // backend reachability
 		} {

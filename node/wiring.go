@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"time"
 
 	"github.com/osprey-storage/osprey/consensus"
 	"github.com/osprey-storage/osprey/fsm"
@@ -58,6 +59,17 @@ func (s storageReport) StorageInfo() *httpapi.StorageInfo {
 	info.Files = s.fsm.Stats()["files"]
 	for _, t := range s.fsm.Tasks("") {
 		info.Tasks[t.Type+"_"+string(t.State)]++
+	}
+	if p := s.fsm.Rebalance(); p.Planned > 0 {
+		info.Rebalance = &httpapi.RebalanceInfo{PendingMoves: p.Pending, PlannedMoves: p.Planned, MovedCopies: p.Moved,
+			MovedBytes: p.Bytes}
+		for _, m := range p.Members {
+			info.Rebalance.Members = append(info.Rebalance.Members, string(m))
+		}
+		if p.StartedAt > 0 {
+			at := time.UnixMilli(p.StartedAt).UTC()
+			info.Rebalance.StartedAt = &at
+		}
 	}
 	return info
 }

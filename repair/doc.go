@@ -7,8 +7,13 @@
 // node's staged copies at a bounded rate, verifies their checksums against
 // the records and rewrites bad copies from healthy ones.
 //
-// Both are data movement driven by the FSM's records; rebalancing will
-// live here too. They reach the data path, placement and state only
-// through the small interfaces in config.go, so their tests run on
-// in-memory fakes.
+// The Rebalancer (rebalance.go) moves copies to the members the ring
+// names after a membership change: the leader plans moves from the owner
+// index, any node copies and verifies them, one RebalanceDone entry
+// records a task's moves, and a release task deletes the old copies after
+// the gc grace period.
+//
+// All three are data movement driven by the FSM's records. They reach the
+// data path, placement and state only through small interfaces
+// (config.go, rebalance.go), so their tests run on in-memory fakes.
 package repair

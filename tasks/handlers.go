@@ -113,7 +113,8 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 		return nil, fmt.Errorf("tier content %s: %w", ct.ID, err)
 	}
 	c.TieredBytes.Add(float64(ct.Size))
-	done := fsm.TierDone{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Location: loc, Now: time.Now().UnixMilli()}
+	done := fsm.TierDone{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Location: loc, Now: time.Now().UnixMilli(),
+		DropRemoved: true}
 	// Recorded only when the hash saw exactly the content's bytes (a
 	// backend that stopped reading at Size leaves nothing unread).
 	if sum.n == ct.Size {

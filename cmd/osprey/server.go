@@ -85,6 +85,7 @@ type serverFlags struct {
 	webhookSecret    string
 	gcGrace          time.Duration
 	scrubRate        int64
+	rebalanceRate    int64
 	scrubPause       time.Duration
 	repairGrace      time.Duration
 	memoryLimit      int64
@@ -167,6 +168,8 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Var(durationValue{&f.gcGrace}, "gc-grace", "delay before staged chunks of a tiered file are deleted")
 	fs.Var(bytesValue{&f.scrubRate}, "scrub-rate", "staged bytes per second the scrubber verifies, e.g. 16MiB (0 = off)")
 	fs.Var(durationValue{&f.scrubPause}, "scrub-pause", "pause between full scrub passes")
+	f.rebalanceRate = d.RebalanceRate
+	fs.Var(bytesValue{&f.rebalanceRate}, "rebalance-rate", "bytes per second this node copies to new ring owners after a membership change, e.g. 32MiB (0 = off)")
 	fs.Var(bytesValue{&f.memoryLimit}, "memory-limit", "soft memory limit for the Go runtime, e.g. 256MiB (GOMEMLIMIT; 0 = none)")
 	fs.Var(durationValue{&f.repairGrace}, "repair-grace", "rebuild the copies of a member unreachable this long (0 = only when removed)")
 	fs.Var(bytesValue{&f.bufferBudget}, "buffer-budget", "bytes all uploads together may buffer in memory, e.g. 256MiB")
@@ -444,6 +447,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c.GCGrace, c.ScrubRate, c.ScrubPause, c.RepairGrace = f.gcGrace, f.scrubRate, f.scrubPause, f.repairGrace
 	c.TLS = tlsconf.Files{Cert: f.tlsCert, Key: f.tlsKey, CA: f.tlsCA}
 	c.TLSReloadEvery = tlsReloadEvery
+	c.RebalanceRate = f.rebalanceRate
 	c.Logger = logger
 	c.Build = node.BuildInfo{Version: version, Commit: commit, Date: date, GoVersion: runtime.Version()}
 	return c, c.Validate()
