@@ -18,6 +18,6 @@ USER 65532:65532
 VOLUME ["/data"]
 EXPOSE 8080 8081
 HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["/osprey", "health", "--addr", "http://127.0.0.1:8080"]
+    CMD ["/osprey", "health"]
 ENTRYPOINT ["/osprey"]
 CMD ["server"]
