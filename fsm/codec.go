@@ -49,6 +49,8 @@ const (
 	CmdMultipartComplete CommandType = 30 // complete from the listed parts and bind the key
 	CmdMultipartAbort    CommandType = 31 // drop a multipart upload and its parts
 	CmdObjectPut         CommandType = 32 // an S3 PUT in one entry: create, complete and bind
+	// 33-39 are reserved for commands of parallel work.
+	CmdBatch CommandType = 40 // group commit: several commands in one entry (batch.go)
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -66,7 +68,7 @@ var typeNames = map[CommandType]string{
 	CmdBucketCreate: "bucket_create", CmdBucketDelete: "bucket_delete", CmdObjectBind: "object_bind",
 	CmdObjectUnbind: "object_unbind", CmdMultipartCreate: "multipart_create",
 	CmdMultipartComplete: "multipart_complete", CmdMultipartAbort: "multipart_abort",
-	CmdObjectPut: "object_put",
+	CmdObjectPut: "object_put", CmdBatch: "batch",
 }
 
 // String returns the command's name for logs and metrics.
@@ -162,6 +164,7 @@ var payloads = map[CommandType]func() any{
 	CmdMultipartComplete: func() any { return new(MultipartComplete) },
 	CmdMultipartAbort:    func() any { return new(MultipartAbort) },
 	CmdObjectPut:         func() any { return new(ObjectPut) },
+	CmdBatch:             func() any { return new(Batch) },
 }
 
 // Check reports whether b is an entry every replica can apply: a known
@@ -172,6 +175,9 @@ func Check(b []byte) error {
 	t, payload, err := Decode(b)
 	if err != nil {
 		return err
+	}
+	if t == CmdBatch {
+		return checkBatch(payload)
 	}
 	newPayload, ok := payloads[t]
 	if !ok || len(payload) == 0 {
