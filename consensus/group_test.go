@@ -184,7 +184,10 @@ func TestGroupCommitRaftErrorReachesAll(t *testing.T) {
 	}
 	p := mustProposer(t, r, &fakeState{}, fakeForwarder{})
 	errs := make(chan error, 5)
-	go func() { _, err := p.ApplyEncoded(context.Background(), []byte{fsm.CommandVersion, 0, byte(fsm.CmdNoop)}); errs <- err }()
+	go func() {
+		_, err := p.ApplyEncoded(context.Background(), []byte{fsm.CommandVersion, 0, byte(fsm.CmdNoop)})
+		errs <- err
+	}()
 	waitFor(t, "the first entry", func() bool { mu.Lock(); defer mu.Unlock(); return calls == 1 })
 	for range 4 {
 		go func() {
