@@ -49,29 +49,48 @@ type outcome struct {
 
 // submit proposes cmd (already checked) and waits for its own result.
 func (g *groupCommit) submit(ctx context.Context, cmd []byte) (*fsm.Result, error) {
-	p := &proposal{ctx: ctx, cmd: cmd, out: make(chan outcome, 1)}
+	o := g.submitMany(ctx, [][]byte{cmd})[0]
+	return o.res, o.err
+}
+
+// submitMany queues cmds (already checked) together, in order, so they
+// usually share one entry, and waits for every outcome.
+func (g *groupCommit) submitMany(ctx context.Context, cmds [][]byte) []outcome {
+	ps := make([]*proposal, len(cmds))
+	for i, c := range cmds {
+		ps[i] = &proposal{ctx: ctx, cmd: c, out: make(chan outcome, 1)}
+	}
 	g.mu.Lock()
-	g.queue = append(g.queue, p)
+	g.queue = append(g.queue, ps...)
 	start := !g.running
 	g.running = true
 	g.mu.Unlock()
 	if start {
 		go g.drain()
 	}
-	select {
-	case o := <-p.out:
-		return o.res, o.err
-	case <-ctx.Done():
-		g.mu.Lock()
-		taken := p.taken
-		p.cancelled = !taken
-		g.mu.Unlock()
-		if !taken {
-			return nil, fmt.Errorf("%w: %w", raftstore.ErrNotApplied, ctx.Err())
+	out := make([]outcome, len(ps))
+	for i, p := range ps {
+		select {
+		case out[i] = <-p.out:
+		case <-ctx.Done():
+			select {
+			case out[i] = <-p.out: // answered as the context ended
+				continue
+			default:
+			}
+			g.mu.Lock()
+			taken := p.taken
+			p.cancelled = !taken
+			g.mu.Unlock()
+			if !taken {
+				out[i].err = fmt.Errorf("%w: %w", raftstore.ErrNotApplied, ctx.Err())
+			} else {
+				// The entry may commit; nobody can tell yet.
+				out[i].err = fmt.Errorf("%w: %w", raftstore.ErrIndeterminate, ctx.Err())
+			}
 		}
-		// The entry may commit; nobody can tell yet.
-		return nil, fmt.Errorf("%w: %w", raftstore.ErrIndeterminate, ctx.Err())
 	}
+	return out
 }
 
 // drain proposes the queue entry by entry until it is empty.

@@ -234,19 +234,86 @@ func TestGroupCommitCancelledWhileQueued(t *testing.T) {
 	}
 }
 
-// TestApplyEncodedRefusesBatch: a batch proposed from outside (a forwarded
-// body) is refused; only the leader builds batches.
-func TestApplyEncodedRefusesBatch(t *testing.T) {
+// TestApplyAll: ops proposed together on the leader take one entry, and
+// from a follower one forwarded request and one entry; each op gets its
+// own result or error, domain errors keep their kind across the wire.
+func TestApplyAll(t *testing.T) {
 	r := newFSMRaft(t)
-	p := mustProposer(t, r, &fakeState{}, fakeForwarder{})
-	b, err := fsm.Encode(fsm.CmdBatch, fsm.Batch{Cmds: [][]byte{{fsm.CommandVersion, 0, byte(fsm.CmdNoop)}}})
-	if err != nil {
-		t.Fatal(err)
+	leader := mustProposer(t, r, &fakeState{}, fakeForwarder{})
+	forwards := 0
+	fw := fakeForwarder{ForwardFn: func(ctx context.Context, addr string, cmd []byte) ([]byte, error) {
+		forwards++
+		return leader.ApplyEncoded(ctx, cmd)
+	}}
+	st := &fakeState{nodes: map[osprey.NodeID]fsm.Node{"n1": {ID: "n1", HTTPAddr: "h1:80"}}}
+	follower := mustProposer(t, &fakeRaft{leaderID: "n1"}, st, fw)
+	ops := func(base osprey.UID) []consensus.Op {
+		var out []consensus.Op
+		for i := range 5 {
+			uid := base + osprey.UID(i)
+			if i == 3 {
+				uid = base // a duplicate: conflict
+			}
+			out = append(out, consensus.Op{Type: fsm.CmdFilesCreate,
+				Payload: fsm.FilesCreate{Files: []fsm.NewFile{{UID: uid, Name: "f", Bucket: "b"}}, Time: 1}})
+		}
+		out = append(out, consensus.Op{Type: fsm.CmdTaskRetry, Payload: fsm.TaskRetry{ID: 99, Now: 1}, Out: new(fsm.Task)})
+		return out
 	}
-	if _, err := p.ApplyEncoded(context.Background(), b); !errors.Is(err, osprey.ErrInvalid) {
-		t.Fatalf("err %v", err)
+	for name, p := range map[string]*consensus.Proposer{"leader": leader, "follower": follower} {
+		t.Run(name, func(t *testing.T) {
+			base := osprey.UID(100)
+			if name == "follower" {
+				base = 200
+			}
+			before := len(r.entries())
+			errs := p.ApplyAll(context.Background(), ops(base))
+			for i, err := range errs {
+				switch {
+				case i == 3 && !errors.Is(err, osprey.ErrConflict):
+					t.Fatalf("op 3: %v, want conflict", err)
+				case i == 5 && !errors.Is(err, osprey.ErrNotFound):
+					t.Fatalf("op 5: %v, want not found", err)
+				case i != 3 && i != 5 && err != nil:
+					t.Fatalf("op %d: %v", i, err)
+				}
+			}
+			if got := r.entries()[before:]; len(got) != 1 || got[0] != fsm.CmdBatch {
+				t.Fatalf("entries %v, want one batch", got)
+			}
+			for i := range 5 {
+				if i != 3 {
+					if _, ok := r.f.File(base + osprey.UID(i)); !ok {
+						t.Fatalf("file %d missing", base+osprey.UID(i))
+					}
+				}
+			}
+		})
 	}
-	if len(r.entries()) != 0 {
-		t.Fatal("the batch reached raft")
+	if forwards != 1 {
+		t.Fatalf("%d forwarded requests, want 1", forwards)
+	}
+}
+
+// TestApplyAllOldLeader: a leader that does not know CmdBatch refuses it
+// as invalid; the follower then sends the commands one by one.
+func TestApplyAllOldLeader(t *testing.T) {
+	var got []fsm.CommandType
+	fw := fakeForwarder{ForwardFn: func(ctx context.Context, addr string, cmd []byte) ([]byte, error) {
+		typ, _, _ := fsm.Decode(cmd)
+		got = append(got, typ)
+		if typ == fsm.CmdBatch {
+			return nil, fmt.Errorf("%w: unknown command type 40", osprey.ErrInvalid)
+		}
+		return nil, nil
+	}}
+	st := &fakeState{nodes: map[osprey.NodeID]fsm.Node{"n1": {ID: "n1", HTTPAddr: "h1:80"}}}
+	p := mustProposer(t, &fakeRaft{leaderID: "n1"}, st, fw)
+	errs := p.ApplyAll(context.Background(), []consensus.Op{{Type: fsm.CmdNoop}, {Type: fsm.CmdNoop}})
+	if errs[0] != nil || errs[1] != nil {
+		t.Fatal(errs)
+	}
+	if fmt.Sprint(got) != "[batch noop noop]" {
+		t.Fatalf("forwarded %v", got)
 	}
 }

@@ -198,13 +198,13 @@ func (p *Proposer) ApplyEncoded(ctx context.Context, cmd []byte) ([]byte, error)
 	if err := fsm.Check(cmd); err != nil {
 		return nil, fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
 	}
-	if t, _, _ := fsm.Decode(cmd); t == fsm.CmdBatch {
-		// Batches are the leader's own business: one proposed from outside
-		// would get one result for many commands.
-		return nil, fmt.Errorf("%w: %s is built by the leader, not proposed", osprey.ErrInvalid, t)
-	}
 	if !p.cfg.Raft.IsLeader() {
 		return nil, raftstore.ErrNotLeader
+	}
+	if t, payload, _ := fsm.Decode(cmd); t == fsm.CmdBatch {
+		// A follower's ApplyAll: the commands join the group commit one
+		// by one, each with its own result.
+		return p.applyBatchEncoded(ctx, payload)
 	}
 	res, err := p.group.submit(ctx, cmd)
 	if err != nil {
