@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -149,4 +150,73 @@ func TestCheckBatch(t *testing.T) {
 		!strings.Contains(err.Error(), "batch") {
 		t.Errorf("garbage payload: %v", err)
 	}
+}
+
+// TestTieredContentsShareGCTask: the staged chunks of contents tiered one
+// after the other join one gc task (which starts a grace period after the
+// last of them), until it is leased, full or too old; then a new one
+// opens.
+func TestTieredContentsShareGCTask(t *testing.T) {
+	a := base(t)
+	a.mustOK(CmdSetSettings, SetSettings{Settings: Settings{GCGraceMillis: 500}})
+	tierTask := map[osprey.UID]uint64{}
+	for uid := osprey.UID(1); uid <= 5; uid++ {
+		data := "file " + uid.String()
+		wantErr(t, a.complete(uid, md5hex(data), chunk(uint64(uid)*10, 1, data, "n1", "n2")), nil, "")
+	}
+	for _, tk := range a.f.Tasks("") {
+		if tk.Type == TaskTier {
+			tierTask[mustUIDOf(t, tk.Target)] = tk.ID
+		}
+	}
+	tierDone := func(uid osprey.UID, now int64) {
+		t.Helper()
+		a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{tierTask[uid]}, Now: now, LeaseMillis: 60_000})
+		a.mustOK(CmdTierDone, TierDone{TaskID: tierTask[uid], Node: "n1", Content: uid,
+			Location: Location{Bucket: "image", Key: uid.String()}, Now: now})
+	}
+	gcTasks := func() []Task {
+		var out []Task
+		for _, tk := range a.f.Tasks("") {
+			if tk.Type == TaskGC {
+				out = append(out, tk)
+			}
+		}
+		return out
+	}
+	chunksOf := func(tk Task) int {
+		var p GCPayload
+		if err := json.Unmarshal(tk.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		return len(p.Chunks)
+	}
+	tierDone(1, t0+1000)
+	tierDone(2, t0+1100)
+	tierDone(3, t0+1200)
+	gc := gcTasks()
+	if len(gc) != 1 || chunksOf(gc[0]) != 3 || gc[0].NextAttempt != t0+1700 {
+		t.Fatalf("gc tasks %+v: want one of 3 chunks due a grace period after the last", gc)
+	}
+	// Once leased, the task takes no more chunks.
+	a.mustOK(CmdTaskLease, TaskLease{Node: "n2", IDs: []uint64{gc[0].ID}, Now: t0 + 1800, LeaseMillis: 60_000})
+	tierDone(4, t0+1900)
+	if gc = gcTasks(); len(gc) != 2 || chunksOf(gc[1]) != 1 {
+		t.Fatalf("gc tasks %+v: want a new one after the lease", gc)
+	}
+	// Nor does a task older than the join window.
+	tierDone(5, t0+1900+gcJoinMillis)
+	if gc = gcTasks(); len(gc) != 3 {
+		t.Fatalf("gc tasks %+v: want a new one after the join window", gc)
+	}
+	mustConsistent(t, a.f)
+}
+
+func mustUIDOf(t *testing.T, s string) osprey.UID {
+	t.Helper()
+	u, err := osprey.ParseUID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

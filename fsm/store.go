@@ -23,6 +23,9 @@ type clusterMeta struct {
 	NextWorkerID  uint32   `json:"next_worker_id"`
 	NextTaskID    uint64   `json:"next_task_id"`
 	Settings      Settings `json:"settings"`
+	// OpenGC is the gc task tiered contents add their staged chunks to
+	// (see collectTiered); 0 if none was opened yet.
+	OpenGC uint64 `json:"open_gc,omitempty"`
 }
 
 // counters are maintained by every write, so metrics never scan.
