@@ -140,8 +140,8 @@ func IsPermanent(err error) bool {
 // It spends as few Raft entries as it can: it leases a backlog of up to
 // twice its workers in one entry (and only once the backlog ran down to
 // half), renews the leases of everything it holds in one entry per
-// renewal period, and records the outcomes of tasks that finish together
-// in one entry (see completer).
+// renewal period, and records the outcomes of tasks that finish within a
+// few milliseconds of each other in one entry (see completer).
 func (r *Runner) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait() // every task goroutine ends before Run returns
@@ -163,11 +163,13 @@ func (r *Runner) Run(ctx context.Context) {
 	// waiting for the next poll.
 	wake := make(chan struct{}, 1)
 	for {
+		woken := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-wake:
+			woken = true
 		}
 		if r.cfg.State.ClusterID() == "" || !r.cfg.Ready() {
 			continue
@@ -184,12 +186,16 @@ func (r *Runner) Run(ctx context.Context) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					r.runTask(ctx, handlers[h.task.Type], h, comp)
-					hs.drop(h.task.ID)
-					select {
-					case wake <- struct{}{}:
-					default:
-					}
+					defer hs.drop(h.task.ID)
+					// The worker is free once the task ran; its lease is
+					// held (and renewed) until the outcome is recorded.
+					r.runTask(ctx, handlers[h.task.Type], h, comp, func() {
+						hs.finished(h.task.ID)
+						select {
+						case wake <- struct{}{}:
+						default:
+						}
+					})
 				}()
 			}
 		}
@@ -209,7 +215,10 @@ func (r *Runner) Run(ctx context.Context) {
 				break
 			}
 		}
-		if len(ids) == 0 {
+		// A finished task brings the next lease forward only for a queue
+		// deep enough to fill it: a trickle of new tasks waits for the
+		// poll and goes in one lease, not one lease per finished task.
+		if len(ids) == 0 || woken && len(ids) < max(1, r.cfg.Workers/2) {
 			continue
 		}
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -226,10 +235,12 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 }
 
-// heldTask is a task this node leased: waiting for a worker, or running.
+// heldTask is a task this node leased: waiting for a worker, running, or
+// done and waiting for its outcome to be recorded.
 type heldTask struct {
 	task    fsm.Task
 	running bool
+	done    bool
 	ctx     context.Context
 	cancel  context.CancelFunc // ends the run when the lease is lost
 }
@@ -289,6 +300,15 @@ func (h *held) drop(id uint64) {
 	}
 }
 
+// finished marks a task that ran: its worker is free.
+func (h *held) finished(id uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t, ok := h.tasks[id]; ok {
+		t.running, t.done = false, true
+	}
+}
+
 // lost handles tasks whose lease renewal failed: a waiting one is dropped,
 // a running one cancelled (it drops itself when it returns).
 func (h *held) lost(id uint64) {
@@ -320,7 +340,7 @@ func (h *held) startable(light, workers int) []*heldTask {
 	var out []*heldTask
 	for _, id := range h.order {
 		t := h.tasks[id]
-		if t.running || running >= workers || (t.task.Type != fsm.TaskRepair && running >= light) {
+		if t.running || t.done || running >= workers || (t.task.Type != fsm.TaskRepair && running >= light) {
 			continue
 		}
 		t.running = true
@@ -391,10 +411,11 @@ func (r *Runner) shouldTake(t fsm.Task, now int64) bool {
 
 // runTask runs one leased task and records the outcome through raft,
 // together with other tasks' outcomes.
-func (r *Runner) runTask(base context.Context, h Handler, ht *heldTask, outcomes *completer) {
+func (r *Runner) runTask(base context.Context, h Handler, ht *heldTask, outcomes *completer, ran func()) {
 	t := ht.task
 	start := time.Now()
 	comp, err := h.Run(ht.ctx, t)
+	ran()
 	now := time.Now().UnixMilli()
 	var op consensus.Op
 	switch {
@@ -432,8 +453,9 @@ type pendingOutcome struct {
 	done chan error
 }
 
-// linger is how long the first outcome of a batch waits for company.
-const linger = 5 * time.Millisecond
+// linger is how long the first outcome of a batch waits for company (the
+// task's worker is free meanwhile; only its lease waits).
+const linger = 20 * time.Millisecond
 
 // maxOutcomes caps one batch.
 const maxOutcomes = 64
