@@ -3,6 +3,8 @@ package node_test
 import (
 	"bytes"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -93,6 +95,21 @@ func TestRaftEntriesPerSmallFile(t *testing.T) {
 			if got > 2.5 {
 				t.Errorf("%.2f raft entries per small file, budget 2.5", got)
 			}
+			// The leader's metrics show the batching.
+			code, body, _ := apiOf(t, c.Leader()).get("/metrics", nil)
+			var entries, commands float64
+			for _, line := range strings.Split(string(body), "\n") {
+				if v, ok := strings.CutPrefix(line, "osprey_raft_proposed_entries_total "); ok {
+					entries, _ = strconv.ParseFloat(v, 64)
+				}
+				if v, ok := strings.CutPrefix(line, "osprey_raft_proposed_commands_total "); ok {
+					commands, _ = strconv.ParseFloat(v, 64)
+				}
+			}
+			if code != 200 || entries == 0 || commands <= entries {
+				t.Errorf("metrics %d: %v entries carrying %v commands, want several commands per entry", code, entries, commands)
+			}
+			t.Logf("leader proposed %v entries carrying %v commands", entries, commands)
 			// One client at a time shares nothing on the request path
 			// (link and upload are an entry each); reported, not bounded.
 			seq := entriesPerSmallFile(t, c, 50, 1)
