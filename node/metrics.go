@@ -35,7 +35,7 @@ type metricSources struct {
 	// groupCommit reports the Raft entries this node proposed as leader
 	// and the commands they carried.
 	groupCommit func() (entries, commands uint64)
-	build    BuildInfo
+	build       BuildInfo
 }
 
 func registerMetrics(reg *prometheus.Registry, src metricSources) *metrics {
