@@ -111,6 +111,10 @@ func (t *tx) applyBatch(db *pebble.DB, index uint64, c *Batch) *BatchResult {
 			// Check refuses such an entry before it is proposed.
 			panic(fmt.Sprintf("fsm: entry %d command %d: %v", index, i, err))
 		}
+		// What the commands before this one put into the upload-age
+		// index is where Expire's scan must start, as it would be after
+		// their own entries' commits.
+		t.uploadFrom = t.uploadFrom.min(t.minUpload)
 		m := t.mark()
 		data, derr := t.apply(typ, payload)
 		if derr != nil {

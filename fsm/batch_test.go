@@ -220,3 +220,19 @@ func mustUIDOf(t *testing.T, s string) osprey.UID {
 	}
 	return u
 }
+
+// TestBatchExpireSeesEarlierCommands: Expire inside a batch finds the
+// uploads the batch's earlier commands created, even below the upload-age
+// scan hint (as it would after their own entries).
+func TestBatchExpireSeesEarlierCommands(t *testing.T) {
+	a := base(t)                  // uploads 1..5 touched at t0
+	a.f.HasUploadsBefore(1 << 62) // raises the scan hint to t0
+	create := mustEncode(t, CmdFilesCreate, FilesCreate{Files: []NewFile{{UID: 9, Name: "old", Bucket: "b"}}, Time: t0 - 500})
+	expire := mustEncode(t, CmdExpire, Expire{Before: t0 - 100, Now: t0})
+	r := a.apply(CmdBatch, Batch{Cmds: [][]byte{create, expire}})
+	res := r.Data.(*BatchResult).Results
+	wantErr(t, res[1], nil, "")
+	if uids := res[1].Data.(ExpireResult).UIDs; len(uids) != 1 || uids[0] != 9 {
+		t.Fatalf("expired %v, want [9]", uids)
+	}
+}
