@@ -278,10 +278,20 @@ func (h *held) count() int {
 	return len(h.tasks)
 }
 
-func (h *held) ids() []uint64 {
+// leased returns the tasks whose leases need renewing: waiting or
+// running. A task that ran is left out: its outcome, recorded or about to
+// be, ends the lease, and renewing could lease it again (TaskLease takes
+// a runnable task) with nobody to run it.
+func (h *held) leased() []uint64 {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return append([]uint64(nil), h.order...)
+	var out []uint64
+	for _, id := range h.order {
+		if !h.tasks[id].done {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // drop forgets a task (finished, or its lease lost).
@@ -361,7 +371,7 @@ func (r *Runner) renew(ctx context.Context, hs *held) {
 			return
 		case <-tick.C:
 		}
-		ids := hs.ids()
+		ids := hs.leased()
 		if len(ids) == 0 {
 			continue
 		}
