@@ -173,7 +173,7 @@ func TestTieredContentsShareGCTask(t *testing.T) {
 		t.Helper()
 		a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{tierTask[uid]}, Now: now, LeaseMillis: 60_000})
 		a.mustOK(CmdTierDone, TierDone{TaskID: tierTask[uid], Node: "n1", Content: uid,
-			Location: Location{Bucket: "image", Key: uid.String()}, Now: now})
+			Location: Location{Bucket: "image", Key: uid.String()}, Now: now, SharedGC: true})
 	}
 	gcTasks := func() []Task {
 		var out []Task

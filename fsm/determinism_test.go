@@ -207,7 +207,8 @@ func (g *gen) next() (entry, bool) {
 				Reason: "md5 mismatch", Now: g.now}}, true
 		}
 		return entry{CmdTierDone, TierDone{TaskID: tk.ID, Node: tk.LeaseHolder, Content: uid, Now: g.now,
-			Location: Location{Bucket: "image", Key: tk.Target, Nodes: g.owners()}}}, true
+			Location: Location{Bucket: "image", Key: tk.Target, Nodes: g.owners()},
+			SharedGC: uid%2 == 0}}, true // both gc paths, without another random draw
 	case 19:
 		tk, ok := g.task(TaskLeased, TaskRepair)
 		if !ok {

@@ -493,7 +493,11 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 	}
 	// Staged chunks go only now that the backend copy is verified, and
 	// after a grace period for downloads still reading them.
-	s.collectTiered(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)
+	if c.SharedGC {
+		s.collectTiered(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)
+	} else {
+		s.enqueueGC(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)
+	}
 	ct.Chunks = nil
 	s.webhook("tiered", s.Files[ct.ID], ct, c.Now, "")
 	return nil, nil

@@ -263,9 +263,7 @@ func TestSnapshotOldVersions(t *testing.T) {
 			}
 			// From v2 on, the snapshot records the index its state reflects.
 			var version uint32
-			// (snapshot-v3-before-open-gc.golden: a v3 file of the builds
-			// before tiered contents shared gc tasks.)
-			if _, err := fmt.Sscanf(filepath.Base(path), "snapshot-v%d", &version); err != nil {
+			if _, err := fmt.Sscanf(filepath.Base(path), "snapshot-v%d.golden", &version); err != nil {
 				t.Fatal(err)
 			}
 			wantIdx := uint64(len(exampleLog()))

@@ -134,6 +134,12 @@ type TierDone struct {
 	Content  osprey.UID    `json:"content"`
 	Location Location      `json:"location"`
 	Now      int64         `json:"now"`
+	// SharedGC puts the content's staged chunks into the open gc task
+	// (collectTiered) instead of a gc task of their own. Proposers of
+	// this build set it; an entry of an earlier build, without it, is
+	// applied as that build applied it, so replicas that apply an old log
+	// with this build still agree with the ones that applied it before.
+	SharedGC bool `json:"shared_gc,omitempty"`
 }
 
 // TierFailed records that a content's bytes do not match its md5.
@@ -337,7 +343,11 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 	}
 	// Staged chunks go only now that the backend copy is verified, and
 	// after a grace period for downloads still reading them.
-	t.collectTiered(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)
+	if c.SharedGC {
+		t.collectTiered(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)
+	} else {
+		t.enqueueGC(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)
+	}
 	ct.Chunks = nil
 	t.putContent(ct)
 	f, _ := t.file(ct.ID)

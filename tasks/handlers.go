@@ -109,7 +109,8 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 		return nil, fmt.Errorf("tier content %s: %w", ct.ID, err)
 	}
 	c.TieredBytes.Add(float64(ct.Size))
-	return &Completion{fsm.CmdTierDone, fsm.TierDone{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Location: loc, Now: time.Now().UnixMilli()}}, nil
+	return &Completion{fsm.CmdTierDone, fsm.TierDone{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Location: loc,
+		Now: time.Now().UnixMilli(), SharedGC: true}}, nil
 }
 
 // tierLocal copies the content to the local backends of `replicas` nodes
