@@ -53,7 +53,13 @@ type Config struct {
 	ReadTimeout time.Duration
 	// Retry is the pause between attempts while no leader can take a
 	// command.
-	Retry     time.Duration
+	Retry time.Duration
+	// MaxBatch and MaxBatchBytes cap one group-commit entry: how many
+	// commands, and how many bytes of them, the leader coalesces into one
+	// Raft entry (0 means the default; MaxBatch 1 turns batching off).
+	MaxBatch      int
+	MaxBatchBytes int
+
 	Raft      Raft
 	State     State
 	Forwarder Forwarder
@@ -62,7 +68,8 @@ type Config struct {
 // DefaultConfig returns the timings the node has always used; the caller
 // sets ID, HTTPAddr and the three dependencies.
 func DefaultConfig() Config {
-	return Config{ApplyTimeout: 10 * time.Second, ReadTimeout: 5 * time.Second, Retry: 50 * time.Millisecond}
+	return Config{ApplyTimeout: 10 * time.Second, ReadTimeout: 5 * time.Second, Retry: 50 * time.Millisecond,
+		MaxBatch: 128, MaxBatchBytes: 256 << 10}
 }
 
 // Validate reports a missing dependency or a non-positive timing.
@@ -74,6 +81,8 @@ func (c Config) Validate() error {
 		return errors.New("consensus: Raft, State and Forwarder are required")
 	case c.ApplyTimeout <= 0 || c.ReadTimeout <= 0 || c.Retry <= 0:
 		return errors.New("consensus: timeouts must be positive")
+	case c.MaxBatch < 0 || c.MaxBatch > fsm.MaxBatchCommands || c.MaxBatchBytes < 0:
+		return fmt.Errorf("consensus: MaxBatch %d must be 0..%d, MaxBatchBytes %d ≥ 0", c.MaxBatch, fsm.MaxBatchCommands, c.MaxBatchBytes)
 	}
 	return nil
 }
@@ -83,6 +92,7 @@ func (c Config) Validate() error {
 type Proposer struct {
 	cfg         Config
 	barrierTerm atomic.Uint64 // term in which this leader applied its barrier
+	group       *groupCommit
 	done        chan struct{}
 	closeOnce   sync.Once
 }
@@ -92,7 +102,22 @@ func New(cfg Config) (*Proposer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Proposer{cfg: cfg, done: make(chan struct{})}, nil
+	def := DefaultConfig()
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = def.MaxBatch
+	}
+	if cfg.MaxBatchBytes == 0 {
+		cfg.MaxBatchBytes = def.MaxBatchBytes
+	}
+	g := &groupCommit{apply: cfg.Raft.Apply, timeout: cfg.ApplyTimeout, maxCount: cfg.MaxBatch, maxBytes: cfg.MaxBatchBytes}
+	return &Proposer{cfg: cfg, done: make(chan struct{}), group: g}, nil
+}
+
+// GroupCommitStats returns how many Raft entries this node's proposals
+// took and how many commands they carried (commands/entries is the mean
+// batch size of the group commit).
+func (p *Proposer) GroupCommitStats() (entries, commands uint64) {
+	return p.group.entries.Load(), p.group.commands.Load()
 }
 
 // Close makes waiting Apply calls return ErrShuttingDown. Idempotent.
@@ -164,7 +189,8 @@ func (p *Proposer) Apply(ctx context.Context, t fsm.CommandType, payload, out an
 }
 
 // ApplyEncoded applies an encoded command on this node, which must lead,
-// and returns the JSON-encoded result.
+// and returns the JSON-encoded result. Concurrent calls (local proposals
+// and forwarded ones alike) share Raft entries: see groupCommit.
 func (p *Proposer) ApplyEncoded(ctx context.Context, cmd []byte) ([]byte, error) {
 	// A forwarded command this build cannot decode (a newer follower's
 	// type, a corrupt body) must never reach the log: every replica would
@@ -172,12 +198,19 @@ func (p *Proposer) ApplyEncoded(ctx context.Context, cmd []byte) ([]byte, error)
 	if err := fsm.Check(cmd); err != nil {
 		return nil, fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
 	}
-	resp, _, err := p.cfg.Raft.Apply(ctx, cmd)
+	if !p.cfg.Raft.IsLeader() {
+		return nil, raftstore.ErrNotLeader
+	}
+	if t, payload, _ := fsm.Decode(cmd); t == fsm.CmdBatch {
+		// A follower's ApplyAll: the commands join the group commit one
+		// by one, each with its own result.
+		return p.applyBatchEncoded(ctx, payload)
+	}
+	res, err := p.group.submit(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
-	res, ok := resp.(*fsm.Result)
-	if !ok || res == nil {
+	if res == nil {
 		return nil, nil
 	}
 	if res.Err != nil {

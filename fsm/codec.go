@@ -57,6 +57,7 @@ const (
 	// Rebalancing (rebalance.go).
 	CmdRebalancePlan CommandType = 50 // queue moves to new ring owners, in tasks of many moves
 	CmdRebalanceDone CommandType = 51 // record a rebalance task's moves and release the old copies
+	CmdBatch         CommandType = 40 // group commit: several commands in one entry (batch.go)
 )
 
 // CommandVersion is the only envelope version this build understands.
@@ -76,6 +77,7 @@ var typeNames = map[CommandType]string{
 	CmdMultipartComplete: "multipart_complete", CmdMultipartAbort: "multipart_abort",
 	CmdObjectPut: "object_put", CmdKeyCreate: "key_create", CmdKeyRevoke: "key_revoke",
 	CmdDedupShare: "dedup_share", CmdRebalancePlan: "rebalance_plan", CmdRebalanceDone: "rebalance_done",
+	CmdBatch: "batch",
 }
 
 // String returns the command's name for logs and metrics.
@@ -176,6 +178,7 @@ var payloads = map[CommandType]func() any{
 	CmdDedupShare:        func() any { return new(DedupShare) },
 	CmdRebalancePlan:     func() any { return new(RebalancePlan) },
 	CmdRebalanceDone:     func() any { return new(RebalanceDone) },
+	CmdBatch:             func() any { return new(Batch) },
 }
 
 // Check reports whether b is an entry every replica can apply: a known
@@ -186,6 +189,9 @@ func Check(b []byte) error {
 	t, payload, err := Decode(b)
 	if err != nil {
 		return err
+	}
+	if t == CmdBatch {
+		return checkBatch(payload)
 	}
 	newPayload, ok := payloads[t]
 	if !ok || len(payload) == 0 {

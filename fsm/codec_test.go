@@ -328,6 +328,18 @@ func s3GoldenCommands() []goldenCommand {
 					t.Fatalf("file %+v", fl)
 				}
 			}},
+		{CmdBatch, goldenBatch(), func(t *testing.T, f *FSM, data any) {
+			res := data.(*BatchResult).Results
+			if len(res) != 3 || res[0].Err != nil || res[2].Err != nil || !errors.Is(res[1].Err, ErrNotFound) {
+				t.Fatalf("batch results %+v", res)
+			}
+			if x, ok := f.File(601); !ok || x.State != StateUploading {
+				t.Fatalf("file 601 %+v %v", x, ok)
+			}
+			if x, ok := f.File(602); !ok || x.State != StateUploading {
+				t.Fatalf("file 602 %+v %v", x, ok)
+			}
+		}},
 		{CmdMultipartAbort, MultipartAbort{Bucket: "photos", Key: "big/video.mp4", UID: 401, Time: goldenNow},
 			func(t *testing.T, f *FSM, data any) {
 				if _, ok := f.File(401); ok || len(data.(DeleteResult).Garbage) != 1 {

@@ -235,7 +235,7 @@ func (g *gen) next() (entry, bool) {
 		if ct, ok := g.m.f.Content(uid); ok {
 			sha = g.fileSHA(ct.Size)
 		}
-		return entry{CmdTierDone, TierDone{TaskID: tk.ID, Node: tk.LeaseHolder, Content: uid, Now: g.now, SHA256: sha,
+		return entry{CmdTierDone, TierDone{TaskID: tk.ID, Node: tk.LeaseHolder, Content: uid, Now: g.now, SHA256: sha, SharedGC: uid%2 == 0,
 			Location: Location{Bucket: "image", Key: tk.Target, Nodes: g.owners()}}}, true
 	case 19:
 		tk, ok := g.task(TaskLeased, TaskRepair)

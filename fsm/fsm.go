@@ -389,6 +389,12 @@ func (f *FSM) Apply(l *raft.Log) any {
 	t.meta.Secret = append([]byte(nil), t.meta.Secret...)
 	t.b = h.db.NewIndexedBatch()
 	t.r = t.b
+	if typ == CmdBatch {
+		t.cache = map[string][]byte{}
+		data := t.applyBatch(h.db, l.Index, decodeInto[Batch](payload))
+		f.commit(t, l.Index)
+		return &Result{Data: data}
+	}
 	base := *t
 	t.cache = map[string][]byte{}
 	base.cnt = t.cnt.clone()

@@ -426,6 +426,28 @@ func (s *state) enqueueGC(chunks []Chunk, now, notBefore int64) {
 	s.enqueue(TaskGC, "", GCPayload{Chunks: chunks}, now, notBefore)
 }
 
+// collectTiered is tx.collectTiered (added with group commit).
+func (s *state) collectTiered(chunks []Chunk, now, notBefore int64) {
+	if len(chunks) == 0 {
+		return
+	}
+	if tk, ok := s.Tasks[s.OpenGC]; ok && tk.Type == TaskGC && tk.State == TaskPending && tk.Attempts == 0 &&
+		now-tk.CreatedAt < gcJoinMillis {
+		var p GCPayload
+		if err := json.Unmarshal(tk.Payload, &p); err != nil {
+			panic(err)
+		}
+		if len(p.Chunks)+len(chunks) <= gcJoinChunks {
+			p.Chunks = append(p.Chunks, chunks...)
+			b, _ := json.Marshal(p)
+			tk.Payload, tk.NextAttempt, tk.UpdatedAt = b, max(tk.NextAttempt, notBefore), now
+			return
+		}
+	}
+	s.enqueueGC(chunks, now, notBefore)
+	s.OpenGC = s.NextTaskID
+}
+
 func (s *state) webhook(event string, f *File, ct *Content, now int64, reason string) {
 	if !s.Settings.WebhookEnabled {
 		return
@@ -534,7 +556,11 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 	s.index(ct)
 	// Staged chunks go only now that the backend copy is verified, and
 	// after a grace period for downloads still reading them.
-	s.enqueueGC(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)
+	if c.SharedGC {
+		s.collectTiered(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)
+	} else {
+		s.enqueueGC(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)
+	}
 	ct.Chunks = nil
 	s.webhook("tiered", s.Files[ct.ID], ct, c.Now, "")
 	return nil, nil

@@ -199,6 +199,7 @@ type state struct {
 	taskOrder  []uint64
 	NextTaskID uint64   `json:"next_task_id"`
 	Settings   Settings `json:"settings"`
+	OpenGC     uint64   `json:"open_gc,omitempty"`
 }
 
 func newState() *state {

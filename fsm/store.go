@@ -26,6 +26,9 @@ type clusterMeta struct {
 	// Rebalance is the rebalance progress (rebalance.go); absent until
 	// the first plan.
 	Rebalance *RebalanceProgress `json:"rebalance,omitempty"`
+	// OpenGC is the gc task tiered contents add their staged chunks to
+	// (see collectTiered); 0 if none was opened yet.
+	OpenGC uint64 `json:"open_gc,omitempty"`
 }
 
 // counters are maintained by every write, so metrics never scan.

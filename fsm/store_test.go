@@ -20,6 +20,7 @@ func dumpState(f *FSM) *state {
 	f.read(func(t *tx) {
 		s.ClusterID, s.Secret, s.JoinTokenHash, s.CreatedAt = t.meta.ClusterID, t.meta.Secret, t.meta.JoinTokenHash, t.meta.CreatedAt
 		s.NextWorkerID, s.NextTaskID, s.Settings = t.meta.NextWorkerID, t.meta.NextTaskID, t.meta.Settings
+		s.OpenGC = t.meta.OpenGC
 		each := func(table byte, fn func(k, v []byte)) {
 			lo, hi := tableBounds(table)
 			t.scan(lo, hi, func(k, v []byte) bool { fn(k, v); return true })

@@ -142,6 +142,12 @@ type TierDone struct {
 	// builds that know it; absent in entries of older builds, which
 	// replay with their old meaning.
 	DropRemoved bool `json:"drop_removed,omitempty"`
+	// SharedGC puts the content's staged chunks into the open gc task
+	// (collectTiered) instead of a gc task of their own. Proposers of
+	// this build set it; an entry of an earlier build, without it, is
+	// applied as that build applied it, so replicas that apply an old log
+	// with this build still agree with the ones that applied it before.
+	SharedGC bool `json:"shared_gc,omitempty"`
 }
 
 // TierFailed records that a content's bytes do not match its md5.
@@ -204,6 +210,47 @@ func (t *tx) enqueueGC(chunks []Chunk, now, notBefore int64) {
 		return
 	}
 	t.enqueue(TaskGC, "", GCPayload{Chunks: chunks}, now, notBefore)
+}
+
+// Tiered contents share gc tasks: a tiered content's staged chunks join
+// the open gc task while it has not been tried yet, is younger than
+// gcJoinMillis and holds fewer than gcJoinChunks chunks (the task record
+// is rewritten on every join, so it stays small), so releasing the
+// staged copies of many small files costs one lease and one done between
+// them instead of two entries each.
+const (
+	gcJoinMillis = 10_000
+	gcJoinChunks = 128
+)
+
+// collectTiered schedules the staged chunks of a content whose backend
+// copy is verified for deletion at notBefore, in the open gc task if it
+// can take them (its start moves to notBefore, so no chunk loses any of
+// its grace period).
+func (t *tx) collectTiered(chunks []Chunk, now, notBefore int64) {
+	if len(chunks) == 0 {
+		return
+	}
+	if tk, ok := t.task(t.meta.OpenGC); ok && tk.Type == TaskGC && tk.State == TaskPending && tk.Attempts == 0 &&
+		now-tk.CreatedAt < gcJoinMillis {
+		var p GCPayload
+		if err := json.Unmarshal(tk.Payload, &p); err != nil {
+			panic("fsm: decode gc payload: " + err.Error())
+		}
+		if len(p.Chunks)+len(chunks) <= gcJoinChunks {
+			p.Chunks = append(p.Chunks, chunks...)
+			b, err := json.Marshal(p)
+			if err != nil {
+				panic("fsm: encode gc payload: " + err.Error())
+			}
+			tk.Payload, tk.NextAttempt, tk.UpdatedAt = b, max(tk.NextAttempt, notBefore), now
+			t.putTask(tk)
+			return
+		}
+	}
+	t.enqueueGC(chunks, now, notBefore)
+	t.meta.OpenGC = t.meta.NextTaskID
+	t.setMeta()
 }
 
 func (t *tx) webhook(event string, f *File, ct *Content, now int64, reason string) {
@@ -310,7 +357,11 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 	t.indexContent(ct)
 	// Staged chunks go only now that the backend copy is verified, and
 	// after a grace period for downloads still reading them.
-	t.enqueueGC(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)
+	if c.SharedGC {
+		t.collectTiered(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)
+	} else {
+		t.enqueueGC(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)
+	}
 	ct.Chunks = nil
 	t.putContent(ct)
 	f, _ := t.file(ct.ID)

@@ -33,7 +33,10 @@ type metricSources struct {
 	mismatch func() bool
 	// degraded counts the members that cost protection now.
 	degraded func() int
-	build    BuildInfo
+	// groupCommit reports the Raft entries this node proposed as leader
+	// and the commands they carried.
+	groupCommit func() (entries, commands uint64)
+	build       BuildInfo
 }
 
 func registerMetrics(reg *prometheus.Registry, src metricSources) *metrics {
@@ -129,6 +132,14 @@ func registerMetrics(reg *prometheus.Registry, src metricSources) *metrics {
 		}
 		return float64(len(s))
 	})
+	if src.groupCommit != nil {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "osprey_raft_proposed_entries_total",
+			Help: "Raft entries this node proposed while leading (group commit: one entry carries many commands)."},
+			func() float64 { e, _ := src.groupCommit(); return float64(e) }))
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "osprey_raft_proposed_commands_total",
+			Help: "Commands those entries carried; divided by osprey_raft_proposed_entries_total, the mean batch size."},
+			func() float64 { _, c := src.groupCommit(); return float64(c) }))
+	}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_raft_state",
 		Help: "Raft state as a number: 0 follower, 1 candidate, 2 leader, 3 shutdown."}, func() float64 {
 		switch src.raft.State() {

@@ -252,7 +252,8 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 
 	n.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := registerMetrics(n.registry, metricSources{raft: n.raft, fsm: n.fsm, chunks: n.chunks, health: n.health,
-		mismatch: n.mem.BackendMismatch, degraded: func() int { return len(n.mem.Degraded()) }, build: cfg.Build})
+		mismatch: n.mem.BackendMismatch, degraded: func() int { return len(n.mem.Degraded()) }, build: cfg.Build,
+		groupCommit: n.prop.GroupCommitStats})
 
 	if n.data, err = datapath.New(datapath.Config{ID: id, Limits: cfg.Limits, BufferBudget: cfg.BufferBudget, State: n.fsm,
 		Proposer: n.prop, UIDs: n.mem, Placement: n.place, Peers: n.peers, Chunks: n.chunks, Objects: n.backend,

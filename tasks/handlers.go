@@ -114,7 +114,7 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	}
 	c.TieredBytes.Add(float64(ct.Size))
 	done := fsm.TierDone{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Location: loc, Now: time.Now().UnixMilli(),
-		DropRemoved: true}
+		DropRemoved: true, SharedGC: true}
 	// Recorded only when the hash saw exactly the content's bytes (a
 	// backend that stopped reading at Size leaves nothing unread).
 	if sum.n == ct.Size {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/consensus"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
 )
@@ -26,6 +27,9 @@ type State interface {
 // Proposer proposes commands and makes local reads linearizable.
 type Proposer interface {
 	Apply(ctx context.Context, t fsm.CommandType, payload, out any) error
+	// ApplyAll proposes commands together (one Raft entry where it can)
+	// and returns one error per command.
+	ApplyAll(ctx context.Context, ops []consensus.Op) []error
 	ReadBarrier(ctx context.Context) error
 }
 
@@ -132,6 +136,12 @@ func IsPermanent(err error) bool {
 
 // Run leases runnable tasks this node can handle and runs them, until ctx
 // ends; it returns once every task it started has finished.
+//
+// It spends as few Raft entries as it can: it leases a backlog of up to
+// twice its workers in one entry (and only once the backlog ran down to
+// half), renews the leases of everything it holds in one entry per
+// renewal period, and records the outcomes of tasks that finish within a
+// few milliseconds of each other in one entry (see completer).
 func (r *Runner) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait() // every task goroutine ends before Run returns
@@ -141,21 +151,25 @@ func (r *Runner) Run(ctx context.Context) {
 		handlers[h.Type()] = h
 		types[h.Type()] = true
 	}
-	var (
-		mu      sync.Mutex
-		running = map[uint64]bool{}
-	)
+	comp := &completer{r: r, wake: make(chan struct{}, 1)}
+	wg.Add(1)
+	go func() { defer wg.Done(); comp.run(ctx) }()
+	hs := &held{tasks: map[uint64]*heldTask{}}
+	wg.Add(1)
+	go func() { defer wg.Done(); r.renew(ctx, hs) }()
 	t := time.NewTicker(r.cfg.Poll)
 	defer t.Stop()
 	// wake lets a finished task start the next one at once instead of
 	// waiting for the next poll.
 	wake := make(chan struct{}, 1)
 	for {
+		woken := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-wake:
+			woken = true
 		}
 		if r.cfg.State.ClusterID() == "" || !r.cfg.Ready() {
 			continue
@@ -167,30 +181,44 @@ func (r *Runner) Run(ctx context.Context) {
 		if time.Since(r.cfg.Uploads.LastUpload()) < time.Second {
 			light = max(1, light/4)
 		}
-		mu.Lock()
-		inFlight := len(running)
-		mu.Unlock()
-		if inFlight >= r.cfg.Workers {
-			continue
+		start := func() {
+			for _, h := range hs.startable(light, r.cfg.Workers) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer hs.drop(h.task.ID)
+					// The worker is free once the task ran; its lease is
+					// held (and renewed) until the outcome is recorded.
+					r.runTask(ctx, handlers[h.task.Type], h, comp, func() {
+						hs.finished(h.task.ID)
+						select {
+						case wake <- struct{}{}:
+						default:
+						}
+					})
+				}()
+			}
+		}
+		start()
+		if hs.count() > r.cfg.Workers {
+			continue // a backlog is still held: lease more when it ran down
 		}
 		now := time.Now().UnixMilli()
+		want := 2*r.cfg.Workers - hs.count()
 		var ids []uint64
 		for _, task := range r.cfg.State.RunnableTasks(now, types, 64) {
-			mu.Lock()
-			busy := running[task.ID]
-			mu.Unlock()
-			if busy || !r.shouldTake(task, now) {
-				continue
-			}
-			if task.Type != fsm.TaskRepair && inFlight+len(ids) >= light {
+			if hs.has(task.ID) || !r.shouldTake(task, now) {
 				continue
 			}
 			ids = append(ids, task.ID)
-			if inFlight+len(ids) >= r.cfg.Workers {
+			if len(ids) >= want {
 				break
 			}
 		}
-		if len(ids) == 0 {
+		// A finished task brings the next lease forward only for a queue
+		// deep enough to fill it: a trickle of new tasks waits for the
+		// poll and goes in one lease, not one lease per finished task.
+		if len(ids) == 0 || woken && len(ids) < max(1, r.cfg.Workers/2) {
 			continue
 		}
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -202,22 +230,169 @@ func (r *Runner) Run(ctx context.Context) {
 			r.log.Debug("task lease failed", "err", err)
 			continue
 		}
-		for _, task := range res.Tasks {
-			mu.Lock()
-			running[task.ID] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				r.runTask(ctx, handlers[task.Type], task)
-				mu.Lock()
-				delete(running, task.ID)
-				mu.Unlock()
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
-			}()
+		hs.add(ctx, res.Tasks)
+		start()
+	}
+}
+
+// heldTask is a task this node leased: waiting for a worker, running, or
+// done and waiting for its outcome to be recorded.
+type heldTask struct {
+	task    fsm.Task
+	running bool
+	done    bool
+	ctx     context.Context
+	cancel  context.CancelFunc // ends the run when the lease is lost
+}
+
+// held is the set of tasks this node holds leases on, in lease order.
+type held struct {
+	mu    sync.Mutex
+	tasks map[uint64]*heldTask
+	order []uint64
+}
+
+func (h *held) add(ctx context.Context, ts []fsm.Task) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, t := range ts {
+		if _, ok := h.tasks[t.ID]; ok {
+			continue
+		}
+		c, cancel := context.WithCancel(ctx)
+		h.tasks[t.ID] = &heldTask{task: t, ctx: c, cancel: cancel}
+		h.order = append(h.order, t.ID)
+	}
+}
+
+func (h *held) has(id uint64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.tasks[id]
+	return ok
+}
+
+func (h *held) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.tasks)
+}
+
+// leased returns the tasks whose leases need renewing: waiting or
+// running. A task that ran is left out: its outcome, recorded or about to
+// be, ends the lease, and renewing could lease it again (TaskLease takes
+// a runnable task) with nobody to run it.
+func (h *held) leased() []uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []uint64
+	for _, id := range h.order {
+		if !h.tasks[id].done {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// drop forgets a task (finished, or its lease lost).
+func (h *held) drop(id uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t, ok := h.tasks[id]; ok {
+		t.cancel()
+		delete(h.tasks, id)
+		for i, x := range h.order {
+			if x == id {
+				h.order = append(h.order[:i], h.order[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// finished marks a task that ran: its worker is free.
+func (h *held) finished(id uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if t, ok := h.tasks[id]; ok {
+		t.running, t.done = false, true
+	}
+}
+
+// lost handles tasks whose lease renewal failed: a waiting one is dropped,
+// a running one cancelled (it drops itself when it returns).
+func (h *held) lost(id uint64) {
+	h.mu.Lock()
+	t, ok := h.tasks[id]
+	running := ok && t.running
+	h.mu.Unlock()
+	if !ok {
+		return
+	}
+	if running {
+		t.cancel()
+		return
+	}
+	h.drop(id)
+}
+
+// startable marks and returns the waiting tasks that may start now:
+// repairs while fewer than workers run, others while fewer than light.
+func (h *held) startable(light, workers int) []*heldTask {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	running := 0
+	for _, t := range h.tasks {
+		if t.running {
+			running++
+		}
+	}
+	var out []*heldTask
+	for _, id := range h.order {
+		t := h.tasks[id]
+		if t.running || t.done || running >= workers || (t.task.Type != fsm.TaskRepair && running >= light) {
+			continue
+		}
+		t.running = true
+		running++
+		out = append(out, t)
+	}
+	return out
+}
+
+// renew extends the leases of every held task, in one entry, every third
+// of the lease; a task not renewed was taken over and is given up.
+func (r *Runner) renew(ctx context.Context, hs *held) {
+	tick := time.NewTicker(r.cfg.Lease / 3)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		ids := hs.leased()
+		if len(ids) == 0 {
+			continue
+		}
+		var res fsm.TaskLeaseResult
+		rctx, cancel := context.WithTimeout(ctx, r.cfg.Lease/3)
+		err := r.cfg.Proposer.Apply(rctx, fsm.CmdTaskLease, fsm.TaskLease{Node: osprey.NodeID(r.cfg.ID), IDs: ids,
+			Now: time.Now().UnixMilli(), LeaseMillis: r.cfg.Lease.Milliseconds()}, &res)
+		cancel()
+		if err != nil {
+			r.log.Debug("task lease renewal failed", "err", err)
+			continue
+		}
+		kept := map[uint64]bool{}
+		for _, t := range res.Tasks {
+			kept[t.ID] = true
+		}
+		for _, id := range ids {
+			if !kept[id] {
+				r.log.Warn("task lease lost", "task", id)
+				hs.lost(id)
+			}
 		}
 	}
 }
@@ -244,61 +419,117 @@ func (r *Runner) shouldTake(t fsm.Task, now int64) bool {
 	return false
 }
 
-// runTask runs one leased task, renewing its lease while it runs, and
-// records the outcome through raft.
-func (r *Runner) runTask(base context.Context, h Handler, t fsm.Task) {
-	ctx, cancel := context.WithCancel(base)
-	defer cancel()
-	renewDone := make(chan struct{})
-	go func() {
-		defer close(renewDone)
-		tick := time.NewTicker(r.cfg.Lease / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			var res fsm.TaskLeaseResult
-			rctx, rcancel := context.WithTimeout(ctx, r.cfg.Lease/3)
-			err := r.cfg.Proposer.Apply(rctx, fsm.CmdTaskLease, fsm.TaskLease{Node: osprey.NodeID(r.cfg.ID), IDs: []uint64{t.ID},
-				Now: time.Now().UnixMilli(), LeaseMillis: r.cfg.Lease.Milliseconds()}, &res)
-			rcancel()
-			if err == nil && len(res.Tasks) == 0 {
-				r.log.Warn("task lease lost", "task", t.ID, "type", t.Type)
-				cancel()
-				return
-			}
-		}
-	}()
+// runTask runs one leased task and records the outcome through raft,
+// together with other tasks' outcomes.
+func (r *Runner) runTask(base context.Context, h Handler, ht *heldTask, outcomes *completer, ran func()) {
+	t := ht.task
 	start := time.Now()
-	comp, err := h.Run(ctx, t)
-	cancel()
-	<-renewDone
-	actx, acancel := context.WithTimeout(base, 10*time.Second)
-	defer acancel()
+	comp, err := h.Run(ht.ctx, t)
+	ran()
 	now := time.Now().UnixMilli()
+	var op consensus.Op
 	switch {
 	case err != nil:
 		r.runs.WithLabelValues(t.Type, "error").Inc()
-		fail := fsm.TaskFail{ID: t.ID, Node: osprey.NodeID(r.cfg.ID), Error: err.Error(), Now: now, Permanent: IsPermanent(err)}
-		if aerr := r.cfg.Proposer.Apply(actx, fsm.CmdTaskFail, fail, nil); aerr != nil && base.Err() == nil {
-			r.log.Warn("recording task failure", "task", t.ID, "err", aerr)
-		}
+		op = consensus.Op{Type: fsm.CmdTaskFail, Payload: fsm.TaskFail{ID: t.ID, Node: osprey.NodeID(r.cfg.ID), Error: err.Error(),
+			Now: now, Permanent: IsPermanent(err)}}
 		r.log.Info("task failed", "task", t.ID, "type", t.Type, "attempt", t.Attempts, "err", err)
 	case comp != nil:
 		r.runs.WithLabelValues(t.Type, "ok").Inc()
-		if aerr := r.cfg.Proposer.Apply(actx, comp.Type, comp.Payload, nil); aerr != nil && base.Err() == nil {
-			r.log.Warn("recording task completion", "task", t.ID, "err", aerr)
-		}
+		op = consensus.Op{Type: comp.Type, Payload: comp.Payload}
 	default:
 		r.runs.WithLabelValues(t.Type, "ok").Inc()
-		if aerr := r.cfg.Proposer.Apply(actx, fsm.CmdTaskDone, fsm.TaskDone{ID: t.ID, Node: osprey.NodeID(r.cfg.ID), Now: now}, nil); aerr != nil && base.Err() == nil {
-			r.log.Warn("recording task completion", "task", t.ID, "err", aerr)
-		}
+		op = consensus.Op{Type: fsm.CmdTaskDone, Payload: fsm.TaskDone{ID: t.ID, Node: osprey.NodeID(r.cfg.ID), Now: now}}
+	}
+	if aerr := outcomes.record(base, op); aerr != nil && base.Err() == nil {
+		r.log.Warn("recording task outcome", "task", t.ID, "type", t.Type, "err", aerr)
 	}
 	r.log.Debug("task finished", "task", t.ID, "type", t.Type, "dur", time.Since(start))
+}
+
+// completer records task outcomes in batches: an outcome waits while
+// another batch is being recorded (or for at most linger), then goes out
+// with everything that finished meanwhile, in one ApplyAll (one Raft entry
+// on the leader, one request from a follower).
+type completer struct {
+	r    *Runner
+	mu   sync.Mutex
+	q    []*pendingOutcome
+	wake chan struct{}
+}
+
+type pendingOutcome struct {
+	op   consensus.Op
+	done chan error
+}
+
+// linger is how long the first outcome of a batch waits for company (the
+// task's worker is free meanwhile; only its lease waits).
+const linger = 20 * time.Millisecond
+
+// maxOutcomes caps one batch.
+const maxOutcomes = 64
+
+func (c *completer) record(ctx context.Context, op consensus.Op) error {
+	p := &pendingOutcome{op: op, done: make(chan error, 1)}
+	c.mu.Lock()
+	c.q = append(c.q, p)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case err := <-p.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *completer) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			// Outcomes still queued are not recorded: their leases expire
+			// and the tasks (idempotent) run again.
+			return
+		case <-c.wake:
+		}
+		t := time.NewTimer(linger)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		for c.flush(ctx) {
+		}
+	}
+}
+
+// flush records up to maxOutcomes queued outcomes and reports whether
+// more are queued.
+func (c *completer) flush(ctx context.Context) bool {
+	c.mu.Lock()
+	n := min(len(c.q), maxOutcomes)
+	batch := c.q[:n]
+	c.q = append([]*pendingOutcome(nil), c.q[n:]...)
+	more := len(c.q) > 0
+	c.mu.Unlock()
+	if len(batch) == 0 {
+		return false
+	}
+	ops := make([]consensus.Op, len(batch))
+	for i, p := range batch {
+		ops[i] = p.op
+	}
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	errs := c.r.cfg.Proposer.ApplyAll(actx, ops)
+	for i, p := range batch {
+		p.done <- errs[i]
+	}
+	return more
 }
 
 // --- task API ---

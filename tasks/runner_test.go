@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/consensus"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/tasks"
 )
@@ -55,9 +56,10 @@ func (s *fakeState) pollCount() int { s.mu.Lock(); defer s.mu.Unlock(); return s
 
 // queueProposer applies task commands to a fakeState like the FSM would.
 type queueProposer struct {
-	st  *fakeState
-	mu  sync.Mutex
-	log []any
+	st      *fakeState
+	mu      sync.Mutex
+	log     []any
+	batches []int // sizes of the ApplyAll calls
 }
 
 func (p *queueProposer) Apply(_ context.Context, t fsm.CommandType, payload, out any) error {
@@ -101,6 +103,17 @@ func (p *queueProposer) Apply(_ context.Context, t fsm.CommandType, payload, out
 		return json.Unmarshal(b, out)
 	}
 	return nil
+}
+
+func (p *queueProposer) ApplyAll(ctx context.Context, ops []consensus.Op) []error {
+	p.mu.Lock()
+	p.batches = append(p.batches, len(ops))
+	p.mu.Unlock()
+	errs := make([]error, len(ops))
+	for i, op := range ops {
+		errs[i] = p.Apply(ctx, op.Type, op.Payload, op.Out)
+	}
+	return errs
 }
 
 func (p *queueProposer) ReadBarrier(context.Context) error { return nil }
@@ -282,4 +295,62 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// TestRunnerBatchesLeasesAndOutcomes: the runner leases a backlog of
+// twice its workers in one entry, leases again only when it ran down to
+// half, and records outcomes of tasks that finish together in one
+// ApplyAll.
+func TestRunnerBatchesLeasesAndOutcomes(t *testing.T) {
+	st := &fakeState{tasks: map[uint64]fsm.Task{}}
+	for id := uint64(1); id <= 40; id++ {
+		st.tasks[id] = fsm.Task{ID: id, Type: "test", State: fsm.TaskPending}
+	}
+	p := &queueProposer{st: st}
+	release := make(chan struct{})
+	var mu sync.Mutex
+	started := 0
+	h := fakeHandler{RunFn: func(ctx context.Context, tk fsm.Task) (*tasks.Completion, error) {
+		mu.Lock()
+		started++
+		mu.Unlock()
+		<-release
+		return nil, nil
+	}}
+	run(t, mustRunner(t, st, p, func() bool { return true }, h))
+	waitFor(t, "4 running tasks", func() bool { mu.Lock(); defer mu.Unlock(); return started == 4 })
+	var first fsm.TaskLease
+	for _, x := range p.applied() {
+		if l, ok := x.(fsm.TaskLease); ok {
+			first = l
+			break
+		}
+	}
+	if len(first.IDs) != 8 {
+		t.Fatalf("first lease of %d tasks, want 8 (twice the workers)", len(first.IDs))
+	}
+	close(release)
+	waitFor(t, "every task done", func() bool { return len(st.Tasks("")) == 0 })
+	leases := 0
+	for _, x := range p.applied() {
+		if _, ok := x.(fsm.TaskLease); ok {
+			leases++
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	total, biggest := 0, 0
+	for _, n := range p.batches {
+		total += n
+		biggest = max(biggest, n)
+	}
+	if total != 40 || biggest < 2 {
+		t.Fatalf("outcome batches %v: want 40 outcomes, some recorded together", p.batches)
+	}
+	// At least 4 tasks per lease: 40 tasks in at most 10 leases (old: one
+	// lease per finished task).
+	if leases > 10 {
+		t.Fatalf("%d lease entries for 40 tasks", leases)
+	}
+	t.Logf("%d leases, outcome batches %v", leases, p.batches)
 }

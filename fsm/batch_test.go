@@ -1,0 +1,238 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/osprey-storage/osprey"
+)
+
+// goldenBatch is the golden example of CmdBatch: two file creations around
+// a command that fails (an unknown uid), which must not undo them.
+func goldenBatch() Batch {
+	enc := func(typ CommandType, p any) []byte {
+		b, err := Encode(typ, p)
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	return Batch{Cmds: [][]byte{
+		enc(CmdFilesCreate, FilesCreate{Files: []NewFile{{UID: 601, Name: "a.txt", Bucket: "docs"}}, Time: goldenNow}),
+		enc(CmdFileComplete, FileComplete{UID: 999_999, Size: 1, MD5: md5hex("x"), Time: goldenNow,
+			Chunks: []Chunk{chunk(6001, 1, "x", "n1")}}),
+		enc(CmdFilesCreate, FilesCreate{Files: []NewFile{{UID: 602, Name: "b.txt", Bucket: "docs"}}, Time: goldenNow}),
+	}}
+}
+
+// TestBatchMatchesSingleEntries: a random history applied with its
+// commands grouped into CmdBatch entries of random sizes gives every
+// command the result it gets as an entry of its own, and the same state.
+// Failed commands inside a batch (the generator makes many) are rolled
+// back alone.
+func TestBatchMatchesSingleEntries(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			log := genLog(t, seed, scaled(1200))
+			single := newApplier(t)
+			want := single.applyLog(log)
+			r := rand.New(rand.NewPCG(seed, 7))
+			batched := newApplier(t)
+			failedInBatch := 0
+			for i := 0; i < len(log); {
+				n := min(len(log)-i, 1+r.IntN(12))
+				var b Batch
+				for _, e := range log[i : i+n] {
+					b.Cmds = append(b.Cmds, mustEncode(t, e.Type, e.Payload))
+				}
+				res := batched.apply(CmdBatch, b)
+				if res.Err != nil {
+					t.Fatalf("batch at %d: %v", i, res.Err)
+				}
+				got := res.Data.(*BatchResult).Results
+				if len(got) != n {
+					t.Fatalf("batch at %d: %d results, want %d", i, len(got), n)
+				}
+				for j, g := range got {
+					if a, w := resultString(g), resultString(want[i+j]); a != w {
+						t.Fatalf("entry %d (%s) in a batch: result %s, want %s", i+j, log[i+j].Type, a, w)
+					}
+					if g.Err != nil && n > 1 {
+						failedInBatch++
+					}
+				}
+				i += n
+			}
+			if failedInBatch == 0 {
+				t.Fatal("no command failed inside a batch: the rollback is untested")
+			}
+			mustSameView(t, single.f, batched.f)
+			// A replica restoring the batched state from a snapshot agrees.
+			mustSameView(t, single.f, mustRestore(t, mustSnapshot(t, batched.f)))
+		})
+	}
+}
+
+// TestBatchFailedCommandKeepsOthers: a failing command between two good
+// ones leaves them applied, and leaves nothing of its own.
+func TestBatchFailedCommandKeepsOthers(t *testing.T) {
+	a := mustExample(t)
+	before, _ := a.f.Hash()
+	// The same batch with only the failing command gives the state before.
+	only := Batch{Cmds: goldenBatch().Cmds[1:2]}
+	r := a.apply(CmdBatch, only)
+	if r.Err != nil || !errors.Is(r.Data.(*BatchResult).Results[0].Err, ErrNotFound) {
+		t.Fatalf("result %+v", r)
+	}
+	if after, _ := a.f.Hash(); after != before {
+		t.Fatal("a failed command in a batch changed the state")
+	}
+	r = a.apply(CmdBatch, goldenBatch())
+	res := r.Data.(*BatchResult).Results
+	wantErr(t, res[0], nil, "")
+	wantErr(t, res[1], ErrNotFound, "")
+	wantErr(t, res[2], nil, "")
+	for _, uid := range []osprey.UID{601, 602} {
+		if _, ok := a.f.File(uid); !ok {
+			t.Fatalf("file %d missing", uid)
+		}
+	}
+}
+
+// TestBatchRollbackOfWrites: a command that fails after another command
+// of the batch wrote the same records sees those writes, and its own
+// failure keeps them (a failure is rolled back to the batch's state
+// before it, not to the entry's start).
+func TestBatchRollbackOfWrites(t *testing.T) {
+	a := mustExample(t)
+	create := mustEncode(t, CmdFilesCreate, FilesCreate{Files: []NewFile{{UID: 701, Name: "x", Bucket: "b"}}, Time: goldenNow})
+	put := mustEncode(t, CmdChunkPut, ChunkPut{UID: 701, Chunk: chunk(7001, 1, "x", "n1"), Time: goldenNow})
+	// A second create of the same uid conflicts.
+	r := a.apply(CmdBatch, Batch{Cmds: [][]byte{create, put, create, put}})
+	res := r.Data.(*BatchResult).Results
+	wantErr(t, res[0], nil, "")
+	wantErr(t, res[1], nil, "")
+	if res[2].Err == nil {
+		t.Fatal("second create of uid 701 succeeded")
+	}
+	wantErr(t, res[3], nil, "")
+	f, ok := a.f.File(701)
+	if !ok || f.State != StateUploading || len(f.Chunks) != 1 {
+		t.Fatalf("file %+v %v", f, ok)
+	}
+}
+
+// TestCheckBatch: the leader refuses a batch it cannot apply everywhere.
+func TestCheckBatch(t *testing.T) {
+	good := mustEncode(t, CmdNoop, nil)
+	nested := mustEncode(t, CmdBatch, Batch{Cmds: [][]byte{good}})
+	if err := Check(nested); err != nil {
+		t.Fatalf("valid batch: %v", err)
+	}
+	bad := append(mustEncode(t, CmdTaskDone, nil), []byte(`{"id":"x"}`)...)
+	for name, c := range map[string]Batch{
+		"empty":   {},
+		"nested":  {Cmds: [][]byte{good, nested}},
+		"unknown": {Cmds: [][]byte{good, {CommandVersion, 0xff, 0xff}}},
+		"payload": {Cmds: [][]byte{bad}},
+		"short":   {Cmds: [][]byte{{1}}},
+	} {
+		b := mustEncode(t, CmdBatch, c)
+		if err := Check(b); !errors.Is(err, ErrDecode) {
+			t.Errorf("%s: Check = %v, want ErrDecode", name, err)
+		}
+	}
+	if err := Check(append(mustEncode(t, CmdBatch, nil), []byte(`{"cmds":"no"}`)...)); err == nil ||
+		!strings.Contains(err.Error(), "batch") {
+		t.Errorf("garbage payload: %v", err)
+	}
+}
+
+// TestTieredContentsShareGCTask: the staged chunks of contents tiered one
+// after the other join one gc task (which starts a grace period after the
+// last of them), until it is leased, full or too old; then a new one
+// opens.
+func TestTieredContentsShareGCTask(t *testing.T) {
+	a := base(t)
+	a.mustOK(CmdSetSettings, SetSettings{Settings: Settings{GCGraceMillis: 500}})
+	tierTask := map[osprey.UID]uint64{}
+	for uid := osprey.UID(1); uid <= 5; uid++ {
+		data := "file " + uid.String()
+		wantErr(t, a.complete(uid, md5hex(data), chunk(uint64(uid)*10, 1, data, "n1", "n2")), nil, "")
+	}
+	for _, tk := range a.f.Tasks("") {
+		if tk.Type == TaskTier {
+			tierTask[mustUIDOf(t, tk.Target)] = tk.ID
+		}
+	}
+	tierDone := func(uid osprey.UID, now int64) {
+		t.Helper()
+		a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{tierTask[uid]}, Now: now, LeaseMillis: 60_000})
+		a.mustOK(CmdTierDone, TierDone{TaskID: tierTask[uid], Node: "n1", Content: uid,
+			Location: Location{Bucket: "image", Key: uid.String()}, Now: now, SharedGC: true})
+	}
+	gcTasks := func() []Task {
+		var out []Task
+		for _, tk := range a.f.Tasks("") {
+			if tk.Type == TaskGC {
+				out = append(out, tk)
+			}
+		}
+		return out
+	}
+	chunksOf := func(tk Task) int {
+		var p GCPayload
+		if err := json.Unmarshal(tk.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		return len(p.Chunks)
+	}
+	tierDone(1, t0+1000)
+	tierDone(2, t0+1100)
+	tierDone(3, t0+1200)
+	gc := gcTasks()
+	if len(gc) != 1 || chunksOf(gc[0]) != 3 || gc[0].NextAttempt != t0+1700 {
+		t.Fatalf("gc tasks %+v: want one of 3 chunks due a grace period after the last", gc)
+	}
+	// Once leased, the task takes no more chunks.
+	a.mustOK(CmdTaskLease, TaskLease{Node: "n2", IDs: []uint64{gc[0].ID}, Now: t0 + 1800, LeaseMillis: 60_000})
+	tierDone(4, t0+1900)
+	if gc = gcTasks(); len(gc) != 2 || chunksOf(gc[1]) != 1 {
+		t.Fatalf("gc tasks %+v: want a new one after the lease", gc)
+	}
+	// Nor does a task older than the join window.
+	tierDone(5, t0+1900+gcJoinMillis)
+	if gc = gcTasks(); len(gc) != 3 {
+		t.Fatalf("gc tasks %+v: want a new one after the join window", gc)
+	}
+	mustConsistent(t, a.f)
+}
+
+func mustUIDOf(t *testing.T, s string) osprey.UID {
+	t.Helper()
+	u, err := osprey.ParseUID(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestBatchExpireSeesEarlierCommands: Expire inside a batch finds the
+// uploads the batch's earlier commands created, even below the upload-age
+// scan hint (as it would after their own entries).
+func TestBatchExpireSeesEarlierCommands(t *testing.T) {
+	a := base(t)                  // uploads 1..5 touched at t0
+	a.f.HasUploadsBefore(1 << 62) // raises the scan hint to t0
+	create := mustEncode(t, CmdFilesCreate, FilesCreate{Files: []NewFile{{UID: 9, Name: "old", Bucket: "b"}}, Time: t0 - 500})
+	expire := mustEncode(t, CmdExpire, Expire{Before: t0 - 100, Now: t0})
+	r := a.apply(CmdBatch, Batch{Cmds: [][]byte{create, expire}})
+	res := r.Data.(*BatchResult).Results
+	wantErr(t, res[1], nil, "")
+	if uids := res[1].Data.(ExpireResult).UIDs; len(uids) != 1 || uids[0] != 9 {
+		t.Fatalf("expired %v, want [9]", uids)
+	}
+}
