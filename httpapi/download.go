@@ -202,7 +202,7 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 	if rc == nil {
 		return
 	}
-	if n, err := io.Copy(w, rc); err != nil || n != length {
+	if n, err := io.Copy(s.idleWrite(w), rc); err != nil || n != length {
 		// Headers are gone; the only honest signal left is to cut the
 		// connection so the client sees a short body, never a truncated
 		// file presented as complete.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -826,4 +827,40 @@ func TestContentType(t *testing.T) {
 			t.Errorf("contentType(%q) = %q, want %q", tt.name, got, tt.want)
 		}
 	}
+}
+
+// A download whose client stops reading ends after WriteIdleTimeout: the
+// object reader is closed and the connection cut, instead of a handler
+// blocked in Write for as long as the client keeps the socket open.
+func TestDownloadClientStopsReading(t *testing.T) {
+	f := mustFixture(t, func(c *Config) { c.Limits.WriteIdleTimeout = 300 * time.Millisecond })
+	closed := make(chan struct{})
+	const size = 256 << 20 // far beyond what socket buffers absorb
+	f.storage.OpenFn = func(context.Context, osprey.UID) (*Object, error) {
+		return &Object{FileInfo: FileInfo{UID: testUID, Name: "a.bin", Size: size, MD5: "x"},
+			Reader: func(context.Context, int64, int64) (io.ReadCloser, error) {
+				return &closeNotifier{Reader: io.LimitReader(zeros{}, size), c: closed}, nil
+			}}, nil
+	}
+	srv := httptest.NewServer(f.srv)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", dlPath("a.bin", "0"))
+	// Read nothing.
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the download still runs although its client reads nothing")
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

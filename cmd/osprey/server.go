@@ -32,6 +32,7 @@ import (
 type serverFlags struct {
 	bodyIdleTimeout  time.Duration
 	uploadsPerClient int
+	writeIdle        time.Duration
 	config           string
 	nodeID           string
 	dataDir          string
@@ -134,6 +135,8 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Var(bytesValue{&f.maxUploadSize}, "max-upload-size", "largest single-request upload (e.g. 5GiB)")
 	f.bodyIdleTimeout = d.Limits.BodyIdleTimeout
 	fs.Var(durationValue{&f.bodyIdleTimeout}, "body-idle-timeout", "end an upload whose client sends no bytes for this long (408); 0 = never")
+	f.writeIdle = d.Limits.WriteIdleTimeout
+	fs.Var(durationValue{&f.writeIdle}, "write-idle-timeout", "cut a download whose client reads nothing for this long; 0 = never")
 	fs.IntVar(&f.uploadsPerClient, "max-uploads-per-client", d.Limits.MaxUploadsPerClient, "uploads one client address may have in flight on this node (more answer 429); 0 = no cap")
 	f.linkExpiry, f.linkMaxExpiry = d.Limits.DefaultExpiry, d.Limits.MaxExpiry
 	fs.Var(durationValue{&f.linkExpiry}, "link-expiry", "link expiry when a request gives none")
@@ -263,7 +266,7 @@ func (f *serverFlags) validate() error {
 		zero bool // 0 allowed
 	}{{"link-expiry", f.linkExpiry, false}, {"link-max-expiry", f.linkMaxExpiry, false}, {"task-lease", f.taskLease, false},
 		{"expire-uploads", f.expireUploads, true}, {"gc-grace", f.gcGrace, true}, {"scrub-pause", f.scrubPause, true},
-		{"repair-grace", f.repairGrace, true}}
+		{"repair-grace", f.repairGrace, true}, {"body-idle-timeout", f.bodyIdleTimeout, true}, {"write-idle-timeout", f.writeIdle, true}}
 	for _, d := range durations {
 		switch {
 		case d.v < 0:
@@ -429,6 +432,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c.Limits.DefaultExpiry, c.Limits.MaxExpiry = f.linkExpiry, f.linkMaxExpiry
 	c.Limits.BodyIdleTimeout = f.bodyIdleTimeout
 	c.Limits.MaxUploadsPerClient = f.uploadsPerClient
+	c.Limits.WriteIdleTimeout = f.writeIdle
 	c.MetricsRequireKey = f.metricsKey
 	c.NoResumeMD5 = !f.resumeMD5
 	if err := parseRedundancy(f.redundancy, &c); err != nil {
