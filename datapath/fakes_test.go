@@ -245,7 +245,7 @@ type world struct {
 	peers *memPeers
 }
 
-func mustWorld(t *testing.T, members []string, replicas int, ec erasure.Policy) *world {
+func mustWorld(t testing.TB, members []string, replicas int, ec erasure.Policy) *world {
 	t.Helper()
 	r, err := ring.New(ring.DefaultConfig(), members)
 	if err != nil {

@@ -16,6 +16,8 @@ targets=(
 	"./s3api FuzzParseAuthHeader"       # SigV4 Authorization headers
 	"./s3api FuzzChunkedReader"         # aws-chunked bodies
 	"./erasure FuzzReaderRange"         # erasure-coded range reads
+	"./httpapi FuzzScopedKey"           # scoped API key bearer tokens
+	"./datapath FuzzDedupProve"         # proof-of-possession challenge ids and proofs
 )
 for t in "${targets[@]}"; do
 	read -r pkg name _ <<<"${t}"
