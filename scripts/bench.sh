@@ -94,7 +94,8 @@ run_bench() {
 	local name="$1" addrs="$2"
 	shift 2
 	log "running bench against ${name} (${addrs})"
-	"${bin}" bench --addr "${addrs}" --dir "${tmp}/scratch-${name}" "$@" | tee "${tmp}/${name}.md"
+	"${bin}" bench --json --addr "${addrs}" --dir "${tmp}/scratch-${name}" "$@" >"${tmp}/${name}.json"
+	"${bin}" bench-compare "${tmp}/${name}.json" | tee "${tmp}/${name}.md"
 }
 
 cd "${__root}"
@@ -175,6 +176,12 @@ fi
 	echo "## 3 nodes"
 	echo
 	cat "${tmp}/three-nodes.md"
+	if [[ -s "${tmp}/three-nodes.json" ]]; then
+		echo
+		echo "### 3 nodes vs 1 node, same run"
+		echo
+		"${bin}" bench-compare --base-name "1 node" --other-name "3 nodes" "${tmp}/one-node.json" "${tmp}/three-nodes.json"
+	fi
 } >"${tmp}/report.md"
 echo
 cat "${tmp}/report.md"

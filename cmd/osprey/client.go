@@ -35,6 +35,7 @@ func clientCommands() []command {
 		{name: "restore", usage: "FILE: load a metadata backup into the cluster (keeps its members)", run: runRestore},
 		{name: "bench-metadata", usage: "[--links N] [--uploads N]: load the metadata store and measure it (see scripts/bench-metadata.sh)", run: runBenchMetadata},
 		{name: "bench", usage: "[--addr A,B,C] [--dir D]: measure the cluster against the hardware", run: runBench},
+		{name: "bench-compare", usage: "BASE.json [OTHER.json]: print an `osprey bench --json` report as Markdown, or compare two row by row, as ratios", run: runBenchCompare},
 		{name: "bench-s3", usage: "--endpoint URL [--compare URL]: measure an S3 API, and another (MinIO) with the same client (see scripts/bench-s3.sh)", run: runBenchS3},
 	}
 }
@@ -511,6 +512,31 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // runBenchS3 measures osprey's S3 API and, with --compare, another S3
 // server (MinIO) with the same client and workload.
+func runBenchCompare(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench-compare", "BASE.json [OTHER.json] [flags]", stderr)
+	baseName := fs.String("base-name", "base", "column label of the first report")
+	otherName := fs.String("other-name", "other", "column label of the second report")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 && len(pos) != 2 {
+		return usageErr(fs, "bench-compare takes one or two reports written by osprey bench --json")
+	}
+	base, err := client.ReadBenchReport(pos[0])
+	if err != nil {
+		return err
+	}
+	if len(pos) == 1 {
+		return base.Markdown(stdout)
+	}
+	other, err := client.ReadBenchReport(pos[1])
+	if err != nil {
+		return err
+	}
+	return client.CompareMarkdown(stdout, *baseName, base, *otherName, other)
+}
+
 func runBenchS3(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench-s3", "--endpoint URL [--compare URL] [flags]", stderr)
 	cfg := client.DefaultS3BenchConfig()
