@@ -552,6 +552,12 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 	if ct.SHA256 == "" {
 		ct.SHA256 = c.SHA256
 	}
+	if ct.MD5 == "" && c.MD5 != "" {
+		ct.MD5 = c.MD5
+		if f, ok := s.Files[ct.ID]; ok && f.MD5 == "" {
+			f.MD5 = c.MD5
+		}
+	}
 	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
 	s.index(ct)
 	// Staged chunks go only now that the backend copy is verified, and

@@ -172,8 +172,12 @@ type MultipartComplete struct {
 	// gaps (1, 3, 7).
 	Parts []uint32 `json:"parts"`
 	Size  int64    `json:"size"`
-	MD5   string   `json:"md5"`  // whole-object md5, computed by the proposer
-	ETag  string   `json:"etag"` // "<hex>-N"
+	// MD5 is the whole-object md5 when the proposer knows it; "" (this
+	// build) leaves it to the tiering pass, which reads every byte anyway
+	// and records it with TierDone.MD5: the content is not a dedup target
+	// until then. Entries of earlier builds carry it.
+	MD5  string `json:"md5"`
+	ETag string `json:"etag"` // "<hex>-N"
 	// Meta replaces the metadata given at MultipartCreate; nil keeps it.
 	Meta *ObjectMeta `json:"meta,omitempty"`
 	Time int64       `json:"time"`
@@ -329,6 +333,19 @@ func (t *tx) object(bucket, key string) (*objectRecord, bool) {
 
 func (t *tx) multipart(bucket, key string, uid osprey.UID) (*multipartRecord, bool) {
 	return getJSON[multipartRecord](t, multipartKey(bucket, key, uid))
+}
+
+// objectMD5Known copies f's md5, learnt by the tiering pass, into the S3
+// object record f is bound to, if any: the record mirrors the file.
+func (t *tx) objectMD5Known(f *File) {
+	ref, ok := t.s3Ref(f.UID)
+	if !ok || ref.kind != refBound {
+		return
+	}
+	if r, ok := t.object(ref.bucket, ref.key); ok && r.UID == f.UID && r.MD5 == "" {
+		r.MD5 = f.MD5
+		t.setJSON(s3ObjectKey(ref.bucket, ref.key), r)
+	}
 }
 
 func (t *tx) s3Ref(uid osprey.UID) (s3Ref, bool) {
@@ -534,7 +551,7 @@ func (t *tx) applyMultipartComplete(c *MultipartComplete) (any, error) {
 	if !ok {
 		// A retry of a complete that went through is answered as such.
 		if ref, ok := t.s3Ref(c.UID); ok && ref.kind == refBound && ref.bucket == c.Bucket && ref.key == c.Key {
-			if f, ok := t.file(c.UID); ok && f.MD5 == c.MD5 && f.Size == c.Size {
+			if f, ok := t.file(c.UID); ok && (c.MD5 == "" || f.MD5 == c.MD5) && f.Size == c.Size {
 				return MultipartCompleteResult{CompleteResult: CompleteResult{File: f.clone(), Already: true}}, nil
 			}
 		}
@@ -578,9 +595,10 @@ func (t *tx) applyMultipartComplete(c *MultipartComplete) (any, error) {
 		meta.ETag = c.ETag
 	}
 	t.dropS3Ref(c.UID)
-	// The proposer computed MD5 by reading the stored parts back (s3gw),
-	// so the content is verified and a dedup target at once.
-	res := MultipartCompleteResult{CompleteResult: t.complete(f, chunks, c.Size, c.MD5, "", true, c.Time)}
+	// Earlier builds computed MD5 by reading the stored parts back, so the
+	// content was verified and a dedup target at once; without it the
+	// tiering pass computes and records the md5 (applyTierDone).
+	res := MultipartCompleteResult{CompleteResult: t.complete(f, chunks, c.Size, c.MD5, "", c.MD5 != "", c.Time)}
 	res.BindResult = t.bind(c.Bucket, c.Key, f, meta, c.Time)
 	return res, nil
 }

@@ -931,3 +931,51 @@ func TestObjectPut(t *testing.T) {
 	wantErr(t, put(33, "dir/c.txt", "third"), ErrConflict, "exists")
 	mustConsistent(t, a.f)
 }
+
+// A multipart upload completed without its md5 (this build no longer reads
+// the parts back) is complete and bound at once, but no dedup target and
+// without an md5 until the tiering pass records the md5 it computed; then
+// the content and the file take it and the content is found by it.
+func TestMultipartMD5FromTiering(t *testing.T) {
+	a := s3Applier(t)
+	a.mustOK(CmdNodeUpsert, NodeUpsert{ID: "n1", RaftAddr: "n1:7000", Time: t0})
+	a.mustOK(CmdBucketCreate, BucketCreate{Name: "mpu", Time: t0})
+	a.mustOK(CmdMultipartCreate, MultipartCreate{Bucket: "mpu", Key: "big.bin", UID: 70, Time: t0})
+	a.mustOK(CmdChunkPut, ChunkPut{UID: 70, Chunk: chunk(701, 1, "part one ", "n1"), Time: t0})
+	a.mustOK(CmdChunkPut, ChunkPut{UID: 70, Chunk: chunk(702, 2, "part two", "n1"), Time: t0})
+	whole := md5hex("part one part two")
+	mc := MultipartComplete{Bucket: "mpu", Key: "big.bin", UID: 70, Parts: []uint32{1, 2}, Size: 17, ETag: "e-2", Time: t0 + 1}
+	res := a.mustOK(CmdMultipartComplete, mc).(MultipartCompleteResult)
+	if res.File.State != StateComplete || res.File.MD5 != "" {
+		t.Fatalf("file %+v: want complete, md5 not known yet", res.File)
+	}
+	if _, ok := a.f.ContentByMD5("", whole); ok {
+		t.Fatal("a content whose md5 nobody computed is a dedup target")
+	}
+	if _, ok := a.f.ContentByMD5("", ""); ok {
+		t.Fatal("the empty md5 matched a content")
+	}
+	// A retried complete is still answered as done.
+	if r := a.mustOK(CmdMultipartComplete, mc).(MultipartCompleteResult); !r.Already {
+		t.Fatalf("retry %+v", r)
+	}
+	ts := a.f.RunnableTasks(t0+1, map[string]bool{TaskTier: true}, 10)
+	if len(ts) != 1 {
+		t.Fatalf("%d tier tasks", len(ts))
+	}
+	a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{ts[0].ID}, Now: t0 + 2, LeaseMillis: 60_000})
+	a.mustOK(CmdTierDone, TierDone{TaskID: ts[0].ID, Node: "n1", Content: 70, Now: t0 + 3, MD5: whole,
+		SHA256: sha256hex("part one part two"), Location: Location{Bucket: "mpu", Key: "70.bin"}})
+	if f, _ := a.f.File(70); f.MD5 != whole {
+		t.Fatalf("file md5 after tiering %q, want %s", f.MD5, whole)
+	}
+	if ct, ok := a.f.ContentByMD5("", whole); !ok || ct.ID != 70 || ct.MD5 != whole || !ct.Verified {
+		t.Fatalf("content by md5 after tiering: %+v %v", ct, ok)
+	}
+	// After tiering, a retry of the complete (md5 "" as this build sends
+	// it) is still recognised.
+	if r := a.mustOK(CmdMultipartComplete, mc).(MultipartCompleteResult); !r.Already {
+		t.Fatalf("retry after tiering %+v", r)
+	}
+	mustConsistent(t, a.f)
+}

@@ -136,7 +136,11 @@ type TierDone struct {
 	// SHA256 is the hex SHA-256 of the bytes the tiering pass read (the
 	// same pass whose md5 the backend verified); "" from earlier builds.
 	SHA256 string `json:"sha256,omitempty"`
-	Now    int64  `json:"now"`
+	// MD5 is the md5 of the bytes the tiering pass read, for a content
+	// whose md5 was not known at completion (an S3 multipart upload); the
+	// content and its file take it, and it becomes a dedup target.
+	MD5 string `json:"md5,omitempty"`
+	Now int64  `json:"now"`
 	// DropRemoved drops Location.Nodes removed since the copy was made
 	// (their copies went with them) and queues their repair. Set by
 	// builds that know it; absent in entries of older builds, which
@@ -352,6 +356,14 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 	t.unindexContent(ct)
 	if ct.SHA256 == "" {
 		ct.SHA256 = c.SHA256
+	}
+	if ct.MD5 == "" && c.MD5 != "" {
+		ct.MD5 = c.MD5
+		if f, ok := t.file(ct.ID); ok && f.MD5 == "" {
+			f.MD5 = c.MD5
+			t.putFile(f)
+			t.objectMD5Known(f)
+		}
 	}
 	ct.State, ct.Location, ct.Verified = ContentTiered, &loc, true
 	t.indexContent(ct)

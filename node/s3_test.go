@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/osprey-storage/osprey/node"
@@ -182,7 +183,7 @@ func TestS3AcrossNodes(t *testing.T) {
 // 1, 3 and 4 (part 2 uploaded but left out) reads back as exactly those
 // parts, on every node; an aborted upload is gone.
 func TestS3MultipartGapsAndAbort(t *testing.T) {
-	_, cl, core := s3Cluster(t, 3)
+	c, cl, core := s3Cluster(t, 3)
 	ctx := context.Background()
 	if err := cl[0].MakeBucket(ctx, "mpu", minio.MakeBucketOptions{}); err != nil {
 		t.Fatal(err)
@@ -227,6 +228,20 @@ func TestS3MultipartGapsAndAbort(t *testing.T) {
 	_ = opts.SetRange(5<<20-10, 5<<20+9)
 	if got := readAll(t, cl[2], "mpu", "big.bin", opts); !bytes.Equal(got, want[5<<20-10:5<<20+10]) {
 		t.Fatalf("range across parts: %d bytes", len(got))
+	}
+
+	// The object's md5 was not read back at completion; the tiering pass
+	// computes it and every node's record of the file gets it.
+	o, ok := c.nodes[0].FSM().Object("mpu", "big.bin")
+	if !ok {
+		t.Fatal("mpu/big.bin has no object record")
+	}
+	uid := o.UID
+	for _, n := range c.nodes {
+		waitFor(t, 30*time.Second, "the multipart object's md5 recorded by tiering", func() bool {
+			f, ok := n.FSM().File(uid)
+			return ok && f.MD5 == md5hex(want)
+		})
 	}
 
 	// Abort: the upload and its parts go.

@@ -484,20 +484,16 @@ func (g *Gateway) CompleteMultipartUpload(ctx context.Context, bucket, key, uplo
 		nums = append(nums, c.Num)
 		size += c.Size
 	}
-	whole := md5.New()
-	rc := g.cfg.Data.OpenStaged(ctx, chunks, 0, size)
-	n, err := io.Copy(whole, rc)
-	rc.Close()
-	if err != nil || n != size {
-		return s3api.ObjectInfo{}, mapErr(fmt.Errorf("s3gw: reading the parts back (%d of %d bytes): %w", n, size, errors.Join(err, osprey.ErrUnavailable)))
-	}
-	md5hex := hex.EncodeToString(whole.Sum(nil))
+	// The whole-object md5 is not read back here (a second full read of
+	// the object on the request path): the tiering pass, which streams
+	// every byte anyway, computes and records it (fsm.TierDone.MD5).
+	// Each part was verified against its own md5 as it arrived.
 	etag := hex.EncodeToString(etags.Sum(nil)) + "-" + strconv.Itoa(len(parts))
 	u, _ := g.cfg.State.MultipartUploadOf(uid)
 	meta := u.Meta
 	meta.ETag = etag
 	t := now()
-	cmd := fsm.MultipartComplete{Bucket: bucket, Key: key, UID: uid, Parts: nums, Size: size, MD5: md5hex, ETag: etag, Meta: &meta, Time: t}
+	cmd := fsm.MultipartComplete{Bucket: bucket, Key: key, UID: uid, Parts: nums, Size: size, ETag: etag, Meta: &meta, Time: t}
 	if err := g.cfg.Proposer.Apply(ctx, fsm.CmdMultipartComplete, cmd, nil); err != nil {
 		return s3api.ObjectInfo{}, mapErr(err, uploadMissing, kindMap{osprey.ErrConflict, s3api.ErrInvalidPart})
 	}

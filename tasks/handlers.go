@@ -3,6 +3,7 @@ package tasks
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -97,6 +98,11 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	staged := c.Data.OpenStaged(ctx, ct.Chunks, 0, ct.Size)
 	defer staged.Close()
 	sum := &hashingReader{r: staged, h: sha256.New()}
+	if ct.MD5 == "" {
+		// An S3 multipart upload completes without reading its parts back:
+		// its md5 is computed here, from the same stream.
+		sum.md5 = md5.New()
+	}
 	if c.LocalBackend {
 		loc.Nodes, err = h.tierLocal(ctx, ct, bucket, key, sum)
 	} else if err = c.Objects.EnsureBucket(ctx, bucket); err == nil {
@@ -119,20 +125,27 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	// backend that stopped reading at Size leaves nothing unread).
 	if sum.n == ct.Size {
 		done.SHA256 = hex.EncodeToString(sum.h.Sum(nil))
+		if sum.md5 != nil {
+			done.MD5 = hex.EncodeToString(sum.md5.Sum(nil))
+		}
 	}
 	return &Completion{fsm.CmdTierDone, done}, nil
 }
 
 // hashingReader hashes and counts the bytes read through it.
 type hashingReader struct {
-	r io.Reader
-	h hash.Hash
-	n int64
+	r   io.Reader
+	h   hash.Hash
+	md5 hash.Hash // nil unless the content's md5 is unknown
+	n   int64
 }
 
 func (r *hashingReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	r.h.Write(p[:n])
+	if r.md5 != nil {
+		r.md5.Write(p[:n])
+	}
 	r.n += int64(n)
 	return n, err
 }
