@@ -98,6 +98,10 @@ func TestSettingErrorsNameTheSetting(t *testing.T) {
 		{"bad redundancy", []string{"--redundancy", "replicas:0"}, nil, "", []string{"--redundancy", `"replicas:0"`, "1 to 16"}},
 		{"bad log level", []string{"--log-level", "loud"}, nil, "", []string{"--log-level", `"loud"`, "debug, info, warn or error"}},
 		{"unknown YAML key", nil, nil, "max_chunk: 1\n", []string{`unknown setting "max_chunk"`}},
+		{"raft lease above the heartbeat timeout", []string{"--raft-heartbeat-timeout", "500ms", "--raft-leader-lease-timeout", "800ms"}, nil, "",
+			[]string{"--raft-leader-lease-timeout", `"800ms"`, "--raft-heartbeat-timeout (500ms)"}},
+		{"raft election below the heartbeat timeout", nil, map[string]string{"OSPREY_RAFT_ELECTION_TIMEOUT": "200ms"}, "",
+			[]string{"OSPREY_RAFT_ELECTION_TIMEOUT", `"200ms"`, "at least --raft-heartbeat-timeout"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			args := tt.args

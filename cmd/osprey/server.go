@@ -32,6 +32,9 @@ import (
 type serverFlags struct {
 	bodyIdleTimeout  time.Duration
 	uploadsPerClient int
+	raftHeartbeat    time.Duration
+	raftElection     time.Duration
+	raftLease        time.Duration
 	writeIdle        time.Duration
 	config           string
 	nodeID           string
@@ -135,6 +138,10 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Var(bytesValue{&f.maxUploadSize}, "max-upload-size", "largest single-request upload (e.g. 5GiB)")
 	f.bodyIdleTimeout = d.Limits.BodyIdleTimeout
 	fs.Var(durationValue{&f.bodyIdleTimeout}, "body-idle-timeout", "end an upload whose client sends no bytes for this long (408); 0 = never")
+	f.raftHeartbeat, f.raftElection, f.raftLease = d.Raft.HeartbeatTimeout, d.Raft.ElectionTimeout, d.Raft.LeaderLeaseTimeout
+	fs.Var(durationValue{&f.raftHeartbeat}, "raft-heartbeat-timeout", "a follower that hears nothing from the leader for this long (randomised up to twice) starts an election; every member should use the same value")
+	fs.Var(durationValue{&f.raftElection}, "raft-election-timeout", "how long a candidate waits for votes before trying again (at least --raft-heartbeat-timeout)")
+	fs.Var(durationValue{&f.raftLease}, "raft-leader-lease-timeout", "a leader that cannot reach a quorum for this long steps down (at most --raft-heartbeat-timeout)")
 	f.writeIdle = d.Limits.WriteIdleTimeout
 	fs.Var(durationValue{&f.writeIdle}, "write-idle-timeout", "cut a download whose client reads nothing for this long; 0 = never")
 	fs.IntVar(&f.uploadsPerClient, "max-uploads-per-client", d.Limits.MaxUploadsPerClient, "uploads one client address may have in flight on this node (more answer 429); 0 = no cap")
@@ -287,6 +294,14 @@ func (f *serverFlags) validate() error {
 	if f.bootstrapExpect < 0 {
 		errs = append(errs, bad("bootstrap-expect", f.bootstrapExpect, "must not be negative"))
 	}
+	switch {
+	case f.raftHeartbeat < 10*time.Millisecond:
+		errs = append(errs, bad("raft-heartbeat-timeout", f.raftHeartbeat, "must be at least 10ms"))
+	case f.raftElection < f.raftHeartbeat:
+		errs = append(errs, bad("raft-election-timeout", f.raftElection, fmt.Sprintf("must be at least --raft-heartbeat-timeout (%s)", f.raftHeartbeat)))
+	case f.raftLease < 5*time.Millisecond || f.raftLease > f.raftHeartbeat:
+		errs = append(errs, bad("raft-leader-lease-timeout", f.raftLease, fmt.Sprintf("must be between 5ms and --raft-heartbeat-timeout (%s)", f.raftHeartbeat)))
+	}
 	if f.uploadsPerClient < 0 {
 		errs = append(errs, bad("max-uploads-per-client", f.uploadsPerClient, "must not be negative (0 = no cap)"))
 	}
@@ -433,6 +448,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c.Limits.BodyIdleTimeout = f.bodyIdleTimeout
 	c.Limits.MaxUploadsPerClient = f.uploadsPerClient
 	c.Limits.WriteIdleTimeout = f.writeIdle
+	c.Raft.HeartbeatTimeout, c.Raft.ElectionTimeout, c.Raft.LeaderLeaseTimeout = f.raftHeartbeat, f.raftElection, f.raftLease
 	c.MetricsRequireKey = f.metricsKey
 	c.NoResumeMD5 = !f.resumeMD5
 	if err := parseRedundancy(f.redundancy, &c); err != nil {
