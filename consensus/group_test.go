@@ -87,7 +87,10 @@ func TestGroupCommitCoalesces(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = create(osprey.UID(i + 1)) }()
 	}
-	// One command that fails: uid 5 exists by the time it applies.
+	// One command that fails: uid 5 exists by the time it applies. It is
+	// proposed only once the others are queued, so it queues after the
+	// original create of uid 5 whatever order the goroutines run in.
+	waitFor(t, "62 queued commands", func() bool { return consensus.QueueLen(p) == 62 })
 	wg.Add(1)
 	go func() { defer wg.Done(); errs[63] = create(5) }()
 	waitFor(t, "63 queued commands", func() bool { return consensus.QueueLen(p) == 63 })
