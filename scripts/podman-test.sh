@@ -137,7 +137,8 @@ for i in 1 2 3; do wait_ready "http://127.0.0.1:${ports[$i]}"; done
 for i in 1 2 3; do podman healthcheck run ${CP}_osprey${i}_1 >/dev/null; done
 members=$("${bin}" cluster status --json --addr "http://127.0.0.1:${ports[1]}" --api-key ${KEY} | grep -c '"suffrage"')
 [[ "${members}" == "3" ]] || { log "compose cluster has ${members} members"; exit 1; }
-"${bin}" cluster status --json --addr "http://127.0.0.1:${ports[1]}" --api-key ${KEY} | grep -q '"backend": *"s3' ||
+status=$("${bin}" cluster status --json --addr "http://127.0.0.1:${ports[1]}" --api-key ${KEY})
+grep -q '"backend": *"s3' <<<"${status}" ||
 	{ log "compose cluster does not use the s3 backend"; exit 1; }
 uid=$("${bin}" put --quiet --addr "http://127.0.0.1:${ports[1]}" --api-key ${KEY} --chunk-size 1MiB "${tmp}/in.bin" | cut -f1)
 "${bin}" get --addr "http://127.0.0.1:${ports[3]}" --api-key ${KEY} "${uid}" -o "${tmp}/c3.bin" >/dev/null
