@@ -320,3 +320,118 @@ func TestApplyAllOldLeader(t *testing.T) {
 		t.Fatalf("forwarded %v", got)
 	}
 }
+
+// asyncRaft is fsmRaft with ApplyAsync: handed-over entries take their log
+// index at once, in the order of the calls, and one applier applies them
+// in that order once hold is closed, counting how many were in flight.
+type asyncRaft struct {
+	*fsmRaft
+	hold    chan struct{}
+	log     chan asyncEntry
+	mu      sync.Mutex
+	flying  int
+	maxSeen int
+}
+
+type asyncEntry struct {
+	cmd  []byte
+	done chan any
+}
+
+func newAsyncRaft(t *testing.T) *asyncRaft {
+	r := &asyncRaft{fsmRaft: newFSMRaft(t), hold: make(chan struct{}), log: make(chan asyncEntry, 1024)}
+	go func() {
+		for e := range r.log {
+			<-r.hold
+			resp, _, _ := r.ApplyFn(context.Background(), e.cmd)
+			r.mu.Lock()
+			r.flying--
+			r.mu.Unlock()
+			e.done <- resp
+		}
+	}()
+	t.Cleanup(func() { close(r.log) })
+	return r
+}
+
+func (r *asyncRaft) ApplyAsync(ctx context.Context, cmd []byte) (func() (any, uint64, error), error) {
+	r.mu.Lock()
+	r.flying++
+	r.maxSeen = max(r.maxSeen, r.flying)
+	r.mu.Unlock()
+	e := asyncEntry{cmd: cmd, done: make(chan any, 1)}
+	r.log <- e
+	return func() (any, uint64, error) {
+		select {
+		case resp := <-e.done:
+			return resp, 0, nil
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("%w: %w", raftstore.ErrIndeterminate, ctx.Err())
+		}
+	}, nil
+}
+
+func (r *asyncRaft) inFlight() int { r.mu.Lock(); defer r.mu.Unlock(); return r.flying }
+
+// TestGroupCommitPipelines: with a Raft that takes commands without
+// waiting (raftstore's ApplyAsync), up to MaxInflight entries are in
+// flight at once, later commands queue and go out batched as slots free,
+// entries reach the log in queue order, and every caller gets its own
+// result.
+func TestGroupCommitPipelines(t *testing.T) {
+	r := newAsyncRaft(t)
+	cfg := consensus.DefaultConfig()
+	cfg.ID, cfg.HTTPAddr, cfg.Raft, cfg.State, cfg.Forwarder = "n1", "h1:80", r, &fakeState{}, fakeForwarder{}
+	cfg.MaxInflight = 3
+	p, err := consensus.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	create := func(uid osprey.UID) error {
+		return p.Apply(context.Background(), fsm.CmdFilesCreate,
+			fsm.FilesCreate{Files: []fsm.NewFile{{UID: uid, Name: "f", Bucket: "b"}}, Time: 1}, nil)
+	}
+	const n = 40
+	errs := make([]error, n+1)
+	var wg sync.WaitGroup
+	// Three lone commands fill the three slots, one entry each.
+	for i := 1; i <= 3; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = create(osprey.UID(i)) }()
+		waitFor(t, fmt.Sprintf("%d entries in flight", i), func() bool { return r.inFlight() == i })
+	}
+	for i := 4; i <= n; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = create(osprey.UID(i)) }()
+	}
+	waitFor(t, "37 queued commands", func() bool { return consensus.QueueLen(p) == n-3 })
+	// A duplicate of uid 2, queued after everything else: it must fail,
+	// which it does only if the log keeps the queue's order.
+	wg.Add(1)
+	go func() { defer wg.Done(); errs[0] = create(2) }()
+	waitFor(t, "38 queued commands", func() bool { return consensus.QueueLen(p) == n-2 })
+	if got := r.inFlight(); got != 3 {
+		t.Fatalf("%d entries in flight with every slot taken, want 3", got)
+	}
+	close(r.hold)
+	wg.Wait()
+	for i := 1; i <= n; i++ {
+		if errs[i] != nil {
+			t.Fatalf("create %d: %v", i, errs[i])
+		}
+		if _, ok := r.f.File(osprey.UID(i)); !ok {
+			t.Fatalf("file %d missing", i)
+		}
+	}
+	if !errors.Is(errs[0], osprey.ErrConflict) {
+		t.Fatalf("duplicate create: %v, want a conflict", errs[0])
+	}
+	if r.maxSeen != 3 {
+		t.Fatalf("at most %d entries were in flight, want 3", r.maxSeen)
+	}
+	// 3 lone entries, then the 38 queued commands in batches as slots freed.
+	if e, c := p.GroupCommitStats(); c != n+1 || e < 4 || e > 6 {
+		t.Fatalf("stats: %d entries for %d commands, want 4-6 entries for %d", e, c, n+1)
+	}
+}
