@@ -73,6 +73,13 @@ func (s *Store) put(ctx context.Context, k Key, r io.Reader, size int64) (Info, 
 		gen:       gen,
 	}
 	bw := &blockWriter{s: s, ctx: ctx, k: k, r: r, m: &m, digest: xxhash.New()}
+	if m.blocks == 1 && s.pathFor(size) == pathWAL {
+		// A one-block value: block and manifest in one synced batch.
+		if err := s.putOneBlock(bw); err != nil {
+			return Info{}, fmt.Errorf("chunkstore: put %v: %w", k, err)
+		}
+		return m.info(), nil
+	}
 	if m.blocks > 0 {
 		switch s.pathFor(size) {
 		case pathFile:
@@ -228,6 +235,35 @@ func (s *Store) writeWAL(bw *blockWriter) error {
 	})
 }
 
+// putOneBlock stores a value of one block (every small chunk) with a
+// single synced batch holding the block and the manifest: the batch is
+// atomic, so no pending marker is needed, and the Put costs one WAL append
+// and one sync (shared by concurrent Puts through Pebble's commit
+// pipeline) instead of two commits.
+func (s *Store) putOneBlock(bw *blockWriter) error {
+	b := s.getBatch()
+	defer s.putBatch(b)
+	err := bw.each(func(_ uint32, key []byte, n int, fill func([]byte) error) error {
+		op := b.SetDeferred(len(key), n+8)
+		copy(op.Key, key)
+		if err := fill(op.Value); err != nil {
+			return err
+		}
+		return op.Finish()
+	})
+	if err == nil {
+		err = bw.checkEOF()
+	}
+	if err != nil {
+		return err
+	}
+	bw.m.sum = bw.digest.Sum64()
+	if s.testHookBeforeCommit != nil {
+		s.testHookBeforeCommit(bw.k)
+	}
+	return s.commitInto(b, bw.k, *bw.m, false)
+}
+
 // getBatch returns a batch whose buffer fits one block: pooled, or new.
 func (s *Store) getBatch() *pebble.Batch {
 	select {
@@ -309,6 +345,15 @@ func (s *Store) writeIngest(bw *blockWriter) (err error) {
 // visible, and Sync makes the blocks durable too (see writeWAL and
 // writeIngest).
 func (s *Store) commit(k Key, m manifest) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	return s.commitInto(b, k, m, m.blocks > 0 && !m.file)
+}
+
+// commitInto is commit adding to b, which may already hold the value's
+// blocks (putOneBlock); marker says whether a pending marker was written
+// for them and is to be removed.
+func (s *Store) commitInto(b *pebble.Batch, k Key, m manifest, marker bool) error {
 	s.commitMu.RLock()
 	defer s.commitMu.RUnlock()
 	unlock := s.locks.lock(k)
@@ -317,12 +362,10 @@ func (s *Store) commit(k Key, m manifest) error {
 	if err != nil && !errors.Is(err, ErrCorrupt) {
 		return err
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
 	if err := b.Set(manifestKey(k), m.encode(), nil); err != nil {
 		return err
 	}
-	if m.blocks > 0 && !m.file {
+	if marker {
 		if err := b.Delete(pendingKey(k, m.gen), nil); err != nil {
 			return err
 		}
