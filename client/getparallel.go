@@ -1,12 +1,12 @@
 package client
 
 import (
-	"bufio"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"strconv"
@@ -21,11 +21,12 @@ import (
 // mixing versions) and write each at its offset into out+".part". Each
 // finished piece is appended to out+".part.ranges", so an interrupted
 // download resumes by fetching only the missing pieces (a plain .part left
-// by a sequential get counts as its finished prefix). The md5 cannot be
-// computed while pieces arrive out of order, so it is checked once at the
-// end by reading the .part back (from the page cache, for a file just
-// written); on a mismatch the .part is kept and the ranges file removed,
-// so the next attempt fetches everything again.
+// by a sequential get counts as its finished prefix). Pieces arrive out
+// of order, so the md5 is computed by a hasher that reads the .part back
+// (from the page cache, for a file just written) as far as the finished
+// pieces are contiguous, while the workers fetch the rest: hashing overlaps
+// the transfer instead of following it. On a mismatch the .part is kept and
+// the ranges file removed, so the next attempt fetches everything again.
 
 // parallelPiece is the size of one Range request of a parallel download
 // (the CLI flag says 32 MiB: parallel only from two pieces).
@@ -89,12 +90,13 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 	p.set(have)
 	var (
 		got  atomic.Int64
-		mu   sync.Mutex // guards rf
+		mu   sync.Mutex // guards rf and done
 		next atomic.Int64
 		errc = make(chan error, opts.Parallel)
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	hs := startPrefixHasher(ctx, pf, size, done, &mu)
 	var wg sync.WaitGroup
 	for range min(opts.Parallel, len(todo)) {
 		wg.Add(1)
@@ -118,7 +120,9 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 				}
 				mu.Lock()
 				_, err = fmt.Fprintf(rf, "%d\n", i)
+				done[i] = true
 				mu.Unlock()
+				hs.wake()
 				if err != nil {
 					errc <- err
 					cancel()
@@ -131,14 +135,17 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 	close(errc)
 	res.Downloaded = got.Load()
 	if err := <-errc; err != nil {
+		cancel()
+		<-hs.finished
 		return res, err // .part and .ranges stay for the next attempt
 	}
-	h := md5.New()
-	if _, err := io.CopyBuffer(h, bufio.NewReaderSize(io.NewSectionReader(pf, 0, size), 1<<20), make([]byte, 1<<20)); err != nil {
-		return res, err
+	hs.wake()
+	<-hs.finished
+	if hs.err != nil {
+		return res, hs.err
 	}
 	res.Size = size
-	sum := hex.EncodeToString(h.Sum(nil))
+	sum := hex.EncodeToString(hs.h.Sum(nil))
 	if md5hex != "" && sum != md5hex {
 		_ = os.Remove(rangesPath)
 		return res, fmt.Errorf("%w: %s: got %s, want %s (kept %s)", ErrChecksum, out, sum, md5hex, part)
@@ -202,4 +209,59 @@ func (c *Client) fetchRange(ctx context.Context, link string, f *os.File, start,
 		}
 	}
 	return got, nil
+}
+
+// testHookPrefixHashed, if set, is told how far the hasher has got.
+var testHookPrefixHashed func(hashed int64)
+
+// prefixHasher hashes a parallel download's .part from the start as far as
+// its finished pieces are contiguous, woken whenever a piece finishes.
+type prefixHasher struct {
+	h        hash.Hash
+	kick     chan struct{}
+	finished chan struct{} // closed when the whole file is hashed or ctx ended
+	err      error         // read after finished: a read error or ctx's
+}
+
+// startPrefixHasher starts hashing f (size bytes) in parallelPiece pieces;
+// done[i] (guarded by mu) says piece i is in f.
+func startPrefixHasher(ctx context.Context, f *os.File, size int64, done []bool, mu *sync.Mutex) *prefixHasher {
+	hs := &prefixHasher{h: md5.New(), kick: make(chan struct{}, 1), finished: make(chan struct{})}
+	go func() {
+		defer close(hs.finished)
+		buf := make([]byte, 1<<20)
+		for i := 0; i < len(done); {
+			mu.Lock()
+			ready := done[i]
+			mu.Unlock()
+			if !ready {
+				select {
+				case <-hs.kick:
+					continue
+				case <-ctx.Done():
+					hs.err = ctx.Err()
+					return
+				}
+			}
+			start := int64(i) * parallelPiece
+			r := io.NewSectionReader(f, start, min(start+parallelPiece, size)-start)
+			if _, err := io.CopyBuffer(hs.h, r, buf); err != nil {
+				hs.err = err
+				return
+			}
+			i++
+			if testHookPrefixHashed != nil {
+				testHookPrefixHashed(min(int64(i)*parallelPiece, size))
+			}
+		}
+	}()
+	return hs
+}
+
+// wake tells the hasher a piece finished.
+func (hs *prefixHasher) wake() {
+	select {
+	case hs.kick <- struct{}{}:
+	default:
+	}
 }

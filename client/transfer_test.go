@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 const testChunk = 1024
@@ -649,5 +650,44 @@ func TestPutFileKnownMD5(t *testing.T) {
 				t.Fatalf("server holds %+v", ff)
 			}
 		})
+	}
+}
+
+// TestGetFileParallelHashesWhileFetching: the md5 of a parallel download is
+// computed as the finished pieces become contiguous, not after the last
+// one: the request for the last piece is answered only once the hasher
+// has got through every piece before it.
+func TestGetFileParallelHashesWhileFetching(t *testing.T) {
+	oldPiece := parallelPiece
+	parallelPiece = 1000
+	var hashed atomic.Int64
+	testHookPrefixHashed = func(n int64) { hashed.Store(n) }
+	t.Cleanup(func() { parallelPiece, testHookPrefixHashed = oldPiece, nil })
+	content := mustRandom(t, 10_500)
+	f := newFakeServer(t)
+	_, c := f.start(t)
+	uid := f.mustPut("data.bin", content)
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == APIPrefix+"/download" && strings.HasPrefix(r.Header.Get("Range"), "bytes=10000-") {
+			deadline := time.Now().Add(10 * time.Second)
+			for hashed.Load() < 10_000 {
+				if time.Now().After(deadline) {
+					t.Errorf("last piece requested; the hasher is at %d of the 10000 bytes before it", hashed.Load())
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		return false
+	}
+	out := filepath.Join(t.TempDir(), "data.bin")
+	if _, err := c.GetFile(ctxT(t), uid, out, GetOptions{Parallel: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("output differs (%v)", err)
+	}
+	if hashed.Load() != 10_500 {
+		t.Fatalf("hasher ended at %d", hashed.Load())
 	}
 }
