@@ -63,7 +63,7 @@ type Config struct {
 // Defaults of Config.BatchSize and Config.Parallel.
 const (
 	DefaultBatchSize = 64
-	DefaultParallel  = 8
+	DefaultParallel  = 16
 )
 
 // Validate reports a missing dependency.

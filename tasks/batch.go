@@ -42,71 +42,110 @@ const PreferWait = 3 * time.Second
 const maxBatchSize = 127
 
 // runBatches leases, runs and records b's tasks in batches until ctx
-// ends. Outcomes that could not be recorded (no leader for a moment) are
-// kept and recorded with the next proposal, a few times; after that their
-// leases expire and the tasks (idempotent) run again.
+// ends. It works one batch ahead: while a batch runs, one proposal records
+// the outcomes of the batch before, renews the running batch's leases and
+// leases the next batch, so recording never holds the copies up. Outcomes
+// that could not be recorded (no leader for a moment) go with the next
+// proposal, a few times; after that their leases expire and the tasks
+// (idempotent) run again.
 func (r *Runner) runBatches(ctx context.Context, b Batcher) {
 	size := min(max(b.BatchSize(), 1), maxBatchSize)
 	types := map[string]bool{b.Type(): true}
 	tick := time.NewTicker(r.cfg.Poll)
 	defer tick.Stop()
 	var pending []pendingOp // outcomes not recorded yet
+	var next []fsm.Task     // leased, not run yet
 	for {
-		// A fresh outcome goes out at once; one that failed to record
-		// waits a poll before it is tried again.
-		if len(pending) == 0 || pending[0].tries > 0 {
+		// Fresh outcomes and a leased batch go on at once; with neither,
+		// or outcomes that failed to record, wait a poll.
+		if len(next) == 0 && (len(pending) == 0 || pending[0].tries > 0) {
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
 			}
-		} else if ctx.Err() != nil {
+		}
+		if ctx.Err() != nil {
 			return
 		}
 		if r.cfg.State.ClusterID() == "" || !r.cfg.Ready() {
 			continue
 		}
-		now := time.Now().UnixMilli()
-		ids := r.pickBatch(b, types, size, now)
-		ops := make([]consensus.Op, 0, len(pending)+1)
-		for _, p := range pending {
-			ops = append(ops, p.op)
+		cur := next
+		done := make(chan proposed, 1)
+		go func(p []pendingOp) { done <- r.propose(ctx, b, types, size, p, cur) }(pending)
+		pending = nil
+		var ran []consensus.Op
+		if len(cur) > 0 {
+			ran = r.runBatch(ctx, b, cur)
 		}
-		var res fsm.TaskLeaseResult
-		if len(ids) > 0 {
-			ops = append(ops, consensus.Op{Type: fsm.CmdTaskLease, Out: &res,
-				Payload: fsm.TaskLease{Node: osprey.NodeID(r.cfg.ID), IDs: ids, Now: now, LeaseMillis: r.cfg.Lease.Milliseconds()}})
-		}
-		if len(ops) == 0 {
-			continue
-		}
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		errs := r.cfg.Proposer.ApplyAll(actx, ops)
-		cancel()
-		var retry []pendingOp
-		for i, p := range pending {
-			switch {
-			case errs[i] == nil:
-			case isDomainError(errs[i]) || p.tries >= 3 || ctx.Err() != nil:
-				r.log.Debug("recording task outcome", "type", b.Type(), "err", errs[i])
-			default:
-				retry = append(retry, pendingOp{op: p.op, tries: p.tries + 1})
-			}
-		}
-		pending = retry
-		if len(ids) == 0 {
-			continue
-		}
-		if err := errs[len(ops)-1]; err != nil {
-			r.log.Debug("task lease failed", "type", b.Type(), "err", err)
-			continue
-		}
-		// The next round records these outcomes together with the next
-		// lease, at once (pending is not empty).
-		for _, op := range r.runBatch(ctx, b, res.Tasks) {
+		res := <-done
+		next = res.leased
+		pending = res.retry
+		for _, op := range ran {
 			pending = append(pending, pendingOp{op: op})
 		}
 	}
+}
+
+// proposed is what one proposal of runBatches achieved.
+type proposed struct {
+	leased []fsm.Task  // the next batch
+	retry  []pendingOp // outcomes to record again
+}
+
+// propose records outcomes, renews the leases of the running batch and
+// leases the next one, in one ApplyAll.
+func (r *Runner) propose(ctx context.Context, b Batcher, types map[string]bool, size int, pending []pendingOp, running []fsm.Task) proposed {
+	now := time.Now().UnixMilli()
+	ops := make([]consensus.Op, 0, len(pending)+2)
+	for _, p := range pending {
+		ops = append(ops, p.op)
+	}
+	if len(running) > 0 {
+		// Leased a batch ago: renewed now so a slow batch before it cannot
+		// let them expire (runBatch renews them from here on).
+		ids := make([]uint64, len(running))
+		for i, t := range running {
+			ids[i] = t.ID
+		}
+		ops = append(ops, consensus.Op{Type: fsm.CmdTaskLease, Payload: fsm.TaskLease{Node: osprey.NodeID(r.cfg.ID), IDs: ids,
+			Now: now, LeaseMillis: r.cfg.Lease.Milliseconds()}})
+	}
+	skip := make(map[uint64]bool, len(running))
+	for _, t := range running {
+		skip[t.ID] = true
+	}
+	ids := r.pickBatch(b, types, size, now, skip)
+	var res fsm.TaskLeaseResult
+	if len(ids) > 0 {
+		ops = append(ops, consensus.Op{Type: fsm.CmdTaskLease, Out: &res,
+			Payload: fsm.TaskLease{Node: osprey.NodeID(r.cfg.ID), IDs: ids, Now: now, LeaseMillis: r.cfg.Lease.Milliseconds()}})
+	}
+	if len(ops) == 0 {
+		return proposed{}
+	}
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	errs := r.cfg.Proposer.ApplyAll(actx, ops)
+	cancel()
+	var out proposed
+	for i, p := range pending {
+		switch {
+		case errs[i] == nil:
+		case isDomainError(errs[i]) || p.tries >= 3 || ctx.Err() != nil:
+			r.log.Debug("recording task outcome", "type", b.Type(), "err", errs[i])
+		default:
+			out.retry = append(out.retry, pendingOp{op: p.op, tries: p.tries + 1})
+		}
+	}
+	if len(ids) > 0 {
+		if err := errs[len(ops)-1]; err != nil {
+			r.log.Debug("task lease failed", "type", b.Type(), "err", err)
+		} else {
+			out.leased = res.Tasks
+		}
+	}
+	return out
 }
 
 // pendingOp is an outcome waiting to be recorded and how often recording
@@ -124,10 +163,11 @@ func isDomainError(err error) bool {
 
 // pickBatch chooses up to size runnable tasks: the ones this node prefers
 // first, then ones that waited PreferWait for a node that prefers them.
-func (r *Runner) pickBatch(b Batcher, types map[string]bool, size int, now int64) []uint64 {
+func (r *Runner) pickBatch(b Batcher, types map[string]bool, size int, now int64, skip map[uint64]bool) []uint64 {
 	var ids, late []uint64
 	for _, t := range r.cfg.State.RunnableTasks(now, types, 8*size) {
 		switch {
+		case skip[t.ID]:
 		case b.Prefer(t):
 			ids = append(ids, t.ID)
 		case t.State != fsm.TaskPending || now-t.NextAttempt >= PreferWait.Milliseconds():
