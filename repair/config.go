@@ -71,8 +71,8 @@ func (c Config) Validate() error {
 	if c.ID == "" || c.State == nil || c.Data == nil || c.Placement == nil {
 		return errors.New("repair: ID, State, Data and Placement are required")
 	}
-	if c.BatchSize < 0 || c.BatchSize > 127 || c.Parallel < 0 {
-		return errors.New("repair: batch size must be 0..127 and parallel ≥ 0")
+	if c.BatchSize < 0 || c.BatchSize > 126 || c.Parallel < 0 {
+		return errors.New("repair: batch size must be 0..126 and parallel ≥ 0")
 	}
 	return nil
 }

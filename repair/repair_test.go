@@ -379,6 +379,6 @@ func TestRepairPrefersHoldersOfASurvivingCopy(t *testing.T) {
 		t.Errorf("batch %d, parallel %d: want the defaults", h.BatchSize(), h.Parallel())
 	}
 	if _, err := repair.New(repair.Config{ID: "n1", State: st, Data: newMemCopies(), Placement: fakePlacement{}, BatchSize: 500}); err == nil {
-		t.Error("a batch of 500 repairs accepted (one group-commit entry holds 128 commands)")
+		t.Error("a batch of 500 repairs accepted (a batch, a renewal and a lease must fit one 128-command entry)")
 	}
 }

@@ -17,6 +17,8 @@
 #   DEADLINE=SECONDS   give up waiting for full protection (default 300)
 #   OSPREY_BENCH_DIR   directory for the data dirs (default ${TMPDIR:-/tmp})
 #   OSPREY_SERVER_FLAGS extra flags for every node (e.g. "--redundancy ec:2+1")
+#   PROFILE=DIR        save 5 s CPU profiles of the survivors taken while
+#                      they repair (go tool pprof DIR/nX.pprof)
 #   KEEP=1             keep the data directories and logs
 set -euo pipefail
 __dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -164,6 +166,12 @@ c0="$(metric "${http_of[$survivor]}" osprey_raft_commit_index)"
 start_ns="$(date +%s%N)"
 "${bin}" cluster remove --addr "${http_of[$survivor]}" "${victim}" >/dev/null
 log "removed ${victim}; waiting for full protection (deadline ${deadline_s}s)"
+if [[ -n "${PROFILE:-}" ]]; then
+	mkdir -p "${PROFILE}"
+	for id in "${!pid_of[@]}"; do
+		curl -fsS -o "${PROFILE}/${id}.pprof" "${http_of[$id]}/debug/pprof/profile?seconds=5" &
+	done
+fi
 deadline=$((SECONDS + deadline_s))
 while :; do
 	s="$(status "${http_of[$survivor]}" || true)"

@@ -21,8 +21,9 @@ import (
 // without batching could not apply.
 type Batcher interface {
 	Handler
-	// BatchSize caps the tasks leased and recorded together (≤ 127, so a
-	// batch and the next lease fit one group-commit entry).
+	// BatchSize caps the tasks leased and recorded together (≤ 126, so a
+	// batch, a lease renewal and the next lease fit one group-commit
+	// entry).
 	BatchSize() int
 	// Parallel caps the tasks of a batch running at once.
 	Parallel() int
@@ -37,9 +38,10 @@ type Batcher interface {
 // prefers it before any node takes it.
 const PreferWait = 3 * time.Second
 
-// maxBatchSize keeps a batch's outcomes plus the next lease within one
-// group-commit entry (consensus' default MaxBatch is 128 commands).
-const maxBatchSize = 127
+// maxBatchSize keeps a batch's outcomes, the renewal of the running batch
+// and the next lease within one group-commit entry (consensus' default
+// MaxBatch is 128 commands).
+const maxBatchSize = 126
 
 // runBatches leases, runs and records b's tasks in batches until ctx
 // ends. It works one batch ahead: while a batch runs, one proposal records
@@ -69,6 +71,13 @@ func (r *Runner) runBatches(ctx context.Context, b Batcher) {
 			return
 		}
 		if r.cfg.State.ClusterID() == "" || !r.cfg.Ready() {
+			// (A leased batch left here expires and runs again later.)
+			next = nil
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
 			continue
 		}
 		cur := next
