@@ -141,7 +141,8 @@ func IsPermanent(err error) bool {
 // twice its workers in one entry (and only once the backlog ran down to
 // half), renews the leases of everything it holds in one entry per
 // renewal period, and records the outcomes of tasks that finish within a
-// few milliseconds of each other in one entry (see completer).
+// few milliseconds of each other in one entry (see completer). Handlers
+// that implement Batcher run apart, in batches (runBatches).
 func (r *Runner) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait() // every task goroutine ends before Run returns
