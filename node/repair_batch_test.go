@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -62,10 +63,26 @@ func TestRepairRecordedInBatches(t *testing.T) {
 	if err := l.Cluster().Remove(context.Background(), string(victim)); err != nil {
 		t.Fatalf("remove %s: %v", victim, err)
 	}
+	// Progress shows in /metrics while the repairs run.
+	pending := func() string {
+		_, b, _ := apiOf(t, l).get("/metrics", nil)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "osprey_repairs_pending "); ok {
+				return v
+			}
+		}
+		return "absent"
+	}
+	if v := pending(); v == "absent" {
+		t.Fatal("no osprey_repairs_pending in /metrics")
+	}
 	waitFor(t, 60*time.Second, "protection restored", func() bool {
 		return fullyProtected(t, c, uids, 2) && len(c.Leader().FSM().Tasks(fsm.TaskState(""))) == 0
 	})
 	entries := c.Leader().Raft().CommitIndex() - before
+	if v := pending(); v != "0" {
+		t.Errorf("osprey_repairs_pending %s after the repair", v)
+	}
 	// Per survivor: a lease per batch of 64, each batch's records with the
 	// next lease; plus the removal and what else runs meanwhile.
 	if limit := uint64(held/10 + 8); entries > limit {
