@@ -140,3 +140,55 @@ func TestBatcherPrefersItsTasks(t *testing.T) {
 		t.Fatalf("%d tasks left, want the 10 not preferred", got)
 	}
 }
+
+// TestBatcherLostLeaseCancelsAndRecordsNothing: a task of a running batch
+// whose lease another node took over is cancelled at the next renewal, and
+// its outcome is not recorded; the rest of the batch is.
+func TestBatcherLostLeaseCancelsAndRecordsNothing(t *testing.T) {
+	st := &fakeState{tasks: map[uint64]fsm.Task{}}
+	for id := uint64(1); id <= 3; id++ {
+		st.tasks[id] = fsm.Task{ID: id, Type: "bulk", State: fsm.TaskPending}
+	}
+	p := &queueProposer{st: st}
+	cancelled := make(chan struct{})
+	h := batchHandler{size: 8, parallel: 3, run: func(ctx context.Context, tk fsm.Task) (*tasks.Completion, error) {
+		if tk.ID != 2 {
+			return nil, nil
+		}
+		// Another node takes task 2 over while it runs here.
+		st.mu.Lock()
+		x := st.tasks[2]
+		x.LeaseHolder = "n2"
+		st.tasks[2] = x
+		st.mu.Unlock()
+		<-ctx.Done()
+		close(cancelled)
+		return nil, ctx.Err()
+	}}
+	r, err := tasks.New(tasks.Config{ID: "n1", Workers: 4, Lease: 600 * time.Millisecond, Poll: 2 * time.Millisecond, Handlers: []tasks.Handler{h},
+		Ready: func() bool { return true }, State: st, Proposer: p, Uploads: noUploads{}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the task whose lease was lost is still running")
+	}
+	waitFor(t, "the rest of the batch recorded", func() bool { return len(st.Tasks("")) == 1 })
+	time.Sleep(50 * time.Millisecond) // long enough for a wrong record to show
+	for _, x := range p.applied() {
+		if f, ok := x.(fsm.TaskFail); ok && f.ID == 2 {
+			t.Fatalf("outcome of the lost task recorded: %+v", f)
+		}
+		if d, ok := x.(fsm.TaskDone); ok && d.ID == 2 {
+			t.Fatalf("outcome of the lost task recorded: %+v", d)
+		}
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if tk := st.tasks[2]; tk.LeaseHolder != "n2" {
+		t.Fatalf("task 2 held by %q, want n2's", tk.LeaseHolder)
+	}
+}
