@@ -54,22 +54,41 @@ type Config struct {
 	State     State
 	Data      Data
 	Placement Placement
+	// BatchSize is how many repairs a node leases and records together
+	// (one Raft entry per batch; 0: DefaultBatchSize); Parallel how many
+	// copies it rebuilds at once (0: DefaultParallel).
+	BatchSize, Parallel int
 }
+
+// Defaults of Config.BatchSize and Config.Parallel.
+const (
+	DefaultBatchSize = 64
+	DefaultParallel  = 16
+)
 
 // Validate reports a missing dependency.
 func (c Config) Validate() error {
 	if c.ID == "" || c.State == nil || c.Data == nil || c.Placement == nil {
 		return errors.New("repair: ID, State, Data and Placement are required")
 	}
+	if c.BatchSize < 0 || c.BatchSize > 126 || c.Parallel < 0 {
+		return errors.New("repair: batch size must be 0..126 and parallel ≥ 0")
+	}
 	return nil
 }
 
-var _ tasks.Handler = (*Handler)(nil)
+var _ tasks.Batcher = (*Handler)(nil)
 
 // New returns the repair task handler.
 func New(cfg Config) (*Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.Parallel == 0 {
+		cfg.Parallel = DefaultParallel
 	}
 	return &Handler{cfg: cfg}, nil
 }

@@ -3,7 +3,9 @@
 // copy, an erasure-coded shard by decoding and re-encoding the chunk, a
 // local-backend object from another holder) on the next ring candidate,
 // verifies it against the record and only then completes with the
-// ChunkMoved/ChunkConverted/ObjectMoved command; the Scrubber walks this
+// ChunkMoved/ChunkConverted/ObjectMoved command. It is a tasks.Batcher:
+// a member leases, runs (Parallel at a time) and records repairs in
+// batches, preferring those whose surviving copy it holds. The Scrubber walks this
 // node's staged copies at a bounded rate, verifies their checksums against
 // the records and rewrites bad copies from healthy ones.
 //

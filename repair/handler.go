@@ -27,6 +27,35 @@ type Handler struct{ cfg Config }
 // Type is fsm.TaskRepair.
 func (*Handler) Type() string { return fsm.TaskRepair }
 
+// BatchSize is how many repairs are leased and recorded together
+// (tasks.Batcher): after a member is lost there is one per copy it held.
+func (h *Handler) BatchSize() int { return h.cfg.BatchSize }
+
+// Parallel is how many copies this node rebuilds at once.
+func (h *Handler) Parallel() int { return h.cfg.Parallel }
+
+// Prefer reports whether this node holds a surviving copy of what t
+// rebuilds (it reads it locally, and the members split the repairs by what
+// they hold), or the repair needs no copy read from a holder (a coded
+// shard is decoded from several members; a record that is gone completes
+// at once).
+func (h *Handler) Prefer(t fsm.Task) bool {
+	var p fsm.RepairPayload
+	if err := json.Unmarshal(t.Payload, &p); err != nil {
+		return true
+	}
+	me := osprey.NodeID(h.cfg.ID)
+	switch p.Kind {
+	case fsm.RepairChunk:
+		ch, ok := h.cfg.State.ChunkRecord(p.File, p.Content, p.Blob)
+		return !ok || p.Shard > 0 || (me != p.Lost && hasNode(ch.Owners, me))
+	case fsm.RepairObject:
+		ct, ok := h.cfg.State.Content(p.Content)
+		return !ok || ct.Location == nil || (me != p.Lost && hasNode(ct.Location.Nodes, me))
+	}
+	return true
+}
+
 // Run rebuilds the copy the task names; idempotent (a copy already
 // rebuilt, or a record that is gone, completes at once).
 func (h *Handler) Run(ctx context.Context, t fsm.Task) (*tasks.Completion, error) {

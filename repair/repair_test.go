@@ -342,3 +342,43 @@ func value(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestRepairPrefersHoldersOfASurvivingCopy: a member prefers (leases
+// first) the repairs whose surviving copy it holds, so it reads locally
+// and the members split a lost member's copies between them; a repair
+// with nothing to read from one holder is anyone's.
+func TestRepairPrefersHoldersOfASurvivingCopy(t *testing.T) {
+	h, _, st := setup(t, []byte("data"))
+	st.contents = map[osprey.UID]fsm.Content{9: {ID: 9, Location: &fsm.Location{Bucket: "b", Key: "k", Nodes: []osprey.NodeID{"n2", "n3"}}}}
+	other, err := repair.New(repair.Config{ID: "n3", State: st, Data: newMemCopies(), Placement: fakePlacement{active: []string{"n1", "n3"}, want: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := repairTask(fsm.RepairPayload{Kind: fsm.RepairChunk, File: 1, Blob: 7, Num: 1, Lost: "n2"})
+	object := repairTask(fsm.RepairPayload{Kind: fsm.RepairObject, Content: 9, Lost: "n2"})
+	gone := repairTask(fsm.RepairPayload{Kind: fsm.RepairObject, Content: 10, Lost: "n2"})
+	shard := repairTask(fsm.RepairPayload{Kind: fsm.RepairChunk, File: 1, Blob: 7, Num: 1, Shard: 2, Lost: "n2"})
+	for _, c := range []struct {
+		name string
+		h    *repair.Handler
+		t    fsm.Task
+		want bool
+	}{
+		{"n1 holds the chunk", h, chunk, true},
+		{"n3 does not hold the chunk", other, chunk, false},
+		{"n1 does not hold the object", h, object, false},
+		{"n3 holds the object", other, object, true},
+		{"a record that is gone", h, gone, true},
+		{"a coded shard", other, shard, true},
+	} {
+		if got := c.h.Prefer(c.t); got != c.want {
+			t.Errorf("%s: Prefer = %v, want %v", c.name, got, c.want)
+		}
+	}
+	if h.BatchSize() != repair.DefaultBatchSize || h.Parallel() != repair.DefaultParallel {
+		t.Errorf("batch %d, parallel %d: want the defaults", h.BatchSize(), h.Parallel())
+	}
+	if _, err := repair.New(repair.Config{ID: "n1", State: st, Data: newMemCopies(), Placement: fakePlacement{}, BatchSize: 500}); err == nil {
+		t.Error("a batch of 500 repairs accepted (a batch, a renewal and a lease must fit one 128-command entry)")
+	}
+}

@@ -5,6 +5,13 @@
 // outcome (done, a handler's completion command, a retryable or permanent
 // failure) through Raft. It also serves the task API (httpapi.Tasks).
 //
+// A handler that implements Batcher (repair: one task per copy a lost
+// member held) runs apart, in batches (batch.go): up to BatchSize tasks
+// leased in one command, Parallel of them at a time, and their outcomes
+// recorded together with the lease of the next batch in one ApplyAll (one
+// group-commit entry), one batch ahead. Each task is still completed by
+// its own command, so batching needs no new command type.
+//
 // Handlers are registered explicitly in Config.Handlers; this package
 // holds tier, gc, delete and webhook. Repair lives in package repair and
 // implements the same Handler interface. Every dependency is a small

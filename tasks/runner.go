@@ -141,13 +141,20 @@ func IsPermanent(err error) bool {
 // twice its workers in one entry (and only once the backlog ran down to
 // half), renews the leases of everything it holds in one entry per
 // renewal period, and records the outcomes of tasks that finish within a
-// few milliseconds of each other in one entry (see completer).
+// few milliseconds of each other in one entry (see completer). Handlers
+// that implement Batcher run apart, in batches (runBatches).
 func (r *Runner) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait() // every task goroutine ends before Run returns
 	handlers := map[string]Handler{}
 	types := map[string]bool{}
 	for _, h := range r.cfg.Handlers {
+		if b, ok := h.(Batcher); ok {
+			// Tasks that come by the thousand run in batches, apart.
+			wg.Add(1)
+			go func() { defer wg.Done(); r.runBatches(ctx, b) }()
+			continue
+		}
 		handlers[h.Type()] = h
 		types[h.Type()] = true
 	}
@@ -426,25 +433,29 @@ func (r *Runner) runTask(base context.Context, h Handler, ht *heldTask, outcomes
 	start := time.Now()
 	comp, err := h.Run(ht.ctx, t)
 	ran()
-	now := time.Now().UnixMilli()
-	var op consensus.Op
-	switch {
-	case err != nil:
-		r.runs.WithLabelValues(t.Type, "error").Inc()
-		op = consensus.Op{Type: fsm.CmdTaskFail, Payload: fsm.TaskFail{ID: t.ID, Node: osprey.NodeID(r.cfg.ID), Error: err.Error(),
-			Now: now, Permanent: IsPermanent(err)}}
-		r.log.Info("task failed", "task", t.ID, "type", t.Type, "attempt", t.Attempts, "err", err)
-	case comp != nil:
-		r.runs.WithLabelValues(t.Type, "ok").Inc()
-		op = consensus.Op{Type: comp.Type, Payload: comp.Payload}
-	default:
-		r.runs.WithLabelValues(t.Type, "ok").Inc()
-		op = consensus.Op{Type: fsm.CmdTaskDone, Payload: fsm.TaskDone{ID: t.ID, Node: osprey.NodeID(r.cfg.ID), Now: now}}
-	}
+	op := r.outcome(t, comp, err)
 	if aerr := outcomes.record(base, op); aerr != nil && base.Err() == nil {
 		r.log.Warn("recording task outcome", "task", t.ID, "type", t.Type, "err", aerr)
 	}
 	r.log.Debug("task finished", "task", t.ID, "type", t.Type, "dur", time.Since(start))
+}
+
+// outcome is the command that records a task's run: the handler's
+// completion, a TaskDone, or a TaskFail for an error.
+func (r *Runner) outcome(t fsm.Task, comp *Completion, err error) consensus.Op {
+	now := time.Now().UnixMilli()
+	switch {
+	case err != nil:
+		r.runs.WithLabelValues(t.Type, "error").Inc()
+		r.log.Info("task failed", "task", t.ID, "type", t.Type, "attempt", t.Attempts, "err", err)
+		return consensus.Op{Type: fsm.CmdTaskFail, Payload: fsm.TaskFail{ID: t.ID, Node: osprey.NodeID(r.cfg.ID), Error: err.Error(),
+			Now: now, Permanent: IsPermanent(err)}}
+	case comp != nil:
+		r.runs.WithLabelValues(t.Type, "ok").Inc()
+		return consensus.Op{Type: comp.Type, Payload: comp.Payload}
+	}
+	r.runs.WithLabelValues(t.Type, "ok").Inc()
+	return consensus.Op{Type: fsm.CmdTaskDone, Payload: fsm.TaskDone{ID: t.ID, Node: osprey.NodeID(r.cfg.ID), Now: now}}
 }
 
 // completer records task outcomes in batches: an outcome waits while
