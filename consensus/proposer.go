@@ -59,9 +59,6 @@ type Config struct {
 	// Raft entry (0 means the default; MaxBatch 1 turns batching off).
 	MaxBatch      int
 	MaxBatchBytes int
-	// MaxInflight is how many group-commit entries may be in flight at
-	// once (0 means the default; 1 waits for each entry before the next).
-	MaxInflight int
 
 	Raft      Raft
 	State     State
@@ -72,7 +69,7 @@ type Config struct {
 // sets ID, HTTPAddr and the three dependencies.
 func DefaultConfig() Config {
 	return Config{ApplyTimeout: 10 * time.Second, ReadTimeout: 5 * time.Second, Retry: 50 * time.Millisecond,
-		MaxBatch: 128, MaxBatchBytes: 256 << 10, MaxInflight: 4}
+		MaxBatch: 128, MaxBatchBytes: 256 << 10}
 }
 
 // Validate reports a missing dependency or a non-positive timing.
@@ -84,9 +81,8 @@ func (c Config) Validate() error {
 		return errors.New("consensus: Raft, State and Forwarder are required")
 	case c.ApplyTimeout <= 0 || c.ReadTimeout <= 0 || c.Retry <= 0:
 		return errors.New("consensus: timeouts must be positive")
-	case c.MaxBatch < 0 || c.MaxBatch > fsm.MaxBatchCommands || c.MaxBatchBytes < 0 || c.MaxInflight < 0:
-		return fmt.Errorf("consensus: MaxBatch %d must be 0..%d, MaxBatchBytes %d and MaxInflight %d ≥ 0",
-			c.MaxBatch, fsm.MaxBatchCommands, c.MaxBatchBytes, c.MaxInflight)
+	case c.MaxBatch < 0 || c.MaxBatch > fsm.MaxBatchCommands || c.MaxBatchBytes < 0:
+		return fmt.Errorf("consensus: MaxBatch %d must be 0..%d, MaxBatchBytes %d ≥ 0", c.MaxBatch, fsm.MaxBatchCommands, c.MaxBatchBytes)
 	}
 	return nil
 }
@@ -113,15 +109,7 @@ func New(cfg Config) (*Proposer, error) {
 	if cfg.MaxBatchBytes == 0 {
 		cfg.MaxBatchBytes = def.MaxBatchBytes
 	}
-	if cfg.MaxInflight == 0 {
-		cfg.MaxInflight = def.MaxInflight
-	}
-	g := &groupCommit{apply: cfg.Raft.Apply, timeout: cfg.ApplyTimeout, maxCount: cfg.MaxBatch, maxBytes: cfg.MaxBatchBytes,
-		maxInflight: cfg.MaxInflight}
-	if a, ok := cfg.Raft.(asyncApplier); ok && cfg.MaxInflight > 1 {
-		g.applyAsync = a.ApplyAsync
-		g.slots = make(chan struct{}, cfg.MaxInflight)
-	}
+	g := &groupCommit{apply: cfg.Raft.Apply, timeout: cfg.ApplyTimeout, maxCount: cfg.MaxBatch, maxBytes: cfg.MaxBatchBytes}
 	return &Proposer{cfg: cfg, done: make(chan struct{}), group: g}, nil
 }
 

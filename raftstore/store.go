@@ -203,11 +203,6 @@ func Open(cfg Config) (*Store, error) {
 	// 50ms default made every read on a follower right after a write wait
 	// up to 50ms for it. 5ms of idle heartbeats is cheap on a LAN.
 	rc.CommitTimeout = 5 * time.Millisecond
-	// A buffered apply channel lets the leader take every command queued
-	// since its last log write into the next one: commands in flight
-	// together (ApplyAsync) share an fsync. Apply's own timeout then bounds
-	// only the wait for the outcome, which our callers bound by ctx anyway.
-	rc.BatchApplyCh = true
 	// An FSM that keeps its state on disk (fsm.FSM) does not need the last
 	// snapshot restored at startup when its state is already at or past
 	// it: raft then replays only the entries after the snapshot, and the
@@ -405,60 +400,44 @@ func (s *Store) timeout(ctx context.Context) time.Duration {
 // follower; ErrNotApplied if it could not be enqueued in time (certainly
 // not applied); ErrIndeterminate if it was proposed but its fate is unknown.
 func (s *Store) Apply(ctx context.Context, cmd []byte) (any, uint64, error) {
-	wait, err := s.ApplyAsync(ctx, cmd)
-	if err != nil {
-		return nil, 0, err
-	}
-	return wait()
-}
-
-// ApplyAsync hands cmd to raft and returns at once with a function that
-// waits for its outcome as Apply would (under ctx). Commands handed over
-// by one goroutine enter the log in the order of its calls, so a caller
-// can keep several in flight, in order, and let raft share one log write
-// (one fsync) among them while the state machine applies earlier ones. An
-// error returned here means the command was certainly not applied.
-func (s *Store) ApplyAsync(ctx context.Context, cmd []byte) (func() (any, uint64, error), error) {
 	select {
 	case <-s.closed:
 		// Not "not leader": there is nobody to forward to from here.
-		return nil, ErrShutdown
+		return nil, 0, ErrShutdown
 	default:
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotApplied, err)
+		return nil, 0, fmt.Errorf("%w: %w", ErrNotApplied, err)
 	}
 	if len(cmd) > s.cfg.MaxCommandSize {
-		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(cmd), s.cfg.MaxCommandSize)
+		return nil, 0, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(cmd), s.cfg.MaxCommandSize)
 	}
 	if !s.IsLeader() {
-		return nil, ErrNotLeader
+		return nil, 0, ErrNotLeader
 	}
 	timeout := s.timeout(ctx)
 	if timeout <= 0 {
 		// raft would take 0 as "wait for ever" to enqueue.
-		return nil, fmt.Errorf("%w: %w", ErrNotApplied, context.DeadlineExceeded)
+		return nil, 0, fmt.Errorf("%w: %w", ErrNotApplied, context.DeadlineExceeded)
 	}
 	f := s.raft.Apply(cmd, timeout)
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
-	return func() (any, uint64, error) {
-		select {
-		case err := <-done:
-			if err != nil {
-				return nil, 0, applyError(err, f.Index())
-			}
-			return f.Response(), f.Index(), nil
-		case <-ctx.Done():
-			// The command may already be in the log; we cannot know.
-			return nil, 0, fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())
-		case <-s.closed:
-			// Closing with the command in flight: it may commit, and raft
-			// drops entries still queued for the FSM at shutdown without
-			// answering them. (Not ErrShutdown: that would say "not applied".)
-			return nil, 0, fmt.Errorf("%w: store closed", ErrIndeterminate)
+	select {
+	case err := <-done:
+		if err != nil {
+			return nil, 0, applyError(err, f.Index())
 		}
-	}, nil
+		return f.Response(), f.Index(), nil
+	case <-ctx.Done():
+		// The command may already be in the log; we cannot know.
+		return nil, 0, fmt.Errorf("%w: %w", ErrIndeterminate, ctx.Err())
+	case <-s.closed:
+		// Closing with the command in flight: it may commit, and raft
+		// drops entries still queued for the FSM at shutdown without
+		// answering them. (Not ErrShutdown: that would say "not applied".)
+		return nil, 0, fmt.Errorf("%w: store closed", ErrIndeterminate)
+	}
 }
 
 // applyError translates the error of a proposed command. Once raft has
