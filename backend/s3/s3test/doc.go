@@ -8,7 +8,8 @@
 //
 // Start launches a server on 127.0.0.1 with a free port and a fresh data
 // directory, polls /minio/health/live and /minio/health/ready until it
-// answers (with a deadline), and returns a *Server the caller MUST Close.
+// answers, a signed ListBuckets succeeds and an unknown access key gets
+// InvalidAccessKeyId (IAM initialised), with a deadline, and returns a *Server the caller MUST Close.
 // Stop and Restart (same address, same data) let tests simulate an outage.
 // StartServer and StartMinIO wrap it for tests: they skip the test when no
 // binary exists and close the server at cleanup. The server's output goes to

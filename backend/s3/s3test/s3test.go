@@ -245,10 +245,25 @@ func (s *Server) waitReady(ctx context.Context, exited <-chan struct{}) error {
 		_, err := s3c.ListBuckets(ctx)
 		return err == nil
 	}
+	// The root credentials work before the IAM sub-system is: until it is
+	// initialised, any other access key gets XMinioIAMNotInitialized
+	// instead of InvalidAccessKeyId (seen in a CI run), so wait for the
+	// real answer to an unknown key too.
+	stranger, err := minio.New(s.cfg.Addr, &minio.Options{
+		Creds:      credentials.NewStaticV4("s3test-unknown-key", "s3test-unknown-secret", ""),
+		MaxRetries: 1,
+	})
+	if err != nil {
+		return fmt.Errorf("s3test: client: %w", err)
+	}
+	iamReady := func() bool {
+		_, err := stranger.ListBuckets(ctx)
+		return minio.ToErrorResponse(err).Code == "InvalidAccessKeyId"
+	}
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if ready("/minio/health/live") && ready("/minio/health/ready") && s3Ready() {
+		if ready("/minio/health/live") && ready("/minio/health/ready") && s3Ready() && iamReady() {
 			return nil
 		}
 		select {
