@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"bytes"
 	"fmt"
 	"strconv"
 	"strings"
@@ -39,14 +38,13 @@ func entriesPerSmallFile(t *testing.T, c *cluster, n, conc int) float64 {
 			defer wg.Done()
 			for i := range next {
 				nd := nodes[i%len(nodes)]
-				a := apiOf(t, nd)
 				data := content(1000+base+i, 4096)
-				link := a.link(fmt.Sprintf("small/%d.bin", i))[0]
-				if code, env, _ := a.do("PUT", link.URL.Single+"&md5="+md5hex(data), bytes.NewReader(data), nil); code != 200 {
-					t.Errorf("upload %d: %d %s", i, code, env.Message)
+				uid, err := tryUploadPatiently(t, nd, fmt.Sprintf("small/%d.bin", i), data)
+				if err != nil {
+					t.Error(err)
 					return
 				}
-				uids[i] = link.UID
+				uids[i] = uid
 			}
 		}()
 	}

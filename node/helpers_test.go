@@ -339,3 +339,48 @@ func mustUID(t testing.TB, s string) osprey.UID {
 	}
 	return u
 }
+
+// uploadPatiently is uploadSingle retrying what a loaded machine may
+// answer with 5xx (an election during the commit: outcome unknown), for
+// tests about something else (repair, rebalance, entry counts). A retried
+// link may leave an extra uploading file behind; a retried upload of the
+// same link is idempotent.
+func uploadPatiently(t *testing.T, n *node.Node, name string, data []byte) string {
+	t.Helper()
+	uid, err := tryUploadPatiently(t, n, name, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uid
+}
+
+// tryUploadPatiently is uploadPatiently returning its error, for
+// goroutines other than the test's.
+func tryUploadPatiently(t *testing.T, n *node.Node, name string, data []byte) (string, error) {
+	a := apiOf(t, n)
+	var link uploadLink
+	deadline := time.Now().Add(30 * time.Second)
+	body, _ := json.Marshal(map[string]any{"filePath": []string{name}, "expire": 3600})
+	for {
+		code, env, _ := a.do("POST", "/api/storage/v0/link/upload", bytes.NewReader(body), nil)
+		var links []uploadLink
+		if code == 200 && json.Unmarshal(env.Data, &links) == nil && len(links) == 1 {
+			link = links[0]
+			break
+		}
+		if code < 500 || time.Now().After(deadline) {
+			return "", fmt.Errorf("link %s: %d %s", name, code, env.Message)
+		}
+		time.Sleep(100 * time.Millisecond) // retry pause, not synchronisation
+	}
+	for {
+		code, env, _ := a.do("PUT", link.URL.Single+"&md5="+md5hex(data), bytes.NewReader(data), nil)
+		if code == 200 {
+			return link.UID, nil
+		}
+		if code < 500 || time.Now().After(deadline) {
+			return "", fmt.Errorf("upload %s: %d %s", name, code, env.Message)
+		}
+		time.Sleep(100 * time.Millisecond) // retry pause, not synchronisation
+	}
+}

@@ -79,16 +79,14 @@ func TestRebalanceOnJoin(t *testing.T) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			data := content(1000+i, 1024+i%3000)
-			a := apiOf(t, c.nodes[i%2])
-			link := a.link(fmt.Sprintf("rb/%d.bin", i))[0]
-			code, env, _ := a.do("PUT", link.URL.Single+"&md5="+md5hex(data), bytes.NewReader(data), nil)
-			if code != 200 {
-				t.Errorf("upload %d: %d %s", i, code, env.Message)
+			uid, err := tryUploadPatiently(t, c.nodes[i%2], fmt.Sprintf("rb/%d.bin", i), data)
+			if err != nil {
+				t.Error(err)
 				return
 			}
 			mu.Lock()
-			datas[link.UID] = data
-			uids = append(uids, link.UID)
+			datas[uid] = data
+			uids = append(uids, uid)
 			mu.Unlock()
 		}()
 	}

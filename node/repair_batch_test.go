@@ -1,9 +1,7 @@
 package node_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/fsm"
-	"github.com/osprey-storage/osprey/node"
 )
 
 // TestRepairRecordedInBatches: after a member holding ~120 local-backend
@@ -89,37 +86,4 @@ func TestRepairRecordedInBatches(t *testing.T) {
 		t.Fatalf("%d Raft entries to repair %d copies, want ≤ %d", entries, held, limit)
 	}
 	t.Logf("%d Raft entries to repair %d copies", entries, held)
-}
-
-// uploadPatiently is uploadSingle retrying what a loaded machine may
-// answer with 5xx (an election during the commit: outcome unknown); this
-// test is about repair, and a retried upload of the same link is
-// idempotent.
-func uploadPatiently(t *testing.T, n *node.Node, name string, data []byte) string {
-	t.Helper()
-	a := apiOf(t, n)
-	var link uploadLink
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, env, _ := a.do("POST", "/api/storage/v0/link/upload", bytes.NewReader([]byte(`{"filePath":["`+name+`"],"expire":3600}`)), nil)
-		var links []uploadLink
-		if code == 200 && json.Unmarshal(env.Data, &links) == nil && len(links) == 1 {
-			link = links[0]
-			break
-		}
-		if code < 500 || time.Now().After(deadline) {
-			t.Fatalf("link %s: %d %s", name, code, env.Message)
-		}
-		time.Sleep(100 * time.Millisecond) // retry pause, not synchronisation
-	}
-	for {
-		code, env, _ := a.do("PUT", link.URL.Single+"&md5="+md5hex(data), bytes.NewReader(data), nil)
-		if code == 200 {
-			return link.UID
-		}
-		if code < 500 || time.Now().After(deadline) {
-			t.Fatalf("upload %s: %d %s", name, code, env.Message)
-		}
-		time.Sleep(100 * time.Millisecond) // retry pause, not synchronisation
-	}
 }
