@@ -19,6 +19,7 @@ type Dist struct {
 	Min         time.Duration `json:"min"`
 	Median      time.Duration `json:"median"`
 	P90         time.Duration `json:"p90"`
+	P99         time.Duration `json:"p99"`
 	Max         time.Duration `json:"max"`
 }
 
@@ -30,7 +31,7 @@ func (d Dist) String() string {
 		return fmt.Sprintf("no measurements (%d leader losses without a later successful write)", d.Unrecovered)
 	}
 	r := func(x time.Duration) string { return x.Round(10 * time.Millisecond).String() }
-	return fmt.Sprintf("n=%d min=%s median=%s p90=%s max=%s unrecovered=%d", d.Count, r(d.Min), r(d.Median), r(d.P90), r(d.Max), d.Unrecovered)
+	return fmt.Sprintf("n=%d min=%s median=%s p90=%s p99=%s max=%s unrecovered=%d", d.Count, r(d.Min), r(d.Median), r(d.P90), r(d.P99), r(d.Max), d.Unrecovered)
 }
 
 func newDist(xs []time.Duration, unrecovered int) Dist {
@@ -43,7 +44,7 @@ func newDist(xs []time.Duration, unrecovered int) Dist {
 		i := int(math.Ceil(p*float64(len(xs)))) - 1
 		return xs[max(0, min(i, len(xs)-1))]
 	}
-	d.Min, d.Median, d.P90, d.Max = xs[0], q(0.5), q(0.9), xs[len(xs)-1]
+	d.Min, d.Median, d.P90, d.P99, d.Max = xs[0], q(0.5), q(0.9), q(0.99), xs[len(xs)-1]
 	return d
 }
 
@@ -87,6 +88,9 @@ type Report struct {
 	Errors     map[string]int             `json:"errors"`   // unsuccessful ops by type, status and message shape
 	Faults     []FaultRecord              `json:"faults"`
 	Failover   Dist                       `json:"failover"`
+	// Breakdown splits each leader loss into detection, election and the
+	// client's share, from the nodes' raft logs (failover.go).
+	Breakdown []FailoverEvent `json:"failover_breakdown,omitempty"`
 	Check      CheckResult                `json:"check"`
 	Notes      []string                   `json:"notes,omitempty"`
 	TaskStates map[string]int             `json:"task_states,omitempty"`
@@ -179,7 +183,9 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %6.1fs–%6.1fs %s on %s%s%s\n", f.Start.Seconds(), f.End.Seconds(), f.Fault, strings.Join(f.Targets, ","), lead, note)
 	}
-	fmt.Fprintf(w, "\nfailover (leader loss → first successful write): %s\n\n", r.Failover)
+	fmt.Fprintf(w, "\nfailover (leader loss → first successful write): %s\n", r.Failover)
+	writeBreakdown(w, r.Breakdown)
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "invariants:\n")
 	for _, inv := range r.Check.Invariants {
 		fmt.Fprintf(w, "  %-28s %-8s %s\n", inv.Name, strings.ToUpper(string(inv.Verdict)), inv.Detail)

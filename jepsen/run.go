@@ -278,6 +278,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Failover = Failover(in.History, rep.Faults)
 	rep.Elapsed = time.Since(began)
 	cluster.Stop(3 * time.Second)
+	var logs []string
+	for _, n := range cluster.Nodes {
+		logs = append(logs, n.Proc.LogPath)
+	}
+	rep.Breakdown = FailoverBreakdown(in.History, rep.Faults, readRaftEvents(logs, rec.Start()))
 	writeReport(cfg.Out, rep, in.History)
 	if rep.Check.OK && !cfg.KeepData {
 		_ = os.RemoveAll(filepath.Join(cfg.Out, "data"))

@@ -1,0 +1,179 @@
+package jepsen
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// FailoverEvent splits one leader loss into its parts, all measured from the
+// fault's start: when a follower first noticed (its heartbeat timeout
+// fired), when a new leader won its election and after how many
+// candidacies, and when the first write invoked after the fault succeeded.
+// Write minus Elected is the client's share: requests waiting out an
+// unresponsive node, retry backoff, forwarding, the write's own commit.
+// A negative duration means "not seen" (no log line or no write).
+type FailoverEvent struct {
+	Fault       string        `json:"fault"`
+	Start       time.Duration `json:"start"`        // run-relative
+	StepDown    time.Duration `json:"step_down"`    // the old leader gave up (check-quorum), if it logged so
+	Detected    time.Duration `json:"detected"`     // first follower heartbeat timeout
+	Elected     time.Duration `json:"elected"`      // first election won after the fault
+	NewLeader   string        `json:"new_leader"`   // who won it
+	Candidacies int           `json:"candidacies"`  // candidacies of other nodes up to the win (1 = first try)
+	PreVoteFail int           `json:"prevote_fail"` // of which ended by a refused pre-vote
+	Write       time.Duration `json:"write"`        // first successful write completed
+	WriteSent   time.Duration `json:"write_sent"`   // when that write was invoked
+	WriteOp     string        `json:"write_op"`     // its type and the node it was sent to
+}
+
+// raftEvent is one failover-relevant line of a node's log.
+type raftEvent struct {
+	at   time.Duration // run-relative
+	node string
+	kind string // timeout, stepdown, candidate, prevotefail, won
+}
+
+var (
+	logTimeRE = regexp.MustCompile(`^time=(\S+) `)
+	logNodeRE = regexp.MustCompile(`\snode=([^\s"\\]+) component=`)
+	logKinds  = []struct{ kind, msg string }{
+		{"timeout", `msg="heartbeat timeout reached`},
+		{"stepdown", `msg="failed to contact quorum of nodes, stepping down`},
+		{"candidate", `msg="entering candidate state`},
+		{"prevotefail", `msg="pre-vote campaign failed`},
+		{"won", `msg="election won`},
+	}
+)
+
+// parseRaftEvents reads the election-related lines of one node's log
+// (log/slog text lines carrying hashicorp/raft's messages), with times
+// made relative to start.
+func parseRaftEvents(r io.Reader, start time.Time) []raftEvent {
+	var out []raftEvent
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		kind := ""
+		for _, k := range logKinds {
+			if strings.Contains(line, k.msg) {
+				kind = k.kind
+				break
+			}
+		}
+		if kind == "" {
+			continue
+		}
+		tm := logTimeRE.FindStringSubmatch(line)
+		nm := logNodeRE.FindStringSubmatch(line)
+		if tm == nil || nm == nil {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, tm[1])
+		if err != nil {
+			continue
+		}
+		out = append(out, raftEvent{at: t.Sub(start), node: nm[1], kind: kind})
+	}
+	return out
+}
+
+// readRaftEvents parses every log file, sorted by time. Unreadable files
+// are skipped: the breakdown is a diagnostic, not a verdict.
+func readRaftEvents(paths []string, start time.Time) []raftEvent {
+	var evs []raftEvent
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		evs = append(evs, parseRaftEvents(f, start)...)
+		f.Close()
+	}
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].at < evs[j].at })
+	return evs
+}
+
+// FailoverBreakdown returns one FailoverEvent per fault that took the
+// leader away. Each event's window ends at the next leader loss (or a
+// minute later), so overlapping faults do not borrow each other's lines.
+func FailoverBreakdown(h []Op, faults []FaultRecord, evs []raftEvent) []FailoverEvent {
+	var lost []FaultRecord
+	for _, f := range faults {
+		if f.LeaderLost {
+			lost = append(lost, f)
+		}
+	}
+	var out []FailoverEvent
+	for i, f := range lost {
+		end := f.Start + time.Minute
+		if i+1 < len(lost) && lost[i+1].Start < end {
+			end = lost[i+1].Start
+		}
+		e := FailoverEvent{Fault: f.Fault, Start: f.Start, StepDown: -1, Detected: -1, Elected: -1, Write: -1, WriteSent: -1}
+		for _, ev := range evs {
+			if ev.at < f.Start || ev.at >= end {
+				continue
+			}
+			rel := ev.at - f.Start
+			target := slices.Contains(f.Targets, ev.node)
+			switch {
+			case ev.kind == "stepdown" && target && e.StepDown < 0:
+				e.StepDown = rel
+			case e.Elected >= 0 || target:
+				// after the win, and the cut-off node's own attempts, do
+				// not count
+			case ev.kind == "timeout" && e.Detected < 0:
+				e.Detected = rel
+			case ev.kind == "candidate":
+				e.Candidacies++
+			case ev.kind == "prevotefail":
+				e.PreVoteFail++
+			case ev.kind == "won":
+				e.Elected, e.NewLeader = rel, ev.node
+			}
+		}
+		for _, op := range h {
+			if op.Outcome == OK && writeOps[op.Type] && !op.Final && op.T0 >= f.Start && (e.Write < 0 || op.T1-f.Start < e.Write) {
+				e.Write, e.WriteSent, e.WriteOp = op.T1-f.Start, op.T0-f.Start, fmt.Sprintf("%s via %s", op.Type, op.Node)
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func writeBreakdown(w io.Writer, evs []FailoverEvent) {
+	if len(evs) == 0 {
+		return
+	}
+	s := func(d time.Duration) string {
+		if d < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", d.Seconds())
+	}
+	fmt.Fprintf(w, "failover breakdown (seconds after the fault; detect: a follower's heartbeat timeout fired; elect: a new leader won,\n")
+	fmt.Fprintf(w, "after cand candidacies of which pv ended by a refused pre-vote; write: the first write sent after the fault succeeded;\n")
+	fmt.Fprintf(w, "client = write − elect: waiting out unresponsive nodes, backoff, forwarding, the write's own commit):\n")
+	fmt.Fprintf(w, "  %7s  %-30s %6s %6s %6s %4s %3s %6s %6s  %s\n", "start", "fault", "down", "detect", "elect", "cand", "pv", "write", "client", "first write")
+	for _, e := range evs {
+		client := time.Duration(-1)
+		if e.Write >= 0 && e.Elected >= 0 {
+			client = max(0, e.Write-e.Elected)
+		}
+		first := "-"
+		if e.WriteSent >= 0 {
+			first = fmt.Sprintf("%s, sent +%s", e.WriteOp, s(e.WriteSent))
+		}
+		fmt.Fprintf(w, "  %6.1fs  %-30s %6s %6s %6s %4d %3d %6s %6s  %s\n", e.Start.Seconds(), truncate(e.Fault, 30),
+			s(e.StepDown), s(e.Detected), s(e.Elected), e.Candidacies, e.PreVoteFail, s(e.Write), s(client), first)
+	}
+}
