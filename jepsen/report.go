@@ -75,28 +75,28 @@ func Failover(h []Op, faults []FaultRecord) Dist {
 
 // Report is the summary of one run.
 type Report struct {
-	Seed       int64                      `json:"seed"`
-	Scenario   string                     `json:"scenario,omitempty"`
-	Nodes      int                        `json:"nodes"`
-	Duration   time.Duration              `json:"duration"`
-	Backend    string                     `json:"backend"`
-	Nemeses    []FaultKind                `json:"nemeses"`
-	Network    string                     `json:"network"`
-	Processes  int                        `json:"processes"`
-	Ops        map[OpType]map[Outcome]int `json:"ops"`
-	Statuses   map[int]int                `json:"statuses"` // of unsuccessful ops; 0 = no reply
-	Errors     map[string]int             `json:"errors"`   // unsuccessful ops by type, status and message shape
-	Faults     []FaultRecord              `json:"faults"`
-	Failover   Dist                       `json:"failover"`
+	Seed      int64                      `json:"seed"`
+	Scenario  string                     `json:"scenario,omitempty"`
+	Nodes     int                        `json:"nodes"`
+	Duration  time.Duration              `json:"duration"`
+	Backend   string                     `json:"backend"`
+	Nemeses   []FaultKind                `json:"nemeses"`
+	Network   string                     `json:"network"`
+	Processes int                        `json:"processes"`
+	Ops       map[OpType]map[Outcome]int `json:"ops"`
+	Statuses  map[int]int                `json:"statuses"` // of unsuccessful ops; 0 = no reply
+	Errors    map[string]int             `json:"errors"`   // unsuccessful ops by type, status and message shape
+	Faults    []FaultRecord              `json:"faults"`
+	Failover  Dist                       `json:"failover"`
 	// Breakdown splits each leader loss into detection, election and the
 	// client's share, from the nodes' raft logs (failover.go).
-	Breakdown []FailoverEvent `json:"failover_breakdown,omitempty"`
-	Check      CheckResult                `json:"check"`
-	Notes      []string                   `json:"notes,omitempty"`
-	TaskStates map[string]int             `json:"task_states,omitempty"`
-	Elapsed    time.Duration              `json:"elapsed"`
-	Command    string                     `json:"command"`
-	Schedule   Schedule                   `json:"schedule"`
+	Breakdown  []FailoverEvent `json:"failover_breakdown,omitempty"`
+	Check      CheckResult     `json:"check"`
+	Notes      []string        `json:"notes,omitempty"`
+	TaskStates map[string]int  `json:"task_states,omitempty"`
+	Elapsed    time.Duration   `json:"elapsed"`
+	Command    string          `json:"command"`
+	Schedule   Schedule        `json:"schedule"`
 	extraLanes []string
 }
 
