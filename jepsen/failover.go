@@ -150,6 +150,26 @@ func FailoverBreakdown(h []Op, faults []FaultRecord, evs []raftEvent) []Failover
 	return out
 }
 
+// OtherElections returns the run-relative times of elections won that
+// replaced no leader lost to a fault (those FailoverBreakdown counted):
+// elections after partitions of a minority or member changes, and
+// spurious ones, the cost of short timeouts on a loaded machine.
+func OtherElections(evs []raftEvent, breakdown []FailoverEvent) []time.Duration {
+	counted := map[time.Duration]bool{}
+	for _, e := range breakdown {
+		if e.Elected >= 0 {
+			counted[e.Start+e.Elected] = true
+		}
+	}
+	var out []time.Duration
+	for _, ev := range evs {
+		if ev.kind == "won" && ev.at >= 0 && !counted[ev.at] {
+			out = append(out, ev.at)
+		}
+	}
+	return out
+}
+
 func writeBreakdown(w io.Writer, evs []FailoverEvent) {
 	if len(evs) == 0 {
 		return

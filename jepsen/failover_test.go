@@ -44,6 +44,12 @@ func TestFailoverBreakdown(t *testing.T) {
 		e.Candidacies != 2 || e.PreVoteFail != 1 || ms(e.Write) != 2200 || ms(e.WriteSent) != 500 {
 		t.Fatalf("breakdown = %+v", e)
 	}
+	if other := OtherElections(evs, got); len(other) != 0 {
+		t.Fatalf("other elections = %v, want none", other)
+	}
+	if other := OtherElections(evs, nil); len(other) != 1 || other[0] != 4510*time.Millisecond {
+		t.Fatalf("other elections without the breakdown = %v", other)
+	}
 	var b strings.Builder
 	writeBreakdown(&b, got)
 	if !strings.Contains(b.String(), "chunk via") || !strings.Contains(b.String(), "0.69") {

@@ -90,14 +90,17 @@ type Report struct {
 	Failover  Dist                       `json:"failover"`
 	// Breakdown splits each leader loss into detection, election and the
 	// client's share, from the nodes' raft logs (failover.go).
-	Breakdown  []FailoverEvent `json:"failover_breakdown,omitempty"`
-	Check      CheckResult     `json:"check"`
-	Notes      []string        `json:"notes,omitempty"`
-	TaskStates map[string]int  `json:"task_states,omitempty"`
-	Elapsed    time.Duration   `json:"elapsed"`
-	Command    string          `json:"command"`
-	Schedule   Schedule        `json:"schedule"`
-	extraLanes []string
+	Breakdown []FailoverEvent `json:"failover_breakdown,omitempty"`
+	// OtherElections are the elections won that replaced no leader lost
+	// to a fault (run-relative).
+	OtherElections []time.Duration `json:"other_elections,omitempty"`
+	Check          CheckResult     `json:"check"`
+	Notes          []string        `json:"notes,omitempty"`
+	TaskStates     map[string]int  `json:"task_states,omitempty"`
+	Elapsed        time.Duration   `json:"elapsed"`
+	Command        string          `json:"command"`
+	Schedule       Schedule        `json:"schedule"`
+	extraLanes     []string
 }
 
 // CountOps fills Ops and Statuses from the history.
@@ -185,6 +188,13 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nfailover (leader loss → first successful write): %s\n", r.Failover)
 	writeBreakdown(w, r.Breakdown)
+	if len(r.OtherElections) > 0 {
+		var ts []string
+		for _, t := range r.OtherElections {
+			ts = append(ts, fmt.Sprintf("%.1fs", t.Seconds()))
+		}
+		fmt.Fprintf(w, "other elections won (after minority partitions, member changes, or spurious): %d at %s\n", len(ts), strings.Join(ts, " "))
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "invariants:\n")
 	for _, inv := range r.Check.Invariants {

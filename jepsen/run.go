@@ -282,7 +282,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	for _, n := range cluster.Nodes {
 		logs = append(logs, n.Proc.LogPath)
 	}
-	rep.Breakdown = FailoverBreakdown(in.History, rep.Faults, readRaftEvents(logs, rec.Start()))
+	raftEvs := readRaftEvents(logs, rec.Start())
+	rep.Breakdown = FailoverBreakdown(in.History, rep.Faults, raftEvs)
+	rep.OtherElections = OtherElections(raftEvs, rep.Breakdown)
 	writeReport(cfg.Out, rep, in.History)
 	if rep.Check.OK && !cfg.KeepData {
 		_ = os.RemoveAll(filepath.Join(cfg.Out, "data"))
