@@ -31,6 +31,67 @@ type FailoverEvent struct {
 	Write       time.Duration `json:"write"`        // first successful write completed
 	WriteSent   time.Duration `json:"write_sent"`   // when that write was invoked
 	WriteOp     string        `json:"write_op"`     // its type and the node it was sent to
+	// NoQuorum: before the write, the faults in force left no majority up
+	// and connected; the event is left out of the failover figures.
+	NoQuorum bool `json:"no_quorum,omitempty"`
+}
+
+// quorumAt reports whether, with the faults in force at t, some node that
+// is up reaches a majority of the members (itself included) directly:
+// killed, paused and removed nodes are down, partitions cut the pairs
+// they blocked.
+func quorumAt(faults []FaultRecord, nodes int, t time.Duration) bool {
+	down := map[string]bool{}
+	cut := map[[2]string]bool{}
+	for _, f := range faults {
+		if f.Start > t || (f.End > 0 && f.End <= t) {
+			continue
+		}
+		switch f.Kind {
+		case FaultKill, FaultPause, FaultMember:
+			for _, id := range f.Targets {
+				down[id] = true
+			}
+		}
+		for _, b := range f.Blocked {
+			cut[b], cut[[2]string{b[1], b[0]}] = true, true
+		}
+	}
+	for i := 1; i <= nodes; i++ {
+		v := fmt.Sprintf("n%d", i)
+		if down[v] {
+			continue
+		}
+		reach := 1
+		for j := 1; j <= nodes; j++ {
+			u := fmt.Sprintf("n%d", j)
+			if j != i && !down[u] && !cut[[2]string{v, u}] {
+				reach++
+			}
+		}
+		if reach > nodes/2 {
+			return true
+		}
+	}
+	return false
+}
+
+// quorumThroughout reports whether a quorum was possible during the whole
+// of [from, to]: faults only start within it at their Start, so those are
+// the moments to check.
+func quorumThroughout(faults []FaultRecord, nodes int, from, to time.Duration) bool {
+	if nodes <= 0 {
+		return true
+	}
+	if !quorumAt(faults, nodes, from) {
+		return false
+	}
+	for _, f := range faults {
+		if f.Start > from && f.Start <= to && !quorumAt(faults, nodes, f.Start) {
+			return false
+		}
+	}
+	return true
 }
 
 // raftEvent is one failover-relevant line of a node's log.
@@ -104,7 +165,7 @@ func readRaftEvents(paths []string, start time.Time) []raftEvent {
 // FailoverBreakdown returns one FailoverEvent per fault that took the
 // leader away. Each event's window ends at the next leader loss (or a
 // minute later), so overlapping faults do not borrow each other's lines.
-func FailoverBreakdown(h []Op, faults []FaultRecord, evs []raftEvent) []FailoverEvent {
+func FailoverBreakdown(h []Op, faults []FaultRecord, nodes int, evs []raftEvent) []FailoverEvent {
 	var lost []FaultRecord
 	for _, f := range faults {
 		if f.LeaderLost {
@@ -144,6 +205,9 @@ func FailoverBreakdown(h []Op, faults []FaultRecord, evs []raftEvent) []Failover
 			if op.Outcome == OK && writeOps[op.Type] && !op.Final && op.T0 >= f.Start && (e.Write < 0 || op.T1-f.Start < e.Write) {
 				e.Write, e.WriteSent, e.WriteOp = op.T1-f.Start, op.T0-f.Start, fmt.Sprintf("%s via %s", op.Type, op.Node)
 			}
+		}
+		if e.Write >= 0 {
+			e.NoQuorum = !quorumThroughout(faults, nodes, f.Start, f.Start+e.Write)
 		}
 		out = append(out, e)
 	}
@@ -192,6 +256,9 @@ func writeBreakdown(w io.Writer, evs []FailoverEvent) {
 		first := "-"
 		if e.WriteSent >= 0 {
 			first = fmt.Sprintf("%s, sent +%s", e.WriteOp, s(e.WriteSent))
+		}
+		if e.NoQuorum {
+			first += " [no quorum possible for a while: left out]"
 		}
 		fmt.Fprintf(w, "  %6.1fs  %-30s %6s %6s %6s %4d %3d %6s %6s  %s\n", e.Start.Seconds(), truncate(e.Fault, 30),
 			s(e.StepDown), s(e.Detected), s(e.Elected), e.Candidacies, e.PreVoteFail, s(e.Write), s(client), first)

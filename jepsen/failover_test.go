@@ -34,7 +34,7 @@ func TestFailoverBreakdown(t *testing.T) {
 		add("c2", OpChunk, "1", OK, 0, 3500, 5200, OpValue{}). // first write after the fault
 		add("c3", OpLink, "3", OK, 0, 4900, 5300, OpValue{}).ops
 	faults := []FaultRecord{{Fault: "partition-leader(leader n2)", Targets: []string{"n2"}, Start: 3 * time.Second, LeaderLost: true}}
-	got := FailoverBreakdown(h, faults, evs)
+	got := FailoverBreakdown(h, faults, 5, evs)
 	if len(got) != 1 {
 		t.Fatalf("got %d events", len(got))
 	}
@@ -54,5 +54,44 @@ func TestFailoverBreakdown(t *testing.T) {
 	writeBreakdown(&b, got)
 	if !strings.Contains(b.String(), "chunk via") || !strings.Contains(b.String(), "0.69") {
 		t.Fatalf("text:\n%s", b.String())
+	}
+}
+
+// TestFailoverNoQuorum: a leader loss during which the faults in force
+// leave no majority up and connected (a kill, then a split of the other
+// four two against two, as in a 10-minute run) is left out of the
+// failover figures; a bridge keeps a quorum (the bridge node reaches
+// everyone), so it counts.
+func TestFailoverNoQuorum(t *testing.T) {
+	split := [][2]string{}
+	for _, a := range []string{"n1", "n3"} {
+		for _, b := range []string{"n2", "n4", "n5"} {
+			split = append(split, [2]string{a, b})
+		}
+	}
+	faults := []FaultRecord{
+		{Fault: "kill(n2)", Kind: FaultKill, Targets: []string{"n2"}, Start: 1 * time.Second, End: 12 * time.Second, LeaderLost: true},
+		{Fault: "partition-majority[n1,n3 | n2,n4,n5]", Kind: FaultPartitionMajority, Targets: []string{"n1", "n3"},
+			Start: 1300 * time.Millisecond, End: 12 * time.Second, Blocked: split},
+		{Fault: "partition-bridge[n1,n2 | n4,n5 | bridge n3]", Kind: FaultPartitionBridge, Targets: []string{"n1", "n2", "n4", "n5"},
+			Start: 20 * time.Second, End: 30 * time.Second, LeaderLost: true,
+			Blocked: [][2]string{{"n1", "n4"}, {"n1", "n5"}, {"n2", "n4"}, {"n2", "n5"}}},
+	}
+	h := linked("1").
+		add("c0", OpLink, "2", OK, 0, 1100, 12500, OpValue{}). // after the heal
+		add("c0", OpLink, "3", OK, 0, 20100, 21000, OpValue{}).ops
+	if !quorumAt(faults, 5, 1100*time.Millisecond) || quorumAt(faults, 5, 1400*time.Millisecond) || !quorumAt(faults, 5, 25*time.Second) {
+		t.Fatal("quorumAt: want a quorum with one node killed and with a bridge, none with the kill and the split")
+	}
+	d := Failover(h, faults, 5)
+	if d.Count != 1 || d.NoQuorum != 1 || d.Max != time.Second {
+		t.Fatalf("Failover = %+v", d)
+	}
+	if !strings.Contains(d.String(), "without a possible quorum") {
+		t.Fatalf("String = %q", d.String())
+	}
+	br := FailoverBreakdown(h, faults, 5, nil)
+	if len(br) != 2 || !br[0].NoQuorum || br[1].NoQuorum {
+		t.Fatalf("breakdown = %+v", br)
 	}
 }

@@ -21,7 +21,10 @@ type FaultRecord struct {
 	Start      time.Duration `json:"start"`       // run-relative
 	End        time.Duration `json:"end"`         // run-relative; 0 if never healed
 	LeaderLost bool          `json:"leader_lost"` // the fault took the leader away
-	Note       string        `json:"note,omitempty"`
+	// Blocked lists the node pairs a partition cut, so the report can
+	// tell whether any majority could still elect a leader.
+	Blocked [][2]string `json:"blocked,omitempty"`
+	Note    string      `json:"note,omitempty"`
 }
 
 // Nemesis applies a schedule's faults to the cluster and heals them.
@@ -209,6 +212,9 @@ func (n *Nemesis) apply(ctx context.Context, f Fault) (func(context.Context) err
 		}
 		err := n.net.BlockPairs(ctx, pairs)
 		idx := n.start(f, describe(f, strings.Join(targets, ",")), targets, leader >= 0 && leaderCut(leader, blocked, len(c.Nodes)))
+		n.mu.Lock()
+		n.records[idx].Blocked = pairs
+		n.mu.Unlock()
 		if err != nil {
 			_ = n.net.Heal(context.Background())
 			return nil, idx, err

@@ -14,13 +14,18 @@ import (
 
 // Dist summarises a set of durations.
 type Dist struct {
-	Count       int           `json:"count"`
-	Unrecovered int           `json:"unrecovered"` // leader losses with no successful write afterwards
-	Min         time.Duration `json:"min"`
-	Median      time.Duration `json:"median"`
-	P90         time.Duration `json:"p90"`
-	P99         time.Duration `json:"p99"`
-	Max         time.Duration `json:"max"`
+	Count       int `json:"count"`
+	Unrecovered int `json:"unrecovered"` // leader losses with no successful write afterwards
+	// NoQuorum counts leader losses left out because, before the first
+	// write, the faults in force left no majority of members up and
+	// connected (say a kill together with a split of the rest): no leader
+	// could be elected until a heal, which says nothing about failover.
+	NoQuorum int           `json:"no_quorum,omitempty"`
+	Min      time.Duration `json:"min"`
+	Median   time.Duration `json:"median"`
+	P90      time.Duration `json:"p90"`
+	P99      time.Duration `json:"p99"`
+	Max      time.Duration `json:"max"`
 }
 
 func (d Dist) String() string {
@@ -31,7 +36,11 @@ func (d Dist) String() string {
 		return fmt.Sprintf("no measurements (%d leader losses without a later successful write)", d.Unrecovered)
 	}
 	r := func(x time.Duration) string { return x.Round(10 * time.Millisecond).String() }
-	return fmt.Sprintf("n=%d min=%s median=%s p90=%s p99=%s max=%s unrecovered=%d", d.Count, r(d.Min), r(d.Median), r(d.P90), r(d.P99), r(d.Max), d.Unrecovered)
+	s := fmt.Sprintf("n=%d min=%s median=%s p90=%s p99=%s max=%s unrecovered=%d", d.Count, r(d.Min), r(d.Median), r(d.P90), r(d.P99), r(d.Max), d.Unrecovered)
+	if d.NoQuorum > 0 {
+		s += fmt.Sprintf(" (and %d without a possible quorum, left out)", d.NoQuorum)
+	}
+	return s
 }
 
 func newDist(xs []time.Duration, unrecovered int) Dist {
@@ -51,9 +60,12 @@ func newDist(xs []time.Duration, unrecovered int) Dist {
 // Failover measures, for each fault that took the leader away, the time
 // from the fault to the completion of the first successful write invoked
 // after it.
-func Failover(h []Op, faults []FaultRecord) Dist {
+//
+// A loss during which the faults left no quorum possible (quorumAt) is
+// counted apart in NoQuorum: its time measures the fault's length.
+func Failover(h []Op, faults []FaultRecord, nodes int) Dist {
 	var xs []time.Duration
-	unrecovered := 0
+	unrecovered, noQuorum := 0, 0
 	for _, f := range faults {
 		if !f.LeaderLost {
 			continue
@@ -68,9 +80,15 @@ func Failover(h []Op, faults []FaultRecord) Dist {
 			unrecovered++
 			continue
 		}
+		if !quorumThroughout(faults, nodes, f.Start, best) {
+			noQuorum++
+			continue
+		}
 		xs = append(xs, best-f.Start)
 	}
-	return newDist(xs, unrecovered)
+	d := newDist(xs, unrecovered)
+	d.NoQuorum = noQuorum
+	return d
 }
 
 // Report is the summary of one run.
