@@ -153,7 +153,23 @@ type Client struct {
 	kinds sync.Map // string -> *atomic.Uint64
 	// sleep waits between retries; tests replace it to record delays.
 	sleep func(ctx context.Context, d time.Duration) error
+	// down holds the addresses whose last attempt got no reply (refused,
+	// reset, dial timeout), with the time until which addrFor skips them.
+	downMu sync.Mutex
+	down   map[string]time.Time
+	now    func() time.Time
 }
+
+// downFor is how long an address that gave no reply is skipped while
+// another one is up. A killed or cut-off node then costs one failed
+// attempt, not one per call: round-robin would send every Nth call there
+// and each would wait for its dial to fail before moving on.
+const downFor = 5 * time.Second
+
+// dialTimeout bounds connecting to a node. Go's default of 30 s made a
+// node behind a partition (packets dropped, no refusal) hold each call
+// for 30 s before the retry went to the next address.
+const dialTimeout = 5 * time.Second
 
 // New returns a Client for cfg. It returns an error wrapping
 // ErrInvalidConfig if cfg is invalid.
@@ -175,11 +191,13 @@ func New(cfg Config) (*Client, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Client{cfg: cfg, addrs: addrs, hc: hc, logger: logger.With("component", "client"), sleep: sleepCtx}, nil
+	return &Client{cfg: cfg, addrs: addrs, hc: hc, logger: logger.With("component", "client"), sleep: sleepCtx,
+		down: map[string]time.Time{}, now: time.Now}, nil
 }
 
 func newTransport() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
 	t.MaxIdleConns = 256
 	t.MaxIdleConnsPerHost = 64
 	t.ResponseHeaderTimeout = 2 * time.Minute
@@ -207,7 +225,32 @@ func (c *Client) addrFor(r *request) string {
 	}
 	v, _ := c.kinds.LoadOrStore(r.method+" "+pathOnly(r.target), new(atomic.Uint64))
 	n := v.(*atomic.Uint64).Add(1) - 1
-	return c.addrs[n%uint64(len(c.addrs))]
+	c.downMu.Lock()
+	defer c.downMu.Unlock()
+	now := c.now()
+	for k := range uint64(len(c.addrs)) {
+		a := c.addrs[(n+k)%uint64(len(c.addrs))]
+		if until, ok := c.down[a]; !ok || now.After(until) {
+			return a
+		}
+	}
+	return c.addrs[n%uint64(len(c.addrs))] // all down: try anyway
+}
+
+// markAddr records whether an attempt on addr got a reply (any HTTP
+// status) or none; see downFor. A call cancelled by its own context says
+// nothing about the node.
+func (c *Client) markAddr(addr string, replied bool) {
+	if len(c.addrs) == 1 {
+		return
+	}
+	c.downMu.Lock()
+	defer c.downMu.Unlock()
+	if replied {
+		delete(c.down, addr)
+		return
+	}
+	c.down[addr] = c.now().Add(downFor)
 }
 
 // AbsURL turns a relative link returned by the server into an absolute URL
@@ -408,9 +451,10 @@ func pathOnly(target string) string {
 
 // once performs a single attempt.
 func (c *Client) once(ctx context.Context, r *request) (*http.Response, error) {
-	u := r.target
+	u, addr := r.target, ""
 	if !isAbs(u) {
-		u = c.addrFor(r) + ensureSlash(u)
+		addr = c.addrFor(r)
+		u = addr + ensureSlash(u)
 	}
 	if len(r.query) > 0 {
 		pu, err := url.Parse(u)
@@ -464,6 +508,9 @@ func (c *Client) once(ctx context.Context, r *request) (*http.Response, error) {
 	}
 	req.Header.Set("User-Agent", c.cfg.UserAgent)
 	resp, err := c.hc.Do(req)
+	if addr != "" && (err == nil || ctx.Err() == nil) {
+		c.markAddr(addr, err == nil)
+	}
 	if err != nil {
 		// *url.Error repeats the URL, signature included; keep only the cause.
 		var ue *url.Error

@@ -281,6 +281,47 @@ func TestConnectionRefusedRetriedForPOST(t *testing.T) {
 	}
 }
 
+// TestDeadAddressSkipped: an address that refused is skipped by later
+// calls for downFor (each used to pay a failed attempt and a backoff
+// before its retry reached a live node), then tried again.
+func TestDeadAddressSkipped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	f := newFakeServer(t)
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		f.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c := mustClient(t, dead+","+srv.URL, f.apiKey)
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	var retries atomic.Int32
+	c.sleep = func(ctx context.Context, d time.Duration) error { retries.Add(1); return nil }
+	for range 6 {
+		if err := c.Ping(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if retries.Load() != 1 || hits.Load() != 6 {
+		t.Fatalf("%d retries, %d hits on the live node; want 1 and 6", retries.Load(), hits.Load())
+	}
+	now = now.Add(downFor + time.Second)
+	for range 2 {
+		if err := c.Ping(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if retries.Load() != 2 {
+		t.Fatalf("after downFor: %d retries, want the dead address tried once more", retries.Load())
+	}
+}
+
 func TestRoundRobin(t *testing.T) {
 	f := newFakeServer(t)
 	var hits [2]atomic.Int32

@@ -222,7 +222,7 @@ func TestFailover(t *testing.T) {
 		{Start: 8 * time.Second, LeaderLost: true},
 		{Start: 20 * time.Second, LeaderLost: true},
 	}
-	d := Failover(h, faults)
+	d := Failover(h, faults, 0)
 	if d.Count != 2 || d.Unrecovered != 1 || d.Min != time.Second || d.Max != 1500*time.Millisecond {
 		t.Fatalf("Failover = %+v", d)
 	}

@@ -55,7 +55,7 @@ func TestReport(t *testing.T) {
 		Faults: []FaultRecord{{Fault: "kill(n2)", Kind: FaultKill, Targets: []string{"n2"}, Start: 10 * time.Millisecond, End: 45 * time.Millisecond, LeaderLost: true}}}
 	rep.CountOps(h)
 	rep.Check = Check(CheckInput{History: h})
-	rep.Failover = Failover(h, rep.Faults)
+	rep.Failover = Failover(h, rep.Faults, 3)
 	var txt, page bytes.Buffer
 	rep.WriteText(&txt)
 	for _, want := range []string{"FAIL", "seed 5", "kill(n2)", "downloads-correct", "BROKEN", "stat fail 503"} {

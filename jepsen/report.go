@@ -14,12 +14,18 @@ import (
 
 // Dist summarises a set of durations.
 type Dist struct {
-	Count       int           `json:"count"`
-	Unrecovered int           `json:"unrecovered"` // leader losses with no successful write afterwards
-	Min         time.Duration `json:"min"`
-	Median      time.Duration `json:"median"`
-	P90         time.Duration `json:"p90"`
-	Max         time.Duration `json:"max"`
+	Count       int `json:"count"`
+	Unrecovered int `json:"unrecovered"` // leader losses with no successful write afterwards
+	// NoQuorum counts leader losses left out because, before the first
+	// write, the faults in force left no majority of members up and
+	// connected (say a kill together with a split of the rest): no leader
+	// could be elected until a heal, which says nothing about failover.
+	NoQuorum int           `json:"no_quorum,omitempty"`
+	Min      time.Duration `json:"min"`
+	Median   time.Duration `json:"median"`
+	P90      time.Duration `json:"p90"`
+	P99      time.Duration `json:"p99"`
+	Max      time.Duration `json:"max"`
 }
 
 func (d Dist) String() string {
@@ -30,7 +36,11 @@ func (d Dist) String() string {
 		return fmt.Sprintf("no measurements (%d leader losses without a later successful write)", d.Unrecovered)
 	}
 	r := func(x time.Duration) string { return x.Round(10 * time.Millisecond).String() }
-	return fmt.Sprintf("n=%d min=%s median=%s p90=%s max=%s unrecovered=%d", d.Count, r(d.Min), r(d.Median), r(d.P90), r(d.Max), d.Unrecovered)
+	s := fmt.Sprintf("n=%d min=%s median=%s p90=%s p99=%s max=%s unrecovered=%d", d.Count, r(d.Min), r(d.Median), r(d.P90), r(d.P99), r(d.Max), d.Unrecovered)
+	if d.NoQuorum > 0 {
+		s += fmt.Sprintf(" (and %d without a possible quorum, left out)", d.NoQuorum)
+	}
+	return s
 }
 
 func newDist(xs []time.Duration, unrecovered int) Dist {
@@ -43,16 +53,19 @@ func newDist(xs []time.Duration, unrecovered int) Dist {
 		i := int(math.Ceil(p*float64(len(xs)))) - 1
 		return xs[max(0, min(i, len(xs)-1))]
 	}
-	d.Min, d.Median, d.P90, d.Max = xs[0], q(0.5), q(0.9), xs[len(xs)-1]
+	d.Min, d.Median, d.P90, d.P99, d.Max = xs[0], q(0.5), q(0.9), q(0.99), xs[len(xs)-1]
 	return d
 }
 
 // Failover measures, for each fault that took the leader away, the time
 // from the fault to the completion of the first successful write invoked
 // after it.
-func Failover(h []Op, faults []FaultRecord) Dist {
+//
+// A loss during which the faults left no quorum possible (quorumAt) is
+// counted apart in NoQuorum: its time measures the fault's length.
+func Failover(h []Op, faults []FaultRecord, nodes int) Dist {
 	var xs []time.Duration
-	unrecovered := 0
+	unrecovered, noQuorum := 0, 0
 	for _, f := range faults {
 		if !f.LeaderLost {
 			continue
@@ -67,33 +80,45 @@ func Failover(h []Op, faults []FaultRecord) Dist {
 			unrecovered++
 			continue
 		}
+		if !quorumThroughout(faults, nodes, f.Start, best) {
+			noQuorum++
+			continue
+		}
 		xs = append(xs, best-f.Start)
 	}
-	return newDist(xs, unrecovered)
+	d := newDist(xs, unrecovered)
+	d.NoQuorum = noQuorum
+	return d
 }
 
 // Report is the summary of one run.
 type Report struct {
-	Seed       int64                      `json:"seed"`
-	Scenario   string                     `json:"scenario,omitempty"`
-	Nodes      int                        `json:"nodes"`
-	Duration   time.Duration              `json:"duration"`
-	Backend    string                     `json:"backend"`
-	Nemeses    []FaultKind                `json:"nemeses"`
-	Network    string                     `json:"network"`
-	Processes  int                        `json:"processes"`
-	Ops        map[OpType]map[Outcome]int `json:"ops"`
-	Statuses   map[int]int                `json:"statuses"` // of unsuccessful ops; 0 = no reply
-	Errors     map[string]int             `json:"errors"`   // unsuccessful ops by type, status and message shape
-	Faults     []FaultRecord              `json:"faults"`
-	Failover   Dist                       `json:"failover"`
-	Check      CheckResult                `json:"check"`
-	Notes      []string                   `json:"notes,omitempty"`
-	TaskStates map[string]int             `json:"task_states,omitempty"`
-	Elapsed    time.Duration              `json:"elapsed"`
-	Command    string                     `json:"command"`
-	Schedule   Schedule                   `json:"schedule"`
-	extraLanes []string
+	Seed      int64                      `json:"seed"`
+	Scenario  string                     `json:"scenario,omitempty"`
+	Nodes     int                        `json:"nodes"`
+	Duration  time.Duration              `json:"duration"`
+	Backend   string                     `json:"backend"`
+	Nemeses   []FaultKind                `json:"nemeses"`
+	Network   string                     `json:"network"`
+	Processes int                        `json:"processes"`
+	Ops       map[OpType]map[Outcome]int `json:"ops"`
+	Statuses  map[int]int                `json:"statuses"` // of unsuccessful ops; 0 = no reply
+	Errors    map[string]int             `json:"errors"`   // unsuccessful ops by type, status and message shape
+	Faults    []FaultRecord              `json:"faults"`
+	Failover  Dist                       `json:"failover"`
+	// Breakdown splits each leader loss into detection, election and the
+	// client's share, from the nodes' raft logs (failover.go).
+	Breakdown []FailoverEvent `json:"failover_breakdown,omitempty"`
+	// OtherElections are the elections won that replaced no leader lost
+	// to a fault (run-relative).
+	OtherElections []time.Duration `json:"other_elections,omitempty"`
+	Check          CheckResult     `json:"check"`
+	Notes          []string        `json:"notes,omitempty"`
+	TaskStates     map[string]int  `json:"task_states,omitempty"`
+	Elapsed        time.Duration   `json:"elapsed"`
+	Command        string          `json:"command"`
+	Schedule       Schedule        `json:"schedule"`
+	extraLanes     []string
 }
 
 // CountOps fills Ops and Statuses from the history.
@@ -179,7 +204,16 @@ func (r *Report) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %6.1fs–%6.1fs %s on %s%s%s\n", f.Start.Seconds(), f.End.Seconds(), f.Fault, strings.Join(f.Targets, ","), lead, note)
 	}
-	fmt.Fprintf(w, "\nfailover (leader loss → first successful write): %s\n\n", r.Failover)
+	fmt.Fprintf(w, "\nfailover (leader loss → first successful write): %s\n", r.Failover)
+	writeBreakdown(w, r.Breakdown)
+	if len(r.OtherElections) > 0 {
+		var ts []string
+		for _, t := range r.OtherElections {
+			ts = append(ts, fmt.Sprintf("%.1fs", t.Seconds()))
+		}
+		fmt.Fprintf(w, "other elections won (after minority partitions, member changes, or spurious): %d at %s\n", len(ts), strings.Join(ts, " "))
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "invariants:\n")
 	for _, inv := range r.Check.Invariants {
 		fmt.Fprintf(w, "  %-28s %-8s %s\n", inv.Name, strings.ToUpper(string(inv.Verdict)), inv.Detail)

@@ -275,9 +275,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Check = Check(in)
 	rep.CountOps(in.History)
 	rep.Faults = nem.Records()
-	rep.Failover = Failover(in.History, rep.Faults)
+	rep.Failover = Failover(in.History, rep.Faults, cfg.Nodes)
 	rep.Elapsed = time.Since(began)
 	cluster.Stop(3 * time.Second)
+	var logs []string
+	for _, n := range cluster.Nodes {
+		logs = append(logs, n.Proc.LogPath)
+	}
+	raftEvs := readRaftEvents(logs, rec.Start())
+	rep.Breakdown = FailoverBreakdown(in.History, rep.Faults, cfg.Nodes, raftEvs)
+	rep.OtherElections = OtherElections(raftEvs, rep.Breakdown)
 	writeReport(cfg.Out, rep, in.History)
 	if rep.Check.OK && !cfg.KeepData {
 		_ = os.RemoveAll(filepath.Join(cfg.Out, "data"))

@@ -77,6 +77,8 @@ type Workload struct {
 	seq   int
 	// probes counts Probe calls (their process names).
 	probes int
+	// health steers requests away from nodes that stopped answering.
+	health *nodeHealth
 }
 
 // NewWorkload prepares a workload; Run starts it.
@@ -90,7 +92,7 @@ func NewWorkload(cfg WorkloadConfig, api *API, rec *Recorder, nodes []*Node) *Wo
 	if cfg.Processes <= 0 {
 		cfg.Processes = 2 * len(nodes)
 	}
-	w := &Workload{cfg: cfg, api: api, rec: rec, nodes: nodes, files: map[string]*File{}}
+	w := &Workload{cfg: cfg, api: api, rec: rec, nodes: nodes, files: map[string]*File{}, health: newNodeHealth()}
 	w.pool = ContentPool(cfg.Seed)
 	return w
 }
@@ -195,7 +197,9 @@ func (w *Workload) pickFile(p *proc, ok func(*File) bool) *File {
 	return nil
 }
 
-func (w *Workload) node(p *proc) *Node { return w.nodes[p.rng.IntN(len(w.nodes))] }
+// node picks a random node for p's next request, steering clear of a node
+// that stopped answering (health.go).
+func (w *Workload) node(p *proc) *Node { return w.health.pick(w.nodes, p.rng.IntN(len(w.nodes))) }
 
 // do records one request as an op. fn may fill op.Value and op.Key.
 func (w *Workload) do(ctx context.Context, op Op, timeout time.Duration, fn func(ctx context.Context, op *Op) error) Op {
@@ -217,6 +221,9 @@ func (w *Workload) hardCtx(ctx context.Context) context.Context {
 
 func (w *Workload) finish(op Op, err error) Op {
 	op.Outcome, op.Status = Classify(err)
+	if op.Node != "" {
+		w.health.report(op.Node, err == nil || op.Status != 0)
+	}
 	if err != nil {
 		op.Error = truncate(err.Error(), 300)
 	}
