@@ -47,3 +47,41 @@ func TestMovedToAGoneIncarnation(t *testing.T) {
 		t.Fatal(msg)
 	}
 }
+
+// TestMovedToARemovedMember: a repaired copy recorded for a member that is
+// no longer one (removed while the repair ran; the repairing node, which
+// already saw it removed, had no worker id to give) is not counted as
+// held, for objects and chunks alike: the repair is queued again.
+func TestMovedToARemovedMember(t *testing.T) {
+	a := restoredState(t) // content 3: local object on n3 only
+	a.mustOK(CmdNodeRemove, NodeRemove{ID: "n3", Time: t0 + 5})
+	a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 5})
+	var tk Task
+	for _, c := range a.f.Tasks(TaskPending) {
+		var p RepairPayload
+		if c.Type == TaskRepair && json.Unmarshal(c.Payload, &p) == nil && p.Kind == RepairObject && p.Content == 3 {
+			tk = c
+		}
+	}
+	if tk.ID == 0 {
+		t.Fatal("no object repair queued")
+	}
+	a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{tk.ID}, Now: t0 + 6, LeaseMillis: 1000})
+	a.mustOK(CmdObjectMoved, ObjectMoved{TaskID: tk.ID, Node: "n1", Content: 3, Remove: "n3", Add: "n2", Now: t0 + 7})
+	if ct, _ := a.f.Content(3); len(ct.Location.Nodes) != 0 {
+		t.Fatalf("copy on a removed member recorded: %+v", ct.Location)
+	}
+	requeued := false
+	for _, c := range a.f.Tasks(TaskPending) {
+		var p RepairPayload
+		if c.Type == TaskRepair && c.ID != tk.ID && json.Unmarshal(c.Payload, &p) == nil && p.Kind == RepairObject && p.Content == 3 {
+			requeued = true
+		}
+	}
+	if !requeued {
+		t.Fatal("the repair was not queued again")
+	}
+	if msg := checkIndexes(a.f); msg != "" {
+		t.Fatal(msg)
+	}
+}

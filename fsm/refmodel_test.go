@@ -742,6 +742,14 @@ func (s *state) applyChunkMoved(c *ChunkMoved) (any, error) {
 		return nil, err
 	}
 	delete(s.Tasks, c.TaskID)
+	if n, ok := s.Nodes[c.Add]; !ok || n.Removed {
+		// The copy went to a member that is no longer one: repair again.
+		if ch := s.findChunk(c.File, c.Content, c.Blob); ch != nil {
+			s.enqueue(TaskRepair, (c.File | c.Content).String(), RepairPayload{Kind: RepairChunk, File: c.File, Content: c.Content,
+				Blob: ch.Blob, Num: ch.Num, Shard: c.Shard, Lost: c.Remove}, c.Now, c.Now)
+		}
+		return nil, nil
+	}
 	ch := s.findChunk(c.File, c.Content, c.Blob)
 	if ch == nil || c.Shard > 0 && (ch.EC == nil || c.Shard > len(ch.EC.Shards)) {
 		// The chunk went away meanwhile, or another repair converted it
@@ -769,6 +777,10 @@ func (s *state) applyObjectMoved(c *ObjectMoved) (any, error) {
 	delete(s.Tasks, c.TaskID)
 	ct, ok := s.Contents[c.Content]
 	if !ok || ct.Location == nil {
+		return nil, nil
+	}
+	if n, ok := s.Nodes[c.Add]; !ok || n.Removed {
+		s.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairObject, Content: ct.ID, Lost: c.Remove}, c.Now, c.Now)
 		return nil, nil
 	}
 	ct.Location.Nodes = replaceOwner(ct.Location.Nodes, c.Remove, c.Add)

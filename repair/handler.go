@@ -139,6 +139,9 @@ func (h *Handler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*
 	var target string
 	var errs []error
 	for _, cand := range targets {
+		if workers[cand] == nil {
+			continue // no longer a member (the ring has not caught up): the record would refuse it
+		}
 		if err := c.Data.PutChunkOn(ctx, cand, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}, buf, ch.Sum); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", cand, err))
 			continue
@@ -174,7 +177,16 @@ func (h *Handler) object(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (
 	if err != nil {
 		return nil, err
 	}
-	target := targets[0]
+	target := ""
+	for _, cand := range targets {
+		if workers[cand] != nil {
+			target = cand // the first that is still a member (the ring may lag a removal)
+			break
+		}
+	}
+	if target == "" {
+		return nil, fmt.Errorf("repair: object %s: no member to copy it to among %v", ct.ID, targets)
+	}
 	var survivors []osprey.NodeID
 	for _, o := range ct.Location.Nodes {
 		if o != p.Lost {
