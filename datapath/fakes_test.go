@@ -87,7 +87,10 @@ type memPeers struct {
 	stores map[string]*memChunks
 	mu     sync.Mutex
 	down   map[string]bool
-	puts   atomic.Int64
+	// stalled members take chunk copies and never answer (a paused or
+	// cut-off node): PutChunk returns only when its context ends.
+	stalled map[string]bool
+	puts    atomic.Int64
 }
 
 func (p *memPeers) isDown(owner string) bool {
@@ -109,6 +112,13 @@ func key(ref httpapi.ChunkRef) chunkstore.Key {
 }
 
 func (p *memPeers) PutChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
+	p.mu.Lock()
+	stalled := p.stalled[owner]
+	p.mu.Unlock()
+	if stalled {
+		<-ctx.Done()
+		return ctx.Err()
+	}
 	s, err := p.store(owner)
 	if err != nil {
 		return err
@@ -245,7 +255,7 @@ type world struct {
 	peers *memPeers
 }
 
-func mustWorld(t testing.TB, members []string, replicas int, ec erasure.Policy) *world {
+func mustWorld(t testing.TB, members []string, replicas int, ec erasure.Policy, opts ...func(*datapath.Config)) *world {
 	t.Helper()
 	r, err := ring.New(ring.DefaultConfig(), members)
 	if err != nil {
@@ -253,7 +263,7 @@ func mustWorld(t testing.TB, members []string, replicas int, ec erasure.Policy) 
 	}
 	w := &world{
 		state: &fakeState{files: map[osprey.UID]fsm.File{}, contents: map[osprey.UID]fsm.Content{}, nodes: map[osprey.NodeID]fsm.Node{}},
-		peers: &memPeers{stores: map[string]*memChunks{}, down: map[string]bool{}},
+		peers: &memPeers{stores: map[string]*memChunks{}, down: map[string]bool{}, stalled: map[string]bool{}},
 		prop:  &fakeProposer{ApplyFn: func(fsm.CommandType, any) (any, error) { return nil, nil }},
 	}
 	for _, m := range members {
@@ -262,9 +272,13 @@ func mustWorld(t testing.TB, members []string, replicas int, ec erasure.Policy) 
 	}
 	limits := httpapi.DefaultLimits()
 	limits.MaxChunkSize = 1 << 20
-	w.path, err = datapath.New(datapath.Config{ID: "n1", Limits: limits, BufferBudget: 8 << 20, State: w.state, Proposer: w.prop,
+	cfg := datapath.Config{ID: "n1", Limits: limits, BufferBudget: 8 << 20, State: w.state, Proposer: w.prop,
 		UIDs: &counterUIDs{}, Placement: fixedPlacement{r: r, replicas: replicas, ec: ec}, Peers: w.peers,
-		Chunks: w.peers.stores["n1"], Objects: noObjects{}})
+		Chunks: w.peers.stores["n1"], Objects: noObjects{}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	w.path, err = datapath.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

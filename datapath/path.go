@@ -104,8 +104,23 @@ type Config struct {
 	Objects   Objects
 	// CorruptReads counts corrupt shards found while reading; optional.
 	CorruptReads prometheus.Counter
+	// CopyHedgeAfter is how long a chunk copy may lag behind one already
+	// durable (at least twice as long as that one took) before a spare copy
+	// starts on the next ring candidate; 0 means DefaultCopyHedgeAfter.
+	CopyHedgeAfter time.Duration
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
+}
+
+// DefaultCopyHedgeAfter is Config.CopyHedgeAfter's default.
+const DefaultCopyHedgeAfter = time.Second
+
+// hedgeAfter is the configured CopyHedgeAfter or its default.
+func (p *Path) hedgeAfter() time.Duration {
+	if p.cfg.CopyHedgeAfter > 0 {
+		return p.cfg.CopyHedgeAfter
+	}
+	return DefaultCopyHedgeAfter
 }
 
 // Validate reports a missing dependency or a bad limit.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/chunkstore"
+	"github.com/osprey-storage/osprey/datapath"
 	"github.com/osprey-storage/osprey/erasure"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
@@ -155,6 +156,37 @@ func TestStoreSkipsUnreachableOwner(t *testing.T) {
 	body := randomBytes(1000, 9)
 	if _, err := w.path.Upload(context.Background(), 9, bytes.NewReader(body), md5hex(body)); !errors.Is(err, osprey.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
+	}
+}
+
+// TestStoreHedgesAStalledOwner: a ring owner that takes a copy and never
+// answers (paused, or cut off without a refusal) does not hold the upload:
+// once the other copy is durable and the stalled one lags well behind, a
+// spare copy goes to the next candidate, the stalled call is cancelled,
+// and the chunk is recorded on the two that answered.
+func TestStoreHedgesAStalledOwner(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{},
+		func(c *datapath.Config) { c.CopyHedgeAfter = 20 * time.Millisecond })
+	w.recordComplete()
+	w.peers.stalled["n2"] = true
+	for uid := osprey.UID(1); uid <= 8; uid++ {
+		w.addFile(uid)
+		body := randomBytes(1000, uint64(uid))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := w.path.Upload(ctx, uid, bytes.NewReader(body), md5hex(body))
+		cancel()
+		if err != nil {
+			t.Fatalf("upload %d with n2 stalled: %v", uid, err)
+		}
+		ct, _ := w.state.Content(uid)
+		for _, ch := range ct.Chunks {
+			if len(ch.Owners) != 2 || ch.Owners[0] == "n2" || ch.Owners[1] == "n2" {
+				t.Fatalf("owners %v: want the two members that answered", ch.Owners)
+			}
+		}
+	}
+	if n := w.copies(); n != 16 {
+		t.Fatalf("%d copies stored, want 16 (2 per file)", n)
 	}
 }
 

@@ -595,41 +595,81 @@ func (p *Path) storeChunk(ctx context.Context, num uint32, buf []byte, md5hex st
 	}
 	want := min(p.cfg.Placement.Replicas(), r.Len())
 	candidates := r.Owners(ring.ChunkKey(ch.Blob, num), r.Len())
-	ref := httpapi.ChunkRef{Blob: ch.Blob, Num: num}
+	ref := httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}
 	// Write to the first `want` candidates in parallel; a failed copy moves
-	// on to the next candidate in ring order.
+	// on to the next candidate in ring order, and so does a copy that lags
+	// far behind one that is already done (hedging: a member that is
+	// paused or cut off would otherwise hold the upload until the peer
+	// call times out). Once `want` copies are durable the others are
+	// cancelled, and any that completed anyway are collected.
 	type result struct {
 		owner string
 		err   error
 	}
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var (
 		next    = want
 		pending = 0
 		results = make(chan result, len(candidates))
 		errs    []error
+		owners  []osprey.NodeID
+		hedge   <-chan time.Time
+		started = time.Now()
 	)
 	start := func(owner string) {
 		pending++
 		go func() {
-			results <- result{owner, p.PutChunkOn(ctx, owner, ref, buf, ch.Sum)}
+			results <- result{owner, p.PutChunkOn(cctx, owner, ref, buf, ch.Sum)}
 		}()
 	}
 	for _, o := range candidates[:want] {
 		start(o)
 	}
-	for pending > 0 {
-		res := <-results
-		pending--
-		if res.err == nil {
-			ch.Owners = append(ch.Owners, osprey.NodeID(res.owner))
-			continue
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", res.owner, res.err))
-		if next < len(candidates) && ctx.Err() == nil {
-			start(candidates[next])
-			next++
+	for pending > 0 && len(owners) < want {
+		select {
+		case res := <-results:
+			pending--
+			if res.err == nil {
+				owners = append(owners, osprey.NodeID(res.owner))
+				if hedge == nil && len(owners) < want {
+					// The others get twice as long as this one took, at
+					// least hedgeAfter, before a spare copy starts.
+					hedge = time.After(max(p.hedgeAfter(), 2*time.Since(started)))
+				}
+				continue
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", res.owner, res.err))
+			if next < len(candidates) && ctx.Err() == nil {
+				start(candidates[next])
+				next++
+			}
+		case <-hedge:
+			hedge = nil
+			if next < len(candidates) && ctx.Err() == nil {
+				p.log.Debug("copy lagging: starting a spare", "blob", ch.Blob, "num", num, "spare", candidates[next])
+				start(candidates[next])
+				next++
+			}
 		}
 	}
+	// Cancel the copies still running and wait for them (they read buf,
+	// which the caller reuses); one that completed anyway is garbage.
+	cancel()
+	var extra []osprey.NodeID
+	for ; pending > 0; pending-- {
+		if res := <-results; res.err == nil {
+			if len(owners) < want {
+				owners = append(owners, osprey.NodeID(res.owner))
+			} else {
+				extra = append(extra, osprey.NodeID(res.owner))
+			}
+		}
+	}
+	if len(extra) > 0 {
+		p.collect([]fsm.Chunk{{Blob: ch.Blob, Num: ch.Num, Owners: extra}})
+	}
+	ch.Owners = owners
 	if len(ch.Owners) < want {
 		p.collect([]fsm.Chunk{ch})
 		return fsm.Chunk{}, fmt.Errorf("%w: stored %d of %d copies of chunk %d: %w", osprey.ErrUnavailable, len(ch.Owners), want, num, errors.Join(errs...))
