@@ -234,11 +234,7 @@ func (r *Runner) runBatch(ctx context.Context, b Batcher, batch []fsm.Task) []co
 			if len(ids) == 0 {
 				continue
 			}
-			var res fsm.TaskLeaseResult
-			rctx, cancel := context.WithTimeout(ctx, r.cfg.Lease/3)
-			err := r.cfg.Proposer.Apply(rctx, fsm.CmdTaskLease, fsm.TaskLease{Node: osprey.NodeID(r.cfg.ID), IDs: ids,
-				Now: time.Now().UnixMilli(), LeaseMillis: r.cfg.Lease.Milliseconds()}, &res)
-			cancel()
+			res, err := r.renewLeases(ctx, ids)
 			if err != nil {
 				r.log.Debug("task lease renewal failed", "type", b.Type(), "err", err)
 				continue

@@ -382,11 +382,7 @@ func (r *Runner) renew(ctx context.Context, hs *held) {
 		if len(ids) == 0 {
 			continue
 		}
-		var res fsm.TaskLeaseResult
-		rctx, cancel := context.WithTimeout(ctx, r.cfg.Lease/3)
-		err := r.cfg.Proposer.Apply(rctx, fsm.CmdTaskLease, fsm.TaskLease{Node: osprey.NodeID(r.cfg.ID), IDs: ids,
-			Now: time.Now().UnixMilli(), LeaseMillis: r.cfg.Lease.Milliseconds()}, &res)
-		cancel()
+		res, err := r.renewLeases(ctx, ids)
 		if err != nil {
 			r.log.Debug("task lease renewal failed", "err", err)
 			continue
@@ -579,4 +575,15 @@ func (r *Runner) RetryTask(ctx context.Context, id uint64) (httpapi.TaskInfo, er
 		return httpapi.TaskInfo{}, err
 	}
 	return taskInfo(t), nil
+}
+
+// renewLeases extends this node's leases on ids in one entry, waiting at most a
+// third of the lease.
+func (r *Runner) renewLeases(ctx context.Context, ids []uint64) (fsm.TaskLeaseResult, error) {
+	var res fsm.TaskLeaseResult
+	rctx, cancel := context.WithTimeout(ctx, r.cfg.Lease/3)
+	defer cancel()
+	err := r.cfg.Proposer.Apply(rctx, fsm.CmdTaskLease, fsm.TaskLease{Node: osprey.NodeID(r.cfg.ID), IDs: ids,
+		Now: time.Now().UnixMilli(), LeaseMillis: r.cfg.Lease.Milliseconds()}, &res)
+	return res, err
 }
