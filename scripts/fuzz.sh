@@ -15,6 +15,7 @@ targets=(
 	"./httpapi FuzzVerifyLink"          # signed links
 	"./s3api FuzzParseAuthHeader"       # SigV4 Authorization headers
 	"./s3api FuzzChunkedReader"         # aws-chunked bodies
+	"./s3api FuzzRequestBodies"         # S3 XML request bodies (complete multipart, delete objects, create bucket)
 	"./erasure FuzzReaderRange"         # erasure-coded range reads
 	"./httpapi FuzzScopedKey"           # scoped API key bearer tokens
 	"./datapath FuzzDedupProve"         # proof-of-possession challenge ids and proofs
