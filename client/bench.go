@@ -49,6 +49,9 @@ type BenchConfig struct {
 	// Concurrency is the number of concurrent callers for the link and
 	// resume rates and the high small-upload level.
 	Concurrency int
+	// Only limits the run to these groups of steps (BenchGroups); empty
+	// means all. "large" also runs "disk", which writes its source file.
+	Only []string
 	// NoDropCaches skips dropping the page cache before the disk read
 	// (which needs root and affects the whole machine).
 	NoDropCaches bool
@@ -88,6 +91,11 @@ func (c BenchConfig) Validate() error {
 		return fmt.Errorf("%w: bench small-n must be positive", ErrInvalidConfig)
 	case c.Duration <= 0:
 		return fmt.Errorf("%w: bench duration must be positive", ErrInvalidConfig)
+	}
+	for _, g := range c.Only {
+		if !slices.Contains(BenchGroups, g) {
+			return fmt.Errorf("%w: bench: unknown step group %q (accepted: %s)", ErrInvalidConfig, g, strings.Join(BenchGroups, ", "))
+		}
 	}
 	_, err := parseAddrs(c.Addr)
 	return err
@@ -230,23 +238,30 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 		}
 	}
 	steps := []struct {
-		name string
-		run  func(context.Context) error
+		group, name string
+		run         func(context.Context) error
 	}{
-		{"disk write", b.diskWrite},
-		{"disk read", b.diskRead},
-		{"loopback tcp", b.loopback},
-		{"loopback tcp + md5", b.loopbackMD5},
-		{"fsync 4k", b.fsync4K},
-		{"small uploads c=1", func(ctx context.Context) error { return b.smallUploads(ctx, 1) }},
-		{"small uploads", func(ctx context.Context) error { return b.smallUploads(ctx, cfg.Concurrency) }},
-		{"large upload+download", b.large},
-		{"link calls", b.linkCalls},
-		{"resume calls", b.resumeCalls},
+		{"disk", "disk write", b.diskWrite},
+		{"disk", "disk read", b.diskRead},
+		{"loopback", "loopback tcp", b.loopback},
+		{"loopback", "loopback tcp + md5", b.loopbackMD5},
+		{"fsync", "fsync 4k", b.fsync4K},
+		{"small", "small uploads c=1", func(ctx context.Context) error { return b.smallUploads(ctx, 1) }},
+		{"small", "small uploads", func(ctx context.Context) error { return b.smallUploads(ctx, cfg.Concurrency) }},
+		{"large", "large upload+download", b.large},
+		{"link", "link calls", b.linkCalls},
+		{"resume", "resume calls", b.resumeCalls},
+	}
+	only := slices.Clone(cfg.Only)
+	if slices.Contains(only, "large") {
+		only = append(only, "disk") // the large upload's source file
 	}
 	for _, s := range steps {
 		if err := ctx.Err(); err != nil {
 			return b.rep, err
+		}
+		if len(only) > 0 && !slices.Contains(only, s.group) {
+			continue
 		}
 		b.stage("%s", s.name)
 		if err := s.run(ctx); err != nil {
@@ -263,6 +278,10 @@ func RunBench(ctx context.Context, cfg BenchConfig) (*BenchReport, error) {
 	b.rep.Elapsed = time.Since(b.rep.Started)
 	return b.rep, nil
 }
+
+// BenchGroups names the groups of steps BenchConfig.Only selects from, in
+// the order they run.
+var BenchGroups = []string{"disk", "loopback", "fsync", "small", "large", "link", "resume"}
 
 var errBenchFatal = errors.New("bench: fatal")
 

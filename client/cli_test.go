@@ -230,3 +230,47 @@ func TestRunBenchSmoke(t *testing.T) {
 		t.Errorf("json: %v", err)
 	}
 }
+
+// TestRunBenchOnly: Only runs just the named groups ("large" with the disk
+// group, whose write makes its source file and whose cold read the parallel
+// get is compared with), and an unknown group is refused with
+// the accepted names.
+func TestRunBenchOnly(t *testing.T) {
+	f := newFakeServer(t)
+	srv, _ := f.start(t)
+	cfg := DefaultBenchConfig()
+	cfg.Addr = srv.URL
+	cfg.APIKey = f.apiKey
+	cfg.Dir = t.TempDir()
+	cfg.Size = 1<<20 + 5
+	cfg.Chunk = 1 << 20
+	cfg.SmallN = 10
+	cfg.Duration = 200 * time.Millisecond
+	cfg.Concurrency = 2
+	cfg.NoDropCaches = true
+	cfg.Logger = testLogger(t)
+	cfg.Only = []string{"small", "large"}
+	rep, err := RunBench(ctxT(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range rep.Results {
+		names = append(names, r.Name)
+	}
+	got := strings.Join(names, "|")
+	for _, want := range []string{benchDiskWrite, benchSmall1, "c=2", benchUpload, benchDownload} {
+		if !strings.Contains(got, want) {
+			t.Errorf("rows %q lack %q", got, want)
+		}
+	}
+	for _, skipped := range []string{benchLoopback, benchFsync4K, "link/upload calls", "resume calls"} {
+		if strings.Contains(got, skipped) {
+			t.Errorf("rows %q hold %q, which --only left out", got, skipped)
+		}
+	}
+	cfg.Only = []string{"smal"}
+	if _, err := RunBench(ctxT(t), cfg); err == nil || !strings.Contains(err.Error(), `"smal"`) || !strings.Contains(err.Error(), "resume") {
+		t.Errorf("unknown group: %v", err)
+	}
+}

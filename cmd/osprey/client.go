@@ -475,12 +475,18 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "time limit of each rate measurement")
 	fs.BoolVar(&cfg.NoDropCaches, "no-drop-caches", false, "do not drop the page cache before the disk read test")
 	quiet := fs.Bool("quiet", false, "no stage messages on stderr")
+	only := fs.String("only", "", "run only these comma-separated step groups: "+strings.Join(client.BenchGroups, ", ")+" (default all)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
 		return usageErr(fs, "bench takes no arguments")
+	}
+	for _, g := range strings.Split(*only, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			cfg.Only = append(cfg.Only, g)
+		}
 	}
 	key, err := cf.key()
 	if err != nil {
