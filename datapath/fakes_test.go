@@ -192,8 +192,9 @@ func (s *fakeState) Secret() []byte                                { return []by
 
 // fakeProposer records commands and answers through ApplyFn.
 type fakeProposer struct {
-	mu      sync.Mutex
-	applied []fsm.CommandType
+	mu       sync.Mutex
+	applied  []fsm.CommandType
+	barriers atomic.Int32
 	ApplyFn func(t fsm.CommandType, payload any) (any, error)
 }
 
@@ -209,7 +210,7 @@ func (p *fakeProposer) Apply(_ context.Context, t fsm.CommandType, payload, out 
 	return json.Unmarshal(b, out)
 }
 
-func (p *fakeProposer) ReadBarrier(context.Context) error { return nil }
+func (p *fakeProposer) ReadBarrier(context.Context) error { p.barriers.Add(1); return nil }
 
 func (p *fakeProposer) commands() []fsm.CommandType {
 	p.mu.Lock()

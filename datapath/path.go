@@ -147,6 +147,9 @@ type Path struct {
 	budget     *budget
 	corrupt    prometheus.Counter
 	lastUpload atomic.Int64 // unix nanos of the last upload request
+	// created holds files this node created moments ago, for the upload
+	// that follows before a follower applied them (see created).
+	created *created
 	used       usedChallenges
 	// challengeTTL overrides ChallengeTTL when not 0 (SetChallengeTTL).
 	challengeTTL atomic.Int64
@@ -170,7 +173,8 @@ func New(cfg Config) (*Path, error) {
 	if lg == nil {
 		lg = slog.Default()
 	}
-	p := &Path{cfg: cfg, id: cfg.ID, log: lg.With("component", "datapath"), budget: newBudget(cfg.BufferBudget), corrupt: cfg.CorruptReads}
+	p := &Path{cfg: cfg, id: cfg.ID, log: lg.With("component", "datapath"), budget: newBudget(cfg.BufferBudget), corrupt: cfg.CorruptReads,
+		created: newCreated()}
 	if p.corrupt == nil {
 		p.corrupt = prometheus.NewCounter(prometheus.CounterOpts{Name: "osprey_corrupt_reads_total"})
 	}

@@ -418,3 +418,53 @@ func TestStagedDownloadWritesLarge(t *testing.T) {
 		t.Fatalf("OpenStaged: %d writes for %d bytes, want at most 16", c.n, c.bytes)
 	}
 }
+
+// TestUploadAfterCreateOnLaggingFollower: a node whose FSM has not yet
+// applied the file it just created through the leader (a follower learns
+// the commit with raft's next append) uploads to it without a read
+// barrier, and the leader's FileComplete decides; a uid this node did not
+// create still takes the barrier and is not found.
+func TestUploadAfterCreateOnLaggingFollower(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+	var completed []osprey.UID
+	w.prop.ApplyFn = func(ct fsm.CommandType, payload any) (any, error) {
+		switch ct {
+		case fsm.CmdFilesCreate:
+			return nil, nil // acknowledged by the leader, not applied here yet
+		case fsm.CmdFileComplete:
+			fc := payload.(fsm.FileComplete)
+			completed = append(completed, fc.UID)
+			return fsm.CompleteResult{File: fsm.File{UID: fc.UID, Name: "a.bin", State: fsm.StateComplete, Size: fc.Size, MD5: fc.MD5}}, nil
+		}
+		return nil, nil
+	}
+	uids, err := w.path.CreateFiles(context.Background(), []httpapi.NewFile{{Name: "a.bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := randomBytes(4096, 7)
+	info, err := w.path.Upload(context.Background(), uids[0], bytes.NewReader(body), md5hex(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State != string(fsm.StateComplete) || len(completed) != 1 || completed[0] != uids[0] {
+		t.Fatalf("info %+v, completed %v", info, completed)
+	}
+	if n := w.prop.barriers.Load(); n != 0 {
+		t.Fatalf("%d read barriers for a file this node created", n)
+	}
+	// A chunked upload's chunk finds it too.
+	if err := w.path.UploadChunk(context.Background(), uids[0], 1, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.prop.barriers.Load(); n != 0 {
+		t.Fatalf("%d read barriers for a chunk of a file this node created", n)
+	}
+	_, err = w.path.Upload(context.Background(), 999999, bytes.NewReader(body), md5hex(body))
+	if !errors.Is(err, osprey.ErrNotFound) {
+		t.Fatalf("unknown uid: %v", err)
+	}
+	if n := w.prop.barriers.Load(); n != 1 {
+		t.Fatalf("%d read barriers for a uid created elsewhere, want 1", n)
+	}
+}

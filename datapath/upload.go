@@ -52,6 +52,12 @@ func (p *Path) CreateFiles(ctx context.Context, items []httpapi.NewFile) ([]ospr
 	if err := p.cfg.Proposer.Apply(ctx, fsm.CmdFilesCreate, cmd, nil); err != nil {
 		return nil, err
 	}
+	recs := make([]fsm.File, len(cmd.Files))
+	for i, nf := range cmd.Files {
+		recs[i] = fsm.File{UID: nf.UID, Name: nf.Name, Bucket: nf.Bucket, Tenant: nf.Tenant, State: fsm.StateUploading,
+			CreatedAt: cmd.Time, UpdatedAt: cmd.Time}
+	}
+	p.created.add(recs)
 	return uids, nil
 }
 
@@ -111,6 +117,20 @@ func (p *Path) file(ctx context.Context, uid osprey.UID, consistent bool) (fsm.F
 		return fsm.File{}, fmt.Errorf("%w: uid %s", osprey.ErrNotFound, uid)
 	}
 	return f, inScope(ctx, f)
+}
+
+// fileForWrite is file for the upload paths: a miss in the local FSM is
+// first looked up among the files this node created moments ago (see
+// created), whose commands the leader checks again, before the read
+// barrier.
+func (p *Path) fileForWrite(ctx context.Context, uid osprey.UID) (fsm.File, error) {
+	if f, ok := p.cfg.State.File(uid); ok {
+		return f, inScope(ctx, f)
+	}
+	if f, ok := p.created.get(uid); ok {
+		return f, inScope(ctx, f)
+	}
+	return p.file(ctx, uid, true)
 }
 
 // inScope checks f against the request's principal (see file).
@@ -295,7 +315,7 @@ func (p *Path) Delete(ctx context.Context, uid osprey.UID) error {
 // most pieceSize bytes, each replicated like a chunk, so memory stays
 // bounded whatever the file size.
 func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantMD5 string) (httpapi.FileInfo, error) {
-	f, err := p.file(ctx, uid, false)
+	f, err := p.fileForWrite(ctx, uid)
 	if err != nil {
 		return httpapi.FileInfo{}, err
 	}
@@ -407,7 +427,7 @@ func (p *Path) UploadPart(ctx context.Context, uid osprey.UID, num uint32, body 
 // takes whatever the body hashes to.
 func (p *Path) uploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, wantMD5 string) (string, error) {
 	p.lastUpload.Store(time.Now().UnixNano())
-	f, err := p.file(ctx, uid, false)
+	f, err := p.fileForWrite(ctx, uid)
 	if err != nil {
 		return "", err
 	}
