@@ -195,7 +195,7 @@ type fakeProposer struct {
 	mu       sync.Mutex
 	applied  []fsm.CommandType
 	barriers atomic.Int32
-	ApplyFn func(t fsm.CommandType, payload any) (any, error)
+	ApplyFn  func(t fsm.CommandType, payload any) (any, error)
 }
 
 func (p *fakeProposer) Apply(_ context.Context, t fsm.CommandType, payload, out any) error {

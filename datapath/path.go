@@ -150,7 +150,7 @@ type Path struct {
 	// created holds files this node created moments ago, for the upload
 	// that follows before a follower applied them (see created).
 	created *created
-	used       usedChallenges
+	used    usedChallenges
 	// challengeTTL overrides ChallengeTTL when not 0 (SetChallengeTTL).
 	challengeTTL atomic.Int64
 
