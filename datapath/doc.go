@@ -2,7 +2,8 @@
 // single and chunked uploads (md5 checked while streaming, bytes cut into
 // pieces under a node-wide buffer budget), storing each chunk on its ring
 // owners (whole replicas, or K+M erasure-coded shards), recording it
-// through Raft only once enough copies are durable, downloads that stream
+// through Raft only once enough copies are durable (a chunk of declared
+// size streams to its owners while it arrives: piece.go), downloads that stream
 // staged chunks (falling back to other copies or shards, switching to the
 // backend if the content is tiered mid-download) or tiered objects, and
 // the node-to-node copy endpoints (local chunk store, local-disk backend).

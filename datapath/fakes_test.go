@@ -27,12 +27,26 @@ import (
 type memChunks struct {
 	mu   sync.Mutex
 	data map[chunkstore.Key][]byte
+	// read counts the bytes Put has read from its bodies so far.
+	read atomic.Int64
+}
+
+// countingReader counts what is read through it into n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 func newMemChunks() *memChunks { return &memChunks{data: map[chunkstore.Key][]byte{}} }
 
 func (m *memChunks) Put(_ context.Context, k chunkstore.Key, r io.Reader, size int64) (chunkstore.Info, error) {
-	b, err := io.ReadAll(r)
+	b, err := io.ReadAll(countingReader{r, &m.read})
 	if err != nil {
 		return chunkstore.Info{}, err
 	}
@@ -93,6 +107,15 @@ type memPeers struct {
 	puts    atomic.Int64
 }
 
+// setDown makes owners unreachable.
+func (p *memPeers) setDown(owners ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, o := range owners {
+		p.down[o] = true
+	}
+}
+
 func (p *memPeers) isDown(owner string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -111,24 +134,21 @@ func key(ref httpapi.ChunkRef) chunkstore.Key {
 	return chunkstore.Key{UID: ref.Blob, Chunk: ref.Num, Shard: ref.Shard}
 }
 
-func (p *memPeers) PutChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
+func (p *memPeers) PutChunkStream(ctx context.Context, owner string, ref httpapi.ChunkRef, body io.Reader, size int64) (uint64, error) {
 	p.mu.Lock()
 	stalled := p.stalled[owner]
 	p.mu.Unlock()
 	if stalled {
 		<-ctx.Done()
-		return ctx.Err()
+		return 0, ctx.Err()
 	}
 	s, err := p.store(owner)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	p.puts.Add(1)
-	info, err := s.Put(ctx, key(ref), bytes.NewReader(buf), int64(len(buf)))
-	if err == nil && info.Sum != sum {
-		err = errors.New("checksum mismatch")
-	}
-	return err
+	info, err := s.Put(ctx, key(ref), body, size)
+	return info.Sum, err
 }
 
 func (p *memPeers) DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef) error {

@@ -54,7 +54,9 @@ type Placement interface {
 
 // Peers reaches the copies other members hold.
 type Peers interface {
-	PutChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error
+	// PutChunkStream stores size bytes of body as a chunk copy on owner
+	// and returns the checksum (xxhash64) the owner computed.
+	PutChunkStream(ctx context.Context, owner string, ref httpapi.ChunkRef, body io.Reader, size int64) (uint64, error)
 	DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef) error
 	OpenChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, error)
 	PutObject(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
+
 	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/chunkstore"
 	"github.com/osprey-storage/osprey/datapath"
@@ -135,7 +137,7 @@ func TestUploadMD5MismatchKeepsNothing(t *testing.T) {
 func TestStoreSkipsUnreachableOwner(t *testing.T) {
 	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
 	w.recordComplete()
-	w.peers.down["n2"] = true
+	w.peers.setDown("n2")
 	for uid := osprey.UID(1); uid <= 5; uid++ {
 		w.addFile(uid)
 		body := randomBytes(1000, uint64(uid))
@@ -151,7 +153,7 @@ func TestStoreSkipsUnreachableOwner(t *testing.T) {
 	}
 	// With two members down, two copies cannot be stored: the upload fails
 	// as certainly-not-stored and leaves nothing behind.
-	w.peers.down["n3"] = true
+	w.peers.setDown("n3")
 	w.addFile(9)
 	body := randomBytes(1000, 9)
 	if _, err := w.path.Upload(context.Background(), 9, bytes.NewReader(body), md5hex(body)); !errors.Is(err, osprey.ErrUnavailable) {
@@ -267,7 +269,7 @@ func TestErasureCodedUploadSurvivesTwoLosses(t *testing.T) {
 	if ch.EC == nil || len(ch.EC.Shards) != 6 || w.copies() != 6 {
 		t.Fatalf("layout %+v, %d copies", ch.EC, w.copies())
 	}
-	w.peers.down["n2"], w.peers.down["n5"] = true, true
+	w.peers.setDown("n2", "n5")
 	if got := w.download(t, 1); !bytes.Equal(got, body) {
 		t.Fatal("decoded bytes differ")
 	}
@@ -284,7 +286,7 @@ func TestDeleteChunksSkipsRemovedOwners(t *testing.T) {
 	ct, _ := w.state.Content(1)
 	gone := ct.Chunks[0].Owners[0]
 	w.state.nodes[gone] = fsm.Node{ID: gone, Removed: true}
-	w.peers.down[string(gone)] = true // a removed member is unreachable too
+	w.peers.setDown(string(gone)) // a removed member is unreachable too
 	if err := w.path.DeleteChunks(context.Background(), ct.Chunks); err != nil {
 		t.Fatalf("deleting with a removed owner: %v", err)
 	}
@@ -466,5 +468,95 @@ func TestUploadAfterCreateOnLaggingFollower(t *testing.T) {
 	}
 	if n := w.prop.barriers.Load(); n != 1 {
 		t.Fatalf("%d read barriers for a uid created elsewhere, want 1", n)
+	}
+}
+
+// TestChunkStreamsToOwnersWhileSending: a chunk of known size reaches its
+// owners while the client is still sending it (issue 13.2): with half the
+// body sent, both owners have read that half; the rest then completes the
+// chunk, recorded with both owners and the right checksum.
+func TestChunkStreamsToOwnersWhileSending(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+	w.addFile(1)
+	var rec fsm.ChunkPut
+	w.prop.ApplyFn = func(ct fsm.CommandType, payload any) (any, error) {
+		if ct == fsm.CmdChunkPut {
+			rec = payload.(fsm.ChunkPut)
+		}
+		return nil, nil
+	}
+	body := randomBytes(768<<10, 3)
+	half := len(body) / 2
+	pr, pw := io.Pipe()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- w.path.UploadChunk(context.Background(), 1, 1, pr, int64(len(body)), md5hex(body))
+	}()
+	if _, err := pw.Write(body[:half]); err != nil {
+		t.Fatal(err)
+	}
+	read := func() (owners int) {
+		for _, m := range []string{"n1", "n2", "n3"} {
+			if w.peers.stores[m].read.Load() >= int64(half) {
+				owners++
+			}
+		}
+		return owners
+	}
+	for deadline := time.Now().Add(10 * time.Second); read() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("with half the chunk sent, %d owners had read it (want 2): copies wait for the whole chunk", read())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := pw.Write(body[half:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	ch := rec.Chunk
+	if len(ch.Owners) != 2 || ch.Size != int64(len(body)) || ch.MD5 != md5hex(body) || ch.Sum != xxhash.Sum64(body) {
+		t.Fatalf("recorded %+v", ch)
+	}
+	for _, o := range ch.Owners {
+		if got := w.peers.stores[string(o)].data[key2(ch)]; !bytes.Equal(got, body) {
+			t.Fatalf("copy on %s differs (%d bytes)", o, len(got))
+		}
+	}
+}
+
+// TestStreamedChunkFailureKeepsNothing: a streamed chunk whose md5 does not
+// match, or whose body ends short, is refused and the copies its owners
+// had written are collected.
+func TestStreamedChunkFailureKeepsNothing(t *testing.T) {
+	body := randomBytes(512<<10, 4)
+	for _, tc := range []struct {
+		name string
+		send []byte
+		md5  string
+		want error
+	}{
+		{"md5 mismatch", body, md5hex(body[1:]), osprey.ErrInvalid},
+		{"short body", body[:len(body)-100], md5hex(body), osprey.ErrInvalid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+			w.addFile(1)
+			err := w.path.UploadChunk(context.Background(), 1, 1, bytes.NewReader(tc.send), int64(len(body)), tc.md5)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if cmds := w.prop.commands(); len(cmds) != 0 {
+				t.Fatalf("recorded %v", cmds)
+			}
+			for deadline := time.Now().Add(10 * time.Second); w.copies() != 0; {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d copies left", w.copies())
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
 	}
 }

@@ -1,7 +1,6 @@
 package datapath
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -443,27 +442,15 @@ func (p *Path) uploadChunk(ctx context.Context, uid osprey.UID, num uint32, body
 		return c.MD5, nil
 	}
 	limit := p.cfg.Limits.MaxChunkSize
-	reserve := limit + 1
-	if size >= 0 {
-		reserve = size + 1
+	var (
+		ch  fsm.Chunk
+		got string
+	)
+	if size >= streamMinSize && size <= limit && !(p.cfg.Placement.ECEnabled() && p.cfg.Placement.ECFits()) {
+		ch, got, err = p.streamChunk(ctx, num, body, size, wantMD5)
+	} else {
+		ch, got, err = p.bufferChunk(ctx, num, body, size, wantMD5)
 	}
-	buf, release, err := p.ReadPiece(ctx, body, limit+1, reserve)
-	if err != nil {
-		return "", err
-	}
-	defer release()
-	if int64(len(buf)) > limit {
-		return "", fmt.Errorf("%w: chunk larger than %d bytes", osprey.ErrTooLarge, limit)
-	}
-	if size >= 0 && int64(len(buf)) != size {
-		return "", fmt.Errorf("%w: body has %d bytes, Content-Length said %d", osprey.ErrInvalid, len(buf), size)
-	}
-	sum := md5.Sum(buf)
-	got := hex.EncodeToString(sum[:])
-	if wantMD5 != "" && got != wantMD5 {
-		return "", fmt.Errorf("%w: chunk %d md5 mismatch: body has %s, md5 parameter says %s; nothing was stored", osprey.ErrInvalid, num, got, wantMD5)
-	}
-	ch, err := p.storeChunk(ctx, num, buf, got)
 	if err != nil {
 		return "", err
 	}
@@ -475,6 +462,97 @@ func (p *Path) uploadChunk(ctx context.Context, uid osprey.UID, num uint32, body
 		return "", err
 	}
 	return got, nil // a replaced or duplicate copy is collected by a gc task
+}
+
+// bufferChunk reads a chunk whole, checks it and stores its copies.
+func (p *Path) bufferChunk(ctx context.Context, num uint32, body io.Reader, size int64, wantMD5 string) (fsm.Chunk, string, error) {
+	limit := p.cfg.Limits.MaxChunkSize
+	reserve := limit + 1
+	if size >= 0 {
+		reserve = size + 1
+	}
+	buf, release, err := p.ReadPiece(ctx, body, limit+1, reserve)
+	if err != nil {
+		return fsm.Chunk{}, "", err
+	}
+	defer release()
+	got, err := checkChunk(num, buf, limit, size, wantMD5)
+	if err != nil {
+		return fsm.Chunk{}, "", err
+	}
+	ch, err := p.storeChunk(ctx, num, buf, got)
+	return ch, got, err
+}
+
+// checkChunk checks a chunk's body against its limit, declared size (if
+// ≥ 0) and md5 (if not "") and returns its md5.
+func checkChunk(num uint32, buf []byte, limit, size int64, wantMD5 string) (string, error) {
+	if int64(len(buf)) > limit {
+		return "", fmt.Errorf("%w: chunk larger than %d bytes", osprey.ErrTooLarge, limit)
+	}
+	if size >= 0 && int64(len(buf)) != size {
+		return "", fmt.Errorf("%w: body has %d bytes, Content-Length said %d", osprey.ErrInvalid, len(buf), size)
+	}
+	sum := md5.Sum(buf)
+	got := hex.EncodeToString(sum[:])
+	if wantMD5 != "" && got != wantMD5 {
+		return "", fmt.Errorf("%w: chunk %d md5 mismatch: body has %s, md5 parameter says %s; nothing was stored", osprey.ErrInvalid, num, got, wantMD5)
+	}
+	return got, nil
+}
+
+// streamMinSize is the smallest declared chunk size that streams to its
+// owners while the client sends it (streamChunk); smaller ones are read
+// whole first, which costs them nothing.
+const streamMinSize = 256 << 10
+
+// streamChunk stores a chunk of known size (replicated, not erasure-coded)
+// by streaming it to its owners as it arrives: the copies read the
+// request's buffer as it fills (piece), so the owners write while the
+// client is still sending and the chunk is durable about when its last
+// byte arrives, instead of a whole chunk's transfer later. The chunk is
+// checked (size, md5) once whole; a chunk that fails a check, or whose body
+// breaks off, cancels its copies and the ones already written are
+// collected: as with a buffered chunk, nothing of it is recorded.
+func (p *Path) streamChunk(ctx context.Context, num uint32, body io.Reader, size int64, wantMD5 string) (fsm.Chunk, string, error) {
+	limit := p.cfg.Limits.MaxChunkSize
+	blob, err := p.cfg.UIDs.NextUID()
+	if err != nil {
+		return fsm.Chunk{}, "", err
+	}
+	pc := newPiece(size)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type stored struct {
+		owners []osprey.NodeID
+		err    error
+	}
+	done := make(chan stored, 1)
+	go func() {
+		owners, err := p.storeCopies(sctx, uint64(blob), num, pc)
+		done <- stored{owners, err}
+	}()
+	buf, release, err := p.readPiece(ctx, body, limit+1, size+1, pc.fill)
+	got := ""
+	if err == nil {
+		got, err = checkChunk(num, buf, limit, size, wantMD5)
+	}
+	pc.finish(buf, err)
+	if err != nil {
+		cancel()
+	}
+	st := <-done // no copy reads buf any more
+	if release != nil {
+		release()
+	}
+	if err != nil {
+		return fsm.Chunk{}, "", err // storeCopies collected what it wrote
+	}
+	if st.err != nil {
+		return fsm.Chunk{}, "", st.err
+	}
+	sum, _ := pc.checksum(ctx) // complete: computed by the copies' checks already
+	return fsm.Chunk{Blob: uint64(blob), Num: num, Size: size, MD5: got, Sum: sum, Owners: st.owners}, got, nil
 }
 
 // Merge declares a chunked upload complete; it returns at once.
@@ -502,6 +580,14 @@ func (p *Path) pieceSize() int64 {
 // no regrowth for a body of the expected size). The caller MUST call
 // release.
 func (p *Path) ReadPiece(ctx context.Context, r io.Reader, limit, reserve int64) ([]byte, func(), error) {
+	return p.readPiece(ctx, r, limit, reserve, nil)
+}
+
+// readPiece is ReadPiece that calls onFill (if not nil) with the buffer
+// after every read from r, for readers of the filled prefix (piece). With
+// onFill, a failed read returns release too, not yet called: the caller
+// calls it once those readers are done with the buffer.
+func (p *Path) readPiece(ctx context.Context, r io.Reader, limit, reserve int64, onFill func([]byte)) ([]byte, func(), error) {
 	var held int64
 	grow := func(n int64) error {
 		wctx, cancel := context.WithTimeout(ctx, budgetWait)
@@ -523,8 +609,26 @@ func (p *Path) ReadPiece(ctx context.Context, r io.Reader, limit, reserve int64)
 		p.budget.release(held)
 	}
 	fail := func(err error) ([]byte, func(), error) {
+		if onFill != nil {
+			return nil, release, bodyError(err)
+		}
 		release()
 		return nil, nil, bodyError(err)
+	}
+	// fillTo reads until buf holds target bytes (like io.ReadFull),
+	// publishing each read.
+	fillTo := func(target int) error {
+		for len(buf) < target {
+			n, err := r.Read(buf[len(buf):target])
+			buf = buf[:len(buf)+n]
+			if n > 0 && onFill != nil {
+				onFill(buf)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	var one [1]byte
 	for {
@@ -532,11 +636,10 @@ func (p *Path) ReadPiece(ctx context.Context, r io.Reader, limit, reserve int64)
 		if cap(buf) < target {
 			buf = append(make([]byte, 0, max(target, 2*cap(buf))), buf...) // a body longer than reserve
 		}
-		n, err := io.ReadFull(r, buf[len(buf):target])
-		buf = buf[:len(buf)+n]
+		err := fillTo(target)
 		switch {
 		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
-			return buf, release, nil // end of body
+			return buf, release, nil // end of body (a short one fails the caller's size or md5 check)
 		case err != nil:
 			return fail(err)
 		case int64(len(buf)) >= limit:
@@ -544,17 +647,23 @@ func (p *Path) ReadPiece(ctx context.Context, r io.Reader, limit, reserve int64)
 		}
 		// More budget only if the body goes on: one byte (held unbudgeted
 		// until the next step is granted) tells.
-		if n, err = io.ReadFull(r, one[:]); n == 0 {
+		if n, err := io.ReadFull(r, one[:]); n == 0 {
 			if errors.Is(err, io.EOF) {
 				return buf, release, nil
 			}
 			return fail(err)
 		}
 		if err := grow(min(budgetStep, limit-int64(len(buf)))); err != nil {
+			if onFill != nil {
+				return nil, release, err
+			}
 			release()
 			return nil, nil, err
 		}
 		buf = append(buf, one[0])
+		if onFill != nil {
+			onFill(buf)
+		}
 	}
 }
 
@@ -608,14 +717,28 @@ func (p *Path) storeChunk(ctx context.Context, num uint32, buf []byte, md5hex st
 	if err != nil {
 		return fsm.Chunk{}, err
 	}
-	ch := fsm.Chunk{Blob: uint64(blob), Num: num, Size: int64(len(buf)), MD5: md5hex, Sum: xxhash.Sum64(buf)}
-	r, err := p.cfg.Placement.Ring()
+	pc := fullPiece(buf)
+	owners, err := p.storeCopies(ctx, uint64(blob), num, pc)
 	if err != nil {
 		return fsm.Chunk{}, err
 	}
+	sum, _ := pc.checksum(ctx) // complete: no wait
+	return fsm.Chunk{Blob: uint64(blob), Num: num, Size: int64(len(buf)), MD5: md5hex, Sum: sum, Owners: owners}, nil
+}
+
+// storeCopies writes piece pc (complete, or still arriving) as chunk
+// (blob, num) to the chunk's ring owners and returns the owners that hold
+// a durable, checksum-verified copy, sorted. It succeeds only once the
+// wanted number of copies are durable; otherwise every copy it started is
+// collected. It returns only when no copy reads pc any more.
+func (p *Path) storeCopies(ctx context.Context, blob uint64, num uint32, pc *piece) ([]osprey.NodeID, error) {
+	r, err := p.cfg.Placement.Ring()
+	if err != nil {
+		return nil, err
+	}
 	want := min(p.cfg.Placement.Replicas(), r.Len())
-	candidates := r.Owners(ring.ChunkKey(ch.Blob, num), r.Len())
-	ref := httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}
+	candidates := r.Owners(ring.ChunkKey(blob, num), r.Len())
+	ref := httpapi.ChunkRef{Blob: blob, Num: num}
 	// Write to the first `want` candidates in parallel; a failed copy moves
 	// on to the next candidate in ring order, and so does a copy that lags
 	// far behind one that is already done (hedging: a member that is
@@ -634,13 +757,14 @@ func (p *Path) storeChunk(ctx context.Context, num uint32, buf []byte, md5hex st
 		results = make(chan result, len(candidates))
 		errs    []error
 		owners  []osprey.NodeID
+		failed  []osprey.NodeID // copies that failed may have stored something
 		hedge   <-chan time.Time
 		started = time.Now()
 	)
 	start := func(owner string) {
 		pending++
 		go func() {
-			results <- result{owner, p.PutChunkOn(cctx, owner, ref, buf, ch.Sum)}
+			results <- result{owner, p.putCopy(cctx, owner, ref, pc)}
 		}()
 	}
 	for _, o := range candidates[:want] {
@@ -659,56 +783,73 @@ func (p *Path) storeChunk(ctx context.Context, num uint32, buf []byte, md5hex st
 				}
 				continue
 			}
+			failed = append(failed, osprey.NodeID(res.owner))
 			errs = append(errs, fmt.Errorf("%s: %w", res.owner, res.err))
-			if next < len(candidates) && ctx.Err() == nil {
+			if next < len(candidates) && ctx.Err() == nil && !errors.Is(res.err, errPieceAbandoned) {
 				start(candidates[next])
 				next++
 			}
 		case <-hedge:
 			hedge = nil
 			if next < len(candidates) && ctx.Err() == nil {
-				p.log.Debug("copy lagging: starting a spare", "blob", ch.Blob, "num", num, "spare", candidates[next])
+				p.log.Debug("copy lagging: starting a spare", "blob", blob, "num", num, "spare", candidates[next])
 				start(candidates[next])
 				next++
 			}
 		}
 	}
-	// Cancel the copies still running and wait for them (they read buf,
-	// which the caller reuses); one that completed anyway is garbage.
+	// Cancel the copies still running and wait for them (they read the
+	// caller's buffer); one that completed anyway is garbage.
 	cancel()
-	var extra []osprey.NodeID
 	for ; pending > 0; pending-- {
-		if res := <-results; res.err == nil {
-			if len(owners) < want {
-				owners = append(owners, osprey.NodeID(res.owner))
-			} else {
-				extra = append(extra, osprey.NodeID(res.owner))
-			}
+		if res := <-results; res.err == nil && len(owners) < want {
+			owners = append(owners, osprey.NodeID(res.owner))
+		} else {
+			failed = append(failed, osprey.NodeID(res.owner))
 		}
 	}
-	if len(extra) > 0 {
-		p.collect([]fsm.Chunk{{Blob: ch.Blob, Num: ch.Num, Owners: extra}})
+	if len(owners) < want {
+		p.collect([]fsm.Chunk{{Blob: blob, Num: num, Owners: append(owners, failed...)}})
+		return nil, fmt.Errorf("%w: stored %d of %d copies of chunk %d: %w", osprey.ErrUnavailable, len(owners), want, num, errors.Join(errs...))
 	}
-	ch.Owners = owners
-	if len(ch.Owners) < want {
-		p.collect([]fsm.Chunk{ch})
-		return fsm.Chunk{}, fmt.Errorf("%w: stored %d of %d copies of chunk %d: %w", osprey.ErrUnavailable, len(ch.Owners), want, num, errors.Join(errs...))
+	if len(failed) > 0 {
+		p.collect([]fsm.Chunk{{Blob: blob, Num: num, Owners: failed}})
 	}
-	sort.Slice(ch.Owners, func(i, j int) bool { return ch.Owners[i] < ch.Owners[j] })
-	return ch, nil
+	sort.Slice(owners, func(i, j int) bool { return owners[i] < owners[j] })
+	return owners, nil
+}
+
+// putCopy stores one copy of pc on owner (this node or another) and checks
+// the checksum the owner reports against the piece's.
+func (p *Path) putCopy(ctx context.Context, owner string, ref httpapi.ChunkRef, pc *piece) error {
+	var (
+		got uint64
+		err error
+	)
+	if owner == p.id {
+		got, err = p.PutLocalChunk(ctx, ref, pc.reader(ctx), pc.size)
+	} else {
+		got, err = p.cfg.Peers.PutChunkStream(ctx, owner, ref, pc.reader(ctx), pc.size)
+	}
+	if err != nil {
+		return err
+	}
+	want, err := pc.checksum(ctx)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("checksum %x after store, want %x", got, want)
+	}
+	return nil
 }
 
 // PutChunkOn stores a chunk copy on owner (this node or another) and checks
 // the checksum it reports against sum.
 func (p *Path) PutChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
-	if owner == p.id {
-		got, err := p.PutLocalChunk(ctx, ref, bytes.NewReader(buf), int64(len(buf)))
-		if err == nil && got != sum {
-			err = fmt.Errorf("checksum %x after store, want %x", got, sum)
-		}
-		return err
-	}
-	return p.cfg.Peers.PutChunk(ctx, owner, ref, buf, sum)
+	pc := fullPiece(buf)
+	pc.sumOnce.Do(func() { pc.sum = sum })
+	return p.putCopy(ctx, owner, ref, pc)
 }
 
 // collect deletes chunk copies that were stored but never recorded (the

@@ -236,23 +236,44 @@ func (c *Client) chunkURL(addr string, ref httpapi.ChunkRef) string {
 
 // PutChunk stores a chunk copy on owner and checks the checksum it reports.
 func (c *Client) PutChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
-	addr, err := c.Addr(owner)
+	got, err := c.PutChunkStream(ctx, owner, ref, bytes.NewReader(buf), int64(len(buf)))
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.chunkURL(addr, ref), bytes.NewReader(buf))
-	if err != nil {
-		return err
-	}
-	req.ContentLength = int64(len(buf))
-	var got string
-	if err := c.DoJSON(req, &got); err != nil {
-		return err
-	}
-	if got != strconv.FormatUint(sum, 10) {
-		return fmt.Errorf("node %s stored checksum %s, want %d", owner, got, sum)
+	if got != sum {
+		return fmt.Errorf("node %s stored checksum %d, want %d", owner, got, sum)
 	}
 	return nil
+}
+
+// PutChunkStream stores a chunk copy of size bytes read from body on owner
+// and returns the checksum (xxhash64) the owner computed over what it
+// stored; the caller compares it with its own. body may still be arriving
+// (a chunk streamed to its owners while the client sends it).
+func (c *Client) PutChunkStream(ctx context.Context, owner string, ref httpapi.ChunkRef, body io.Reader, size int64) (uint64, error) {
+	addr, err := c.Addr(owner)
+	if err != nil {
+		return 0, err
+	}
+	if size == 0 {
+		// A non-nil body of length 0 would go out chunked, as of unknown
+		// length: the owner requires a Content-Length.
+		body = http.NoBody
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.chunkURL(addr, ref), body)
+	if err != nil {
+		return 0, err
+	}
+	req.ContentLength = size
+	var got string
+	if err := c.DoJSON(req, &got); err != nil {
+		return 0, err
+	}
+	sum, err := strconv.ParseUint(got, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("node %s answered checksum %q: %w", owner, got, err)
+	}
+	return sum, nil
 }
 
 // DeleteChunk deletes a chunk copy on owner.

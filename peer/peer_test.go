@@ -152,3 +152,33 @@ func TestReadIndexAndProbe(t *testing.T) {
 		t.Fatalf("probe ok %v err %v", ok, err)
 	}
 }
+
+// onlyReader hides a reader's type, as a body still arriving does.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// TestPutChunkStreamSendsLength: a streamed chunk copy goes out with its
+// Content-Length (the owner requires one), an empty one too (a non-nil
+// body of length 0 would otherwise go out chunked), and the owner's
+// checksum comes back.
+func TestPutChunkStreamSendsLength(t *testing.T) {
+	var gotLen int64
+	var gotTE []string
+	var gotBody []byte
+	c, _ := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		gotLen, gotTE = r.ContentLength, r.TransferEncoding
+		gotBody, _ = io.ReadAll(r.Body)
+		reply(w, 200, "ok", "42")
+	})
+	ref := httpapi.ChunkRef{Blob: 5, Num: 1}
+	for _, body := range []string{"hello", ""} {
+		sum, err := c.PutChunkStream(context.Background(), "p1", ref, onlyReader{strings.NewReader(body)}, int64(len(body)))
+		if err != nil || sum != 42 {
+			t.Fatalf("%q: sum %d, %v", body, sum, err)
+		}
+		if gotLen != int64(len(body)) || len(gotTE) != 0 || string(gotBody) != body {
+			t.Fatalf("%q: Content-Length %d, Transfer-Encoding %v, body %q", body, gotLen, gotTE, gotBody)
+		}
+	}
+}
