@@ -199,6 +199,7 @@ func TestRunBenchSmoke(t *testing.T) {
 	cfg.Progress = &progress
 	cfg.NoDropCaches = true // never flush the shared machine's cache from a unit test
 	cfg.Logger = testLogger(t)
+	cfg.SettleWait = 300 * time.Millisecond // the fake never tiers
 	rep, err := RunBench(ctxT(t), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +215,7 @@ func TestRunBenchSmoke(t *testing.T) {
 		}
 	}
 	for _, want := range []string{benchDiskWrite, benchDiskRead, benchLoopback, benchFsync4K, benchSmall1, "c=4",
-		benchUpload, benchDownload, "link/upload calls", "resume calls", "peak RSS " + srv2.URL, "| 11.8 | MiB |"} {
+		benchUpload, benchDownload, benchDownloadNow, "still not tiered after", "link/upload calls", "resume calls", "peak RSS " + srv2.URL, "| 11.8 | MiB |"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("markdown lacks %q", want)
 		}
@@ -250,6 +251,7 @@ func TestRunBenchOnly(t *testing.T) {
 	cfg.NoDropCaches = true
 	cfg.Logger = testLogger(t)
 	cfg.Only = []string{"small", "large"}
+	cfg.SettleWait = 100 * time.Millisecond
 	rep, err := RunBench(ctxT(t), cfg)
 	if err != nil {
 		t.Fatal(err)
