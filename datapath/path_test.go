@@ -77,7 +77,7 @@ func TestUploadStoresReplicasThenRecords(t *testing.T) {
 	w.recordComplete()
 	w.addFile(1)
 	body := randomBytes(5<<19, 1) // 2.5 pieces of 1 MiB
-	info, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex(body))
+	info, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), int64(len(body)), md5hex(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestUploadMD5MismatchKeepsNothing(t *testing.T) {
 	w.recordComplete()
 	w.addFile(1)
 	body := randomBytes(3000, 2)
-	_, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex([]byte("something else")))
+	_, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), int64(len(body)), md5hex([]byte("something else")))
 	if !errors.Is(err, osprey.ErrInvalid) {
 		t.Fatalf("err = %v, want ErrInvalid", err)
 	}
@@ -141,7 +141,7 @@ func TestStoreSkipsUnreachableOwner(t *testing.T) {
 	for uid := osprey.UID(1); uid <= 5; uid++ {
 		w.addFile(uid)
 		body := randomBytes(1000, uint64(uid))
-		if _, err := w.path.Upload(context.Background(), uid, bytes.NewReader(body), md5hex(body)); err != nil {
+		if _, err := w.path.Upload(context.Background(), uid, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
 			t.Fatal(err)
 		}
 		ct, _ := w.state.Content(uid)
@@ -156,7 +156,7 @@ func TestStoreSkipsUnreachableOwner(t *testing.T) {
 	w.peers.setDown("n3")
 	w.addFile(9)
 	body := randomBytes(1000, 9)
-	if _, err := w.path.Upload(context.Background(), 9, bytes.NewReader(body), md5hex(body)); !errors.Is(err, osprey.ErrUnavailable) {
+	if _, err := w.path.Upload(context.Background(), 9, bytes.NewReader(body), int64(len(body)), md5hex(body)); !errors.Is(err, osprey.ErrUnavailable) {
 		t.Fatalf("err = %v, want ErrUnavailable", err)
 	}
 }
@@ -175,7 +175,7 @@ func TestStoreHedgesAStalledOwner(t *testing.T) {
 		w.addFile(uid)
 		body := randomBytes(1000, uint64(uid))
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		_, err := w.path.Upload(ctx, uid, bytes.NewReader(body), md5hex(body))
+		_, err := w.path.Upload(ctx, uid, bytes.NewReader(body), int64(len(body)), md5hex(body))
 		cancel()
 		if err != nil {
 			t.Fatalf("upload %d with n2 stalled: %v", uid, err)
@@ -197,7 +197,7 @@ func TestDownloadFallsBackToAnotherCopy(t *testing.T) {
 	w.recordComplete()
 	w.addFile(1)
 	body := randomBytes(3<<19, 3)
-	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex(body)); err != nil {
+	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
 		t.Fatal(err)
 	}
 	// Lose the first copy of every chunk (the one read first when this
@@ -261,7 +261,7 @@ func TestErasureCodedUploadSurvivesTwoLosses(t *testing.T) {
 	w.recordComplete()
 	w.addFile(1)
 	body := randomBytes(200_000, 5)
-	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex(body)); err != nil {
+	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
 		t.Fatal(err)
 	}
 	ct, _ := w.state.Content(1)
@@ -280,7 +280,7 @@ func TestDeleteChunksSkipsRemovedOwners(t *testing.T) {
 	w.recordComplete()
 	w.addFile(1)
 	body := randomBytes(1000, 6)
-	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex(body)); err != nil {
+	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
 		t.Fatal(err)
 	}
 	ct, _ := w.state.Content(1)
@@ -388,7 +388,7 @@ func TestStagedDownloadWritesLarge(t *testing.T) {
 	w.recordComplete()
 	w.addFile(1)
 	body := randomBytes(4<<20, 4)
-	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), md5hex(body)); err != nil {
+	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
 		t.Fatal(err)
 	}
 	obj, err := w.path.Open(context.Background(), 1)
@@ -445,7 +445,7 @@ func TestUploadAfterCreateOnLaggingFollower(t *testing.T) {
 		t.Fatal(err)
 	}
 	body := randomBytes(4096, 7)
-	info, err := w.path.Upload(context.Background(), uids[0], bytes.NewReader(body), md5hex(body))
+	info, err := w.path.Upload(context.Background(), uids[0], bytes.NewReader(body), int64(len(body)), md5hex(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +462,7 @@ func TestUploadAfterCreateOnLaggingFollower(t *testing.T) {
 	if n := w.prop.barriers.Load(); n != 0 {
 		t.Fatalf("%d read barriers for a chunk of a file this node created", n)
 	}
-	_, err = w.path.Upload(context.Background(), 999999, bytes.NewReader(body), md5hex(body))
+	_, err = w.path.Upload(context.Background(), 999999, bytes.NewReader(body), int64(len(body)), md5hex(body))
 	if !errors.Is(err, osprey.ErrNotFound) {
 		t.Fatalf("unknown uid: %v", err)
 	}
@@ -558,5 +558,73 @@ func TestStreamedChunkFailureKeepsNothing(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestSmallUploadsReserveTheirSize: a single upload of declared size takes
+// that much of the buffer budget (and a buffer that size), not a whole
+// piece's: sixteen 4 KiB uploads stalled mid-body leave the 8 MiB budget
+// free for another, which completes at once. (Taking 1 MiB each, the
+// sixteen held the whole budget and every later upload waited.)
+func TestSmallUploadsReserveTheirSize(t *testing.T) {
+	w := mustWorld(t, []string{"n1"}, 1, erasure.Policy{})
+	w.recordComplete()
+	body := randomBytes(4096, 9)
+	var writers []*io.PipeWriter
+	errc := make(chan error, 16)
+	consumed := make(chan struct{}, 16)
+	for i := range 16 {
+		uid := osprey.UID(100 + i)
+		w.addFile(uid)
+		pr, pw := io.Pipe()
+		writers = append(writers, pw)
+		go func() {
+			_, err := w.path.Upload(context.Background(), uid, pr, int64(len(body)), md5hex(body))
+			errc <- err
+		}()
+		go func() { // then stalls before its end
+			if _, err := pw.Write(body[:4000]); err == nil {
+				consumed <- struct{}{}
+			}
+		}()
+	}
+	// Every stalled upload is reading its body (holding its budget).
+	for i := range 16 {
+		select {
+		case <-consumed:
+		case <-time.After(10 * time.Second):
+			for _, pw := range writers {
+				pw.CloseWithError(errors.New("test over"))
+			}
+			t.Fatalf("only %d of 16 stalled 4 KiB uploads got buffer budget", i)
+		}
+	}
+	w.addFile(1)
+	done := make(chan error, 1)
+	go func() {
+		_, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), int64(len(body)), md5hex(body))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		for _, pw := range writers {
+			pw.CloseWithError(errors.New("test over"))
+		}
+		t.Fatal("a 4 KiB upload waited for buffer budget held by sixteen stalled 4 KiB uploads")
+	}
+	for _, pw := range writers {
+		go func() {
+			pw.Write(body[4000:])
+			pw.Close()
+		}()
+	}
+	for range writers {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -313,7 +313,7 @@ func (p *Path) Delete(ctx context.Context, uid osprey.UID) error {
 // Upload stores a single-request upload. The body is cut into pieces of at
 // most pieceSize bytes, each replicated like a chunk, so memory stays
 // bounded whatever the file size.
-func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantMD5 string) (httpapi.FileInfo, error) {
+func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, size int64, wantMD5 string) (httpapi.FileInfo, error) {
 	f, err := p.fileForWrite(ctx, uid)
 	if err != nil {
 		return httpapi.FileInfo{}, err
@@ -321,7 +321,7 @@ func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 	if f.State != fsm.StateUploading && f.MD5 != wantMD5 {
 		return httpapi.FileInfo{}, fmt.Errorf("%w: uid %s is already complete", osprey.ErrConflict, uid)
 	}
-	st, err := p.StageHashed(ctx, body, wantMD5)
+	st, err := p.StageHashed(ctx, body, size, wantMD5)
 	if err != nil {
 		return httpapi.FileInfo{}, err
 	}
@@ -343,7 +343,7 @@ func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, wantM
 // the pieces yet: the caller records them in a command (FileComplete,
 // ObjectPut) or gives them back with Discard.
 func (p *Path) StagePieces(ctx context.Context, body io.Reader, wantMD5 string) ([]fsm.Chunk, int64, string, error) {
-	st, err := p.StageHashed(ctx, body, wantMD5)
+	st, err := p.StageHashed(ctx, body, -1, wantMD5)
 	return st.Chunks, st.Size, st.MD5, err
 }
 
@@ -358,12 +358,16 @@ type Staged struct {
 
 // StageHashed is StagePieces that also returns the SHA-256 of the body,
 // computed as the bytes arrive (no second read).
-func (p *Path) StageHashed(ctx context.Context, body io.Reader, wantMD5 string) (Staged, error) {
+//
+// size is the body's declared length, -1 if unknown: a hint that sizes
+// each piece's buffer (a 4 KiB upload takes a 4 KiB buffer, not a whole
+// piece's); the body decides what is stored.
+func (p *Path) StageHashed(ctx context.Context, body io.Reader, size int64, wantMD5 string) (Staged, error) {
 	p.lastUpload.Store(time.Now().UnixNano())
 	whole, strong := md5.New(), sha256.New()
 	var (
 		chunks []fsm.Chunk
-		size   int64
+		total  int64
 	)
 	fail := func(err error) (Staged, error) {
 		p.collect(chunks)
@@ -371,7 +375,11 @@ func (p *Path) StageHashed(ctx context.Context, body io.Reader, wantMD5 string) 
 	}
 	hashes := io.MultiWriter(whole, strong)
 	for num := uint32(1); ; num++ {
-		buf, release, err := p.ReadPiece(ctx, io.TeeReader(body, hashes), p.pieceSize(), p.pieceSize())
+		reserve := p.pieceSize()
+		if size >= 0 {
+			reserve = max(min(reserve, size-total+1), 1) // +1: the read that sees the end
+		}
+		buf, release, err := p.ReadPiece(ctx, io.TeeReader(body, hashes), p.pieceSize(), reserve)
 		if err != nil {
 			return fail(err)
 		}
@@ -391,8 +399,8 @@ func (p *Path) StageHashed(ctx context.Context, body io.Reader, wantMD5 string) 
 			return fail(err)
 		}
 		chunks = append(chunks, ch)
-		size += ch.Size
-		if size > p.cfg.Limits.MaxUploadSize {
+		total += ch.Size
+		if total > p.cfg.Limits.MaxUploadSize {
 			return fail(fmt.Errorf("%w: upload exceeds %d bytes", osprey.ErrTooLarge, p.cfg.Limits.MaxUploadSize))
 		}
 		if last {
@@ -403,7 +411,7 @@ func (p *Path) StageHashed(ctx context.Context, body io.Reader, wantMD5 string) 
 	if wantMD5 != "" && got != wantMD5 {
 		return fail(fmt.Errorf("%w: md5 mismatch: body has %s, md5 parameter says %s; nothing was stored", osprey.ErrInvalid, got, wantMD5))
 	}
-	return Staged{Chunks: chunks, Size: size, MD5: got, SHA256: hex.EncodeToString(strong.Sum(nil))}, nil
+	return Staged{Chunks: chunks, Size: total, MD5: got, SHA256: hex.EncodeToString(strong.Sum(nil))}, nil
 }
 
 // Discard deletes staged pieces no record refers to (best effort, in the
@@ -669,21 +677,29 @@ func (p *Path) readPiece(ctx context.Context, r io.Reader, limit, reserve int64,
 
 // Upload buffers are pooled slabs; slabs above maxPooledSlab (larger than
 // the usual 8-16 MiB chunks and parts) are left to the GC, so the pool
-// does not pin memory the budget no longer accounts for.
-const maxPooledSlab = 16<<20 + 64<<10
+// does not pin memory the budget no longer accounts for, and so are slabs
+// below minPooledSlab (small uploads, sized by their Content-Length): they
+// cost little to allocate, and in the pool they would crowd out the large
+// slabs chunked uploads reuse.
+const (
+	maxPooledSlab = 16<<20 + 64<<10
+	minPooledSlab = 1 << 20
+)
 
 var slabPool sync.Pool
 
 func getSlab(n int) *[]byte {
-	if s, ok := slabPool.Get().(*[]byte); ok && cap(*s) >= n {
-		return s
+	if n >= minPooledSlab {
+		if s, ok := slabPool.Get().(*[]byte); ok && cap(*s) >= n {
+			return s
+		}
 	}
 	b := make([]byte, 0, n)
 	return &b
 }
 
 func putSlab(s *[]byte) {
-	if cap(*s) <= maxPooledSlab {
+	if c := cap(*s); c >= minPooledSlab && c <= maxPooledSlab {
 		slabPool.Put(s)
 	}
 }

@@ -506,7 +506,11 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	info, err := s.cfg.Storage.Upload(r.Context(), uid, limitBody(body, limit), md5)
+	size := r.ContentLength // a multipart form's framing is not part of the file
+	if isMultipart(r) {
+		size = -1
+	}
+	info, err := s.cfg.Storage.Upload(r.Context(), uid, limitBody(body, limit), size, md5)
 	if err != nil {
 		s.writeError(w, r, toTooLarge(err, err))
 		return

@@ -253,7 +253,7 @@ func (m *mockStorage) Checkpoint(ctx context.Context, uid osprey.UID) ([]uint32,
 	return m.CheckpointFn(ctx, uid)
 }
 
-func (m *mockStorage) Upload(ctx context.Context, uid osprey.UID, body io.Reader, md5 string) (FileInfo, error) {
+func (m *mockStorage) Upload(ctx context.Context, uid osprey.UID, body io.Reader, _ int64, md5 string) (FileInfo, error) {
 	m.called("Upload")
 	if m.UploadFn == nil {
 		return FileInfo{}, errNotMocked

@@ -23,8 +23,9 @@ type Storage interface {
 	// Checkpoint lists the chunk numbers stored for an upload.
 	Checkpoint(ctx context.Context, uid osprey.UID) ([]uint32, error)
 	// Upload stores a whole file read from body (until EOF) whose md5 must
-	// be md5; nothing is kept on mismatch.
-	Upload(ctx context.Context, uid osprey.UID, body io.Reader, md5 string) (FileInfo, error)
+	// be md5; nothing is kept on mismatch. size is the body's declared
+	// length, -1 if unknown (a hint for buffers: the body decides).
+	Upload(ctx context.Context, uid osprey.UID, body io.Reader, size int64, md5 string) (FileInfo, error)
 	// UploadChunk stores chunk num (size bytes, or -1 if unknown).
 	UploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, md5 string) error
 	// Merge declares a chunked upload complete.

@@ -168,7 +168,7 @@ func TestDedupProofOfPossession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dp.Upload(ctx, tu[0], bytes.NewReader(data), md5hex(data)); err != nil {
+	if _, err := dp.Upload(ctx, tu[0], bytes.NewReader(data), int64(len(data)), md5hex(data)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the tenant's upload on n1", func() bool { x, ok := n1.FSM().File(tu[0]); return ok && x.Content != 0 })

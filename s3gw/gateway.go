@@ -49,7 +49,7 @@ type Proposer interface {
 // Data is the part of the data path the gateway stores and reads bytes
 // through.
 type Data interface {
-	StageHashed(ctx context.Context, body io.Reader, wantMD5 string) (datapath.Staged, error)
+	StageHashed(ctx context.Context, body io.Reader, size int64, wantMD5 string) (datapath.Staged, error)
 	Discard(chunks []fsm.Chunk)
 	UploadPart(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64) (md5 string, err error)
 	Resume(ctx context.Context, items []httpapi.ResumeItem) ([]osprey.UID, error)
@@ -197,7 +197,7 @@ func (g *Gateway) PutObject(ctx context.Context, bucket, key string, body io.Rea
 	if err != nil {
 		return s3api.ObjectInfo{}, mapErr(err)
 	}
-	st, err := g.cfg.Data.StageHashed(ctx, body, "")
+	st, err := g.cfg.Data.StageHashed(ctx, body, size, "")
 	chunks, n, sum := st.Chunks, st.Size, st.MD5
 	if err == nil && size >= 0 && n != size {
 		g.cfg.Data.Discard(chunks)
