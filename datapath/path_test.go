@@ -628,3 +628,70 @@ func TestSmallUploadsReserveTheirSize(t *testing.T) {
 		}
 	}
 }
+
+// TestSingleUploadStreamsPieces: a single upload of declared length streams
+// each piece to its owners as it arrives (with part of the first piece sent,
+// its owners have read it), stores the whole body; one that ends before its
+// declared length is refused and keeps nothing.
+func TestSingleUploadStreamsPieces(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+	w.recordComplete()
+	w.addFile(1)
+	body := randomBytes(5<<19, 5) // 2.5 pieces of 1 MiB
+	sent := 600 << 10
+	pr, pw := io.Pipe()
+	type out struct {
+		info httpapi.FileInfo
+		err  error
+	}
+	res := make(chan out, 1)
+	go func() {
+		info, err := w.path.Upload(context.Background(), 1, pr, int64(len(body)), md5hex(body))
+		res <- out{info, err}
+	}()
+	if _, err := pw.Write(body[:sent]); err != nil {
+		t.Fatal(err)
+	}
+	read := func() (owners int) {
+		for _, m := range []string{"n1", "n2", "n3"} {
+			if w.peers.stores[m].read.Load() >= int64(sent) {
+				owners++
+			}
+		}
+		return owners
+	}
+	for deadline := time.Now().Add(10 * time.Second); read() < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("with %d bytes of the first piece sent, %d owners had read them (want 2)", sent, read())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	go func() {
+		pw.Write(body[sent:])
+		pw.Close()
+	}()
+	r := <-res
+	if r.err != nil || r.info.Size != int64(len(body)) {
+		t.Fatalf("upload: %+v %v", r.info, r.err)
+	}
+	if ct, _ := w.state.Content(1); len(ct.Chunks) != 3 {
+		t.Fatalf("%d pieces recorded, want 3", len(ct.Chunks))
+	}
+	if got := w.download(t, 1); !bytes.Equal(got, body) {
+		t.Fatal("downloaded bytes differ")
+	}
+
+	w.addFile(2)
+	short := body[:3<<19] // 1.5 of 2.5 pieces, then the body ends
+	_, err := w.path.Upload(context.Background(), 2, bytes.NewReader(short), int64(len(body)), md5hex(body))
+	if !errors.Is(err, osprey.ErrInvalid) {
+		t.Fatalf("short body: %v", err)
+	}
+	before := 6 // the first upload's copies
+	for deadline := time.Now().Add(10 * time.Second); w.copies() != before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d copies, want the first upload's %d: the short one's were not collected", w.copies(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -374,12 +374,26 @@ func (p *Path) StageHashed(ctx context.Context, body io.Reader, size int64, want
 		return Staged{}, err
 	}
 	hashes := io.MultiWriter(whole, strong)
+	tee := io.TeeReader(body, hashes)
 	for num := uint32(1); ; num++ {
+		if n := min(p.pieceSize(), size-total); size >= 0 && n >= streamMinSize && p.streams() {
+			// A piece of known size streams to its owners as it arrives.
+			ch, _, err := p.streamChunk(ctx, num, tee, n, true, "")
+			if err != nil {
+				return fail(err)
+			}
+			chunks = append(chunks, ch)
+			total += ch.Size
+			if total > p.cfg.Limits.MaxUploadSize {
+				return fail(fmt.Errorf("%w: upload exceeds %d bytes", osprey.ErrTooLarge, p.cfg.Limits.MaxUploadSize))
+			}
+			continue // the next piece, or the end of the body (read below)
+		}
 		reserve := p.pieceSize()
 		if size >= 0 {
 			reserve = max(min(reserve, size-total+1), 1) // +1: the read that sees the end
 		}
-		buf, release, err := p.ReadPiece(ctx, io.TeeReader(body, hashes), p.pieceSize(), reserve)
+		buf, release, err := p.ReadPiece(ctx, tee, p.pieceSize(), reserve)
 		if err != nil {
 			return fail(err)
 		}
@@ -454,8 +468,8 @@ func (p *Path) uploadChunk(ctx context.Context, uid osprey.UID, num uint32, body
 		ch  fsm.Chunk
 		got string
 	)
-	if size >= streamMinSize && size <= limit && !(p.cfg.Placement.ECEnabled() && p.cfg.Placement.ECFits()) {
-		ch, got, err = p.streamChunk(ctx, num, body, size, wantMD5)
+	if size >= streamMinSize && size <= limit && p.streams() {
+		ch, got, err = p.streamChunk(ctx, num, body, size, false, wantMD5)
 	} else {
 		ch, got, err = p.bufferChunk(ctx, num, body, size, wantMD5)
 	}
@@ -509,6 +523,12 @@ func checkChunk(num uint32, buf []byte, limit, size int64, wantMD5 string) (stri
 	return got, nil
 }
 
+// streams says whether chunks stream to their owners: replicated staging
+// (an erasure-coded chunk is encoded whole).
+func (p *Path) streams() bool {
+	return !(p.cfg.Placement.ECEnabled() && p.cfg.Placement.ECFits())
+}
+
 // streamMinSize is the smallest declared chunk size that streams to its
 // owners while the client sends it (streamChunk); smaller ones are read
 // whole first, which costs them nothing.
@@ -522,8 +542,14 @@ const streamMinSize = 256 << 10
 // checked (size, md5) once whole; a chunk that fails a check, or whose body
 // breaks off, cancels its copies and the ones already written are
 // collected: as with a buffered chunk, nothing of it is recorded.
-func (p *Path) streamChunk(ctx context.Context, num uint32, body io.Reader, size int64, wantMD5 string) (fsm.Chunk, string, error) {
-	limit := p.cfg.Limits.MaxChunkSize
+//
+// With exact, body goes on after the chunk (a piece of a single upload):
+// exactly size bytes are read, and fewer is an error.
+func (p *Path) streamChunk(ctx context.Context, num uint32, body io.Reader, size int64, exact bool, wantMD5 string) (fsm.Chunk, string, error) {
+	limit, readLimit := p.cfg.Limits.MaxChunkSize, p.cfg.Limits.MaxChunkSize+1
+	if exact {
+		limit, readLimit = size, size
+	}
 	blob, err := p.cfg.UIDs.NextUID()
 	if err != nil {
 		return fsm.Chunk{}, "", err
@@ -540,9 +566,12 @@ func (p *Path) streamChunk(ctx context.Context, num uint32, body io.Reader, size
 		owners, err := p.storeCopies(sctx, uint64(blob), num, pc)
 		done <- stored{owners, err}
 	}()
-	buf, release, err := p.readPiece(ctx, body, limit+1, size+1, pc.fill)
+	buf, release, err := p.readPiece(ctx, body, readLimit, size+1, pc.fill)
 	got := ""
-	if err == nil {
+	switch {
+	case err == nil && exact && int64(len(buf)) < size:
+		err = fmt.Errorf("%w: body ended %d bytes before its declared length; nothing was stored", osprey.ErrInvalid, size-int64(len(buf)))
+	case err == nil:
 		got, err = checkChunk(num, buf, limit, size, wantMD5)
 	}
 	pc.finish(buf, err)
