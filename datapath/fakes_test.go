@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -305,6 +306,23 @@ func mustWorld(t testing.TB, members []string, replicas int, ec erasure.Policy, 
 	}
 	t.Cleanup(func() { w.path.Close() })
 	return w
+}
+
+// waitOwnersRead polls (10 s at most) until want members' chunk stores
+// have read at least n bytes of their bodies, and returns how many have.
+func (w *world) waitOwnersRead(want int, n int64) int {
+	count := func() (owners int) {
+		for _, s := range w.peers.stores {
+			if s.read.Load() >= n {
+				owners++
+			}
+		}
+		return owners
+	}
+	for deadline := time.Now().Add(10 * time.Second); count() < want && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	return count()
 }
 
 // addFile records an uploading file.

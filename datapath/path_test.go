@@ -495,19 +495,8 @@ func TestChunkStreamsToOwnersWhileSending(t *testing.T) {
 	if _, err := pw.Write(body[:half]); err != nil {
 		t.Fatal(err)
 	}
-	read := func() (owners int) {
-		for _, m := range []string{"n1", "n2", "n3"} {
-			if w.peers.stores[m].read.Load() >= int64(half) {
-				owners++
-			}
-		}
-		return owners
-	}
-	for deadline := time.Now().Add(10 * time.Second); read() < 2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("with half the chunk sent, %d owners had read it (want 2): copies wait for the whole chunk", read())
-		}
-		time.Sleep(time.Millisecond)
+	if got := w.waitOwnersRead(2, int64(half)); got < 2 {
+		t.Fatalf("with half the chunk sent, %d owners had read it (want 2): copies wait for the whole chunk", got)
 	}
 	if _, err := pw.Write(body[half:]); err != nil {
 		t.Fatal(err)
@@ -652,19 +641,8 @@ func TestSingleUploadStreamsPieces(t *testing.T) {
 	if _, err := pw.Write(body[:sent]); err != nil {
 		t.Fatal(err)
 	}
-	read := func() (owners int) {
-		for _, m := range []string{"n1", "n2", "n3"} {
-			if w.peers.stores[m].read.Load() >= int64(sent) {
-				owners++
-			}
-		}
-		return owners
-	}
-	for deadline := time.Now().Add(10 * time.Second); read() < 2; {
-		if time.Now().After(deadline) {
-			t.Fatalf("with %d bytes of the first piece sent, %d owners had read them (want 2)", sent, read())
-		}
-		time.Sleep(time.Millisecond)
+	if got := w.waitOwnersRead(2, int64(sent)); got < 2 {
+		t.Fatalf("with %d bytes of the first piece sent, %d owners had read them (want 2)", sent, got)
 	}
 	go func() {
 		pw.Write(body[sent:])

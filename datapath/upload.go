@@ -373,19 +373,25 @@ func (p *Path) StageHashed(ctx context.Context, body io.Reader, size int64, want
 		p.collect(chunks)
 		return Staged{}, err
 	}
+	add := func(ch fsm.Chunk) error {
+		chunks = append(chunks, ch)
+		total += ch.Size
+		if total > p.cfg.Limits.MaxUploadSize {
+			return fmt.Errorf("%w: upload exceeds %d bytes", osprey.ErrTooLarge, p.cfg.Limits.MaxUploadSize)
+		}
+		return nil
+	}
 	hashes := io.MultiWriter(whole, strong)
 	tee := io.TeeReader(body, hashes)
 	for num := uint32(1); ; num++ {
 		if n := min(p.pieceSize(), size-total); size >= 0 && n >= streamMinSize && p.streams() {
 			// A piece of known size streams to its owners as it arrives.
 			ch, _, err := p.streamChunk(ctx, num, tee, n, true, "")
+			if err == nil {
+				err = add(ch)
+			}
 			if err != nil {
 				return fail(err)
-			}
-			chunks = append(chunks, ch)
-			total += ch.Size
-			if total > p.cfg.Limits.MaxUploadSize {
-				return fail(fmt.Errorf("%w: upload exceeds %d bytes", osprey.ErrTooLarge, p.cfg.Limits.MaxUploadSize))
 			}
 			continue // the next piece, or the end of the body (read below)
 		}
@@ -409,13 +415,11 @@ func (p *Path) StageHashed(ctx context.Context, body io.Reader, size int64, want
 		}
 		ch, err := p.storeChunk(ctx, num, buf, pieceMD5)
 		release()
+		if err == nil {
+			err = add(ch)
+		}
 		if err != nil {
 			return fail(err)
-		}
-		chunks = append(chunks, ch)
-		total += ch.Size
-		if total > p.cfg.Limits.MaxUploadSize {
-			return fail(fmt.Errorf("%w: upload exceeds %d bytes", osprey.ErrTooLarge, p.cfg.Limits.MaxUploadSize))
 		}
 		if last {
 			break
