@@ -316,10 +316,11 @@ func (f *FSM) HeldBy(node osprey.NodeID, cursor []byte, limit int) (out []Held, 
 // copy dropped. Found by the member nemesis: a tier task that wrote to a
 // member while it was being removed recorded it as a holder, and the
 // object was lost with the next removal.
-func (t *tx) dropRemovedHolders(id osprey.UID, nodes []osprey.NodeID, now int64) []osprey.NodeID {
+func (t *tx) dropRemovedHolders(id osprey.UID, nodes []osprey.NodeID, workers []uint32, now int64) []osprey.NodeID {
 	var out []osprey.NodeID
-	for _, o := range nodes {
-		if n, ok := t.node(o); ok && !n.Removed {
+	for i, o := range nodes {
+		sameIncarnation := len(workers) != len(nodes) || workers[i] == 0
+		if n, ok := t.node(o); ok && !n.Removed && (sameIncarnation || n.WorkerID == workers[i]) {
 			out = append(out, o)
 			continue
 		}

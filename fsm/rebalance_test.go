@@ -338,3 +338,45 @@ func TestTierDoneDropsRemovedHolders(t *testing.T) {
 		t.Fatal(msg)
 	}
 }
+
+// TestTierDoneDropsReaddedHolders: a member removed, wiped and re-added
+// (a new worker id) while a tier task copied the object to it is no holder
+// either: TierDone names the worker id each holder had before the copy,
+// and a different one now drops it and queues its repair (the object lost
+// in the seed-746034167 chaos run). A matching worker id keeps the holder.
+func TestTierDoneDropsReaddedHolders(t *testing.T) {
+	a := newApplier(t)
+	a.applyLog(rebalanceLog())
+	n2, _ := a.f.Node("n2")
+	n1, _ := a.f.Node("n1")
+	a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 9})
+	a.mustOK(CmdNodeUpsert, NodeUpsert{ID: "n2", RaftAddr: "n2:1", HTTPAddr: "n2:2", Time: t0 + 9})
+	if again, _ := a.f.Node("n2"); again.Removed || again.WorkerID == n2.WorkerID {
+		t.Fatalf("re-added n2: %+v (was worker %d)", again, n2.WorkerID)
+	}
+	for _, tk := range a.f.Tasks(TaskPending) {
+		if tk.Type == TaskTier && tk.Target == "3" {
+			a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{tk.ID}, Now: t0 + 10, LeaseMillis: 1000})
+			a.mustOK(CmdTierDone, TierDone{TaskID: tk.ID, Node: "n1", Content: 3, Now: t0 + 10, DropRemoved: true,
+				Location:      Location{Bucket: "b", Key: "3.txt", Nodes: []osprey.NodeID{"n2", "n1"}},
+				HolderWorkers: []uint32{n2.WorkerID, n1.WorkerID}})
+		}
+	}
+	ct, _ := a.f.Content(3)
+	if !reflect.DeepEqual(ct.Location.Nodes, []osprey.NodeID{"n1"}) {
+		t.Fatalf("holders %v, want n1 only", ct.Location.Nodes)
+	}
+	found := false
+	for _, tk := range tasksOf(a.f, TaskRepair) {
+		var p RepairPayload
+		if json.Unmarshal(tk.Payload, &p) == nil && p.Kind == RepairObject && p.Content == 3 && p.Lost == "n2" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no repair queued for the copy on the re-added member")
+	}
+	if msg := checkIndexes(a.f); msg != "" {
+		t.Fatal(msg)
+	}
+}

@@ -537,8 +537,9 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 	loc := c.Location
 	if c.DropRemoved {
 		var kept []osprey.NodeID
-		for _, o := range loc.Nodes {
-			if n, ok := s.Nodes[o]; ok && !n.Removed {
+		for i, o := range loc.Nodes {
+			same := len(c.HolderWorkers) != len(loc.Nodes) || c.HolderWorkers[i] == 0
+			if n, ok := s.Nodes[o]; ok && !n.Removed && (same || n.WorkerID == c.HolderWorkers[i]) {
 				kept = append(kept, o)
 				continue
 			}

@@ -146,6 +146,12 @@ type TierDone struct {
 	// builds that know it; absent in entries of older builds, which
 	// replay with their old meaning.
 	DropRemoved bool `json:"drop_removed,omitempty"`
+	// HolderWorkers is, per Location.Nodes entry, the member's worker id
+	// as the tier pass saw it before copying (0 = not known). With
+	// DropRemoved, a holder whose worker id differs now was removed and
+	// joined again since (wiped: its copy went with it) and is dropped
+	// like a removed one. Absent in entries of older builds.
+	HolderWorkers []uint32 `json:"holder_workers,omitempty"`
 	// SharedGC puts the content's staged chunks into the open gc task
 	// (collectTiered) instead of a gc task of their own. Proposers of
 	// this build set it; an entry of an earlier build, without it, is
@@ -348,7 +354,7 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 	}
 	loc := c.Location
 	if c.DropRemoved {
-		loc.Nodes = t.dropRemovedHolders(ct.ID, loc.Nodes, c.Now)
+		loc.Nodes = t.dropRemovedHolders(ct.ID, loc.Nodes, c.HolderWorkers, c.Now)
 	}
 	// Verified now (the backend checked the md5 as the bytes streamed): a
 	// dedup target from here on, under its strong key once the SHA-256 is

@@ -103,6 +103,21 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 		// its md5 is computed here, from the same stream.
 		sum.md5 = md5.New()
 	}
+	// The members' worker ids before copying: a member removed, wiped and
+	// re-added while the copies are written is a new incarnation, and the
+	// FSM drops it as a holder (TierDone.HolderWorkers).
+	workers := map[osprey.NodeID]uint32{}
+	if ns, ok := c.State.(interface {
+		Node(id osprey.NodeID) (fsm.Node, bool)
+	}); ok && c.LocalBackend {
+		if r, rerr := c.Placement.Ring(); rerr == nil {
+			for _, o := range r.Owners(ring.ChunkKey(uint64(ct.ID), 0), r.Len()) {
+				if n, ok := ns.Node(osprey.NodeID(o)); ok {
+					workers[n.ID] = n.WorkerID
+				}
+			}
+		}
+	}
 	if c.LocalBackend {
 		loc.Nodes, err = h.tierLocal(ctx, ct, bucket, key, sum)
 	} else if err = c.Objects.EnsureBucket(ctx, bucket); err == nil {
@@ -121,6 +136,11 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	c.TieredBytes.Add(float64(ct.Size))
 	done := fsm.TierDone{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Location: loc, Now: time.Now().UnixMilli(),
 		DropRemoved: true, SharedGC: true}
+	if len(workers) > 0 {
+		for _, o := range loc.Nodes {
+			done.HolderWorkers = append(done.HolderWorkers, workers[o]) // 0 if not seen
+		}
+	}
 	// Recorded only when the hash saw exactly the content's bytes (a
 	// backend that stopped reading at Size leaves nothing unread).
 	if sum.n == ct.Size {
