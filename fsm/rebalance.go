@@ -310,6 +310,17 @@ func (f *FSM) HeldBy(node osprey.NodeID, cursor []byte, limit int) (out []Held, 
 	return out, next
 }
 
+// holderGone says whether nodes[i], a member a tier pass copied to, is
+// gone since: removed, or removed and re-added (its worker id differs
+// from workers[i], when known).
+func (t *tx) holderGone(nodes []osprey.NodeID, workers []uint32, i int) bool {
+	n, ok := t.node(nodes[i])
+	if !ok || n.Removed {
+		return true
+	}
+	return len(workers) == len(nodes) && workers[i] != 0 && n.WorkerID != workers[i]
+}
+
 // dropRemovedHolders returns nodes without the members removed since a
 // tier task copied the object to them (their copy went with them; a member
 // re-added under the same id starts empty), and queues a repair for each
@@ -319,8 +330,7 @@ func (f *FSM) HeldBy(node osprey.NodeID, cursor []byte, limit int) (out []Held, 
 func (t *tx) dropRemovedHolders(id osprey.UID, nodes []osprey.NodeID, workers []uint32, now int64) []osprey.NodeID {
 	var out []osprey.NodeID
 	for i, o := range nodes {
-		sameIncarnation := len(workers) != len(nodes) || workers[i] == 0
-		if n, ok := t.node(o); ok && !n.Removed && (sameIncarnation || n.WorkerID == workers[i]) {
+		if !t.holderGone(nodes, workers, i) {
 			out = append(out, o)
 			continue
 		}

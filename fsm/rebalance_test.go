@@ -380,3 +380,42 @@ func TestTierDoneDropsReaddedHolders(t *testing.T) {
 		t.Fatal(msg)
 	}
 }
+
+// TestTierDoneAllHoldersGoneTiersAgain: when every member a tier pass
+// copied to is gone by its TierDone, nothing is tiered: the content stays
+// staged (its staged chunks are kept) and a new tier task is queued.
+func TestTierDoneAllHoldersGoneTiersAgain(t *testing.T) {
+	a := newApplier(t)
+	a.applyLog(rebalanceLog())
+	n2, _ := a.f.Node("n2")
+	a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 9})
+	a.mustOK(CmdNodeUpsert, NodeUpsert{ID: "n2", RaftAddr: "n2:1", HTTPAddr: "n2:2", Time: t0 + 9})
+	var done uint64
+	for _, tk := range a.f.Tasks(TaskPending) {
+		if tk.Type == TaskTier && tk.Target == "3" {
+			done = tk.ID
+			a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{tk.ID}, Now: t0 + 10, LeaseMillis: 1000})
+			a.mustOK(CmdTierDone, TierDone{TaskID: tk.ID, Node: "n1", Content: 3, Now: t0 + 10, DropRemoved: true,
+				Location:      Location{Bucket: "b", Key: "3.txt", Nodes: []osprey.NodeID{"n2"}},
+				HolderWorkers: []uint32{n2.WorkerID}})
+		}
+	}
+	if done == 0 {
+		t.Fatal("no tier task for content 3")
+	}
+	if ct, _ := a.f.Content(3); ct.State != ContentStaged || len(ct.Chunks) == 0 {
+		t.Fatalf("content %+v, want still staged with its chunks", ct)
+	}
+	again := false
+	for _, tk := range tasksOf(a.f, TaskTier) {
+		if tk.Target == "3" && tk.ID != done {
+			again = true
+		}
+	}
+	if !again {
+		t.Fatal("no new tier task queued")
+	}
+	if msg := checkIndexes(a.f); msg != "" {
+		t.Fatal(msg)
+	}
+}

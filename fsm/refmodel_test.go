@@ -536,6 +536,17 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 	}
 	loc := c.Location
 	if c.DropRemoved {
+		gone := 0
+		for i, o := range loc.Nodes {
+			same := len(c.HolderWorkers) != len(loc.Nodes) || c.HolderWorkers[i] == 0
+			if n, ok := s.Nodes[o]; !ok || n.Removed || !same && n.WorkerID != c.HolderWorkers[i] {
+				gone++
+			}
+		}
+		if gone > 0 && gone == len(loc.Nodes) {
+			s.enqueue(TaskTier, ct.ID.String(), nil, c.Now, c.Now)
+			return nil, nil
+		}
 		var kept []osprey.NodeID
 		for i, o := range loc.Nodes {
 			same := len(c.HolderWorkers) != len(loc.Nodes) || c.HolderWorkers[i] == 0

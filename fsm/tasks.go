@@ -354,6 +354,18 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 	}
 	loc := c.Location
 	if c.DropRemoved {
+		gone := 0
+		for i := range loc.Nodes {
+			if t.holderGone(loc.Nodes, c.HolderWorkers, i) {
+				gone++
+			}
+		}
+		if gone > 0 && gone == len(loc.Nodes) {
+			// Every copy went to a member that is gone: nothing was
+			// tiered. The content stays staged and is tiered again.
+			t.enqueue(TaskTier, ct.ID.String(), nil, c.Now, c.Now)
+			return nil, nil
+		}
 		loc.Nodes = t.dropRemovedHolders(ct.ID, loc.Nodes, c.HolderWorkers, c.Now)
 	}
 	// Verified now (the backend checked the md5 as the bytes streamed): a
