@@ -96,10 +96,12 @@ func statusOf(err error) (int, int) {
 
 // writeError writes err as a JSON envelope. 5xx errors are logged with
 // details; the client sees only a generic message for 500s. A client that
-// went away gets nothing.
+// went away gets nothing, and what failed because it left (a body cut
+// short shows as an unexpected EOF or a reset, not only as
+// context.Canceled) is logged at debug level, not as a server error.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-		s.log.Debug("client gone", "path", r.URL.Path, "request_id", RequestID(r.Context()))
+	if r.Context().Err() != nil {
+		s.log.Debug("client gone", "path", r.URL.Path, "request_id", RequestID(r.Context()), "err", err)
 		return
 	}
 	status, code := statusOf(err)

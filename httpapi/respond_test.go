@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -296,5 +297,31 @@ func TestDecodeJSON(t *testing.T) {
 				t.Fatalf("decodeJSON = %v, want %v containing %q", err, tt.want, tt.wantIn)
 			}
 		})
+	}
+}
+
+// TestWriteErrorHangUpMidBody: an error that follows from the client going
+// away (its request context is done: a hang-up mid-body shows as an
+// unexpected EOF or a reset, not as context.Canceled) is not a server
+// fault and is not logged at error level.
+func TestWriteErrorHangUpMidBody(t *testing.T) {
+	for _, err := range []error{io.ErrUnexpectedEOF, fmt.Errorf("read: %w", errors.New("connection reset by peer")), context.Canceled} {
+		var logs bytes.Buffer
+		s := &Server{log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // the client went away
+		r := httptest.NewRequest(http.MethodPut, Prefix+"/upload", nil).WithContext(ctx)
+		s.writeError(httptest.NewRecorder(), r, fmt.Errorf("upload: %w", err))
+		if strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "client gone") {
+			t.Errorf("%v after the client left: logged %q, want only a debug line", err, logs.String())
+		}
+	}
+	// The same error while the client is still there is a 500, logged.
+	var logs bytes.Buffer
+	s := &Server{log: slog.New(slog.NewTextHandler(&logs, nil))}
+	rec := httptest.NewRecorder()
+	s.writeError(rec, httptest.NewRequest(http.MethodPut, Prefix+"/upload", nil), io.ErrUnexpectedEOF)
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("client present: status %d, logs %q; want 500 logged at error level", rec.Code, logs.String())
 	}
 }

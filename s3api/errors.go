@@ -189,7 +189,9 @@ type errorBody struct {
 // 5xx responses are logged at error level; client errors at debug level.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	log := loggerFrom(r.Context(), h.log)
-	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+	if r.Context().Err() != nil {
+		// The client left: whatever failed after that (a body cut short
+		// reads as an unexpected EOF) is not a server error.
 		log.Debug("client gone", "err", err)
 		return
 	}

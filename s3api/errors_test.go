@@ -1,9 +1,15 @@
 package s3api
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/osprey-storage/osprey"
@@ -68,5 +74,26 @@ func TestMultipartETag(t *testing.T) {
 	}
 	if _, err := MultipartETag([]CompletePart{{1, "zz"}}); !errors.Is(err, ErrInvalidPart) {
 		t.Fatalf("bad etag: %v", err)
+	}
+}
+
+// TestWriteErrorClientGone: what fails because the client left (a body
+// cut short reads as an unexpected EOF) is logged at debug level, not as
+// a 500; the same error with the client still there is one.
+func TestWriteErrorClientGone(t *testing.T) {
+	var logs bytes.Buffer
+	h := &handler{log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequest(http.MethodPut, "/b/k", nil).WithContext(ctx)
+	h.writeError(httptest.NewRecorder(), r, fmt.Errorf("put object: %w", io.ErrUnexpectedEOF))
+	if strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "client gone") {
+		t.Errorf("client gone: logged %q, want one debug line", logs.String())
+	}
+	logs.Reset()
+	rec := httptest.NewRecorder()
+	h.writeError(rec, httptest.NewRequest(http.MethodPut, "/b/k", nil), io.ErrUnexpectedEOF)
+	if rec.Code != http.StatusInternalServerError || !strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("client present: %d, logged %q; want a 500 logged at error level", rec.Code, logs.String())
 	}
 }
