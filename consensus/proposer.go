@@ -26,6 +26,9 @@ type Raft interface {
 	Apply(ctx context.Context, cmd []byte) (any, uint64, error)
 	Barrier(ctx context.Context) error
 	VerifyLeader(ctx context.Context) error
+	// LastContact is when this node last heard from a leader (zero if it
+	// never did, or leads).
+	LastContact() time.Time
 }
 
 // State is the part of the FSM a Proposer reads.
@@ -54,6 +57,14 @@ type Config struct {
 	// Retry is the pause between attempts while no leader can take a
 	// command.
 	Retry time.Duration
+	// NoLeaderWait bounds how long Apply and ReadBarrier wait for a leader
+	// on a node that had one and lost contact with it (a minority
+	// partition, a paused or dead leader not yet replaced): past it they
+	// answer ErrNoLeader at once instead of holding the request until its
+	// deadline, so clients turn to another node. It must exceed an
+	// election. 0 waits until the deadline. A node that never heard from a
+	// leader (starting, joining) always waits.
+	NoLeaderWait time.Duration
 	// MaxBatch and MaxBatchBytes cap one group-commit entry: how many
 	// commands, and how many bytes of them, the leader coalesces into one
 	// Raft entry (0 means the default; MaxBatch 1 turns batching off).
@@ -79,7 +90,7 @@ func (c Config) Validate() error {
 		return errors.New("consensus: ID and HTTPAddr are required")
 	case c.Raft == nil || c.State == nil || c.Forwarder == nil:
 		return errors.New("consensus: Raft, State and Forwarder are required")
-	case c.ApplyTimeout <= 0 || c.ReadTimeout <= 0 || c.Retry <= 0:
+	case c.ApplyTimeout <= 0 || c.ReadTimeout <= 0 || c.Retry <= 0 || c.NoLeaderWait < 0:
 		return errors.New("consensus: timeouts must be positive")
 	case c.MaxBatch < 0 || c.MaxBatch > fsm.MaxBatchCommands || c.MaxBatchBytes < 0:
 		return fmt.Errorf("consensus: MaxBatch %d must be 0..%d, MaxBatchBytes %d ≥ 0", c.MaxBatch, fsm.MaxBatchCommands, c.MaxBatchBytes)
@@ -162,8 +173,8 @@ func (p *Proposer) Apply(ctx context.Context, t fsm.CommandType, payload, out an
 			data, err = p.ApplyEncoded(ctx, cmd)
 		} else if leader := p.LeaderHTTP(); leader != "" {
 			data, err = p.cfg.Forwarder.ForwardApply(ctx, leader, cmd)
-		} else {
-			err = raftstore.ErrNoLeader
+		} else if err = p.noLeader(); errors.Is(err, errLeaderLost) {
+			return err // never sent: certainly not applied
 		}
 		if err == nil || !errors.Is(err, osprey.ErrUnavailable) && !errors.Is(err, osprey.ErrNotLeader) {
 			break
@@ -186,6 +197,24 @@ func (p *Proposer) Apply(ctx context.Context, t fsm.CommandType, payload, out an
 		}
 	}
 	return nil
+}
+
+// errLeaderLost marks ErrNoLeader answered before the deadline because
+// the leader has been out of contact longer than NoLeaderWait.
+var errLeaderLost = errors.New("no contact with a leader")
+
+// noLeader is the error of an attempt that found no leader: ErrNoLeader,
+// marked errLeaderLost (give up now) once this node has heard from no
+// leader for NoLeaderWait.
+func (p *Proposer) noLeader() error {
+	last := p.cfg.Raft.LastContact()
+	if p.cfg.NoLeaderWait <= 0 || last.IsZero() {
+		return raftstore.ErrNoLeader
+	}
+	if since := time.Since(last); since >= p.cfg.NoLeaderWait {
+		return fmt.Errorf("%w: %w for %s (this node cannot reach a quorum; try another)", raftstore.ErrNoLeader, errLeaderLost, since.Round(100*time.Millisecond))
+	}
+	return raftstore.ErrNoLeader
 }
 
 // ApplyEncoded applies an encoded command on this node, which must lead,
@@ -273,8 +302,8 @@ func (p *Proposer) ReadBarrier(ctx context.Context) error {
 			idx, err = p.ReadIndex(ctx)
 		} else if leader := p.LeaderHTTP(); leader != "" {
 			idx, err = p.cfg.Forwarder.ReadIndex(ctx, leader)
-		} else {
-			err = raftstore.ErrNoLeader
+		} else if err = p.noLeader(); errors.Is(err, errLeaderLost) {
+			return fmt.Errorf("read barrier: %w", err)
 		}
 		if err == nil {
 			break

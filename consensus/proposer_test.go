@@ -20,6 +20,8 @@ type fakeRaft struct {
 	leaderID string
 	term     uint64
 	barriers int
+	// lastContact is when the node last heard from a leader.
+	lastContact time.Time
 	ApplyFn  func(ctx context.Context, cmd []byte) (any, uint64, error)
 	VerifyFn func(ctx context.Context) error
 }
@@ -40,6 +42,7 @@ func (r *fakeRaft) Barrier(context.Context) error {
 	r.barriers++
 	return nil
 }
+func (r *fakeRaft) LastContact() time.Time { r.mu.Lock(); defer r.mu.Unlock(); return r.lastContact }
 func (r *fakeRaft) VerifyLeader(ctx context.Context) error {
 	if r.VerifyFn != nil {
 		return r.VerifyFn(ctx)
@@ -232,5 +235,47 @@ func TestReadBarrierTimesOutUnavailable(t *testing.T) {
 	defer cancel()
 	if err := p.ReadBarrier(ctx); !errors.Is(err, osprey.ErrUnavailable) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestNoLeaderAnswersAfterNoLeaderWait: a node that lost contact with its
+// leader longer than NoLeaderWait ago answers ErrNoLeader (503) at once,
+// for writes and reads, instead of holding the call until its deadline; a
+// node that never heard from a leader (starting, joining) still waits.
+func TestNoLeaderAnswersAfterNoLeaderWait(t *testing.T) {
+	newP := func(r *fakeRaft) *consensus.Proposer {
+		cfg := consensus.DefaultConfig()
+		cfg.ID, cfg.HTTPAddr, cfg.Raft, cfg.State, cfg.Forwarder = "n1", "h1:80", r, &fakeState{}, fakeForwarder{}
+		cfg.Retry, cfg.NoLeaderWait = time.Millisecond, 200*time.Millisecond
+		p, err := consensus.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Close)
+		return p
+	}
+	lost := newP(&fakeRaft{lastContact: time.Now().Add(-time.Second)})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := lost.Apply(ctx, fsm.CmdTaskDone, fsm.TaskDone{ID: 1}, nil); !errors.Is(err, raftstore.ErrNoLeader) || !errors.Is(err, osprey.ErrUnavailable) || ctx.Err() != nil {
+		t.Fatalf("apply on a node that lost its leader: %v (ctx %v), want ErrNoLeader before the deadline", err, ctx.Err())
+	}
+	if err := lost.ReadBarrier(ctx); !errors.Is(err, raftstore.ErrNoLeader) || ctx.Err() != nil {
+		t.Fatalf("read barrier on a node that lost its leader: %v, want ErrNoLeader before the deadline", err)
+	}
+	// Contact lost just now: it waits for an election first (here until
+	// its own short deadline).
+	recent := newP(&fakeRaft{lastContact: time.Now()})
+	sctx, scancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer scancel()
+	if err := recent.Apply(sctx, fsm.CmdTaskDone, fsm.TaskDone{ID: 1}, nil); sctx.Err() == nil || !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("apply right after losing the leader: %v (ctx %v), want a wait until the deadline", err, sctx.Err())
+	}
+	// Never had a leader: waits until the deadline as before.
+	never := newP(&fakeRaft{})
+	nctx, ncancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer ncancel()
+	if err := never.Apply(nctx, fsm.CmdTaskDone, fsm.TaskDone{ID: 1}, nil); nctx.Err() == nil || !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("apply on a node that never had a leader: %v (ctx %v), want a wait until the deadline", err, nctx.Err())
 	}
 }

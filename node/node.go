@@ -230,6 +230,10 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 	ccfg := consensus.DefaultConfig()
 	ccfg.ID, ccfg.HTTPAddr, ccfg.ApplyTimeout, ccfg.Raft, ccfg.State = id, n.httpAddr, applyTimeout, n.raft, n.fsm
 	ccfg.Forwarder = leaderBound{inner: n.peers, changed: n.raft.LeaderChanged}
+	// A node cut off from the leader longer than a few elections take
+	// (500 ms timeouts: 0.5–1.6 s in the chaos runs) answers 503 at once
+	// instead of holding requests until their deadline.
+	ccfg.NoLeaderWait = max(2*time.Second, 4*cfg.Raft.ElectionTimeout)
 	if n.prop, err = consensus.New(ccfg); err != nil {
 		return err
 	}
