@@ -22,8 +22,8 @@ type fakeRaft struct {
 	barriers int
 	// lastContact is when the node last heard from a leader.
 	lastContact time.Time
-	ApplyFn  func(ctx context.Context, cmd []byte) (any, uint64, error)
-	VerifyFn func(ctx context.Context) error
+	ApplyFn     func(ctx context.Context, cmd []byte) (any, uint64, error)
+	VerifyFn    func(ctx context.Context) error
 }
 
 func (r *fakeRaft) IsLeader() bool { r.mu.Lock(); defer r.mu.Unlock(); return r.leader }
