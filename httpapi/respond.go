@@ -98,13 +98,15 @@ func statusOf(err error) (int, int) {
 // details; the client sees only a generic message for 500s. A client that
 // went away gets nothing, and what failed because it left (a body cut
 // short shows as an unexpected EOF or a reset, not only as
-// context.Canceled) is logged at debug level, not as a server error.
+// context.Canceled) is logged at debug level, not as a server error. An
+// error with a status of its own (a stalled body's 408: the server ended
+// the request, the client may still read the answer) is answered.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil {
+	status, code := statusOf(err)
+	if r.Context().Err() != nil && (errors.Is(err, context.Canceled) || status == http.StatusInternalServerError) {
 		s.log.Debug("client gone", "path", r.URL.Path, "request_id", RequestID(r.Context()), "err", err)
 		return
 	}
-	status, code := statusOf(err)
 	msg := err.Error()
 	switch {
 	case status == http.StatusInternalServerError:

@@ -189,13 +189,14 @@ type errorBody struct {
 // 5xx responses are logged at error level; client errors at debug level.
 func (h *handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	log := loggerFrom(r.Context(), h.log)
-	if r.Context().Err() != nil {
-		// The client left: whatever failed after that (a body cut short
-		// reads as an unexpected EOF) is not a server error.
+	ae := toAPIError(err)
+	if r.Context().Err() != nil && (errors.Is(err, context.Canceled) || ae.Status == http.StatusInternalServerError) {
+		// The client left: what failed because of it (a body cut short
+		// reads as an unexpected EOF) is not a server error. An error with
+		// a status of its own is still answered.
 		log.Debug("client gone", "err", err)
 		return
 	}
-	ae := toAPIError(err)
 	if ae.Status >= 500 {
 		log.Error("request failed", "code", ae.Code, "err", err)
 	} else {
