@@ -2,6 +2,8 @@ package jepsen
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -71,6 +73,8 @@ type CheckInput struct {
 	// LinVisualization, if set, receives porcupine's HTML visualisation of
 	// the partitions that failed.
 	LinVisualization string
+	// Faults are the nemesis' fault records (run-relative times).
+	Faults []FaultRecord
 }
 
 // CheckResult is the checker's verdict on a run.
@@ -92,7 +96,7 @@ func Check(in CheckInput) CheckResult {
 	add(checkTasks(in))
 	add(checkNoFailed(in.History))
 	add(checkRecovered(in))
-	add(checkRebalanceReads(in.History))
+	add(checkRebalanceReads(in.History, in.Faults))
 	res.OK = true
 	for _, inv := range res.Invariants {
 		if inv.Verdict == Broken {
@@ -410,8 +414,13 @@ func checkRecovered(in CheckInput) Invariant {
 // no delete touched, must have been served (its bytes are judged by
 // downloads-correct). A read that timed out or lost its connection says
 // nothing and is only counted; an answer that the file is missing, gone
-// or unreadable breaks the invariant.
-func checkRebalanceReads(h []Op) Invariant {
+// or unreadable breaks the invariant — unless every holder the node tried
+// (named in its "no readable copy" answer) was killed or paused by another
+// fault during the read: with two replicas, a member removed and wiped
+// (one copy gone until repair restores it) and the other holder killed
+// meanwhile leave no reachable copy, a double fault and not a move.
+// Those are counted apart.
+func checkRebalanceReads(h []Op, faults []FaultRecord) Invariant {
 	inv := Invariant{Name: "readable-during-rebalance"}
 	acked := map[string]time.Duration{}
 	touched := map[string]bool{}
@@ -427,7 +436,7 @@ func checkRebalanceReads(h []Op) Invariant {
 		}
 	}
 	var bad []string
-	n, unknown := 0, 0
+	n, unknown, down := 0, 0, 0
 	for _, op := range h {
 		if op.Type != OpDownload || !strings.HasPrefix(op.Process, "probe") || touched[op.Key] {
 			continue
@@ -438,6 +447,8 @@ func checkRebalanceReads(h []Op) Invariant {
 		n++
 		switch {
 		case op.Outcome == OK:
+		case op.Status == 503 && strings.Contains(op.Error, "no readable copy") && holdersDown(op, faults):
+			down++
 		case op.Status == 404 || op.Status == 410 || op.Status == 500 || op.Status == 503 && strings.Contains(op.Error, "no readable copy"):
 			bad = append(bad, fmt.Sprintf("#%d uid %s via %s: %s status=%d %s", op.Index, op.Key, op.Node, op.Outcome, op.Status, op.Error))
 		default:
@@ -453,6 +464,44 @@ func checkRebalanceReads(h []Op) Invariant {
 	default:
 		inv.Verdict = Held
 		inv.Detail = fmt.Sprintf("%d reads of acknowledged files while copies moved, none refused (%d timed out or were cut off)", n, unknown)
+		if down > 0 {
+			inv.Detail += fmt.Sprintf("; %d found every holder killed or paused by another fault", down)
+		}
 	}
 	return inv
+}
+
+// holderInError finds the members a "no readable copy" answer names: each
+// copy's error starts on its own line as "<member>: ".
+var holderInError = regexp.MustCompile(`(?:^|: |\n)(n[0-9]+): `)
+
+// holdersDown reports whether every member op's "no readable copy" error
+// names was killed or paused (by a fault other than a member change)
+// during the whole read.
+func holdersDown(op Op, faults []FaultRecord) bool {
+	_, detail, ok := strings.Cut(op.Error, "no readable copy")
+	if !ok {
+		return false
+	}
+	named := map[string]bool{}
+	for _, m := range holderInError.FindAllStringSubmatch(detail, -1) {
+		named[m[1]] = true
+	}
+	if len(named) == 0 {
+		return false
+	}
+	for id := range named {
+		covered := false
+		for _, f := range faults {
+			if (f.Kind == FaultKill || f.Kind == FaultPause) && slices.Contains(f.Targets, id) &&
+				f.Start <= op.T0 && (f.End == 0 || f.End >= op.T1) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			return false
+		}
+	}
+	return true
 }

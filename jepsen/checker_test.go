@@ -244,14 +244,44 @@ func TestCheckRebalanceReads(t *testing.T) {
 		{Index: 6, Process: "probe1", Type: OpDownload, Key: "1", Outcome: Info, Error: "timeout", T0: 9, T1: 10},
 		{Index: 7, Process: "c0", Type: OpDownload, Key: "1", Outcome: Fail, Status: 404, T0: 9, T1: 10},
 	}
-	if inv := checkRebalanceReads(h); inv.Verdict != Held {
+	if inv := checkRebalanceReads(h, nil); inv.Verdict != Held {
 		t.Fatalf("%+v", inv)
 	}
 	h = append(h, Op{Index: 8, Process: "probe1", Type: OpDownload, Key: "1", Outcome: Fail, Status: 404, T0: 11, T1: 12})
-	if inv := checkRebalanceReads(h); inv.Verdict != Broken || len(inv.Examples) != 1 {
+	if inv := checkRebalanceReads(h, nil); inv.Verdict != Broken || len(inv.Examples) != 1 {
 		t.Fatalf("%+v", inv)
 	}
-	if inv := checkRebalanceReads(h[:3]); inv.Verdict != Skipped {
+	if inv := checkRebalanceReads(h[:3], nil); inv.Verdict != Skipped {
 		t.Fatalf("%+v", inv)
+	}
+}
+
+// TestCheckRebalanceReadsEveryHolderDown: a read refused because every
+// holder it names was killed or paused by another fault during the read
+// (a double fault with two replicas) is counted apart; one naming a
+// holder that was up, or read outside the fault, still breaks the
+// invariant.
+func TestCheckRebalanceReadsEveryHolderDown(t *testing.T) {
+	const refused = "http 503: unavailable: no readable copy of content 9: n4: unavailable: read copy on n4: Get \"http://10.0.0.5:8080/internal/v1/objects/doc/9.pdf\": dial tcp 10.0.0.5:8080: connect: connection refused"
+	faults := []FaultRecord{{Fault: "kill(n4)", Kind: FaultKill, Targets: []string{"n4"}, Start: 10, End: 20},
+		{Fault: "member(n1)", Kind: FaultMember, Targets: []string{"n1"}, Start: 5, End: 8}}
+	read := func(i int, t0, t1 time.Duration, err string) Op {
+		return Op{Index: i, Process: "probe1", Type: OpDownload, Key: "1", Outcome: Fail, Status: 503, Error: err, T0: t0, T1: t1}
+	}
+	up := Op{Index: 1, Process: "c0", Type: OpUpload, Key: "1", Outcome: OK, T0: 1, T1: 2}
+	if inv := checkRebalanceReads([]Op{up, read(2, 12, 13, refused)}, faults); inv.Verdict != Held || !strings.Contains(inv.Detail, "1 found every holder killed or paused") {
+		t.Fatalf("holder killed during the read: %+v", inv)
+	}
+	for _, tc := range []struct {
+		name string
+		op   Op
+	}{
+		{"read after the kill healed", read(2, 21, 22, refused)},
+		{"another holder named, up", read(2, 12, 13, "http 503: unavailable: no readable copy of content 9: n4: unavailable: refused\nn2: not found: no such object")},
+		{"member fault only", read(2, 6, 7, strings.ReplaceAll(refused, "n4", "n1"))},
+	} {
+		if inv := checkRebalanceReads([]Op{up, tc.op}, faults); inv.Verdict != Broken {
+			t.Errorf("%s: %+v, want broken", tc.name, inv)
+		}
 	}
 }

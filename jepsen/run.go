@@ -271,10 +271,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		logf("history: %v", err)
 	}
 	in.History = rec.Ops()
+	rep.Faults = nem.Records()
+	in.Faults = rep.Faults
 	logf("checking %d ops", len(in.History))
 	rep.Check = Check(in)
 	rep.CountOps(in.History)
-	rep.Faults = nem.Records()
 	rep.Failover = Failover(in.History, rep.Faults, cfg.Nodes)
 	rep.Elapsed = time.Since(began)
 	cluster.Stop(3 * time.Second)

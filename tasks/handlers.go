@@ -197,6 +197,19 @@ func (h *Tier) tierLocal(ctx context.Context, ct fsm.Content, bucket, key string
 		pw.CloseWithError(cerr)
 	}
 	wg.Wait()
+	if errors.Is(cerr, io.ErrClosedPipe) {
+		// A copy that ended without an error of its own reading closes its
+		// pipe, and the copy loop then sees only "read/write on closed
+		// pipe": name the copy's own error.
+		for i, o := range owners {
+			if errs[i] != nil && !errors.Is(errs[i], io.ErrClosedPipe) { // not a copy the loop's end cut off
+				if errors.Is(errs[i], backend.ErrChecksum) {
+					return nil, errs[i]
+				}
+				return nil, fmt.Errorf("copy on %s: %w", o, errs[i])
+			}
+		}
+	}
 	if cerr != nil {
 		return nil, cerr
 	}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 
@@ -35,6 +36,10 @@ type fakeData struct {
 	objects  map[string][]byte // owner/bucket/key
 	deleted  []string
 	PutErrFn func(owner string) error
+	// DialErrFn, when it returns an error for owner, fails that copy the
+	// way net/http does when it cannot connect: the body is closed
+	// unread, then the error returned.
+	DialErrFn func(owner string) error
 }
 
 func (d *fakeData) OpenStaged(_ context.Context, _ []fsm.Chunk, off, length int64) io.ReadCloser {
@@ -42,6 +47,14 @@ func (d *fakeData) OpenStaged(_ context.Context, _ []fsm.Chunk, off, length int6
 }
 
 func (d *fakeData) PutObjectOn(_ context.Context, owner, bucket, key string, body io.Reader, _ int64, _ string) error {
+	if d.DialErrFn != nil {
+		if err := d.DialErrFn(owner); err != nil {
+			if c, ok := body.(io.Closer); ok {
+				c.Close()
+			}
+			return err
+		}
+	}
 	b, err := io.ReadAll(body)
 	if err != nil {
 		return err
@@ -191,6 +204,20 @@ func TestTierToLocalBackendsCopiesToReplicas(t *testing.T) {
 	}
 	if _, err := h.Run(context.Background(), fsm.Task{ID: 1, Target: "5"}); !errors.Is(err, osprey.ErrUnavailable) {
 		t.Fatalf("err = %v", err)
+	}
+	// A copy whose client closed the body unread (an owner that refuses
+	// connections) is named with its own error, not the copy loop's
+	// "read/write on closed pipe".
+	data.PutErrFn = nil
+	data.DialErrFn = func(owner string) error {
+		if owner == string(nodes[1]) {
+			return fmt.Errorf("%w: dial tcp: connection refused", osprey.ErrUnavailable)
+		}
+		return nil
+	}
+	_, err = h.Run(context.Background(), fsm.Task{ID: 1, Target: "5"})
+	if !errors.Is(err, osprey.ErrUnavailable) || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), string(nodes[1])) {
+		t.Fatalf("err = %v, want the failed copy's own error naming %s", err, nodes[1])
 	}
 }
 

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -165,8 +166,20 @@ func recheck(path string, stdout, stderr io.Writer) int {
 			pool[c.MD5()] = true
 		}
 	}
+	// The run's fault records (summary.json beside the history) let the
+	// checker tell a double fault from a bad move; without them every
+	// refused probe read counts.
+	var summary struct {
+		Faults []jepsen.FaultRecord `json:"faults"`
+	}
+	if b, err := os.ReadFile(filepath.Join(filepath.Dir(path), "summary.json")); err == nil {
+		if err := json.Unmarshal(b, &summary); err != nil {
+			fmt.Fprintf(stderr, "summary.json: %v (fault records ignored)\n", err)
+		}
+	}
 	res := jepsen.Check(jepsen.CheckInput{History: h, Pool: pool, HashErr: "", ObjectsErr: "offline re-check",
-		TasksErr: "offline re-check", LinVisualization: filepath.Join(filepath.Dir(path), "linearizability.html")})
+		TasksErr: "offline re-check", LinVisualization: filepath.Join(filepath.Dir(path), "linearizability.html"),
+		Faults: summary.Faults})
 	ok := true
 	for _, inv := range res.Invariants {
 		if inv.Name == "fsm-converged" {
