@@ -12,3 +12,11 @@ func QueueLen(p *Proposer) int {
 	}
 	return n
 }
+
+// ReadQueueLen returns how many read barriers wait for the next read-index
+// request to the leader.
+func ReadQueueLen(p *Proposer) int {
+	p.reads.mu.Lock()
+	defer p.reads.mu.Unlock()
+	return len(p.reads.queue)
+}

@@ -104,6 +104,7 @@ type Proposer struct {
 	cfg         Config
 	barrierTerm atomic.Uint64 // term in which this leader applied its barrier
 	group       *groupCommit
+	reads       *readIndexBatch
 	done        chan struct{}
 	closeOnce   sync.Once
 }
@@ -121,7 +122,9 @@ func New(cfg Config) (*Proposer, error) {
 		cfg.MaxBatchBytes = def.MaxBatchBytes
 	}
 	g := &groupCommit{apply: cfg.Raft.Apply, timeout: cfg.ApplyTimeout, maxCount: cfg.MaxBatch, maxBytes: cfg.MaxBatchBytes}
-	return &Proposer{cfg: cfg, done: make(chan struct{}), group: g}, nil
+	p := &Proposer{cfg: cfg, done: make(chan struct{}), group: g}
+	p.reads = &readIndexBatch{p: p}
+	return p, nil
 }
 
 // GroupCommitStats returns how many Raft entries this node's proposals
@@ -300,9 +303,9 @@ func (p *Proposer) ReadBarrier(ctx context.Context) error {
 		var err error
 		if p.cfg.Raft.IsLeader() {
 			idx, err = p.ReadIndex(ctx)
-		} else if leader := p.LeaderHTTP(); leader != "" {
-			idx, err = p.cfg.Forwarder.ReadIndex(ctx, leader)
-		} else if err = p.noLeader(); errors.Is(err, errLeaderLost) {
+		} else if idx, err = p.reads.get(ctx); errors.Is(err, errLeaderLost) {
+			// Concurrent barriers on this follower share one read-index
+			// request to the leader (readIndexBatch).
 			return fmt.Errorf("read barrier: %w", err)
 		}
 		if err == nil {

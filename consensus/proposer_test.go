@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -277,5 +278,70 @@ func TestNoLeaderAnswersAfterNoLeaderWait(t *testing.T) {
 	defer ncancel()
 	if err := never.Apply(nctx, fsm.CmdTaskDone, fsm.TaskDone{ID: 1}, nil); nctx.Err() == nil || !errors.Is(err, osprey.ErrUnavailable) {
 		t.Fatalf("apply on a node that never had a leader: %v (ctx %v), want a wait until the deadline", err, nctx.Err())
+	}
+}
+
+// TestReadBarrierSharesReadIndexRequests: on a follower, read barriers
+// that arrive while a read-index request is in flight share the next one
+// (one round trip to the leader for the lot), and none of them takes the
+// answer of the request sent before it arrived.
+func TestReadBarrierSharesReadIndexRequests(t *testing.T) {
+	r := &fakeRaft{leaderID: "n2"}
+	st := &fakeState{applied: 100, nodes: map[osprey.NodeID]fsm.Node{"n2": {ID: "n2", HTTPAddr: "h2:80"}}}
+	var calls atomic.Int32
+	started := make(chan struct{}, 64)
+	release := make(chan uint64)
+	fw := fakeForwarder{ReadIndexFn: func(ctx context.Context, leader string) (uint64, error) {
+		calls.Add(1)
+		started <- struct{}{}
+		select {
+		case idx := <-release:
+			return idx, nil
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}}
+	p := mustProposer(t, r, st, fw)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	wait := func(what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+	first := make(chan error, 1)
+	go func() { first <- p.ReadBarrier(ctx) }()
+	wait("the first read-index request", started)
+	const later = 10
+	errs := make(chan error, later)
+	for range later {
+		go func() { errs <- p.ReadBarrier(ctx) }()
+	}
+	for deadline := time.Now().Add(10 * time.Second); consensus.ReadQueueLen(p) < later; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d barriers queued, want %d", consensus.ReadQueueLen(p), later)
+		}
+	}
+	release <- 5 // answers the first barrier only
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wait("the shared read-index request", started)
+	select {
+	case err := <-errs:
+		t.Fatalf("a barrier that arrived during the first request returned (%v) before its own request answered", err)
+	default:
+	}
+	release <- 7
+	for range later {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("%d read-index requests for %d barriers, want 2", n, later+1)
 	}
 }
