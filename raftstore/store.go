@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -136,6 +137,12 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// stall notices pauses of this process; VerifyLeader confirms
+	// through the log around them (see stallWatch).
+	stall *stallWatch
+	// barrierVerifies counts verifications done through the log.
+	barrierVerifies atomic.Uint64
+
 	mu          sync.Mutex
 	leaderEpoch chan struct{} // closed (and replaced) at every leader change; nil until asked for
 	lastLeader  time.Time     // when this node last saw a leader
@@ -228,7 +235,12 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("raftstore: start raft: %w", err)
 	}
 	s := &Store{cfg: cfg, log: lg, raft: r, bolt: bolt, trans: trans, auth: auth,
-		obsC: make(chan raft.Observation, 64), closed: make(chan struct{})}
+		obsC: make(chan raft.Observation, 64), closed: make(chan struct{}),
+		// A stall shorter than a quarter of the heartbeat timeout cannot
+		// let followers time out and elect another leader.
+		stall: newStallWatch(max(cfg.HeartbeatTimeout/4, 20*time.Millisecond))}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); s.stall.run(s.closed) }()
 	s.obs = raft.NewObserver(s.obsC, false, func(o *raft.Observation) bool {
 		_, ok := o.Data.(raft.LeaderObservation)
 		return ok
@@ -466,17 +478,31 @@ func (s *Store) VerifyLeader(ctx context.Context) error {
 		return ErrShutdown
 	default:
 	}
+	start := time.Now()
 	f := s.raft.VerifyLeader()
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
+	var err error
 	select {
-	case err := <-done:
-		return translate(err)
+	case err = <-done:
 	case <-s.closed:
 		return ErrShutdown
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", ErrNoLeader, ctx.Err())
 	}
+	if err != nil {
+		return translate(err)
+	}
+	// A verification that overlapped a stall of this process (or followed
+	// one by less than an election timeout) may have counted answers sent
+	// before it: confirm through the log (see stallWatch).
+	if s.stall.suspect(time.Now(), start.Add(-s.cfg.ElectionTimeout)) {
+		s.barrierVerifies.Add(1)
+		if err := s.Barrier(ctx); err != nil {
+			return fmt.Errorf("confirming leadership after a stall of this process: %w", err)
+		}
+	}
+	return nil
 }
 
 // Barrier waits until every entry before it is applied on the leader.
