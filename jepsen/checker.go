@@ -415,8 +415,8 @@ func checkRecovered(in CheckInput) Invariant {
 // downloads-correct). A read that timed out or lost its connection says
 // nothing and is only counted; an answer that the file is missing, gone
 // or unreadable breaks the invariant — unless every holder the node tried
-// (named in its "no readable copy" answer) was killed or paused by another
-// fault during the read: with two replicas, a member removed and wiped
+// (named in its "no readable copy" answer) was killed, paused, or cut off
+// from the serving node by another fault during the read: with two replicas, a member removed and wiped
 // (one copy gone until repair restores it) and the other holder killed
 // meanwhile leave no reachable copy, a double fault and not a move.
 // Those are counted apart.
@@ -465,7 +465,7 @@ func checkRebalanceReads(h []Op, faults []FaultRecord) Invariant {
 		inv.Verdict = Held
 		inv.Detail = fmt.Sprintf("%d reads of acknowledged files while copies moved, none refused (%d timed out or were cut off)", n, unknown)
 		if down > 0 {
-			inv.Detail += fmt.Sprintf("; %d found every holder killed or paused by another fault", down)
+			inv.Detail += fmt.Sprintf("; %d found every holder killed, paused or partitioned away by another fault", down)
 		}
 	}
 	return inv
@@ -476,8 +476,9 @@ func checkRebalanceReads(h []Op, faults []FaultRecord) Invariant {
 var holderInError = regexp.MustCompile(`(?:^|: |\n)(n[0-9]+): `)
 
 // holdersDown reports whether every member op's "no readable copy" error
-// names was killed or paused (by a fault other than a member change)
-// during the whole read.
+// names was, during the whole read, killed or paused, or cut off from the
+// node that served the read by a partition (faults other than a member
+// change).
 func holdersDown(op Op, faults []FaultRecord) bool {
 	_, detail, ok := strings.Cut(op.Error, "no readable copy")
 	if !ok {
@@ -490,12 +491,29 @@ func holdersDown(op Op, faults []FaultRecord) bool {
 	if len(named) == 0 {
 		return false
 	}
+	// The node that served the read: "link node/download node".
+	server := op.Node
+	if _, after, ok := strings.Cut(op.Node, "/"); ok {
+		server = after
+	}
 	for id := range named {
 		covered := false
 		for _, f := range faults {
-			if (f.Kind == FaultKill || f.Kind == FaultPause) && slices.Contains(f.Targets, id) &&
-				f.Start <= op.T0 && (f.End == 0 || f.End >= op.T1) {
+			if f.Start > op.T0 || f.End != 0 && f.End < op.T1 {
+				continue // not throughout the read
+			}
+			if (f.Kind == FaultKill || f.Kind == FaultPause) && slices.Contains(f.Targets, id) {
 				covered = true
+				break
+			}
+			// A partition cutting the serving node off from the holder.
+			for _, b := range f.Blocked {
+				if b[0] == server && b[1] == id || b[0] == id && b[1] == server {
+					covered = true
+					break
+				}
+			}
+			if covered {
 				break
 			}
 		}

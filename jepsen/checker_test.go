@@ -269,8 +269,21 @@ func TestCheckRebalanceReadsEveryHolderDown(t *testing.T) {
 		return Op{Index: i, Process: "probe1", Type: OpDownload, Key: "1", Outcome: Fail, Status: 503, Error: err, T0: t0, T1: t1}
 	}
 	up := Op{Index: 1, Process: "c0", Type: OpUpload, Key: "1", Outcome: OK, T0: 1, T1: 2}
-	if inv := checkRebalanceReads([]Op{up, read(2, 12, 13, refused)}, faults); inv.Verdict != Held || !strings.Contains(inv.Detail, "1 found every holder killed or paused") {
+	if inv := checkRebalanceReads([]Op{up, read(2, 12, 13, refused)}, faults); inv.Verdict != Held || !strings.Contains(inv.Detail, "1 found every holder killed, paused or partitioned away") {
 		t.Fatalf("holder killed during the read: %+v", inv)
+	}
+	// A holder cut off from the serving node by a partition.
+	cut := []FaultRecord{{Fault: "partition-leader(leader n2)", Kind: FaultPartitionLeader, Targets: []string{"n2"}, Start: 10, End: 20,
+		Blocked: [][2]string{{"n1", "n2"}, {"n2", "n3"}}}}
+	viaN3 := read(2, 12, 13, "http 503: unavailable: no readable copy of content 9: n2: unavailable: read copy on n2: dial tcp: i/o timeout")
+	viaN3.Node = "n4/n3"
+	if inv := checkRebalanceReads([]Op{up, viaN3}, cut); inv.Verdict != Held {
+		t.Fatalf("holder partitioned from the serving node: %+v", inv)
+	}
+	viaN4 := viaN3
+	viaN4.Node = "n3/n4"
+	if inv := checkRebalanceReads([]Op{up, viaN4}, cut); inv.Verdict != Broken {
+		t.Fatalf("holder reachable from the serving node: %+v, want broken", inv)
 	}
 	for _, tc := range []struct {
 		name string
