@@ -313,16 +313,33 @@ func TestTierDoneDropsRemovedHolders(t *testing.T) {
 	a := newApplier(t)
 	a.applyLog(rebalanceLog())
 	a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 9})
+	tierDone3(a, []osprey.NodeID{"n2", "n1"}, nil)
+	wantN1HolderN2Repaired(t, a, "the dropped copy")
+}
+
+// tierDone3 leases content 3's tier task to n1 and applies its TierDone
+// (with DropRemoved) naming nodes as holders, with their worker ids as the
+// tier pass saw them (nil: a build that sends none). It returns the task.
+func tierDone3(a *applier, nodes []osprey.NodeID, workers []uint32) uint64 {
 	for _, tk := range a.f.Tasks(TaskPending) {
 		if tk.Type == TaskTier && tk.Target == "3" {
 			a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{tk.ID}, Now: t0 + 10, LeaseMillis: 1000})
 			a.mustOK(CmdTierDone, TierDone{TaskID: tk.ID, Node: "n1", Content: 3, Now: t0 + 10, DropRemoved: true,
-				Location: Location{Bucket: "b", Key: "3.txt", Nodes: []osprey.NodeID{"n2", "n1"}}})
+				Location:      Location{Bucket: "b", Key: "3.txt", Nodes: nodes},
+				HolderWorkers: workers})
+			return tk.ID
 		}
 	}
+	return 0
+}
+
+// wantN1HolderN2Repaired checks that content 3 is held by n1 alone and a
+// repair of n2's copy (what) is queued.
+func wantN1HolderN2Repaired(t *testing.T, a *applier, what string) {
+	t.Helper()
 	ct, _ := a.f.Content(3)
 	if !reflect.DeepEqual(ct.Location.Nodes, []osprey.NodeID{"n1"}) {
-		t.Fatalf("holders %v", ct.Location.Nodes)
+		t.Fatalf("holders %v, want n1 only", ct.Location.Nodes)
 	}
 	found := false
 	for _, tk := range tasksOf(a.f, TaskRepair) {
@@ -332,7 +349,7 @@ func TestTierDoneDropsRemovedHolders(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Fatal("no repair queued for the dropped copy")
+		t.Fatal("no repair queued for " + what)
 	}
 	if msg := checkIndexes(a.f); msg != "" {
 		t.Fatal(msg)
@@ -354,31 +371,8 @@ func TestTierDoneDropsReaddedHolders(t *testing.T) {
 	if again, _ := a.f.Node("n2"); again.Removed || again.WorkerID == n2.WorkerID {
 		t.Fatalf("re-added n2: %+v (was worker %d)", again, n2.WorkerID)
 	}
-	for _, tk := range a.f.Tasks(TaskPending) {
-		if tk.Type == TaskTier && tk.Target == "3" {
-			a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{tk.ID}, Now: t0 + 10, LeaseMillis: 1000})
-			a.mustOK(CmdTierDone, TierDone{TaskID: tk.ID, Node: "n1", Content: 3, Now: t0 + 10, DropRemoved: true,
-				Location:      Location{Bucket: "b", Key: "3.txt", Nodes: []osprey.NodeID{"n2", "n1"}},
-				HolderWorkers: []uint32{n2.WorkerID, n1.WorkerID}})
-		}
-	}
-	ct, _ := a.f.Content(3)
-	if !reflect.DeepEqual(ct.Location.Nodes, []osprey.NodeID{"n1"}) {
-		t.Fatalf("holders %v, want n1 only", ct.Location.Nodes)
-	}
-	found := false
-	for _, tk := range tasksOf(a.f, TaskRepair) {
-		var p RepairPayload
-		if json.Unmarshal(tk.Payload, &p) == nil && p.Kind == RepairObject && p.Content == 3 && p.Lost == "n2" {
-			found = true
-		}
-	}
-	if !found {
-		t.Fatal("no repair queued for the copy on the re-added member")
-	}
-	if msg := checkIndexes(a.f); msg != "" {
-		t.Fatal(msg)
-	}
+	tierDone3(a, []osprey.NodeID{"n2", "n1"}, []uint32{n2.WorkerID, n1.WorkerID})
+	wantN1HolderN2Repaired(t, a, "the copy on the re-added member")
 }
 
 // TestTierDoneAllHoldersGoneTiersAgain: when every member a tier pass
@@ -390,16 +384,7 @@ func TestTierDoneAllHoldersGoneTiersAgain(t *testing.T) {
 	n2, _ := a.f.Node("n2")
 	a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 9})
 	a.mustOK(CmdNodeUpsert, NodeUpsert{ID: "n2", RaftAddr: "n2:1", HTTPAddr: "n2:2", Time: t0 + 9})
-	var done uint64
-	for _, tk := range a.f.Tasks(TaskPending) {
-		if tk.Type == TaskTier && tk.Target == "3" {
-			done = tk.ID
-			a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{tk.ID}, Now: t0 + 10, LeaseMillis: 1000})
-			a.mustOK(CmdTierDone, TierDone{TaskID: tk.ID, Node: "n1", Content: 3, Now: t0 + 10, DropRemoved: true,
-				Location:      Location{Bucket: "b", Key: "3.txt", Nodes: []osprey.NodeID{"n2"}},
-				HolderWorkers: []uint32{n2.WorkerID}})
-		}
-	}
+	done := tierDone3(a, []osprey.NodeID{"n2"}, []uint32{n2.WorkerID})
 	if done == 0 {
 		t.Fatal("no tier task for content 3")
 	}
