@@ -50,16 +50,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		if [[ -z "$(ss -Htln "sport = :${p}" 2>/dev/null)" ]]; then
-			echo "${p}"
-			return
-		fi
-	done
-}
+# shellcheck source=scripts/lib.sh
+source "${__dir}/lib.sh" # free_port (this script defines its own wait_ready below)
 
 cd "${__root}"
 make -s build

@@ -2,15 +2,20 @@
 # Helpers the cluster scripts share (bench.sh, bench-s3.sh, s3-clients.sh).
 # Source it; it defines functions only. The caller defines log().
 
-# free_port prints a TCP port nothing listens on and that this shell has
-# not handed out yet.
+# free_port prints a TCP port no socket uses and that this shell has not
+# handed out yet, below the kernel's ephemeral range: a port picked inside
+# it can be taken by an outgoing connection's local end before the server
+# binds it ("address already in use"; it broke about one cluster start in
+# five on a busy machine).
 __osprey_taken=" "
+__osprey_eph_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
-	local p
+	local p lo=10000 hi=$((__osprey_eph_lo - 1))
+	((hi > lo + 1000)) || { lo=20000; hi=60000; }
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((lo + RANDOM % (hi - lo)))
 		[[ "${__osprey_taken}" == *" ${p} "* ]] && continue
-		if [[ -z "$(ss -Htln "sport = :${p}" 2>/dev/null)" ]]; then
+		if [[ -z "$(ss -Htan "sport = :${p}" 2>/dev/null)" ]]; then
 			__osprey_taken+="${p} "
 			echo "${p}"
 			return

@@ -50,13 +50,8 @@ trap cleanup EXIT
 cleanup_quiet() { podman rm -f -t 0 ${P}-single ${P}-n1 ${P}-n2 ${P}-n3 >/dev/null 2>&1 || true; }
 cleanup_quiet
 
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 40000))
-		[[ -z "$(ss -Htln "sport = :${p}" 2>/dev/null)" ]] && { echo "${p}"; return; }
-	done
-}
+# shellcheck source=scripts/lib.sh
+source "${__dir}/lib.sh" # free_port (this script defines its own wait_ready below)
 
 wait_ready() { # URL
 	local deadline=$((SECONDS + 90))
