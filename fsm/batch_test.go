@@ -236,3 +236,95 @@ func TestBatchExpireSeesEarlierCommands(t *testing.T) {
 		t.Fatalf("expired %v, want [9]", uids)
 	}
 }
+
+// TestGCJoinSplicesLikeMarshal: the open gc task's payload grown by
+// splicing (gcJoin, without decoding it) is byte for byte what encoding the
+// longer chunk list gives, from a memo or from a payload it did not
+// produce, and the task stops taking chunks at gcJoinChunks.
+func TestGCJoinSplicesLikeMarshal(t *testing.T) {
+	chunk := func(i int) Chunk {
+		rng := rand.New(rand.NewPCG(uint64(i), 2))
+		c := Chunk{Blob: rng.Uint64(), Num: uint32(i), Size: rng.Int64N(1 << 30), MD5: fmt.Sprintf("%032x", i),
+			Sum: rng.Uint64(), Owners: []osprey.NodeID{"n1", "n<2>&"}}
+		switch i % 3 {
+		case 1:
+			c.Owners = []osprey.NodeID{}
+		case 2:
+			c.EC = &ECLayout{K: 2, M: 1, Shards: []ECShard{{Index: 0, Owner: "n1", Size: 5, Sum: 7, StripeSums: []uint64{1, 2}}, {Index: 1, Owner: "n2"}}}
+		}
+		return c
+	}
+	for _, memo := range []*gcJoin{nil, {}} {
+		all := []Chunk{chunk(0)}
+		payload, err := json.Marshal(GCPayload{Chunks: all})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; ; i++ {
+			more := []Chunk{chunk(i)}
+			if i%4 == 0 {
+				more = append(more, chunk(i+1000))
+			}
+			got, ok := memo.join(payload, more)
+			if len(all)+len(more) > gcJoinChunks {
+				if ok {
+					t.Fatalf("memo %v: joined %d chunks to %d, limit %d", memo != nil, len(more), len(all), gcJoinChunks)
+				}
+				break
+			}
+			if !ok {
+				t.Fatalf("memo %v: refused %d chunks at %d", memo != nil, len(more), len(all))
+			}
+			all = append(all, more...)
+			want, _ := json.Marshal(GCPayload{Chunks: all})
+			if string(got) != string(want) {
+				t.Fatalf("memo %v, %d chunks:\n got %s\nwant %s", memo != nil, len(all), got, want)
+			}
+			payload = got
+			if i%5 == 0 {
+				payload = append([]byte(nil), got...) // equal bytes, another slice: still the memo's
+			}
+		}
+	}
+	// A payload the memo did not produce is decoded, not trusted.
+	m := &gcJoin{}
+	first, _ := json.Marshal(GCPayload{Chunks: []Chunk{chunk(1), chunk(2)}})
+	if _, ok := m.join(first, []Chunk{chunk(3)}); !ok {
+		t.Fatal("refused")
+	}
+	other, _ := json.Marshal(GCPayload{Chunks: []Chunk{chunk(4)}})
+	got, _ := m.join(other, []Chunk{chunk(5)})
+	want, _ := json.Marshal(GCPayload{Chunks: []Chunk{chunk(4), chunk(5)}})
+	if m.count != 2 || string(got) != string(want) {
+		t.Fatalf("after another payload: count %d, %s", m.count, got)
+	}
+}
+
+// TestPeekTaskType: the type read from an encoded task's prefix is the
+// type it decodes to, or the peek declines (never a wrong type).
+func TestPeekTaskType(t *testing.T) {
+	for _, typ := range []string{TaskTier, TaskGC, TaskWebhook, "", `a"b`, `a\b`, "é<>&", "x\u2028y"} {
+		for _, id := range []uint64{0, 7, 1 << 63} {
+			b, err := json.Marshal(Task{ID: id, Type: typ, Payload: json.RawMessage(`{"chunks":[{"blob":1}]}`), State: TaskPending})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, ok := peekTaskType(b)
+			var tk Task
+			if err := json.Unmarshal(b, &tk); err != nil {
+				t.Fatal(err)
+			}
+			if ok && got != tk.Type {
+				t.Fatalf("peek %s = %q, decodes to %q", b, got, tk.Type)
+			}
+			if !ok && !strings.ContainsAny(typ, `"\<>&`+"\u2028") {
+				t.Fatalf("peek %s declined a plain type", b)
+			}
+		}
+	}
+	for _, b := range []string{"", "{", `{"id":`, `{"id":,"type":"gc"}`, `{"id":1,"type":"gc`, `{"type":"gc","id":1}`, `{"id":1, "type":"gc"}`} {
+		if typ, ok := peekTaskType([]byte(b)); ok {
+			t.Fatalf("peek %q = %q, want declined", b, typ)
+		}
+	}
+}

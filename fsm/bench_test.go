@@ -49,3 +49,35 @@ func BenchmarkSmallFileLifecycle(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTierDoneJoinsOpenGC applies a small file's create, complete,
+// tier lease and tier done while its staged chunk joins the open gc task
+// (which fills to gcJoinChunks and is replaced, as under a steady load):
+// the path whose cost used to grow with the open task's size.
+func BenchmarkTierDoneJoinsOpenGC(b *testing.B) {
+	cfg := DefaultConfig(b.TempDir())
+	f, err := Open(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	a := &applier{t: b, f: f}
+	a.mustOK(CmdInitCluster, InitCluster{ClusterID: "c", Secret: exampleSecret(), Time: t0})
+	a.mustOK(CmdNodeUpsert, NodeUpsert{ID: "n1", RaftAddr: "n1:7000", Time: t0})
+	a.mustOK(CmdNodeUpsert, NodeUpsert{ID: "n2", RaftAddr: "n2:7000", Time: t0})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		uid := osprey.UID(1000 + i)
+		a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: uid, Name: "x.bin"}}})
+		data := fmt.Sprintf("payload-%d", i)
+		a.mustOK(CmdFileComplete, FileComplete{UID: uid, Size: int64(len(data)), MD5: md5hex(data), Time: t0,
+			Chunks: []Chunk{chunk(uint64(uid), 1, data, "n1", "n2")}})
+		ts := f.RunnableTasks(t0, map[string]bool{TaskTier: true}, 1)
+		if len(ts) != 1 {
+			b.Fatalf("%d runnable", len(ts))
+		}
+		id := ts[0].ID
+		a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{id}, Now: t0, LeaseMillis: 1000})
+		a.mustOK(CmdTierDone, TierDone{TaskID: id, Node: "n1", Content: uid, Now: t0, Location: Location{Bucket: "b", Key: "k"}, SharedGC: true})
+	}
+}

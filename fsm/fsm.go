@@ -103,6 +103,9 @@ type FSM struct {
 	// run and upload are scan hints for the runnable and upload-age
 	// indexes (see scanHint).
 	run, upload scanHint
+
+	// gcJoin is touched only by Apply (raft calls it from one goroutine).
+	gcJoin gcJoin
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -378,7 +381,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.mu.RLock()
 	h, applied, closed := f.h, f.applied, f.closed
 	t := &tx{meta: f.meta, cnt: f.cnt.clone(), hash: f.hash, minRunnable: maxTimeID, minUpload: maxTimeID,
-		uploadFrom: f.upload.hint}
+		uploadFrom: f.upload.hint, gc: &f.gcJoin}
 	f.mu.RUnlock()
 	if closed {
 		panic(fmt.Sprintf("fsm: entry %d applied after Close", l.Index))
@@ -542,12 +545,28 @@ func (t *tx) apply(typ CommandType, payload []byte) (any, error) {
 }
 
 // read runs fn on a read-only view of the committed state (a tx that reads
-// the DB and has no batch to write to). It holds the read lock, so fn sees
-// one applied index.
+// a Pebble snapshot and has no batch to write to), so fn sees one applied
+// index. The lock is held only to take the snapshot: a long scan (the task
+// runners walk hundreds of tasks) must not hold off Apply's commit, which
+// would stall the raft apply pipeline and every reader queued behind it.
 func (f *FSM) read(fn func(t *tx)) {
 	f.mu.RLock()
-	defer f.mu.RUnlock()
-	fn(&tx{r: f.h.db, meta: f.meta, cnt: f.cnt})
+	if f.closed {
+		// As before Close: the store's own error (pebble panics on a closed DB).
+		defer f.mu.RUnlock()
+		fn(&tx{r: f.h.db, meta: f.meta, cnt: f.cnt})
+		return
+	}
+	h := f.h
+	h.refs.Add(1) // Close and Restore wait for it before closing h.db
+	snap := h.db.NewSnapshot()
+	t := &tx{r: snap, meta: f.meta, cnt: f.cnt}
+	f.mu.RUnlock()
+	defer func() {
+		_ = snap.Close()
+		h.refs.Done()
+	}()
+	fn(t)
 }
 
 // Hash returns the digest of the replicated state and the index of the last
@@ -746,6 +765,10 @@ func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task 
 			due, id := decodeTimeID(k)
 			if first == end {
 				first = timeID{due, id}
+			}
+			raw := t.get(taskKey(id))
+			if typ, ok := peekTaskType(raw); ok && !types[typ] {
+				return true // another runner's task: not worth decoding (a gc task holds up to 128 chunks)
 			}
 			tk, ok := t.task(id)
 			if ok && types[tk.Type] && tk.Runnable(now) {

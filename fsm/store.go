@@ -149,6 +149,9 @@ type tx struct {
 	// absent), so a record read, changed and written back costs one read
 	// of the store.
 	cache map[string][]byte
+	// gc remembers the open gc task's payload across entries (see gcJoin);
+	// nil outside Apply.
+	gc *gcJoin
 }
 
 // get returns the value of k (a copy, not to be modified), or nil.
@@ -495,7 +498,15 @@ func (t *tx) unindexTask(tk *Task) {
 }
 
 func (t *tx) putTask(tk *Task) {
-	if old, ok := t.task(tk.ID); ok {
+	old, _ := t.task(tk.ID)
+	t.replaceTask(old, tk)
+}
+
+// replaceTask writes tk over old, its stored record (nil if none), which
+// the caller read before changing a copy of it: putTask without reading
+// the record again (the open gc task's is tens of KiB).
+func (t *tx) replaceTask(old, tk *Task) {
+	if old != nil {
 		t.unindexTask(old)
 	}
 	if due, ok := taskDue(tk); ok {
