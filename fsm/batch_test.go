@@ -328,3 +328,50 @@ func TestPeekTaskType(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveTasks: counting a type's pending and leased tasks through the
+// runnable index gives what decoding every task gives.
+func TestLiveTasks(t *testing.T) {
+	f := New()
+	defer f.Close()
+	a := &applier{t: t, f: f}
+	a.mustOK(CmdInitCluster, InitCluster{ClusterID: "c", Secret: exampleSecret(), Time: t0})
+	a.mustOK(CmdNodeUpsert, NodeUpsert{ID: "n1", RaftAddr: "n1:7000", Time: t0})
+	for i := 0; i < 40; i++ {
+		uid := osprey.UID(1000 + i)
+		a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: uid, Name: "x.bin"}}})
+		data := fmt.Sprintf("payload-%d", i)
+		owners := []osprey.NodeID{"n1"}
+		if i%3 == 0 {
+			owners = append(owners, "gone") // not a member: a repair task
+		}
+		a.mustOK(CmdFileComplete, FileComplete{UID: uid, Size: int64(len(data)), MD5: md5hex(data), Time: t0,
+			Chunks: []Chunk{chunk(uint64(uid), 1, data, owners...)}})
+		if i%2 == 0 {
+			continue
+		}
+		ts := f.RunnableTasks(t0, map[string]bool{TaskTier: true}, 1)
+		if len(ts) != 1 {
+			t.Fatalf("%d runnable tier tasks", len(ts))
+		}
+		a.mustOK(CmdTaskLease, TaskLease{Node: "n1", IDs: []uint64{ts[0].ID}, Now: t0, LeaseMillis: 1000})
+		if i%4 == 1 {
+			a.mustOK(CmdTierDone, TierDone{TaskID: ts[0].ID, Node: "n1", Content: uid, Now: t0,
+				Location: Location{Bucket: "b", Key: "k"}, SharedGC: true})
+		}
+	}
+	want := map[string]int{}
+	for _, tk := range f.Tasks("") {
+		if tk.State != TaskDead {
+			want[tk.Type]++
+		}
+	}
+	if want[TaskRepair] == 0 || want[TaskTier] == 0 || want[TaskGC] == 0 {
+		t.Fatalf("workload made %v", want)
+	}
+	for _, typ := range []string{TaskTier, TaskGC, TaskRepair, TaskWebhook, "none"} {
+		if got := f.LiveTasks(typ); got != want[typ] {
+			t.Errorf("LiveTasks(%s) = %d, want %d", typ, got, want[typ])
+		}
+	}
+}

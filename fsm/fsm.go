@@ -781,6 +781,31 @@ func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task 
 	return out
 }
 
+// LiveTasks counts the tasks of type typ that are pending or leased (not
+// dead). It walks the runnable index, which holds exactly those, reading
+// each task's type from its record's prefix: no task is decoded unless its
+// record is unusual, so a metrics scrape does not decode the task queue.
+func (f *FSM) LiveTasks(typ string) int {
+	n := 0
+	f.read(func(t *tx) {
+		t.scan(minTimeID.key(tRunnable), maxTimeID.key(tRunnable), func(k, _ []byte) bool {
+			_, id := decodeTimeID(k)
+			raw := t.get(taskKey(id))
+			got, ok := peekTaskType(raw)
+			if !ok {
+				if tk, found := t.task(id); found {
+					got = tk.Type
+				}
+			}
+			if got == typ {
+				n++
+			}
+			return true
+		})
+	})
+	return n
+}
+
 // scanHint is a lower bound of the live keys of a (time, id) index.
 // Deleted keys stay as tombstones at the front of such an index until a
 // compaction drops them, and finished tasks and uploads delete keys all

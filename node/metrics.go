@@ -65,15 +65,7 @@ func registerMetrics(reg *prometheus.Registry, src metricSources) *metrics {
 	reg.MustRegister(n.taskRuns, n.tieredBytes, n.corruptReads)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_repairs_pending",
 		Help: "Repairs queued or running, cluster-wide: copies of lost members not rebuilt yet (done ones count in osprey_task_runs_total{type=\"repair\"})."},
-		func() float64 {
-			k := 0
-			for _, t := range src.fsm.Tasks("") {
-				if t.Type == fsm.TaskRepair && t.State != fsm.TaskDead {
-					k++
-				}
-			}
-			return float64(k)
-		}))
+		func() float64 { return float64(src.fsm.LiveTasks(fsm.TaskRepair)) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "osprey_backend_up",
 		Help: "1 if the last backend check succeeded."}, func() float64 {
 		if src.health.up.Load() {
