@@ -20,3 +20,10 @@ func ReadQueueLen(p *Proposer) int {
 	defer p.reads.mu.Unlock()
 	return len(p.reads.queue)
 }
+
+// Draining reports whether a goroutine is proposing p's queue.
+func Draining(p *Proposer) bool {
+	p.group.mu.Lock()
+	defer p.group.mu.Unlock()
+	return p.group.running
+}
