@@ -436,7 +436,7 @@ func checkRebalanceReads(h []Op, faults []FaultRecord) Invariant {
 		}
 	}
 	var bad []string
-	n, unknown, down := 0, 0, 0
+	n, unknown, unavailable, down := 0, 0, 0, 0
 	for _, op := range h {
 		if op.Type != OpDownload || !strings.HasPrefix(op.Process, "probe") || touched[op.Key] {
 			continue
@@ -451,6 +451,8 @@ func checkRebalanceReads(h []Op, faults []FaultRecord) Invariant {
 			down++
 		case op.Status == 404 || op.Status == 410 || op.Status == 500 || op.Status == 503 && strings.Contains(op.Error, "no readable copy"):
 			bad = append(bad, fmt.Sprintf("#%d uid %s via %s: %s status=%d %s", op.Index, op.Key, op.Node, op.Outcome, op.Status, op.Error))
+		case op.Status == 503:
+			unavailable++ // a node without a leader (or shutting down): answered at once, read nothing
 		default:
 			unknown++
 		}
@@ -463,7 +465,7 @@ func checkRebalanceReads(h []Op, faults []FaultRecord) Invariant {
 		inv.Verdict, inv.Detail = Skipped, "no read probed a rebalance (no member rejoined, or the server does not rebalance)"
 	default:
 		inv.Verdict = Held
-		inv.Detail = fmt.Sprintf("%d reads of acknowledged files while copies moved, none refused (%d timed out or were cut off)", n, unknown)
+		inv.Detail = fmt.Sprintf("%d reads of acknowledged files while copies moved, none refused (%d timed out or were cut off, %d answered 503 without reading)", n, unknown, unavailable)
 		if down > 0 {
 			inv.Detail += fmt.Sprintf("; %d found every holder killed, paused or partitioned away by another fault", down)
 		}
