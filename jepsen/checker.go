@@ -477,6 +477,10 @@ func checkRebalanceReads(h []Op, faults []FaultRecord) Invariant {
 // copy's error starts on its own line as "<member>: ".
 var holderInError = regexp.MustCompile(`(?:^|: |\n)(n[0-9]+): `)
 
+// netError matches a holder's answer that never reached it: the
+// connection could not be made or was lost.
+var netError = regexp.MustCompile(`dial tcp|i/o timeout|connection refused|no route to host|connection reset|network is unreachable`)
+
 // holdersDown reports whether every member op's "no readable copy" error
 // names was, during the whole read, killed or paused, or cut off from the
 // node that served the read by a partition (faults other than a member
@@ -486,9 +490,16 @@ func holdersDown(op Op, faults []FaultRecord) bool {
 	if !ok {
 		return false
 	}
-	named := map[string]bool{}
-	for _, m := range holderInError.FindAllStringSubmatch(detail, -1) {
-		named[m[1]] = true
+	// What each named holder's copy answered: the text from its name to
+	// the next holder's.
+	named := map[string]string{}
+	locs := holderInError.FindAllStringSubmatchIndex(detail, -1)
+	for i, m := range locs {
+		end := len(detail)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		}
+		named[detail[m[2]:m[3]]] += detail[m[3]:end]
 	}
 	if len(named) == 0 {
 		return false
@@ -498,17 +509,22 @@ func holdersDown(op Op, faults []FaultRecord) bool {
 	if _, after, ok := strings.Cut(op.Node, "/"); ok {
 		server = after
 	}
-	for id := range named {
+	for id, answer := range named {
 		covered := false
 		for _, f := range faults {
-			if f.Start > op.T0 || f.End != 0 && f.End < op.T1 {
-				continue // not throughout the read
-			}
-			if (f.Kind == FaultKill || f.Kind == FaultPause) && slices.Contains(f.Targets, id) {
+			whole := f.Start <= op.T0 && (f.End == 0 || f.End >= op.T1)
+			if whole && (f.Kind == FaultKill || f.Kind == FaultPause) && slices.Contains(f.Targets, id) {
 				covered = true
 				break
 			}
-			// A partition cutting the serving node off from the holder.
+			// A partition cutting the serving node off from the holder,
+			// throughout the read, or in place when it failed with a
+			// network error reaching that holder (when the read tried the
+			// holder is not recorded; the error says it never got there).
+			atEnd := f.Start <= op.T1 && (f.End == 0 || f.End >= op.T1) && netError.MatchString(answer)
+			if !whole && !atEnd {
+				continue
+			}
 			for _, b := range f.Blocked {
 				if b[0] == server && b[1] == id || b[0] == id && b[1] == server {
 					covered = true

@@ -285,6 +285,29 @@ func TestCheckRebalanceReadsEveryHolderDown(t *testing.T) {
 	if inv := checkRebalanceReads([]Op{up, viaN4}, cut); inv.Verdict != Broken {
 		t.Fatalf("holder reachable from the serving node: %+v, want broken", inv)
 	}
+	// A partition that began during the read and was in place when it
+	// failed to connect to the holder (seed 224868847: n5 isolated 1 s
+	// into a read whose only holder left was n1).
+	late := viaN3
+	late.T0 = 9
+	if inv := checkRebalanceReads([]Op{up, late}, cut); inv.Verdict != Held {
+		t.Fatalf("partition in place when the dial to the holder failed: %+v", inv)
+	}
+	for _, tc := range []struct {
+		name string
+		op   func(Op) Op
+	}{
+		{"holder answered, not a network error", func(o Op) Op {
+			o.Error = "http 503: unavailable: no readable copy of content 9: n2: not found: no such object"
+			return o
+		}},
+		{"partition healed before the read failed", func(o Op) Op { o.T1 = 21; return o }},
+		{"partition began after the read failed", func(o Op) Op { o.T0, o.T1 = 7, 9; return o }},
+	} {
+		if inv := checkRebalanceReads([]Op{up, tc.op(late)}, cut); inv.Verdict != Broken {
+			t.Errorf("%s: %+v, want broken", tc.name, inv)
+		}
+	}
 	for _, tc := range []struct {
 		name string
 		op   Op
