@@ -268,7 +268,7 @@ const (
 // the stored payload is the one this memo produced last (compared byte for
 // byte), the new chunks are spliced in before its closing "]}" without
 // decoding it: the bytes are those json.Marshal gives for the longer list
-// (the reference model, which re-encodes, checks it). On any other payload
+// (TestGCJoinSplicesLikeMarshal checks it). On any other payload
 // (first join after a restart, a failed command's discarded writes) it
 // decodes as before.
 type gcJoin struct {
