@@ -111,6 +111,9 @@ var (
 		{"prevotefail", `msg="pre-vote campaign failed`},
 		{"won", `msg="election won`},
 	}
+	// joinedRE is the line a node logs once it has joined the cluster
+	// (osprey's own, without a component).
+	joinedRE = regexp.MustCompile(`msg="joined cluster" node=([^\s"\\]+)`)
 )
 
 // parseRaftEvents reads the election-related lines of one node's log
@@ -129,11 +132,15 @@ func parseRaftEvents(r io.Reader, start time.Time) []raftEvent {
 				break
 			}
 		}
+		nodeRE := logNodeRE
+		if kind == "" && joinedRE.MatchString(line) {
+			kind, nodeRE = "joined", joinedRE
+		}
 		if kind == "" {
 			continue
 		}
 		tm := logTimeRE.FindStringSubmatch(line)
-		nm := logNodeRE.FindStringSubmatch(line)
+		nm := nodeRE.FindStringSubmatch(line)
 		if tm == nil || nm == nil {
 			continue
 		}
@@ -142,6 +149,27 @@ func parseRaftEvents(r io.Reader, start time.Time) []raftEvent {
 			continue
 		}
 		out = append(out, raftEvent{at: t.Sub(start), node: nm[1], kind: kind})
+	}
+	return out
+}
+
+// memberRejoined returns faults with each member fault ending when its
+// node logged that it joined the cluster again, not when the harness
+// restarted it: until then the node is no voter, and a quorum that
+// needed it was not possible (a leader partitioned away meanwhile cannot
+// be replaced). A member fault with no such line keeps its end.
+func memberRejoined(faults []FaultRecord, evs []raftEvent) []FaultRecord {
+	out := slices.Clone(faults)
+	for i, f := range out {
+		if f.Kind != FaultMember || f.End == 0 {
+			continue
+		}
+		for _, ev := range evs {
+			if ev.kind == "joined" && ev.at >= f.Start && slices.Contains(f.Targets, ev.node) {
+				out[i].End = max(f.End, ev.at)
+				break
+			}
+		}
 	}
 	return out
 }

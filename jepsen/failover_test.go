@@ -95,3 +95,39 @@ func TestFailoverNoQuorum(t *testing.T) {
 		t.Fatalf("breakdown = %+v", br)
 	}
 }
+
+// TestFailoverMemberNotRejoined: a removed member is down until it logs
+// that it joined again, not from when the harness restarted it (seed
+// 380132563: n3 restarted at 88.57 s, the leader n1 was partitioned away
+// at 88.7 s, n3 could join only after the heal, so n2 alone could not
+// elect: no quorum, not a 13 s failover).
+func TestFailoverMemberNotRejoined(t *testing.T) {
+	start := time.Date(2026, 12, 4, 20, 54, 49, 0, time.UTC)
+	const log = `time=2026-12-04T20:54:50.000Z level=INFO msg="joined cluster" node=n3 via=10.0.0.2:8080 cluster=c leader=n1
+time=2026-12-04T20:56:32.000Z level=INFO msg="joined cluster" node=n3 via=10.0.0.3:8080 cluster=c leader=n1
+`
+	evs := parseRaftEvents(strings.NewReader(log), start)
+	if len(evs) != 2 || evs[1].kind != "joined" || evs[1].node != "n3" || evs[1].at != 103*time.Second {
+		t.Fatalf("events %+v", evs)
+	}
+	faults := []FaultRecord{
+		{Fault: "member(n3)", Kind: FaultMember, Targets: []string{"n3"}, Start: 88 * time.Second, End: 89 * time.Second},
+		{Fault: "partition-leader(leader n1)", Kind: FaultPartitionLeader, Targets: []string{"n1"}, Start: 90 * time.Second,
+			End: 101 * time.Second, LeaderLost: true, Blocked: [][2]string{{"n1", "n2"}, {"n1", "n3"}}},
+	}
+	h := linked("1").add("c0", OpLink, "2", OK, 0, 90100, 103100, OpValue{}).ops
+	if d := Failover(h, faults, 3); d.Count != 1 || d.NoQuorum != 0 {
+		t.Fatalf("as recorded: %+v, want one failover", d)
+	}
+	adjusted := memberRejoined(faults, evs)
+	if adjusted[0].End != 103*time.Second || faults[0].End != 89*time.Second {
+		t.Fatalf("member fault ends %v (recorded %v), want 103s (89s)", adjusted[0].End, faults[0].End)
+	}
+	if d := Failover(h, adjusted, 3); d.Count != 0 || d.NoQuorum != 1 {
+		t.Fatalf("with the rejoin: %+v, want no quorum", d)
+	}
+	// No rejoin line: the recorded end stands.
+	if got := memberRejoined(faults, evs[:1]); got[0].End != 89*time.Second {
+		t.Fatalf("without a rejoin line: end %v", got[0].End)
+	}
+}

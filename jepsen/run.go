@@ -276,7 +276,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	logf("checking %d ops", len(in.History))
 	rep.Check = Check(in)
 	rep.CountOps(in.History)
-	rep.Failover = Failover(in.History, rep.Faults, cfg.Nodes)
 	rep.Elapsed = time.Since(began)
 	cluster.Stop(3 * time.Second)
 	var logs []string
@@ -284,7 +283,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		logs = append(logs, n.Proc.LogPath)
 	}
 	raftEvs := readRaftEvents(logs, rec.Start())
-	rep.Breakdown = FailoverBreakdown(in.History, rep.Faults, cfg.Nodes, raftEvs)
+	// For failover, a removed member is down until it has joined again.
+	quorumFaults := memberRejoined(rep.Faults, raftEvs)
+	rep.Failover = Failover(in.History, quorumFaults, cfg.Nodes)
+	rep.Breakdown = FailoverBreakdown(in.History, quorumFaults, cfg.Nodes, raftEvs)
 	rep.OtherElections = OtherElections(raftEvs, rep.Breakdown)
 	writeReport(cfg.Out, rep, in.History)
 	if rep.Check.OK && !cfg.KeepData {
