@@ -766,13 +766,12 @@ func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task 
 			if first == end {
 				first = timeID{due, id}
 			}
-			raw := t.get(taskKey(id))
-			if typ, ok := peekTaskType(raw); ok && !types[typ] {
-				return true // another runner's task: not worth decoding (a gc task holds up to 128 chunks)
-			}
-			tk, ok := t.task(id)
-			if ok && types[tk.Type] && tk.Runnable(now) {
-				out = append(out, *tk)
+			// Another runner's task is not decoded (a gc task holds up
+			// to 128 chunks).
+			if typ, decode, ok := t.taskType(id); ok && types[typ] {
+				if tk := decode(); tk.Runnable(now) {
+					out = append(out, *tk)
+				}
 			}
 			return len(out) < limit
 		})
@@ -790,14 +789,7 @@ func (f *FSM) LiveTasks(typ string) int {
 	f.read(func(t *tx) {
 		t.scan(minTimeID.key(tRunnable), maxTimeID.key(tRunnable), func(k, _ []byte) bool {
 			_, id := decodeTimeID(k)
-			raw := t.get(taskKey(id))
-			got, ok := peekTaskType(raw)
-			if !ok {
-				if tk, found := t.task(id); found {
-					got = tk.Type
-				}
-			}
-			if got == typ {
+			if got, _, ok := t.taskType(id); ok && got == typ {
 				n++
 			}
 			return true

@@ -223,11 +223,16 @@ func getJSON[T any](t *tx, k []byte) (*T, bool) {
 	if b == nil {
 		return nil, false
 	}
+	return decodeJSON[T](k, b), true
+}
+
+// decodeJSON decodes the record b stored at k.
+func decodeJSON[T any](k, b []byte) *T {
 	v := new(T)
 	if err := json.Unmarshal(b, v); err != nil {
 		panic(fmt.Sprintf("fsm: decode %T at %x: %v", v, k, err))
 	}
-	return v, true
+	return v
 }
 
 // scan calls fn for every key in [lo, hi) in order, reading through the
@@ -474,6 +479,23 @@ func chunkHolders(ch *Chunk) []osprey.NodeID {
 }
 
 func (t *tx) task(id uint64) (*Task, bool) { return getJSON[Task](t, taskKey(id)) }
+
+// taskType reads task id's record and returns its type, and the task if
+// it had to be decoded to learn the type (see peekTaskType); decode
+// returns the task either way without reading the record again. ok is
+// false when there is no such task.
+func (t *tx) taskType(id uint64) (typ string, decode func() *Task, ok bool) {
+	k := taskKey(id)
+	raw := t.get(k)
+	if raw == nil {
+		return "", nil, false
+	}
+	if typ, ok := peekTaskType(raw); ok {
+		return typ, func() *Task { return decodeJSON[Task](k, raw) }, true
+	}
+	tk := decodeJSON[Task](k, raw)
+	return tk.Type, func() *Task { return tk }, true
+}
 
 // taskDue is where a task sits in the runnable index, or false when it is
 // in none (dead).

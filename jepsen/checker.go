@@ -416,9 +416,10 @@ func checkRecovered(in CheckInput) Invariant {
 // nothing and is only counted; an answer that the file is missing, gone
 // or unreadable breaks the invariant — unless every holder the node tried
 // (named in its "no readable copy" answer) was killed, paused, or cut off
-// from the serving node by another fault during the read: with two replicas, a member removed and wiped
-// (one copy gone until repair restores it) and the other holder killed
-// meanwhile leave no reachable copy, a double fault and not a move.
+// from the serving node by another fault during the read: with two
+// replicas, a member removed and wiped (one copy gone until repair
+// restores it) and the other holder killed meanwhile leave no reachable
+// copy, a double fault and not a move.
 // Those are counted apart.
 func checkRebalanceReads(h []Op, faults []FaultRecord) Invariant {
 	inv := Invariant{Name: "readable-during-rebalance"}
