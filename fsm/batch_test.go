@@ -375,3 +375,60 @@ func TestLiveTasks(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveTasksSurviveReopen: the live counts are kept in memory only and
+// counted again from the runnable index when the store opens; a runner
+// whose types have no live task gets nothing without a scan, and one whose
+// type gains a task sees it at once.
+func TestLiveTasksSurviveReopen(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Open(DefaultConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &applier{t: t, f: f}
+	a.mustOK(CmdInitCluster, InitCluster{ClusterID: "c", Secret: exampleSecret(), Time: t0})
+	a.mustOK(CmdNodeUpsert, NodeUpsert{ID: "n1", RaftAddr: "n1:7000", Time: t0})
+	for i := 0; i < 6; i++ {
+		uid := osprey.UID(1000 + i)
+		a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: uid, Name: "x.bin"}}})
+		data := fmt.Sprintf("payload-%d", i)
+		a.mustOK(CmdFileComplete, FileComplete{UID: uid, Size: int64(len(data)), MD5: md5hex(data), Time: t0,
+			Chunks: []Chunk{chunk(uint64(uid), 1, data, "n1")}})
+	}
+	if got := f.LiveTasks(TaskTier); got != 6 {
+		t.Fatalf("LiveTasks(tier) = %d, want 6", got)
+	}
+	if ts := f.RunnableTasks(t0, map[string]bool{TaskRepair: true}, 10); ts != nil {
+		t.Fatalf("runnable repair tasks %v, want none", ts)
+	}
+	if msg := checkIndexes(f); msg != "" {
+		t.Fatal(msg)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err = Open(DefaultConfig(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	a.f = f
+	if got := f.LiveTasks(TaskTier); got != 6 {
+		t.Fatalf("after reopen LiveTasks(tier) = %d, want 6", got)
+	}
+	if ts := f.RunnableTasks(t0, map[string]bool{TaskTier: true}, 10); len(ts) != 6 {
+		t.Fatalf("after reopen %d runnable tier tasks, want 6", len(ts))
+	}
+	// A file whose chunk is on a member that is not one: a repair task.
+	uid := osprey.UID(2000)
+	a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: uid, Name: "x.bin"}}})
+	a.mustOK(CmdFileComplete, FileComplete{UID: uid, Size: 4, MD5: md5hex("data"), Time: t0,
+		Chunks: []Chunk{chunk(uint64(uid), 1, "data", "n1", "gone")}})
+	if ts := f.RunnableTasks(t0, map[string]bool{TaskRepair: true}, 10); len(ts) != 1 {
+		t.Fatalf("%d runnable repair tasks, want 1", len(ts))
+	}
+	if msg := checkIndexes(f); msg != "" {
+		t.Fatal(msg)
+	}
+}

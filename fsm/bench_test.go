@@ -77,3 +77,23 @@ func BenchmarkTierDoneJoinsOpenGC(b *testing.B) {
 		storeAndTier(b, f, a, i, true, "n1", "n2")
 	}
 }
+
+// BenchmarkRunnableTasksOtherType is the repair batcher's poll while the
+// runnable index holds a backlog of 5,000 tier tasks and no repair task.
+func BenchmarkRunnableTasksOtherType(b *testing.B) {
+	f, a := benchFSM(b, "n1")
+	for i := 0; i < 5000; i++ {
+		uid := osprey.UID(1000 + i)
+		a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: uid, Name: "x.bin"}}})
+		data := fmt.Sprintf("payload-%d", i)
+		a.mustOK(CmdFileComplete, FileComplete{UID: uid, Size: int64(len(data)), MD5: md5hex(data), Time: t0,
+			Chunks: []Chunk{chunk(uint64(uid), 1, data, "n1")}})
+	}
+	types := map[string]bool{TaskRepair: true}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if ts := f.RunnableTasks(t0+1, types, 1008); len(ts) != 0 {
+			b.Fatalf("%d repair tasks", len(ts))
+		}
+	}
+}

@@ -316,6 +316,7 @@ func (f *FSM) install(h *handle, gen uint64) error {
 	if err != nil {
 		return err
 	}
+	live := liveTasks(h.db)
 	var hash stateHash
 	if b, closer, err := h.db.Get(metaKey(metaHash)); err == nil {
 		if len(b) != 32 {
@@ -342,7 +343,23 @@ func (f *FSM) install(h *handle, gen uint64) error {
 		f.cnt = *cnt
 	}
 	f.cnt = f.cnt.clone()
+	f.cnt.Live = live
 	return nil
+}
+
+// liveTasks counts the tasks in db's runnable index by type (counters.Live),
+// reading each task's type from its record's prefix.
+func liveTasks(db *pebble.DB) map[string]int64 {
+	live := map[string]int64{}
+	t := &tx{r: db}
+	t.scan(minTimeID.key(tRunnable), maxTimeID.key(tRunnable), func(k, _ []byte) bool {
+		_, id := decodeTimeID(k)
+		if typ, _, ok := t.taskType(id); ok {
+			live[typ]++
+		}
+		return true
+	})
+	return live
 }
 
 // Close closes the metadata store. Outstanding snapshots are waited for.
@@ -753,6 +770,18 @@ func (f *FSM) Task(id uint64) (tk Task, ok bool) {
 // attempt, expired leases by their expiry; ties by id). It walks the
 // runnable index, never the whole queue.
 func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task {
+	// The index holds every type's backlog (thousands of tier tasks under
+	// load): a runner whose types have no live task, such as the repair
+	// batcher between membership changes, does not walk it.
+	f.mu.RLock()
+	live := false
+	for typ := range types {
+		live = live || f.cnt.Live[typ] > 0
+	}
+	f.mu.RUnlock()
+	if !live {
+		return nil
+	}
 	var out []Task
 	end := timeID{now + 1, 0}
 	if now == math.MaxInt64 {
@@ -781,21 +810,12 @@ func (f *FSM) RunnableTasks(now int64, types map[string]bool, limit int) []Task 
 }
 
 // LiveTasks counts the tasks of type typ that are pending or leased (not
-// dead). It walks the runnable index, which holds exactly those, reading
-// each task's type from its record's prefix: no task is decoded unless its
-// record is unusual, so a metrics scrape does not decode the task queue.
+// dead): counters.Live, kept with every write, so a metrics scrape reads
+// one number.
 func (f *FSM) LiveTasks(typ string) int {
-	n := 0
-	f.read(func(t *tx) {
-		t.scan(minTimeID.key(tRunnable), maxTimeID.key(tRunnable), func(k, _ []byte) bool {
-			_, id := decodeTimeID(k)
-			if got, _, ok := t.taskType(id); ok && got == typ {
-				n++
-			}
-			return true
-		})
-	})
-	return n
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return int(f.cnt.Live[typ])
 }
 
 // scanHint is a lower bound of the live keys of a (time, id) index.

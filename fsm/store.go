@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -45,6 +46,12 @@ type counters struct {
 	Buckets          int64 `json:"buckets,omitempty"`
 	Objects          int64 `json:"objects,omitempty"`
 	MultipartUploads int64 `json:"multipart_uploads,omitempty"`
+	// Live counts the tasks in the runnable index (pending or leased) by
+	// type. It is derived and kept in memory only: install counts it from
+	// the index (liveTasks), so stores of earlier builds need nothing new.
+	// A runner whose types have none skips its scan of the index, which
+	// holds every other type's backlog.
+	Live map[string]int64 `json:"-"`
 }
 
 func (c counters) clone() counters {
@@ -61,7 +68,18 @@ func (c counters) clone() counters {
 	for k, v := range c.ObjectHolders {
 		out.ObjectHolders[k] = v
 	}
+	out.Live = maps.Clone(c.Live)
+	if out.Live == nil {
+		out.Live = map[string]int64{}
+	}
 	return out
+}
+
+// live adds d to the live count of typ, dropping a count that reaches 0.
+func (c *counters) live(typ string, d int64) {
+	if c.Live[typ] += d; c.Live[typ] == 0 {
+		delete(c.Live, typ)
+	}
 }
 
 // stateHash is an order-independent digest of every replicated key and
@@ -512,6 +530,7 @@ func taskDue(tk *Task) (int64, bool) {
 func (t *tx) unindexTask(tk *Task) {
 	if due, ok := taskDue(tk); ok {
 		t.del(runnableKey(due, tk.ID))
+		t.cnt.live(tk.Type, -1)
 	}
 	if tk.State == TaskDead {
 		t.del(deadKey(tk.ID))
@@ -534,6 +553,7 @@ func (t *tx) replaceTask(old, tk *Task) {
 	if due, ok := taskDue(tk); ok {
 		t.set(runnableKey(due, tk.ID), nil)
 		t.minRunnable = t.minRunnable.min(timeID{due, tk.ID})
+		t.cnt.live(tk.Type, 1)
 	}
 	if tk.State == TaskDead {
 		t.set(deadKey(tk.ID), nil)

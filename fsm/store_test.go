@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"sort"
 	"testing"
@@ -112,6 +113,7 @@ func checkIndexes(f *FSM) string {
 		cnt.Tasks[tk.State]++
 		if due, ok := taskDue(tk); ok {
 			put(runnableKey(due, tk.ID))
+			cnt.live(tk.Type, 1)
 		}
 		if tk.State == TaskDead {
 			put(deadKey(tk.ID))
@@ -163,6 +165,12 @@ func checkIndexes(f *FSM) string {
 	}
 	if a, b := norm(have), norm(cnt); a != b {
 		return fmt.Sprintf("counters %s, rebuilt %s", a, b)
+	}
+	if !maps.Equal(have.Live, cnt.Live) {
+		return fmt.Sprintf("live tasks by type %v, rebuilt %v", have.Live, cnt.Live)
+	}
+	if got := liveTasks(f.h.db); !maps.Equal(got, cnt.Live) {
+		return fmt.Sprintf("live tasks counted from the index %v, rebuilt %v", got, cnt.Live)
 	}
 	if hash != haveHash {
 		return "state hash differs from a full recomputation"
