@@ -1,7 +1,7 @@
 // Package tasks runs the durable background tasks the FSM queues: the
 // Runner's loop leases runnable tasks this node handles (preferring tier
 // tasks on nodes holding the chunks, and yielding to uploads except for
-// repairs), renews each lease while its handler works, and records the
+// repairs and while its backlog is below Config.YieldBacklog), renews each lease while its handler works, and records the
 // outcome (done, a handler's completion command, a retryable or permanent
 // failure) through Raft. It also serves the task API (httpapi.Tasks).
 //

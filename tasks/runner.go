@@ -20,6 +20,9 @@ import (
 type State interface {
 	ClusterID() string
 	RunnableTasks(now int64, types map[string]bool, limit int) []fsm.Task
+	// LiveTasks counts the pending and leased tasks of a type,
+	// cluster-wide.
+	LiveTasks(typ string) int
 	Tasks(state fsm.TaskState) []fsm.Task
 	Content(id osprey.UID) (fsm.Content, bool)
 }
@@ -57,11 +60,23 @@ type Config struct {
 	State    State
 	Proposer Proposer
 	Uploads  Uploads
+	// YieldBacklog bounds the background work that yields to uploads:
+	// while uploads arrive, tasks run on a quarter of the workers only as
+	// long as fewer than this many of the runner's tasks are live
+	// cluster-wide; past it they run on every worker again, so under a
+	// sustained upload load the staged-but-not-tiered backlog grows only
+	// by what full-speed background work cannot keep up with. 0 means
+	// DefaultYieldBacklog.
+	YieldBacklog int
 	// Runs counts attempts by type and outcome; optional.
 	Runs *prometheus.CounterVec
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
+
+// DefaultYieldBacklog is Config.YieldBacklog's default: a few seconds of
+// small-file uploads at this machine's rate.
+const DefaultYieldBacklog = 8192
 
 // Validate reports a missing dependency or a bad setting.
 func (c Config) Validate() error {
@@ -70,8 +85,8 @@ func (c Config) Validate() error {
 		return errors.New("tasks: ID is required")
 	case c.Ready == nil || c.State == nil || c.Proposer == nil || c.Uploads == nil:
 		return errors.New("tasks: Ready, State, Proposer and Uploads are required")
-	case c.Workers < 1 || c.Lease < 300*time.Millisecond || c.Poll <= 0:
-		return errors.New("tasks: workers, lease (≥ 300ms) and poll must be positive")
+	case c.Workers < 1 || c.Lease < 300*time.Millisecond || c.Poll <= 0 || c.YieldBacklog < 0:
+		return errors.New("tasks: workers, lease (≥ 300ms) and poll must be positive, the yield backlog not negative")
 	}
 	return nil
 }
@@ -92,6 +107,9 @@ func New(cfg Config) (*Runner, error) {
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.Default()
+	}
+	if cfg.YieldBacklog == 0 {
+		cfg.YieldBacklog = DefaultYieldBacklog
 	}
 	r := &Runner{cfg: cfg, log: lg, runs: cfg.Runs}
 	if r.runs == nil {
@@ -169,6 +187,7 @@ func (r *Runner) Run(ctx context.Context) {
 	// wake lets a finished task start the next one at once instead of
 	// waiting for the next poll.
 	wake := make(chan struct{}, 1)
+	wake <- struct{}{} // the first round runs at once, not a poll later
 	for {
 		woken := false
 		select {
@@ -182,10 +201,13 @@ func (r *Runner) Run(ctx context.Context) {
 			continue
 		}
 		// Uploads come first: while they arrive, background work runs on a
-		// quarter of the workers and catches up when they stop. Repairs are
-		// exempt: restoring redundancy matters more than upload speed.
+		// quarter of the workers and leases at the poll's pace (at most
+		// 2×Workers tasks a poll), and catches up when they stop, or at
+		// once when its backlog passed YieldBacklog. Repairs are exempt:
+		// restoring redundancy matters more than upload speed.
 		light := r.cfg.Workers
-		if time.Since(r.cfg.Uploads.LastUpload()) < time.Second {
+		yielding := time.Since(r.cfg.Uploads.LastUpload()) < time.Second && r.backlog(types) < r.cfg.YieldBacklog
+		if yielding {
 			light = max(1, light/4)
 		}
 		start := func() {
@@ -193,15 +215,24 @@ func (r *Runner) Run(ctx context.Context) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					defer hs.drop(h.task.ID)
-					// The worker is free once the task ran; its lease is
-					// held (and renewed) until the outcome is recorded.
-					r.runTask(ctx, handlers[h.task.Type], h, comp, func() {
-						hs.finished(h.task.ID)
+					kick := func() {
 						select {
 						case wake <- struct{}{}:
 						default:
 						}
+					}
+					// The worker is free once the task ran; its lease is
+					// held (and renewed) until the outcome is recorded.
+					// Both wake the loop: a backlog it holds is counted
+					// until the outcome is recorded, and only then may it
+					// lease more (without this wake, only at the next
+					// poll: a node tiered at most 2×Workers files a poll,
+					// 64 a second, even when idle).
+					defer kick()
+					defer hs.drop(h.task.ID)
+					r.runTask(ctx, handlers[h.task.Type], h, comp, func() {
+						hs.finished(h.task.ID)
+						kick()
 					})
 				}()
 			}
@@ -209,6 +240,9 @@ func (r *Runner) Run(ctx context.Context) {
 		start()
 		if hs.count() > r.cfg.Workers {
 			continue // a backlog is still held: lease more when it ran down
+		}
+		if woken && yielding {
+			continue // the next lease waits for the poll
 		}
 		now := time.Now().UnixMilli()
 		want := 2*r.cfg.Workers - hs.count()
@@ -240,6 +274,15 @@ func (r *Runner) Run(ctx context.Context) {
 		hs.add(ctx, res.Tasks)
 		start()
 	}
+}
+
+// backlog counts the live tasks of types, cluster-wide.
+func (r *Runner) backlog(types map[string]bool) int {
+	n := 0
+	for typ := range types {
+		n += r.cfg.State.LiveTasks(typ)
+	}
+	return n
 }
 
 // heldTask is a task this node leased: waiting for a worker, running, or

@@ -22,6 +22,7 @@ type fakeState struct {
 	tasks    map[uint64]fsm.Task
 	contents map[osprey.UID]fsm.Content
 	polls    int
+	lives    int // LiveTasks calls
 }
 
 func (s *fakeState) ClusterID() string { return "c1" }
@@ -36,6 +37,18 @@ func (s *fakeState) RunnableTasks(_ int64, types map[string]bool, _ int) []fsm.T
 		}
 	}
 	return out
+}
+func (s *fakeState) LiveTasks(typ string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lives++
+	n := 0
+	for _, t := range s.tasks {
+		if t.Type == typ && t.State != fsm.TaskDead {
+			n++
+		}
+	}
+	return n
 }
 func (s *fakeState) Tasks(st fsm.TaskState) []fsm.Task {
 	s.mu.Lock()
@@ -353,4 +366,84 @@ func TestRunnerBatchesLeasesAndOutcomes(t *testing.T) {
 		t.Fatalf("%d lease entries for 40 tasks", leases)
 	}
 	t.Logf("%d leases, outcome batches %v", leases, p.batches)
+}
+
+type busyUploads struct{}
+
+func (busyUploads) LastUpload() time.Time { return time.Now() }
+
+// TestRunnerYieldsToUploadsBelowBacklog: while uploads arrive, background
+// tasks run on a quarter of the workers, but only while their backlog is
+// below YieldBacklog; past it they run on every worker.
+func TestRunnerYieldsToUploadsBelowBacklog(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		backlog int
+		want    int // tasks running at once
+	}{
+		{"below the bound yields", 100, 1},
+		{"past the bound runs on every worker", 5, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &fakeState{tasks: map[uint64]fsm.Task{}}
+			for id := uint64(1); id <= 8; id++ {
+				st.tasks[id] = fsm.Task{ID: id, Type: "test", State: fsm.TaskPending}
+			}
+			release := make(chan struct{})
+			var mu sync.Mutex
+			running, most := 0, 0
+			h := fakeHandler{RunFn: func(ctx context.Context, _ fsm.Task) (*tasks.Completion, error) {
+				mu.Lock()
+				running++
+				most = max(most, running)
+				mu.Unlock()
+				defer func() { mu.Lock(); running--; mu.Unlock() }()
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return nil, nil
+			}}
+			r, err := tasks.New(tasks.Config{ID: "n1", Workers: 4, Lease: time.Second, Poll: 2 * time.Millisecond,
+				Handlers: []tasks.Handler{h}, Ready: func() bool { return true }, State: st,
+				Proposer: &queueProposer{st: st}, Uploads: busyUploads{}, YieldBacklog: tc.backlog, Logger: testLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			run(t, r)
+			defer close(release)
+			waitFor(t, "tasks to start", func() bool { mu.Lock(); defer mu.Unlock(); return running == tc.want })
+			// Many rounds of the runner's loop later, no more than that
+			// run at once.
+			rounds := func() int { st.mu.Lock(); defer st.mu.Unlock(); return st.lives }
+			from := rounds()
+			waitFor(t, "the runner to go round", func() bool { return rounds() > from+20 })
+			mu.Lock()
+			defer mu.Unlock()
+			if most != tc.want {
+				t.Fatalf("%d tasks ran at once, want %d", most, tc.want)
+			}
+		})
+	}
+}
+
+// TestRunnerDrainsBacklogWithoutPolls: a backlog much larger than what one
+// lease takes (2×Workers) is worked off lease after lease as outcomes are
+// recorded, not one lease per poll. The poll here never fires.
+func TestRunnerDrainsBacklogWithoutPolls(t *testing.T) {
+	st := &fakeState{tasks: map[uint64]fsm.Task{}}
+	for id := uint64(1); id <= 64; id++ {
+		st.tasks[id] = fsm.Task{ID: id, Type: "test", Target: "complete", State: fsm.TaskPending}
+	}
+	h := fakeHandler{RunFn: func(_ context.Context, tk fsm.Task) (*tasks.Completion, error) {
+		return &tasks.Completion{Type: fsm.CmdTaskDone, Payload: fsm.TaskDone{ID: tk.ID, Node: "n1"}}, nil
+	}}
+	r, err := tasks.New(tasks.Config{ID: "n1", Workers: 4, Lease: time.Minute, Poll: time.Hour,
+		Handlers: []tasks.Handler{h}, Ready: func() bool { return true }, State: st,
+		Proposer: &queueProposer{st: st}, Uploads: noUploads{}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, r)
+	waitFor(t, "the backlog to drain", func() bool { st.mu.Lock(); defer st.mu.Unlock(); return len(st.tasks) == 0 })
 }
