@@ -339,14 +339,11 @@ func TestLiveTasks(t *testing.T) {
 	a.mustOK(CmdNodeUpsert, NodeUpsert{ID: "n1", RaftAddr: "n1:7000", Time: t0})
 	for i := 0; i < 40; i++ {
 		uid := osprey.UID(1000 + i)
-		a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: uid, Name: "x.bin"}}})
-		data := fmt.Sprintf("payload-%d", i)
 		owners := []osprey.NodeID{"n1"}
 		if i%3 == 0 {
 			owners = append(owners, "gone") // not a member: a repair task
 		}
-		a.mustOK(CmdFileComplete, FileComplete{UID: uid, Size: int64(len(data)), MD5: md5hex(data), Time: t0,
-			Chunks: []Chunk{chunk(uint64(uid), 1, data, owners...)}})
+		completeFile(a, uid, fmt.Sprintf("payload-%d", i), owners...)
 		if i%2 == 0 {
 			continue
 		}
@@ -390,11 +387,7 @@ func TestLiveTasksSurviveReopen(t *testing.T) {
 	a.mustOK(CmdInitCluster, InitCluster{ClusterID: "c", Secret: exampleSecret(), Time: t0})
 	a.mustOK(CmdNodeUpsert, NodeUpsert{ID: "n1", RaftAddr: "n1:7000", Time: t0})
 	for i := 0; i < 6; i++ {
-		uid := osprey.UID(1000 + i)
-		a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: uid, Name: "x.bin"}}})
-		data := fmt.Sprintf("payload-%d", i)
-		a.mustOK(CmdFileComplete, FileComplete{UID: uid, Size: int64(len(data)), MD5: md5hex(data), Time: t0,
-			Chunks: []Chunk{chunk(uint64(uid), 1, data, "n1")}})
+		completeFile(a, osprey.UID(1000+i), fmt.Sprintf("payload-%d", i), "n1")
 	}
 	if got := f.LiveTasks(TaskTier); got != 6 {
 		t.Fatalf("LiveTasks(tier) = %d, want 6", got)
@@ -421,10 +414,7 @@ func TestLiveTasksSurviveReopen(t *testing.T) {
 		t.Fatalf("after reopen %d runnable tier tasks, want 6", len(ts))
 	}
 	// A file whose chunk is on a member that is not one: a repair task.
-	uid := osprey.UID(2000)
-	a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: uid, Name: "x.bin"}}})
-	a.mustOK(CmdFileComplete, FileComplete{UID: uid, Size: 4, MD5: md5hex("data"), Time: t0,
-		Chunks: []Chunk{chunk(uint64(uid), 1, "data", "n1", "gone")}})
+	completeFile(a, osprey.UID(2000), "data", "n1", "gone")
 	if ts := f.RunnableTasks(t0, map[string]bool{TaskRepair: true}, 10); len(ts) != 1 {
 		t.Fatalf("%d runnable repair tasks, want 1", len(ts))
 	}

@@ -22,15 +22,20 @@ func benchFSM(b *testing.B, members ...osprey.NodeID) (*FSM, *applier) {
 	return f, a
 }
 
+// completeFile applies file uid's create and its single upload's
+// complete, data in one chunk on owners.
+func completeFile(a *applier, uid osprey.UID, data string, owners ...osprey.NodeID) {
+	a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: uid, Name: "x.bin"}}})
+	a.mustOK(CmdFileComplete, FileComplete{UID: uid, Size: int64(len(data)), MD5: md5hex(data), Time: t0,
+		Chunks: []Chunk{chunk(uint64(uid), 1, data, owners...)}})
+}
+
 // storeAndTier applies small file i's create, complete (one chunk on
 // owners), the tier runner's lookup and lease, and its tier done, and
 // returns its uid.
 func storeAndTier(b *testing.B, f *FSM, a *applier, i int, sharedGC bool, owners ...osprey.NodeID) osprey.UID {
 	uid := osprey.UID(1000 + i)
-	a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: uid, Name: "x.bin"}}})
-	data := fmt.Sprintf("payload-%d", i)
-	a.mustOK(CmdFileComplete, FileComplete{UID: uid, Size: int64(len(data)), MD5: md5hex(data), Time: t0,
-		Chunks: []Chunk{chunk(uint64(uid), 1, data, owners...)}})
+	completeFile(a, uid, fmt.Sprintf("payload-%d", i), owners...)
 	ts := f.RunnableTasks(t0, map[string]bool{TaskTier: true}, 1)
 	if len(ts) != 1 {
 		b.Fatalf("%d runnable", len(ts))
@@ -83,11 +88,7 @@ func BenchmarkTierDoneJoinsOpenGC(b *testing.B) {
 func BenchmarkRunnableTasksOtherType(b *testing.B) {
 	f, a := benchFSM(b, "n1")
 	for i := 0; i < 5000; i++ {
-		uid := osprey.UID(1000 + i)
-		a.mustOK(CmdFilesCreate, FilesCreate{Time: t0, Files: []NewFile{{UID: uid, Name: "x.bin"}}})
-		data := fmt.Sprintf("payload-%d", i)
-		a.mustOK(CmdFileComplete, FileComplete{UID: uid, Size: int64(len(data)), MD5: md5hex(data), Time: t0,
-			Chunks: []Chunk{chunk(uint64(uid), 1, data, "n1")}})
+		completeFile(a, osprey.UID(1000+i), fmt.Sprintf("payload-%d", i), "n1")
 	}
 	types := map[string]bool{TaskRepair: true}
 	b.ResetTimer()
