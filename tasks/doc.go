@@ -1,9 +1,10 @@
 // Package tasks runs the durable background tasks the FSM queues: the
 // Runner's loop leases runnable tasks this node handles (preferring tier
-// tasks on nodes holding the chunks, and yielding to uploads except for
-// repairs and while its backlog is below Config.YieldBacklog), renews each lease while its handler works, and records the
-// outcome (done, a handler's completion command, a retryable or permanent
-// failure) through Raft. It also serves the task API (httpapi.Tasks).
+// tasks on nodes holding the chunks, and yielding to uploads, except for
+// repairs, while its backlog is below Config.YieldBacklog), renews each
+// lease while its handler works, and records the outcome (done, a
+// handler's completion command, a retryable or permanent failure) through
+// Raft. It also serves the task API (httpapi.Tasks).
 //
 // A handler that implements Batcher (repair: one task per copy a lost
 // member held) runs apart, in batches (batch.go): up to BatchSize tasks
