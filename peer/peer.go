@@ -149,6 +149,16 @@ func (c *Client) DoJSON(req *http.Request, out any) error {
 	return nil
 }
 
+// drainClose reads what is left of a small reply body before closing it:
+// net/http reuses a connection only when its last response body was read
+// to the end, and one closed early costs a new connection (and a socket
+// in TIME_WAIT) for the next call. Replies longer than this are not worth
+// reading and their connection is dropped.
+func drainClose(body io.ReadCloser) {
+	io.Copy(io.Discard, io.LimitReader(body, 64<<10))
+	body.Close()
+}
+
 // --- commands and reads ---
 
 // ForwardApply sends an encoded command to the leader's /internal/v1/apply
@@ -224,7 +234,7 @@ func (c *Client) Probe(ctx context.Context, addr string) (ok bool, rtt time.Dura
 	if err != nil {
 		return false, 0, err
 	}
-	resp.Body.Close()
+	drainClose(resp.Body)
 	return resp.StatusCode == http.StatusOK, time.Since(start), nil
 }
 
@@ -346,7 +356,7 @@ func (c *Client) PutObject(ctx context.Context, owner, bucket, key string, body 
 	if err != nil {
 		return fmt.Errorf("%w: copy to %s: %w", osprey.ErrUnavailable, owner, err)
 	}
-	defer resp.Body.Close()
+	defer drainClose(resp.Body)
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		if resp.StatusCode == http.StatusBadRequest && bytes.Contains(b, []byte(backend.ErrChecksum.Error())) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/osprey-storage/osprey"
@@ -150,6 +151,40 @@ func TestReadIndexAndProbe(t *testing.T) {
 	ok, _, err := c.Probe(context.Background(), addr)
 	if err != nil || !ok {
 		t.Fatalf("probe ok %v err %v", ok, err)
+	}
+}
+
+// TestCallsReuseConnections: replies whose body a call does not need (an
+// object copy's 200, a probe's "ok") are read to the end before closing,
+// so the next call reuses the connection. Closing them unread made every
+// tiered copy cost a new connection and a socket in TIME_WAIT.
+func TestCallsReuseConnections(t *testing.T) {
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	c, dir := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/livez" {
+			_, _ = io.WriteString(w, "ok\n")
+			return
+		}
+		reply(w, 200, "ok", map[string]string{"stored": "yes"})
+	})
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		if err := c.PutObject(ctx, "p1", "b", "k", strings.NewReader("xy"), 2, "00"); err != nil {
+			t.Fatal(err)
+		}
+		if ok, _, err := c.Probe(ctx, dir.nodes["p1"].HTTPAddr); err != nil || !ok {
+			t.Fatalf("probe ok %v err %v", ok, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) != 1 {
+		t.Errorf("10 sequential calls used %d connections, want 1", len(conns))
 	}
 }
 
