@@ -43,6 +43,14 @@ type S3BenchConfig struct {
 	Duration    time.Duration
 	// Progress receives one line per stage; nil means none.
 	Progress io.Writer
+	// Settle, when set, runs before each target is measured and returns
+	// once the osprey node under test has finished its background work
+	// (tiering and gc of what earlier steps stored): otherwise the server
+	// measured second competes for the machine with osprey's backlog of
+	// the first, and the one measured first with that of earlier benches.
+	// It returns how long it waited, and an error (reported, not fatal)
+	// when the work did not finish in time.
+	Settle func(ctx context.Context) (time.Duration, error)
 }
 
 // DefaultS3BenchConfig returns the defaults of `osprey bench-s3`.
@@ -63,6 +71,9 @@ type S3BenchReport struct {
 	Targets []S3BenchTarget
 	Rows    []S3BenchRow
 	Size    int64
+	// Settled says, by target, how long the run waited for osprey's
+	// background work before measuring it (empty without Config.Settle).
+	Settled []string
 }
 
 // Markdown writes the report as a table: one column per target and, with
@@ -70,6 +81,13 @@ type S3BenchReport struct {
 func (r *S3BenchReport) Markdown(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "osprey bench-s3: same client (minio-go), object %s, %s\n\n", HumanBytes(r.Size), time.Now().UTC().Format(time.RFC3339))
+	if len(r.Settled) > 0 {
+		var parts []string
+		for i, t := range r.Targets {
+			parts = append(parts, t.Name+": "+r.Settled[i])
+		}
+		fmt.Fprintf(&b, "Before each server was measured, the osprey node's background work (tiering, gc) was let finish (%s).\n\n", strings.Join(parts, "; "))
+	}
 	b.WriteString("| metric | unit |")
 	sep := "|---|---|"
 	for _, t := range r.Targets {
@@ -144,6 +162,18 @@ func RunS3Bench(ctx context.Context, cfg S3BenchConfig) (*S3BenchReport, error) 
 			Secure: u.Scheme == "https", Region: "us-east-1"})
 		if err != nil {
 			return nil, err
+		}
+		if cfg.Settle != nil {
+			stage("%s: waiting for osprey's background work to finish", t.Name)
+			waited, err := cfg.Settle(ctx)
+			note := fmt.Sprintf("waited %s", waited.Round(100*time.Millisecond))
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				note += fmt.Sprintf(", not finished: %v", err)
+			}
+			rep.Settled = append(rep.Settled, note)
 		}
 		bucket := fmt.Sprintf("bench-%d", time.Now().UnixNano())
 		if err := cl.MakeBucket(ctx, bucket, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {

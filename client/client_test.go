@@ -443,6 +443,43 @@ func TestScanMetric(t *testing.T) {
 	}
 }
 
+// TestWaitIdle: WaitIdle returns once the node reports no pending or
+// leased tasks (dead ones do not count), and on its context's end says how
+// many were left.
+func TestWaitIdle(t *testing.T) {
+	var polls atomic.Int64
+	var busyFor atomic.Int64 // polls that still report work
+	busyFor.Store(3)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		n := polls.Add(1)
+		pending, leased := 0, 0
+		if n <= 2*busyFor.Load() { // two metric reads per poll
+			pending, leased = 5, 2
+		}
+		fmt.Fprintf(w, "osprey_tasks{state=\"dead\"} 4\nosprey_tasks{state=\"leased\"} %d\nosprey_tasks{state=\"pending\"} %d\n", leased, pending)
+	}))
+	defer srv.Close()
+	c := mustClient(t, srv.URL, "")
+	if _, err := c.WaitIdle(ctxT(t), srv.URL, time.Millisecond); err != nil {
+		t.Fatalf("WaitIdle: %v", err)
+	}
+	if got := polls.Load(); got != 2*(3+1) {
+		t.Errorf("%d metric reads, want %d (returned before or long after the work finished)", got, 2*(3+1))
+	}
+
+	busyFor.Store(1 << 40) // never idle
+	ctx, cancel := context.WithTimeout(ctxT(t), 200*time.Millisecond)
+	defer cancel()
+	_, err := c.WaitIdle(ctx, srv.URL, time.Millisecond)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "7 tasks left") {
+		t.Errorf("WaitIdle on a busy node: %v, want a deadline error saying 7 tasks are left", err)
+	}
+}
+
 func TestParseContentRange(t *testing.T) {
 	tests := []struct {
 		v                 string

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ClusterStatus returns the answering node's view of the cluster (GET
@@ -104,6 +105,45 @@ func (c *Client) Metric(ctx context.Context, base, name string) (float64, error)
 	}
 	defer resp.Body.Close()
 	return scanMetric(resp.Body, name)
+}
+
+// WaitIdle polls the node at base (its /metrics) until it reports no
+// pending or leased tasks, that is until its background work (tiering,
+// gc, repair) caught up, or until ctx ends, polling every poll. It
+// returns how long it waited; on ctx's end, the error says how many tasks
+// were left.
+func (c *Client) WaitIdle(ctx context.Context, base string, poll time.Duration) (time.Duration, error) {
+	start := time.Now()
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	left := -1.0 // unknown until the first complete read
+	ended := func() (time.Duration, error) {
+		if left < 0 {
+			return time.Since(start), fmt.Errorf("tasks not read: %w", context.Cause(ctx))
+		}
+		return time.Since(start), fmt.Errorf("%.0f tasks left: %w", left, context.Cause(ctx))
+	}
+	for {
+		sum := 0.0
+		for _, st := range []string{"pending", "leased"} {
+			v, err := c.Metric(ctx, base, `osprey_tasks{state="`+st+`"}`)
+			if err != nil {
+				if ctx.Err() != nil {
+					return ended()
+				}
+				return time.Since(start), err
+			}
+			sum += v
+		}
+		if left = sum; left == 0 {
+			return time.Since(start), nil
+		}
+		select {
+		case <-ctx.Done():
+			return ended()
+		case <-t.C:
+		}
+	}
 }
 
 // scanMetric finds "name value" or "name{} value" in a text exposition.

@@ -52,5 +52,5 @@ if minio_bin="$(scripts/minio.sh)"; then
 else
 	log "warning: MinIO unavailable; measuring osprey alone"
 fi
-"${bin}" bench-s3 --endpoint "http://127.0.0.1:${s}" "${compare[@]}" "$@" | tee "${tmp}/table.md"
+"${bin}" bench-s3 --endpoint "http://127.0.0.1:${s}" --settle "http://127.0.0.1:${h}" "${compare[@]}" "$@" | tee "${tmp}/table.md"
 if [[ -n "${OSPREY_BENCH_OUT:-}" ]]; then cp "${tmp}/table.md" "${OSPREY_BENCH_OUT}"; fi

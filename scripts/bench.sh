@@ -135,7 +135,7 @@ if [[ -n "${minio_bin}" && -x "${minio_bin}" ]]; then
 	pids+=("$!")
 	wait_http "http://127.0.0.1:${m}/minio/health/ready"
 	log "running bench-s3: osprey vs MinIO"
-	"${bin}" bench-s3 --endpoint "http://127.0.0.1:${s1}" \
+	"${bin}" bench-s3 --endpoint "http://127.0.0.1:${s1}" --settle "http://127.0.0.1:${h1}" \
 		--compare "http://127.0.0.1:${m}" | tee "${tmp}/s3.md"
 else
 	echo "MinIO not installed (scripts/minio.sh installs it): no MinIO comparison in this run." | tee "${tmp}/s3.md"
