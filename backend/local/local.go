@@ -146,6 +146,12 @@ func (b *Backend) paths(bucket, key string) (content, meta string, err error) {
 	return filepath.Join(b.dir, bucket, rel), filepath.Join(b.metaDir, bucket, rel+metaSuffix), nil
 }
 
+// sidecarMinSize is the smallest object given an md5 sidecar: Stat hashes
+// a smaller one again (at most a millisecond or two), which costs less
+// than writing a second file on every Put of a small object and keeps
+// one inode per object. A variable so tests can cover both kinds.
+var sidecarMinSize int64 = 1 << 20
+
 // meta is the JSON sidecar of an object.
 type meta struct {
 	Version     int    `json:"v"`
@@ -249,10 +255,20 @@ func (b *Backend) put(ctx context.Context, bucket, key, content, metaPath string
 	// renamed before the directory fsync, that fsync's journal commit would
 	// have to write the sidecar too. Until it lands, the previous sidecar
 	// names another inode and Stat recomputes the md5.
-	m := meta{Version: 1, MD5: sum, Size: fi.Size(), Ino: inode(fi), MtimeNS: fi.ModTime().UnixNano(), ContentType: contentType}
-	if err := b.writeMeta(bucket, metaPath, m); err != nil {
-		// The object is stored and durable; only the md5 cache is missing.
-		b.log.Warn("writing md5 sidecar failed; Stat will recompute", "bucket", bucket, "key", key, "err", err)
+	if fi.Size() < sidecarMinSize {
+		// Hashing a small object again on Stat costs less than a second
+		// file (an inode, a rename) on every Put. A sidecar left by an
+		// earlier, larger object at this key names another inode, so
+		// Stat ignores it; remove it anyway so it does not linger.
+		if err := os.Remove(metaPath); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+			b.log.Warn("removing a stale md5 sidecar failed; Stat ignores it", "bucket", bucket, "key", key, "err", err)
+		}
+	} else {
+		m := meta{Version: 1, MD5: sum, Size: fi.Size(), Ino: inode(fi), MtimeNS: fi.ModTime().UnixNano(), ContentType: contentType}
+		if err := b.writeMeta(bucket, metaPath, m); err != nil {
+			// The object is stored and durable; only the md5 cache is missing.
+			b.log.Warn("writing md5 sidecar failed; Stat will recompute", "bucket", bucket, "key", key, "err", err)
+		}
 	}
 	return backend.ObjectInfo{Bucket: bucket, Key: key, Size: size, MD5: sum, ModTime: fi.ModTime()}, nil
 }

@@ -148,7 +148,16 @@ func TestKeyConflicts(t *testing.T) {
 	}
 }
 
+// withSidecars makes every Put in the test write an md5 sidecar, as a
+// large object's does.
+func withSidecars(t *testing.T) {
+	old := sidecarMinSize
+	sidecarMinSize = 0
+	t.Cleanup(func() { sidecarMinSize = old })
+}
+
 func TestStatRecomputesStaleMD5(t *testing.T) {
+	withSidecars(t)
 	dir := t.TempDir()
 	b := mustNew(t, dir)
 	ctx := context.Background()
@@ -189,6 +198,7 @@ func TestStatRecomputesStaleMD5(t *testing.T) {
 }
 
 func TestDeletePrunesEmptyDirs(t *testing.T) {
+	withSidecars(t)
 	dir := t.TempDir()
 	b := mustNew(t, dir)
 	ctx := context.Background()
@@ -216,6 +226,39 @@ func TestDeletePrunesEmptyDirs(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, metaDirName, "image", "orphan.json")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("orphaned sidecar still there: %v", err)
+	}
+}
+
+// TestSmallObjectsHaveNoSidecar: a Put below sidecarMinSize writes no
+// sidecar and removes one an earlier, larger object at the key left; Stat
+// hashes the object instead and reports the right md5 either way.
+func TestSmallObjectsHaveNoSidecar(t *testing.T) {
+	dir := t.TempDir()
+	b := mustNew(t, dir)
+	ctx := context.Background()
+	if err := b.EnsureBucket(ctx, "image"); err != nil {
+		t.Fatal(err)
+	}
+	metaPath := filepath.Join(dir, metaDirName, "image", "k.json")
+	big := bytes.Repeat([]byte("large "), int(sidecarMinSize/6)+1)
+	mustPut(t, b, "k", big)
+	if _, err := os.Stat(metaPath); err != nil {
+		t.Fatalf("a %d-byte object has no sidecar: %v", len(big), err)
+	}
+	small := []byte("small content")
+	mustPut(t, b, "k", small)
+	if _, err := os.Stat(metaPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the large object's sidecar is still there after a small Put: %v", err)
+	}
+	mustPut(t, b, "s", small)
+	if _, err := os.Stat(filepath.Join(dir, metaDirName, "image", "s.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a small object got a sidecar: %v", err)
+	}
+	for _, key := range []string{"k", "s"} {
+		info, err := b.Stat(ctx, "image", key)
+		if err != nil || info.MD5 != md5hex(small) || info.Size != int64(len(small)) {
+			t.Fatalf("Stat %s = %+v, %v; want md5 %s size %d", key, info, err, md5hex(small), len(small))
+		}
 	}
 }
 
