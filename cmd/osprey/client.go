@@ -558,7 +558,7 @@ func runBenchS3(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(sizeFlag{&cfg.PartSize}, "part-size", "multipart part size of the large upload")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent 4 KiB PUTs")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "time limit of the 4 KiB PUT measurement")
-	settle := fs.String("settle", "", "the osprey node's HTTP URL: before measuring each server, wait until that node's background work (tiering, gc) finished")
+	settle := fs.String("settle", "", "the osprey node's HTTP URL: before measuring each server, wait until that node's background work (tiering, gc) finished (read from its /metrics, which must be open)")
 	settleTimeout := fs.Duration("settle-timeout", 3*time.Minute, "how long --settle waits at most before measuring anyway (said in the report)")
 	quiet := fs.Bool("quiet", false, "no stage messages on stderr")
 	pos, err := parseArgs(fs, args)
@@ -574,12 +574,12 @@ func runBenchS3(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		cl, err := client.New(client.Config{Addr: *settle})
 		if err != nil {
-			return err
+			return usageErr(fs, "--settle: %v", err)
 		}
 		cfg.Settle = func(ctx context.Context) (time.Duration, error) {
 			ctx, cancel := context.WithTimeout(ctx, *settleTimeout)
 			defer cancel()
-			return cl.WaitIdle(ctx, strings.TrimSuffix(*settle, "/"), 250*time.Millisecond)
+			return cl.WaitIdle(ctx, "", 250*time.Millisecond) // "": the --settle node
 		}
 	}
 	osp.Name = "osprey"
