@@ -1,6 +1,7 @@
 package jepsen
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -292,6 +293,18 @@ func TestCheckRebalanceReadsEveryHolderDown(t *testing.T) {
 	late.T0 = 9
 	if inv := checkRebalanceReads([]Op{up, late}, cut); inv.Verdict != Held {
 		t.Fatalf("partition in place when the dial to the holder failed: %+v", inv)
+	}
+	// Two holders, both behind the partition: the second one's network
+	// error comes after the first one's whole answer, so the history must
+	// keep both (seed 488522862 cut it at 300 bytes and broke on this).
+	both := late
+	both.Error = opError(errors.New(`http 503: unavailable: no readable copy of content 387413488114339840: ` +
+		`n2: unavailable: read copy on n2: Get "http://10.218.13.3:8080/internal/v1/objects/image/387413488114339840.png?off=0&n=1222499": dial tcp 10.218.13.3:8080: i/o timeout` + "\n" +
+		`n4: unavailable: read copy on n4: Get "http://10.218.13.5:8080/internal/v1/objects/image/387413488114339840.png?off=0&n=1222499": dial tcp 10.218.13.5:8080: i/o timeout`))
+	cutBoth := []FaultRecord{{Fault: "partition-majority[n1,n3 | n2,n4,n5]", Kind: FaultPartitionMajority, Targets: []string{"n1", "n3"}, Start: 10, End: 20,
+		Blocked: [][2]string{{"n3", "n2"}, {"n3", "n4"}, {"n3", "n5"}, {"n1", "n2"}, {"n1", "n4"}, {"n1", "n5"}}}}
+	if inv := checkRebalanceReads([]Op{up, both}, cutBoth); inv.Verdict != Held {
+		t.Fatalf("both holders partitioned from the serving node, long error: %+v", inv)
 	}
 	for _, tc := range []struct {
 		name string

@@ -225,10 +225,22 @@ func (w *Workload) finish(op Op, err error) Op {
 		w.health.report(op.Node, err == nil || op.Status != 0)
 	}
 	if err != nil {
-		op.Error = truncate(err.Error(), 300)
+		op.Error = opError(err)
 	}
 	return w.rec.Complete(op)
 }
+
+// maxOpError bounds the error text an operation keeps in the history. The
+// checker reads it: a "no readable copy" answer names every holder with
+// what reaching it answered (~250 bytes each, up to one per replica or
+// shard), and a holder whose answer was cut short cannot be told apart
+// from one that answered (seed 488522862: the second holder's "i/o
+// timeout" fell past the old limit of 300 bytes, and a read refused by a
+// partition counted as a failed rebalance read).
+const maxOpError = 4096
+
+// opError is err's text as the history keeps it.
+func opError(err error) string { return truncate(err.Error(), maxOpError) }
 
 var exts = []string{"jpg", "png", "mp4", "mp3", "pdf", "zip", "bin", "tar"}
 
