@@ -166,6 +166,11 @@ func (p *Path) fileInfo(f fsm.File) httpapi.FileInfo {
 		case ct.Location != nil:
 			info.State = string(fsm.StateTiered)
 			info.Location = "backend:" + ct.Location.Bucket + "/" + ct.Location.Key
+		case ct.Inline:
+			// In its final place: the staged copies are the stored object.
+			info.State = string(fsm.StateTiered)
+			info.Location = "inline"
+
 		case ct.State == fsm.ContentFailed:
 			info.State = string(fsm.StateFailed)
 			info.Location = "staging"

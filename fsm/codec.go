@@ -60,6 +60,17 @@ const (
 	CmdBatch         CommandType = 40 // group commit: several commands in one entry (batch.go)
 )
 
+// FeatureLevel is what this build's FSM understands beyond the first
+// release's behaviour; members announce it (NodeUpsert.Level) and the
+// leader turns a feature on only once every member is at its level
+// (ClusterLevel), so no replica applies an entry it reads differently.
+//
+//	1: Settings.InlineMax (contents completed inline, never tiered)
+const FeatureLevel uint32 = FeatureLevelInline
+
+// Feature levels.
+const FeatureLevelInline uint32 = 1
+
 // CommandVersion is the only envelope version this build understands.
 const CommandVersion uint8 = 1
 

@@ -28,6 +28,9 @@ type NodeUpsert struct {
 	RaftAddr string        `json:"raft_addr"`
 	HTTPAddr string        `json:"http_addr"`
 	Time     int64         `json:"time"`
+	// Level is the FeatureLevel of the member's build (0 from builds
+	// before levels existed).
+	Level uint32 `json:"level,omitempty"`
 }
 
 // NodeRemove marks a member removed.
@@ -152,14 +155,14 @@ func (t *tx) applyNodeUpsert(c *NodeUpsert) (any, error) {
 	}
 	n, ok := t.node(c.ID)
 	if ok && !n.Removed {
-		n.RaftAddr, n.HTTPAddr = c.RaftAddr, c.HTTPAddr
+		n.RaftAddr, n.HTTPAddr, n.Level = c.RaftAddr, c.HTTPAddr, c.Level
 		t.putNode(n)
 		return *n, nil
 	}
 	// A new member, or one coming back after removal, gets a fresh worker
 	// id: its old data dir (and uid high-water mark) may be gone, so reusing
 	// the old id could repeat uids.
-	n = &Node{ID: c.ID, RaftAddr: c.RaftAddr, HTTPAddr: c.HTTPAddr, WorkerID: t.meta.NextWorkerID, JoinedAt: c.Time}
+	n = &Node{ID: c.ID, RaftAddr: c.RaftAddr, HTTPAddr: c.HTTPAddr, WorkerID: t.meta.NextWorkerID, JoinedAt: c.Time, Level: c.Level}
 	t.meta.NextWorkerID++
 	t.setMeta()
 	t.putNode(n)
@@ -271,6 +274,7 @@ func (t *tx) applyChunkPut(c *ChunkPut) (any, error) {
 // its own.
 func (t *tx) complete(f *File, chunks []Chunk, size int64, md5, sha string, verified bool, now int64) CompleteResult {
 	res := CompleteResult{}
+	var inline *Content
 	upChunks := t.upChunks(f.UID)
 	f.State, f.Size, f.MD5, f.UpdatedAt = StateComplete, size, md5, now
 	if id, ok := t.dedupGet(f.Tenant, md5, size, sha); ok && verified {
@@ -295,9 +299,17 @@ func (t *tx) complete(f *File, chunks []Chunk, size int64, md5, sha string, veri
 		}
 		f.Content = f.UID
 		t.repairRemovedOwners(0, f.UID, chunks, now)
-		// Tiering starts now; the file is already complete and served
-		// from the staged chunks meanwhile.
-		t.enqueue(TaskTier, f.UID.String(), nil, now, now)
+		if verified && t.meta.Settings.InlineMax > 0 && size <= t.meta.Settings.InlineMax {
+			// Small and checked against its md5 as it arrived: the staged
+			// chunks are its final copy (no tier copy, tier entries or gc).
+			ct.Inline = true
+			t.putContent(ct)
+			inline = ct
+		} else {
+			// Tiering starts now; the file is already complete and served
+			// from the staged chunks meanwhile.
+			t.enqueue(TaskTier, f.UID.String(), nil, now, now)
+		}
 	}
 	// Recorded chunks the content does not use (beyond num, or from an
 	// earlier chunked attempt before a single upload) are garbage.
@@ -315,6 +327,9 @@ func (t *tx) complete(f *File, chunks []Chunk, size int64, md5, sha string, veri
 	f.Chunks = nil
 	t.putFile(f)
 	t.webhook("complete", f, nil, now, "")
+	if inline != nil {
+		t.webhook("tiered", f, inline, now, "") // in its final place already
+	}
 	res.File = f.clone()
 	return res
 }

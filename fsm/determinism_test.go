@@ -122,7 +122,7 @@ func (g *gen) next() (entry, bool) {
 	case 1, 2:
 		id := g.node()
 		return entry{CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000",
-			HTTPAddr: fmt.Sprintf("%s:%d", id, 8080+g.r.IntN(2)), Time: g.now}}, true
+			HTTPAddr: fmt.Sprintf("%s:%d", id, 8080+g.r.IntN(2)), Time: g.now, Level: uint32(g.r.IntN(2))}}, true
 	case 3:
 		return entry{CmdNodeRemove, NodeRemove{ID: g.node(), Time: g.now}}, true
 	case 4, 5:
@@ -268,7 +268,7 @@ func (g *gen) next() (entry, bool) {
 	default:
 		return entry{CmdSetSettings, SetSettings{Settings: Settings{WebhookEnabled: g.r.IntN(2) == 0,
 			BackendFingerprint: "local:/x", MaxAttempts: g.r.IntN(4),
-			ExpireAfterMillis: 60_000, GCGraceMillis: int64(g.r.IntN(5000))}}}, true
+			ExpireAfterMillis: 60_000, GCGraceMillis: int64(g.r.IntN(5000)), InlineMax: int64(g.r.IntN(3)) * 4}}}, true
 	}
 }
 

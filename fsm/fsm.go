@@ -641,6 +641,22 @@ func (f *FSM) Node(id osprey.NodeID) (n Node, ok bool) {
 	return n, ok
 }
 
+// ClusterLevel is the lowest feature level among the members in nodes that
+// are not removed (0 when there are none): the features every member
+// understands.
+func ClusterLevel(nodes []Node) uint32 {
+	level, any := uint32(0), false
+	for _, n := range nodes {
+		if n.Removed {
+			continue
+		}
+		if !any || n.Level < level {
+			level, any = n.Level, true
+		}
+	}
+	return level
+}
+
 // Nodes returns all member records (removed ones included), sorted by id.
 func (f *FSM) Nodes() []Node {
 	out := []Node{}

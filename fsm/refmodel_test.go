@@ -88,13 +88,13 @@ func (s *state) applyNodeUpsert(c *NodeUpsert) (any, error) {
 	}
 	n, ok := s.Nodes[c.ID]
 	if ok && !n.Removed {
-		n.RaftAddr, n.HTTPAddr = c.RaftAddr, c.HTTPAddr
+		n.RaftAddr, n.HTTPAddr, n.Level = c.RaftAddr, c.HTTPAddr, c.Level
 		return *n, nil
 	}
 	// A new member, or one coming back after removal, gets a fresh worker
 	// id: its old data dir (and uid high-water mark) may be gone, so reusing
 	// the old id could repeat uids.
-	n = &Node{ID: c.ID, RaftAddr: c.RaftAddr, HTTPAddr: c.HTTPAddr, WorkerID: s.NextWorkerID, JoinedAt: c.Time}
+	n = &Node{ID: c.ID, RaftAddr: c.RaftAddr, HTTPAddr: c.HTTPAddr, WorkerID: s.NextWorkerID, JoinedAt: c.Time, Level: c.Level}
 	s.NextWorkerID++
 	s.Nodes[c.ID] = n
 	return *n, nil
@@ -215,6 +215,7 @@ func (s *state) dedupFirst(tenant, md5 string) (osprey.UID, bool) {
 // content with the same md5, size and sha256.
 func (s *state) complete(f *File, chunks []Chunk, size int64, md5, sha string, verified bool, now int64) CompleteResult {
 	res := CompleteResult{}
+	var inline *Content
 	f.State, f.Size, f.MD5, f.UpdatedAt = StateComplete, size, md5, now
 	if id, ok := s.Dedup[string(dedupKey(f.Tenant, md5, size, sha))]; ok && verified {
 		ct := s.Contents[id]
@@ -231,9 +232,13 @@ func (s *state) complete(f *File, chunks []Chunk, size int64, md5, sha string, v
 		}
 		f.Content = f.UID
 		s.repairRemovedOwners(0, f.UID, chunks, now)
-		// Tiering starts now; the file is already complete and served
-		// from the staged chunks meanwhile.
-		s.enqueue(TaskTier, f.UID.String(), nil, now, now)
+		if verified && s.Settings.InlineMax > 0 && size <= s.Settings.InlineMax {
+			ct.Inline, inline = true, ct // the staged chunks are its final copy
+		} else {
+			// Tiering starts now; the file is already complete and served
+			// from the staged chunks meanwhile.
+			s.enqueue(TaskTier, f.UID.String(), nil, now, now)
+		}
 	}
 	// Recorded chunks the content does not use (beyond num, or from an
 	// earlier chunked attempt before a single upload) are garbage.
@@ -249,6 +254,9 @@ func (s *state) complete(f *File, chunks []Chunk, size int64, md5, sha string, v
 	s.enqueueGC(res.Garbage, now, now)
 	f.Chunks = nil
 	s.webhook("complete", f, nil, now, "")
+	if inline != nil {
+		s.webhook("tiered", f, inline, now, "")
+	}
 	res.File = f.clone()
 	return res
 }

@@ -47,6 +47,9 @@ type Node struct {
 	// period: its copies are being rebuilt elsewhere and it gets no new ones.
 	Down     bool  `json:"down,omitempty"`
 	JoinedAt int64 `json:"joined_at"` // unix milliseconds, from the command
+	// Level is the feature level of the build the member last announced
+	// (FeatureLevel of that build; 0 for builds before levels existed).
+	Level uint32 `json:"level,omitempty"`
 }
 
 // FileState is the lifecycle of a file (SPEC §3 object states).
@@ -175,6 +178,11 @@ type Content struct {
 	Key      string    `json:"key"`
 	Refs     int       `json:"refs"`
 	Location *Location `json:"location,omitempty"`
+	// Inline is set on a small content whose staged chunks are its final
+	// copy (Settings.InlineMax): it is never tiered, its chunks stay
+	// (repaired, rebalanced and scrubbed like any staged chunk) until its
+	// last reference goes.
+	Inline bool `json:"inline,omitempty"`
 }
 
 // state is everything the FSM replicates. Maps are encoded with sorted keys

@@ -92,6 +92,12 @@ type Settings struct {
 	// GCGraceMillis delays deleting staged chunks after tiering, so
 	// downloads that started from staging usually finish there.
 	GCGraceMillis int64 `json:"gc_grace_ms"`
+	// InlineMax is the largest content kept inline: a content of at most
+	// this many bytes whose md5 was checked as it arrived stays in its
+	// staged chunks instead of being tiered (Content.Inline). 0 = none.
+	// The leader sets it only once every member's Level is at least
+	// FeatureLevelInline.
+	InlineMax int64 `json:"inline_max,omitempty"`
 }
 
 const (

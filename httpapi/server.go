@@ -174,6 +174,9 @@ type JoinRequest struct {
 	RaftAddr string `json:"raft_addr"`
 	HTTPAddr string `json:"http_addr"`
 	Token    string `json:"token"`
+	// Level is the joining build's fsm.FeatureLevel (0 from builds before
+	// levels existed).
+	Level uint32 `json:"level,omitempty"`
 }
 
 // JoinResult is the reply to a successful join.

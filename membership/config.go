@@ -87,10 +87,13 @@ type Config struct {
 	RepairGrace time.Duration
 	// The cluster settings the leader keeps in step with its
 	// configuration.
-	WebhookEnabled     bool
-	TaskMaxAttempts    int
-	ExpireUploads      time.Duration
-	GCGrace            time.Duration
+	WebhookEnabled  bool
+	TaskMaxAttempts int
+	ExpireUploads   time.Duration
+	GCGrace         time.Duration
+	// InlineMax is the cluster's Settings.InlineMax (0 = off), applied
+	// once every member runs a build at fsm.FeatureLevelInline.
+	InlineMax          int64
 	BackendFingerprint string
 
 	Raft     Raft

@@ -144,7 +144,7 @@ func (m *Membership) bootstrapExpect(ctx context.Context) {
 // joinLoop asks the listed peers to add this node until one accepts. A
 // refused token stops it and reports a fatal error.
 func (m *Membership) joinLoop(ctx context.Context) {
-	jr := httpapi.JoinRequest{ID: m.cfg.ID, RaftAddr: m.cfg.RaftAddr, HTTPAddr: m.cfg.HTTPAddr, Token: m.cfg.JoinToken}
+	jr := httpapi.JoinRequest{ID: m.cfg.ID, RaftAddr: m.cfg.RaftAddr, HTTPAddr: m.cfg.HTTPAddr, Token: m.cfg.JoinToken, Level: fsm.FeatureLevel}
 	for attempt := 0; ; attempt++ {
 		for _, peer := range m.cfg.Join {
 			if peer == m.cfg.HTTPAddr {
@@ -221,7 +221,7 @@ func (m *Membership) reconcile(ctx context.Context) error {
 		}
 	}
 	rec, ok := m.cfg.State.Node(osprey.NodeID(m.cfg.ID))
-	if !ok || rec.Removed || rec.RaftAddr != m.cfg.RaftAddr || rec.HTTPAddr != m.cfg.HTTPAddr {
+	if !ok || rec.Removed || rec.RaftAddr != m.cfg.RaftAddr || rec.HTTPAddr != m.cfg.HTTPAddr || rec.Level != fsm.FeatureLevel {
 		servers, err := m.cfg.Raft.Servers()
 		if err != nil {
 			return err
@@ -242,9 +242,16 @@ func (m *Membership) reconcile(ctx context.Context) error {
 		// Not (or no longer) in the configuration under this address: a
 		// recorded member keeps its worker id, nothing else changes.
 		if member {
-			up := fsm.NodeUpsert{ID: osprey.NodeID(m.cfg.ID), RaftAddr: m.cfg.RaftAddr, HTTPAddr: m.cfg.HTTPAddr, Time: time.Now().UnixMilli()}
+			up := fsm.NodeUpsert{ID: osprey.NodeID(m.cfg.ID), RaftAddr: m.cfg.RaftAddr, HTTPAddr: m.cfg.HTTPAddr, Time: time.Now().UnixMilli(), Level: fsm.FeatureLevel}
 			if err := m.cfg.Proposer.Apply(ctx, fsm.CmdNodeUpsert, up, nil); err != nil {
 				return err
+			}
+			if m.cfg.Raft.IsLeader() {
+				// Settings that wait for every member's level (InlineMax)
+				// follow this member's record at once, not a round later.
+				if err := m.reconcileSettings(ctx); err != nil {
+					return err
+				}
 			}
 			rec, ok = m.cfg.State.Node(osprey.NodeID(m.cfg.ID))
 		}
@@ -281,7 +288,7 @@ func (m *Membership) Join(ctx context.Context, req httpapi.JoinRequest) (httpapi
 	if err := m.cfg.Raft.AddVoter(ctx, req.ID, req.RaftAddr); err != nil {
 		return httpapi.JoinResult{}, err
 	}
-	up := fsm.NodeUpsert{ID: osprey.NodeID(req.ID), RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr, Time: time.Now().UnixMilli()}
+	up := fsm.NodeUpsert{ID: osprey.NodeID(req.ID), RaftAddr: req.RaftAddr, HTTPAddr: req.HTTPAddr, Time: time.Now().UnixMilli(), Level: req.Level}
 	if err := m.cfg.Proposer.Apply(ctx, fsm.CmdNodeUpsert, up, nil); err != nil {
 		return httpapi.JoinResult{}, err
 	}
@@ -390,6 +397,10 @@ func (m *Membership) reconcileSettings(ctx context.Context) error {
 	want.MaxAttempts = m.cfg.TaskMaxAttempts
 	want.ExpireAfterMillis = m.cfg.ExpireUploads.Milliseconds()
 	want.GCGraceMillis = m.cfg.GCGrace.Milliseconds()
+	want.InlineMax = 0
+	if fsm.ClusterLevel(m.cfg.State.Nodes()) >= fsm.FeatureLevelInline {
+		want.InlineMax = m.cfg.InlineMax
+	}
 	fp := m.cfg.BackendFingerprint
 	if cur.BackendFingerprint == "" {
 		want.BackendFingerprint = fp

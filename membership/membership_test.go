@@ -123,7 +123,7 @@ func (p *fakeProposer) Apply(_ context.Context, t fsm.CommandType, payload, _ an
 			s.nextWID++
 			n.WorkerID = s.nextWID
 		}
-		n.ID, n.RaftAddr, n.HTTPAddr = c.ID, c.RaftAddr, c.HTTPAddr
+		n.ID, n.RaftAddr, n.HTTPAddr, n.Level = c.ID, c.RaftAddr, c.HTTPAddr, c.Level
 		s.nodes[c.ID] = n
 	case fsm.NodeRemove:
 		n := s.nodes[c.ID]
@@ -314,6 +314,43 @@ func TestLeaderInitialisesAndRegisters(t *testing.T) {
 	if !w.m.BackendMismatch() || len(w.m.NotReady(context.Background())) != 1 {
 		t.Fatal("backend mismatch not reported")
 	}
+}
+
+// TestInlineWaitsForEveryMember: the leader turns Settings.InlineMax on
+// only while every member announces a build that knows it: off while one
+// on an older build is a member.
+func TestInlineWaitsForEveryMember(t *testing.T) {
+	w := mustWorld(t, func(c *membership.Config) { c.InlineMax = 128 << 10 })
+	w.raft.leader, w.raft.hasState = true, true
+	w.raft.servers = []raftstore.Server{{ID: "n1", Address: "r1"}}
+	run(t, w.m)
+	inline := func() int64 {
+		w.st.mu.Lock()
+		defer w.st.mu.Unlock()
+		return w.st.settings.InlineMax
+	}
+	waitFor(t, "inline on, one member", func() bool { return inline() == 128<<10 })
+	if rec, _ := w.st.Node("n1"); rec.Level != fsm.FeatureLevel {
+		t.Fatalf("n1 registered at level %d", rec.Level)
+	}
+	old := httpapi.JoinRequest{ID: "n2", RaftAddr: "r2", HTTPAddr: "h2", Token: "secret-token"} // no level: an older build
+	if _, err := w.m.Join(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "inline off with n2 on an older build", func() bool { return inline() == 0 })
+	cur := httpapi.JoinRequest{ID: "n3", RaftAddr: "r3", HTTPAddr: "h3", Token: "secret-token", Level: fsm.FeatureLevel}
+	if _, err := w.m.Join(context.Background(), cur); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := w.st.Node("n3"); rec.Level != fsm.FeatureLevel {
+		t.Fatalf("n3 recorded at level %d", rec.Level)
+	}
+	// n2 restarts on this build: its own reconcile announces the level.
+	up := fsm.NodeUpsert{ID: "n2", RaftAddr: "r2", HTTPAddr: "h2", Level: fsm.FeatureLevel}
+	if err := w.prop.Apply(context.Background(), fsm.CmdNodeUpsert, up, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "inline on once n2 runs this build", func() bool { return inline() == 128<<10 })
 }
 
 func TestLivenessMarksDownAndUp(t *testing.T) {

@@ -93,6 +93,12 @@ type Config struct {
 	// GCGrace delays deleting staged chunks after a file is tiered, so
 	// downloads that started from staging finish there.
 	GCGrace time.Duration
+	// InlineMax: with the local backend, a file of at most this many bytes
+	// whose md5 is checked as it arrives (a single upload or S3 PUT) keeps
+	// its staged chunks as its final copy instead of being tiered into a
+	// file on each holder (0 = tier everything). Cluster-wide: the
+	// leader's value applies, once every member runs a build that knows it.
+	InlineMax int64
 	// ExpireUploads drops uploads left incomplete this long (0 = never).
 	ExpireUploads time.Duration
 	// WebhookURL, if set, receives a signed POST when a file completes,
@@ -131,6 +137,7 @@ func DefaultConfig() Config {
 		TaskMaxAttempts: 10,
 		ExpireUploads:   24 * time.Hour,
 		GCGrace:         30 * time.Second,
+		InlineMax:       128 << 10,
 		ScrubRate:       16 << 20,
 		RepairGrace:     10 * time.Minute,
 		ScrubPause:      time.Hour,

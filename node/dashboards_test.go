@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -18,10 +19,11 @@ var metricName = regexp.MustCompile(`osprey_[a-z_]+`)
 func TestDashboardAndAlertsUseExportedMetrics(t *testing.T) {
 	c := newCluster(t, 1)
 	n := c.nodes[0]
-	// A tiered upload makes the labelled series (requests, task runs)
-	// exist.
-	uid := uploadSingle(t, n, "d.txt", content(5, 1000))
+	// A tiered upload (above --inline-max, so a tier task runs) makes the
+	// labelled series (requests, task runs) exist.
+	uid := uploadSingle(t, n, "d.txt", content(5, 200<<10))
 	waitState(t, n, uid, "tiered")
+	waitFor(t, 30*time.Second, "no pending tasks", func() bool { return len(n.FSM().Tasks("")) == 0 })
 	code, body, _ := apiOf(t, n).get("/metrics", nil)
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)

@@ -19,7 +19,7 @@ var seeds atomic.Int64
 // entriesPerSmallFile uploads n distinct 4 KiB files with conc concurrent clients
 // spread over every node of c (link, then PUT, as a client does), waits
 // until the background work settled (every file tiered, no task left, so
-// the staged copies are released), and returns the Raft entries the
+// the staged copies are released; or kept inline), and returns the Raft entries the
 // cluster committed meanwhile per file. Everything counts: requests,
 // leases, completions, gc, housekeeping.
 func entriesPerSmallFile(t *testing.T, c *cluster, n, conc int) float64 {
@@ -66,7 +66,7 @@ func entriesPerSmallFile(t *testing.T, c *cluster, n, conc int) float64 {
 				return false
 			}
 			ct, ok := leader.FSM().Content(f.Content)
-			if !ok || ct.State != "tiered" || len(ct.Chunks) != 0 {
+			if !ok || !ct.Inline && (ct.State != "tiered" || len(ct.Chunks) != 0) {
 				return false
 			}
 		}
@@ -83,13 +83,20 @@ func entriesPerSmallFile(t *testing.T, c *cluster, n, conc int) float64 {
 // at most 2.5. Counts, not times: the bound holds on a loaded machine.
 func TestRaftEntriesPerSmallFile(t *testing.T) {
 	const files, conc = 200, 16
-	for _, size := range []int{1, 3} {
-		t.Run(fmt.Sprintf("%dnode", size), func(t *testing.T) {
-			c := newClusterWith(t, size, func(i int, cfg *node.Config) {})
+	for _, tc := range []struct {
+		size      int
+		inlineMax int64
+	}{{1, node.DefaultConfig().InlineMax}, {3, node.DefaultConfig().InlineMax}, {1, 0}, {3, 0}} {
+		size, mode := tc.size, "inline"
+		if tc.inlineMax == 0 {
+			mode = "tiered"
+		}
+		t.Run(fmt.Sprintf("%dnode-%s", size, mode), func(t *testing.T) {
+			c := newClusterWith(t, size, func(i int, cfg *node.Config) { cfg.InlineMax = tc.inlineMax })
 			// Warm up: the first uploads create buckets and settle members.
 			entriesPerSmallFile(t, c, 10, 2)
 			got := entriesPerSmallFile(t, c, files, conc)
-			t.Logf("%d node(s): %.2f raft entries per stored 4 KiB file (%d files, %d concurrent clients)", size, got, files, conc)
+			t.Logf("%d node(s), %s: %.2f raft entries per stored 4 KiB file (%d files, %d concurrent clients)", size, mode, got, files, conc)
 			if got > 2.5 {
 				t.Errorf("%.2f raft entries per small file, budget 2.5", got)
 			}
@@ -111,7 +118,7 @@ func TestRaftEntriesPerSmallFile(t *testing.T) {
 			// One client at a time shares nothing on the request path
 			// (link and upload are an entry each); reported, not bounded.
 			seq := entriesPerSmallFile(t, c, 50, 1)
-			t.Logf("%d node(s): %.2f raft entries per stored 4 KiB file with one client (50 files)", size, seq)
+			t.Logf("%d node(s), %s: %.2f raft entries per stored 4 KiB file with one client (50 files)", size, mode, seq)
 		})
 	}
 }

@@ -241,11 +241,15 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 		return err
 	}
 	fingerprint := backendFingerprint(cfg.Backend)
+	inlineMax := cfg.InlineMax
+	if !cfg.Backend.isLocal() {
+		inlineMax = 0 // a shared backend is where the application's files are meant to be
+	}
 	if n.mem, err = membership.New(membership.Config{ID: id, HTTPAddr: n.httpAddr, RaftAddr: n.raftAddr, DataDir: cfg.DataDir,
 		Bootstrap: cfg.Bootstrap, BootstrapExpect: cfg.BootstrapExpect, Join: cfg.Join, JoinToken: n.joinToken,
 		JoinTokenPath: n.JoinTokenPath(), JoinRetry: cfg.JoinRetry, RepairGrace: cfg.RepairGrace,
 		WebhookEnabled: cfg.WebhookURL != "", TaskMaxAttempts: cfg.TaskMaxAttempts, ExpireUploads: cfg.ExpireUploads,
-		GCGrace: cfg.GCGrace, BackendFingerprint: fingerprint,
+		GCGrace: cfg.GCGrace, InlineMax: inlineMax, BackendFingerprint: fingerprint,
 		Raft: n.raft, State: n.fsm, Proposer: n.prop, Peers: n.peers,
 		Storage: storageReport{fsm: n.fsm, place: n.place, fingerprint: fingerprint},
 		Version: map[string]string{"version": cfg.Build.Version, "commit": cfg.Build.Commit,

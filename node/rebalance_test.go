@@ -40,7 +40,7 @@ func heldBy(f *fsm.FSM, id osprey.NodeID) (objects, chunks int) {
 }
 
 // TestRebalanceOnJoin: a two-node cluster holds a few hundred small
-// files (tiered to the local backend, two copies each) and a few uploads
+// files (tiered to the local backend or kept inline, two copies each) and a few uploads
 // in progress (staged chunks); a third node joins. Within the deadline
 // the new node holds at least half its fair share (a third) of the
 // copies, a reader sees every file byte for byte throughout, the old
@@ -62,6 +62,7 @@ func TestRebalanceOnJoin(t *testing.T) {
 	}
 	adjust := func(i int, c *node.Config) {
 		c.GCGrace = time.Second
+		c.InlineMax = 1100 // files of 1,024–1,100 bytes kept inline, the larger ones tiered
 		if rate >= 0 {
 			c.RebalanceRate = rate
 		}
@@ -117,7 +118,7 @@ func TestRebalanceOnJoin(t *testing.T) {
 			if !ok {
 				return false
 			}
-			if ct, ok := lead.FSM().Content(f.Content); !ok || ct.State != fsm.ContentTiered {
+			if ct, ok := lead.FSM().Content(f.Content); !ok || ct.State != fsm.ContentTiered && !ct.Inline {
 				return false
 			}
 		}
@@ -239,9 +240,18 @@ func TestRebalanceOnJoin(t *testing.T) {
 	// The local backends hold exactly the recorded copies: the new ones
 	// arrived, the released ones were deleted.
 	dirs := map[osprey.NodeID]string{"n1": c.cfgs[0].DataDir, "n2": c.cfgs[1].DataDir, "n3": c.cfgs[2].DataDir}
+	inline := 0
 	for _, u := range uids {
 		file, _ := f.File(mustUID(t, u))
 		ct, _ := f.Content(file.Content)
+		if ct.Inline {
+			// Kept in its staged chunks: two copies, on the ring owners.
+			if ct.Location != nil || len(ct.Chunks) != 1 || len(ct.Chunks[0].Owners) != 2 {
+				t.Fatalf("inline uid %s: location %+v chunks %+v", u, ct.Location, ct.Chunks)
+			}
+			inline++
+			continue
+		}
 		if ct.Location == nil || len(ct.Location.Nodes) != 2 {
 			t.Fatalf("uid %s location %+v", u, ct.Location)
 		}
@@ -255,6 +265,9 @@ func TestRebalanceOnJoin(t *testing.T) {
 				t.Fatalf("uid %s on %s: recorded %v, file present %v", u, id, held, err == nil)
 			}
 		}
+	}
+	if inline == 0 || inline == len(uids) {
+		t.Fatalf("%d of %d files inline, want some of each kind", inline, len(uids))
 	}
 	// Every file downloads from the new node, and the moved uploads
 	// complete and read back.

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -80,7 +81,7 @@ func TestTierLocalBackendReplicatedAndCollected(t *testing.T) {
 
 func TestDeleteRemovesBackendObjectAndRespectsReferences(t *testing.T) {
 	c := newCluster(t, 1)
-	data := content(22, 100_000)
+	data := content(22, 200_000) // above --inline-max: tiered
 	a := apiOf(t, c.nodes[0])
 	uid1 := uploadSingle(t, c.nodes[0], "a.pdf", data)
 	uid2 := uploadSingle(t, c.nodes[0], "b.pdf", data) // same content, deduplicated
@@ -282,5 +283,67 @@ func TestAbandonedUploadsExpireAndChunksAreReclaimed(t *testing.T) {
 	})
 	if code, _, _ := a.do("GET", "/api/storage/v0/checkpoint?uid="+link.UID, nil, nil); code != 404 {
 		t.Fatalf("checkpoint of an expired upload: %d", code)
+	}
+}
+
+// TestSmallFilesKeptInline: with the local backend a small file uploaded
+// in one request is stored once the upload is acknowledged (tiered at
+// "inline", its staged copies on two members), is never copied into
+// objects/, survives the loss of a holder, and its copies go when it is
+// deleted; a file above --inline-max is tiered as before.
+func TestSmallFilesKeptInline(t *testing.T) {
+	c := newCluster(t, 3)
+	for _, n := range c.Leader().FSM().Nodes() {
+		if n.Level != fsm.FeatureLevel {
+			t.Fatalf("member %s recorded at level %d", n.ID, n.Level)
+		}
+	}
+	if got := c.Leader().FSM().Settings().InlineMax; got != node.DefaultConfig().InlineMax {
+		t.Fatalf("cluster InlineMax %d", got)
+	}
+	small := content(31, 4096)
+	uid := uploadSingle(t, c.nodes[0], "note.txt", small)
+	info, err := c.nodes[1].Storage().Stat(context.Background(), mustUID(t, uid))
+	if err != nil || info.State != "tiered" || info.Location != "inline" {
+		t.Fatalf("stat right after the upload: %+v %v", info, err)
+	}
+	large := content(32, 200<<10)
+	big := uploadSingle(t, c.nodes[0], "big.bin", large)
+	waitState(t, c.nodes[0], big, "tiered")
+	if info, _ := c.nodes[0].Storage().Stat(context.Background(), mustUID(t, big)); !strings.HasPrefix(info.Location, "backend:") {
+		t.Fatalf("large file location %q", info.Location)
+	}
+	waitFor(t, 30*time.Second, "no pending tasks", func() bool { return len(c.nodes[0].FSM().Tasks("")) == 0 })
+
+	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
+	ct, _ := c.nodes[0].FSM().Content(f.Content)
+	if !ct.Inline || ct.Location != nil || len(ct.Chunks) != 1 || len(ct.Chunks[0].Owners) != 2 {
+		t.Fatalf("inline content %+v", ct)
+	}
+	for i := range c.nodes {
+		if _, err := os.Stat(filepath.Join(c.cfgs[i].DataDir, "objects", ct.Bucket, ct.Key)); !os.IsNotExist(err) {
+			t.Fatalf("node %d has a backend object for an inline file: %v", i, err)
+		}
+	}
+	checkDownload(t, c.nodes[2], uid, small)
+
+	// Losing one holder loses nothing.
+	victim := c.nodes[map[osprey.NodeID]int{"n1": 0, "n2": 1, "n3": 2}[ct.Chunks[0].Owners[0]]]
+	victim.Kill()
+	c.nodes[c.index(victim)] = nil
+	c.Leader()
+	for _, n := range c.live() {
+		checkDownload(t, n, uid, small)
+	}
+
+	// Deleting it queues the removal of its staged copies (no backend
+	// object to remove).
+	a := apiOf(t, c.live()[0])
+	a.ok("DELETE", "/api/storage/v0/object?uid="+uid, nil, nil)
+	if code, _, _ := a.do("GET", "/api/storage/v0/object?uid="+uid, nil, nil); code != 404 {
+		t.Fatalf("stat after delete: %d", code)
+	}
+	if _, ok := c.Leader().FSM().Content(ct.ID); ok {
+		t.Fatal("content kept after its last reference went")
 	}
 }

@@ -83,8 +83,8 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 		return nil, Permanent(fmt.Errorf("tier: bad target %q", t.Target))
 	}
 	ct, ok := c.State.Content(id)
-	if !ok || ct.State != fsm.ContentStaged {
-		return nil, nil // deleted, already tiered or failed: nothing to do
+	if !ok || ct.State != fsm.ContentStaged || ct.Inline {
+		return nil, nil // deleted, already tiered, failed or kept inline: nothing to do
 	}
 	bucket, key := ct.Bucket, ct.Key
 	if bucket == "" || key == "" {

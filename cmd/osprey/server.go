@@ -88,6 +88,7 @@ type serverFlags struct {
 	webhookURL       string
 	webhookSecret    string
 	gcGrace          time.Duration
+	inlineMax        int64
 	scrubRate        int64
 	rebalanceRate    int64
 	scrubPause       time.Duration
@@ -176,6 +177,8 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&f.webhookSecret, "webhook-secret", "", "webhook signing secret (prefer OSPREY_WEBHOOK_SECRET)")
 	f.gcGrace, f.scrubRate, f.scrubPause, f.memoryLimit, f.repairGrace, f.bufferBudget = d.GCGrace, d.ScrubRate, d.ScrubPause, 256<<20, d.RepairGrace, d.BufferBudget
 	fs.Var(durationValue{&f.gcGrace}, "gc-grace", "delay before staged chunks of a tiered file are deleted")
+	f.inlineMax = d.InlineMax
+	fs.Var(bytesValue{&f.inlineMax}, "inline-max", "local backend: files up to this size uploaded in one request keep their staged copies as their final copy instead of being tiered into a file per holder (0 = tier every file; the leader's value applies)")
 	fs.Var(bytesValue{&f.scrubRate}, "scrub-rate", "staged bytes per second the scrubber verifies, e.g. 16MiB (0 = off)")
 	fs.Var(durationValue{&f.scrubPause}, "scrub-pause", "pause between full scrub passes")
 	f.rebalanceRate = d.RebalanceRate
@@ -465,6 +468,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c.TaskWorkers, c.TaskLease, c.TaskMaxAttempts, c.ExpireUploads = f.taskWorkers, f.taskLease, f.taskMaxAttempts, f.expireUploads
 	c.WebhookURL, c.WebhookSecret = f.webhookURL, f.webhookSecret
 	c.GCGrace, c.ScrubRate, c.ScrubPause, c.RepairGrace = f.gcGrace, f.scrubRate, f.scrubPause, f.repairGrace
+	c.InlineMax = f.inlineMax
 	c.TLS = tlsconf.Files{Cert: f.tlsCert, Key: f.tlsKey, CA: f.tlsCA}
 	c.TLSReloadEvery = tlsReloadEvery
 	c.RebalanceRate = f.rebalanceRate
