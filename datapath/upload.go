@@ -170,11 +170,9 @@ func (p *Path) fileInfo(f fsm.File) httpapi.FileInfo {
 			// In its final place: the staged copies are the stored object.
 			info.State = string(fsm.StateTiered)
 			info.Location = "inline"
-
 		case ct.State == fsm.ContentFailed:
 			info.State = string(fsm.StateFailed)
 			info.Location = "staging"
-
 		default:
 			info.Location = "staging"
 		}
