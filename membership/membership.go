@@ -285,6 +285,13 @@ func (m *Membership) Join(ctx context.Context, req httpapi.JoinRequest) (httpapi
 	if subtle.ConstantTimeCompare([]byte(tokenHash(req.Token)), []byte(want)) != 1 {
 		return httpapi.JoinResult{}, fmt.Errorf("%w: wrong join token for this cluster", osprey.ErrForbidden)
 	}
+	if req.Level < fsm.FeatureLevelInline && m.cfg.State.Settings().InlineMax > 0 {
+		// Its FSM would read the cluster's inline contents as staged ones
+		// waiting to be tiered and rewrite them without the mark: its
+		// replica would drift from the others'.
+		return httpapi.JoinResult{}, fmt.Errorf("%w: this cluster keeps small files inline (feature level %d) and the joining build (level %d) predates that: run the same osprey release on the new node",
+			osprey.ErrForbidden, fsm.FeatureLevelInline, req.Level)
+	}
 	if err := m.cfg.Raft.AddVoter(ctx, req.ID, req.RaftAddr); err != nil {
 		return httpapi.JoinResult{}, err
 	}

@@ -333,11 +333,26 @@ func TestInlineWaitsForEveryMember(t *testing.T) {
 	if rec, _ := w.st.Node("n1"); rec.Level != fsm.FeatureLevel {
 		t.Fatalf("n1 registered at level %d", rec.Level)
 	}
+	// A build that predates inline contents may not join once they are on.
 	old := httpapi.JoinRequest{ID: "n2", RaftAddr: "r2", HTTPAddr: "h2", Token: "secret-token"} // no level: an older build
-	if _, err := w.m.Join(context.Background(), old); err != nil {
+	if _, err := w.m.Join(context.Background(), old); !errors.Is(err, osprey.ErrForbidden) {
+		t.Fatalf("join of an older build = %v, want refused", err)
+	}
+	if _, ok := w.st.Node("n2"); ok {
+		t.Fatal("refused n2 was recorded")
+	}
+	// A member that registered before (say, mid rolling upgrade, or back on
+	// an older build) announces level 0 itself: inline goes off.
+	prev := fsm.NodeUpsert{ID: "n2", RaftAddr: "r2", HTTPAddr: "h2"}
+	if err := w.prop.Apply(context.Background(), fsm.CmdNodeUpsert, prev, nil); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "inline off with n2 on an older build", func() bool { return inline() == 0 })
+	// With inline off, an older build may join again.
+	old.ID, old.RaftAddr, old.HTTPAddr = "n4", "r4", "h4"
+	if _, err := w.m.Join(context.Background(), old); err != nil {
+		t.Fatal(err)
+	}
 	cur := httpapi.JoinRequest{ID: "n3", RaftAddr: "r3", HTTPAddr: "h3", Token: "secret-token", Level: fsm.FeatureLevel}
 	if _, err := w.m.Join(context.Background(), cur); err != nil {
 		t.Fatal(err)
@@ -345,10 +360,12 @@ func TestInlineWaitsForEveryMember(t *testing.T) {
 	if rec, _ := w.st.Node("n3"); rec.Level != fsm.FeatureLevel {
 		t.Fatalf("n3 recorded at level %d", rec.Level)
 	}
-	// n2 restarts on this build: its own reconcile announces the level.
-	up := fsm.NodeUpsert{ID: "n2", RaftAddr: "r2", HTTPAddr: "h2", Level: fsm.FeatureLevel}
-	if err := w.prop.Apply(context.Background(), fsm.CmdNodeUpsert, up, nil); err != nil {
-		t.Fatal(err)
+	// n2 and n4 restart on this build: their reconcile announces the level.
+	for _, id := range []string{"n2", "n4"} {
+		up := fsm.NodeUpsert{ID: osprey.NodeID(id), RaftAddr: "r" + id[1:], HTTPAddr: "h" + id[1:], Level: fsm.FeatureLevel}
+		if err := w.prop.Apply(context.Background(), fsm.CmdNodeUpsert, up, nil); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitFor(t, "inline on once n2 runs this build", func() bool { return inline() == 128<<10 })
 }
