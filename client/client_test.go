@@ -480,6 +480,27 @@ func TestWaitIdle(t *testing.T) {
 	}
 }
 
+// TestMetricSendsKey: metric reads (bench's RSS samples, WaitIdle behind
+// bench-s3 --settle) carry the API key, so they work against a node started
+// with --metrics-require-key.
+func TestMetricSendsKey(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer metrics-key" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, "process_resident_memory_bytes 1234\n")
+	}))
+	defer srv.Close()
+	v, err := mustClient(t, srv.URL, "metrics-key").Metric(ctxT(t), srv.URL, "process_resident_memory_bytes")
+	if err != nil || v != 1234 {
+		t.Fatalf("Metric with the key = %v, %v; want 1234", v, err)
+	}
+	if _, err := mustClient(t, srv.URL, "").Metric(ctxT(t), srv.URL, "process_resident_memory_bytes"); err == nil {
+		t.Fatal("Metric without a key read a protected /metrics")
+	}
+}
+
 func TestParseContentRange(t *testing.T) {
 	tests := []struct {
 		v                 string

@@ -99,7 +99,9 @@ func (c *Client) Metric(ctx context.Context, base, name string) (float64, error)
 	if base == "" {
 		base = c.pickAddr()
 	}
-	resp, err := c.do(ctx, &request{method: http.MethodGet, target: base + "/metrics", idempotent: true})
+	// With the key: a node started with --metrics-require-key answers
+	// /metrics only to it.
+	resp, err := c.do(ctx, &request{method: http.MethodGet, target: base + "/metrics", auth: true, idempotent: true})
 	if err != nil {
 		return 0, err
 	}

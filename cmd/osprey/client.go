@@ -558,7 +558,7 @@ func runBenchS3(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.Var(sizeFlag{&cfg.PartSize}, "part-size", "multipart part size of the large upload")
 	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "concurrent 4 KiB PUTs")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "time limit of the 4 KiB PUT measurement")
-	settle := fs.String("settle", "", "the osprey node's HTTP URL: before measuring each server, wait until that node's background work (tiering, gc) finished (read from its /metrics, which must be open)")
+	settle := fs.String("settle", "", "the osprey node's HTTP URL: before measuring each server, wait until that node's background work (tiering, gc) finished (read from its /metrics, with $OSPREY_API_KEY if set)")
 	settleTimeout := fs.Duration("settle-timeout", 3*time.Minute, "how long --settle waits at most before measuring anyway (said in the report)")
 	quiet := fs.Bool("quiet", false, "no stage messages on stderr")
 	pos, err := parseArgs(fs, args)
@@ -572,7 +572,9 @@ func runBenchS3(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if *settleTimeout <= 0 {
 			return usageErr(fs, "--settle-timeout must be positive")
 		}
-		cl, err := client.New(client.Config{Addr: *settle})
+		// OSPREY_API_KEY: the node may answer /metrics only with a key
+		// (--metrics-require-key).
+		cl, err := client.New(client.Config{Addr: *settle, APIKey: os.Getenv("OSPREY_API_KEY")})
 		if err != nil {
 			return usageErr(fs, "--settle: %v", err)
 		}
