@@ -162,6 +162,12 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.fail(w, http.StatusUnauthorized, 1001, "missing or bad api key")
 			return
 		}
+	} else if r.URL.Path == "/metrics" {
+		// The key goes along (a node with --metrics-require-key needs it);
+		// the fake's metrics are open, like a node's by default.
+		if a := r.Header.Get("Authorization"); a != "" && a != "Bearer "+f.apiKey {
+			f.t.Errorf("/metrics got a wrong key: %q", a)
+		}
 	} else if r.Header.Get("Authorization") != "" {
 		f.t.Errorf("data endpoint %s got an Authorization header", r.URL.Path)
 	}
