@@ -194,6 +194,11 @@ func mustBootstrap(t testing.TB, s *Store) {
 		t.Fatalf("WaitForLeader = %q, %v", id, err)
 	}
 	waitFor(t, 10*time.Second, s.ID()+" to lead", s.IsLeader)
+	// A new leader appends its own no-op entry just after it takes office;
+	// the barrier waits that out, so callers see a log that stays put.
+	if err := s.Barrier(ctx); err != nil {
+		t.Fatalf("barrier on %s: %v", s.ID(), err)
+	}
 }
 
 func mustApply(t testing.TB, s *Store, cmd string) (any, uint64) {
