@@ -31,6 +31,10 @@ func (k Key) String() string { return fmt.Sprintf("%d/%d/%d", k.UID, k.Chunk, k.
 //	'p' uid(8) chunk(4) shard(2) gen(8)              -> pending put marker (empty)
 //	'g'                                              -> generation high-water mark
 //
+// Keys starting with 'R' and 'S' are not the store's: the node keeps its
+// Raft log and stable store there (raftstore.PebbleLog, through DB), so
+// that a log append shares its WAL sync with chunk writes.
+//
 // All integers are big-endian so byte order is numeric order.
 const (
 	kindManifest = 'm'

@@ -179,6 +179,10 @@ func Open(dir string, opts *Options) (*Store, error) {
 	return s, nil
 }
 
+// DB returns the store's Pebble instance for keys outside the store's own
+// kinds (see keys.go: the node's Raft log). It is closed by Close.
+func (s *Store) DB() *pebble.DB { return s.db }
+
 // prepareDirs creates the directories and empties the staging directory:
 // a staging file left there was never ingested, so its Put never committed.
 func (s *Store) prepareDirs() error {

@@ -188,6 +188,9 @@ func New(cfg Config) (*Node, error) {
 	rc := cfg.Raft
 	rc.Dir, rc.ID, rc.BindAddr, rc.AdvertiseAddr, rc.FSM, rc.Logger =
 		filepath.Join(cfg.DataDir, "raft"), id, cfg.RaftAddr, cfg.AdvertiseRaft, n.fsm, lg
+	// The Raft log shares the chunk store's Pebble WAL: an entry appended
+	// while chunks are being committed costs no fsync of its own.
+	rc.LogDB = n.chunks.DB()
 	rc.TransportKey = newTransportKey(filepath.Join(cfg.DataDir, "raft-transport.key"), n.joinToken, n.fsm, lg).get
 	if n.tls != nil {
 		// Only holders of a cluster certificate speak raft, both ways.
@@ -472,8 +475,8 @@ func (n *Node) close(graceful bool) error {
 		}
 		cancel()
 		// 2-4. raftstore.Close transfers leadership first (so the cluster
-		// does not wait an election timeout), then closes the transport and
-		// the log store.
+		// does not wait an election timeout), then closes the transport.
+		// Its log lives in the chunk store, closed below.
 		closeRaft := n.raft.Close
 		if !graceful {
 			closeRaft = n.raft.Abort

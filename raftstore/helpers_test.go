@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
 )
 
@@ -113,6 +116,7 @@ func (s fsmSnapshot) Release() {}
 func testConfig(t testing.TB, lg *slog.Logger, id string) Config {
 	c := DefaultConfig()
 	c.Dir = t.TempDir()
+	c.LogDB = openLogDB(t, filepath.Join(c.Dir, "log"))
 	c.ID = id
 	c.BindAddr = "127.0.0.1:0"
 	c.FSM = &testFSM{}
@@ -124,6 +128,28 @@ func testConfig(t testing.TB, lg *slog.Logger, id string) Config {
 	c.MaxCommandSize = 1024
 	return c
 }
+
+// openLogDB opens a Pebble instance for a store's log, closed when the
+// test ends (after the stores opened later).
+func openLogDB(t testing.TB, dir string) *pebble.DB {
+	t.Helper()
+	db, err := pebble.Open(dir, &pebble.Options{Logger: quietPebble{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close log db: %v", err)
+		}
+	})
+	return db
+}
+
+type quietPebble struct{}
+
+func (quietPebble) Infof(string, ...any)      {}
+func (quietPebble) Errorf(f string, a ...any) { slog.Error("pebble", "msg", fmt.Sprintf(f, a...)) }
+func (quietPebble) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
 
 // mustOpen opens a store that is closed when the test ends.
 func mustOpen(t testing.TB, cfg Config) *Store {

@@ -9,13 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/osprey-storage/osprey"
 )
@@ -44,8 +43,16 @@ var (
 
 // Config configures a Store.
 type Config struct {
-	// Dir holds raft.db (log and stable store) and snapshots/.
+	// Dir holds the snapshots (snapshots/). A raft.db found there (the
+	// log and stable store of earlier builds) is moved into LogDB on the
+	// first start.
 	Dir string
+	// LogDB keeps the log and the stable store (PebbleLog), under key
+	// prefixes its owner leaves free. The node passes the chunk store's
+	// instance, so a log append and the chunk writes committed at the
+	// same moment share one WAL sync. It must stay open until Close
+	// returns.
+	LogDB *pebble.DB
 	// ID is this server's raft id.
 	ID string
 	// BindAddr is the TCP address the transport listens on.
@@ -115,6 +122,8 @@ func (c Config) Validate() error {
 		return errors.New("raftstore: BindAddr is required")
 	case c.FSM == nil:
 		return errors.New("raftstore: FSM is required")
+	case c.LogDB == nil:
+		return errors.New("raftstore: LogDB is required")
 	case c.ApplyTimeout <= 0 || c.MaxCommandSize <= 0:
 		return errors.New("raftstore: ApplyTimeout and MaxCommandSize must be positive")
 	}
@@ -126,7 +135,7 @@ type Store struct {
 	cfg    Config
 	log    *slog.Logger
 	raft   *raft.Raft
-	bolt   *raftboltdb.BoltStore
+	logs   *PebbleLog
 	trans  *raft.NetworkTransport
 	auth   *authLayer // nil when the transport is unauthenticated
 	obsC   chan raft.Observation
@@ -164,13 +173,15 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("raftstore: create dir: %w", err)
 	}
 	hl := newHCLogger(lg)
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	logs, err := NewPebbleLog(cfg.LogDB)
 	if err != nil {
-		return nil, fmt.Errorf("raftstore: open bolt store: %w", err)
+		return nil, err
+	}
+	if err := migrateBolt(cfg.Dir, logs, lg); err != nil {
+		return nil, err
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, max(cfg.SnapshotRetain, 1), hl)
 	if err != nil {
-		bolt.Close()
 		return nil, fmt.Errorf("raftstore: open snapshot store: %w", err)
 	}
 	// Without an advertise address the transport advertises the address it
@@ -179,7 +190,6 @@ func Open(cfg Config) (*Store, error) {
 	if cfg.AdvertiseAddr != "" {
 		a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
 		if err != nil || a.IP == nil || a.IP.IsUnspecified() {
-			bolt.Close()
 			return nil, fmt.Errorf("raftstore: advertise address %q must be a routable IP:port", cfg.AdvertiseAddr)
 		}
 		advAddr = a
@@ -189,7 +199,6 @@ func Open(cfg Config) (*Store, error) {
 		auth  *authLayer
 	)
 	if (cfg.ServerTLS == nil) != (cfg.ClientTLS == nil) {
-		bolt.Close()
 		return nil, errors.New("raftstore: ServerTLS and ClientTLS go together")
 	}
 	if cfg.TransportKey == nil && cfg.ServerTLS == nil {
@@ -199,7 +208,6 @@ func Open(cfg Config) (*Store, error) {
 			server: cfg.ServerTLS, client: cfg.ClientTLS}, lg, hl)
 	}
 	if err != nil {
-		bolt.Close()
 		return nil, fmt.Errorf("raftstore: listen %s: %w", cfg.BindAddr, err)
 	}
 	rc := raft.DefaultConfig()
@@ -222,19 +230,18 @@ func Open(cfg Config) (*Store, error) {
 	// the state. A store behind the snapshot (or an in-memory FSM) is
 	// restored as usual.
 	if p, ok := cfg.FSM.(persistentFSM); ok {
-		if metas, err := snaps.List(); err == nil && len(metas) > 0 && coversSnapshot(bolt, p.AppliedIndex(), metas[0].Index) {
+		if metas, err := snaps.List(); err == nil && len(metas) > 0 && coversSnapshot(logs, p.AppliedIndex(), metas[0].Index) {
 			rc.NoSnapshotRestoreOnStart = true
 			lg.Info("state machine is at or past the last snapshot: starting without restore",
 				"applied", p.AppliedIndex(), "snapshot", metas[0].Index)
 		}
 	}
-	r, err := raft.NewRaft(rc, cfg.FSM, bolt, bolt, snaps, trans)
+	r, err := raft.NewRaft(rc, cfg.FSM, logs, logs, snaps, trans)
 	if err != nil {
 		trans.Close()
-		bolt.Close()
 		return nil, fmt.Errorf("raftstore: start raft: %w", err)
 	}
-	s := &Store{cfg: cfg, log: lg, raft: r, bolt: bolt, trans: trans, auth: auth,
+	s := &Store{cfg: cfg, log: lg, raft: r, logs: logs, trans: trans, auth: auth,
 		obsC: make(chan raft.Observation, 64), closed: make(chan struct{}),
 		// A stall shorter than a quarter of the heartbeat timeout cannot
 		// let followers time out and elect another leader.
@@ -317,7 +324,7 @@ func (s *Store) LeaderChanged() <-chan struct{} {
 // HasState reports whether this node already holds raft state (it was
 // bootstrapped or joined before).
 func (s *Store) HasState() bool {
-	last, err := s.bolt.LastIndex()
+	last, err := s.logs.LastIndex()
 	if err == nil && last > 0 {
 		return true
 	}
@@ -621,8 +628,7 @@ func (s *Store) close(transfer bool) error {
 		err := s.raft.Shutdown().Error()
 		s.wg.Wait()
 		errT := s.trans.Close()
-		errB := s.bolt.Close()
-		s.closeErr = errors.Join(err, errT, errB)
+		s.closeErr = errors.Join(err, errT)
 	})
 	return s.closeErr
 }
