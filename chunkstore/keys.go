@@ -127,6 +127,10 @@ type manifest struct {
 	// blob.go) rather than in Pebble; such manifests are encoded as
 	// version 2.
 	file bool
+	// upload is set on a value written by PutUpload (an upload's own copy,
+	// not a later copy by repair or rebalance); only DeleteUpload's
+	// cleanup removes such a value, and only it. Encoded as version 3.
+	upload bool
 }
 
 // manifestVersion is the first byte of every encoded manifest. Its meaning
@@ -142,6 +146,15 @@ const manifestVersionFile = 2
 
 const layoutFile = 1
 
+// manifestVersionFlags is the version of manifests that carry flags: the
+// version-1 layout followed by the layout byte (0 = blocks in Pebble,
+// 1 = blob file) and a flags byte, then the checksum. It is written only
+// when a flag is set, so every other manifest keeps its earlier encoding.
+const manifestVersionFlags = 3
+
+// Manifest flags (version 3).
+const flagUpload = 1 << 0
+
 // manifestLen is the encoded length: version, size, blockSize, blocks, sum,
 // gen, and an xxhash64 of the preceding bytes.
 const manifestLen = 1 + 8 + 4 + 4 + 8 + 8 + 8
@@ -149,10 +162,13 @@ const manifestLen = 1 + 8 + 4 + 4 + 8 + 8 + 8
 var errBadManifest = errors.New("bad manifest")
 
 func (m manifest) encode() []byte {
-	b := make([]byte, 0, manifestLen+1)
-	if m.file {
+	b := make([]byte, 0, manifestLen+2)
+	switch {
+	case m.upload:
+		b = append(b, manifestVersionFlags)
+	case m.file:
 		b = append(b, manifestVersionFile)
-	} else {
+	default:
 		b = append(b, manifestVersion)
 	}
 	b = binary.BigEndian.AppendUint64(b, uint64(m.size))
@@ -160,7 +176,14 @@ func (m manifest) encode() []byte {
 	b = binary.BigEndian.AppendUint32(b, m.blocks)
 	b = binary.BigEndian.AppendUint64(b, m.sum)
 	b = binary.BigEndian.AppendUint64(b, m.gen)
-	if m.file {
+	switch {
+	case m.upload:
+		layout := byte(0)
+		if m.file {
+			layout = layoutFile
+		}
+		b = append(b, layout, flagUpload)
+	case m.file:
 		b = append(b, layoutFile)
 	}
 	return binary.BigEndian.AppendUint64(b, checksum(b))
@@ -168,10 +191,13 @@ func (m manifest) encode() []byte {
 
 func decodeManifest(b []byte) (manifest, error) {
 	n := manifestLen
-	if firstByte(b) == manifestVersionFile {
+	switch firstByte(b) {
+	case manifestVersionFile:
 		n++
+	case manifestVersionFlags:
+		n += 2
 	}
-	if len(b) != n || (b[0] != manifestVersion && b[0] != manifestVersionFile) {
+	if len(b) != n || (b[0] != manifestVersion && b[0] != manifestVersionFile && b[0] != manifestVersionFlags) {
 		return manifest{}, fmt.Errorf("%w: length %d version %d", errBadManifest, len(b), firstByte(b))
 	}
 	if got, want := checksum(b[:n-8]), binary.BigEndian.Uint64(b[n-8:]); got != want {
@@ -184,11 +210,21 @@ func decodeManifest(b []byte) (manifest, error) {
 		sum:       binary.BigEndian.Uint64(b[17:]),
 		gen:       binary.BigEndian.Uint64(b[25:]),
 	}
-	if b[0] == manifestVersionFile {
+	switch b[0] {
+	case manifestVersionFile:
 		if b[33] != layoutFile {
 			return manifest{}, fmt.Errorf("%w: layout %d", errBadManifest, b[33])
 		}
 		m.file = true
+	case manifestVersionFlags:
+		if b[33] > layoutFile {
+			return manifest{}, fmt.Errorf("%w: layout %d", errBadManifest, b[33])
+		}
+		if b[34]&^flagUpload != 0 {
+			return manifest{}, fmt.Errorf("%w: unknown flags %#x", errBadManifest, b[34])
+		}
+		m.file = b[33] == layoutFile
+		m.upload = b[34]&flagUpload != 0
 	}
 	if m.size < 0 || m.blockSize == 0 || uint64(m.blocks) != blockCount(m.size, int64(m.blockSize)) {
 		return manifest{}, fmt.Errorf("%w: size %d block size %d blocks %d", errBadManifest, m.size, m.blockSize, m.blocks)

@@ -26,6 +26,23 @@ import (
 // previous value, if any, is intact. ctx is checked between blocks (a Read
 // blocked inside r is not interrupted; close r to unblock it).
 func (s *Store) Put(ctx context.Context, k Key, r io.Reader, size int64) (Info, error) {
+	return s.putValue(ctx, k, r, size, false)
+}
+
+// PutUpload is Put for an upload's own copy of a value under a key the
+// upload just created (a fresh blob uid). The value is marked as the
+// upload's, so the upload's cleanup (DeleteUpload) removes it and nothing
+// else, and it never replaces a value already stored: such a value is a
+// copy that repair or rebalance wrote after the upload gave this one up
+// (the same bytes, now recorded), so it is kept, its Info is returned and
+// nothing of r is stored. A PutUpload of a key that DeleteUpload has
+// discarded since Open fails with ErrDiscarded: the cleanup may overtake
+// a late copy on the network, and must not be outlived by it.
+func (s *Store) PutUpload(ctx context.Context, k Key, r io.Reader, size int64) (Info, error) {
+	return s.putValue(ctx, k, r, size, true)
+}
+
+func (s *Store) putValue(ctx context.Context, k Key, r io.Reader, size int64, upload bool) (Info, error) {
 	done, err := s.begin()
 	if err != nil {
 		return Info{}, err
@@ -38,7 +55,7 @@ func (s *Store) Put(ctx context.Context, k Key, r io.Reader, size int64) (Info, 
 	case size > s.opts.MaxChunkSize:
 		err = fmt.Errorf("chunkstore: put %v: %d bytes, limit %d: %w", k, size, s.opts.MaxChunkSize, ErrTooLarge)
 	default:
-		info, err = s.put(ctx, k, r, size)
+		info, err = s.put(ctx, k, r, size, upload)
 	}
 	if err != nil {
 		s.stats.putErrors.Add(1)
@@ -49,9 +66,18 @@ func (s *Store) Put(ctx context.Context, k Key, r io.Reader, size int64) (Info, 
 	return info, nil
 }
 
-func (s *Store) put(ctx context.Context, k Key, r io.Reader, size int64) (Info, error) {
+func (s *Store) put(ctx context.Context, k Key, r io.Reader, size int64, upload bool) (Info, error) {
 	if err := s.wait(ctx); err != nil {
 		return Info{}, fmt.Errorf("chunkstore: put %v: %w", k, err)
+	}
+	if upload {
+		// Cheap early answers; commitInto decides under the key's lock.
+		if s.discards.has(k) {
+			return Info{}, fmt.Errorf("chunkstore: put %v: %w", k, ErrDiscarded)
+		}
+		if m, found, err := s.readManifest(k); err == nil && found {
+			return m.info(), nil
+		}
 	}
 	select {
 	case s.putSem <- struct{}{}:
@@ -71,12 +97,17 @@ func (s *Store) put(ctx context.Context, k Key, r io.Reader, size int64) (Info, 
 		blockSize: uint32(s.opts.BlockSize),
 		blocks:    uint32(blockCount(size, int64(s.opts.BlockSize))),
 		gen:       gen,
+		upload:    upload,
 	}
 	bw := &blockWriter{s: s, ctx: ctx, k: k, r: r, m: &m, digest: xxhash.New()}
 	if m.blocks == 1 && s.pathFor(size) == pathWAL {
 		// A one-block value: block and manifest in one synced batch.
-		if err := s.putOneBlock(bw); err != nil {
+		kept, err := s.putOneBlock(bw)
+		if err != nil {
 			return Info{}, fmt.Errorf("chunkstore: put %v: %w", k, err)
+		}
+		if kept != nil {
+			return kept.info(), nil // the batch was dropped uncommitted
 		}
 		return m.info(), nil
 	}
@@ -99,17 +130,26 @@ func (s *Store) put(ctx context.Context, k Key, r io.Reader, size int64) (Info, 
 		if s.testHookBeforeCommit != nil {
 			s.testHookBeforeCommit(k)
 		}
-		err = s.commit(k, m)
+		var kept *manifest
+		if kept, err = s.commit(k, m); err == nil && kept != nil {
+			s.drop(k, m)
+			return kept.info(), nil
+		}
 	}
 	if err != nil {
-		if m.file {
-			s.removeBlob(k, gen) // no marker, nothing in Pebble
-		} else if m.blocks > 0 {
-			s.abort(k, gen)
-		}
+		s.drop(k, m)
 		return Info{}, fmt.Errorf("chunkstore: put %v: %w", k, err)
 	}
 	return m.info(), nil
+}
+
+// drop removes the blocks of a Put that did not commit.
+func (s *Store) drop(k Key, m manifest) {
+	if m.file {
+		s.removeBlob(k, m.gen) // no marker, nothing in Pebble
+	} else if m.blocks > 0 {
+		s.abort(k, m.gen)
+	}
 }
 
 // wait returns the error to fail with if ctx is done or the store closing.
@@ -240,10 +280,10 @@ func (s *Store) writeWAL(bw *blockWriter) error {
 // atomic, so no pending marker is needed, and the Put costs one WAL append
 // and one sync (shared by concurrent Puts through Pebble's commit
 // pipeline) instead of two commits.
-func (s *Store) putOneBlock(bw *blockWriter) error {
+func (s *Store) putOneBlock(bw *blockWriter) (kept *manifest, err error) {
 	b := s.getBatch()
 	defer s.putBatch(b)
-	err := bw.each(func(_ uint32, key []byte, n int, fill func([]byte) error) error {
+	err = bw.each(func(_ uint32, key []byte, n int, fill func([]byte) error) error {
 		op := b.SetDeferred(len(key), n+8)
 		copy(op.Key, key)
 		if err := fill(op.Value); err != nil {
@@ -255,7 +295,7 @@ func (s *Store) putOneBlock(bw *blockWriter) error {
 		err = bw.checkEOF()
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bw.m.sum = bw.digest.Sum64()
 	if s.testHookBeforeCommit != nil {
@@ -343,8 +383,9 @@ func (s *Store) writeIngest(bw *blockWriter) (err error) {
 // manifest, removal of the pending marker, and a range deletion of the
 // previous value's blocks. It is the only point where a Put becomes
 // visible, and Sync makes the blocks durable too (see writeWAL and
-// writeIngest).
-func (s *Store) commit(k Key, m manifest) error {
+// writeIngest). For an upload's Put (m.upload) it commits nothing and
+// returns kept, the manifest already stored, if there is one.
+func (s *Store) commit(k Key, m manifest) (kept *manifest, err error) {
 	b := s.db.NewBatch()
 	defer b.Close()
 	return s.commitInto(b, k, m, m.blocks > 0 && !m.file)
@@ -353,35 +394,45 @@ func (s *Store) commit(k Key, m manifest) error {
 // commitInto is commit adding to b, which may already hold the value's
 // blocks (putOneBlock); marker says whether a pending marker was written
 // for them and is to be removed.
-func (s *Store) commitInto(b *pebble.Batch, k Key, m manifest, marker bool) error {
+func (s *Store) commitInto(b *pebble.Batch, k Key, m manifest, marker bool) (kept *manifest, _ error) {
 	s.commitMu.RLock()
 	defer s.commitMu.RUnlock()
 	unlock := s.locks.lock(k)
 	defer unlock()
 	old, found, err := s.readManifest(k)
 	if err != nil && !errors.Is(err, ErrCorrupt) {
-		return err
+		return nil, err
+	}
+	if m.upload {
+		// Under the key's lock, so DeleteUpload either ran before (and
+		// discarded k) or runs after (and finds this value).
+		if s.discards.has(k) {
+			return nil, ErrDiscarded
+		}
+		if found && err == nil {
+			return &old, nil
+		}
 	}
 	if err := b.Set(manifestKey(k), m.encode(), nil); err != nil {
-		return err
+		return nil, err
 	}
 	if marker {
 		if err := b.Delete(pendingKey(k, m.gen), nil); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	replaced := found && err == nil
 	if replaced && old.blocks > 0 && !old.file {
 		start, end := genBlockSpan(k, old.gen)
 		if err := b.DeleteRange(start, end, nil); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if found && err != nil {
 		s.log.Warn("replacing corrupt manifest, its blocks leak", "key", k.String(), "err", err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		return nil, fmt.Errorf("commit: %w", err)
 	}
 	if replaced && old.file && old.blocks > 0 {
 		s.removeBlob(k, old.gen)
@@ -392,7 +443,7 @@ func (s *Store) commitInto(b *pebble.Batch, k Key, m manifest, marker bool) erro
 		s.stats.chunks.Add(1)
 		s.stats.bytes.Add(m.size)
 	}
-	return nil
+	return nil, nil
 }
 
 // abort drops the blocks and pending marker of a failed Put. It is best

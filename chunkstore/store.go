@@ -41,6 +41,9 @@ var (
 	ErrInvalidRange = errors.New("chunkstore: invalid range")
 	// ErrInvalidOptions is returned (wrapped) by Options.Validate and Open.
 	ErrInvalidOptions = errors.New("chunkstore: invalid options")
+	// ErrDiscarded is returned (wrapped) by PutUpload for a key whose
+	// upload copy DeleteUpload already cleaned up. Nothing is stored.
+	ErrDiscarded = errors.New("chunkstore: upload copy already discarded")
 )
 
 // Info describes a stored value.
@@ -103,6 +106,9 @@ type Store struct {
 	// locks serializes commits and deletes of the same key, so reading the
 	// old manifest and replacing it (and dropping its blocks) is atomic.
 	locks keyLocks
+
+	// discards are the keys DeleteUpload discarded (see PutUpload).
+	discards discardSet
 
 	genMu    sync.Mutex
 	nextGen  uint64 // next generation to hand out
@@ -495,31 +501,55 @@ func (s *Store) Stat(ctx context.Context, k Key) (Info, error) {
 // Delete removes the value stored under k, durably. A missing key is not an
 // error. A Put of k still in progress is not affected and commits after.
 func (s *Store) Delete(ctx context.Context, k Key) error {
+	_, err := s.delete(ctx, k, false)
+	return err
+}
+
+// DeleteUpload is an upload's cleanup of the copy it gave up on: it removes
+// the value under k only if PutUpload wrote it, and keeps a value that
+// Put wrote (a copy made by repair or rebalance after the upload, which
+// the cluster may have recorded since); removed says whether a value went.
+// It also discards k for PutUpload until the store closes (see
+// PutUpload), so a copy of the upload still on its way cannot land after
+// its cleanup. A missing key is not an error.
+func (s *Store) DeleteUpload(ctx context.Context, k Key) (removed bool, err error) {
+	return s.delete(ctx, k, true)
+}
+
+func (s *Store) delete(ctx context.Context, k Key, upload bool) (removed bool, _ error) {
 	done, err := s.begin()
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer done()
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	s.commitMu.RLock()
 	defer s.commitMu.RUnlock()
 	unlock := s.locks.lock(k)
 	defer unlock()
+	if upload {
+		s.discards.add(k)
+	}
 	m, found, err := s.readManifest(k)
 	if !found {
-		return err // nil: a missing key is not an error
+		return false, err // nil: a missing key is not an error
+	}
+	if upload && (err != nil || !m.upload) {
+		// Not the upload's copy (or unreadable, so not known to be).
+		s.log.Info("upload cleanup kept a later copy", "key", k.String(), "corrupt", err != nil)
+		return false, nil
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := b.Delete(manifestKey(k), nil); err != nil {
-		return fmt.Errorf("chunkstore: delete %v: %w", k, err)
+		return false, fmt.Errorf("chunkstore: delete %v: %w", k, err)
 	}
 	if err == nil && m.blocks > 0 && !m.file {
 		start, end := genBlockSpan(k, m.gen)
 		if err := b.DeleteRange(start, end, nil); err != nil {
-			return fmt.Errorf("chunkstore: delete %v: %w", k, err)
+			return false, fmt.Errorf("chunkstore: delete %v: %w", k, err)
 		}
 	}
 	// A corrupt manifest (err != nil) is deleted too, but its generation is
@@ -528,7 +558,7 @@ func (s *Store) Delete(ctx context.Context, k Key) error {
 		s.log.Warn("deleting corrupt manifest, its blocks leak", "key", k.String(), "err", err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("chunkstore: delete %v: %w", k, err)
+		return false, fmt.Errorf("chunkstore: delete %v: %w", k, err)
 	}
 	if err == nil && m.file {
 		s.removeBlob(k, m.gen)
@@ -538,7 +568,7 @@ func (s *Store) Delete(ctx context.Context, k Key) error {
 		s.stats.bytes.Add(-m.size)
 	}
 	s.stats.deletes.Add(1)
-	return nil
+	return true, nil
 }
 
 // DeleteUID removes, durably, every chunk and shard of uid, by range
@@ -750,3 +780,44 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 
 // sameKey reports whether the iterator key equals want.
 func sameKey(got, want []byte) bool { return bytes.Equal(got, want) }
+
+// maxDiscards bounds the keys a discardSet remembers. A late copy of an
+// upload arrives within seconds of its cleanup (it was on the network
+// when the upload gave it up), and cleanups are rare (a copy fails or
+// lags), so the oldest can be forgotten; one that is forgotten and then
+// overtaken costs an unreferenced copy, never a lost one.
+const maxDiscards = 1 << 14
+
+// discardSet is a bounded set of keys, forgetting the oldest first.
+type discardSet struct {
+	mu   sync.Mutex
+	m    map[Key]struct{}
+	ring []Key // insertion order, used as a circular buffer
+	next int
+}
+
+func (d *discardSet) add(k Key) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.m[k]; ok {
+		return
+	}
+	if d.m == nil {
+		d.m = make(map[Key]struct{})
+	}
+	if len(d.ring) < maxDiscards {
+		d.ring = append(d.ring, k)
+	} else {
+		delete(d.m, d.ring[d.next])
+		d.ring[d.next] = k
+		d.next = (d.next + 1) % maxDiscards
+	}
+	d.m[k] = struct{}{}
+}
+
+func (d *discardSet) has(k Key) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.m[k]
+	return ok
+}

@@ -28,6 +28,9 @@ import (
 type memChunks struct {
 	mu   sync.Mutex
 	data map[chunkstore.Key][]byte
+	// upload marks values PutUpload wrote; discarded, keys DeleteUpload
+	// cleaned up (chunkstore's semantics, unbounded here).
+	upload, discarded map[chunkstore.Key]bool
 	// read counts the bytes Put has read from its bodies so far.
 	read atomic.Int64
 }
@@ -44,9 +47,19 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func newMemChunks() *memChunks { return &memChunks{data: map[chunkstore.Key][]byte{}} }
+func newMemChunks() *memChunks {
+	return &memChunks{data: map[chunkstore.Key][]byte{}, upload: map[chunkstore.Key]bool{}, discarded: map[chunkstore.Key]bool{}}
+}
 
 func (m *memChunks) Put(_ context.Context, k chunkstore.Key, r io.Reader, size int64) (chunkstore.Info, error) {
+	return m.put(k, r, size, false)
+}
+
+func (m *memChunks) PutUpload(_ context.Context, k chunkstore.Key, r io.Reader, size int64) (chunkstore.Info, error) {
+	return m.put(k, r, size, true)
+}
+
+func (m *memChunks) put(k chunkstore.Key, r io.Reader, size int64, upload bool) (chunkstore.Info, error) {
 	b, err := io.ReadAll(countingReader{r, &m.read})
 	if err != nil {
 		return chunkstore.Info{}, err
@@ -56,8 +69,28 @@ func (m *memChunks) Put(_ context.Context, k chunkstore.Key, r io.Reader, size i
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if upload {
+		if m.discarded[k] {
+			return chunkstore.Info{}, chunkstore.ErrDiscarded
+		}
+		if old, ok := m.data[k]; ok {
+			return chunkstore.Info{Size: int64(len(old)), Sum: xxhash.Sum64(old)}, nil
+		}
+	}
 	m.data[k] = b
+	m.upload[k] = upload
 	return chunkstore.Info{Size: int64(len(b)), Sum: xxhash.Sum64(b)}, nil
+}
+
+func (m *memChunks) DeleteUpload(_ context.Context, k chunkstore.Key) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.discarded[k] = true
+	if _, ok := m.data[k]; !ok || !m.upload[k] {
+		return false, nil
+	}
+	delete(m.data, k)
+	return true, nil
 }
 
 func (m *memChunks) Get(_ context.Context, k chunkstore.Key, off, n int64) (io.ReadCloser, chunkstore.Info, error) {
@@ -105,7 +138,12 @@ type memPeers struct {
 	// stalled members take chunk copies and never answer (a paused or
 	// cut-off node): PutChunk returns only when its context ends.
 	stalled map[string]bool
-	puts    atomic.Int64
+	// deleteGate holds deletes sent to a member until the channel is
+	// closed (a delete delayed in a partitioned connection).
+	deleteGate map[string]chan struct{}
+	puts       atomic.Int64
+	// gated counts deletes that reached a gate, deletes those that ran.
+	gated, deletes atomic.Int64
 }
 
 // setDown makes owners unreachable.
@@ -135,7 +173,7 @@ func key(ref httpapi.ChunkRef) chunkstore.Key {
 	return chunkstore.Key{UID: ref.Blob, Chunk: ref.Num, Shard: ref.Shard}
 }
 
-func (p *memPeers) PutChunkStream(ctx context.Context, owner string, ref httpapi.ChunkRef, body io.Reader, size int64) (uint64, error) {
+func (p *memPeers) PutChunkStream(ctx context.Context, owner string, ref httpapi.ChunkRef, body io.Reader, size int64, origin httpapi.CopyOrigin) (uint64, error) {
 	p.mu.Lock()
 	stalled := p.stalled[owner]
 	p.mu.Unlock()
@@ -148,13 +186,33 @@ func (p *memPeers) PutChunkStream(ctx context.Context, owner string, ref httpapi
 		return 0, err
 	}
 	p.puts.Add(1)
-	info, err := s.Put(ctx, key(ref), body, size)
+	put := s.Put
+	if origin == httpapi.CopyUpload {
+		put = s.PutUpload
+	}
+	info, err := put(ctx, key(ref), body, size)
 	return info.Sum, err
 }
 
-func (p *memPeers) DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef) error {
+func (p *memPeers) DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, origin httpapi.CopyOrigin) error {
+	p.mu.Lock()
+	gate := p.deleteGate[owner]
+	p.mu.Unlock()
+	if gate != nil {
+		p.gated.Add(1)
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	s, err := p.store(owner)
 	if err != nil {
+		return err
+	}
+	defer p.deletes.Add(1)
+	if origin == httpapi.CopyUpload {
+		_, err := s.DeleteUpload(ctx, key(ref))
 		return err
 	}
 	return s.Delete(ctx, key(ref))
@@ -285,7 +343,7 @@ func mustWorld(t testing.TB, members []string, replicas int, ec erasure.Policy, 
 	}
 	w := &world{
 		state: &fakeState{files: map[osprey.UID]fsm.File{}, contents: map[osprey.UID]fsm.Content{}, nodes: map[osprey.NodeID]fsm.Node{}},
-		peers: &memPeers{stores: map[string]*memChunks{}, down: map[string]bool{}, stalled: map[string]bool{}},
+		peers: &memPeers{stores: map[string]*memChunks{}, down: map[string]bool{}, stalled: map[string]bool{}, deleteGate: map[string]chan struct{}{}},
 		prop:  &fakeProposer{ApplyFn: func(fsm.CommandType, any) (any, error) { return nil, nil }},
 	}
 	for _, m := range members {

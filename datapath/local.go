@@ -18,9 +18,19 @@ func chunkKey(ref httpapi.ChunkRef) chunkstore.Key {
 	return chunkstore.Key{UID: ref.Blob, Chunk: ref.Num, Shard: ref.Shard}
 }
 
-// PutLocalChunk stores a chunk copy in this node's chunk store durably.
-func (p *Path) PutLocalChunk(ctx context.Context, ref httpapi.ChunkRef, body io.Reader, size int64) (uint64, error) {
-	info, err := p.cfg.Chunks.Put(ctx, chunkKey(ref), body, size)
+// PutLocalChunk stores a chunk copy in this node's chunk store durably. An
+// upload's copy (origin CopyUpload) never replaces a stored one, and is
+// refused once its cleanup has run (chunkstore.Store.PutUpload).
+func (p *Path) PutLocalChunk(ctx context.Context, ref httpapi.ChunkRef, body io.Reader, size int64, origin httpapi.CopyOrigin) (uint64, error) {
+	var (
+		info chunkstore.Info
+		err  error
+	)
+	if origin == httpapi.CopyUpload {
+		info, err = p.cfg.Chunks.PutUpload(ctx, chunkKey(ref), body, size)
+	} else {
+		info, err = p.cfg.Chunks.Put(ctx, chunkKey(ref), body, size)
+	}
 	if err != nil {
 		return 0, mapChunkErr(err)
 	}
@@ -39,8 +49,14 @@ func (p *Path) GetLocalChunk(ctx context.Context, ref httpapi.ChunkRef, off, len
 	return rc, length, nil
 }
 
-// DeleteLocalChunk deletes a local chunk copy.
-func (p *Path) DeleteLocalChunk(ctx context.Context, ref httpapi.ChunkRef) error {
+// DeleteLocalChunk deletes a local chunk copy: whatever is stored for
+// CopyRecorded, only the upload's own copy for CopyUpload (a copy that
+// repair or rebalance wrote since stays).
+func (p *Path) DeleteLocalChunk(ctx context.Context, ref httpapi.ChunkRef, origin httpapi.CopyOrigin) error {
+	if origin == httpapi.CopyUpload {
+		_, err := p.cfg.Chunks.DeleteUpload(ctx, chunkKey(ref))
+		return mapChunkErr(err)
+	}
 	return mapChunkErr(p.cfg.Chunks.Delete(ctx, chunkKey(ref)))
 }
 
@@ -54,6 +70,8 @@ func mapChunkErr(err error) error {
 		return fmt.Errorf("%w: %w", osprey.ErrTooLarge, err)
 	case errors.Is(err, chunkstore.ErrSizeMismatch):
 		return fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
+	case errors.Is(err, chunkstore.ErrDiscarded):
+		return fmt.Errorf("%w: %w", osprey.ErrConflict, err)
 	case errors.Is(err, chunkstore.ErrClosed):
 		return fmt.Errorf("%w: %w", osprey.ErrUnavailable, err)
 	}

@@ -56,8 +56,9 @@ type Placement interface {
 type Peers interface {
 	// PutChunkStream stores size bytes of body as a chunk copy on owner
 	// and returns the checksum (xxhash64) the owner computed.
-	PutChunkStream(ctx context.Context, owner string, ref httpapi.ChunkRef, body io.Reader, size int64) (uint64, error)
-	DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef) error
+	// origin says whose copy it is (httpapi.CopyOrigin).
+	PutChunkStream(ctx context.Context, owner string, ref httpapi.ChunkRef, body io.Reader, size int64, origin httpapi.CopyOrigin) (uint64, error)
+	DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, origin httpapi.CopyOrigin) error
 	OpenChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, error)
 	PutObject(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error
 	OpenObject(ctx context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error)
@@ -67,8 +68,10 @@ type Peers interface {
 // Chunks is this node's chunk store.
 type Chunks interface {
 	Put(ctx context.Context, k chunkstore.Key, r io.Reader, size int64) (chunkstore.Info, error)
+	PutUpload(ctx context.Context, k chunkstore.Key, r io.Reader, size int64) (chunkstore.Info, error)
 	Get(ctx context.Context, k chunkstore.Key, off, n int64) (io.ReadCloser, chunkstore.Info, error)
 	Delete(ctx context.Context, k chunkstore.Key) error
+	DeleteUpload(ctx context.Context, k chunkstore.Key) (bool, error)
 }
 
 // Objects is the part of the object backend the data path uses.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/osprey-storage/osprey/erasure"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/httpapi"
+	"github.com/osprey-storage/osprey/ring"
 )
 
 func md5hex(b []byte) string {
@@ -189,6 +191,80 @@ func TestStoreHedgesAStalledOwner(t *testing.T) {
 	}
 	if n := w.copies(); n != 16 {
 		t.Fatalf("%d copies stored, want 16 (2 per file)", n)
+	}
+}
+
+// TestLateCleanupKeepsRebalancedCopy replays the race a chaos run lost an
+// acknowledged file to: an upload gives up a ring owner that lags (cut
+// off by a partition), records the chunk on the others and sends the
+// owner a cleanup delete, which sits in the partitioned connection;
+// after the heal, rebalance copies the recorded chunk to that owner (its
+// ring owner) and releases the off-ring copy; then the delete arrives.
+// It must remove only the upload's own copy, not rebalance's.
+func TestLateCleanupKeepsRebalancedCopy(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{},
+		func(c *datapath.Config) { c.CopyHedgeAfter = 20 * time.Millisecond })
+	w.recordComplete()
+	w.peers.stalled["n2"] = true
+	gate := make(chan struct{})
+	w.peers.deleteGate["n2"] = gate
+	r, err := ring.New(ring.DefaultConfig(), []string{"n1", "n2", "n3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Upload until a chunk has n2 among its first two ring owners: its
+	// copy there lags, and its cleanup delete is held at the gate.
+	var (
+		ch   fsm.Chunk
+		body []byte
+	)
+	for uid := osprey.UID(1); ; uid++ {
+		if uid > 40 {
+			t.Fatal("n2 was not a first ring owner of 40 uploads")
+		}
+		w.addFile(uid)
+		body = randomBytes(1000, uint64(uid))
+		if _, err := w.path.Upload(context.Background(), uid, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
+			t.Fatalf("upload %d with n2 stalled: %v", uid, err)
+		}
+		ct, _ := w.state.Content(uid)
+		ch = ct.Chunks[0]
+		if slices.Contains(r.Owners(ring.ChunkKey(ch.Blob, ch.Num), 2), "n2") {
+			break
+		}
+	}
+	waitFor(t, "the cleanup of n2's copy", func() bool { return w.peers.gated.Load() == 1 })
+	// The partition heals; rebalance copies the chunk to n2.
+	w.peers.mu.Lock()
+	w.peers.stalled["n2"] = false
+	w.peers.mu.Unlock()
+	if err := w.path.PutChunkOn(context.Background(), "n2", refOf(ch), body, ch.Sum); err != nil {
+		t.Fatal(err)
+	}
+	before := w.peers.deletes.Load()
+	close(gate) // the delayed cleanup arrives
+	waitFor(t, "the delayed cleanup", func() bool { return w.peers.deletes.Load() > before })
+	if !w.peers.stores["n2"].has(key(refOf(ch))) {
+		t.Fatal("a late upload cleanup deleted the copy rebalance wrote after it")
+	}
+	// The copy the upload itself wrote and gave up is still collected.
+	n3 := w.peers.stores["n3"]
+	k := chunkstore.Key{UID: 1 << 40, Chunk: 1}
+	if _, err := n3.PutUpload(context.Background(), k, bytes.NewReader(body), int64(len(body))); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.peers.DeleteChunk(context.Background(), "n3", httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk}, httpapi.CopyUpload); err != nil || n3.has(k) {
+		t.Fatalf("upload cleanup of the upload's own copy: %v, still there %v", err, n3.has(k))
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 

@@ -816,7 +816,7 @@ func (p *Path) storeCopies(ctx context.Context, blob uint64, num uint32, pc *pie
 	start := func(owner string) {
 		pending++
 		go func() {
-			results <- result{owner, p.putCopy(cctx, owner, ref, pc)}
+			results <- result{owner, p.putCopy(cctx, owner, ref, pc, httpapi.CopyUpload)}
 		}()
 	}
 	for _, o := range candidates[:want] {
@@ -871,17 +871,17 @@ func (p *Path) storeCopies(ctx context.Context, blob uint64, num uint32, pc *pie
 	return owners, nil
 }
 
-// putCopy stores one copy of pc on owner (this node or another) and checks
-// the checksum the owner reports against the piece's.
-func (p *Path) putCopy(ctx context.Context, owner string, ref httpapi.ChunkRef, pc *piece) error {
+// putCopy stores one copy of pc on owner (this node or another) on behalf
+// of origin and checks the checksum the owner reports against the piece's.
+func (p *Path) putCopy(ctx context.Context, owner string, ref httpapi.ChunkRef, pc *piece, origin httpapi.CopyOrigin) error {
 	var (
 		got uint64
 		err error
 	)
 	if owner == p.id {
-		got, err = p.PutLocalChunk(ctx, ref, pc.reader(ctx), pc.size)
+		got, err = p.PutLocalChunk(ctx, ref, pc.reader(ctx), pc.size, origin)
 	} else {
-		got, err = p.cfg.Peers.PutChunkStream(ctx, owner, ref, pc.reader(ctx), pc.size)
+		got, err = p.cfg.Peers.PutChunkStream(ctx, owner, ref, pc.reader(ctx), pc.size, origin)
 	}
 	if err != nil {
 		return err
@@ -896,18 +896,29 @@ func (p *Path) putCopy(ctx context.Context, owner string, ref httpapi.ChunkRef, 
 	return nil
 }
 
-// PutChunkOn stores a chunk copy on owner (this node or another) and checks
-// the checksum it reports against sum.
+// PutChunkOn stores a copy of a recorded chunk on owner (this node or
+// another), replacing whatever is there, and checks the checksum it
+// reports against sum: repair, rebalance and scrub.
 func (p *Path) PutChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
+	return p.putBuf(ctx, owner, ref, buf, sum, httpapi.CopyRecorded)
+}
+
+func (p *Path) putBuf(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64, origin httpapi.CopyOrigin) error {
 	pc := fullPiece(buf)
 	pc.sumOnce.Do(func() { pc.sum = sum })
-	return p.putCopy(ctx, owner, ref, pc)
+	return p.putCopy(ctx, owner, ref, pc, origin)
 }
 
 // collect deletes chunk copies that were stored but never recorded (the
-// upload failed before its raft command), in the background and best
-// effort: a copy left behind wastes space but never changes what is
-// served. Recorded garbage is collected by durable gc tasks instead.
+// upload failed before its raft command, or gave a lagging copy up), in
+// the background and best effort: a copy left behind wastes space but
+// never changes what is served. Recorded garbage is collected by durable
+// gc tasks instead.
+//
+// Each delete removes only the upload's own copy (httpapi.CopyUpload): it
+// may reach an owner late (it sat in a partitioned connection), after
+// rebalance or repair wrote that owner a copy of the chunk once it was
+// recorded with other holders, and that copy must stay.
 func (p *Path) collect(chunks []fsm.Chunk) {
 	if len(chunks) == 0 {
 		return
@@ -920,9 +931,9 @@ func (p *Path) collect(chunks []fsm.Chunk) {
 			for _, o := range ch.Owners {
 				var err error
 				if string(o) == p.id {
-					err = p.DeleteLocalChunk(ctx, ref)
+					err = p.DeleteLocalChunk(ctx, ref, httpapi.CopyUpload)
 				} else {
-					err = p.cfg.Peers.DeleteChunk(ctx, string(o), ref)
+					err = p.cfg.Peers.DeleteChunk(ctx, string(o), ref, httpapi.CopyUpload)
 				}
 				if err != nil {
 					p.log.Debug("garbage chunk not deleted", "blob", ch.Blob, "num", ch.Num, "owner", o, "err", err)
@@ -963,7 +974,7 @@ func (p *Path) storeChunkEC(ctx context.Context, num uint32, buf []byte, md5hex 
 	start := func(idx int, owner string) {
 		go func() {
 			ref := httpapi.ChunkRef{Blob: ch.Blob, Num: num, Shard: uint16(idx + 1)}
-			results <- result{idx, owner, p.PutChunkOn(ctx, owner, ref, shards[idx], infos[idx].Sum)}
+			results <- result{idx, owner, p.putBuf(ctx, owner, ref, shards[idx], infos[idx].Sum, httpapi.CopyUpload)}
 		}()
 	}
 	layout := &fsm.ECLayout{K: pol.K, M: pol.M, Shards: make([]fsm.ECShard, len(shards))}
@@ -1002,18 +1013,23 @@ func (p *Path) storeChunkEC(ctx context.Context, num uint32, buf []byte, md5hex 
 	return ch, nil
 }
 
-// collectShards deletes the stored shards of a chunk that was not recorded.
+// collectShards deletes the stored shards of a chunk that was not
+// recorded; as collect, only the upload's own copies.
 func (p *Path) collectShards(ch fsm.Chunk) {
 	p.background(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		_ = p.DeleteChunks(ctx, []fsm.Chunk{ch})
+		_ = p.deleteChunks(ctx, []fsm.Chunk{ch}, httpapi.CopyUpload)
 	})
 }
 
-// DeleteChunks deletes chunk copies on their owners. Owners that left the
-// cluster are skipped: their data went with them.
+// DeleteChunks deletes copies of recorded chunks on their owners. Owners
+// that left the cluster are skipped: their data went with them.
 func (p *Path) DeleteChunks(ctx context.Context, chunks []fsm.Chunk) error {
+	return p.deleteChunks(ctx, chunks, httpapi.CopyRecorded)
+}
+
+func (p *Path) deleteChunks(ctx context.Context, chunks []fsm.Chunk, origin httpapi.CopyOrigin) error {
 	var errs []error
 	del := func(owner osprey.NodeID, ref httpapi.ChunkRef) {
 		if rec, ok := p.cfg.State.Node(owner); !ok || rec.Removed {
@@ -1021,9 +1037,9 @@ func (p *Path) DeleteChunks(ctx context.Context, chunks []fsm.Chunk) error {
 		}
 		var err error
 		if string(owner) == p.id {
-			err = p.DeleteLocalChunk(ctx, ref)
+			err = p.DeleteLocalChunk(ctx, ref, origin)
 		} else {
-			err = p.cfg.Peers.DeleteChunk(ctx, string(owner), ref)
+			err = p.cfg.Peers.DeleteChunk(ctx, string(owner), ref, origin)
 		}
 		if err != nil && !errors.Is(err, osprey.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("chunk %d/%d/%d on %s: %w", ref.Blob, ref.Num, ref.Shard, owner, err))

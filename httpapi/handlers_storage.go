@@ -690,6 +690,19 @@ func chunkRef(r *http.Request) (ChunkRef, error) {
 	return ChunkRef{Blob: blob, Num: uint32(num), Shard: uint16(shard)}, nil
 }
 
+// copyOrigin parses a chunk request's origin parameter: absent (a build
+// that predates it, or a recorded copy) or "recorded", or "upload".
+func copyOrigin(r *http.Request) (CopyOrigin, error) {
+	switch v := r.URL.Query().Get("origin"); v {
+	case "", CopyRecorded.String():
+		return CopyRecorded, nil
+	case CopyUpload.String():
+		return CopyUpload, nil
+	default:
+		return 0, invalidf("origin %q is not %q or %q", v, CopyRecorded, CopyUpload)
+	}
+}
+
 func (s *Server) handleChunkPut(w http.ResponseWriter, r *http.Request) {
 	ref, err := chunkRef(r)
 	if err != nil {
@@ -700,7 +713,12 @@ func (s *Server) handleChunkPut(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalidf("Content-Length is required"))
 		return
 	}
-	sum, err := s.cfg.Storage.PutLocalChunk(r.Context(), ref, r.Body, r.ContentLength)
+	origin, err := copyOrigin(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sum, err := s.cfg.Storage.PutLocalChunk(r.Context(), ref, r.Body, r.ContentLength, origin)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -751,7 +769,12 @@ func (s *Server) handleChunkDelete(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.cfg.Storage.DeleteLocalChunk(r.Context(), ref); err != nil {
+	origin, err := copyOrigin(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.cfg.Storage.DeleteLocalChunk(r.Context(), ref, origin); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

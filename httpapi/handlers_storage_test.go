@@ -955,15 +955,31 @@ func TestInternalChunks(t *testing.T) {
 		var gotRef ChunkRef
 		var gotBody []byte
 		var gotSize int64
-		f.storage.PutLocalChunkFn = func(_ context.Context, ref ChunkRef, body io.Reader, size int64) (uint64, error) {
-			gotRef, gotSize = ref, size
+		gotOrigin := CopyOrigin(99)
+		f.storage.PutLocalChunkFn = func(_ context.Context, ref ChunkRef, body io.Reader, size int64, origin CopyOrigin) (uint64, error) {
+			gotRef, gotSize, gotOrigin = ref, size, origin
 			gotBody, _ = io.ReadAll(body)
 			return 18446744073709551615, nil
 		}
 		f.check(t, apiCase{method: http.MethodPut, path: "/internal/v1/chunks/18446744073709551615/4294967295/65535", header: node,
 			body: "chunk-bytes", wantCode: 200, wantBody: `"data":"18446744073709551615"`})
-		if gotRef != (ChunkRef{Blob: 18446744073709551615, Num: 4294967295, Shard: 65535}) || string(gotBody) != "chunk-bytes" || gotSize != 11 {
-			t.Errorf("PutLocalChunk got %+v %q %d", gotRef, gotBody, gotSize)
+		if gotRef != (ChunkRef{Blob: 18446744073709551615, Num: 4294967295, Shard: 65535}) || string(gotBody) != "chunk-bytes" || gotSize != 11 || gotOrigin != CopyRecorded {
+			t.Errorf("PutLocalChunk got %+v %q %d %v", gotRef, gotBody, gotSize, gotOrigin)
+		}
+		f.check(t, apiCase{method: http.MethodPut, path: "/internal/v1/chunks/1/2/0?origin=upload", header: node,
+			body: "x", wantCode: 200})
+		if gotOrigin != CopyUpload {
+			t.Errorf("PutLocalChunk with origin=upload got origin %v", gotOrigin)
+		}
+	})
+	t.Run("bad origin", func(t *testing.T) {
+		for _, m := range []string{http.MethodPut, http.MethodDelete} {
+			f := mustFixture(t)
+			reachAll(f)
+			f.check(t, apiCase{method: m, path: "/internal/v1/chunks/1/2/0?origin=gc", header: node, body: "x", wantCode: 400, wantBody: "origin"})
+			if f.storage.Calls("PutLocalChunk")+f.storage.Calls("DeleteLocalChunk") != 0 {
+				t.Errorf("%s with a bad origin reached storage", m)
+			}
 		}
 	})
 	t.Run("put without length", func(t *testing.T) {
@@ -1030,10 +1046,18 @@ func TestInternalChunks(t *testing.T) {
 	t.Run("delete", func(t *testing.T) {
 		f := mustFixture(t)
 		var gotRef ChunkRef
-		f.storage.DeleteLocalChunkFn = func(_ context.Context, ref ChunkRef) error { gotRef = ref; return nil }
+		gotOrigin := CopyOrigin(99)
+		f.storage.DeleteLocalChunkFn = func(_ context.Context, ref ChunkRef, origin CopyOrigin) error {
+			gotRef, gotOrigin = ref, origin
+			return nil
+		}
 		f.check(t, apiCase{method: http.MethodDelete, path: "/internal/v1/chunks/1/2/3", header: node, wantCode: 200, wantBody: `"data":null`})
-		if gotRef != (ChunkRef{1, 2, 3}) {
-			t.Errorf("DeleteLocalChunk got %+v", gotRef)
+		if gotRef != (ChunkRef{1, 2, 3}) || gotOrigin != CopyRecorded {
+			t.Errorf("DeleteLocalChunk got %+v %v", gotRef, gotOrigin)
+		}
+		f.check(t, apiCase{method: http.MethodDelete, path: "/internal/v1/chunks/1/2/3?origin=upload", header: node, wantCode: 200})
+		if gotOrigin != CopyUpload {
+			t.Errorf("DeleteLocalChunk with origin=upload got origin %v", gotOrigin)
 		}
 	})
 	t.Run("bad refs", func(t *testing.T) {

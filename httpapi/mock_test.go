@@ -206,9 +206,9 @@ type mockStorage struct {
 	DeleteFn           func(ctx context.Context, uid osprey.UID) error
 	ListFn             func(ctx context.Context, cursor osprey.UID, limit int) ([]FileInfo, osprey.UID, error)
 	LocateFn           func(ctx context.Context, uid osprey.UID) ([]string, error)
-	PutLocalChunkFn    func(ctx context.Context, key ChunkRef, body io.Reader, size int64) (uint64, error)
+	PutLocalChunkFn    func(ctx context.Context, key ChunkRef, body io.Reader, size int64, origin CopyOrigin) (uint64, error)
 	GetLocalChunkFn    func(ctx context.Context, key ChunkRef, off, n int64) (io.ReadCloser, int64, error)
-	DeleteLocalChunkFn func(ctx context.Context, key ChunkRef) error
+	DeleteLocalChunkFn func(ctx context.Context, key ChunkRef, origin CopyOrigin) error
 }
 
 var _ Storage = (*mockStorage)(nil)
@@ -309,12 +309,12 @@ func (m *mockStorage) Locate(ctx context.Context, uid osprey.UID) ([]string, err
 	return m.LocateFn(ctx, uid)
 }
 
-func (m *mockStorage) PutLocalChunk(ctx context.Context, key ChunkRef, body io.Reader, size int64) (uint64, error) {
+func (m *mockStorage) PutLocalChunk(ctx context.Context, key ChunkRef, body io.Reader, size int64, origin CopyOrigin) (uint64, error) {
 	m.called("PutLocalChunk")
 	if m.PutLocalChunkFn == nil {
 		return 0, errNotMocked
 	}
-	return m.PutLocalChunkFn(ctx, key, body, size)
+	return m.PutLocalChunkFn(ctx, key, body, size, origin)
 }
 
 func (m *mockStorage) GetLocalChunk(ctx context.Context, key ChunkRef, off, n int64) (io.ReadCloser, int64, error) {
@@ -325,12 +325,12 @@ func (m *mockStorage) GetLocalChunk(ctx context.Context, key ChunkRef, off, n in
 	return m.GetLocalChunkFn(ctx, key, off, n)
 }
 
-func (m *mockStorage) DeleteLocalChunk(ctx context.Context, key ChunkRef) error {
+func (m *mockStorage) DeleteLocalChunk(ctx context.Context, key ChunkRef, origin CopyOrigin) error {
 	m.called("DeleteLocalChunk")
 	if m.DeleteLocalChunkFn == nil {
 		return errNotMocked
 	}
-	return m.DeleteLocalChunkFn(ctx, key)
+	return m.DeleteLocalChunkFn(ctx, key, origin)
 }
 
 // mockTasks implements Tasks with function fields.

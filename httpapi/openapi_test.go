@@ -457,14 +457,14 @@ func TestOpenAPIResponses(t *testing.T) {
 		return []FileInfo{info, uploading}, testUID, nil
 	}
 	st.LocateFn = func(context.Context, osprey.UID) ([]string, error) { return []string{"10.0.0.1:8080"}, nil }
-	st.PutLocalChunkFn = func(_ context.Context, _ ChunkRef, body io.Reader, _ int64) (uint64, error) {
+	st.PutLocalChunkFn = func(_ context.Context, _ ChunkRef, body io.Reader, _ int64, _ CopyOrigin) (uint64, error) {
 		_, err := io.Copy(io.Discard, body)
 		return 42, err
 	}
 	st.GetLocalChunkFn = func(context.Context, ChunkRef, int64, int64) (io.ReadCloser, int64, error) {
 		return io.NopCloser(strings.NewReader("abc")), 3, nil
 	}
-	st.DeleteLocalChunkFn = func(context.Context, ChunkRef) error { return nil }
+	st.DeleteLocalChunkFn = func(context.Context, ChunkRef, CopyOrigin) error { return nil }
 
 	workerID := int64(1)
 	member := MemberInfo{ID: "n1", RaftAddr: "10.0.0.1:8081", HTTPAddr: "10.0.0.1:8080", Suffrage: "Voter", WorkerID: &workerID}

@@ -168,7 +168,7 @@ func TestErrorMappingEveryRoute(t *testing.T) {
 			}},
 		{"chunk put", http.MethodPut, "/internal/v1/chunks/1/2/0", "abc", node,
 			func(s *mockStorage, err error) {
-				s.PutLocalChunkFn = func(context.Context, ChunkRef, io.Reader, int64) (uint64, error) { return 0, err }
+				s.PutLocalChunkFn = func(context.Context, ChunkRef, io.Reader, int64, CopyOrigin) (uint64, error) { return 0, err }
 			}},
 		{"chunk get", http.MethodGet, "/internal/v1/chunks/1/2/0", "", node,
 			func(s *mockStorage, err error) {
@@ -176,7 +176,7 @@ func TestErrorMappingEveryRoute(t *testing.T) {
 			}},
 		{"chunk delete", http.MethodDelete, "/internal/v1/chunks/1/2/0", "", node,
 			func(s *mockStorage, err error) {
-				s.DeleteLocalChunkFn = func(context.Context, ChunkRef) error { return err }
+				s.DeleteLocalChunkFn = func(context.Context, ChunkRef, CopyOrigin) error { return err }
 			}},
 	}
 	kinds := []struct {

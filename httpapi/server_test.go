@@ -284,9 +284,9 @@ func reachAll(f *fixture) {
 	s.DeleteFn = func(context.Context, osprey.UID) error { return conflict }
 	s.ListFn = func(context.Context, osprey.UID, int) ([]FileInfo, osprey.UID, error) { return nil, 0, conflict }
 	s.LocateFn = func(context.Context, osprey.UID) ([]string, error) { return nil, conflict }
-	s.PutLocalChunkFn = func(context.Context, ChunkRef, io.Reader, int64) (uint64, error) { return 0, conflict }
+	s.PutLocalChunkFn = func(context.Context, ChunkRef, io.Reader, int64, CopyOrigin) (uint64, error) { return 0, conflict }
 	s.GetLocalChunkFn = func(context.Context, ChunkRef, int64, int64) (io.ReadCloser, int64, error) { return nil, 0, conflict }
-	s.DeleteLocalChunkFn = func(context.Context, ChunkRef) error { return conflict }
+	s.DeleteLocalChunkFn = func(context.Context, ChunkRef, CopyOrigin) error { return conflict }
 	c := f.cluster
 	c.StatusFn = func(context.Context) (ClusterStatus, error) { return ClusterStatus{}, conflict }
 	c.NodesFn = func(context.Context) ([]NodeInfo, error) { return nil, conflict }

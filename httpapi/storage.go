@@ -40,9 +40,9 @@ type Storage interface {
 	Locate(ctx context.Context, uid osprey.UID) ([]string, error)
 
 	// Node-to-node chunk transfer.
-	PutLocalChunk(ctx context.Context, key ChunkRef, body io.Reader, size int64) (uint64, error)
+	PutLocalChunk(ctx context.Context, key ChunkRef, body io.Reader, size int64, origin CopyOrigin) (uint64, error)
 	GetLocalChunk(ctx context.Context, key ChunkRef, off, n int64) (io.ReadCloser, int64, error)
-	DeleteLocalChunk(ctx context.Context, key ChunkRef) error
+	DeleteLocalChunk(ctx context.Context, key ChunkRef, origin CopyOrigin) error
 }
 
 // Dedup is proof-of-possession instant upload (POST /dedup/challenge,
@@ -95,6 +95,29 @@ type ChunkRef struct {
 	Blob  uint64
 	Num   uint32
 	Shard uint16
+}
+
+// CopyOrigin says on whose behalf a chunk copy is written or deleted.
+type CopyOrigin uint8
+
+const (
+	// CopyRecorded is a copy of a recorded chunk (repair, rebalance,
+	// scrub), which replaces whatever is stored, or the deletion of
+	// recorded garbage (gc, a rebalance's release), which removes it.
+	CopyRecorded CopyOrigin = iota
+	// CopyUpload is the upload that created the blob: it writes its own
+	// copies (never replacing one already there) and cleans up the ones
+	// it gave up on, removing only copies it wrote, so a late cleanup
+	// cannot remove a copy that rebalance or repair wrote meanwhile.
+	CopyUpload
+)
+
+// String is the origin's name on the wire (the "origin" query parameter).
+func (o CopyOrigin) String() string {
+	if o == CopyUpload {
+		return "upload"
+	}
+	return "recorded"
 }
 
 // FileInfo is a file's metadata as the API shows it.

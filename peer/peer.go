@@ -246,7 +246,7 @@ func (c *Client) chunkURL(addr string, ref httpapi.ChunkRef) string {
 
 // PutChunk stores a chunk copy on owner and checks the checksum it reports.
 func (c *Client) PutChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
-	got, err := c.PutChunkStream(ctx, owner, ref, bytes.NewReader(buf), int64(len(buf)))
+	got, err := c.PutChunkStream(ctx, owner, ref, bytes.NewReader(buf), int64(len(buf)), httpapi.CopyRecorded)
 	if err != nil {
 		return err
 	}
@@ -259,8 +259,9 @@ func (c *Client) PutChunk(ctx context.Context, owner string, ref httpapi.ChunkRe
 // PutChunkStream stores a chunk copy of size bytes read from body on owner
 // and returns the checksum (xxhash64) the owner computed over what it
 // stored; the caller compares it with its own. body may still be arriving
-// (a chunk streamed to its owners while the client sends it).
-func (c *Client) PutChunkStream(ctx context.Context, owner string, ref httpapi.ChunkRef, body io.Reader, size int64) (uint64, error) {
+// (a chunk streamed to its owners while the client sends it). origin says
+// whose copy it is (see httpapi.CopyOrigin).
+func (c *Client) PutChunkStream(ctx context.Context, owner string, ref httpapi.ChunkRef, body io.Reader, size int64, origin httpapi.CopyOrigin) (uint64, error) {
 	addr, err := c.Addr(owner)
 	if err != nil {
 		return 0, err
@@ -270,7 +271,7 @@ func (c *Client) PutChunkStream(ctx context.Context, owner string, ref httpapi.C
 		// length: the owner requires a Content-Length.
 		body = http.NoBody
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.chunkURL(addr, ref), body)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.chunkURL(addr, ref)+originQuery(origin), body)
 	if err != nil {
 		return 0, err
 	}
@@ -286,13 +287,23 @@ func (c *Client) PutChunkStream(ctx context.Context, owner string, ref httpapi.C
 	return sum, nil
 }
 
-// DeleteChunk deletes a chunk copy on owner.
-func (c *Client) DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef) error {
+// originQuery is the query string that sends origin; a recorded copy
+// sends none, as builds before origins did.
+func originQuery(origin httpapi.CopyOrigin) string {
+	if origin == httpapi.CopyRecorded {
+		return ""
+	}
+	return "?origin=" + origin.String()
+}
+
+// DeleteChunk deletes a chunk copy on owner: any copy for CopyRecorded,
+// only the upload's own for CopyUpload (see httpapi.CopyOrigin).
+func (c *Client) DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, origin httpapi.CopyOrigin) error {
 	addr, err := c.Addr(owner)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.chunkURL(addr, ref), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.chunkURL(addr, ref)+originQuery(origin), nil)
 	if err != nil {
 		return err
 	}

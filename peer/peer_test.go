@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -74,10 +75,10 @@ func TestErrorsMapToKinds(t *testing.T) {
 	c, _ := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, "no such chunk", nil)
 	})
-	if err := c.DeleteChunk(context.Background(), "p1", httpapi.ChunkRef{Blob: 1, Num: 1}); !errors.Is(err, osprey.ErrNotFound) {
+	if err := c.DeleteChunk(context.Background(), "p1", httpapi.ChunkRef{Blob: 1, Num: 1}, httpapi.CopyRecorded); !errors.Is(err, osprey.ErrNotFound) {
 		t.Fatalf("404: %v", err)
 	}
-	if err := c.DeleteChunk(context.Background(), "nobody", httpapi.ChunkRef{}); !errors.Is(err, osprey.ErrUnavailable) {
+	if err := c.DeleteChunk(context.Background(), "nobody", httpapi.ChunkRef{}, httpapi.CopyUpload); !errors.Is(err, osprey.ErrUnavailable) {
 		t.Fatalf("unknown member: %v", err)
 	}
 }
@@ -201,19 +202,49 @@ func TestPutChunkStreamSendsLength(t *testing.T) {
 	var gotLen int64
 	var gotTE []string
 	var gotBody []byte
+	var gotQuery string
 	c, _ := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
-		gotLen, gotTE = r.ContentLength, r.TransferEncoding
+		gotLen, gotTE, gotQuery = r.ContentLength, r.TransferEncoding, r.URL.RawQuery
 		gotBody, _ = io.ReadAll(r.Body)
 		reply(w, 200, "ok", "42")
 	})
 	ref := httpapi.ChunkRef{Blob: 5, Num: 1}
 	for _, body := range []string{"hello", ""} {
-		sum, err := c.PutChunkStream(context.Background(), "p1", ref, onlyReader{strings.NewReader(body)}, int64(len(body)))
+		sum, err := c.PutChunkStream(context.Background(), "p1", ref, onlyReader{strings.NewReader(body)}, int64(len(body)), httpapi.CopyUpload)
 		if err != nil || sum != 42 {
 			t.Fatalf("%q: sum %d, %v", body, sum, err)
 		}
 		if gotLen != int64(len(body)) || len(gotTE) != 0 || string(gotBody) != body {
 			t.Fatalf("%q: Content-Length %d, Transfer-Encoding %v, body %q", body, gotLen, gotTE, gotBody)
 		}
+		if gotQuery != "origin=upload" {
+			t.Fatalf("%q: query %q, want the upload's origin", body, gotQuery)
+		}
+	}
+}
+
+// TestChunkOriginOnTheWire: an upload's cleanup names its origin; a
+// recorded copy or delete sends none, as builds before origins did.
+func TestChunkOriginOnTheWire(t *testing.T) {
+	var got []string
+	c, _ := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		got = append(got, r.Method+" "+r.URL.RequestURI())
+		reply(w, 200, "ok", "3")
+	})
+	ref := httpapi.ChunkRef{Blob: 5, Num: 1}
+	ctx := context.Background()
+	if err := c.DeleteChunk(ctx, "p1", ref, httpapi.CopyUpload); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteChunk(ctx, "p1", ref, httpapi.CopyRecorded); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutChunkStream(ctx, "p1", ref, strings.NewReader("x"), 1, httpapi.CopyRecorded); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"DELETE /internal/v1/chunks/5/1/0?origin=upload", "DELETE /internal/v1/chunks/5/1/0", "PUT /internal/v1/chunks/5/1/0"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("requests %q, want %q", got, want)
 	}
 }
