@@ -26,7 +26,7 @@ import (
 // previous value, if any, is intact. ctx is checked between blocks (a Read
 // blocked inside r is not interrupted; close r to unblock it).
 func (s *Store) Put(ctx context.Context, k Key, r io.Reader, size int64) (Info, error) {
-	return s.putValue(ctx, k, r, size, false)
+	return s.putValue(ctx, k, r, size, false, false)
 }
 
 // PutUpload is Put for an upload's own copy of a value under a key the
@@ -39,10 +39,49 @@ func (s *Store) Put(ctx context.Context, k Key, r io.Reader, size int64) (Info, 
 // discarded since Open fails with ErrDiscarded: the cleanup may overtake
 // a late copy on the network, and must not be outlived by it.
 func (s *Store) PutUpload(ctx context.Context, k Key, r io.Reader, size int64) (Info, error) {
-	return s.putValue(ctx, k, r, size, true)
+	return s.putValue(ctx, k, r, size, true, false)
 }
 
-func (s *Store) putValue(ctx context.Context, k Key, r io.Reader, size int64, upload bool) (Info, error) {
+// PutUploadNoSync is PutUpload that, for a value of one block (every
+// small chunk), commits without syncing: the value is visible at once and
+// durable once a later synced commit to the same Pebble instance returns
+// (Pebble's WAL is one sequential log, so syncing it syncs every earlier
+// record), or SyncWAL does. Larger values are synced as by PutUpload.
+//
+// It is for a node whose Raft log lives in this store's Pebble instance
+// (DB): the entry that records the copy is appended to that log, with a
+// sync, after the copy was committed and before the entry can commit on
+// the leader, so the copy is durable before anything names it; a node
+// that is not the leader must call SyncWAL before it forwards that entry.
+func (s *Store) PutUploadNoSync(ctx context.Context, k Key, r io.Reader, size int64) (Info, error) {
+	return s.putValue(ctx, k, r, size, true, true)
+}
+
+// SyncWAL makes every commit that returned before it durable, with one
+// synced write of an empty record to Pebble's WAL; it returns at once when
+// no commit was left unsynced (PutUploadNoSync) since the last SyncWAL.
+func (s *Store) SyncWAL() error {
+	done, err := s.begin()
+	if err != nil {
+		return err
+	}
+	defer done()
+	target := s.unsynced.Load()
+	if s.synced.Load() >= target {
+		return nil
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("chunkstore: sync wal: %w", err)
+	}
+	for {
+		cur := s.synced.Load()
+		if cur >= target || s.synced.CompareAndSwap(cur, target) {
+			return nil
+		}
+	}
+}
+
+func (s *Store) putValue(ctx context.Context, k Key, r io.Reader, size int64, upload, noSync bool) (Info, error) {
 	done, err := s.begin()
 	if err != nil {
 		return Info{}, err
@@ -55,7 +94,7 @@ func (s *Store) putValue(ctx context.Context, k Key, r io.Reader, size int64, up
 	case size > s.opts.MaxChunkSize:
 		err = fmt.Errorf("chunkstore: put %v: %d bytes, limit %d: %w", k, size, s.opts.MaxChunkSize, ErrTooLarge)
 	default:
-		info, err = s.put(ctx, k, r, size, upload)
+		info, err = s.put(ctx, k, r, size, upload, noSync)
 	}
 	if err != nil {
 		s.stats.putErrors.Add(1)
@@ -66,7 +105,7 @@ func (s *Store) putValue(ctx context.Context, k Key, r io.Reader, size int64, up
 	return info, nil
 }
 
-func (s *Store) put(ctx context.Context, k Key, r io.Reader, size int64, upload bool) (Info, error) {
+func (s *Store) put(ctx context.Context, k Key, r io.Reader, size int64, upload, noSync bool) (Info, error) {
 	if err := s.wait(ctx); err != nil {
 		return Info{}, fmt.Errorf("chunkstore: put %v: %w", k, err)
 	}
@@ -102,7 +141,7 @@ func (s *Store) put(ctx context.Context, k Key, r io.Reader, size int64, upload 
 	bw := &blockWriter{s: s, ctx: ctx, k: k, r: r, m: &m, digest: xxhash.New()}
 	if m.blocks == 1 && s.pathFor(size) == pathWAL {
 		// A one-block value: block and manifest in one synced batch.
-		kept, err := s.putOneBlock(bw)
+		kept, err := s.putOneBlock(bw, noSync)
 		if err != nil {
 			return Info{}, fmt.Errorf("chunkstore: put %v: %w", k, err)
 		}
@@ -280,7 +319,7 @@ func (s *Store) writeWAL(bw *blockWriter) error {
 // atomic, so no pending marker is needed, and the Put costs one WAL append
 // and one sync (shared by concurrent Puts through Pebble's commit
 // pipeline) instead of two commits.
-func (s *Store) putOneBlock(bw *blockWriter) (kept *manifest, err error) {
+func (s *Store) putOneBlock(bw *blockWriter, noSync bool) (kept *manifest, err error) {
 	b := s.getBatch()
 	defer s.putBatch(b)
 	err = bw.each(func(_ uint32, key []byte, n int, fill func([]byte) error) error {
@@ -301,7 +340,7 @@ func (s *Store) putOneBlock(bw *blockWriter) (kept *manifest, err error) {
 	if s.testHookBeforeCommit != nil {
 		s.testHookBeforeCommit(bw.k)
 	}
-	return s.commitInto(b, bw.k, *bw.m, false)
+	return s.commitInto(b, bw.k, *bw.m, false, noSync)
 }
 
 // getBatch returns a batch whose buffer fits one block: pooled, or new.
@@ -388,13 +427,14 @@ func (s *Store) writeIngest(bw *blockWriter) (err error) {
 func (s *Store) commit(k Key, m manifest) (kept *manifest, err error) {
 	b := s.db.NewBatch()
 	defer b.Close()
-	return s.commitInto(b, k, m, m.blocks > 0 && !m.file)
+	return s.commitInto(b, k, m, m.blocks > 0 && !m.file, false)
 }
 
 // commitInto is commit adding to b, which may already hold the value's
 // blocks (putOneBlock); marker says whether a pending marker was written
-// for them and is to be removed.
-func (s *Store) commitInto(b *pebble.Batch, k Key, m manifest, marker bool) (kept *manifest, _ error) {
+// for them and is to be removed; noSync leaves the commit unsynced (see
+// PutUploadNoSync).
+func (s *Store) commitInto(b *pebble.Batch, k Key, m manifest, marker, noSync bool) (kept *manifest, _ error) {
 	s.commitMu.RLock()
 	defer s.commitMu.RUnlock()
 	unlock := s.locks.lock(k)
@@ -431,8 +471,15 @@ func (s *Store) commitInto(b *pebble.Batch, k Key, m manifest, marker bool) (kep
 	if found && err != nil {
 		s.log.Warn("replacing corrupt manifest, its blocks leak", "key", k.String(), "err", err)
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	opts := pebble.Sync
+	if noSync {
+		opts = pebble.NoSync
+	}
+	if err := b.Commit(opts); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
+	}
+	if noSync {
+		s.unsynced.Add(1)
 	}
 	if replaced && old.file && old.blocks > 0 {
 		s.removeBlob(k, old.gen)

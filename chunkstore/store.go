@@ -109,6 +109,9 @@ type Store struct {
 
 	// discards are the keys DeleteUpload discarded (see PutUpload).
 	discards discardSet
+	// unsynced counts commits left unsynced (PutUploadNoSync); synced is
+	// the count SyncWAL last made durable.
+	unsynced, synced atomic.Int64
 
 	genMu    sync.Mutex
 	nextGen  uint64 // next generation to hand out

@@ -22,13 +22,23 @@ func chunkKey(ref httpapi.ChunkRef) chunkstore.Key {
 // upload's copy (origin CopyUpload) never replaces a stored one, and is
 // refused once its cleanup has run (chunkstore.Store.PutUpload).
 func (p *Path) PutLocalChunk(ctx context.Context, ref httpapi.ChunkRef, body io.Reader, size int64, origin httpapi.CopyOrigin) (uint64, error) {
+	return p.putLocal(ctx, ref, body, size, origin, false)
+}
+
+// putLocal is PutLocalChunk; withLog leaves a one-block upload copy's
+// sync to the Raft log append that records it (Config.LocalCopiesSyncWithLog),
+// only for this node's own uploads, never for a copy another node sent.
+func (p *Path) putLocal(ctx context.Context, ref httpapi.ChunkRef, body io.Reader, size int64, origin httpapi.CopyOrigin, withLog bool) (uint64, error) {
 	var (
 		info chunkstore.Info
 		err  error
 	)
-	if origin == httpapi.CopyUpload {
+	switch {
+	case origin == httpapi.CopyUpload && withLog && p.cfg.LocalCopiesSyncWithLog:
+		info, err = p.cfg.Chunks.PutUploadNoSync(ctx, chunkKey(ref), body, size)
+	case origin == httpapi.CopyUpload:
 		info, err = p.cfg.Chunks.PutUpload(ctx, chunkKey(ref), body, size)
-	} else {
+	default:
 		info, err = p.cfg.Chunks.Put(ctx, chunkKey(ref), body, size)
 	}
 	if err != nil {

@@ -69,6 +69,7 @@ type Peers interface {
 type Chunks interface {
 	Put(ctx context.Context, k chunkstore.Key, r io.Reader, size int64) (chunkstore.Info, error)
 	PutUpload(ctx context.Context, k chunkstore.Key, r io.Reader, size int64) (chunkstore.Info, error)
+	PutUploadNoSync(ctx context.Context, k chunkstore.Key, r io.Reader, size int64) (chunkstore.Info, error)
 	Get(ctx context.Context, k chunkstore.Key, off, n int64) (io.ReadCloser, chunkstore.Info, error)
 	Delete(ctx context.Context, k chunkstore.Key) error
 	DeleteUpload(ctx context.Context, k chunkstore.Key) (bool, error)
@@ -109,6 +110,15 @@ type Config struct {
 	Objects   Objects
 	// CorruptReads counts corrupt shards found while reading; optional.
 	CorruptReads prometheus.Counter
+	// LocalCopiesSyncWithLog says that this node's Raft log lives in
+	// Chunks' Pebble instance and that the proposer syncs Chunks
+	// (chunkstore.Store.SyncWAL) before forwarding a command to another
+	// node's leader. An upload's local copy of one block then commits
+	// without its own sync (chunkstore.Store.PutUploadNoSync): the entry
+	// that records it is appended to this node's log, synced, before it
+	// can commit here as leader, and a forwarded one is preceded by the
+	// sync. Copies on other nodes are synced by their owners as always.
+	LocalCopiesSyncWithLog bool
 	// CopyHedgeAfter is how long a chunk copy may lag behind one already
 	// durable (at least twice as long as that one took) before a spare copy
 	// starts on the next ring candidate; 0 means DefaultCopyHedgeAfter.

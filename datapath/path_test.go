@@ -258,6 +258,41 @@ func TestLateCleanupKeepsRebalancedCopy(t *testing.T) {
 	}
 }
 
+// TestLocalCopiesSyncWithLog: with the Raft log in the chunk store's
+// Pebble instance, only this node's own one-block upload copies skip
+// their sync (the log append that records them syncs them); copies sent
+// to other owners, and copies other nodes send here, sync as always.
+func TestLocalCopiesSyncWithLog(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		w := mustWorld(t, []string{"n1", "n2"}, 2, erasure.Policy{},
+			func(c *datapath.Config) { c.LocalCopiesSyncWithLog = on })
+		w.recordComplete()
+		w.addFile(1)
+		body := randomBytes(1000, 1)
+		if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
+			t.Fatal(err)
+		}
+		want := int64(0)
+		if on {
+			want = 1
+		}
+		if got := w.peers.stores["n1"].nosync.Load(); got != want {
+			t.Fatalf("LocalCopiesSyncWithLog=%v: %d unsynced local copies, want %d", on, got, want)
+		}
+		if got := w.peers.stores["n2"].nosync.Load(); got != 0 {
+			t.Fatalf("LocalCopiesSyncWithLog=%v: %d unsynced copies on another node", on, got)
+		}
+		// A copy another node sends here is synced.
+		ref := httpapi.ChunkRef{Blob: 1 << 40, Num: 1}
+		if _, err := w.path.PutLocalChunk(context.Background(), ref, bytes.NewReader(body), int64(len(body)), httpapi.CopyUpload); err != nil {
+			t.Fatal(err)
+		}
+		if got := w.peers.stores["n1"].nosync.Load(); got != want {
+			t.Fatalf("LocalCopiesSyncWithLog=%v: a copy from another node went unsynced", on)
+		}
+	}
+}
+
 // waitFor polls cond until it holds, failing the test after 10 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()

@@ -879,7 +879,7 @@ func (p *Path) putCopy(ctx context.Context, owner string, ref httpapi.ChunkRef, 
 		err error
 	)
 	if owner == p.id {
-		got, err = p.PutLocalChunk(ctx, ref, pc.reader(ctx), pc.size, origin)
+		got, err = p.putLocal(ctx, ref, pc.reader(ctx), pc.size, origin, true)
 	} else {
 		got, err = p.cfg.Peers.PutChunkStream(ctx, owner, ref, pc.reader(ctx), pc.size, origin)
 	}

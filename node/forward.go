@@ -13,6 +13,28 @@ import (
 // node sees the leader change while the call is in flight.
 var errLeaderMoved = errors.New("the leader changed while the call was in flight")
 
+// syncFirst wraps the forwarder the proposer uses so that a command goes
+// to another node's leader only after this node's chunk store is synced:
+// an upload's local copy of one block is committed without a sync
+// (chunkstore.Store.PutUploadNoSync) and made durable by this node's Raft
+// log append of the entry that records it, which happens before that
+// entry commits only when this node leads. A forwarded entry can commit
+// without this node's log, so the sync must come first. It costs nothing
+// when no such copy is pending (SyncWAL returns at once).
+type syncFirst struct {
+	consensus.Forwarder
+	sync func() error
+}
+
+// ForwardApply syncs, then forwards cmd. A failed sync sends nothing, so
+// the command is certainly not applied.
+func (f syncFirst) ForwardApply(ctx context.Context, leader string, cmd []byte) ([]byte, error) {
+	if err := f.sync(); err != nil {
+		return nil, fmt.Errorf("sync local copies before forwarding to %s: %w", leader, err)
+	}
+	return f.Forwarder.ForwardApply(ctx, leader, cmd)
+}
+
 // leaderBound wraps the forwarder the proposer uses so that a call to the
 // leader ends as soon as this node sees the leader change, instead of when
 // the request's deadline does. A leader cut off by a partition never

@@ -101,3 +101,50 @@ func TestForwardEndsWhenLeaderChanges(t *testing.T) {
 		})
 	}
 }
+
+// recordingLeader answers every forwarded command and notes the order of
+// events in log.
+type recordingLeader struct{ log *[]string }
+
+func (r recordingLeader) ForwardApply(_ context.Context, _ string, cmd []byte) ([]byte, error) {
+	*r.log = append(*r.log, "forward "+string(cmd))
+	return []byte("{}"), nil
+}
+
+func (r recordingLeader) ReadIndex(context.Context, string) (uint64, error) {
+	*r.log = append(*r.log, "read index")
+	return 7, nil
+}
+
+// A command leaves for another node's leader only after this node's
+// chunk store is synced (upload copies committed without a sync are
+// durable only through this node's own log otherwise); a failed sync
+// sends nothing; reads do not sync.
+func TestForwardSyncsLocalCopiesFirst(t *testing.T) {
+	var log []string
+	syncErr := error(nil)
+	f := syncFirst{Forwarder: recordingLeader{&log}, sync: func() error {
+		log = append(log, "sync")
+		return syncErr
+	}}
+	ctx := context.Background()
+	if _, err := f.ForwardApply(ctx, "leader:1", []byte("c1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ReadIndex(ctx, "leader:1"); err != nil {
+		t.Fatal(err)
+	}
+	syncErr = errors.New("disk gone")
+	if _, err := f.ForwardApply(ctx, "leader:1", []byte("c2")); !errors.Is(err, syncErr) {
+		t.Fatalf("forward after a failed sync = %v, want the sync's error", err)
+	}
+	want := []string{"sync", "forward c1", "read index", "sync"}
+	if len(log) != len(want) {
+		t.Fatalf("events %q, want %q", log, want)
+	}
+	for i := range want {
+		if log[i] != want[i] {
+			t.Fatalf("events %q, want %q", log, want)
+		}
+	}
+}

@@ -232,7 +232,10 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 	}
 	ccfg := consensus.DefaultConfig()
 	ccfg.ID, ccfg.HTTPAddr, ccfg.ApplyTimeout, ccfg.Raft, ccfg.State = id, n.httpAddr, applyTimeout, n.raft, n.fsm
-	ccfg.Forwarder = leaderBound{inner: n.peers, changed: n.raft.LeaderChanged}
+	// Before a command leaves for another node's leader, local upload
+	// copies committed without a sync are synced: only this node's own log
+	// append, on the leader, covers them (datapath.Config.LocalCopiesSyncWithLog).
+	ccfg.Forwarder = syncFirst{sync: n.chunks.SyncWAL, Forwarder: leaderBound{inner: n.peers, changed: n.raft.LeaderChanged}}
 	// A node cut off from the leader longer than a few elections take
 	// (500 ms timeouts: 0.5–1.6 s in the chaos runs) answers 503 at once
 	// instead of holding requests until their deadline.
@@ -268,6 +271,7 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 
 	if n.data, err = datapath.New(datapath.Config{ID: id, Limits: cfg.Limits, BufferBudget: cfg.BufferBudget, State: n.fsm,
 		Proposer: n.prop, UIDs: n.mem, Placement: n.place, Peers: n.peers, Chunks: n.chunks, Objects: n.backend,
+		LocalCopiesSyncWithLog: true, // rc.LogDB is n.chunks.DB(), and syncFirst wraps the forwarder
 		CorruptReads: m.corruptReads, Logger: lg}); err != nil {
 		return err
 	}
