@@ -269,10 +269,11 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 		mismatch: n.mem.BackendMismatch, degraded: func() int { return len(n.mem.Degraded()) }, build: cfg.Build,
 		groupCommit: n.prop.GroupCommitStats})
 
+	// LocalCopiesSyncWithLog: rc.LogDB is n.chunks.DB(), and syncFirst
+	// wraps the forwarder.
 	if n.data, err = datapath.New(datapath.Config{ID: id, Limits: cfg.Limits, BufferBudget: cfg.BufferBudget, State: n.fsm,
 		Proposer: n.prop, UIDs: n.mem, Placement: n.place, Peers: n.peers, Chunks: n.chunks, Objects: n.backend,
-		LocalCopiesSyncWithLog: true, // rc.LogDB is n.chunks.DB(), and syncFirst wraps the forwarder
-		CorruptReads:           m.corruptReads, Logger: lg}); err != nil {
+		LocalCopiesSyncWithLog: true, CorruptReads: m.corruptReads, Logger: lg}); err != nil {
 		return err
 	}
 	rep, err := repair.New(repair.Config{ID: id, State: n.fsm, Data: n.data, Placement: n.place})
