@@ -35,9 +35,12 @@ func (s *Store) Put(ctx context.Context, k Key, r io.Reader, size int64) (Info, 
 // else, and it never replaces a value already stored: such a value is a
 // copy that repair or rebalance wrote after the upload gave this one up
 // (the same bytes, now recorded), so it is kept, its Info is returned and
-// nothing of r is stored. A PutUpload of a key that DeleteUpload has
-// discarded since Open fails with ErrDiscarded: the cleanup may overtake
-// a late copy on the network, and must not be outlived by it.
+// the blocks written from r are dropped. A PutUpload of a key that
+// DeleteUpload has discarded since Open fails with ErrDiscarded: the
+// cleanup may overtake a late copy on the network, and must not be
+// outlived by it. Both cases are decided once, under the key's lock at
+// commit: they are rare, and every upload copy would pay for a check
+// before the write.
 func (s *Store) PutUpload(ctx context.Context, k Key, r io.Reader, size int64) (Info, error) {
 	return s.putValue(ctx, k, r, size, true, false)
 }
@@ -108,15 +111,6 @@ func (s *Store) putValue(ctx context.Context, k Key, r io.Reader, size int64, up
 func (s *Store) put(ctx context.Context, k Key, r io.Reader, size int64, upload, noSync bool) (Info, error) {
 	if err := s.wait(ctx); err != nil {
 		return Info{}, fmt.Errorf("chunkstore: put %v: %w", k, err)
-	}
-	if upload {
-		// Cheap early answers; commitInto decides under the key's lock.
-		if s.discards.has(k) {
-			return Info{}, fmt.Errorf("chunkstore: put %v: %w", k, ErrDiscarded)
-		}
-		if m, found, err := s.readManifest(k); err == nil && found {
-			return m.info(), nil
-		}
 	}
 	select {
 	case s.putSem <- struct{}{}:
