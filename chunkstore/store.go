@@ -501,11 +501,48 @@ func (s *Store) Stat(ctx context.Context, k Key) (Info, error) {
 	return m.info(), nil
 }
 
+// Gen returns the generation of the value stored under k: every Put and
+// PutUpload writes a new one, larger than any this store gave before, so
+// a generation names one write of a key (DeleteGen removes that write and
+// no later one). ErrNotFound if there is none, ErrCorrupt if its manifest
+// is unreadable.
+func (s *Store) Gen(ctx context.Context, k Key) (uint64, error) {
+	done, err := s.begin()
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	m, found, err := s.readManifest(k)
+	if err != nil {
+		return 0, err
+	}
+	if !found {
+		return 0, fmt.Errorf("chunkstore: gen %v: %w", k, ErrNotFound)
+	}
+	return m.gen, nil
+}
+
 // Delete removes the value stored under k, durably. A missing key is not an
 // error. A Put of k still in progress is not affected and commits after.
 func (s *Store) Delete(ctx context.Context, k Key) error {
-	_, err := s.delete(ctx, k, false)
+	_, err := s.delete(ctx, k, false, 0)
 	return err
+}
+
+// DeleteGen removes the value stored under k only if it is generation gen
+// (as Gen returned it), durably; removed says whether it did. A value
+// written since (a later Put of the same key, with a newer generation) is
+// kept. This is how a copy is released after a Stat: a delete that arrives
+// late, after the key was written again, removes nothing. A missing key is
+// not an error.
+func (s *Store) DeleteGen(ctx context.Context, k Key, gen uint64) (removed bool, err error) {
+	if gen == 0 {
+		return false, fmt.Errorf("chunkstore: DeleteGen of %v needs a generation", k)
+	}
+	return s.delete(ctx, k, false, gen)
 }
 
 // DeleteUpload is an upload's cleanup of the copy it gave up on: it removes
@@ -516,10 +553,12 @@ func (s *Store) Delete(ctx context.Context, k Key) error {
 // PutUpload), so a copy of the upload still on its way cannot land after
 // its cleanup. A missing key is not an error.
 func (s *Store) DeleteUpload(ctx context.Context, k Key) (removed bool, err error) {
-	return s.delete(ctx, k, true)
+	return s.delete(ctx, k, true, 0)
 }
 
-func (s *Store) delete(ctx context.Context, k Key, upload bool) (removed bool, _ error) {
+// delete removes k's value: only the upload's copy if upload is set, only
+// generation gen if gen is not 0.
+func (s *Store) delete(ctx context.Context, k Key, upload bool, gen uint64) (removed bool, _ error) {
 	done, err := s.begin()
 	if err != nil {
 		return false, err
@@ -542,6 +581,12 @@ func (s *Store) delete(ctx context.Context, k Key, upload bool) (removed bool, _
 	if upload && (err != nil || !m.upload) {
 		// Not the upload's copy (or unreadable, so not known to be).
 		s.log.Info("upload cleanup kept a later copy", "key", k.String(), "corrupt", err != nil)
+		return false, nil
+	}
+	if gen != 0 && (err != nil || m.gen != gen) {
+		// Written again since the caller's Stat (or unreadable, so not
+		// known to be the same write).
+		s.log.Info("release kept a later copy", "key", k.String(), "gen", gen, "corrupt", err != nil)
 		return false, nil
 	}
 	b := s.db.NewBatch()

@@ -279,3 +279,70 @@ func TestSyncWALOnlyWhenNeeded(t *testing.T) {
 		t.Fatalf("unsynced %d, synced %d", s.unsynced.Load(), s.synced.Load())
 	}
 }
+
+// TestDeleteGenKeepsLaterWrite is a release that arrives late: rebalance
+// read the generation of an off-ring copy, sent its delete, and the delete
+// was held up (a partition) while the ring flipped back and a later move
+// wrote the same chunk to the same node again. The late delete must remove
+// only the write it named, also after a reopen in between.
+func TestDeleteGenKeepsLaterWrite(t *testing.T) {
+	for _, path := range paths {
+		t.Run(path.String(), func(t *testing.T) {
+			ctx := context.Background()
+			fs := vfs.NewMem()
+			opts := testOptions(t, fs, path)
+			s := mustOpen(t, opts)
+			k := Key{UID: 9, Chunk: 2}
+			data := value(5, 2*testBlockSize+3)
+
+			if _, err := s.Gen(ctx, k); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("Gen of a missing key = %v, want ErrNotFound", err)
+			}
+			if removed, err := s.DeleteGen(ctx, k, 1); err != nil || removed {
+				t.Fatalf("DeleteGen of a missing key = %v, %v; want false, nil", removed, err)
+			}
+			if _, err := s.DeleteGen(ctx, k, 0); err == nil {
+				t.Fatal("DeleteGen with generation 0 succeeded; want an error")
+			}
+
+			mustPut(t, s, k, data)
+			old, err := s.Gen(ctx, k)
+			if err != nil || old == 0 {
+				t.Fatalf("Gen = %d, %v", old, err)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = mustOpen(t, opts)
+			if g, err := s.Gen(ctx, k); err != nil || g != old {
+				t.Fatalf("Gen after reopen = %d, %v; want %d", g, err, old)
+			}
+			// The same bytes written again (the move back): a new write.
+			mustPut(t, s, k, data)
+			later, err := s.Gen(ctx, k)
+			if err != nil || later <= old {
+				t.Fatalf("Gen after a second Put = %d, %v; want > %d", later, err, old)
+			}
+			before := blockKeyCount(t, s, k)
+			if removed, err := s.DeleteGen(ctx, k, old); err != nil || removed {
+				t.Fatalf("late DeleteGen(%d) = %v, %v; want kept", old, removed, err)
+			}
+			if got, _ := mustGet(t, s, k, 0, -1); !bytes.Equal(got, data) {
+				t.Fatal("later write damaged by a late release")
+			}
+			if n := blockKeyCount(t, s, k); n != before {
+				t.Fatalf("late release changed the value's blocks: %d, want %d", n, before)
+			}
+			if removed, err := s.DeleteGen(ctx, k, later); err != nil || !removed {
+				t.Fatalf("DeleteGen(%d) of the current write = %v, %v; want removed", later, removed, err)
+			}
+			assertAbsent(t, s, k)
+			if n := blockKeyCount(t, s, k); n != 0 {
+				t.Fatalf("%d block keys/files left after DeleteGen", n)
+			}
+			if st := s.Metrics(); st.Chunks != 0 || st.BytesStored != 0 {
+				t.Fatalf("stats after DeleteGen: %+v", st)
+			}
+		})
+	}
+}

@@ -31,6 +31,9 @@ type memChunks struct {
 	// upload marks values PutUpload wrote; discarded, keys DeleteUpload
 	// cleaned up (chunkstore's semantics, unbounded here).
 	upload, discarded map[chunkstore.Key]bool
+	// gens holds each value's generation, lastGen the last one given.
+	gens    map[chunkstore.Key]uint64
+	lastGen uint64
 	// nosync counts PutUploadNoSync calls.
 	nosync atomic.Int64
 	// read counts the bytes Put has read from its bodies so far.
@@ -50,7 +53,8 @@ func (c countingReader) Read(p []byte) (int, error) {
 }
 
 func newMemChunks() *memChunks {
-	return &memChunks{data: map[chunkstore.Key][]byte{}, upload: map[chunkstore.Key]bool{}, discarded: map[chunkstore.Key]bool{}}
+	return &memChunks{data: map[chunkstore.Key][]byte{}, upload: map[chunkstore.Key]bool{}, discarded: map[chunkstore.Key]bool{},
+		gens: map[chunkstore.Key]uint64{}}
 }
 
 func (m *memChunks) Put(_ context.Context, k chunkstore.Key, r io.Reader, size int64) (chunkstore.Info, error) {
@@ -87,6 +91,8 @@ func (m *memChunks) put(k chunkstore.Key, r io.Reader, size int64, upload bool) 
 	}
 	m.data[k] = b
 	m.upload[k] = upload
+	m.lastGen++
+	m.gens[k] = m.lastGen
 	return chunkstore.Info{Size: int64(len(b)), Sum: xxhash.Sum64(b)}, nil
 }
 
@@ -122,6 +128,25 @@ func (m *memChunks) Delete(_ context.Context, k chunkstore.Key) error {
 	}
 	delete(m.data, k)
 	return nil
+}
+
+func (m *memChunks) Gen(_ context.Context, k chunkstore.Key) (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.data[k]; !ok {
+		return 0, chunkstore.ErrNotFound
+	}
+	return m.gens[k], nil
+}
+
+func (m *memChunks) DeleteGen(_ context.Context, k chunkstore.Key, gen uint64) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.data[k]; !ok || m.gens[k] != gen {
+		return false, nil
+	}
+	delete(m.data, k)
+	return true, nil
 }
 
 func (m *memChunks) len() int {
@@ -202,7 +227,19 @@ func (p *memPeers) PutChunkStream(ctx context.Context, owner string, ref httpapi
 	return info.Sum, err
 }
 
-func (p *memPeers) DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, origin httpapi.CopyOrigin) error {
+func (p *memPeers) ChunkGen(ctx context.Context, owner string, ref httpapi.ChunkRef) (uint64, error) {
+	s, err := p.store(owner)
+	if err != nil {
+		return 0, err
+	}
+	gen, err := s.Gen(ctx, key(ref))
+	if errors.Is(err, chunkstore.ErrNotFound) {
+		err = fmt.Errorf("%w: %w", osprey.ErrNotFound, err)
+	}
+	return gen, err
+}
+
+func (p *memPeers) DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, origin httpapi.CopyOrigin, gen uint64) error {
 	p.mu.Lock()
 	gate := p.deleteGate[owner]
 	p.mu.Unlock()
@@ -219,8 +256,12 @@ func (p *memPeers) DeleteChunk(ctx context.Context, owner string, ref httpapi.Ch
 		return err
 	}
 	defer p.deletes.Add(1)
-	if origin == httpapi.CopyUpload {
+	switch {
+	case origin == httpapi.CopyUpload:
 		_, err := s.DeleteUpload(ctx, key(ref))
+		return err
+	case gen != 0:
+		_, err := s.DeleteGen(ctx, key(ref), gen)
 		return err
 	}
 	return s.Delete(ctx, key(ref))

@@ -61,13 +61,66 @@ func (p *Path) GetLocalChunk(ctx context.Context, ref httpapi.ChunkRef, off, len
 
 // DeleteLocalChunk deletes a local chunk copy: whatever is stored for
 // CopyRecorded, only the upload's own copy for CopyUpload (a copy that
-// repair or rebalance wrote since stays).
-func (p *Path) DeleteLocalChunk(ctx context.Context, ref httpapi.ChunkRef, origin httpapi.CopyOrigin) error {
-	if origin == httpapi.CopyUpload {
+// repair or rebalance wrote since stays); a gen other than 0 deletes only
+// that generation of it (a write since stays).
+func (p *Path) DeleteLocalChunk(ctx context.Context, ref httpapi.ChunkRef, origin httpapi.CopyOrigin, gen uint64) error {
+	switch {
+	case origin == httpapi.CopyUpload:
 		_, err := p.cfg.Chunks.DeleteUpload(ctx, chunkKey(ref))
+		return mapChunkErr(err)
+	case gen != 0:
+		_, err := p.cfg.Chunks.DeleteGen(ctx, chunkKey(ref), gen)
 		return mapChunkErr(err)
 	}
 	return mapChunkErr(p.cfg.Chunks.Delete(ctx, chunkKey(ref)))
+}
+
+// LocalChunkGen returns the generation of the local copy of ref.
+func (p *Path) LocalChunkGen(ctx context.Context, ref httpapi.ChunkRef) (uint64, error) {
+	gen, err := p.cfg.Chunks.Gen(ctx, chunkKey(ref))
+	return gen, mapChunkErr(err)
+}
+
+// ReleaseCopy deletes owner's copy of ref, which a recorded move made
+// redundant, unless keep (asked after the copy's generation was read)
+// says the record names owner for it again. The delete names that
+// generation, so a delete held up in the network (a partition) and
+// delivered after a later move or repair wrote the chunk to owner again
+// removes nothing: the late delete of a release can no longer take the
+// copy a later record relies on. An owner that cannot report generations
+// (an earlier build) gets a plain delete, as before.
+func (p *Path) ReleaseCopy(ctx context.Context, owner osprey.NodeID, ref httpapi.ChunkRef, keep func() bool) error {
+	if rec, ok := p.cfg.State.Node(owner); !ok || rec.Removed {
+		return nil // its data went with it
+	}
+	local := string(owner) == p.id
+	var gen uint64
+	var err error
+	if local {
+		gen, err = p.LocalChunkGen(ctx, ref)
+	} else {
+		gen, err = p.cfg.Peers.ChunkGen(ctx, string(owner), ref)
+	}
+	switch {
+	case errors.Is(err, osprey.ErrNotFound):
+		return nil
+	case errors.Is(err, errors.ErrUnsupported):
+		gen = 0
+	case err != nil:
+		return fmt.Errorf("release chunk %d/%d/%d on %s: %w", ref.Blob, ref.Num, ref.Shard, owner, err)
+	}
+	if keep() {
+		return nil
+	}
+	if local {
+		err = p.DeleteLocalChunk(ctx, ref, httpapi.CopyRecorded, gen)
+	} else {
+		err = p.cfg.Peers.DeleteChunk(ctx, string(owner), ref, httpapi.CopyRecorded, gen)
+	}
+	if err != nil && !errors.Is(err, osprey.ErrNotFound) {
+		return fmt.Errorf("release chunk %d/%d/%d on %s: %w", ref.Blob, ref.Num, ref.Shard, owner, err)
+	}
+	return nil
 }
 
 func mapChunkErr(err error) error {

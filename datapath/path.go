@@ -58,7 +58,12 @@ type Peers interface {
 	// and returns the checksum (xxhash64) the owner computed.
 	// origin says whose copy it is (httpapi.CopyOrigin).
 	PutChunkStream(ctx context.Context, owner string, ref httpapi.ChunkRef, body io.Reader, size int64, origin httpapi.CopyOrigin) (uint64, error)
-	DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, origin httpapi.CopyOrigin) error
+	// ChunkGen returns the generation of owner's copy of ref;
+	// errors.ErrUnsupported from a build that cannot tell.
+	ChunkGen(ctx context.Context, owner string, ref httpapi.ChunkRef) (uint64, error)
+	// DeleteChunk deletes owner's copy of ref as origin says; gen, if not
+	// 0, deletes it only if it is still that generation.
+	DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, origin httpapi.CopyOrigin, gen uint64) error
 	OpenChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, error)
 	PutObject(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error
 	OpenObject(ctx context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error)
@@ -73,6 +78,8 @@ type Chunks interface {
 	Get(ctx context.Context, k chunkstore.Key, off, n int64) (io.ReadCloser, chunkstore.Info, error)
 	Delete(ctx context.Context, k chunkstore.Key) error
 	DeleteUpload(ctx context.Context, k chunkstore.Key) (bool, error)
+	Gen(ctx context.Context, k chunkstore.Key) (uint64, error)
+	DeleteGen(ctx context.Context, k chunkstore.Key, gen uint64) (bool, error)
 }
 
 // Objects is the part of the object backend the data path uses.

@@ -253,8 +253,81 @@ func TestLateCleanupKeepsRebalancedCopy(t *testing.T) {
 	if _, err := n3.PutUpload(context.Background(), k, bytes.NewReader(body), int64(len(body))); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.peers.DeleteChunk(context.Background(), "n3", httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk}, httpapi.CopyUpload); err != nil || n3.has(k) {
+	if err := w.peers.DeleteChunk(context.Background(), "n3", httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk}, httpapi.CopyUpload, 0); err != nil || n3.has(k) {
 		t.Fatalf("upload cleanup of the upload's own copy: %v, still there %v", err, n3.has(k))
+	}
+}
+
+// TestLateReleaseKeepsLaterMove is the release's version of the race
+// above: rebalance releases an off-ring copy on n2 (its record names n2
+// no more), the delete is held in the network, the ring flips back and a
+// later move writes the chunk to n2 again, and then the old delete
+// arrives. It names the generation it checked, so the later copy stays.
+func TestLateReleaseKeepsLaterMove(t *testing.T) {
+	for _, local := range []bool{false, true} {
+		t.Run(map[bool]string{false: "remote", true: "local"}[local], func(t *testing.T) {
+			w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+			owner := "n2"
+			if local {
+				owner = "n1" // the node running the release holds the copy
+			}
+			ref := httpapi.ChunkRef{Blob: 77, Num: 1}
+			body := randomBytes(1000, 77)
+			ctx := context.Background()
+			if err := w.path.PutChunkOn(ctx, owner, ref, body, xxhash.Sum64(body)); err != nil {
+				t.Fatal(err)
+			}
+			// Nothing names the copy: it is released, but the delete is
+			// held (a remote one at the network gate, a local one by
+			// letting the move land between the generation read and
+			// the delete, through keep).
+			gate := make(chan struct{})
+			w.peers.deleteGate[owner] = gate
+			released := make(chan error, 1)
+			moved := false
+			keep := func() bool {
+				if local && !moved {
+					moved = true
+					if err := w.path.PutChunkOn(ctx, owner, ref, body, xxhash.Sum64(body)); err != nil {
+						t.Error(err)
+					}
+				}
+				return false
+			}
+			go func() { released <- w.path.ReleaseCopy(ctx, osprey.NodeID(owner), ref, keep) }()
+			if !local {
+				waitFor(t, "the release's delete", func() bool { return w.peers.gated.Load() == 1 })
+				// The move back lands while the delete is held.
+				if err := w.path.PutChunkOn(ctx, owner, ref, body, xxhash.Sum64(body)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			close(gate)
+			if err := <-released; err != nil {
+				t.Fatal(err)
+			}
+			if !w.peers.stores[owner].has(key(ref)) {
+				t.Fatal("a late release deleted the copy a later move wrote")
+			}
+			// With nothing written since, a release removes the copy,
+			// and one of a copy already gone is not an error.
+			if err := w.path.ReleaseCopy(ctx, osprey.NodeID(owner), ref, func() bool { return false }); err != nil {
+				t.Fatal(err)
+			}
+			if w.peers.stores[owner].has(key(ref)) {
+				t.Fatal("the release kept a copy nothing wrote since")
+			}
+			if err := w.path.ReleaseCopy(ctx, osprey.NodeID(owner), ref, func() bool { return false }); err != nil {
+				t.Fatalf("release of a copy already gone: %v", err)
+			}
+			// keep, asked after the generation was read, can still save it.
+			if err := w.path.PutChunkOn(ctx, owner, ref, body, xxhash.Sum64(body)); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.path.ReleaseCopy(ctx, osprey.NodeID(owner), ref, func() bool { return true }); err != nil || !w.peers.stores[owner].has(key(ref)) {
+				t.Fatalf("release that keep refused: %v, copy there %v", err, w.peers.stores[owner].has(key(ref)))
+			}
+		})
 	}
 }
 

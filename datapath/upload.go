@@ -931,9 +931,9 @@ func (p *Path) collect(chunks []fsm.Chunk) {
 			for _, o := range ch.Owners {
 				var err error
 				if string(o) == p.id {
-					err = p.DeleteLocalChunk(ctx, ref, httpapi.CopyUpload)
+					err = p.DeleteLocalChunk(ctx, ref, httpapi.CopyUpload, 0)
 				} else {
-					err = p.cfg.Peers.DeleteChunk(ctx, string(o), ref, httpapi.CopyUpload)
+					err = p.cfg.Peers.DeleteChunk(ctx, string(o), ref, httpapi.CopyUpload, 0)
 				}
 				if err != nil {
 					p.log.Debug("garbage chunk not deleted", "blob", ch.Blob, "num", ch.Num, "owner", o, "err", err)
@@ -1037,9 +1037,9 @@ func (p *Path) deleteChunks(ctx context.Context, chunks []fsm.Chunk, origin http
 		}
 		var err error
 		if string(owner) == p.id {
-			err = p.DeleteLocalChunk(ctx, ref, origin)
+			err = p.DeleteLocalChunk(ctx, ref, origin, 0)
 		} else {
-			err = p.cfg.Peers.DeleteChunk(ctx, string(owner), ref, origin)
+			err = p.cfg.Peers.DeleteChunk(ctx, string(owner), ref, origin, 0)
 		}
 		if err != nil && !errors.Is(err, osprey.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("chunk %d/%d/%d on %s: %w", ref.Blob, ref.Num, ref.Shard, owner, err))

@@ -54,6 +54,7 @@ func (s *Server) storageRoutes() {
 
 	s.handle(http.MethodPut, "/internal/v1/chunks/:blob/:num/:shard", node, s.handleChunkPut)
 	s.handle(http.MethodGet, "/internal/v1/chunks/:blob/:num/:shard", node, s.handleChunkGet)
+	s.handle(http.MethodHead, "/internal/v1/chunks/:blob/:num/:shard", node, s.handleChunkHead)
 	s.handle(http.MethodDelete, "/internal/v1/chunks/:blob/:num/:shard", node, s.handleChunkDelete)
 }
 
@@ -763,6 +764,23 @@ func (s *Server) handleChunkGet(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// handleChunkHead reports the generation of the local copy in a header (a
+// HEAD reply has no body); a missing copy is 404.
+func (s *Server) handleChunkHead(w http.ResponseWriter, r *http.Request) {
+	ref, err := chunkRef(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	gen, err := s.cfg.Storage.LocalChunkGen(r.Context(), ref)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set(HeaderChunkGen, strconv.FormatUint(gen, 10))
+	w.WriteHeader(http.StatusOK)
+}
+
 func (s *Server) handleChunkDelete(w http.ResponseWriter, r *http.Request) {
 	ref, err := chunkRef(r)
 	if err != nil {
@@ -774,7 +792,18 @@ func (s *Server) handleChunkDelete(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.cfg.Storage.DeleteLocalChunk(r.Context(), ref, origin); err != nil {
+	var gen uint64
+	if v := r.URL.Query().Get("gen"); v != "" {
+		if gen, err = strconv.ParseUint(v, 10, 64); err != nil || gen == 0 {
+			s.writeError(w, r, invalidf("gen %q is not a positive number", v))
+			return
+		}
+		if origin == CopyUpload {
+			s.writeError(w, r, invalidf("gen does not go with origin %q", origin))
+			return
+		}
+	}
+	if err := s.cfg.Storage.DeleteLocalChunk(r.Context(), ref, origin, gen); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

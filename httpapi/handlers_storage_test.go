@@ -1047,18 +1047,49 @@ func TestInternalChunks(t *testing.T) {
 		f := mustFixture(t)
 		var gotRef ChunkRef
 		gotOrigin := CopyOrigin(99)
-		f.storage.DeleteLocalChunkFn = func(_ context.Context, ref ChunkRef, origin CopyOrigin) error {
-			gotRef, gotOrigin = ref, origin
+		gotGen := uint64(99)
+		f.storage.DeleteLocalChunkFn = func(_ context.Context, ref ChunkRef, origin CopyOrigin, gen uint64) error {
+			gotRef, gotOrigin, gotGen = ref, origin, gen
 			return nil
 		}
 		f.check(t, apiCase{method: http.MethodDelete, path: "/internal/v1/chunks/1/2/3", header: node, wantCode: 200, wantBody: `"data":null`})
-		if gotRef != (ChunkRef{1, 2, 3}) || gotOrigin != CopyRecorded {
-			t.Errorf("DeleteLocalChunk got %+v %v", gotRef, gotOrigin)
+		if gotRef != (ChunkRef{1, 2, 3}) || gotOrigin != CopyRecorded || gotGen != 0 {
+			t.Errorf("DeleteLocalChunk got %+v %v gen %d", gotRef, gotOrigin, gotGen)
 		}
 		f.check(t, apiCase{method: http.MethodDelete, path: "/internal/v1/chunks/1/2/3?origin=upload", header: node, wantCode: 200})
-		if gotOrigin != CopyUpload {
-			t.Errorf("DeleteLocalChunk with origin=upload got origin %v", gotOrigin)
+		if gotOrigin != CopyUpload || gotGen != 0 {
+			t.Errorf("DeleteLocalChunk with origin=upload got origin %v gen %d", gotOrigin, gotGen)
 		}
+		f.check(t, apiCase{method: http.MethodDelete, path: "/internal/v1/chunks/1/2/3?gen=18446744073709551615", header: node, wantCode: 200})
+		if gotOrigin != CopyRecorded || gotGen != 1<<64-1 {
+			t.Errorf("DeleteLocalChunk with gen got origin %v gen %d", gotOrigin, gotGen)
+		}
+		calls := f.storage.Calls("DeleteLocalChunk")
+		for _, q := range []string{"gen=0", "gen=-1", "gen=x", "gen=18446744073709551616", "gen=3&origin=upload"} {
+			f.check(t, apiCase{method: http.MethodDelete, path: "/internal/v1/chunks/1/2/3?" + q, header: node, wantCode: 400})
+		}
+		if n := f.storage.Calls("DeleteLocalChunk"); n != calls {
+			t.Errorf("a delete with a bad gen reached storage (%d calls)", n-calls)
+		}
+	})
+	t.Run("head", func(t *testing.T) {
+		f := mustFixture(t)
+		f.storage.LocalChunkGenFn = func(_ context.Context, ref ChunkRef) (uint64, error) {
+			if ref != (ChunkRef{4, 5, 6}) {
+				return 0, fmt.Errorf("%w: no such chunk", osprey.ErrNotFound)
+			}
+			return 123, nil
+		}
+		// A HEAD reply has no body, only its status and headers.
+		rec := f.do(http.MethodHead, "/internal/v1/chunks/4/5/6", "", node)
+		if got := rec.Header().Get(HeaderChunkGen); rec.Code != 200 || got != "123" {
+			t.Errorf("status %d, %s = %q; want 200, 123", rec.Code, HeaderChunkGen, got)
+		}
+		rec, _ = f.check(t, apiCase{method: http.MethodHead, path: "/internal/v1/chunks/4/5/7", header: node, wantCode: 404})
+		if got := rec.Header().Get(HeaderChunkGen); got != "" {
+			t.Errorf("a missing copy answered %s %q", HeaderChunkGen, got)
+		}
+		f.check(t, apiCase{method: http.MethodHead, path: "/internal/v1/chunks/4/5/6", wantCode: 403})
 	})
 	t.Run("bad refs", func(t *testing.T) {
 		for _, p := range []string{"x/2/3", "1/x/3", "1/2/x", "-1/2/3", "1/4294967296/3", "1/2/65536", "18446744073709551616/2/3"} {

@@ -208,7 +208,8 @@ type mockStorage struct {
 	LocateFn           func(ctx context.Context, uid osprey.UID) ([]string, error)
 	PutLocalChunkFn    func(ctx context.Context, key ChunkRef, body io.Reader, size int64, origin CopyOrigin) (uint64, error)
 	GetLocalChunkFn    func(ctx context.Context, key ChunkRef, off, n int64) (io.ReadCloser, int64, error)
-	DeleteLocalChunkFn func(ctx context.Context, key ChunkRef, origin CopyOrigin) error
+	DeleteLocalChunkFn func(ctx context.Context, key ChunkRef, origin CopyOrigin, gen uint64) error
+	LocalChunkGenFn    func(ctx context.Context, key ChunkRef) (uint64, error)
 }
 
 var _ Storage = (*mockStorage)(nil)
@@ -325,12 +326,20 @@ func (m *mockStorage) GetLocalChunk(ctx context.Context, key ChunkRef, off, n in
 	return m.GetLocalChunkFn(ctx, key, off, n)
 }
 
-func (m *mockStorage) DeleteLocalChunk(ctx context.Context, key ChunkRef, origin CopyOrigin) error {
+func (m *mockStorage) DeleteLocalChunk(ctx context.Context, key ChunkRef, origin CopyOrigin, gen uint64) error {
 	m.called("DeleteLocalChunk")
 	if m.DeleteLocalChunkFn == nil {
 		return errNotMocked
 	}
-	return m.DeleteLocalChunkFn(ctx, key, origin)
+	return m.DeleteLocalChunkFn(ctx, key, origin, gen)
+}
+
+func (m *mockStorage) LocalChunkGen(ctx context.Context, key ChunkRef) (uint64, error) {
+	m.called("LocalChunkGen")
+	if m.LocalChunkGenFn == nil {
+		return 0, errNotMocked
+	}
+	return m.LocalChunkGenFn(ctx, key)
 }
 
 // mockTasks implements Tasks with function fields.

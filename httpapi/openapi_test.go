@@ -464,7 +464,8 @@ func TestOpenAPIResponses(t *testing.T) {
 	st.GetLocalChunkFn = func(context.Context, ChunkRef, int64, int64) (io.ReadCloser, int64, error) {
 		return io.NopCloser(strings.NewReader("abc")), 3, nil
 	}
-	st.DeleteLocalChunkFn = func(context.Context, ChunkRef, CopyOrigin) error { return nil }
+	st.DeleteLocalChunkFn = func(context.Context, ChunkRef, CopyOrigin, uint64) error { return nil }
+	st.LocalChunkGenFn = func(context.Context, ChunkRef) (uint64, error) { return 7, nil }
 
 	workerID := int64(1)
 	member := MemberInfo{ID: "n1", RaftAddr: "10.0.0.1:8081", HTTPAddr: "10.0.0.1:8080", Suffrage: "Voter", WorkerID: &workerID}
@@ -659,6 +660,8 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"chunk put bad ref", "PUT", "/internal/v1/chunks/{blob}/{num}/{shard}", "/internal/v1/chunks/x/1/0", "abc", nodeHdr, nil, 400},
 		{"chunk get", "GET", "/internal/v1/chunks/{blob}/{num}/{shard}", "/internal/v1/chunks/5/1/0?off=0&n=3", "", nodeHdr, nil, 200},
 		{"chunk delete", "DELETE", "/internal/v1/chunks/{blob}/{num}/{shard}", "/internal/v1/chunks/5/1/0", "", nodeHdr, nil, 200},
+		{"chunk delete gen", "DELETE", "/internal/v1/chunks/{blob}/{num}/{shard}", "/internal/v1/chunks/5/1/0?gen=7", "", nodeHdr, nil, 200},
+		{"chunk head", "HEAD", "/internal/v1/chunks/{blob}/{num}/{shard}", "/internal/v1/chunks/5/1/0", "", nodeHdr, nil, 200},
 		{"object put", "PUT", "/internal/v1/objects/{bucket}/{key}", "/internal/v1/objects/image/1.jpg?md5=" + md5abc, "abc", nodeHdr, nil, 200},
 		{"object get", "GET", "/internal/v1/objects/{bucket}/{key}", "/internal/v1/objects/image/1.jpg?off=0&n=3", "", nodeHdr, nil, 200},
 		{"object get bad range", "GET", "/internal/v1/objects/{bucket}/{key}", "/internal/v1/objects/image/1.jpg?off=x", "", nodeHdr, nil, 400},

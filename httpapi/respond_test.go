@@ -176,7 +176,7 @@ func TestErrorMappingEveryRoute(t *testing.T) {
 			}},
 		{"chunk delete", http.MethodDelete, "/internal/v1/chunks/1/2/0", "", node,
 			func(s *mockStorage, err error) {
-				s.DeleteLocalChunkFn = func(context.Context, ChunkRef, CopyOrigin) error { return err }
+				s.DeleteLocalChunkFn = func(context.Context, ChunkRef, CopyOrigin, uint64) error { return err }
 			}},
 	}
 	kinds := []struct {

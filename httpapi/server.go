@@ -39,6 +39,9 @@ const (
 	// HeaderForwarded marks a request forwarded to the leader, so a request
 	// never bounces between nodes.
 	HeaderForwarded = "X-Osprey-Forwarded"
+	// HeaderChunkGen carries a chunk copy's generation in the reply to
+	// HEAD /internal/v1/chunks/...
+	HeaderChunkGen = "X-Osprey-Chunk-Gen"
 )
 
 // Cluster is what the cluster admin routes need from a node.

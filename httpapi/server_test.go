@@ -286,7 +286,7 @@ func reachAll(f *fixture) {
 	s.LocateFn = func(context.Context, osprey.UID) ([]string, error) { return nil, conflict }
 	s.PutLocalChunkFn = func(context.Context, ChunkRef, io.Reader, int64, CopyOrigin) (uint64, error) { return 0, conflict }
 	s.GetLocalChunkFn = func(context.Context, ChunkRef, int64, int64) (io.ReadCloser, int64, error) { return nil, 0, conflict }
-	s.DeleteLocalChunkFn = func(context.Context, ChunkRef, CopyOrigin) error { return conflict }
+	s.DeleteLocalChunkFn = func(context.Context, ChunkRef, CopyOrigin, uint64) error { return conflict }
 	c := f.cluster
 	c.StatusFn = func(context.Context) (ClusterStatus, error) { return ClusterStatus{}, conflict }
 	c.NodesFn = func(context.Context) ([]NodeInfo, error) { return nil, conflict }

@@ -42,7 +42,12 @@ type Storage interface {
 	// Node-to-node chunk transfer.
 	PutLocalChunk(ctx context.Context, key ChunkRef, body io.Reader, size int64, origin CopyOrigin) (uint64, error)
 	GetLocalChunk(ctx context.Context, key ChunkRef, off, n int64) (io.ReadCloser, int64, error)
-	DeleteLocalChunk(ctx context.Context, key ChunkRef, origin CopyOrigin) error
+	// LocalChunkGen returns the generation of the local copy of key: every
+	// write of a chunk on a node gets a new, larger one.
+	LocalChunkGen(ctx context.Context, key ChunkRef) (uint64, error)
+	// DeleteLocalChunk deletes the local copy of key as origin says; gen,
+	// if not 0, deletes it only if it is still that generation.
+	DeleteLocalChunk(ctx context.Context, key ChunkRef, origin CopyOrigin, gen uint64) error
 }
 
 // Dedup is proof-of-possession instant upload (POST /dedup/challenge,

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/httpapi"
 	"github.com/osprey-storage/osprey/node"
 )
 
@@ -245,9 +247,18 @@ func TestRebalanceOnJoin(t *testing.T) {
 		file, _ := f.File(mustUID(t, u))
 		ct, _ := f.Content(file.Content)
 		if ct.Inline {
-			// Kept in its staged chunks: two copies, on the ring owners.
+			// Kept in its staged chunks: two copies, on the ring owners,
+			// and none elsewhere (a moved copy's old one was released
+			// through HEAD and a generation-scoped DELETE).
 			if ct.Location != nil || len(ct.Chunks) != 1 || len(ct.Chunks[0].Owners) != 2 {
 				t.Fatalf("inline uid %s: location %+v chunks %+v", u, ct.Location, ct.Chunks)
+			}
+			ch := ct.Chunks[0]
+			for i, n := range c.nodes {
+				_, err := n.Storage().LocalChunkGen(context.Background(), httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num})
+				if held := slices.Contains(ch.Owners, osprey.NodeID(n.ID())); held != (err == nil) {
+					t.Fatalf("inline uid %s on n%d: recorded %v, copy present %v (%v)", u, i+1, held, err == nil, err)
+				}
 			}
 			inline++
 			continue

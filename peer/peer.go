@@ -120,16 +120,9 @@ func (c *Client) Addr(owner string) (string, error) {
 // could not be sent at all is ErrUnavailable (certainly not applied), one
 // that failed after sending is ErrIndeterminate.
 func (c *Client) DoJSON(req *http.Request, out any) error {
-	if tok := c.Token(); tok != "" {
-		req.Header.Set(httpapi.HeaderNodeAuth, tok)
-	}
-	resp, err := c.rpc.Do(req)
+	resp, err := c.send(req)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			return fmt.Errorf("%w: %w", osprey.ErrUnavailable, err)
-		}
-		return fmt.Errorf("%w: %w", osprey.ErrIndeterminate, err)
+		return err
 	}
 	defer resp.Body.Close()
 	var env struct {
@@ -147,6 +140,24 @@ func (c *Client) DoJSON(req *http.Request, out any) error {
 		return json.Unmarshal(env.Data, out)
 	}
 	return nil
+}
+
+// send sends req with this node's credentials on the RPC client. A request
+// that never reached the peer (dial failed) is ErrUnavailable; any other
+// failure is ErrIndeterminate, as the peer may have acted on it.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	if tok := c.Token(); tok != "" {
+		req.Header.Set(httpapi.HeaderNodeAuth, tok)
+	}
+	resp, err := c.rpc.Do(req)
+	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			return nil, fmt.Errorf("%w: %w", osprey.ErrUnavailable, err)
+		}
+		return nil, fmt.Errorf("%w: %w", osprey.ErrIndeterminate, err)
+	}
+	return resp, nil
 }
 
 // drainClose reads what is left of a small reply body before closing it:
@@ -297,17 +308,57 @@ func originQuery(origin httpapi.CopyOrigin) string {
 }
 
 // DeleteChunk deletes a chunk copy on owner: any copy for CopyRecorded,
-// only the upload's own for CopyUpload (see httpapi.CopyOrigin).
-func (c *Client) DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, origin httpapi.CopyOrigin) error {
+// only the upload's own for CopyUpload (see httpapi.CopyOrigin); a gen
+// other than 0 deletes it only if it is still that generation (ChunkGen).
+func (c *Client) DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, origin httpapi.CopyOrigin, gen uint64) error {
 	addr, err := c.Addr(owner)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.chunkURL(addr, ref)+originQuery(origin), nil)
+	u := c.chunkURL(addr, ref) + originQuery(origin)
+	if gen != 0 {
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		u += sep + "gen=" + strconv.FormatUint(gen, 10)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
 	if err != nil {
 		return err
 	}
 	return c.DoJSON(req, nil)
+}
+
+// ChunkGen returns the generation of owner's copy of ref (every write of a
+// chunk on a node gets a new, larger one): osprey.ErrNotFound if owner has
+// none, errors.ErrUnsupported if owner is a build that cannot tell.
+func (c *Client) ChunkGen(ctx context.Context, owner string, ref httpapi.ChunkRef) (uint64, error) {
+	addr, err := c.Addr(owner)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.chunkURL(addr, ref), nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close() // a HEAD reply has none
+	switch {
+	case resp.StatusCode == http.StatusMethodNotAllowed:
+		return 0, fmt.Errorf("node %s reports no chunk generations: %w", owner, errors.ErrUnsupported)
+	case resp.StatusCode/100 != 2:
+		return 0, httpapi.ErrorFromStatus(resp.StatusCode, fmt.Sprintf("HEAD chunk %d/%d/%d on %s", ref.Blob, ref.Num, ref.Shard, owner))
+	}
+	v := resp.Header.Get(httpapi.HeaderChunkGen)
+	gen, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || gen == 0 {
+		return 0, fmt.Errorf("%w: node %s answered chunk generation %q", osprey.ErrIndeterminate, owner, v)
+	}
+	return gen, nil
 }
 
 // OpenChunk streams length bytes at off of the chunk copy on owner. The

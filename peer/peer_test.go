@@ -75,10 +75,10 @@ func TestErrorsMapToKinds(t *testing.T) {
 	c, _ := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, "no such chunk", nil)
 	})
-	if err := c.DeleteChunk(context.Background(), "p1", httpapi.ChunkRef{Blob: 1, Num: 1}, httpapi.CopyRecorded); !errors.Is(err, osprey.ErrNotFound) {
+	if err := c.DeleteChunk(context.Background(), "p1", httpapi.ChunkRef{Blob: 1, Num: 1}, httpapi.CopyRecorded, 0); !errors.Is(err, osprey.ErrNotFound) {
 		t.Fatalf("404: %v", err)
 	}
-	if err := c.DeleteChunk(context.Background(), "nobody", httpapi.ChunkRef{}, httpapi.CopyUpload); !errors.Is(err, osprey.ErrUnavailable) {
+	if err := c.DeleteChunk(context.Background(), "nobody", httpapi.ChunkRef{}, httpapi.CopyUpload, 0); !errors.Is(err, osprey.ErrUnavailable) {
 		t.Fatalf("unknown member: %v", err)
 	}
 }
@@ -234,17 +234,64 @@ func TestChunkOriginOnTheWire(t *testing.T) {
 	})
 	ref := httpapi.ChunkRef{Blob: 5, Num: 1}
 	ctx := context.Background()
-	if err := c.DeleteChunk(ctx, "p1", ref, httpapi.CopyUpload); err != nil {
+	if err := c.DeleteChunk(ctx, "p1", ref, httpapi.CopyUpload, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.DeleteChunk(ctx, "p1", ref, httpapi.CopyRecorded); err != nil {
+	if err := c.DeleteChunk(ctx, "p1", ref, httpapi.CopyRecorded, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.PutChunkStream(ctx, "p1", ref, strings.NewReader("x"), 1, httpapi.CopyRecorded); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"DELETE /internal/v1/chunks/5/1/0?origin=upload", "DELETE /internal/v1/chunks/5/1/0", "PUT /internal/v1/chunks/5/1/0"}
+	if err := c.DeleteChunk(ctx, "p1", ref, httpapi.CopyRecorded, 77); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"DELETE /internal/v1/chunks/5/1/0?origin=upload", "DELETE /internal/v1/chunks/5/1/0", "PUT /internal/v1/chunks/5/1/0",
+		"DELETE /internal/v1/chunks/5/1/0?gen=77"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("requests %q, want %q", got, want)
+	}
+}
+
+// TestChunkGen reads a copy's generation from the HEAD reply's header and
+// tells a missing copy, an earlier build (405) and a bad reply apart.
+func TestChunkGen(t *testing.T) {
+	var status int
+	var header, gotMethod, gotToken string
+	c, dir := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		gotMethod, gotToken = r.Method, r.Header.Get(httpapi.HeaderNodeAuth)
+		if header != "" {
+			w.Header().Set(httpapi.HeaderChunkGen, header)
+		}
+		w.WriteHeader(status)
+	})
+	ctx := context.Background()
+	ref := httpapi.ChunkRef{Blob: 5, Num: 1, Shard: 2}
+	status, header = 200, "41"
+	if gen, err := c.ChunkGen(ctx, "p1", ref); err != nil || gen != 41 {
+		t.Fatalf("ChunkGen = %d, %v; want 41", gen, err)
+	}
+	if gotMethod != http.MethodHead || gotToken != httpapi.NodeAuthToken(dir.secret) {
+		t.Fatalf("method %q token %q", gotMethod, gotToken)
+	}
+	for _, tc := range []struct {
+		status int
+		header string
+		want   error
+	}{
+		{404, "", osprey.ErrNotFound},
+		{405, "", errors.ErrUnsupported},
+		{503, "", osprey.ErrUnavailable},
+		{200, "", osprey.ErrIndeterminate},
+		{200, "0", osprey.ErrIndeterminate},
+		{200, "x", osprey.ErrIndeterminate},
+	} {
+		status, header = tc.status, tc.header
+		if _, err := c.ChunkGen(ctx, "p1", ref); !errors.Is(err, tc.want) {
+			t.Errorf("status %d header %q: %v, want %v", tc.status, tc.header, err, tc.want)
+		}
+	}
+	if _, err := c.ChunkGen(ctx, "nobody", ref); !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("unknown member: %v", err)
 	}
 }

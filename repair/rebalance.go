@@ -62,7 +62,10 @@ type RebalanceData interface {
 	OpenTiered(ctx context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error)
 	PutChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error
 	PutObjectOn(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error
-	DeleteChunks(ctx context.Context, chunks []fsm.Chunk) error
+	// ReleaseCopy deletes owner's copy of ref unless keep, asked after the
+	// copy's generation was read, says to keep it; the delete names that
+	// generation, so a late one cannot remove a later write.
+	ReleaseCopy(ctx context.Context, owner osprey.NodeID, ref httpapi.ChunkRef, keep func() bool) error
 	DeleteObjectOn(ctx context.Context, owner, bucket, key string) error
 }
 
@@ -541,7 +544,10 @@ type releaseHandler struct{ r *Rebalancer }
 func (releaseHandler) Type() string { return fsm.TaskRelease }
 
 // Run deletes each released copy unless the current record names its
-// holder again (a later move or repair put it back there).
+// holder again (a later move or repair put it back there). The record is
+// read again after the copy's generation (datapath's ReleaseCopy), and
+// the delete removes only that generation: a release delayed in the
+// network past a later move back to its holder removes nothing.
 func (h releaseHandler) Run(ctx context.Context, t fsm.Task) (*tasks.Completion, error) {
 	c := h.r.cfg
 	var p fsm.ReleasePayload
@@ -562,17 +568,16 @@ func (h releaseHandler) Run(ctx context.Context, t fsm.Task) (*tasks.Completion,
 			}
 			continue
 		}
-		gone := fsm.Chunk{Blob: m.Blob, Num: m.Num, Owners: []osprey.NodeID{m.From}}
-		if ch, ok := c.State.ChunkRecord(m.File, m.Content, m.Blob); ok {
-			if m.Shard == 0 && ch.EC == nil && hasNode(ch.Owners, m.From) ||
-				m.Shard > 0 && ch.EC != nil && m.Shard <= len(ch.EC.Shards) && ch.EC.Shards[m.Shard-1].Owner == m.From {
-				continue
-			}
+		kept := func() bool {
+			ch, ok := c.State.ChunkRecord(m.File, m.Content, m.Blob)
+			return ok && (m.Shard == 0 && ch.EC == nil && hasNode(ch.Owners, m.From) ||
+				m.Shard > 0 && ch.EC != nil && m.Shard <= len(ch.EC.Shards) && ch.EC.Shards[m.Shard-1].Owner == m.From)
 		}
-		if m.Shard > 0 {
-			gone.EC = &fsm.ECLayout{Shards: []fsm.ECShard{{Index: m.Shard - 1, Owner: m.From}}}
+		if kept() {
+			continue
 		}
-		if err := c.Data.DeleteChunks(ctx, []fsm.Chunk{gone}); err != nil {
+		ref := httpapi.ChunkRef{Blob: m.Blob, Num: m.Num, Shard: uint16(m.Shard)}
+		if err := c.Data.ReleaseCopy(ctx, m.From, ref, kept); err != nil {
 			errs = append(errs, err)
 		}
 	}
