@@ -282,8 +282,11 @@ func (p *memPeers) PutObject(context.Context, string, string, string, io.Reader,
 func (p *memPeers) OpenObject(context.Context, string, string, string, int64, int64) (io.ReadCloser, error) {
 	return nil, errors.New("not used")
 }
-func (p *memPeers) DeleteObject(context.Context, string, string, string) error {
+func (p *memPeers) DeleteObject(context.Context, string, string, string, string) error {
 	return errors.New("not used")
+}
+func (p *memPeers) ObjectVersion(context.Context, string, string, string) (string, error) {
+	return "", errors.New("not used")
 }
 
 // fakeState is an in-memory FSM view.

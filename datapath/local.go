@@ -90,37 +90,20 @@ func (p *Path) LocalChunkGen(ctx context.Context, ref httpapi.ChunkRef) (uint64,
 // copy a later record relies on. An owner that cannot report generations
 // (an earlier build) gets a plain delete, as before.
 func (p *Path) ReleaseCopy(ctx context.Context, owner osprey.NodeID, ref httpapi.ChunkRef, keep func() bool) error {
+	what := fmt.Sprintf("chunk %d/%d/%d on %s", ref.Blob, ref.Num, ref.Shard, owner)
+	if string(owner) == p.id {
+		return release(what, keep,
+			func() (uint64, error) { return p.LocalChunkGen(ctx, ref) },
+			func(gen uint64) error { return p.DeleteLocalChunk(ctx, ref, httpapi.CopyRecorded, gen) })
+	}
 	if rec, ok := p.cfg.State.Node(owner); !ok || rec.Removed {
 		return nil // its data went with it
 	}
-	local := string(owner) == p.id
-	var gen uint64
-	var err error
-	if local {
-		gen, err = p.LocalChunkGen(ctx, ref)
-	} else {
-		gen, err = p.cfg.Peers.ChunkGen(ctx, string(owner), ref)
-	}
-	switch {
-	case errors.Is(err, osprey.ErrNotFound):
-		return nil
-	case errors.Is(err, errors.ErrUnsupported):
-		gen = 0
-	case err != nil:
-		return fmt.Errorf("release chunk %d/%d/%d on %s: %w", ref.Blob, ref.Num, ref.Shard, owner, err)
-	}
-	if keep() {
-		return nil
-	}
-	if local {
-		err = p.DeleteLocalChunk(ctx, ref, httpapi.CopyRecorded, gen)
-	} else {
-		err = p.cfg.Peers.DeleteChunk(ctx, string(owner), ref, httpapi.CopyRecorded, gen)
-	}
-	if err != nil && !errors.Is(err, osprey.ErrNotFound) {
-		return fmt.Errorf("release chunk %d/%d/%d on %s: %w", ref.Blob, ref.Num, ref.Shard, owner, err)
-	}
-	return nil
+	return release(what, keep,
+		func() (uint64, error) { return p.cfg.Peers.ChunkGen(ctx, string(owner), ref) },
+		func(gen uint64) error {
+			return p.cfg.Peers.DeleteChunk(ctx, string(owner), ref, httpapi.CopyRecorded, gen)
+		})
 }
 
 func mapChunkErr(err error) error {
@@ -177,9 +160,36 @@ func (p *Path) GetLocalObject(ctx context.Context, bucket, key string, off, leng
 	return rc, mapBackendErr(err)
 }
 
-// DeleteLocalObject deletes an object copy from this node's backend.
-func (p *Path) DeleteLocalObject(ctx context.Context, bucket, key string) error {
-	return mapBackendErr(p.cfg.Objects.Delete(ctx, bucket, key))
+// versioned is a backend that names each write of an object (the local
+// disk backend): what a release needs to delete only the write it checked.
+type versioned interface {
+	Version(ctx context.Context, bucket, key string) (string, error)
+	DeleteVersion(ctx context.Context, bucket, key, version string) (bool, error)
+}
+
+// DeleteLocalObject deletes an object copy from this node's backend; a
+// version other than "" deletes it only if it is still that write.
+func (p *Path) DeleteLocalObject(ctx context.Context, bucket, key, version string) error {
+	if version == "" {
+		return mapBackendErr(p.cfg.Objects.Delete(ctx, bucket, key))
+	}
+	vb, ok := p.cfg.Objects.(versioned)
+	if !ok {
+		return fmt.Errorf("%w: this node's backend has no object versions", osprey.ErrInvalid)
+	}
+	_, err := vb.DeleteVersion(ctx, bucket, key, version)
+	return mapBackendErr(err)
+}
+
+// LocalObjectVersion names the stored write of an object copy in this
+// node's backend; errors.ErrUnsupported if the backend cannot.
+func (p *Path) LocalObjectVersion(ctx context.Context, bucket, key string) (string, error) {
+	vb, ok := p.cfg.Objects.(versioned)
+	if !ok {
+		return "", fmt.Errorf("object versions: %w", errors.ErrUnsupported)
+	}
+	v, err := vb.Version(ctx, bucket, key)
+	return v, mapBackendErr(err)
 }
 
 // PutObjectOn writes an object copy to owner (this node or another).
@@ -201,7 +211,49 @@ func (p *Path) OpenObjectOn(ctx context.Context, owner, bucket, key string, off,
 // DeleteObjectOn deletes the object copy held by owner (this node or another).
 func (p *Path) DeleteObjectOn(ctx context.Context, owner, bucket, key string) error {
 	if owner == p.id {
-		return p.DeleteLocalObject(ctx, bucket, key)
+		return p.DeleteLocalObject(ctx, bucket, key, "")
 	}
-	return p.cfg.Peers.DeleteObject(ctx, owner, bucket, key)
+	return p.cfg.Peers.DeleteObject(ctx, owner, bucket, key, "")
+}
+
+// ReleaseObject is ReleaseCopy for owner's copy of the object bucket/key
+// (a local-disk backend's copy that a recorded move made redundant): the
+// delete names the write whose version it read before asking keep.
+func (p *Path) ReleaseObject(ctx context.Context, owner osprey.NodeID, bucket, key string, keep func() bool) error {
+	if string(owner) == p.id {
+		return release(fmt.Sprintf("object %s/%s on %s", bucket, key, owner), keep,
+			func() (string, error) { return p.LocalObjectVersion(ctx, bucket, key) },
+			func(v string) error { return p.DeleteLocalObject(ctx, bucket, key, v) })
+	}
+	if rec, ok := p.cfg.State.Node(owner); !ok || rec.Removed {
+		return nil // its data went with it
+	}
+	return release(fmt.Sprintf("object %s/%s on %s", bucket, key, owner), keep,
+		func() (string, error) { return p.cfg.Peers.ObjectVersion(ctx, string(owner), bucket, key) },
+		func(v string) error { return p.cfg.Peers.DeleteObject(ctx, string(owner), bucket, key, v) })
+}
+
+// release reads the version of a copy, asks keep, and deletes that
+// version (what ReleaseCopy and ReleaseObject share). A copy already gone
+// is released; a holder that cannot name versions (errors.ErrUnsupported:
+// an earlier build, a backend without them) gets a plain delete, the
+// zero version.
+func release[V comparable](what string, keep func() bool, version func() (V, error), del func(V) error) error {
+	v, err := version()
+	switch {
+	case errors.Is(err, osprey.ErrNotFound):
+		return nil
+	case errors.Is(err, errors.ErrUnsupported):
+		var zero V
+		v = zero
+	case err != nil:
+		return fmt.Errorf("release %s: %w", what, err)
+	}
+	if keep() {
+		return nil
+	}
+	if err := del(v); err != nil && !errors.Is(err, osprey.ErrNotFound) {
+		return fmt.Errorf("release %s: %w", what, err)
+	}
+	return nil
 }

@@ -67,7 +67,12 @@ type Peers interface {
 	OpenChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, error)
 	PutObject(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error
 	OpenObject(ctx context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error)
-	DeleteObject(ctx context.Context, owner, bucket, key string) error
+	// ObjectVersion names owner's stored write of an object copy;
+	// errors.ErrUnsupported from a build or backend that cannot tell.
+	ObjectVersion(ctx context.Context, owner, bucket, key string) (string, error)
+	// DeleteObject deletes owner's object copy; a version other than ""
+	// deletes it only if it is still that write.
+	DeleteObject(ctx context.Context, owner, bucket, key, version string) error
 }
 
 // Chunks is this node's chunk store.

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/backend/local"
 	"github.com/osprey-storage/osprey/chunkstore"
 	"github.com/osprey-storage/osprey/datapath"
 	"github.com/osprey-storage/osprey/erasure"
@@ -328,6 +330,61 @@ func TestLateReleaseKeepsLaterMove(t *testing.T) {
 				t.Fatalf("release that keep refused: %v, copy there %v", err, w.peers.stores[owner].has(key(ref)))
 			}
 		})
+	}
+}
+
+// TestLateReleaseKeepsLaterObject: the same for an object copy on a
+// local-disk backend: a later move writes the object again between the
+// release's version read and its delete, which then removes nothing. A
+// backend without versions gets the plain delete.
+func TestLateReleaseKeepsLaterObject(t *testing.T) {
+	cfg := local.DefaultConfig()
+	cfg.Dir, cfg.Logger = t.TempDir(), slog.New(slog.DiscardHandler)
+	lb, err := local.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := mustWorld(t, []string{"n1", "n2"}, 2, erasure.Policy{}, func(c *datapath.Config) { c.Objects = lb })
+	ctx := context.Background()
+	body := randomBytes(5000, 5)
+	put := func() {
+		t.Helper()
+		if err := w.path.PutObjectOn(ctx, "n1", "doc", "5.pdf", bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	present := func() bool {
+		_, err := lb.Stat(ctx, "doc", "5.pdf")
+		return err == nil
+	}
+	put()
+	moved := false
+	err = w.path.ReleaseObject(ctx, "n1", "doc", "5.pdf", func() bool {
+		if !moved {
+			moved = true
+			put() // the move back lands after the version was read
+		}
+		return false
+	})
+	if err != nil || !present() {
+		t.Fatalf("late release: %v; later object there %v", err, present())
+	}
+	if err := w.path.ReleaseObject(ctx, "n1", "doc", "5.pdf", func() bool { return false }); err != nil || present() {
+		t.Fatalf("release with nothing written since: %v; still there %v", err, present())
+	}
+	if err := w.path.ReleaseObject(ctx, "n1", "doc", "5.pdf", func() bool { return false }); err != nil {
+		t.Fatalf("release of an object already gone: %v", err)
+	}
+	if _, err := w.path.LocalObjectVersion(ctx, "doc", "5.pdf"); !errors.Is(err, osprey.ErrNotFound) {
+		t.Fatalf("version of a missing object: %v", err)
+	}
+	// A backend without versions: the version read says so.
+	w2 := mustWorld(t, []string{"n1"}, 1, erasure.Policy{})
+	if _, err := w2.path.LocalObjectVersion(ctx, "doc", "5.pdf"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("version on a backend without them: %v", err)
+	}
+	if err := w2.path.DeleteLocalObject(ctx, "doc", "5.pdf", "1-2"); !errors.Is(err, osprey.ErrInvalid) {
+		t.Fatalf("versioned delete on a backend without versions: %v", err)
 	}
 }
 

@@ -370,9 +370,10 @@ func (m *mockTasks) RetryTask(ctx context.Context, id uint64) (TaskInfo, error) 
 // mockReplicas implements Replicas with function fields.
 type mockReplicas struct {
 	callCounter
-	PutLocalObjectFn    func(ctx context.Context, bucket, key string, body io.Reader, size int64, md5 string) error
-	GetLocalObjectFn    func(ctx context.Context, bucket, key string, off, n int64) (io.ReadCloser, error)
-	DeleteLocalObjectFn func(ctx context.Context, bucket, key string) error
+	PutLocalObjectFn     func(ctx context.Context, bucket, key string, body io.Reader, size int64, md5 string) error
+	GetLocalObjectFn     func(ctx context.Context, bucket, key string, off, n int64) (io.ReadCloser, error)
+	DeleteLocalObjectFn  func(ctx context.Context, bucket, key, version string) error
+	LocalObjectVersionFn func(ctx context.Context, bucket, key string) (string, error)
 }
 
 var _ Replicas = (*mockReplicas)(nil)
@@ -393,12 +394,20 @@ func (m *mockReplicas) GetLocalObject(ctx context.Context, bucket, key string, o
 	return m.GetLocalObjectFn(ctx, bucket, key, off, n)
 }
 
-func (m *mockReplicas) DeleteLocalObject(ctx context.Context, bucket, key string) error {
+func (m *mockReplicas) DeleteLocalObject(ctx context.Context, bucket, key, version string) error {
 	m.called("DeleteLocalObject")
 	if m.DeleteLocalObjectFn == nil {
 		return errNotMocked
 	}
-	return m.DeleteLocalObjectFn(ctx, bucket, key)
+	return m.DeleteLocalObjectFn(ctx, bucket, key, version)
+}
+
+func (m *mockReplicas) LocalObjectVersion(ctx context.Context, bucket, key string) (string, error) {
+	m.called("LocalObjectVersion")
+	if m.LocalObjectVersionFn == nil {
+		return "", errNotMocked
+	}
+	return m.LocalObjectVersionFn(ctx, bucket, key)
 }
 
 // readyCluster adds the optional ReadyDetails capability to mockCluster.

@@ -517,7 +517,8 @@ func TestOpenAPIResponses(t *testing.T) {
 	ff.replicas.GetLocalObjectFn = func(context.Context, string, string, int64, int64) (io.ReadCloser, error) {
 		return io.NopCloser(strings.NewReader("abc")), nil
 	}
-	ff.replicas.DeleteLocalObjectFn = func(context.Context, string, string) error { return nil }
+	ff.replicas.DeleteLocalObjectFn = func(context.Context, string, string, string) error { return nil }
+	ff.replicas.LocalObjectVersionFn = func(context.Context, string, string) (string, error) { return "12-34", nil }
 	ff.metadata.BackupFn = func(_ context.Context, w io.Writer, started func(uint64)) error {
 		started(10)
 		_, err := w.Write([]byte("backup"))
@@ -666,6 +667,8 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"object get", "GET", "/internal/v1/objects/{bucket}/{key}", "/internal/v1/objects/image/1.jpg?off=0&n=3", "", nodeHdr, nil, 200},
 		{"object get bad range", "GET", "/internal/v1/objects/{bucket}/{key}", "/internal/v1/objects/image/1.jpg?off=x", "", nodeHdr, nil, 400},
 		{"object delete", "DELETE", "/internal/v1/objects/{bucket}/{key}", "/internal/v1/objects/image/1.jpg", "", nodeHdr, nil, 200},
+		{"object delete version", "DELETE", "/internal/v1/objects/{bucket}/{key}", "/internal/v1/objects/image/1.jpg?version=12-34", "", nodeHdr, nil, 200},
+		{"object head", "HEAD", "/internal/v1/objects/{bucket}/{key}", "/internal/v1/objects/image/1.jpg", "", nodeHdr, nil, 200},
 
 		{"resume", "POST", "/api/storage/v0/resume", Prefix + "/resume", `{"data":[{"md5":"` + md5abc + `","path":"a.jpg"}]}`, nil, nil, 200},
 		{"resume bad md5", "POST", "/api/storage/v0/resume", Prefix + "/resume", `{"data":[{"md5":"x","path":"a.jpg"}]}`, nil, nil, 400},

@@ -42,6 +42,9 @@ const (
 	// HeaderChunkGen carries a chunk copy's generation in the reply to
 	// HEAD /internal/v1/chunks/...
 	HeaderChunkGen = "X-Osprey-Chunk-Gen"
+	// HeaderObjectVersion carries an object copy's version in the reply to
+	// HEAD /internal/v1/objects/...
+	HeaderObjectVersion = "X-Osprey-Object-Version"
 )
 
 // Cluster is what the cluster admin routes need from a node.

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -36,7 +38,12 @@ type TaskInfo struct {
 type Replicas interface {
 	PutLocalObject(ctx context.Context, bucket, key string, body io.Reader, size int64, md5 string) error
 	GetLocalObject(ctx context.Context, bucket, key string, off, n int64) (io.ReadCloser, error)
-	DeleteLocalObject(ctx context.Context, bucket, key string) error
+	// LocalObjectVersion names the stored write of an object copy (every
+	// write makes a new one); errors.ErrUnsupported if the backend cannot.
+	LocalObjectVersion(ctx context.Context, bucket, key string) (string, error)
+	// DeleteLocalObject deletes an object copy; a version other than ""
+	// deletes it only if it is still that write.
+	DeleteLocalObject(ctx context.Context, bucket, key, version string) error
 }
 
 func (s *Server) taskRoutes() {
@@ -80,7 +87,25 @@ func (s *Server) handleTaskRetry(w http.ResponseWriter, r *http.Request) {
 func (s *Server) replicaRoutes() {
 	s.handle(http.MethodPut, "/internal/v1/objects/:bucket/:key", node, s.handleObjectPut)
 	s.handle(http.MethodGet, "/internal/v1/objects/:bucket/:key", node, s.handleObjectGet)
+	s.handle(http.MethodHead, "/internal/v1/objects/:bucket/:key", node, s.handleObjectHead)
 	s.handle(http.MethodDelete, "/internal/v1/objects/:bucket/:key", node, s.handleObjectDelete)
+}
+
+// handleObjectHead reports the version of the local object copy in a
+// header; a missing copy is 404, and a backend without versions answers
+// 405, as a build before versions does (the caller then deletes plainly).
+func (s *Server) handleObjectHead(w http.ResponseWriter, r *http.Request) {
+	b, k := objectParams(r)
+	v, err := s.cfg.Replicas.LocalObjectVersion(r.Context(), b, k)
+	if errors.Is(err, errors.ErrUnsupported) {
+		err = fmt.Errorf("%w: %w", errMethodNotAllowed, err)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set(HeaderObjectVersion, v)
+	w.WriteHeader(http.StatusOK)
 }
 
 func objectParams(r *http.Request) (string, string) {
@@ -127,7 +152,7 @@ func (s *Server) handleObjectGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleObjectDelete(w http.ResponseWriter, r *http.Request) {
 	b, k := objectParams(r)
-	if err := s.cfg.Replicas.DeleteLocalObject(r.Context(), b, k); err != nil {
+	if err := s.cfg.Replicas.DeleteLocalObject(r.Context(), b, k, r.URL.Query().Get("version")); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -130,21 +131,44 @@ func TestReplicaRoutes(t *testing.T) {
 	t.Run("delete", func(t *testing.T) {
 		f, rep := mk(t)
 		var got string
-		rep.DeleteLocalObjectFn = func(_ context.Context, bucket, key string) error {
-			got = bucket + "/" + key
+		rep.DeleteLocalObjectFn = func(_ context.Context, bucket, key, version string) error {
+			got = bucket + "/" + key + "@" + version
 			if key == "gone.jpg" {
 				return osprey.ErrNotFound
 			}
 			return nil
 		}
 		f.check(t, apiCase{method: http.MethodDelete, path: "/internal/v1/objects/image/7.jpg", header: node, wantCode: 200})
-		if got != "image/7.jpg" {
+		if got != "image/7.jpg@" {
 			t.Errorf("DeleteLocalObject got %q", got)
+		}
+		f.check(t, apiCase{method: http.MethodDelete, path: "/internal/v1/objects/image/7.jpg?version=5-6", header: node, wantCode: 200})
+		if got != "image/7.jpg@5-6" {
+			t.Errorf("DeleteLocalObject with a version got %q", got)
 		}
 		f.check(t, apiCase{method: http.MethodDelete, path: "/internal/v1/objects/image/gone.jpg", header: node, wantCode: 404})
 	})
+	t.Run("head", func(t *testing.T) {
+		f, rep := mk(t)
+		rep.LocalObjectVersionFn = func(_ context.Context, bucket, key string) (string, error) {
+			switch key {
+			case "gone.jpg":
+				return "", osprey.ErrNotFound
+			case "s3.jpg":
+				return "", fmt.Errorf("backend s3: %w", errors.ErrUnsupported)
+			}
+			return "9-" + bucket, nil
+		}
+		rec := f.do(http.MethodHead, "/internal/v1/objects/image/7.jpg", "", node)
+		if got := rec.Header().Get(HeaderObjectVersion); rec.Code != 200 || got != "9-image" {
+			t.Errorf("status %d, %s = %q; want 200, 9-image", rec.Code, HeaderObjectVersion, got)
+		}
+		f.check(t, apiCase{method: http.MethodHead, path: "/internal/v1/objects/image/gone.jpg", header: node, wantCode: 404})
+		// A backend without versions answers as a build before them did.
+		f.check(t, apiCase{method: http.MethodHead, path: "/internal/v1/objects/image/s3.jpg", header: node, wantCode: 405})
+	})
 	t.Run("node credentials required", func(t *testing.T) {
-		for _, m := range []string{http.MethodPut, http.MethodGet, http.MethodDelete} {
+		for _, m := range []string{http.MethodPut, http.MethodGet, http.MethodHead, http.MethodDelete} {
 			f, rep := mk(t)
 			f.check(t, apiCase{method: m, path: "/internal/v1/objects/image/7.jpg?off=0&n=1", body: "x", wantCode: 403})
 			f.check(t, apiCase{method: m, path: "/internal/v1/objects/image/7.jpg?off=0&n=1", body: "x",

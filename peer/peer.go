@@ -307,6 +307,21 @@ func originQuery(origin httpapi.CopyOrigin) string {
 	return "?origin=" + origin.String()
 }
 
+// ObjectVersion names the stored write of owner's object copy (every write
+// makes a new one): osprey.ErrNotFound if owner has none,
+// errors.ErrUnsupported if owner's build or backend cannot tell.
+func (c *Client) ObjectVersion(ctx context.Context, owner, bucket, key string) (string, error) {
+	addr, err := c.Addr(owner)
+	if err != nil {
+		return "", err
+	}
+	v, err := c.headValue(ctx, owner, c.objectURL(addr, bucket, key), httpapi.HeaderObjectVersion)
+	if err == nil && v == "" {
+		err = fmt.Errorf("%w: node %s answered no object version", osprey.ErrIndeterminate, owner)
+	}
+	return v, err
+}
+
 // DeleteChunk deletes a chunk copy on owner: any copy for CopyRecorded,
 // only the upload's own for CopyUpload (see httpapi.CopyOrigin); a gen
 // other than 0 deletes it only if it is still that generation (ChunkGen).
@@ -338,27 +353,37 @@ func (c *Client) ChunkGen(ctx context.Context, owner string, ref httpapi.ChunkRe
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, c.chunkURL(addr, ref), nil)
+	v, err := c.headValue(ctx, owner, c.chunkURL(addr, ref), httpapi.HeaderChunkGen)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := c.send(req)
-	if err != nil {
-		return 0, err
-	}
-	resp.Body.Close() // a HEAD reply has none
-	switch {
-	case resp.StatusCode == http.StatusMethodNotAllowed:
-		return 0, fmt.Errorf("node %s reports no chunk generations: %w", owner, errors.ErrUnsupported)
-	case resp.StatusCode/100 != 2:
-		return 0, httpapi.ErrorFromStatus(resp.StatusCode, fmt.Sprintf("HEAD chunk %d/%d/%d on %s", ref.Blob, ref.Num, ref.Shard, owner))
-	}
-	v := resp.Header.Get(httpapi.HeaderChunkGen)
 	gen, err := strconv.ParseUint(v, 10, 64)
 	if err != nil || gen == 0 {
 		return 0, fmt.Errorf("%w: node %s answered chunk generation %q", osprey.ErrIndeterminate, owner, v)
 	}
 	return gen, nil
+}
+
+// headValue sends HEAD u to owner and returns the reply's header h: a
+// missing resource is osprey.ErrNotFound, a build that does not answer
+// HEAD there (405) errors.ErrUnsupported.
+func (c *Client) headValue(ctx context.Context, owner, u, h string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodHead, u, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.send(req)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close() // a HEAD reply has none
+	switch {
+	case resp.StatusCode == http.StatusMethodNotAllowed:
+		return "", fmt.Errorf("node %s does not report %s: %w", owner, h, errors.ErrUnsupported)
+	case resp.StatusCode/100 != 2:
+		return "", httpapi.ErrorFromStatus(resp.StatusCode, "HEAD "+req.URL.Path+" on "+owner)
+	}
+	return resp.Header.Get(h), nil
 }
 
 // OpenChunk streams length bytes at off of the chunk copy on owner. The
@@ -453,13 +478,18 @@ func (c *Client) OpenObject(ctx context.Context, owner, bucket, key string, off,
 	return resp.Body, nil
 }
 
-// DeleteObject deletes the object copy held by owner.
-func (c *Client) DeleteObject(ctx context.Context, owner, bucket, key string) error {
+// DeleteObject deletes the object copy held by owner; a version other than
+// "" deletes it only if it is still that write (ObjectVersion).
+func (c *Client) DeleteObject(ctx context.Context, owner, bucket, key, version string) error {
 	addr, err := c.Addr(owner)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, c.objectURL(addr, bucket, key), nil)
+	u := c.objectURL(addr, bucket, key)
+	if version != "" {
+		u += "?version=" + url.QueryEscape(version)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
 	if err != nil {
 		return err
 	}

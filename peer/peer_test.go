@@ -295,3 +295,42 @@ func TestChunkGen(t *testing.T) {
 		t.Fatalf("unknown member: %v", err)
 	}
 }
+
+// TestObjectVersionOnTheWire: an object copy's version comes from the HEAD
+// reply and goes back as ?version= on the delete; a plain delete sends none.
+func TestObjectVersionOnTheWire(t *testing.T) {
+	var got []string
+	status := 200
+	c, _ := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Method+" "+r.URL.RequestURI())
+		if r.Method == http.MethodHead {
+			w.Header().Set(httpapi.HeaderObjectVersion, "12-345")
+			w.WriteHeader(status)
+			return
+		}
+		reply(w, 200, "ok", nil)
+	})
+	ctx := context.Background()
+	v, err := c.ObjectVersion(ctx, "p1", "doc", "a b.pdf")
+	if err != nil || v != "12-345" {
+		t.Fatalf("ObjectVersion = %q, %v", v, err)
+	}
+	if err := c.DeleteObject(ctx, "p1", "doc", "a b.pdf", v); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.DeleteObject(ctx, "p1", "doc", "a b.pdf", ""); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"HEAD /internal/v1/objects/doc/a%20b.pdf", "DELETE /internal/v1/objects/doc/a%20b.pdf?version=12-345", "DELETE /internal/v1/objects/doc/a%20b.pdf"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("requests %q, want %q", got, want)
+	}
+	status = http.StatusMethodNotAllowed
+	if _, err := c.ObjectVersion(ctx, "p1", "doc", "a b.pdf"); !errors.Is(err, errors.ErrUnsupported) {
+		t.Fatalf("405: %v, want ErrUnsupported", err)
+	}
+	status = http.StatusNotFound
+	if _, err := c.ObjectVersion(ctx, "p1", "doc", "a b.pdf"); !errors.Is(err, osprey.ErrNotFound) {
+		t.Fatalf("404: %v, want ErrNotFound", err)
+	}
+}

@@ -66,7 +66,8 @@ type RebalanceData interface {
 	// copy's generation was read, says to keep it; the delete names that
 	// generation, so a late one cannot remove a later write.
 	ReleaseCopy(ctx context.Context, owner osprey.NodeID, ref httpapi.ChunkRef, keep func() bool) error
-	DeleteObjectOn(ctx context.Context, owner, bucket, key string) error
+	// ReleaseObject is ReleaseCopy for an object copy.
+	ReleaseObject(ctx context.Context, owner osprey.NodeID, bucket, key string, keep func() bool) error
 }
 
 // RebalancePlacement is the part of placement the planner reads.
@@ -560,10 +561,14 @@ func (h releaseHandler) Run(ctx context.Context, t fsm.Task) (*tasks.Completion,
 			continue // its data went with it
 		}
 		if m.Object {
-			if ct, ok := c.State.Content(m.Content); ok && ct.Location != nil && hasNode(ct.Location.Nodes, m.From) {
+			kept := func() bool {
+				ct, ok := c.State.Content(m.Content)
+				return ok && ct.Location != nil && hasNode(ct.Location.Nodes, m.From)
+			}
+			if kept() {
 				continue
 			}
-			if err := c.Data.DeleteObjectOn(ctx, string(m.From), m.Bucket, m.Key); err != nil && !errors.Is(err, osprey.ErrNotFound) {
+			if err := c.Data.ReleaseObject(ctx, m.From, m.Bucket, m.Key, kept); err != nil {
 				errs = append(errs, err)
 			}
 			continue

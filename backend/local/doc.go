@@ -41,4 +41,13 @@
 // Temporary files of a Put interrupted by a crash stay behind, named
 // ".osprey-tmp-*"; they are never visible as objects and may be removed by
 // hand.
+//
+// # Versions
+//
+// Beyond backend.Backend, Version names the stored write of a key (its
+// file's inode and modification time: every Put renames a new file into
+// place) and DeleteVersion deletes the key only while it is still that
+// write, under a lock a Put's rename also takes. A cluster's rebalance
+// releases an off-ring copy this way, so a release delivered late cannot
+// remove a copy a later move wrote to the same key.
 package local

@@ -12,9 +12,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/osprey-storage/osprey/backend"
 	"github.com/osprey-storage/osprey/backend/internal/objio"
@@ -76,6 +79,9 @@ type Backend struct {
 	metaDir string
 	log     *slog.Logger
 	bufs    sync.Pool
+	// renames serialises a Put's rename with DeleteVersion's check and
+	// remove of the same key (striped by the key's path).
+	renames [64]sync.Mutex
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -244,7 +250,11 @@ func (b *Backend) put(ctx context.Context, bucket, key, content, metaPath string
 		return info, classify(err)
 	}
 
-	if err := renameOver(tmp, content); err != nil {
+	mu := b.renameLock(content)
+	mu.Lock()
+	err = renameOver(tmp, content)
+	mu.Unlock()
+	if err != nil {
 		return info, err
 	}
 	// fsync the directory so the rename itself is durable.
@@ -546,9 +556,15 @@ func (b *Backend) Delete(ctx context.Context, bucket, key string) error {
 		if err := os.Remove(content); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("local: delete %s/%s: %w", bucket, key, classify(err))
 		}
-		if err := syncDir(filepath.Dir(content)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("local: delete %s/%s: %w", bucket, key, err)
-		}
+	}
+	return b.removed(bucket, key, content, metaPath)
+}
+
+// removed finishes the deletion of content: makes it durable, removes the
+// md5 sidecar and the directories left empty.
+func (b *Backend) removed(bucket, key, content, metaPath string) error {
+	if err := syncDir(filepath.Dir(content)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("local: delete %s/%s: %w", bucket, key, err)
 	}
 	if err := os.Remove(metaPath); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return fmt.Errorf("local: delete %s/%s: %w", bucket, key, classify(err))
@@ -556,6 +572,68 @@ func (b *Backend) Delete(ctx context.Context, bucket, key string) error {
 	pruneEmpty(filepath.Join(b.dir, bucket), filepath.Dir(content))
 	pruneEmpty(filepath.Join(b.metaDir, bucket), filepath.Dir(metaPath))
 	return nil
+}
+
+// renameLock returns the stripe of renames that guards content.
+func (b *Backend) renameLock(content string) *sync.Mutex {
+	return &b.renames[xxhash.Sum64String(content)%uint64(len(b.renames))]
+}
+
+// version names one write of an object: every Put renames a new file into
+// place, with its own inode and modification time, which rename keeps.
+func version(fi fs.FileInfo) string {
+	return strconv.FormatUint(inode(fi), 10) + "-" + strconv.FormatInt(fi.ModTime().UnixNano(), 10)
+}
+
+// Version returns a token naming the stored write of bucket/key (every Put
+// makes a new one), or an error wrapping backend.ErrNotFound.
+func (b *Backend) Version(ctx context.Context, bucket, key string) (string, error) {
+	content, _, err := b.paths(bucket, key)
+	if err != nil {
+		return "", err
+	}
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	fi, err := os.Lstat(content)
+	if err == nil && fi.IsDir() {
+		err = fs.ErrNotExist
+	}
+	if err != nil {
+		return "", fmt.Errorf("local: version %s/%s: %w", bucket, key, classifyMissing(err, "object"))
+	}
+	return version(fi), nil
+}
+
+// DeleteVersion deletes bucket/key as Delete does, but only if it is still
+// the write Version named; a later Put of the key is kept, and removed
+// reports false. A missing object is not an error.
+func (b *Backend) DeleteVersion(ctx context.Context, bucket, key, v string) (removed bool, err error) {
+	content, metaPath, err := b.paths(bucket, key)
+	if err != nil {
+		return false, err
+	}
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("local: delete %s/%s: %w", bucket, key, err)
+	}
+	mu := b.renameLock(content)
+	mu.Lock()
+	fi, err := os.Lstat(content)
+	if err != nil || fi.IsDir() || version(fi) != v {
+		mu.Unlock()
+		if err == nil && !fi.IsDir() {
+			b.log.Info("release kept a later object", "bucket", bucket, "key", key)
+		}
+		return false, nil
+	}
+	err = os.Remove(content)
+	mu.Unlock()
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("local: delete %s/%s: %w", bucket, key, classify(err))
+	}
+	// A Put landing from here on is a later write: removing the sidecar
+	// at worst makes Stat recompute its md5 (sidecars name their inode).
+	return true, b.removed(bucket, key, content, metaPath)
 }
 
 // pruneEmpty removes dir and its parents up to (not including) stop while
