@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,6 +92,32 @@ func mustStart(t testing.TB, cfg node.Config) *node.Node {
 	return n
 }
 
+// startFresh is mustStart for a node nobody knows the addresses of yet:
+// if a port freeAddr picked for it was taken by someone else before the
+// node bound it (freeAddr closes its listener), it starts again on new
+// ports and a new data dir, unless the test chose those itself. cfg is
+// updated to what the node started with.
+func startFresh(t testing.TB, cfg *node.Config, picked node.Config) *node.Node {
+	t.Helper()
+	for attempt := 0; ; attempt++ {
+		n, err := node.New(*cfg)
+		if err == nil {
+			t.Cleanup(func() { n.Close() })
+			if err := n.Start(context.Background()); err != nil {
+				t.Fatalf("start node: %v", err)
+			}
+			return n
+		}
+		ours := cfg.HTTPAddr == picked.HTTPAddr && cfg.RaftAddr == picked.RaftAddr && cfg.DataDir == picked.DataDir
+		if !ours || attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatalf("new node: %v", err)
+		}
+		t.Logf("new node: %v; starting again on other ports", err)
+		cfg.HTTPAddr, cfg.RaftAddr, cfg.DataDir = freeAddr(t), freeAddr(t), t.TempDir()
+		picked.HTTPAddr, picked.RaftAddr, picked.DataDir = cfg.HTTPAddr, cfg.RaftAddr, cfg.DataDir
+	}
+}
+
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -120,6 +148,7 @@ func newClusterWith(t testing.TB, size int, adjust func(i int, c *node.Config)) 
 	c := &cluster{t: t}
 	for i := 0; i < size; i++ {
 		cfg := testConfig(t, t.TempDir())
+		picked := cfg
 		cfg.NodeID = fmt.Sprintf("n%d", i+1)
 		if adjust != nil {
 			adjust(i, &cfg)
@@ -129,8 +158,9 @@ func newClusterWith(t testing.TB, size int, adjust func(i int, c *node.Config)) 
 		} else {
 			cfg.Join = []string{c.cfgs[0].HTTPAddr}
 		}
+		n := startFresh(t, &cfg, picked)
 		c.cfgs = append(c.cfgs, cfg)
-		c.nodes = append(c.nodes, mustStart(t, cfg))
+		c.nodes = append(c.nodes, n)
 		if i == 0 {
 			c.waitReady(c.nodes[0])
 		}
