@@ -24,6 +24,10 @@ type State interface {
 	Content(id osprey.UID) (fsm.Content, bool)
 	Node(id osprey.NodeID) (fsm.Node, bool)
 	Nodes() []fsm.Node
+	// LiveTasks counts the queued and running tasks of a type; Tasks
+	// lists tasks (all states for "").
+	LiveTasks(typ string) int
+	Tasks(state fsm.TaskState) []fsm.Task
 }
 
 // Data is the part of the data path repair reads and writes copies

@@ -138,9 +138,14 @@ func (h *Handler) chunk(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (*
 	}
 	var target string
 	var errs []error
+	releasing := h.releasing(fsm.Move{Blob: ch.Blob})
 	for _, cand := range targets {
 		if workers[cand] == nil {
 			continue // no longer a member (the ring has not caught up): the record would refuse it
+		}
+		if releasing[osprey.NodeID(cand)] {
+			errs = append(errs, fmt.Errorf("%s: %w", cand, errReleasing))
+			continue
 		}
 		if err := c.Data.PutChunkOn(ctx, cand, httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}, buf, ch.Sum); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", cand, err))
@@ -178,14 +183,15 @@ func (h *Handler) object(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (
 		return nil, err
 	}
 	target := ""
+	releasing := h.releasing(fsm.Move{Object: true, Content: ct.ID})
 	for _, cand := range targets {
-		if workers[cand] != nil {
+		if workers[cand] != nil && !releasing[osprey.NodeID(cand)] {
 			target = cand // the first that is still a member (the ring may lag a removal)
 			break
 		}
 	}
 	if target == "" {
-		return nil, fmt.Errorf("repair: object %s: no member to copy it to among %v", ct.ID, targets)
+		return nil, fmt.Errorf("repair: object %s: no member to copy it to among %v (none a member without a release of it queued)", ct.ID, targets)
 	}
 	var survivors []osprey.NodeID
 	for _, o := range ct.Location.Nodes {
@@ -210,6 +216,44 @@ func (h *Handler) object(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (
 	return &tasks.Completion{Type: fsm.CmdObjectMoved, Payload: fsm.ObjectMoved{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID,
 		Remove: p.Lost, Add: osprey.NodeID(target), AddWorker: workers[target],
 		Now: time.Now().UnixMilli()}}, nil
+}
+
+// errReleasing marks a repair target skipped because a release of the
+// same copy on it is queued or running.
+var errReleasing = errors.New("a release of this copy is queued there")
+
+// releasing returns the members on which a release of m's copy set (m's
+// Blob and Shard, or its Content's object) is queued or running. A repair
+// must not write the copy there: the release, deciding from a replica of
+// the record that may not show the repair yet, could delete the new copy.
+// Call it after reading the record the repair works from: a release that
+// is no longer live by then has deleted what it was going to (its delete
+// removes only the write it read the generation of, older than the
+// repair's), and one queued later is for a copy the record already shows
+// moved away, which is not among the repair's targets. Releases are
+// rare and short-lived (after a rebalance), so with none live this costs
+// one counter read.
+func (h *Handler) releasing(m fsm.Move) map[osprey.NodeID]bool {
+	if h.cfg.State.LiveTasks(fsm.TaskRelease) == 0 {
+		return nil
+	}
+	out := map[osprey.NodeID]bool{}
+	id := copyID(m)
+	for _, tk := range h.cfg.State.Tasks("") {
+		if tk.Type != fsm.TaskRelease || tk.State != fsm.TaskPending && tk.State != fsm.TaskLeased {
+			continue
+		}
+		var p fsm.ReleasePayload
+		if json.Unmarshal(tk.Payload, &p) != nil {
+			continue
+		}
+		for _, r := range p.Moves {
+			if copyID(r) == id {
+				out[r.From] = true
+			}
+		}
+	}
+	return out
 }
 
 // isActive reports whether a member is neither removed nor down.
@@ -255,7 +299,12 @@ func (h *Handler) repairShard(ctx context.Context, ch fsm.Chunk, shard int, lost
 		return "", errNeedsConversion{buf: append([]byte(nil), buf...)}
 	}
 	var errs []error
+	releasing := h.releasing(fsm.Move{Blob: ch.Blob, Shard: shard})
 	for _, t := range targets {
+		if releasing[osprey.NodeID(t)] {
+			errs = append(errs, fmt.Errorf("%s: %w", t, errReleasing))
+			continue
+		}
 		ref := httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num, Shard: uint16(shard)}
 		if err := c.Data.PutChunkOn(ctx, t, ref, shards[idx], infos[idx].Sum); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", t, err))

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,27 @@ type fakeState struct {
 	chunks   map[uint64]fsm.Chunk
 	contents map[osprey.UID]fsm.Content
 	nodes    map[osprey.NodeID]fsm.Node
+	tasks    []fsm.Task
+}
+
+func (s *fakeState) LiveTasks(typ string) int {
+	n := 0
+	for _, tk := range s.tasks {
+		if tk.Type == typ && (tk.State == fsm.TaskPending || tk.State == fsm.TaskLeased) {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *fakeState) Tasks(state fsm.TaskState) []fsm.Task {
+	var out []fsm.Task
+	for _, tk := range s.tasks {
+		if state == "" || tk.State == state {
+			out = append(out, tk)
+		}
+	}
+	return out
 }
 
 func (s *fakeState) ChunkRecord(_, _ osprey.UID, blob uint64) (fsm.Chunk, bool) {
@@ -261,6 +283,92 @@ func TestRepairObject(t *testing.T) {
 	if mv.Add != "n3" || mv.Remove != "n2" || !bytes.Equal(m.objects["n3/b/k"], data) {
 		t.Fatalf("moved %+v, objects %v", mv, m.objects)
 	}
+}
+
+// releaseTask is a release task of moves in the given state.
+func releaseTask(id uint64, state fsm.TaskState, moves ...fsm.Move) fsm.Task {
+	b, _ := json.Marshal(fsm.ReleasePayload{Moves: moves})
+	return fsm.Task{ID: id, Type: fsm.TaskRelease, State: state, Payload: b}
+}
+
+// TestRepairSkipsMembersWithAReleaseQueued: a repair never writes a copy to
+// a member where a release of the same copy is queued or running (the
+// release, deciding from a replica of the record that may not show the
+// repair yet, could delete it); it picks another target, or fails for
+// now and succeeds once the release is done. Releases of other copies,
+// and dead ones, do not hold it back.
+func TestRepairSkipsMembersWithAReleaseQueued(t *testing.T) {
+	data := []byte("a chunk with a release pending")
+	chunkTask := repairTask(fsm.RepairPayload{Kind: fsm.RepairChunk, File: 1, Blob: 7, Num: 1, Lost: "n2"})
+	objTask := repairTask(fsm.RepairPayload{Kind: fsm.RepairObject, Content: 9, Lost: "n2"})
+	setupObj := func(m *memCopies, st *fakeState) {
+		st.contents = map[osprey.UID]fsm.Content{9: {ID: 9, Size: int64(len(data)), MD5: md5hex(data),
+			Location: &fsm.Location{Bucket: "b", Key: "k", Nodes: []osprey.NodeID{"n1", "n2"}}}}
+		m.objects["n1/b/k"] = data
+	}
+	for _, state := range []fsm.TaskState{fsm.TaskPending, fsm.TaskLeased} {
+		t.Run("chunk/"+string(state), func(t *testing.T) {
+			h, m, st := setup(t, data)
+			st.tasks = []fsm.Task{releaseTask(1, state, fsm.Move{File: 1, Blob: 7, Num: 1, From: "n3", To: "n1"})}
+			_, err := h.Run(context.Background(), chunkTask)
+			if err == nil || tasks.IsPermanent(err) || !strings.Contains(err.Error(), "release") {
+				t.Fatalf("repair with the only target releasing: %v", err)
+			}
+			if len(m.puts) != 0 {
+				t.Fatalf("copies written: %v", m.puts)
+			}
+			st.tasks = nil // the release finished
+			comp, err := h.Run(context.Background(), chunkTask)
+			if err != nil || comp.Payload.(fsm.ChunkMoved).Add != "n3" {
+				t.Fatalf("repair after the release: %+v, %v", comp, err)
+			}
+		})
+		t.Run("object/"+string(state), func(t *testing.T) {
+			h, m, st := setup(t, data)
+			setupObj(m, st)
+			st.tasks = []fsm.Task{releaseTask(1, state, fsm.Move{Object: true, Content: 9, Bucket: "b", Key: "k", From: "n3", To: "n1"})}
+			if _, err := h.Run(context.Background(), objTask); err == nil || tasks.IsPermanent(err) {
+				t.Fatalf("object repair with the only target releasing: %v", err)
+			}
+			if _, ok := m.objects["n3/b/k"]; ok {
+				t.Fatal("object written to a member with a release queued")
+			}
+		})
+	}
+	t.Run("another target", func(t *testing.T) {
+		_, m, st := setup(t, data)
+		st.nodes["n4"] = fsm.Node{ID: "n4"}
+		h2, err := repair.New(repair.Config{ID: "n1", State: st, Data: m,
+			Placement: fakePlacement{active: []string{"n1", "n3", "n4"}, want: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.tasks = []fsm.Task{releaseTask(1, fsm.TaskPending, fsm.Move{Blob: 7, Num: 1, From: "n3"}),
+			releaseTask(2, fsm.TaskPending, fsm.Move{Blob: 7, Num: 1, From: "n4", Shard: 2})} // another copy set
+		comp, err := h2.Run(context.Background(), chunkTask)
+		if err != nil || comp.Payload.(fsm.ChunkMoved).Add != "n4" {
+			t.Fatalf("repair = %+v, %v; want it on n4", comp, err)
+		}
+		if _, ok := m.get("n3", httpapi.ChunkRef{Blob: 7, Num: 1}); ok {
+			t.Fatal("copy written to n3, which has a release queued")
+		}
+	})
+	t.Run("others do not hold it back", func(t *testing.T) {
+		h, m, st := setup(t, data)
+		setupObj(m, st)
+		st.tasks = []fsm.Task{
+			releaseTask(1, fsm.TaskDead, fsm.Move{Blob: 7, Num: 1, From: "n3"}),              // gave up
+			releaseTask(2, fsm.TaskPending, fsm.Move{Blob: 8, Num: 1, From: "n3"}),           // another chunk
+			releaseTask(3, fsm.TaskPending, fsm.Move{Object: true, Content: 10, From: "n3"}), // another object
+			releaseTask(4, fsm.TaskPending, fsm.Move{Blob: 7, Num: 1, From: "n1"}),           // another member
+		}
+		if comp, err := h.Run(context.Background(), chunkTask); err != nil || comp.Payload.(fsm.ChunkMoved).Add != "n3" {
+			t.Fatalf("chunk repair = %+v, %v", comp, err)
+		}
+		if comp, err := h.Run(context.Background(), objTask); err != nil || comp.Payload.(fsm.ObjectMoved).Add != "n3" {
+			t.Fatalf("object repair = %+v, %v", comp, err)
+		}
+	})
 }
 
 // memChunks is this node's chunk store for the scrubber: Verify reports
