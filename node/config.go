@@ -73,6 +73,12 @@ type Config struct {
 	// (0 turns it off); ScrubPause separates full passes.
 	ScrubRate  int64
 	ScrubPause time.Duration
+	// OrphanGrace is how long a staged copy no record names this node the
+	// holder of must stay so, across scrub passes, before the scrubber
+	// deletes it (0 keeps orphans). It must exceed the longest time
+	// between writing a copy and recording it (an upload's chunk, a
+	// rebalance task's moves).
+	OrphanGrace time.Duration
 	// RebalanceRate bounds the bytes per second this node copies to new
 	// ring owners after a membership change (0 turns rebalancing off).
 	RebalanceRate int64
@@ -141,6 +147,7 @@ func DefaultConfig() Config {
 		ScrubRate:       16 << 20,
 		RepairGrace:     10 * time.Minute,
 		ScrubPause:      time.Hour,
+		OrphanGrace:     6 * time.Hour,
 		RebalanceRate:   32 << 20,
 		BufferBudget:    256 << 20,
 		TLSReloadEvery:  5 * time.Second,

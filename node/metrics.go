@@ -19,6 +19,7 @@ type metrics struct {
 	tieredBytes                                          prometheus.Counter
 	corruptReads                                         prometheus.Counter
 	scrubBytes, scrubCorrupt, scrubRepaired, scrubPasses prometheus.Counter
+	scrubOrphans, scrubOrphanBytes                       prometheus.Counter
 	rebalanceBytes, rebalanceMoves, rebalanceFailed      prometheus.Counter
 }
 
@@ -56,6 +57,8 @@ func registerMetrics(reg *prometheus.Registry, src metricSources) *metrics {
 	n.scrubCorrupt = counter("osprey_scrub_corrupt_total", "Bad staged copies the scrubber found.")
 	n.scrubRepaired = counter("osprey_scrub_repaired_total", "Bad staged copies the scrubber rewrote from healthy ones.")
 	n.scrubPasses = counter("osprey_scrub_passes_total", "Completed scrub passes over this node's staged data.")
+	n.scrubOrphans = counter("osprey_scrub_orphans_deleted_total", "Orphaned staged copies (named by no record for --orphan-grace) the scrubber deleted.")
+	n.scrubOrphanBytes = counter("osprey_scrub_orphan_bytes_deleted_total", "Bytes of the orphaned staged copies the scrubber deleted.")
 	n.rebalanceBytes = counter("osprey_rebalance_bytes_total", "Bytes this node copied to new ring owners (rebalancing).")
 	n.rebalanceMoves = counter("osprey_rebalance_moves_total", "Copies this node moved to new ring owners (rebalancing).")
 	n.rebalanceFailed = counter("osprey_rebalance_failed_total", "Moves that failed on this node (planned again later).")

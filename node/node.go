@@ -281,8 +281,9 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 		return err
 	}
 	if n.scrub, err = repair.NewScrubber(repair.ScrubConfig{ID: id, Rate: cfg.ScrubRate, Pause: cfg.ScrubPause, Chunks: n.chunks,
-		State: n.fsm, Data: n.data, Bytes: m.scrubBytes, Corrupt: m.scrubCorrupt, Repaired: m.scrubRepaired,
-		Passes: m.scrubPasses, Logger: lg}); err != nil {
+		State: n.fsm, Data: n.data, OrphanGrace: cfg.OrphanGrace, Barrier: n.prop.ReadBarrier,
+		Bytes: m.scrubBytes, Corrupt: m.scrubCorrupt, Repaired: m.scrubRepaired, Passes: m.scrubPasses,
+		Orphans: m.scrubOrphans, OrphanBytes: m.scrubOrphanBytes, Logger: lg}); err != nil {
 		return err
 	}
 	if n.rebal, err = repair.NewRebalancer(repair.RebalanceConfig{ID: id, State: n.fsm, Data: n.data, Placement: n.place,

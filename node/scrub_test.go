@@ -129,3 +129,73 @@ func TestScrubberRepairsBadReplica(t *testing.T) {
 	c.Leader()
 	checkDownload(t, holder, uid, data)
 }
+
+// chunkPresent asks a node over the node-to-node route whether it holds
+// a copy under blob/num/shard.
+func chunkPresent(t *testing.T, n *node.Node, blob uint64, num uint32, shard int) bool {
+	t.Helper()
+	url := fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/%d", n.HTTPAddr(), blob, num, shard)
+	req, _ := http.NewRequest(http.MethodHead, url, nil)
+	req.Header.Set("X-Osprey-Node-Auth", n.Cluster().NodeAuthToken())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true
+	case http.StatusNotFound:
+		return false
+	}
+	t.Fatalf("HEAD %s: %s", url, resp.Status)
+	return false
+}
+
+// TestScrubberCollectsOrphans: copies no record names a node the holder
+// of (a stray copy of a recorded chunk on a member that is not its owner,
+// a copy of a chunk nothing records) are deleted by that node's scrubber
+// once they have stayed so for --orphan-grace; the recorded copies stay
+// and the file reads back.
+func TestScrubberCollectsOrphans(t *testing.T) {
+	dead := freeAddr(t)
+	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) {
+		cfg.Backend.Type = "s3" // unreachable: files stay staged
+		cfg.Backend.S3.Endpoint, cfg.Backend.S3.AccessKey, cfg.Backend.S3.SecretKey = dead, "k", "secretsecret"
+		cfg.Backend.S3.MaxAttempts = 1
+		cfg.ScrubRate, cfg.ScrubPause = 1<<30, 50*time.Millisecond
+		cfg.OrphanGrace = 300 * time.Millisecond
+	})
+	data := content(79, 300_000)
+	uid := uploadSingle(t, c.nodes[0], "o.7z", data)
+	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
+	ct, _ := c.nodes[0].FSM().Content(f.Content)
+	ch := ct.Chunks[0]
+	var stranger *node.Node
+	for _, n := range c.nodes {
+		if n.ID() != string(ch.Owners[0]) && n.ID() != string(ch.Owners[1]) {
+			stranger = n
+		}
+	}
+	// Stray copies (overwriteCopy flips a byte: nothing reads them anyway).
+	overwriteCopy(t, stranger, ch.Blob, ch.Num, 0, data)
+	overwriteCopy(t, stranger, ch.Blob+1_000_000, 1, 0, data)
+	if !chunkPresent(t, stranger, ch.Blob, ch.Num, 0) || !chunkPresent(t, stranger, ch.Blob+1_000_000, 1, 0) {
+		t.Fatal("the stray copies were not written")
+	}
+	waitFor(t, 30*time.Second, "orphans collected", func() bool {
+		return !chunkPresent(t, stranger, ch.Blob, ch.Num, 0) && !chunkPresent(t, stranger, ch.Blob+1_000_000, 1, 0)
+	})
+	if got := metricValue(t, stranger, "osprey_scrub_orphans_deleted_total"); got != 2 {
+		t.Fatalf("osprey_scrub_orphans_deleted_total = %v, want 2", got)
+	}
+	for _, n := range c.nodes {
+		if n != stranger && !chunkPresent(t, n, ch.Blob, ch.Num, 0) {
+			t.Fatalf("%s lost its recorded copy", n.ID())
+		}
+		if got := metricValue(t, n, "osprey_scrub_orphans_deleted_total"); n != stranger && got != 0 {
+			t.Fatalf("%s deleted %v orphans", n.ID(), got)
+		}
+	}
+	checkDownload(t, c.nodes[2], uid, data)
+}

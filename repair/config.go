@@ -101,6 +101,10 @@ func New(cfg Config) (*Handler, error) {
 type Chunks interface {
 	Scan(ctx context.Context, fn func(chunkstore.Key, chunkstore.Info) error) error
 	Verify(ctx context.Context, k chunkstore.Key) (chunkstore.Info, error)
+	// Gen names the write stored under a key; DeleteGen removes it only
+	// while it is still that write.
+	Gen(ctx context.Context, k chunkstore.Key) (uint64, error)
+	DeleteGen(ctx context.Context, k chunkstore.Key, gen uint64) (bool, error)
 }
 
 // ScrubState is the part of the FSM the scrubber reads: every recorded
@@ -130,8 +134,19 @@ type ScrubConfig struct {
 	Chunks Chunks
 	State  ScrubState
 	Data   ScrubData
+	// OrphanGrace turns on collecting orphaned copies (0: off): a copy no
+	// record names this node the holder of, seen so by passes at least
+	// OrphanGrace apart with the same generation, is deleted after Barrier
+	// and a fresh look at the records (see Scrubber.collect). It must
+	// exceed the longest time between writing a copy and recording it.
+	OrphanGrace time.Duration
+	// Barrier brings this node's FSM up to the leader's commit index
+	// (consensus.Proposer.ReadBarrier); required with OrphanGrace.
+	Barrier func(ctx context.Context) error
 	// Metrics; optional.
 	Bytes, Corrupt, Repaired, Passes prometheus.Counter
+	// Orphans and OrphanBytes count the orphaned copies deleted.
+	Orphans, OrphanBytes prometheus.Counter
 	// Logger; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -141,6 +156,9 @@ func (c ScrubConfig) Validate() error {
 	if c.ID == "" || c.Chunks == nil || c.State == nil || c.Data == nil {
 		return errors.New("repair: scrubber needs ID, Chunks, State and Data")
 	}
+	if c.OrphanGrace < 0 || c.OrphanGrace > 0 && c.Barrier == nil {
+		return errors.New("repair: OrphanGrace must be ≥ 0, and needs Barrier")
+	}
 	return nil
 }
 
@@ -149,6 +167,12 @@ type Scrubber struct {
 	cfg                              ScrubConfig
 	log                              *slog.Logger
 	bytes, corrupt, repaired, passes prometheus.Counter
+	orphans, orphanBytes             prometheus.Counter
+	// suspects are the copies no record named this node the holder of in
+	// the last pass, with the write seen and since when. Only Run's
+	// goroutine touches it.
+	suspects map[chunkstore.Key]suspect
+	now      func() time.Time // time.Now; tests move it
 }
 
 // NewScrubber returns a Scrubber; Run starts it.
@@ -156,11 +180,12 @@ func NewScrubber(cfg ScrubConfig) (*Scrubber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Scrubber{cfg: cfg, log: cfg.Logger, bytes: cfg.Bytes, corrupt: cfg.Corrupt, repaired: cfg.Repaired, passes: cfg.Passes}
+	s := &Scrubber{cfg: cfg, log: cfg.Logger, bytes: cfg.Bytes, corrupt: cfg.Corrupt, repaired: cfg.Repaired, passes: cfg.Passes,
+		orphans: cfg.Orphans, orphanBytes: cfg.OrphanBytes, suspects: map[chunkstore.Key]suspect{}, now: time.Now}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	for _, c := range []*prometheus.Counter{&s.bytes, &s.corrupt, &s.repaired, &s.passes} {
+	for _, c := range []*prometheus.Counter{&s.bytes, &s.corrupt, &s.repaired, &s.passes, &s.orphans, &s.orphanBytes} {
 		if *c == nil {
 			*c = prometheus.NewCounter(prometheus.CounterOpts{Name: "osprey_scrub_unregistered_total"})
 		}

@@ -32,12 +32,14 @@ import (
 type memCopies struct {
 	mu      sync.Mutex
 	chunks  map[string]map[httpapi.ChunkRef][]byte // owner → ref → bytes
-	objects map[string][]byte                      // owner/bucket/key
+	gens    map[string]uint64                      // owner/ref → generation of its last put
+	lastGen uint64
+	objects map[string][]byte // owner/bucket/key
 	puts    []string
 }
 
 func newMemCopies() *memCopies {
-	return &memCopies{chunks: map[string]map[httpapi.ChunkRef][]byte{}, objects: map[string][]byte{}}
+	return &memCopies{chunks: map[string]map[httpapi.ChunkRef][]byte{}, gens: map[string]uint64{}, objects: map[string][]byte{}}
 }
 
 func (m *memCopies) put(owner string, ref httpapi.ChunkRef, b []byte) {
@@ -47,6 +49,8 @@ func (m *memCopies) put(owner string, ref httpapi.ChunkRef, b []byte) {
 		m.chunks[owner] = map[httpapi.ChunkRef][]byte{}
 	}
 	m.chunks[owner][ref] = append([]byte(nil), b...)
+	m.lastGen++
+	m.gens[fmt.Sprint(owner, ref)] = m.lastGen
 }
 
 func (m *memCopies) get(owner string, ref httpapi.ChunkRef) ([]byte, bool) {
@@ -387,6 +391,27 @@ func (c memChunks) Scan(_ context.Context, fn func(chunkstore.Key, chunkstore.In
 	return nil
 }
 
+func (c memChunks) Gen(_ context.Context, k chunkstore.Key) (uint64, error) {
+	c.copies.mu.Lock()
+	defer c.copies.mu.Unlock()
+	ref := httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk, Shard: k.Shard}
+	if _, ok := c.copies.chunks["n1"][ref]; !ok {
+		return 0, chunkstore.ErrNotFound
+	}
+	return c.copies.gens[fmt.Sprint("n1", ref)], nil
+}
+
+func (c memChunks) DeleteGen(_ context.Context, k chunkstore.Key, gen uint64) (bool, error) {
+	c.copies.mu.Lock()
+	defer c.copies.mu.Unlock()
+	ref := httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk, Shard: k.Shard}
+	if _, ok := c.copies.chunks["n1"][ref]; !ok || c.copies.gens[fmt.Sprint("n1", ref)] != gen {
+		return false, nil
+	}
+	delete(c.copies.chunks["n1"], ref)
+	return true, nil
+}
+
 func (c memChunks) Verify(_ context.Context, k chunkstore.Key) (chunkstore.Info, error) {
 	b, ok := c.copies.get("n1", httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk, Shard: k.Shard})
 	if !ok {
@@ -439,6 +464,96 @@ func TestScrubberHealsBadCopies(t *testing.T) {
 				t.Fatalf("local copy %q, repaired %v", b, value(repaired))
 			}
 		})
+	}
+}
+
+// TestScrubberCollectsOrphans: a staged copy no record names this node the
+// holder of is deleted once it has stayed so for OrphanGrace, checked
+// after a read barrier; copies this node holds by the records, copies
+// named again (or rewritten) before the grace ran out, and everything
+// while the barrier fails, are kept.
+func TestScrubberCollectsOrphans(t *testing.T) {
+	data := []byte("staged bytes")
+	rec := func(blob uint64, owners ...osprey.NodeID) fsm.Chunk {
+		return fsm.Chunk{Blob: blob, Num: 1, Size: int64(len(data)), MD5: md5hex(data), Sum: xxhash.Sum64(data), Owners: owners}
+	}
+	coded := rec(10)
+	coded.Owners = nil
+	coded.EC = &fsm.ECLayout{K: 1, M: 1, Shards: []fsm.ECShard{{Index: 0, Owner: "n2"}, {Index: 1, Owner: "n1", Sum: xxhash.Sum64(data)}}}
+	m := newMemCopies()
+	ref := func(blob uint64, shard uint16) httpapi.ChunkRef { return httpapi.ChunkRef{Blob: blob, Num: 1, Shard: shard} }
+	all := []httpapi.ChunkRef{ref(7, 0), ref(8, 0), ref(9, 0), ref(10, 1), ref(10, 2), ref(11, 0), ref(12, 0), ref(14, 0)}
+	for _, r := range all {
+		m.put("n1", r, data)
+	}
+	st := &fakeState{chunks: map[uint64]fsm.Chunk{
+		7:  rec(7, "n1", "n2"), // held here: kept
+		9:  rec(9, "n2", "n3"), // moved away from here: an orphan
+		10: coded,              // shard 2 held here, shard 1 not: an orphan
+	}} // 8, 11, 12, 14: no record
+	barrierErr := errors.New("no leader")
+	var failBarrier bool
+	barriers := 0
+	orphans := prometheus.NewCounter(prometheus.CounterOpts{Name: "o"})
+	s, err := repair.NewScrubber(repair.ScrubConfig{ID: "n1", Rate: 1 << 30, Pause: time.Hour, Chunks: memChunks{copies: m},
+		State: st, Data: m, OrphanGrace: time.Hour, Orphans: orphans,
+		Barrier: func(context.Context) error {
+			barriers++
+			if failBarrier {
+				return barrierErr
+			}
+			// A record committed after the pass read the records.
+			st.chunks[14] = rec(14, "n1")
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_000_000, 0)
+	repair.SetClock(s, func() time.Time { return now })
+	ctx := context.Background()
+	has := func(r httpapi.ChunkRef) bool { _, ok := m.get("n1", r); return ok }
+
+	if err := repair.Pass(s, ctx); err != nil || barriers != 0 || value(orphans) != 0 {
+		t.Fatalf("first pass: %v, %d barriers, %v deleted", err, barriers, value(orphans))
+	}
+	// Before the grace runs out, blob 11 gets its record and blob 12 is
+	// written again.
+	now = now.Add(59 * time.Minute)
+	st.chunks[11] = rec(11, "n1")
+	m.put("n1", ref(12, 0), data)
+	if err := repair.Pass(s, ctx); err != nil || barriers != 0 || value(orphans) != 0 {
+		t.Fatalf("pass within the grace: %v, %d barriers, %v deleted", err, barriers, value(orphans))
+	}
+	now = now.Add(time.Minute)
+	failBarrier = true
+	if err := repair.Pass(s, ctx); !errors.Is(err, barrierErr) || value(orphans) != 0 {
+		t.Fatalf("pass with the barrier failing: %v, %v deleted", err, value(orphans))
+	}
+	delete(st.chunks, 14)
+	for _, r := range all {
+		if !has(r) {
+			t.Fatalf("%v deleted while the barrier failed", r)
+		}
+	}
+	failBarrier = false
+	if err := repair.Pass(s, ctx); err != nil || value(orphans) != 3 {
+		t.Fatalf("pass after the grace: %v, %v deleted, want 3", err, value(orphans))
+	}
+	for r, want := range map[httpapi.ChunkRef]bool{ref(7, 0): true, ref(8, 0): false, ref(9, 0): false,
+		ref(10, 1): false, ref(10, 2): true, ref(11, 0): true, ref(12, 0): true, ref(14, 0): true} {
+		if has(r) != want {
+			t.Fatalf("after the grace: %v present %v, want %v", r, has(r), want)
+		}
+	}
+	// The rewritten copy (first seen so at +59m) goes a grace after that.
+	now = now.Add(58 * time.Minute)
+	if err := repair.Pass(s, ctx); err != nil || has(ref(12, 0)) == false {
+		t.Fatalf("rewritten copy went early: %v", err)
+	}
+	now = now.Add(time.Minute)
+	if err := repair.Pass(s, ctx); err != nil || has(ref(12, 0)) || value(orphans) != 4 {
+		t.Fatalf("rewritten copy after its grace: present %v, %v deleted (%v)", has(ref(12, 0)), value(orphans), err)
 	}
 }
 

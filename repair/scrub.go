@@ -44,6 +44,8 @@ func (s *Scrubber) pass(ctx context.Context) error {
 	}
 	records := s.cfg.State.ChunkIndex()
 	start := time.Now()
+	me := osprey.NodeID(s.cfg.ID)
+	seen := map[chunkstore.Key]bool{}
 	var done int64
 	for _, k := range keys {
 		if ctx.Err() != nil {
@@ -59,9 +61,12 @@ func (s *Scrubber) pass(ctx context.Context) error {
 		switch {
 		case err != nil && !errors.Is(err, chunkstore.ErrCorrupt):
 			return err
-		case !ok:
-			// No record references it (garbage of a failed upload, or it
-			// was collected meanwhile): nothing to protect.
+		case !ok || !holds(rec, k, me):
+			// No record names this node the holder of the copy (garbage
+			// of a failed upload or move, a copy moved or repaired away
+			// while this node was out, or one collected meanwhile):
+			// nothing to protect, and perhaps something to collect.
+			s.suspect(ctx, k, info.Size, seen)
 			continue
 		case err == nil && info.Sum == wantSum(rec, k):
 			// healthy
@@ -88,6 +93,107 @@ func (s *Scrubber) pass(ctx context.Context) error {
 		}
 	}
 	s.passes.Inc()
+	return s.collect(ctx, seen)
+}
+
+// holds reports whether rec names me the holder of the copy under k.
+func holds(rec fsm.Chunk, k chunkstore.Key, me osprey.NodeID) bool {
+	if k.Shard == 0 {
+		return rec.EC == nil && hasNode(rec.Owners, me)
+	}
+	return rec.EC != nil && int(k.Shard) <= len(rec.EC.Shards) && rec.EC.Shards[k.Shard-1].Owner == me
+}
+
+// suspect is a copy no record named this node the holder of: the write
+// seen (its generation) and when it was first seen so.
+type suspect struct {
+	gen   uint64
+	size  int64
+	since time.Time
+}
+
+// maxSuspects bounds the copies the scrubber remembers between passes;
+// past it, new suspects wait for a later pass.
+const maxSuspects = 1 << 18
+
+// suspect notes that no record named this node the holder of k's copy
+// in this pass, and since when its current write has been seen so. A
+// copy written again since it was first seen starts over.
+func (s *Scrubber) suspect(ctx context.Context, k chunkstore.Key, size int64, seen map[chunkstore.Key]bool) {
+	if s.cfg.OrphanGrace <= 0 {
+		return
+	}
+	gen, err := s.cfg.Chunks.Gen(ctx, k)
+	if err != nil {
+		return // gone meanwhile, or unreadable: not known to be one write
+	}
+	seen[k] = true
+	if old, ok := s.suspects[k]; ok && old.gen == gen {
+		return
+	}
+	if _, ok := s.suspects[k]; !ok && len(s.suspects) >= maxSuspects {
+		delete(seen, k)
+		return
+	}
+	// The write existed, unnamed, when its generation was read: now.
+	s.suspects[k] = suspect{gen: gen, size: size, since: s.now()}
+}
+
+// collect deletes the suspects of this pass that have been orphans for
+// OrphanGrace: no record named this node their holder when the write was
+// first seen, in every pass since, nor now, OrphanGrace later, and the
+// write is still the one first seen. A copy is
+// written before the record that names it (an upload's, a move's, a
+// repair's), and no upload, task or forwarded command stays in flight
+// for OrphanGrace (request deadlines, task leases), so a copy older than
+// that which no record names will never be named. The records are read
+// again after a read barrier, so a record committed since the pass read
+// them keeps its copy, and the delete removes only the write first seen.
+func (s *Scrubber) collect(ctx context.Context, seen map[chunkstore.Key]bool) error {
+	var ripe []chunkstore.Key
+	for k, sp := range s.suspects {
+		switch {
+		case !seen[k]:
+			delete(s.suspects, k) // named by a record now, or gone
+		case s.now().Sub(sp.since) >= s.cfg.OrphanGrace:
+			ripe = append(ripe, k)
+		}
+	}
+	if len(ripe) == 0 {
+		return nil
+	}
+	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := s.cfg.Barrier(bctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("orphans: read barrier: %w", err)
+	}
+	records := s.cfg.State.ChunkIndex()
+	me := osprey.NodeID(s.cfg.ID)
+	var n, bytes int64
+	for _, k := range ripe {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		sp := s.suspects[k]
+		delete(s.suspects, k)
+		if rec, ok := records[k.UID]; ok && holds(rec, k, me) {
+			continue
+		}
+		removed, err := s.cfg.Chunks.DeleteGen(ctx, k, sp.gen)
+		if err != nil {
+			return fmt.Errorf("orphans: delete %s: %w", k, err)
+		}
+		if removed {
+			n++
+			bytes += sp.size
+			s.orphans.Inc()
+			s.orphanBytes.Add(float64(sp.size))
+		}
+	}
+	if n > 0 {
+		s.log.Info("scrub deleted orphaned copies", "copies", n, "bytes", bytes, "grace", s.cfg.OrphanGrace)
+	}
 	return nil
 }
 

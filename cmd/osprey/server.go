@@ -92,6 +92,7 @@ type serverFlags struct {
 	scrubRate        int64
 	rebalanceRate    int64
 	scrubPause       time.Duration
+	orphanGrace      time.Duration
 	repairGrace      time.Duration
 	memoryLimit      int64
 	logLevel         string
@@ -181,6 +182,8 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Var(bytesValue{&f.inlineMax}, "inline-max", "local backend: files up to this size uploaded in one request keep their staged copies as their final copy instead of being tiered into a file per holder (0 = tier every file; the leader's value applies)")
 	fs.Var(bytesValue{&f.scrubRate}, "scrub-rate", "staged bytes per second the scrubber verifies, e.g. 16MiB (0 = off)")
 	fs.Var(durationValue{&f.scrubPause}, "scrub-pause", "pause between full scrub passes")
+	f.orphanGrace = d.OrphanGrace
+	fs.Var(durationValue{&f.orphanGrace}, "orphan-grace", "the scrubber deletes a staged copy no record names this node the holder of once it has stayed so this long (0 = keep orphans)")
 	f.rebalanceRate = d.RebalanceRate
 	fs.Var(bytesValue{&f.rebalanceRate}, "rebalance-rate", "bytes per second this node copies to new ring owners after a membership change, e.g. 32MiB (0 = off)")
 	fs.Var(bytesValue{&f.memoryLimit}, "memory-limit", "soft memory limit for the Go runtime, e.g. 256MiB (GOMEMLIMIT; 0 = none)")
@@ -276,6 +279,7 @@ func (f *serverFlags) validate() error {
 		zero bool // 0 allowed
 	}{{"link-expiry", f.linkExpiry, false}, {"link-max-expiry", f.linkMaxExpiry, false}, {"task-lease", f.taskLease, false},
 		{"expire-uploads", f.expireUploads, true}, {"gc-grace", f.gcGrace, true}, {"scrub-pause", f.scrubPause, true},
+		{"orphan-grace", f.orphanGrace, true},
 		{"repair-grace", f.repairGrace, true}, {"body-idle-timeout", f.bodyIdleTimeout, true}, {"write-idle-timeout", f.writeIdle, true}}
 	for _, d := range durations {
 		switch {
@@ -468,6 +472,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c.TaskWorkers, c.TaskLease, c.TaskMaxAttempts, c.ExpireUploads = f.taskWorkers, f.taskLease, f.taskMaxAttempts, f.expireUploads
 	c.WebhookURL, c.WebhookSecret = f.webhookURL, f.webhookSecret
 	c.GCGrace, c.ScrubRate, c.ScrubPause, c.RepairGrace = f.gcGrace, f.scrubRate, f.scrubPause, f.repairGrace
+	c.OrphanGrace = f.orphanGrace
 	c.InlineMax = f.inlineMax
 	c.TLS = tlsconf.Files{Cert: f.tlsCert, Key: f.tlsKey, CA: f.tlsCA}
 	c.TLSReloadEvery = tlsReloadEvery
