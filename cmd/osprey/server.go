@@ -292,6 +292,12 @@ func (f *serverFlags) validate() error {
 	if f.linkExpiry > 0 && f.linkMaxExpiry > 0 && f.linkExpiry > f.linkMaxExpiry {
 		errs = append(errs, bad("link-expiry", f.linkExpiry, fmt.Sprintf("must not exceed --link-max-expiry (%s)", f.linkMaxExpiry)))
 	}
+	if floor := max(f.gcGrace, 2*f.taskLease); f.orphanGrace > 0 && f.orphanGrace < floor {
+		// Shorter, and a copy still being read after a tiering (gc-grace)
+		// or still to be recorded by a task could be taken for an orphan.
+		errs = append(errs, bad("orphan-grace", f.orphanGrace,
+			fmt.Sprintf("must be 0 or at least --gc-grace and twice --task-lease (%s)", floor)))
+	}
 	if f.taskWorkers < 1 {
 		errs = append(errs, bad("task-workers", f.taskWorkers, "must be at least 1"))
 	}
