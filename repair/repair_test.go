@@ -481,7 +481,9 @@ func TestScrubberCollectsOrphans(t *testing.T) {
 	coded.Owners = nil
 	coded.EC = &fsm.ECLayout{K: 1, M: 1, Shards: []fsm.ECShard{{Index: 0, Owner: "n2"}, {Index: 1, Owner: "n1", Sum: xxhash.Sum64(data)}}}
 	m := newMemCopies()
-	ref := func(blob uint64, shard uint16) httpapi.ChunkRef { return httpapi.ChunkRef{Blob: blob, Num: 1, Shard: shard} }
+	ref := func(blob uint64, shard uint16) httpapi.ChunkRef {
+		return httpapi.ChunkRef{Blob: blob, Num: 1, Shard: shard}
+	}
 	all := []httpapi.ChunkRef{ref(7, 0), ref(8, 0), ref(9, 0), ref(10, 1), ref(10, 2), ref(11, 0), ref(12, 0), ref(14, 0)}
 	for _, r := range all {
 		m.put("n1", r, data)
