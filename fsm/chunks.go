@@ -66,19 +66,6 @@ func (f *FSM) FindBlob(blob uint64) (file, content osprey.UID, ch Chunk, ok bool
 	return file, content, ch, ok
 }
 
-// ChunkIndex returns every staged chunk record by blob id (uploads in
-// progress and staged contents), for a scrub pass.
-func (f *FSM) ChunkIndex() map[uint64]Chunk {
-	out := map[uint64]Chunk{}
-	f.read(func(t *tx) {
-		t.eachStagedChunk(func(_, _ osprey.UID, c *Chunk) bool {
-			out[c.Blob] = cloneChunk(*c)
-			return true
-		})
-	})
-	return out
-}
-
 // Protection summarises how well staged data is protected: chunks counts
 // staged chunk records and local object copies, under those with fewer
 // copies on active members than the policy wants (replicas, capped by the

@@ -107,10 +107,10 @@ type Chunks interface {
 	DeleteGen(ctx context.Context, k chunkstore.Key, gen uint64) (bool, error)
 }
 
-// ScrubState is the part of the FSM the scrubber reads: every recorded
-// chunk by blob id.
+// ScrubState is the part of the FSM the scrubber reads: the copies the
+// records name a member the holder of, a page at a time (fsm.FSM.HeldBy).
 type ScrubState interface {
-	ChunkIndex() map[uint64]fsm.Chunk
+	HeldBy(node osprey.NodeID, cursor []byte, limit int) ([]fsm.Held, []byte)
 }
 
 // ScrubData is the part of the data path the scrubber heals through.

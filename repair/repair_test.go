@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -153,7 +154,23 @@ func (s *fakeState) ChunkRecord(_, _ osprey.UID, blob uint64) (fsm.Chunk, bool) 
 }
 func (s *fakeState) Content(id osprey.UID) (fsm.Content, bool) { c, ok := s.contents[id]; return c, ok }
 func (s *fakeState) Node(id osprey.NodeID) (fsm.Node, bool)    { n, ok := s.nodes[id]; return n, ok }
-func (s *fakeState) ChunkIndex() map[uint64]fsm.Chunk          { return s.chunks }
+
+// HeldBy returns, in one page, the chunk records naming node a holder.
+func (s *fakeState) HeldBy(node osprey.NodeID, _ []byte, _ int) ([]fsm.Held, []byte) {
+	var out []fsm.Held
+	for _, c := range s.chunks {
+		held := c.EC == nil && slices.Contains(c.Owners, node)
+		if c.EC != nil {
+			for _, sh := range c.EC.Shards {
+				held = held || sh.Owner == node
+			}
+		}
+		if held {
+			out = append(out, fsm.Held{Chunk: c})
+		}
+	}
+	return out, nil
+}
 func (s *fakeState) Nodes() []fsm.Node {
 	out := make([]fsm.Node, 0, len(s.nodes))
 	for _, n := range s.nodes {

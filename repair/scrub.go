@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/osprey-storage/osprey"
@@ -34,43 +36,31 @@ func (s *Scrubber) Run(ctx context.Context) {
 	}
 }
 
+// pass verifies this node's copies by the records (its owner index, a
+// page at a time: memory does not grow with the records), heals bad
+// ones, and then looks for orphans among the copies it stores.
 func (s *Scrubber) pass(ctx context.Context) error {
-	var keys []chunkstore.Key
-	if err := s.cfg.Chunks.Scan(ctx, func(k chunkstore.Key, _ chunkstore.Info) error {
-		keys = append(keys, k)
-		return nil
-	}); err != nil {
-		return err
-	}
-	records := s.cfg.State.ChunkIndex()
-	start := time.Now()
 	me := osprey.NodeID(s.cfg.ID)
-	seen := map[chunkstore.Key]bool{}
+	collecting := s.cfg.OrphanGrace > 0
+	var held []chunkstore.Key // this node's copies by the records, when collecting
+	start := time.Now()
 	var done int64
-	for _, k := range keys {
-		if ctx.Err() != nil {
-			return ctx.Err()
+	err := s.eachHeld(ctx, me, func(rec fsm.Chunk, k chunkstore.Key) error {
+		if collecting && len(held) < maxHeld {
+			held = append(held, k)
 		}
 		info, err := s.cfg.Chunks.Verify(ctx, k)
-		if errors.Is(err, chunkstore.ErrNotFound) {
-			continue // deleted meanwhile
+		switch {
+		case errors.Is(err, chunkstore.ErrNotFound):
+			return nil // not here (yet): repair's and the writer's business
+		case err != nil && !errors.Is(err, chunkstore.ErrCorrupt):
+			return err
 		}
 		done += info.Size
 		s.bytes.Add(float64(info.Size))
-		rec, ok := records[k.UID]
-		switch {
-		case err != nil && !errors.Is(err, chunkstore.ErrCorrupt):
-			return err
-		case !ok || !holds(rec, k, me):
-			// No record names this node the holder of the copy (garbage
-			// of a failed upload or move, a copy moved or repaired away
-			// while this node was out, or one collected meanwhile):
-			// nothing to protect, and perhaps something to collect.
-			s.suspect(ctx, k, info.Size, seen)
-			continue
-		case err == nil && info.Sum == wantSum(rec, k):
+		if err == nil && info.Sum == wantSum(rec, k) {
 			// healthy
-		default:
+		} else {
 			if err == nil {
 				err = fmt.Errorf("checksum %x differs from the record's %x", info.Sum, wantSum(rec, k))
 			}
@@ -91,17 +81,101 @@ func (s *Scrubber) pass(ctx context.Context) error {
 			case <-time.After(ahead):
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	s.passes.Inc()
+	if !collecting {
+		return nil
+	}
+	if len(held) >= maxHeld {
+		s.log.Warn("scrub holds too many copies to look for orphans in one pass", "limit", maxHeld)
+		return nil
+	}
+	sortKeys(held)
+	// Every copy stored here that the records (as read above, after the
+	// copy was listed) do not name this node the holder of is a suspect.
+	seen := map[chunkstore.Key]bool{}
+	err = s.cfg.Chunks.Scan(ctx, func(k chunkstore.Key, info chunkstore.Info) error {
+		if !hasKey(held, k) {
+			s.suspect(ctx, k, info.Size, seen)
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return err
+	}
 	return s.collect(ctx, seen)
 }
 
-// holds reports whether rec names me the holder of the copy under k.
-func holds(rec fsm.Chunk, k chunkstore.Key, me osprey.NodeID) bool {
-	if k.Shard == 0 {
-		return rec.EC == nil && hasNode(rec.Owners, me)
+// maxHeld bounds the keys of this node's copies a pass keeps to tell
+// orphans from them (16 bytes each); a node holding more skips orphan
+// collection.
+const maxHeld = 1 << 24
+
+// eachHeld calls fn for every copy the records name me the holder of:
+// a replica, or each shard of a coded chunk that I own.
+func (s *Scrubber) eachHeld(ctx context.Context, me osprey.NodeID, fn func(rec fsm.Chunk, k chunkstore.Key) error) error {
+	var cursor []byte
+	for {
+		page, next := s.cfg.State.HeldBy(me, cursor, 512)
+		for _, h := range page {
+			if h.Object {
+				continue
+			}
+			rec := h.Chunk
+			if rec.EC == nil {
+				if err := fn(rec, chunkstore.Key{UID: rec.Blob, Chunk: rec.Num}); err != nil {
+					return err
+				}
+				continue
+			}
+			for i, sh := range rec.EC.Shards {
+				if sh.Owner == me {
+					if err := fn(rec, chunkstore.Key{UID: rec.Blob, Chunk: rec.Num, Shard: uint16(i + 1)}); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		cursor = next
 	}
-	return rec.EC != nil && int(k.Shard) <= len(rec.EC.Shards) && rec.EC.Shards[k.Shard-1].Owner == me
+}
+
+func keyLess(a, b chunkstore.Key) bool {
+	if a.UID != b.UID {
+		return a.UID < b.UID
+	}
+	if a.Chunk != b.Chunk {
+		return a.Chunk < b.Chunk
+	}
+	return a.Shard < b.Shard
+}
+
+func sortKeys(ks []chunkstore.Key) {
+	slices.SortFunc(ks, func(a, b chunkstore.Key) int {
+		switch {
+		case keyLess(a, b):
+			return -1
+		case keyLess(b, a):
+			return 1
+		}
+		return 0
+	})
+}
+
+// hasKey reports whether sorted holds k.
+func hasKey(sorted []chunkstore.Key, k chunkstore.Key) bool {
+	i := sort.Search(len(sorted), func(i int) bool { return !keyLess(sorted[i], k) })
+	return i < len(sorted) && sorted[i] == k
 }
 
 // suspect is a copy no record named this node the holder of: the write
@@ -168,8 +242,14 @@ func (s *Scrubber) collect(ctx context.Context, seen map[chunkstore.Key]bool) er
 	if err != nil {
 		return fmt.Errorf("orphans: read barrier: %w", err)
 	}
-	records := s.cfg.State.ChunkIndex()
-	me := osprey.NodeID(s.cfg.ID)
+	var held []chunkstore.Key
+	if err := s.eachHeld(ctx, osprey.NodeID(s.cfg.ID), func(_ fsm.Chunk, k chunkstore.Key) error {
+		held = append(held, k)
+		return nil
+	}); err != nil {
+		return err
+	}
+	sortKeys(held)
 	var n, bytes int64
 	for _, k := range ripe {
 		if ctx.Err() != nil {
@@ -177,7 +257,7 @@ func (s *Scrubber) collect(ctx context.Context, seen map[chunkstore.Key]bool) er
 		}
 		sp := s.suspects[k]
 		delete(s.suspects, k)
-		if rec, ok := records[k.UID]; ok && holds(rec, k, me) {
+		if hasKey(held, k) {
 			continue
 		}
 		removed, err := s.cfg.Chunks.DeleteGen(ctx, k, sp.gen)
