@@ -215,14 +215,14 @@ func (s *Scrubber) suspect(ctx context.Context, k chunkstore.Key, size int64, se
 
 // collect deletes the suspects of this pass that have been orphans for
 // OrphanGrace: no record named this node their holder when the write was
-// first seen, in every pass since, nor now, OrphanGrace later, and the
-// write is still the one first seen. A copy is
-// written before the record that names it (an upload's, a move's, a
-// repair's), and no upload, task or forwarded command stays in flight
-// for OrphanGrace (request deadlines, task leases), so a copy older than
-// that which no record names will never be named. The records are read
-// again after a read barrier, so a record committed since the pass read
-// them keeps its copy, and the delete removes only the write first seen.
+// first seen, in any pass since, nor now, OrphanGrace later, and the
+// write is still the one first seen. A copy is written before the record
+// that names it (an upload's, a move's, a repair's), and no upload, task
+// or forwarded command stays in flight for OrphanGrace (request
+// deadlines, task leases), so a copy that old which no record names will
+// never be named. The owner index is read again after a read barrier, so
+// a record committed since the pass read it keeps its copy, and the
+// delete removes only the write first seen.
 func (s *Scrubber) collect(ctx context.Context, seen map[chunkstore.Key]bool) error {
 	var ripe []chunkstore.Key
 	for k, sp := range s.suspects {
