@@ -19,7 +19,7 @@ type metrics struct {
 	tieredBytes                                          prometheus.Counter
 	corruptReads                                         prometheus.Counter
 	scrubBytes, scrubCorrupt, scrubRepaired, scrubPasses prometheus.Counter
-	scrubOrphans, scrubOrphanBytes                       prometheus.Counter
+	scrubOrphans, scrubOrphanBytes, scrubMissing         prometheus.Counter
 	rebalanceBytes, rebalanceMoves, rebalanceFailed      prometheus.Counter
 }
 
@@ -55,8 +55,9 @@ func registerMetrics(reg *prometheus.Registry, src metricSources) *metrics {
 	}
 	n.scrubBytes = counter("osprey_scrub_bytes_total", "Staged bytes the scrubber verified.")
 	n.scrubCorrupt = counter("osprey_scrub_corrupt_total", "Bad staged copies the scrubber found.")
-	n.scrubRepaired = counter("osprey_scrub_repaired_total", "Bad staged copies the scrubber rewrote from healthy ones.")
+	n.scrubRepaired = counter("osprey_scrub_repaired_total", "Bad or missing staged copies the scrubber rewrote from healthy ones.")
 	n.scrubPasses = counter("osprey_scrub_passes_total", "Completed scrub passes over this node's staged data.")
+	n.scrubMissing = counter("osprey_scrub_missing_total", "Staged copies the records name this node the holder of that its store lacked (restored from other holders when possible).")
 	n.scrubOrphans = counter("osprey_scrub_orphans_deleted_total", "Orphaned staged copies (named by no record for --orphan-grace) the scrubber deleted.")
 	n.scrubOrphanBytes = counter("osprey_scrub_orphan_bytes_deleted_total", "Bytes of the orphaned staged copies the scrubber deleted.")
 	n.rebalanceBytes = counter("osprey_rebalance_bytes_total", "Bytes this node copied to new ring owners (rebalancing).")

@@ -282,7 +282,7 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 	}
 	if n.scrub, err = repair.NewScrubber(repair.ScrubConfig{ID: id, Rate: cfg.ScrubRate, Pause: cfg.ScrubPause, Chunks: n.chunks,
 		State: n.fsm, Data: n.data, OrphanGrace: cfg.OrphanGrace, Barrier: n.prop.ReadBarrier,
-		Bytes: m.scrubBytes, Corrupt: m.scrubCorrupt, Repaired: m.scrubRepaired, Passes: m.scrubPasses,
+		Bytes: m.scrubBytes, Corrupt: m.scrubCorrupt, Missing: m.scrubMissing, Repaired: m.scrubRepaired, Passes: m.scrubPasses,
 		Orphans: m.scrubOrphans, OrphanBytes: m.scrubOrphanBytes, Logger: lg}); err != nil {
 		return err
 	}

@@ -199,3 +199,49 @@ func TestScrubberCollectsOrphans(t *testing.T) {
 	}
 	checkDownload(t, c.nodes[2], uid, data)
 }
+
+// TestScrubberRestoresMissingCopy: a copy deleted behind osprey's back on
+// one of its recorded holders is restored by that holder's scrubber from
+// the other one, which can then be lost.
+func TestScrubberRestoresMissingCopy(t *testing.T) {
+	dead := freeAddr(t)
+	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) {
+		cfg.Backend.Type = "s3" // unreachable: files stay staged
+		cfg.Backend.S3.Endpoint, cfg.Backend.S3.AccessKey, cfg.Backend.S3.SecretKey = dead, "k", "secretsecret"
+		cfg.Backend.S3.MaxAttempts = 1
+		cfg.ScrubRate, cfg.ScrubPause = 1<<30, 50*time.Millisecond
+	})
+	data := content(80, 400_000)
+	uid := uploadSingle(t, c.nodes[0], "m.7z", data)
+	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
+	ct, _ := c.nodes[0].FSM().Content(f.Content)
+	ch := ct.Chunks[0]
+	var holder, other *node.Node
+	for _, n := range c.nodes {
+		switch n.ID() {
+		case string(ch.Owners[0]):
+			holder = n
+		case string(ch.Owners[1]):
+			other = n
+		}
+	}
+	url := fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/0", holder.HTTPAddr(), ch.Blob, ch.Num)
+	req, _ := http.NewRequest(http.MethodDelete, url, nil)
+	req.Header.Set("X-Osprey-Node-Auth", holder.Cluster().NodeAuthToken())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("delete copy: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	waitFor(t, 30*time.Second, "missing copy restored", func() bool {
+		return metricValue(t, holder, "osprey_scrub_missing_total") >= 1 && chunkPresent(t, holder, ch.Blob, ch.Num, 0)
+	})
+	for i, n := range c.nodes {
+		if n == other {
+			n.Kill()
+			c.nodes[i] = nil
+		}
+	}
+	c.Leader()
+	checkDownload(t, holder, uid, data)
+}

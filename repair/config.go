@@ -111,6 +111,7 @@ type Chunks interface {
 // records name a member the holder of, a page at a time (fsm.FSM.HeldBy).
 type ScrubState interface {
 	HeldBy(node osprey.NodeID, cursor []byte, limit int) ([]fsm.Held, []byte)
+	ChunkRecord(file, content osprey.UID, blob uint64) (fsm.Chunk, bool)
 }
 
 // ScrubData is the part of the data path the scrubber heals through.
@@ -143,8 +144,8 @@ type ScrubConfig struct {
 	// Barrier brings this node's FSM up to the leader's commit index
 	// (consensus.Proposer.ReadBarrier); required with OrphanGrace.
 	Barrier func(ctx context.Context) error
-	// Metrics; optional.
-	Bytes, Corrupt, Repaired, Passes prometheus.Counter
+	// Metrics; optional. Repaired counts bad and missing copies rewritten.
+	Bytes, Corrupt, Missing, Repaired, Passes prometheus.Counter
 	// Orphans and OrphanBytes count the orphaned copies deleted.
 	Orphans, OrphanBytes prometheus.Counter
 	// Logger; nil means slog.Default().
@@ -164,10 +165,10 @@ func (c ScrubConfig) Validate() error {
 
 // Scrubber verifies this node's staged copies and heals bad ones.
 type Scrubber struct {
-	cfg                              ScrubConfig
-	log                              *slog.Logger
-	bytes, corrupt, repaired, passes prometheus.Counter
-	orphans, orphanBytes             prometheus.Counter
+	cfg                                       ScrubConfig
+	log                                       *slog.Logger
+	bytes, corrupt, missing, repaired, passes prometheus.Counter
+	orphans, orphanBytes                      prometheus.Counter
 	// suspects are the copies no record named this node the holder of in
 	// the last pass, with the write seen and since when. Only Run's
 	// goroutine touches it.
@@ -180,12 +181,12 @@ func NewScrubber(cfg ScrubConfig) (*Scrubber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Scrubber{cfg: cfg, log: cfg.Logger, bytes: cfg.Bytes, corrupt: cfg.Corrupt, repaired: cfg.Repaired, passes: cfg.Passes,
+	s := &Scrubber{cfg: cfg, log: cfg.Logger, bytes: cfg.Bytes, corrupt: cfg.Corrupt, missing: cfg.Missing, repaired: cfg.Repaired, passes: cfg.Passes,
 		orphans: cfg.Orphans, orphanBytes: cfg.OrphanBytes, suspects: map[chunkstore.Key]suspect{}, now: time.Now}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	for _, c := range []*prometheus.Counter{&s.bytes, &s.corrupt, &s.repaired, &s.passes, &s.orphans, &s.orphanBytes} {
+	for _, c := range []*prometheus.Counter{&s.bytes, &s.corrupt, &s.missing, &s.repaired, &s.passes, &s.orphans, &s.orphanBytes} {
 		if *c == nil {
 			*c = prometheus.NewCounter(prometheus.CounterOpts{Name: "osprey_scrub_unregistered_total"})
 		}

@@ -576,6 +576,41 @@ func TestScrubberCollectsOrphans(t *testing.T) {
 	}
 }
 
+// TestScrubberRestoresMissingCopies: a copy the records name this node the
+// holder of but its store lacks is rewritten from another holder.
+func TestScrubberRestoresMissingCopies(t *testing.T) {
+	good := []byte("the other holder's copy")
+	m := newMemCopies()
+	ref := httpapi.ChunkRef{Blob: 7, Num: 1}
+	m.put("n2", ref, good)
+	st := &fakeState{chunks: map[uint64]fsm.Chunk{7: {Blob: 7, Num: 1, Size: int64(len(good)), MD5: md5hex(good),
+		Sum: xxhash.Sum64(good), Owners: []osprey.NodeID{"n1", "n2"}}}}
+	missing, repaired := prometheus.NewCounter(prometheus.CounterOpts{Name: "m"}), prometheus.NewCounter(prometheus.CounterOpts{Name: "r"})
+	s, err := repair.NewScrubber(repair.ScrubConfig{ID: "n1", Rate: 1 << 30, Chunks: memChunks{copies: m}, State: st, Data: m,
+		Missing: missing, Repaired: repaired})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repair.Pass(s, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if b, ok := m.get("n1", ref); !ok || !bytes.Equal(b, good) || value(missing) != 1 || value(repaired) != 1 {
+		t.Fatalf("local copy %q (%v), missing %v, repaired %v", b, ok, value(missing), value(repaired))
+	}
+	// With no other copy to read, nothing is written and the pass goes on.
+	m2 := newMemCopies()
+	s2, err := repair.NewScrubber(repair.ScrubConfig{ID: "n1", Rate: 1 << 30, Chunks: memChunks{copies: m2}, State: st, Data: m2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := repair.Pass(s2, context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m2.get("n1", ref); ok {
+		t.Fatal("a copy was written from nothing")
+	}
+}
+
 // value reads a counter.
 func value(c prometheus.Counter) float64 {
 	var m dto.Metric

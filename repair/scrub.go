@@ -45,14 +45,16 @@ func (s *Scrubber) pass(ctx context.Context) error {
 	var held []chunkstore.Key // this node's copies by the records, when collecting
 	start := time.Now()
 	var done int64
-	err := s.eachHeld(ctx, me, func(rec fsm.Chunk, k chunkstore.Key) error {
+	err := s.eachHeld(ctx, me, func(h fsm.Held, k chunkstore.Key) error {
+		rec := h.Chunk
 		if collecting && len(held) < maxHeld {
 			held = append(held, k)
 		}
 		info, err := s.cfg.Chunks.Verify(ctx, k)
 		switch {
 		case errors.Is(err, chunkstore.ErrNotFound):
-			return nil // not here (yet): repair's and the writer's business
+			s.healMissing(ctx, h, k)
+			return nil
 		case err != nil && !errors.Is(err, chunkstore.ErrCorrupt):
 			return err
 		}
@@ -115,9 +117,36 @@ func (s *Scrubber) pass(ctx context.Context) error {
 // collection.
 const maxHeld = 1 << 24
 
+// healMissing rewrites a copy the records name this node the holder of
+// but that its store does not have (lost outside osprey, or by a fault),
+// from the other holders, if the record, read again, still names this
+// node: the copy may just have been moved or released away.
+func (s *Scrubber) healMissing(ctx context.Context, h fsm.Held, k chunkstore.Key) {
+	rec, ok := s.cfg.State.ChunkRecord(h.File, h.Content, k.UID)
+	if !ok || !holds(rec, k, osprey.NodeID(s.cfg.ID)) {
+		return
+	}
+	s.missing.Inc()
+	s.log.Warn("scrub found a missing copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard)
+	if err := s.healCopy(ctx, rec, k); err != nil {
+		s.log.Error("scrub could not restore a copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard, "err", err)
+		return
+	}
+	s.repaired.Inc()
+	s.log.Info("scrub restored a missing copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard)
+}
+
+// holds reports whether rec names me the holder of the copy under k.
+func holds(rec fsm.Chunk, k chunkstore.Key, me osprey.NodeID) bool {
+	if k.Shard == 0 {
+		return rec.EC == nil && hasNode(rec.Owners, me)
+	}
+	return rec.EC != nil && int(k.Shard) <= len(rec.EC.Shards) && rec.EC.Shards[k.Shard-1].Owner == me
+}
+
 // eachHeld calls fn for every copy the records name me the holder of:
 // a replica, or each shard of a coded chunk that I own.
-func (s *Scrubber) eachHeld(ctx context.Context, me osprey.NodeID, fn func(rec fsm.Chunk, k chunkstore.Key) error) error {
+func (s *Scrubber) eachHeld(ctx context.Context, me osprey.NodeID, fn func(h fsm.Held, k chunkstore.Key) error) error {
 	var cursor []byte
 	for {
 		page, next := s.cfg.State.HeldBy(me, cursor, 512)
@@ -127,14 +156,14 @@ func (s *Scrubber) eachHeld(ctx context.Context, me osprey.NodeID, fn func(rec f
 			}
 			rec := h.Chunk
 			if rec.EC == nil {
-				if err := fn(rec, chunkstore.Key{UID: rec.Blob, Chunk: rec.Num}); err != nil {
+				if err := fn(h, chunkstore.Key{UID: rec.Blob, Chunk: rec.Num}); err != nil {
 					return err
 				}
 				continue
 			}
 			for i, sh := range rec.EC.Shards {
 				if sh.Owner == me {
-					if err := fn(rec, chunkstore.Key{UID: rec.Blob, Chunk: rec.Num, Shard: uint16(i + 1)}); err != nil {
+					if err := fn(h, chunkstore.Key{UID: rec.Blob, Chunk: rec.Num, Shard: uint16(i + 1)}); err != nil {
 						return err
 					}
 				}
@@ -243,7 +272,7 @@ func (s *Scrubber) collect(ctx context.Context, seen map[chunkstore.Key]bool) er
 		return fmt.Errorf("orphans: read barrier: %w", err)
 	}
 	var held []chunkstore.Key
-	if err := s.eachHeld(ctx, osprey.NodeID(s.cfg.ID), func(_ fsm.Chunk, k chunkstore.Key) error {
+	if err := s.eachHeld(ctx, osprey.NodeID(s.cfg.ID), func(_ fsm.Held, k chunkstore.Key) error {
 		held = append(held, k)
 		return nil
 	}); err != nil {
