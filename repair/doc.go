@@ -5,9 +5,12 @@
 // verifies it against the record and only then completes with the
 // ChunkMoved/ChunkConverted/ObjectMoved command. It is a tasks.Batcher:
 // a member leases, runs (Parallel at a time) and records repairs in
-// batches, preferring those whose surviving copy it holds. The Scrubber walks this
-// node's staged copies at a bounded rate, verifies their checksums against
-// the records and rewrites bad copies from healthy ones.
+// batches, preferring those whose surviving copy it holds. The Scrubber walks
+// the staged copies the records name this node the holder of (the owner
+// index, a page at a time) at a bounded rate, verifies their checksums
+// against the records, rewrites bad or missing copies from healthy ones,
+// and deletes orphans: copies no record has named this node the holder of
+// for OrphanGrace, checked again after a read barrier.
 //
 // The Rebalancer (rebalance.go) moves copies to the members the ring
 // names after a membership change: the leader plans moves from the owner
