@@ -142,7 +142,9 @@ type ScrubConfig struct {
 	// exceed the longest time between writing a copy and recording it.
 	OrphanGrace time.Duration
 	// Barrier brings this node's FSM up to the leader's commit index
-	// (consensus.Proposer.ReadBarrier); required with OrphanGrace.
+	// (consensus.Proposer.ReadBarrier); required with OrphanGrace. With
+	// it, each pass starts with one, so a node still catching up does not
+	// act on stale records.
 	Barrier func(ctx context.Context) error
 	// Metrics; optional. Repaired counts bad and missing copies rewritten.
 	Bytes, Corrupt, Missing, Repaired, Passes prometheus.Counter

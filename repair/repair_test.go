@@ -511,52 +511,58 @@ func TestScrubberCollectsOrphans(t *testing.T) {
 		10: coded,              // shard 2 held here, shard 1 not: an orphan
 	}} // 8, 11, 12, 14: no record
 	barrierErr := errors.New("no leader")
-	var failBarrier bool
-	barriers := 0
+	// Each pass starts with a barrier; the collection makes a second.
+	calls := 0
+	onBarrier := func(int) error { return nil }
 	orphans := prometheus.NewCounter(prometheus.CounterOpts{Name: "o"})
 	s, err := repair.NewScrubber(repair.ScrubConfig{ID: "n1", Rate: 1 << 30, Pause: time.Hour, Chunks: memChunks{copies: m},
 		State: st, Data: m, OrphanGrace: time.Hour, Orphans: orphans,
-		Barrier: func(context.Context) error {
-			barriers++
-			if failBarrier {
-				return barrierErr
-			}
-			// A record committed after the pass read the records.
-			st.chunks[14] = rec(14, "n1")
-			return nil
-		}})
+		Barrier: func(context.Context) error { calls++; return onBarrier(calls) }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Unix(1_000_000, 0)
 	repair.SetClock(s, func() time.Time { return now })
 	ctx := context.Background()
+	pass := func() error { calls = 0; return repair.Pass(s, ctx) }
 	has := func(r httpapi.ChunkRef) bool { _, ok := m.get("n1", r); return ok }
 
-	if err := repair.Pass(s, ctx); err != nil || barriers != 0 || value(orphans) != 0 {
-		t.Fatalf("first pass: %v, %d barriers, %v deleted", err, barriers, value(orphans))
+	if err := pass(); err != nil || calls != 1 || value(orphans) != 0 {
+		t.Fatalf("first pass: %v, %d barriers, %v deleted", err, calls, value(orphans))
 	}
 	// Before the grace runs out, blob 11 gets its record and blob 12 is
 	// written again.
 	now = now.Add(59 * time.Minute)
 	st.chunks[11] = rec(11, "n1")
 	m.put("n1", ref(12, 0), data)
-	if err := repair.Pass(s, ctx); err != nil || barriers != 0 || value(orphans) != 0 {
-		t.Fatalf("pass within the grace: %v, %d barriers, %v deleted", err, barriers, value(orphans))
+	if err := pass(); err != nil || calls != 1 || value(orphans) != 0 {
+		t.Fatalf("pass within the grace: %v, %d barriers, %v deleted", err, calls, value(orphans))
 	}
 	now = now.Add(time.Minute)
-	failBarrier = true
-	if err := repair.Pass(s, ctx); !errors.Is(err, barrierErr) || value(orphans) != 0 {
-		t.Fatalf("pass with the barrier failing: %v, %v deleted", err, value(orphans))
-	}
-	delete(st.chunks, 14)
-	for _, r := range all {
-		if !has(r) {
-			t.Fatalf("%v deleted while the barrier failed", r)
+	for _, failAt := range []int{1, 2} { // the pass's barrier, then the collection's
+		onBarrier = func(c int) error {
+			if c == failAt {
+				return barrierErr
+			}
+			return nil
+		}
+		if err := pass(); !errors.Is(err, barrierErr) || calls != failAt || value(orphans) != 0 {
+			t.Fatalf("pass with barrier %d failing: %v, %d barriers, %v deleted", failAt, err, calls, value(orphans))
+		}
+		for _, r := range all {
+			if !has(r) {
+				t.Fatalf("%v deleted while barrier %d failed", r, failAt)
+			}
 		}
 	}
-	failBarrier = false
-	if err := repair.Pass(s, ctx); err != nil || value(orphans) != 3 {
+	onBarrier = func(c int) error {
+		if c == 2 {
+			// A record committed after the pass walked the records.
+			st.chunks[14] = rec(14, "n1")
+		}
+		return nil
+	}
+	if err := pass(); err != nil || value(orphans) != 3 {
 		t.Fatalf("pass after the grace: %v, %v deleted, want 3", err, value(orphans))
 	}
 	for r, want := range map[httpapi.ChunkRef]bool{ref(7, 0): true, ref(8, 0): false, ref(9, 0): false,
@@ -567,11 +573,11 @@ func TestScrubberCollectsOrphans(t *testing.T) {
 	}
 	// The rewritten copy (first seen so at +59m) goes a grace after that.
 	now = now.Add(58 * time.Minute)
-	if err := repair.Pass(s, ctx); err != nil || has(ref(12, 0)) == false {
+	if err := pass(); err != nil || has(ref(12, 0)) == false {
 		t.Fatalf("rewritten copy went early: %v", err)
 	}
 	now = now.Add(time.Minute)
-	if err := repair.Pass(s, ctx); err != nil || has(ref(12, 0)) || value(orphans) != 4 {
+	if err := pass(); err != nil || has(ref(12, 0)) || value(orphans) != 4 {
 		t.Fatalf("rewritten copy after its grace: present %v, %v deleted (%v)", has(ref(12, 0)), value(orphans), err)
 	}
 }

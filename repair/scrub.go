@@ -40,6 +40,12 @@ func (s *Scrubber) Run(ctx context.Context) {
 // page at a time: memory does not grow with the records), heals bad
 // ones, and then looks for orphans among the copies it stores.
 func (s *Scrubber) pass(ctx context.Context) error {
+	// Walk records no older than the leader's commit index: a node that
+	// just joined or restarted is still catching up, and its stale
+	// records would name it the holder of copies long moved away.
+	if err := s.barrier(ctx); err != nil {
+		return err
+	}
 	me := osprey.NodeID(s.cfg.ID)
 	collecting := s.cfg.OrphanGrace > 0
 	var held []chunkstore.Key // this node's copies by the records, when collecting
@@ -134,6 +140,20 @@ func (s *Scrubber) healMissing(ctx context.Context, h fsm.Held, k chunkstore.Key
 	}
 	s.repaired.Inc()
 	s.log.Info("scrub restored a missing copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard)
+}
+
+// barrier brings this node's records up to the leader's commit index
+// (nothing to do without a Barrier).
+func (s *Scrubber) barrier(ctx context.Context) error {
+	if s.cfg.Barrier == nil {
+		return nil
+	}
+	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.cfg.Barrier(bctx); err != nil {
+		return fmt.Errorf("read barrier: %w", err)
+	}
+	return nil
 }
 
 // holds reports whether rec names me the holder of the copy under k.
@@ -265,11 +285,8 @@ func (s *Scrubber) collect(ctx context.Context, seen map[chunkstore.Key]bool) er
 	if len(ripe) == 0 {
 		return nil
 	}
-	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := s.cfg.Barrier(bctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("orphans: read barrier: %w", err)
+	if err := s.barrier(ctx); err != nil {
+		return fmt.Errorf("orphans: %w", err)
 	}
 	var held []chunkstore.Key
 	if err := s.eachHeld(ctx, osprey.NodeID(s.cfg.ID), func(_ fsm.Held, k chunkstore.Key) error {
