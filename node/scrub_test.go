@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/osprey-storage/osprey/erasure"
+	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/node"
 )
 
@@ -46,20 +47,38 @@ func overwriteCopy(t *testing.T, holder *node.Node, blob uint64, num uint32, sha
 	resp.Body.Close()
 }
 
-func TestScrubberRepairsFlippedShard(t *testing.T) {
+// newScrubCluster starts three nodes whose backend is unreachable (files
+// stay staged) and whose scrubbers pass every 50ms; adjust may change more.
+func newScrubCluster(t *testing.T, adjust func(cfg *node.Config)) *cluster {
+	t.Helper()
 	dead := freeAddr(t)
-	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) {
-		cfg.EC = erasure.Policy{K: 2, M: 1}
-		cfg.Backend.Type = "s3" // unreachable: files stay staged
+	return newClusterWith(t, 3, func(_ int, cfg *node.Config) {
+		cfg.Backend.Type = "s3"
 		cfg.Backend.S3.Endpoint, cfg.Backend.S3.AccessKey, cfg.Backend.S3.SecretKey = dead, "k", "secretsecret"
 		cfg.Backend.S3.MaxAttempts = 1
 		cfg.ScrubRate, cfg.ScrubPause = 1<<30, 50*time.Millisecond
+		if adjust != nil {
+			adjust(cfg)
+		}
 	})
-	data := content(77, 700_001)
-	uid := uploadSingle(t, c.nodes[0], "s.7z", data)
+}
+
+// uploadStaged uploads data through the first node and returns its uid
+// and the record of its first chunk.
+func uploadStaged(t *testing.T, c *cluster, name string, data []byte) (string, fsm.Chunk) {
+	t.Helper()
+	uid := uploadSingle(t, c.nodes[0], name, data)
 	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
 	ct, _ := c.nodes[0].FSM().Content(f.Content)
-	ch := ct.Chunks[0]
+	return uid, ct.Chunks[0]
+}
+
+func TestScrubberRepairsFlippedShard(t *testing.T) {
+	c := newScrubCluster(t, func(cfg *node.Config) {
+		cfg.EC = erasure.Policy{K: 2, M: 1}
+	})
+	data := content(77, 700_001)
+	uid, ch := uploadStaged(t, c, "s.7z", data)
 	shards, _, err := erasure.Encode(erasure.Policy{K: 2, M: 1}, data)
 	if err != nil {
 		t.Fatal(err)
@@ -94,18 +113,9 @@ func TestScrubberRepairsFlippedShard(t *testing.T) {
 }
 
 func TestScrubberRepairsBadReplica(t *testing.T) {
-	dead := freeAddr(t)
-	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) {
-		cfg.Backend.Type = "s3"
-		cfg.Backend.S3.Endpoint, cfg.Backend.S3.AccessKey, cfg.Backend.S3.SecretKey = dead, "k", "secretsecret"
-		cfg.Backend.S3.MaxAttempts = 1
-		cfg.ScrubRate, cfg.ScrubPause = 1<<30, 50*time.Millisecond
-	})
+	c := newScrubCluster(t, nil)
 	data := content(78, 500_000)
-	uid := uploadSingle(t, c.nodes[0], "r.7z", data)
-	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
-	ct, _ := c.nodes[0].FSM().Content(f.Content)
-	ch := ct.Chunks[0]
+	uid, ch := uploadStaged(t, c, "r.7z", data)
 	var holder, other *node.Node
 	for _, n := range c.nodes {
 		if n.ID() == string(ch.Owners[0]) {
@@ -158,19 +168,11 @@ func chunkPresent(t *testing.T, n *node.Node, blob uint64, num uint32, shard int
 // once they have stayed so for --orphan-grace; the recorded copies stay
 // and the file reads back.
 func TestScrubberCollectsOrphans(t *testing.T) {
-	dead := freeAddr(t)
-	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) {
-		cfg.Backend.Type = "s3" // unreachable: files stay staged
-		cfg.Backend.S3.Endpoint, cfg.Backend.S3.AccessKey, cfg.Backend.S3.SecretKey = dead, "k", "secretsecret"
-		cfg.Backend.S3.MaxAttempts = 1
-		cfg.ScrubRate, cfg.ScrubPause = 1<<30, 50*time.Millisecond
+	c := newScrubCluster(t, func(cfg *node.Config) {
 		cfg.OrphanGrace = 300 * time.Millisecond
 	})
 	data := content(79, 300_000)
-	uid := uploadSingle(t, c.nodes[0], "o.7z", data)
-	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
-	ct, _ := c.nodes[0].FSM().Content(f.Content)
-	ch := ct.Chunks[0]
+	uid, ch := uploadStaged(t, c, "o.7z", data)
 	var stranger *node.Node
 	for _, n := range c.nodes {
 		if n.ID() != string(ch.Owners[0]) && n.ID() != string(ch.Owners[1]) {
@@ -204,18 +206,9 @@ func TestScrubberCollectsOrphans(t *testing.T) {
 // one of its recorded holders is restored by that holder's scrubber from
 // the other one, which can then be lost.
 func TestScrubberRestoresMissingCopy(t *testing.T) {
-	dead := freeAddr(t)
-	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) {
-		cfg.Backend.Type = "s3" // unreachable: files stay staged
-		cfg.Backend.S3.Endpoint, cfg.Backend.S3.AccessKey, cfg.Backend.S3.SecretKey = dead, "k", "secretsecret"
-		cfg.Backend.S3.MaxAttempts = 1
-		cfg.ScrubRate, cfg.ScrubPause = 1<<30, 50*time.Millisecond
-	})
+	c := newScrubCluster(t, nil)
 	data := content(80, 400_000)
-	uid := uploadSingle(t, c.nodes[0], "m.7z", data)
-	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
-	ct, _ := c.nodes[0].FSM().Content(f.Content)
-	ch := ct.Chunks[0]
+	uid, ch := uploadStaged(t, c, "m.7z", data)
 	var holder, other *node.Node
 	for _, n := range c.nodes {
 		switch n.ID() {
