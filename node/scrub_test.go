@@ -63,6 +63,20 @@ func newScrubCluster(t *testing.T, adjust func(cfg *node.Config)) *cluster {
 	})
 }
 
+// readFromOnly kills other and reads the file back through holder, which
+// then holds the only copy.
+func readFromOnly(t *testing.T, c *cluster, holder, other *node.Node, uid string, data []byte) {
+	t.Helper()
+	for i, n := range c.nodes {
+		if n == other {
+			n.Kill()
+			c.nodes[i] = nil
+		}
+	}
+	c.Leader()
+	checkDownload(t, holder, uid, data)
+}
+
 // uploadStaged uploads data through the first node and returns its uid
 // and the record of its first chunk.
 func uploadStaged(t *testing.T, c *cluster, name string, data []byte) (string, fsm.Chunk) {
@@ -130,14 +144,7 @@ func TestScrubberRepairsBadReplica(t *testing.T) {
 		return metricValue(t, holder, "osprey_scrub_repaired_total") > before
 	})
 	// Only the repaired copy is left to serve it.
-	for i, n := range c.nodes {
-		if n == other {
-			n.Kill()
-			c.nodes[i] = nil
-		}
-	}
-	c.Leader()
-	checkDownload(t, holder, uid, data)
+	readFromOnly(t, c, holder, other, uid, data)
 }
 
 // chunkPresent asks a node over the node-to-node route whether it holds
@@ -229,12 +236,5 @@ func TestScrubberRestoresMissingCopy(t *testing.T) {
 	waitFor(t, 30*time.Second, "missing copy restored", func() bool {
 		return metricValue(t, holder, "osprey_scrub_missing_total") >= 1 && chunkPresent(t, holder, ch.Blob, ch.Num, 0)
 	})
-	for i, n := range c.nodes {
-		if n == other {
-			n.Kill()
-			c.nodes[i] = nil
-		}
-	}
-	c.Leader()
-	checkDownload(t, holder, uid, data)
+	readFromOnly(t, c, holder, other, uid, data)
 }
