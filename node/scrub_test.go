@@ -37,14 +37,24 @@ func overwriteCopy(t *testing.T, holder *node.Node, blob uint64, num uint32, sha
 	t.Helper()
 	bad := bytes.Clone(data)
 	bad[len(bad)/2] ^= 0x40
-	url := fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/%d", holder.HTTPAddr(), blob, num, shard)
-	req, _ := http.NewRequest(http.MethodPut, url, bytes.NewReader(bad))
-	req.Header.Set("X-Osprey-Node-Auth", holder.Cluster().NodeAuthToken())
+	if code := chunkRequest(t, holder, http.MethodPut, blob, num, shard, bad); code != 200 {
+		t.Fatalf("overwrite copy: %d", code)
+	}
+}
+
+// chunkRequest sends one request to n's node-to-node chunk route and
+// returns the status.
+func chunkRequest(t *testing.T, n *node.Node, method string, blob uint64, num uint32, shard int, body []byte) int {
+	t.Helper()
+	url := fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/%d", n.HTTPAddr(), blob, num, shard)
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	req.Header.Set("X-Osprey-Node-Auth", n.Cluster().NodeAuthToken())
 	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("overwrite copy: %v %v", err, resp)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	resp.Body.Close()
+	return resp.StatusCode
 }
 
 // newScrubCluster starts three nodes whose backend is unreachable (files
@@ -151,22 +161,15 @@ func TestScrubberRepairsBadReplica(t *testing.T) {
 // a copy under blob/num/shard.
 func chunkPresent(t *testing.T, n *node.Node, blob uint64, num uint32, shard int) bool {
 	t.Helper()
-	url := fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/%d", n.HTTPAddr(), blob, num, shard)
-	req, _ := http.NewRequest(http.MethodHead, url, nil)
-	req.Header.Set("X-Osprey-Node-Auth", n.Cluster().NodeAuthToken())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	switch resp.StatusCode {
+	switch code := chunkRequest(t, n, http.MethodHead, blob, num, shard, nil); code {
 	case http.StatusOK:
 		return true
 	case http.StatusNotFound:
 		return false
+	default:
+		t.Fatalf("HEAD chunk %d/%d/%d on %s: %d", blob, num, shard, n.ID(), code)
+		return false
 	}
-	t.Fatalf("HEAD %s: %s", url, resp.Status)
-	return false
 }
 
 // TestScrubberCollectsOrphans: copies no record names a node the holder
@@ -225,14 +228,9 @@ func TestScrubberRestoresMissingCopy(t *testing.T) {
 			other = n
 		}
 	}
-	url := fmt.Sprintf("http://%s/internal/v1/chunks/%d/%d/0", holder.HTTPAddr(), ch.Blob, ch.Num)
-	req, _ := http.NewRequest(http.MethodDelete, url, nil)
-	req.Header.Set("X-Osprey-Node-Auth", holder.Cluster().NodeAuthToken())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("delete copy: %v %v", err, resp)
+	if code := chunkRequest(t, holder, http.MethodDelete, ch.Blob, ch.Num, 0, nil); code != 200 {
+		t.Fatalf("delete copy: %d", code)
 	}
-	resp.Body.Close()
 	waitFor(t, 30*time.Second, "missing copy restored", func() bool {
 		return metricValue(t, holder, "osprey_scrub_missing_total") >= 1 && chunkPresent(t, holder, ch.Blob, ch.Num, 0)
 	})

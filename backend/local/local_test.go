@@ -31,6 +31,14 @@ func (w tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// mustBucket creates bucket on b.
+func mustBucket(t testing.TB, b *Backend, bucket string) {
+	t.Helper()
+	if err := b.EnsureBucket(context.Background(), bucket); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func mustNew(t testing.TB, dir string) *Backend {
 	t.Helper()
 	cfg := DefaultConfig()
@@ -105,10 +113,7 @@ func mustPut(t *testing.T, b *Backend, key string, data []byte) {
 func TestLayoutIsPlainFiles(t *testing.T) {
 	dir := t.TempDir()
 	b := mustNew(t, dir)
-	ctx := context.Background()
-	if err := b.EnsureBucket(ctx, "image"); err != nil {
-		t.Fatal(err)
-	}
+	mustBucket(t, b, "image")
 	mustPut(t, b, "2024/01/photo.jpg", []byte("jpeg bytes"))
 	got, err := os.ReadFile(filepath.Join(dir, "image", "2024", "01", "photo.jpg"))
 	if err != nil || string(got) != "jpeg bytes" {
@@ -119,9 +124,7 @@ func TestLayoutIsPlainFiles(t *testing.T) {
 func TestKeyConflicts(t *testing.T) {
 	b := mustNew(t, t.TempDir())
 	ctx := context.Background()
-	if err := b.EnsureBucket(ctx, "image"); err != nil {
-		t.Fatal(err)
-	}
+	mustBucket(t, b, "image")
 	mustPut(t, b, "a/b", []byte("leaf"))
 	mustPut(t, b, "c/d/e", []byte("deep"))
 	for _, key := range []string{"a/b/c", "c/d", "c", ".osprey-tmp-1", "x/.osprey-anything", strings.Repeat("n", 251)} {
@@ -161,9 +164,7 @@ func TestStatRecomputesStaleMD5(t *testing.T) {
 	dir := t.TempDir()
 	b := mustNew(t, dir)
 	ctx := context.Background()
-	if err := b.EnsureBucket(ctx, "image"); err != nil {
-		t.Fatal(err)
-	}
+	mustBucket(t, b, "image")
 	data := []byte("some content")
 	metaPath := filepath.Join(dir, metaDirName, "image", "k.json")
 	tests := []struct {
@@ -202,9 +203,7 @@ func TestDeletePrunesEmptyDirs(t *testing.T) {
 	dir := t.TempDir()
 	b := mustNew(t, dir)
 	ctx := context.Background()
-	if err := b.EnsureBucket(ctx, "image"); err != nil {
-		t.Fatal(err)
-	}
+	mustBucket(t, b, "image")
 	mustPut(t, b, "p/q/r/s", []byte("x"))
 	if err := b.Delete(ctx, "image", "p/q/r/s"); err != nil {
 		t.Fatal(err)
@@ -236,9 +235,7 @@ func TestSmallObjectsHaveNoSidecar(t *testing.T) {
 	dir := t.TempDir()
 	b := mustNew(t, dir)
 	ctx := context.Background()
-	if err := b.EnsureBucket(ctx, "image"); err != nil {
-		t.Fatal(err)
-	}
+	mustBucket(t, b, "image")
 	metaPath := filepath.Join(dir, metaDirName, "image", "k.json")
 	big := bytes.Repeat([]byte("large "), int(sidecarMinSize/6)+1)
 	mustPut(t, b, "k", big)
@@ -266,9 +263,7 @@ func TestEmptyLeftoverDirIsReplaced(t *testing.T) {
 	dir := t.TempDir()
 	b := mustNew(t, dir)
 	ctx := context.Background()
-	if err := b.EnsureBucket(ctx, "image"); err != nil {
-		t.Fatal(err)
-	}
+	mustBucket(t, b, "image")
 	// An empty directory where an object should go (left by a crash).
 	if err := os.MkdirAll(filepath.Join(dir, "image", "k"), 0o755); err != nil {
 		t.Fatal(err)
@@ -300,9 +295,7 @@ func TestCheckFailsOnReadOnlyDir(t *testing.T) {
 func TestRangeWriteTo(t *testing.T) {
 	b := mustNew(t, t.TempDir())
 	ctx := context.Background()
-	if err := b.EnsureBucket(ctx, "image"); err != nil {
-		t.Fatal(err)
-	}
+	mustBucket(t, b, "image")
 	data := make([]byte, 5000)
 	for i := range data {
 		data[i] = byte(i * 7)
@@ -344,9 +337,7 @@ func TestDeleteVersionKeepsLaterPut(t *testing.T) {
 	dir := t.TempDir()
 	b := mustNew(t, dir)
 	ctx := context.Background()
-	if err := b.EnsureBucket(ctx, "image"); err != nil {
-		t.Fatal(err)
-	}
+	mustBucket(t, b, "image")
 	if _, err := b.Version(ctx, "image", "k"); !errors.Is(err, backend.ErrNotFound) {
 		t.Fatalf("Version of a missing object: %v", err)
 	}
