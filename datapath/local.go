@@ -220,15 +220,13 @@ func (p *Path) DeleteObjectOn(ctx context.Context, owner, bucket, key string) er
 // (a local-disk backend's copy that a recorded move made redundant): the
 // delete names the write whose version it read before asking keep.
 func (p *Path) ReleaseObject(ctx context.Context, owner osprey.NodeID, bucket, key string, keep func() bool) error {
+	what := fmt.Sprintf("object %s/%s on %s", bucket, key, owner)
 	if string(owner) == p.id {
-		return release(fmt.Sprintf("object %s/%s on %s", bucket, key, owner), keep,
+		return release(what, keep,
 			func() (string, error) { return p.LocalObjectVersion(ctx, bucket, key) },
 			func(v string) error { return p.DeleteLocalObject(ctx, bucket, key, v) })
 	}
-	if rec, ok := p.cfg.State.Node(owner); !ok || rec.Removed {
-		return nil // its data went with it
-	}
-	return release(fmt.Sprintf("object %s/%s on %s", bucket, key, owner), keep,
+	return release(what, keep,
 		func() (string, error) { return p.cfg.Peers.ObjectVersion(ctx, string(owner), bucket, key) },
 		func(v string) error { return p.cfg.Peers.DeleteObject(ctx, string(owner), bucket, key, v) })
 }
