@@ -678,16 +678,17 @@ func TestRepairOnRemove(t *testing.T) {
 
 // TestRepairRaces: repairs finish after the chunk they rebuilt changed.
 func TestRepairRaces(t *testing.T) {
-	// lease takes the repair tasks for n3.
-	lease := func(a *applier) []Task {
+	// leaseAt takes the repair tasks for n3 at now; lease at t0+2000.
+	leaseAt := func(a *applier, now int64) []Task {
 		var ids []uint64
 		for _, tk := range a.f.Tasks(TaskPending) {
 			if tk.Type == TaskRepair {
 				ids = append(ids, tk.ID)
 			}
 		}
-		return a.mustOK(CmdTaskLease, TaskLease{Node: "n3", IDs: ids, Now: t0 + 2000, LeaseMillis: 60_000}).(TaskLeaseResult).Tasks
+		return a.mustOK(CmdTaskLease, TaskLease{Node: "n3", IDs: ids, Now: now, LeaseMillis: 60_000}).(TaskLeaseResult).Tasks
 	}
+	lease := func(a *applier) []Task { return leaseAt(a, t0+2000) }
 	payload := func(tk Task) RepairPayload {
 		var p RepairPayload
 		if err := json.Unmarshal(tk.Payload, &p); err != nil {
@@ -719,6 +720,89 @@ func TestRepairRaces(t *testing.T) {
 		}
 		if got := a.gcBlobs(); len(got) != 0 {
 			t.Fatalf("the rebuilt copy was collected: gc of %v", got)
+		}
+	})
+
+	// Two members holding copies of one chunk are lost together; their
+	// repairs run at once and both write to n4. The second must not be
+	// recorded as a move (the chunk would keep one copy too few, with no
+	// repair left to restore it, as a 10-minute chaos run showed): it is
+	// queued again, and its next run picks another member.
+	sameTarget := func(t *testing.T, lose func(a *applier)) {
+		a := base(t)
+		for _, id := range []osprey.NodeID{"n4", "n5"} {
+			a.mustOK(CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000", Time: t0})
+		}
+		a.mustOK(CmdChunkPut, ChunkPut{UID: 1, Chunk: chunk(11, 1, "aa", "n1", "n2", "n3"), Time: t0})
+		lose(a)
+		tasks := lease(a)
+		if len(tasks) != 2 {
+			t.Fatalf("repair tasks %+v", tasks)
+		}
+		for _, tk := range tasks {
+			a.mustOK(CmdChunkMoved, ChunkMoved{TaskID: tk.ID, Node: "n3", File: 1, Blob: 11, Num: 1,
+				Remove: payload(tk).Lost, Add: "n4", Now: t0 + 3000})
+		}
+		again := leaseAt(a, t0+3000)
+		if len(again) != 1 || payload(again[0]).Lost != "n2" {
+			t.Fatalf("repairs after two moves to n4: %+v, want one for n2", again)
+		}
+		a.mustOK(CmdChunkMoved, ChunkMoved{TaskID: again[0].ID, Node: "n3", File: 1, Blob: 11, Num: 1,
+			Remove: "n2", Add: "n5", Now: t0 + 4000})
+		ch, _ := a.f.ChunkRecord(1, 0, 11)
+		if !reflect.DeepEqual(ch.Owners, []osprey.NodeID{"n3", "n4", "n5"}) {
+			t.Fatalf("owners %v, want [n3 n4 n5]", ch.Owners)
+		}
+		if got := a.gcBlobs(); len(got) != 0 {
+			t.Fatalf("a recorded copy was collected: gc of %v", got)
+		}
+		if msg := checkInvariants(dumpState(a.f)); msg != "" {
+			t.Fatal(msg)
+		}
+	}
+	t.Run("two removed members repaired to the same one", func(t *testing.T) {
+		sameTarget(t, func(a *applier) {
+			a.mustOK(CmdNodeRemove, NodeRemove{ID: "n1", Time: t0 + 1000})
+			a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 1000})
+		})
+	})
+	t.Run("two down members repaired to the same one", func(t *testing.T) {
+		sameTarget(t, func(a *applier) {
+			a.mustOK(CmdNodeDown, NodeDown{ID: "n1", Time: t0 + 1000})
+			a.mustOK(CmdNodeDown, NodeDown{ID: "n2", Time: t0 + 1000})
+		})
+	})
+
+	t.Run("two local object copies repaired to the same member", func(t *testing.T) {
+		a := base(t)
+		for _, id := range []osprey.NodeID{"n4", "n5"} {
+			a.mustOK(CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000", Time: t0})
+		}
+		a.put(2, 21, 1, "bb")
+		a.merge(2, 1, 2, md5hex("bb"))
+		var tier Task
+		for _, tk := range a.f.Tasks("") {
+			if tk.Type == TaskTier {
+				tier = tk
+			}
+		}
+		a.mustOK(CmdTaskLease, TaskLease{Node: "n3", IDs: []uint64{tier.ID}, Now: t0 + 500, LeaseMillis: 60_000})
+		a.mustOK(CmdTierDone, TierDone{TaskID: tier.ID, Node: "n3", Content: 2, Now: t0 + 600,
+			Location: Location{Bucket: "image", Key: "2.jpg", Nodes: []osprey.NodeID{"n1", "n2", "n3"}}})
+		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n1", Time: t0 + 1000})
+		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 1000})
+		tasks := lease(a)
+		if len(tasks) != 2 || payload(tasks[0]).Kind != RepairObject {
+			t.Fatalf("repair tasks %+v", tasks)
+		}
+		for _, tk := range tasks {
+			a.mustOK(CmdObjectMoved, ObjectMoved{TaskID: tk.ID, Node: "n3", Content: 2, Remove: payload(tk).Lost, Add: "n4", Now: t0 + 3000})
+		}
+		if got := a.content(2).Location.Nodes; !reflect.DeepEqual(got, []osprey.NodeID{"n3", "n4"}) {
+			t.Fatalf("object holders %v, want [n3 n4]", got)
+		}
+		if again := leaseAt(a, t0+3000); len(again) != 1 || payload(again[0]).Lost != "n2" {
+			t.Fatalf("repairs after two copies went to n4: %+v, want one for n2", again)
 		}
 	})
 
@@ -764,6 +848,39 @@ func TestRepairRaces(t *testing.T) {
 		}
 		if g := p.Chunks[0]; g.EC == nil || g.EC.Shards[0].Index != 1 || g.EC.Shards[0].Owner != "n5" {
 			t.Fatalf("gc of %+v, want shard 2 on n5", g)
+		}
+	})
+	t.Run("two shards rebuilt on the same member", func(t *testing.T) {
+		a := base(t)
+		for _, id := range []osprey.NodeID{"n4", "n5"} {
+			a.mustOK(CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000", Time: t0})
+		}
+		a.mustOK(CmdChunkPut, ChunkPut{UID: 1, Chunk: ecChunk(11, 1, "abcdef", "n1", "n2", "n3"), Time: t0})
+		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n1", Time: t0 + 1000})
+		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 1000})
+		tasks := lease(a)
+		for _, tk := range tasks {
+			a.mustOK(CmdChunkMoved, ChunkMoved{TaskID: tk.ID, Node: "n3", File: 1, Blob: 11, Num: 1, Shard: payload(tk).Shard,
+				Remove: payload(tk).Lost, Add: "n4", Now: t0 + 3000})
+		}
+		ch, _ := a.f.ChunkRecord(1, 0, 11)
+		if got := []osprey.NodeID{ch.EC.Shards[0].Owner, ch.EC.Shards[1].Owner, ch.EC.Shards[2].Owner}; !reflect.DeepEqual(got, []osprey.NodeID{"n4", "", "n3"}) {
+			t.Fatalf("shard owners %v, want [n4  n3]", got)
+		}
+		again := leaseAt(a, t0+3000)
+		if len(again) != 1 || payload(again[0]).Shard != 2 {
+			t.Fatalf("repairs after two shards went to n4: %+v, want one for shard 2", again)
+		}
+		last := a.f.Tasks(TaskPending)
+		var p GCPayload
+		if err := json.Unmarshal(last[len(last)-1].Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		if g := p.Chunks[0]; g.EC == nil || g.EC.Shards[0].Index != 1 || g.EC.Shards[0].Owner != "n4" {
+			t.Fatalf("gc of %+v, want shard 2 on n4", g)
+		}
+		if msg := checkInvariants(dumpState(a.f)); msg != "" {
+			t.Fatal(msg)
 		}
 	})
 	t.Run("converted twice", func(t *testing.T) {

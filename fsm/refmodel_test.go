@@ -781,10 +781,31 @@ func (s *state) applyChunkMoved(c *ChunkMoved) (any, error) {
 		s.enqueueGC([]Chunk{gone}, c.Now, c.Now)
 		return nil, nil
 	}
+	again := func() {
+		s.enqueue(TaskRepair, (c.File | c.Content).String(), RepairPayload{Kind: RepairChunk, File: c.File, Content: c.Content,
+			Blob: ch.Blob, Num: ch.Num, Shard: c.Shard, Lost: c.Remove}, c.Now, c.Now)
+	}
 	if c.Shard > 0 {
+		if ch.EC.Shards[c.Shard-1].Owner == c.Add {
+			return nil, nil
+		}
+		for _, sh := range ch.EC.Shards {
+			if sh.Owner == c.Add {
+				s.enqueueGC([]Chunk{{Blob: c.Blob, Num: c.Num, Owners: []osprey.NodeID{c.Add},
+					EC: &ECLayout{Shards: []ECShard{{Index: c.Shard - 1, Owner: c.Add}}}}}, c.Now, c.Now)
+				again()
+				return nil, nil
+			}
+		}
 		ch.EC.Shards[c.Shard-1].Owner = c.Add
 		ch.Owners = shardHolders(ch.EC)
 		return nil, nil
+	}
+	for _, o := range ch.Owners {
+		if o == c.Add {
+			again()
+			return nil, nil
+		}
 	}
 	ch.Owners = replaceOwner(ch.Owners, c.Remove, c.Add)
 	return nil, nil
@@ -802,6 +823,12 @@ func (s *state) applyObjectMoved(c *ObjectMoved) (any, error) {
 	if n, ok := s.Nodes[c.Add]; !ok || n.Removed {
 		s.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairObject, Content: ct.ID, Lost: c.Remove}, c.Now, c.Now)
 		return nil, nil
+	}
+	for _, o := range ct.Location.Nodes {
+		if o == c.Add {
+			s.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairObject, Content: ct.ID, Lost: c.Remove}, c.Now, c.Now)
+			return nil, nil
+		}
 	}
 	ct.Location.Nodes = replaceOwner(ct.Location.Nodes, c.Remove, c.Add)
 	return nil, nil

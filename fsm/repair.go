@@ -202,12 +202,14 @@ func (t *tx) applyChunkMoved(c *ChunkMoved) (any, error) {
 		return nil, err
 	}
 	t.deleteTask(c.TaskID)
+	again := func(ch *Chunk) {
+		t.enqueue(TaskRepair, (c.File | c.Content).String(), RepairPayload{Kind: RepairChunk, File: c.File, Content: c.Content,
+			Blob: ch.Blob, Num: ch.Num, Shard: c.Shard, Lost: c.Remove}, c.Now, c.Now)
+	}
 	if t.staleTarget(c.Add, c.AddWorker) {
 		// The copy is gone with that incarnation: repair again.
 		if ch, _, ok := t.findChunk(c.File, c.Content, c.Blob); ok {
-			target := (c.File | c.Content).String()
-			t.enqueue(TaskRepair, target, RepairPayload{Kind: RepairChunk, File: c.File, Content: c.Content,
-				Blob: ch.Blob, Num: ch.Num, Shard: c.Shard, Lost: c.Remove}, c.Now, c.Now)
+			again(ch)
 		}
 		return nil, nil
 	}
@@ -222,10 +224,31 @@ func (t *tx) applyChunkMoved(c *ChunkMoved) (any, error) {
 		t.enqueueGC([]Chunk{gone}, c.Now, c.Now)
 		return nil, nil
 	}
+	// Two repairs of the same chunk that ran together (two members lost
+	// at once) may both have picked the same new member. Recording the
+	// second as the first was (drop Remove, add Add) would leave the chunk
+	// one copy short with no repair queued, for ever: the record keeps
+	// what it has and the repair runs again, now seeing Add as a holder.
 	if c.Shard > 0 {
-		ch.EC.Shards[c.Shard-1].Owner = c.Add
+		sh := &ch.EC.Shards[c.Shard-1]
+		switch {
+		case sh.Owner == c.Add:
+			return nil, nil
+		case hasOwner(chunkHolders(ch), c.Add):
+			// Add holds another shard: its copy of this one is garbage.
+			t.enqueueGC([]Chunk{{Blob: c.Blob, Num: c.Num, Owners: []osprey.NodeID{c.Add},
+				EC: &ECLayout{Shards: []ECShard{{Index: c.Shard - 1, Owner: c.Add}}}}}, c.Now, c.Now)
+			again(ch)
+			return nil, nil
+		}
+		sh.Owner = c.Add
 		ch.Owners = shardHolders(ch.EC)
 	} else {
+		if hasOwner(ch.Owners, c.Add) {
+			// The same key on the same member: the record's own copy.
+			again(ch)
+			return nil, nil
+		}
 		ch.Owners = replaceOwner(ch.Owners, c.Remove, c.Add)
 	}
 	t.putChunkAt(loc, ch)
@@ -243,6 +266,11 @@ func (t *tx) applyObjectMoved(c *ObjectMoved) (any, error) {
 	}
 	if t.staleTarget(c.Add, c.AddWorker) {
 		// The copy is gone with that incarnation: repair again.
+		t.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairObject, Content: ct.ID, Lost: c.Remove}, c.Now, c.Now)
+		return nil, nil
+	}
+	if hasOwner(ct.Location.Nodes, c.Add) {
+		// Another repair put its copy there first (see applyChunkMoved).
 		t.enqueue(TaskRepair, ct.ID.String(), RepairPayload{Kind: RepairObject, Content: ct.ID, Lost: c.Remove}, c.Now, c.Now)
 		return nil, nil
 	}
