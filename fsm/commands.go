@@ -276,6 +276,9 @@ func (t *tx) complete(f *File, chunks []Chunk, size int64, md5, sha string, veri
 	res := CompleteResult{}
 	var inline *Content
 	upChunks := t.upChunks(f.UID)
+	if upChunks == nil {
+		upChunks = map[uint32]*Chunk{} // read: deleteUpChunks need not scan again
+	}
 	f.State, f.Size, f.MD5, f.UpdatedAt = StateComplete, size, md5, now
 	if id, ok := t.dedupGet(f.Tenant, md5, size, sha); ok && verified {
 		ct, _ := t.content(id)
@@ -289,6 +292,9 @@ func (t *tx) complete(f *File, chunks []Chunk, size int64, md5, sha string, veri
 		if verified {
 			ct.SHA256 = sha
 		}
+		// Small and checked against its md5 as it arrived: the staged
+		// chunks are its final copy (no tier copy, tier entries or gc).
+		ct.Inline = verified && t.meta.Settings.InlineMax > 0 && size <= t.meta.Settings.InlineMax
 		t.putContent(ct)
 		// Only content whose bytes were checked against its md5 is a
 		// dedup target: a merge declares an md5 nothing has checked yet,
@@ -299,11 +305,7 @@ func (t *tx) complete(f *File, chunks []Chunk, size int64, md5, sha string, veri
 		}
 		f.Content = f.UID
 		t.repairRemovedOwners(0, f.UID, chunks, now)
-		if verified && t.meta.Settings.InlineMax > 0 && size <= t.meta.Settings.InlineMax {
-			// Small and checked against its md5 as it arrived: the staged
-			// chunks are its final copy (no tier copy, tier entries or gc).
-			ct.Inline = true
-			t.putContent(ct)
+		if ct.Inline {
 			inline = ct
 		} else {
 			// Tiering starts now; the file is already complete and served

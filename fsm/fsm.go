@@ -103,6 +103,10 @@ type FSM struct {
 	// run and upload are scan hints for the runnable and upload-age
 	// indexes (see scanHint).
 	run, upload scanHint
+	// nodes holds the member records, sorted by id (never modified in
+	// place: a change installs a new slice). Members are few and read on
+	// every upload (the placement ring), so they are kept decoded.
+	nodes []Node
 
 	// gcJoin is touched only by Apply (raft calls it from one goroutine).
 	gcJoin gcJoin
@@ -317,6 +321,7 @@ func (f *FSM) install(h *handle, gen uint64) error {
 		return err
 	}
 	live := liveTasks(h.db)
+	nodes := (&tx{r: h.db}).nodes()
 	var hash stateHash
 	if b, closer, err := h.db.Get(metaKey(metaHash)); err == nil {
 		if len(b) != 32 {
@@ -332,7 +337,7 @@ func (f *FSM) install(h *handle, gen uint64) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.h, f.gen, f.applied, f.hash = h, gen, applied, hash
+	f.h, f.gen, f.applied, f.hash, f.nodes = h, gen, applied, hash, nodes
 	f.run, f.upload = scanHint{hint: minTimeID}, scanHint{hint: minTimeID}
 	f.meta = clusterMeta{}
 	if meta != nil {
@@ -443,6 +448,9 @@ func (f *FSM) commit(t *tx, index uint64) {
 	}
 	_ = t.b.Close()
 	f.applied, f.meta, f.cnt, f.hash = index, t.meta, t.cnt, t.hash
+	if t.nodesChanged {
+		f.nodes = (&tx{r: f.h.db}).nodes()
+	}
 	f.run.inserted(t.minRunnable)
 	f.upload.inserted(t.minUpload)
 }
@@ -659,19 +667,9 @@ func ClusterLevel(nodes []Node) uint32 {
 
 // Nodes returns all member records (removed ones included), sorted by id.
 func (f *FSM) Nodes() []Node {
-	out := []Node{}
-	f.read(func(t *tx) {
-		lo, hi := tableBounds(tNode)
-		t.scan(lo, hi, func(k, v []byte) bool {
-			var n Node
-			if err := json.Unmarshal(v, &n); err != nil {
-				panic(fmt.Sprintf("fsm: decode node: %v", err))
-			}
-			out = append(out, n)
-			return true
-		})
-	})
-	return out
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return append([]Node{}, f.nodes...)
 }
 
 // File returns uid's record (with its upload chunks while uploading), or

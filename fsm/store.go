@@ -170,6 +170,9 @@ type tx struct {
 	// gc remembers the open gc task's payload across entries (see gcJoin);
 	// nil outside Apply.
 	gc *gcJoin
+	// nodesChanged is set when the tx writes a member record: commit
+	// reloads FSM.nodes.
+	nodesChanged bool
 }
 
 // get returns the value of k (a copy, not to be modified), or nil.
@@ -288,7 +291,25 @@ func (t *tx) setMeta() { t.setJSON(metaKey(metaCluster), t.meta) }
 
 func (t *tx) node(id osprey.NodeID) (*Node, bool) { return getJSON[Node](t, nodeKey(id)) }
 
-func (t *tx) putNode(n *Node) { t.setJSON(nodeKey(n.ID), n) }
+func (t *tx) putNode(n *Node) {
+	t.setJSON(nodeKey(n.ID), n)
+	t.nodesChanged = true
+}
+
+// nodes returns every member record in id order.
+func (t *tx) nodes() []Node {
+	out := []Node{}
+	lo, hi := tableBounds(tNode)
+	t.scan(lo, hi, func(_, v []byte) bool {
+		var n Node
+		if err := json.Unmarshal(v, &n); err != nil {
+			panic(fmt.Sprintf("fsm: decode node: %v", err))
+		}
+		out = append(out, n)
+		return true
+	})
+	return out
+}
 
 // file returns uid's record without its upload chunks.
 func (t *tx) file(uid osprey.UID) (*File, bool) { return getJSON[File](t, fileKey(uid)) }
