@@ -240,9 +240,10 @@ type Held struct {
 	Content osprey.UID // content of a chunk or object
 	Chunk   Chunk      // the chunk record; zero for an object
 	Object  bool
-	// Location and Size describe an object copy.
+	// Location and Size describe an object copy; MD5 is its content's.
 	Location Location
 	Size     int64
+	MD5      string
 }
 
 // HeldBy returns the copies node holds among the next limit entries of
@@ -295,7 +296,7 @@ func (f *FSM) HeldBy(node osprey.NodeID, cursor []byte, limit int) (out []Held, 
 					if ct.Location == nil {
 						continue
 					}
-					h.Object, h.Size = true, ct.Size
+					h.Object, h.Size, h.MD5 = true, ct.Size, ct.MD5
 					h.Location = *ct.Location
 					h.Location.Nodes = append([]osprey.NodeID(nil), ct.Location.Nodes...)
 				} else if int(ref.n) < len(ct.Chunks) {

@@ -53,11 +53,11 @@ func registerMetrics(reg *prometheus.Registry, src metricSources) *metrics {
 		reg.MustRegister(c)
 		return c
 	}
-	n.scrubBytes = counter("osprey_scrub_bytes_total", "Staged bytes the scrubber verified.")
-	n.scrubCorrupt = counter("osprey_scrub_corrupt_total", "Bad staged copies the scrubber found.")
-	n.scrubRepaired = counter("osprey_scrub_repaired_total", "Bad or missing staged copies the scrubber rewrote from healthy ones.")
-	n.scrubPasses = counter("osprey_scrub_passes_total", "Completed scrub passes over this node's staged data.")
-	n.scrubMissing = counter("osprey_scrub_missing_total", "Staged copies the records name this node the holder of that its store lacked (restored from other holders when possible).")
+	n.scrubBytes = counter("osprey_scrub_bytes_total", "Bytes the scrubber verified (staged copies, and with the local-disk backend this node's object copies).")
+	n.scrubCorrupt = counter("osprey_scrub_corrupt_total", "Bad staged or local object copies the scrubber found.")
+	n.scrubRepaired = counter("osprey_scrub_repaired_total", "Bad or missing staged or local object copies the scrubber rewrote from healthy ones.")
+	n.scrubPasses = counter("osprey_scrub_passes_total", "Completed scrub passes over this node's staged data (and local object copies).")
+	n.scrubMissing = counter("osprey_scrub_missing_total", "Staged or local object copies the records name this node the holder of that its store lacked (restored from other holders when possible).")
 	n.scrubOrphans = counter("osprey_scrub_orphans_deleted_total", "Orphaned staged copies (named by no record for --orphan-grace) the scrubber deleted.")
 	n.scrubOrphanBytes = counter("osprey_scrub_orphan_bytes_deleted_total", "Bytes of the orphaned staged copies the scrubber deleted.")
 	n.rebalanceBytes = counter("osprey_rebalance_bytes_total", "Bytes this node copied to new ring owners (rebalancing).")

@@ -280,8 +280,12 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 	if err != nil {
 		return err
 	}
+	var scrubObjects repair.ScrubObjects
+	if cfg.Backend.isLocal() {
+		scrubObjects = n.backend // this node's copies of tiered objects
+	}
 	if n.scrub, err = repair.NewScrubber(repair.ScrubConfig{ID: id, Rate: cfg.ScrubRate, Pause: cfg.ScrubPause, Chunks: n.chunks,
-		State: n.fsm, Data: n.data, OrphanGrace: cfg.OrphanGrace, Barrier: n.prop.ReadBarrier,
+		State: n.fsm, Data: n.data, Objects: scrubObjects, OrphanGrace: cfg.OrphanGrace, Barrier: n.prop.ReadBarrier,
 		Bytes: m.scrubBytes, Corrupt: m.scrubCorrupt, Missing: m.scrubMissing, Repaired: m.scrubRepaired, Passes: m.scrubPasses,
 		Orphans: m.scrubOrphans, OrphanBytes: m.scrubOrphanBytes, Logger: lg}); err != nil {
 		return err

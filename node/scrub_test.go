@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/erasure"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/node"
@@ -234,5 +237,58 @@ func TestScrubberRestoresMissingCopy(t *testing.T) {
 	waitFor(t, 30*time.Second, "missing copy restored", func() bool {
 		return metricValue(t, holder, "osprey_scrub_missing_total") >= 1 && chunkPresent(t, holder, ch.Blob, ch.Num, 0)
 	})
+	readFromOnly(t, c, holder, other, uid, data)
+}
+
+// TestScrubberRestoresLocalObjectCopies: with the local-disk backend the
+// tiered object's copies on the members' disks are the file's only copies
+// once its staged chunks are collected. A holder's copy that rots, and
+// then one deleted behind osprey's back, is rewritten from the other
+// holder, and then serves the file alone.
+func TestScrubberRestoresLocalObjectCopies(t *testing.T) {
+	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) {
+		cfg.ScrubRate, cfg.ScrubPause = 1<<30, 50*time.Millisecond
+	})
+	data := content(81, 300_000) // above --inline-max: tiered
+	uid := uploadSingle(t, c.nodes[0], "o.pdf", data)
+	waitState(t, c.nodes[0], uid, "tiered")
+	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
+	ct, _ := c.nodes[0].FSM().Content(f.Content)
+	if ct.Location == nil || len(ct.Location.Nodes) != 2 {
+		t.Fatalf("location %+v, want two local holders", ct.Location)
+	}
+	var holder, other *node.Node
+	var path string
+	for i, n := range c.nodes {
+		switch osprey.NodeID(n.ID()) {
+		case ct.Location.Nodes[0]:
+			holder = n
+			path = filepath.Join(c.cfgs[i].DataDir, "objects", ct.Location.Bucket, ct.Location.Key)
+		case ct.Location.Nodes[1]:
+			other = n
+		}
+	}
+	restored := func(what, metric string) {
+		t.Helper()
+		waitFor(t, 30*time.Second, what+" object copy restored", func() bool {
+			got, err := os.ReadFile(path)
+			return metricValue(t, holder, metric) >= 1 && err == nil && bytes.Equal(got, data)
+		})
+	}
+	bad := bytes.Clone(data)
+	bad[len(bad)/3] ^= 0x08 // same size, same inode: only the bytes tell
+	f2, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f2.WriteAt(bad[len(bad)/3:len(bad)/3+1], int64(len(bad)/3)); err != nil {
+		t.Fatal(err)
+	}
+	f2.Close()
+	restored("bad", "osprey_scrub_corrupt_total")
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	restored("missing", "osprey_scrub_missing_total")
 	readFromOnly(t, c, holder, other, uid, data)
 }

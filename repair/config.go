@@ -112,6 +112,7 @@ type Chunks interface {
 type ScrubState interface {
 	HeldBy(node osprey.NodeID, cursor []byte, limit int) ([]fsm.Held, []byte)
 	ChunkRecord(file, content osprey.UID, blob uint64) (fsm.Chunk, bool)
+	Content(id osprey.UID) (fsm.Content, bool)
 }
 
 // ScrubData is the part of the data path the scrubber heals through.
@@ -120,6 +121,14 @@ type ScrubData interface {
 	OpenCopies(ctx context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser
 	OpenECRange(ctx context.Context, ch fsm.Chunk, off, length int64, skip osprey.NodeID) io.ReadCloser
 	PutChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error
+	OpenTiered(ctx context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error)
+	PutObjectOn(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error
+}
+
+// ScrubObjects is this node's local-disk backend, which holds its copies
+// of tiered objects when the backend is each node's disk.
+type ScrubObjects interface {
+	Get(ctx context.Context, bucket, key string, offset, length int64) (io.ReadCloser, error)
 }
 
 var _ Chunks = (*chunkstore.Store)(nil)
@@ -135,6 +144,12 @@ type ScrubConfig struct {
 	Chunks Chunks
 	State  ScrubState
 	Data   ScrubData
+	// Objects, when the backend is each node's local disk, is this node's
+	// backend: a pass also reads every object copy the records name this
+	// node the holder of, checks it against its content's size and md5,
+	// and rewrites a bad or missing one from another holder. nil: no
+	// object copies here (a shared backend checks its own objects).
+	Objects ScrubObjects
 	// OrphanGrace turns on collecting orphaned copies (0: off): a copy no
 	// record names this node the holder of, seen so by passes at least
 	// OrphanGrace apart with the same generation, is deleted after Barrier

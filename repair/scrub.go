@@ -1,16 +1,19 @@
 package repair
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"time"
 
 	"github.com/osprey-storage/osprey"
+	"github.com/osprey-storage/osprey/backend"
 	"github.com/osprey-storage/osprey/chunkstore"
 	"github.com/osprey-storage/osprey/erasure"
 	"github.com/osprey-storage/osprey/fsm"
@@ -51,6 +54,18 @@ func (s *Scrubber) pass(ctx context.Context) error {
 	var held []chunkstore.Key // this node's copies by the records, when collecting
 	start := time.Now()
 	var done int64
+	// pace sleeps to keep the pass at Rate, so scrubbing never competes
+	// with uploads.
+	pace := func() error {
+		if ahead := time.Duration(float64(done)/float64(s.cfg.Rate)*float64(time.Second)) - time.Since(start); ahead > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(ahead):
+			}
+		}
+		return nil
+	}
 	err := s.eachHeld(ctx, me, func(h fsm.Held, k chunkstore.Key) error {
 		rec := h.Chunk
 		if collecting && len(held) < maxHeld {
@@ -81,18 +96,18 @@ func (s *Scrubber) pass(ctx context.Context) error {
 				s.log.Info("scrub repaired a copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard)
 			}
 		}
-		// Pace to ScrubRate so scrubbing never competes with uploads.
-		if ahead := time.Duration(float64(done)/float64(s.cfg.Rate)*float64(time.Second)) - time.Since(start); ahead > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(ahead):
-			}
-		}
-		return nil
+		return pace()
 	})
 	if err != nil {
 		return err
+	}
+	if s.cfg.Objects != nil {
+		if err := s.eachHeldObject(ctx, me, func(h fsm.Held) error {
+			done += s.checkObject(ctx, h)
+			return pace()
+		}); err != nil {
+			return err
+		}
 	}
 	s.passes.Inc()
 	if !collecting {
@@ -197,6 +212,111 @@ func (s *Scrubber) eachHeld(ctx context.Context, me osprey.NodeID, fn func(h fsm
 		}
 		cursor = next
 	}
+}
+
+// eachHeldObject calls fn for every local-backend object copy the records
+// name me the holder of.
+func (s *Scrubber) eachHeldObject(ctx context.Context, me osprey.NodeID, fn func(h fsm.Held) error) error {
+	var cursor []byte
+	for {
+		page, next := s.cfg.State.HeldBy(me, cursor, 512)
+		for _, h := range page {
+			if h.Object {
+				if err := fn(h); err != nil {
+					return err
+				}
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		cursor = next
+	}
+}
+
+// checkObject reads this node's copy of a tiered object whole and checks
+// its size and md5 against the content's record; a bad or missing copy is
+// rewritten from another holder. It returns the bytes read.
+func (s *Scrubber) checkObject(ctx context.Context, h fsm.Held) int64 {
+	loc := h.Location
+	rc, err := s.cfg.Objects.Get(ctx, loc.Bucket, loc.Key, 0, -1)
+	if errors.Is(err, backend.ErrNotFound) {
+		s.healObject(ctx, h, "missing")
+		return 0
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("scrub could not read an object copy", "content", h.Content, "key", loc.Key, "err", err)
+		}
+		return 0
+	}
+	sum := md5.New()
+	n, err := io.Copy(sum, rc)
+	rc.Close()
+	s.bytes.Add(float64(n))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("scrub could not read an object copy", "content", h.Content, "key", loc.Key, "err", err)
+		}
+		return n
+	}
+	// An S3 multipart upload's content learns its md5 when it is tiered;
+	// until then (never here: this is the tiered copy) only its size counts.
+	if n != h.Size || h.MD5 != "" && hex.EncodeToString(sum.Sum(nil)) != h.MD5 {
+		s.healObject(ctx, h, "bad")
+	}
+	return n
+}
+
+// healObject rewrites this node's copy of an object from another holder,
+// if the content's record, read again, still names this node a holder
+// of that key: the copy may just have been moved, released or deleted.
+func (s *Scrubber) healObject(ctx context.Context, h fsm.Held, what string) {
+	me := osprey.NodeID(s.cfg.ID)
+	ct, ok := s.cfg.State.Content(h.Content)
+	if !ok || ct.Location == nil || !hasNode(ct.Location.Nodes, me) ||
+		ct.Location.Bucket != h.Location.Bucket || ct.Location.Key != h.Location.Key || ct.Size != h.Size {
+		return
+	}
+	if what == "missing" {
+		s.missing.Inc()
+	} else {
+		s.corrupt.Inc()
+	}
+	log := s.log.With("content", ct.ID, "bucket", ct.Location.Bucket, "key", ct.Location.Key)
+	log.Warn("scrub found a " + what + " object copy")
+	var others []osprey.NodeID
+	for _, o := range ct.Location.Nodes {
+		if o != me {
+			others = append(others, o)
+		}
+	}
+	if len(others) == 0 {
+		log.Error("scrub cannot restore an object copy: no other member holds one")
+		return
+	}
+	loc := *ct.Location
+	loc.Nodes = others
+	ct.Location = &loc
+	var src io.ReadCloser = io.NopCloser(bytes.NewReader(nil))
+	if ct.Size > 0 {
+		var err error
+		if src, err = s.cfg.Data.OpenTiered(ctx, ct, 0, ct.Size); err != nil {
+			log.Error("scrub could not restore an object copy", "err", err)
+			return
+		}
+	}
+	defer src.Close()
+	// The backend checks the md5 before the new copy replaces the old.
+	if err := s.cfg.Data.PutObjectOn(ctx, string(me), loc.Bucket, loc.Key, src, ct.Size, ct.MD5); err != nil {
+		log.Error("scrub could not restore an object copy", "err", err)
+		return
+	}
+	s.repaired.Inc()
+	log.Info("scrub restored an object copy")
 }
 
 func keyLess(a, b chunkstore.Key) bool {
