@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/osprey-storage/osprey/backend/local"
 	"github.com/osprey-storage/osprey/chunkstore"
 	"github.com/osprey-storage/osprey/consensus"
 	"github.com/osprey-storage/osprey/datapath"
@@ -281,11 +282,24 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 		return err
 	}
 	var scrubObjects repair.ScrubObjects
-	if cfg.Backend.isLocal() {
-		scrubObjects = n.backend // this node's copies of tiered objects
+	objectOrphans := false
+	if lb, ok := n.backend.(*local.Backend); ok {
+		scrubObjects = lb // this node's copies of tiered objects
+		// Objects no record names this node a holder of are collected
+		// only from a directory no other node writes.
+		other, err := lb.Claim(id)
+		switch {
+		case err != nil:
+			lg.Warn("orphaned local objects will not be collected", "err", err)
+		case other != "":
+			lg.Warn("the local backend directory is also used by another node: orphaned local objects will not be collected",
+				"other", other)
+		default:
+			objectOrphans = true
+		}
 	}
 	if n.scrub, err = repair.NewScrubber(repair.ScrubConfig{ID: id, Rate: cfg.ScrubRate, Pause: cfg.ScrubPause, Chunks: n.chunks,
-		State: n.fsm, Data: n.data, Objects: scrubObjects, OrphanGrace: cfg.OrphanGrace, Barrier: n.prop.ReadBarrier,
+		State: n.fsm, Data: n.data, Objects: scrubObjects, ObjectOrphans: objectOrphans, OrphanGrace: cfg.OrphanGrace, Barrier: n.prop.ReadBarrier,
 		Bytes: m.scrubBytes, Corrupt: m.scrubCorrupt, Missing: m.scrubMissing, Repaired: m.scrubRepaired, Passes: m.scrubPasses,
 		Orphans: m.scrubOrphans, OrphanBytes: m.scrubOrphanBytes, Logger: lg}); err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -291,4 +292,70 @@ func TestScrubberRestoresLocalObjectCopies(t *testing.T) {
 	}
 	restored("missing", "osprey_scrub_missing_total")
 	readFromOnly(t, c, holder, other, uid, data)
+}
+
+// TestScrubberCollectsOrphanedLocalObjects: with the local-disk backend,
+// object files on a member's disk that no content record names it a
+// holder of (a stray copy of a tiered object, the object of a content
+// that no longer exists) are deleted once they have stayed so for
+// --orphan-grace, and so is a Put's temporary file as old; the holders'
+// copies and files osprey would not have written stay.
+func TestScrubberCollectsOrphanedLocalObjects(t *testing.T) {
+	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) {
+		cfg.ScrubRate, cfg.ScrubPause = 1<<30, 50*time.Millisecond
+		cfg.OrphanGrace = 300 * time.Millisecond
+	})
+	data := content(82, 300_000) // above --inline-max: tiered
+	uid := uploadSingle(t, c.nodes[0], "p.pdf", data)
+	waitState(t, c.nodes[0], uid, "tiered")
+	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
+	ct, _ := c.nodes[0].FSM().Content(f.Content)
+	if ct.Location == nil || len(ct.Location.Nodes) != 2 {
+		t.Fatalf("location %+v, want two local holders", ct.Location)
+	}
+	objects := func(n *node.Node) string { return filepath.Join(c.cfgs[c.index(n)].DataDir, "objects") }
+	var stranger *node.Node
+	for _, n := range c.nodes {
+		if !slices.Contains(ct.Location.Nodes, osprey.NodeID(n.ID())) {
+			stranger = n
+		}
+	}
+	bucket := filepath.Join(objects(stranger), ct.Location.Bucket)
+	if err := os.MkdirAll(bucket, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, age time.Duration) string {
+		t.Helper()
+		p := filepath.Join(bucket, name)
+		if err := os.WriteFile(p, data[:1000], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if age > 0 {
+			old := time.Now().Add(-age)
+			if err := os.Chtimes(p, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return p
+	}
+	stray := write(ct.Location.Key, 0)        // a copy the record does not name
+	gone := write("12345.pdf", 0)             // the object of no content
+	foreign := write("notes.txt", 0)          // not a name osprey writes
+	temp := write(".osprey-tmp-1", time.Hour) // an interrupted Put's
+	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
+	waitFor(t, 30*time.Second, "orphaned objects collected", func() bool {
+		return !exists(stray) && !exists(gone) && !exists(temp)
+	})
+	if !exists(foreign) {
+		t.Fatal("a file osprey did not write was deleted")
+	}
+	if got := metricValue(t, stranger, "osprey_scrub_orphans_deleted_total"); got != 3 {
+		t.Fatalf("osprey_scrub_orphans_deleted_total = %v, want 3", got)
+	}
+	for _, n := range c.nodes {
+		if n != stranger && !exists(filepath.Join(objects(n), ct.Location.Bucket, ct.Location.Key)) {
+			t.Fatalf("holder %s lost its copy", n.ID())
+		}
+	}
+	checkDownload(t, stranger, uid, data)
 }

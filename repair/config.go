@@ -126,9 +126,15 @@ type ScrubData interface {
 }
 
 // ScrubObjects is this node's local-disk backend, which holds its copies
-// of tiered objects when the backend is each node's disk.
+// of tiered objects when the backend is each node's disk (local.Backend).
 type ScrubObjects interface {
 	Get(ctx context.Context, bucket, key string, offset, length int64) (io.ReadCloser, error)
+	// Walk lists the objects stored with their versions; DeleteVersion
+	// removes one only while it is still that write; RemoveStaleTemps
+	// removes the temporary files of Puts interrupted longer than age ago.
+	Walk(ctx context.Context, fn func(bucket, key string, size int64, version string) error) error
+	DeleteVersion(ctx context.Context, bucket, key, version string) (bool, error)
+	RemoveStaleTemps(ctx context.Context, age time.Duration) (int, int64, error)
 }
 
 var _ Chunks = (*chunkstore.Store)(nil)
@@ -150,6 +156,11 @@ type ScrubConfig struct {
 	// and rewrites a bad or missing one from another holder. nil: no
 	// object copies here (a shared backend checks its own objects).
 	Objects ScrubObjects
+	// ObjectOrphans also collects, with OrphanGrace, the objects in
+	// Objects that no content record names this node a holder of, and
+	// the temporary files of interrupted Puts. Leave it off when another
+	// node may write the same directory.
+	ObjectOrphans bool
 	// OrphanGrace turns on collecting orphaned copies (0: off): a copy no
 	// record names this node the holder of, seen so by passes at least
 	// OrphanGrace apart with the same generation, is deleted after Barrier
@@ -190,7 +201,9 @@ type Scrubber struct {
 	// the last pass, with the write seen and since when. Only Run's
 	// goroutine touches it.
 	suspects map[chunkstore.Key]suspect
-	now      func() time.Time // time.Now; tests move it
+	// objSuspects are the same for local object copies, by bucket/key.
+	objSuspects map[objectKey]objSuspect
+	now         func() time.Time // time.Now; tests move it
 }
 
 // NewScrubber returns a Scrubber; Run starts it.
@@ -199,7 +212,8 @@ func NewScrubber(cfg ScrubConfig) (*Scrubber, error) {
 		return nil, err
 	}
 	s := &Scrubber{cfg: cfg, log: cfg.Logger, bytes: cfg.Bytes, corrupt: cfg.Corrupt, missing: cfg.Missing, repaired: cfg.Repaired, passes: cfg.Passes,
-		orphans: cfg.Orphans, orphanBytes: cfg.OrphanBytes, suspects: map[chunkstore.Key]suspect{}, now: time.Now}
+		orphans: cfg.Orphans, orphanBytes: cfg.OrphanBytes, suspects: map[chunkstore.Key]suspect{},
+		objSuspects: map[objectKey]objSuspect{}, now: time.Now}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

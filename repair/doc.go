@@ -10,7 +10,11 @@
 // index, a page at a time) at a bounded rate, verifies their checksums
 // against the records, rewrites bad or missing copies from healthy ones,
 // and deletes orphans: copies no record has named this node the holder of
-// for OrphanGrace, checked again after a read barrier.
+// for OrphanGrace, checked again after a read barrier. With the local-disk
+// backend (ScrubConfig.Objects) it does the same for the node's object
+// copies: each is read and checked against its content's md5, a bad or
+// missing one is rewritten from another holder, and object files whose
+// content is gone or tiered to other members are collected by version.
 //
 // The Rebalancer (rebalance.go) moves copies to the members the ring
 // names after a membership change: the leader plans moves from the owner

@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/osprey-storage/osprey"
@@ -107,6 +108,11 @@ func (s *Scrubber) pass(ctx context.Context) error {
 			return pace()
 		}); err != nil {
 			return err
+		}
+		if collecting && s.cfg.ObjectOrphans {
+			if err := s.objectOrphans(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	s.passes.Inc()
@@ -497,4 +503,113 @@ func (s *Scrubber) healCopy(ctx context.Context, rec fsm.Chunk, k chunkstore.Key
 		buf = data
 	}
 	return s.cfg.Data.PutChunkOn(ctx, s.cfg.ID, httpapi.ChunkRef{Blob: k.UID, Num: k.Chunk, Shard: k.Shard}, buf, wantSum(rec, k))
+}
+
+// objectKey names an object in this node's local backend.
+type objectKey struct{ bucket, key string }
+
+// objSuspect is a local object copy no content record named this node a
+// holder of: the write seen (its version) and since when.
+type objSuspect struct {
+	version string
+	size    int64
+	since   time.Time
+}
+
+// objectOrphans notes the object copies in this node's local backend that
+// no content record names this node a holder of, and deletes those that
+// have stayed so, as the same write, for OrphanGrace (see collect: an
+// object copy is written before the record naming it, by tiering, a
+// repair or a move). It also removes the temporary files of Puts
+// interrupted longer than OrphanGrace ago.
+func (s *Scrubber) objectOrphans(ctx context.Context) error {
+	if n, b, err := s.cfg.Objects.RemoveStaleTemps(ctx, s.cfg.OrphanGrace); err != nil {
+		return fmt.Errorf("orphans: %w", err)
+	} else if n > 0 {
+		s.orphans.Add(float64(n))
+		s.orphanBytes.Add(float64(b))
+	}
+	seen := map[objectKey]bool{}
+	err := s.cfg.Objects.Walk(ctx, func(bucket, key string, size int64, version string) error {
+		k := objectKey{bucket, key}
+		if s.objectNamed(k) {
+			return ctx.Err()
+		}
+		seen[k] = true
+		old, ok := s.objSuspects[k]
+		switch {
+		case ok && old.version == version:
+		case !ok && len(s.objSuspects) >= maxSuspects:
+			delete(seen, k)
+		default:
+			s.objSuspects[k] = objSuspect{version: version, size: size, since: s.now()}
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("orphans: %w", err)
+	}
+	var ripe []objectKey
+	for k, sp := range s.objSuspects {
+		switch {
+		case !seen[k]:
+			delete(s.objSuspects, k)
+		case s.now().Sub(sp.since) >= s.cfg.OrphanGrace:
+			ripe = append(ripe, k)
+		}
+	}
+	if len(ripe) == 0 {
+		return nil
+	}
+	if err := s.barrier(ctx); err != nil {
+		return fmt.Errorf("orphans: %w", err)
+	}
+	var n, bytes int64
+	for _, k := range ripe {
+		sp := s.objSuspects[k]
+		delete(s.objSuspects, k)
+		if s.objectNamed(k) {
+			continue // named by a record committed since the walk
+		}
+		removed, err := s.cfg.Objects.DeleteVersion(ctx, k.bucket, k.key, sp.version)
+		if err != nil {
+			return fmt.Errorf("orphans: delete object %s/%s: %w", k.bucket, k.key, err)
+		}
+		if removed {
+			n++
+			bytes += sp.size
+			s.orphans.Inc()
+			s.orphanBytes.Add(float64(sp.size))
+		}
+	}
+	if n > 0 {
+		s.log.Info("scrub deleted orphaned object copies", "copies", n, "bytes", bytes, "grace", s.cfg.OrphanGrace)
+	}
+	return nil
+}
+
+// objectNamed reports whether the records may still want this node's
+// copy of the object: its content (whose id starts the key: osprey names
+// a content's object after the uid that uploaded it) is tiered there with
+// this node among the holders (or with no holders listed, as a shared
+// backend would be), or not tiered yet with that object as its target.
+// A key osprey would not have written is always kept.
+func (s *Scrubber) objectNamed(k objectKey) bool {
+	idPart, _, _ := strings.Cut(k.key, ".")
+	id, err := osprey.ParseUID(idPart)
+	if err != nil || strings.Contains(k.key, "/") {
+		return true
+	}
+	ct, ok := s.cfg.State.Content(id)
+	if !ok {
+		return false // deleted
+	}
+	if l := ct.Location; l != nil {
+		return l.Bucket == k.bucket && l.Key == k.key && (len(l.Nodes) == 0 || hasNode(l.Nodes, osprey.NodeID(s.cfg.ID)))
+	}
+	bucket, key := ct.Bucket, ct.Key
+	if bucket == "" || key == "" {
+		bucket, key = "unknown", ct.ID.String() // as the tier task names it
+	}
+	return bucket == k.bucket && key == k.key
 }

@@ -61,6 +61,9 @@ const metaDirName = ".osprey-meta"
 // a segment with it.
 const reservedPrefix = ".osprey-"
 
+// tmpPrefix starts the names of a Put's temporary files.
+const tmpPrefix = reservedPrefix + "tmp-"
+
 // metaSuffix is appended to a key to name its sidecar.
 const metaSuffix = ".json"
 
@@ -342,7 +345,7 @@ func createTemp(root, dir string, durable bool) (*os.File, error) {
 		if _, err := mkdirAll(root, rel, durable); err != nil {
 			return nil, err
 		}
-		f, err := os.CreateTemp(dir, reservedPrefix+"tmp-*")
+		f, err := os.CreateTemp(dir, tmpPrefix+"*")
 		if err == nil {
 			return f, nil
 		}

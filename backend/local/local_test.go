@@ -64,7 +64,7 @@ func TestConformance(t *testing.T) {
 func mustNoTempFiles(t *testing.T, dir string) {
 	t.Helper()
 	_ = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && strings.HasPrefix(d.Name(), reservedPrefix) && d.Name() != metaDirName {
+		if err == nil && strings.HasPrefix(d.Name(), tmpPrefix) {
 			t.Errorf("temporary file left behind: %s", path)
 		}
 		return nil
