@@ -676,6 +676,27 @@ func TestRepairOnRemove(t *testing.T) {
 	}
 }
 
+// base5 is base with members n4 and n5 too.
+func base5(t *testing.T) *applier {
+	t.Helper()
+	a := base(t)
+	for _, id := range []osprey.NodeID{"n4", "n5"} {
+		a.mustOK(CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000", Time: t0})
+	}
+	return a
+}
+
+// lastGC decodes the payload of the last pending task, a gc task.
+func lastGC(t *testing.T, a *applier) GCPayload {
+	t.Helper()
+	last := a.f.Tasks(TaskPending)
+	var p GCPayload
+	if err := json.Unmarshal(last[len(last)-1].Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestRepairRaces: repairs finish after the chunk they rebuilt changed.
 func TestRepairRaces(t *testing.T) {
 	// leaseAt takes the repair tasks for n3 at now; lease at t0+2000.
@@ -729,10 +750,7 @@ func TestRepairRaces(t *testing.T) {
 	// repair left to restore it, as a 10-minute chaos run showed): it is
 	// queued again, and its next run picks another member.
 	sameTarget := func(t *testing.T, lose func(a *applier)) {
-		a := base(t)
-		for _, id := range []osprey.NodeID{"n4", "n5"} {
-			a.mustOK(CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000", Time: t0})
-		}
+		a := base5(t)
 		a.mustOK(CmdChunkPut, ChunkPut{UID: 1, Chunk: chunk(11, 1, "aa", "n1", "n2", "n3"), Time: t0})
 		lose(a)
 		tasks := lease(a)
@@ -774,10 +792,7 @@ func TestRepairRaces(t *testing.T) {
 	})
 
 	t.Run("two local object copies repaired to the same member", func(t *testing.T) {
-		a := base(t)
-		for _, id := range []osprey.NodeID{"n4", "n5"} {
-			a.mustOK(CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000", Time: t0})
-		}
+		a := base5(t)
 		a.put(2, 21, 1, "bb")
 		a.merge(2, 1, 2, md5hex("bb"))
 		var tier Task
@@ -809,10 +824,7 @@ func TestRepairRaces(t *testing.T) {
 	// An erasure-coded chunk on n1, n2, n3 loses n1 and n2: two shard
 	// repairs; the first converts the chunk to replicas.
 	coded := func(t *testing.T) (*applier, []Task) {
-		a := base(t)
-		for _, id := range []osprey.NodeID{"n4", "n5"} {
-			a.mustOK(CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000", Time: t0})
-		}
+		a := base5(t)
 		a.mustOK(CmdChunkPut, ChunkPut{UID: 1, Chunk: ecChunk(11, 1, "abcdef", "n1", "n2", "n3"), Time: t0})
 		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n1", Time: t0 + 1000})
 		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 1000})
@@ -841,20 +853,12 @@ func TestRepairRaces(t *testing.T) {
 		if msg := checkInvariants(dumpState(a.f)); msg != "" {
 			t.Fatal(msg)
 		}
-		last := a.f.Tasks(TaskPending)
-		var p GCPayload
-		if err := json.Unmarshal(last[len(last)-1].Payload, &p); err != nil {
-			t.Fatal(err)
-		}
-		if g := p.Chunks[0]; g.EC == nil || g.EC.Shards[0].Index != 1 || g.EC.Shards[0].Owner != "n5" {
+		if g := lastGC(t, a).Chunks[0]; g.EC == nil || g.EC.Shards[0].Index != 1 || g.EC.Shards[0].Owner != "n5" {
 			t.Fatalf("gc of %+v, want shard 2 on n5", g)
 		}
 	})
 	t.Run("two shards rebuilt on the same member", func(t *testing.T) {
-		a := base(t)
-		for _, id := range []osprey.NodeID{"n4", "n5"} {
-			a.mustOK(CmdNodeUpsert, NodeUpsert{ID: id, RaftAddr: string(id) + ":7000", Time: t0})
-		}
+		a := base5(t)
 		a.mustOK(CmdChunkPut, ChunkPut{UID: 1, Chunk: ecChunk(11, 1, "abcdef", "n1", "n2", "n3"), Time: t0})
 		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n1", Time: t0 + 1000})
 		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n2", Time: t0 + 1000})
@@ -871,12 +875,7 @@ func TestRepairRaces(t *testing.T) {
 		if len(again) != 1 || payload(again[0]).Shard != 2 {
 			t.Fatalf("repairs after two shards went to n4: %+v, want one for shard 2", again)
 		}
-		last := a.f.Tasks(TaskPending)
-		var p GCPayload
-		if err := json.Unmarshal(last[len(last)-1].Payload, &p); err != nil {
-			t.Fatal(err)
-		}
-		if g := p.Chunks[0]; g.EC == nil || g.EC.Shards[0].Index != 1 || g.EC.Shards[0].Owner != "n4" {
+		if g := lastGC(t, a).Chunks[0]; g.EC == nil || g.EC.Shards[0].Index != 1 || g.EC.Shards[0].Owner != "n4" {
 			t.Fatalf("gc of %+v, want shard 2 on n4", g)
 		}
 		if msg := checkInvariants(dumpState(a.f)); msg != "" {

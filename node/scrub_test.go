@@ -241,6 +241,21 @@ func TestScrubberRestoresMissingCopy(t *testing.T) {
 	readFromOnly(t, c, holder, other, uid, data)
 }
 
+// uploadTieredLocal uploads data (above --inline-max) through the first
+// node of a local-backend cluster, waits until it is tiered, and returns
+// its uid and content record (two holders).
+func uploadTieredLocal(t *testing.T, c *cluster, name string, data []byte) (string, fsm.Content) {
+	t.Helper()
+	uid := uploadSingle(t, c.nodes[0], name, data)
+	waitState(t, c.nodes[0], uid, "tiered")
+	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
+	ct, _ := c.nodes[0].FSM().Content(f.Content)
+	if ct.Location == nil || len(ct.Location.Nodes) != 2 {
+		t.Fatalf("location %+v, want two local holders", ct.Location)
+	}
+	return uid, ct
+}
+
 // TestScrubberRestoresLocalObjectCopies: with the local-disk backend the
 // tiered object's copies on the members' disks are the file's only copies
 // once its staged chunks are collected. A holder's copy that rots, and
@@ -250,14 +265,8 @@ func TestScrubberRestoresLocalObjectCopies(t *testing.T) {
 	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) {
 		cfg.ScrubRate, cfg.ScrubPause = 1<<30, 50*time.Millisecond
 	})
-	data := content(81, 300_000) // above --inline-max: tiered
-	uid := uploadSingle(t, c.nodes[0], "o.pdf", data)
-	waitState(t, c.nodes[0], uid, "tiered")
-	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
-	ct, _ := c.nodes[0].FSM().Content(f.Content)
-	if ct.Location == nil || len(ct.Location.Nodes) != 2 {
-		t.Fatalf("location %+v, want two local holders", ct.Location)
-	}
+	data := content(81, 300_000)
+	uid, ct := uploadTieredLocal(t, c, "o.pdf", data)
 	var holder, other *node.Node
 	var path string
 	for i, n := range c.nodes {
@@ -305,14 +314,8 @@ func TestScrubberCollectsOrphanedLocalObjects(t *testing.T) {
 		cfg.ScrubRate, cfg.ScrubPause = 1<<30, 50*time.Millisecond
 		cfg.OrphanGrace = 300 * time.Millisecond
 	})
-	data := content(82, 300_000) // above --inline-max: tiered
-	uid := uploadSingle(t, c.nodes[0], "p.pdf", data)
-	waitState(t, c.nodes[0], uid, "tiered")
-	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
-	ct, _ := c.nodes[0].FSM().Content(f.Content)
-	if ct.Location == nil || len(ct.Location.Nodes) != 2 {
-		t.Fatalf("location %+v, want two local holders", ct.Location)
-	}
+	data := content(82, 300_000)
+	uid, ct := uploadTieredLocal(t, c, "p.pdf", data)
 	objects := func(n *node.Node) string { return filepath.Join(c.cfgs[c.index(n)].DataDir, "objects") }
 	var stranger *node.Node
 	for _, n := range c.nodes {

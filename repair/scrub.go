@@ -188,49 +188,44 @@ func holds(rec fsm.Chunk, k chunkstore.Key, me osprey.NodeID) bool {
 // eachHeld calls fn for every copy the records name me the holder of:
 // a replica, or each shard of a coded chunk that I own.
 func (s *Scrubber) eachHeld(ctx context.Context, me osprey.NodeID, fn func(h fsm.Held, k chunkstore.Key) error) error {
-	var cursor []byte
-	for {
-		page, next := s.cfg.State.HeldBy(me, cursor, 512)
-		for _, h := range page {
-			if h.Object {
-				continue
-			}
-			rec := h.Chunk
-			if rec.EC == nil {
-				if err := fn(h, chunkstore.Key{UID: rec.Blob, Chunk: rec.Num}); err != nil {
-					return err
-				}
-				continue
-			}
-			for i, sh := range rec.EC.Shards {
-				if sh.Owner == me {
-					if err := fn(h, chunkstore.Key{UID: rec.Blob, Chunk: rec.Num, Shard: uint16(i + 1)}); err != nil {
-						return err
-					}
-				}
-			}
-		}
-		if next == nil {
+	return s.walkHeld(ctx, me, func(h fsm.Held) error {
+		if h.Object {
 			return nil
 		}
-		if err := ctx.Err(); err != nil {
-			return err
+		rec := h.Chunk
+		if rec.EC == nil {
+			return fn(h, chunkstore.Key{UID: rec.Blob, Chunk: rec.Num})
 		}
-		cursor = next
-	}
+		for i, sh := range rec.EC.Shards {
+			if sh.Owner == me {
+				if err := fn(h, chunkstore.Key{UID: rec.Blob, Chunk: rec.Num, Shard: uint16(i + 1)}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // eachHeldObject calls fn for every local-backend object copy the records
 // name me the holder of.
 func (s *Scrubber) eachHeldObject(ctx context.Context, me osprey.NodeID, fn func(h fsm.Held) error) error {
+	return s.walkHeld(ctx, me, func(h fsm.Held) error {
+		if !h.Object {
+			return nil
+		}
+		return fn(h)
+	})
+}
+
+// walkHeld calls fn for every entry of my owner index, a page at a time.
+func (s *Scrubber) walkHeld(ctx context.Context, me osprey.NodeID, fn func(h fsm.Held) error) error {
 	var cursor []byte
 	for {
 		page, next := s.cfg.State.HeldBy(me, cursor, 512)
 		for _, h := range page {
-			if h.Object {
-				if err := fn(h); err != nil {
-					return err
-				}
+			if err := fn(h); err != nil {
+				return err
 			}
 		}
 		if next == nil {
