@@ -114,11 +114,13 @@ type Report struct {
 	OtherElections []time.Duration `json:"other_elections,omitempty"`
 	Check          CheckResult     `json:"check"`
 	Notes          []string        `json:"notes,omitempty"`
-	TaskStates     map[string]int  `json:"task_states,omitempty"`
-	Elapsed        time.Duration   `json:"elapsed"`
-	Command        string          `json:"command"`
-	Schedule       Schedule        `json:"schedule"`
-	extraLanes     []string
+	// Scrub is what the scrubbers did, from the node logs.
+	Scrub      ScrubActivity  `json:"scrub"`
+	TaskStates map[string]int `json:"task_states,omitempty"`
+	Elapsed    time.Duration  `json:"elapsed"`
+	Command    string         `json:"command"`
+	Schedule   Schedule       `json:"schedule"`
+	extraLanes []string
 }
 
 // CountOps fills Ops and Statuses from the history.
@@ -224,6 +226,7 @@ func (r *Report) WriteText(w io.Writer) {
 	if len(r.TaskStates) > 0 {
 		fmt.Fprintf(w, "\ntasks after healing: %v\n", r.TaskStates)
 	}
+	fmt.Fprintf(w, "scrubbers (node logs): %s\n", r.Scrub)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

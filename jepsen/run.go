@@ -283,6 +283,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		logs = append(logs, n.Proc.LogPath)
 	}
 	raftEvs := readRaftEvents(logs, rec.Start())
+	rep.Scrub = readScrubActivity(logs)
 	// For failover, a removed member is down until it has joined again.
 	quorumFaults := memberRejoined(rep.Faults, raftEvs)
 	rep.Failover = Failover(in.History, quorumFaults, cfg.Nodes)
