@@ -203,7 +203,10 @@ type Scrubber struct {
 	suspects map[chunkstore.Key]suspect
 	// objSuspects are the same for local object copies, by bucket/key.
 	objSuspects map[objectKey]objSuspect
-	now         func() time.Time // time.Now; tests move it
+	// lastHeld is how many copies the last pass walked (sizes the next
+	// pass's filter).
+	lastHeld int
+	now      func() time.Time // time.Now; tests move it
 }
 
 // NewScrubber returns a Scrubber; Run starts it.

@@ -665,3 +665,41 @@ func TestRepairPrefersHoldersOfASurvivingCopy(t *testing.T) {
 		t.Error("a batch of 500 repairs accepted (a batch, a renewal and a lease must fit one 128-command entry)")
 	}
 }
+
+// TestScrubberCollectsOrphansAmongManyCopies: the pass tells orphans from
+// held copies with a filter that has false positives; across passes
+// every orphan is still collected and no held copy ever is.
+func TestScrubberCollectsOrphansAmongManyCopies(t *testing.T) {
+	const held, orphans = 20_000, 200
+	data := []byte("x")
+	m := newMemCopies()
+	st := &fakeState{chunks: map[uint64]fsm.Chunk{}}
+	for blob := uint64(1); blob <= held+orphans; blob++ {
+		m.put("n1", httpapi.ChunkRef{Blob: blob, Num: 1}, data)
+		if blob <= held {
+			st.chunks[blob] = fsm.Chunk{Blob: blob, Num: 1, Size: 1, MD5: md5hex(data), Sum: xxhash.Sum64(data), Owners: []osprey.NodeID{"n1"}}
+		}
+	}
+	deleted := prometheus.NewCounter(prometheus.CounterOpts{Name: "o"})
+	s, err := repair.NewScrubber(repair.ScrubConfig{ID: "n1", Rate: 1 << 30, Pause: time.Hour, Chunks: memChunks{copies: m},
+		State: st, Data: m, OrphanGrace: time.Hour, Orphans: deleted, Barrier: func(context.Context) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_000_000, 0)
+	repair.SetClock(s, func() time.Time { return now })
+	for pass := 0; pass < 20 && value(deleted) < orphans; pass++ {
+		if err := repair.Pass(s, context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Hour)
+	}
+	if got := value(deleted); got != orphans {
+		t.Fatalf("%v orphans deleted, want %d", got, orphans)
+	}
+	for blob := uint64(1); blob <= held+orphans; blob++ {
+		if _, ok := m.get("n1", httpapi.ChunkRef{Blob: blob, Num: 1}); ok != (blob <= held) {
+			t.Fatalf("blob %d: present %v", blob, ok)
+		}
+	}
+}

@@ -4,14 +4,16 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"sort"
 	"strings"
 	"time"
+
+	"github.com/bits-and-blooms/bloom/v3"
 
 	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/backend"
@@ -52,7 +54,18 @@ func (s *Scrubber) pass(ctx context.Context) error {
 	}
 	me := osprey.NodeID(s.cfg.ID)
 	collecting := s.cfg.OrphanGrace > 0
-	var held []chunkstore.Key // this node's copies by the records, when collecting
+	// held holds this node's copies by the records, when collecting: a
+	// Bloom filter (about 1.2 bytes a copy), salted afresh every pass. A
+	// false positive only hides an orphan for a pass; deletion checks the
+	// owner index exactly (collect).
+	var held *bloom.BloomFilter
+	var salt [8]byte
+	heldKeys := 0
+	if collecting {
+		held = bloom.NewWithEstimates(uint(s.heldEstimate()), 0.01)
+		_, _ = rand.Read(salt[:])
+	}
+	buf := make([]byte, 0, 32)
 	start := time.Now()
 	var done int64
 	// pace sleeps to keep the pass at Rate, so scrubbing never competes
@@ -69,8 +82,10 @@ func (s *Scrubber) pass(ctx context.Context) error {
 	}
 	err := s.eachHeld(ctx, me, func(h fsm.Held, k chunkstore.Key) error {
 		rec := h.Chunk
-		if collecting && len(held) < maxHeld {
-			held = append(held, k)
+		if collecting {
+			buf = saltedKey(buf[:0], salt, k)
+			held.Add(buf)
+			heldKeys++
 		}
 		info, err := s.cfg.Chunks.Verify(ctx, k)
 		switch {
@@ -119,16 +134,13 @@ func (s *Scrubber) pass(ctx context.Context) error {
 	if !collecting {
 		return nil
 	}
-	if len(held) >= maxHeld {
-		s.log.Warn("scrub holds too many copies to look for orphans in one pass", "limit", maxHeld)
-		return nil
-	}
-	sortKeys(held)
+	s.lastHeld = heldKeys
 	// Every copy stored here that the records (as read above, after the
 	// copy was listed) do not name this node the holder of is a suspect.
 	seen := map[chunkstore.Key]bool{}
 	err = s.cfg.Chunks.Scan(ctx, func(k chunkstore.Key, info chunkstore.Info) error {
-		if !hasKey(held, k) {
+		buf = saltedKey(buf[:0], salt, k)
+		if !held.Test(buf) {
 			s.suspect(ctx, k, info.Size, seen)
 		}
 		return ctx.Err()
@@ -139,10 +151,20 @@ func (s *Scrubber) pass(ctx context.Context) error {
 	return s.collect(ctx, seen)
 }
 
-// maxHeld bounds the keys of this node's copies a pass keeps to tell
-// orphans from them (16 bytes each); a node holding more skips orphan
-// collection.
-const maxHeld = 1 << 24
+// heldEstimate sizes a pass's filter of held copies from the last pass's
+// count (a quarter more, at least 2^16, at most 2^26: past that the false
+// positive rate rises, which only slows orphan collection).
+func (s *Scrubber) heldEstimate() int {
+	return min(max(s.lastHeld+s.lastHeld/4, 1<<16), 1<<26)
+}
+
+// saltedKey appends salt and k's fields to b.
+func saltedKey(b []byte, salt [8]byte, k chunkstore.Key) []byte {
+	b = append(b, salt[:]...)
+	b = binary.BigEndian.AppendUint64(b, k.UID)
+	b = binary.BigEndian.AppendUint32(b, k.Chunk)
+	return binary.BigEndian.AppendUint16(b, k.Shard)
+}
 
 // healMissing rewrites a copy the records name this node the holder of
 // but that its store does not have (lost outside osprey, or by a fault),
@@ -320,34 +342,6 @@ func (s *Scrubber) healObject(ctx context.Context, h fsm.Held, what string) {
 	log.Info("scrub restored an object copy")
 }
 
-func keyLess(a, b chunkstore.Key) bool {
-	if a.UID != b.UID {
-		return a.UID < b.UID
-	}
-	if a.Chunk != b.Chunk {
-		return a.Chunk < b.Chunk
-	}
-	return a.Shard < b.Shard
-}
-
-func sortKeys(ks []chunkstore.Key) {
-	slices.SortFunc(ks, func(a, b chunkstore.Key) int {
-		switch {
-		case keyLess(a, b):
-			return -1
-		case keyLess(b, a):
-			return 1
-		}
-		return 0
-	})
-}
-
-// hasKey reports whether sorted holds k.
-func hasKey(sorted []chunkstore.Key, k chunkstore.Key) bool {
-	i := sort.Search(len(sorted), func(i int) bool { return !keyLess(sorted[i], k) })
-	return i < len(sorted) && sorted[i] == k
-}
-
 // suspect is a copy no record named this node the holder of: the write
 // seen (its generation) and when it was first seen so.
 type suspect struct {
@@ -409,14 +403,19 @@ func (s *Scrubber) collect(ctx context.Context, seen map[chunkstore.Key]bool) er
 	if err := s.barrier(ctx); err != nil {
 		return fmt.Errorf("orphans: %w", err)
 	}
-	var held []chunkstore.Key
+	// The owner index again, exactly: only the ripe keys are kept.
+	held := make(map[chunkstore.Key]bool, len(ripe))
+	for _, k := range ripe {
+		held[k] = false
+	}
 	if err := s.eachHeld(ctx, osprey.NodeID(s.cfg.ID), func(_ fsm.Held, k chunkstore.Key) error {
-		held = append(held, k)
+		if _, ok := held[k]; ok {
+			held[k] = true
+		}
 		return nil
 	}); err != nil {
 		return err
 	}
-	sortKeys(held)
 	var n, bytes int64
 	for _, k := range ripe {
 		if ctx.Err() != nil {
@@ -424,7 +423,7 @@ func (s *Scrubber) collect(ctx context.Context, seen map[chunkstore.Key]bool) er
 		}
 		sp := s.suspects[k]
 		delete(s.suspects, k)
-		if hasKey(held, k) {
+		if held[k] {
 			continue
 		}
 		removed, err := s.cfg.Chunks.DeleteGen(ctx, k, sp.gen)
