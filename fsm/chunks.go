@@ -77,20 +77,14 @@ func (f *FSM) Protection(replicas int) (chunks, under int) {
 	f.read(func(t *tx) {
 		active := map[osprey.NodeID]bool{}
 		var down []osprey.NodeID
-		lo, hi := tableBounds(tNode)
-		t.scan(lo, hi, func(_, v []byte) bool {
-			var n Node
-			if err := json.Unmarshal(v, &n); err != nil {
-				panic(fmt.Sprintf("fsm: decode node: %v", err))
-			}
+		for _, n := range t.nodes() {
 			switch {
 			case !n.Removed && !n.Down:
 				active[n.ID] = true
 			case !n.Removed:
 				down = append(down, n.ID)
 			}
-			return true
-		})
+		}
 		want := min(replicas, len(active))
 		enough := func(ids []osprey.NodeID, need int) bool {
 			seen := map[osprey.NodeID]bool{}

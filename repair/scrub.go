@@ -388,15 +388,7 @@ func (s *Scrubber) suspect(ctx context.Context, k chunkstore.Key, size int64, se
 // a record committed since the pass read it keeps its copy, and the
 // delete removes only the write first seen.
 func (s *Scrubber) collect(ctx context.Context, seen map[chunkstore.Key]bool) error {
-	var ripe []chunkstore.Key
-	for k, sp := range s.suspects {
-		switch {
-		case !seen[k]:
-			delete(s.suspects, k) // named by a record now, or gone
-		case s.now().Sub(sp.since) >= s.cfg.OrphanGrace:
-			ripe = append(ripe, k)
-		}
-	}
+	ripe := ripeSuspects(s.suspects, seen, func(sp suspect) time.Time { return sp.since }, s.now(), s.cfg.OrphanGrace)
 	if len(ripe) == 0 {
 		return nil
 	}
@@ -431,16 +423,38 @@ func (s *Scrubber) collect(ctx context.Context, seen map[chunkstore.Key]bool) er
 			return fmt.Errorf("orphans: delete %s: %w", k, err)
 		}
 		if removed {
-			n++
-			bytes += sp.size
-			s.orphans.Inc()
-			s.orphanBytes.Add(float64(sp.size))
+			s.tally(&n, &bytes, sp.size)
 		}
 	}
 	if n > 0 {
 		s.log.Info("scrub deleted orphaned copies", "copies", n, "bytes", bytes, "grace", s.cfg.OrphanGrace)
 	}
 	return nil
+}
+
+// ripeSuspects forgets the suspects this pass did not see unnamed (named
+// by a record now, or gone) and returns those first seen so at least
+// grace before now.
+func ripeSuspects[K comparable, V any](suspects map[K]V, seen map[K]bool, since func(V) time.Time, now time.Time, grace time.Duration) []K {
+	var ripe []K
+	for k, sp := range suspects {
+		switch {
+		case !seen[k]:
+			delete(suspects, k)
+		case now.Sub(since(sp)) >= grace:
+			ripe = append(ripe, k)
+		}
+	}
+	return ripe
+}
+
+// tally counts one deleted orphan of size bytes, in a collection's sums
+// and the metrics.
+func (s *Scrubber) tally(n, total *int64, size int64) {
+	*n++
+	*total += size
+	s.orphans.Inc()
+	s.orphanBytes.Add(float64(size))
 }
 
 // wantSum is the checksum the record holds for the copy under k.
@@ -543,15 +557,7 @@ func (s *Scrubber) objectOrphans(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("orphans: %w", err)
 	}
-	var ripe []objectKey
-	for k, sp := range s.objSuspects {
-		switch {
-		case !seen[k]:
-			delete(s.objSuspects, k)
-		case s.now().Sub(sp.since) >= s.cfg.OrphanGrace:
-			ripe = append(ripe, k)
-		}
-	}
+	ripe := ripeSuspects(s.objSuspects, seen, func(sp objSuspect) time.Time { return sp.since }, s.now(), s.cfg.OrphanGrace)
 	if len(ripe) == 0 {
 		return nil
 	}
@@ -570,10 +576,7 @@ func (s *Scrubber) objectOrphans(ctx context.Context) error {
 			return fmt.Errorf("orphans: delete object %s/%s: %w", k.bucket, k.key, err)
 		}
 		if removed {
-			n++
-			bytes += sp.size
-			s.orphans.Inc()
-			s.orphanBytes.Add(float64(sp.size))
+			s.tally(&n, &bytes, sp.size)
 		}
 	}
 	if n > 0 {
