@@ -39,8 +39,17 @@
 // for temporary files and rejected. Delete removes directories left empty.
 //
 // Temporary files of a Put interrupted by a crash stay behind, named
-// ".osprey-tmp-*"; they are never visible as objects and may be removed by
-// hand.
+// ".osprey-tmp-*"; they are never visible as objects. RemoveStaleTemps
+// deletes those not written to for a given age (a node's scrubber calls it
+// with --orphan-grace).
+//
+// # Walking and claiming
+//
+// Walk lists the stored objects with their versions, for a node's scrubber
+// to find object files no record names the node a holder of (deleted with
+// DeleteVersion, so a later write is kept). Claim records the node that
+// keeps its objects in the directory (".osprey-owner"): a node finding
+// another's claim must not delete files it does not recognise there.
 //
 // # Versions
 //
