@@ -56,7 +56,7 @@ func registerMetrics(reg *prometheus.Registry, src metricSources) *metrics {
 	n.scrubBytes = counter("osprey_scrub_bytes_total", "Bytes the scrubber verified (staged copies, and with the local-disk backend this node's object copies).")
 	n.scrubCorrupt = counter("osprey_scrub_corrupt_total", "Bad staged or local object copies the scrubber found.")
 	n.scrubRepaired = counter("osprey_scrub_repaired_total", "Bad or missing staged or local object copies the scrubber rewrote from healthy ones.")
-	n.scrubPasses = counter("osprey_scrub_passes_total", "Completed scrub passes over this node's staged data (and local object copies).")
+	n.scrubPasses = counter("osprey_scrub_passes_total", "Completed scrub passes: over this node's staged copies and, with the local-disk backend, over its object copies (a walk of its own).")
 	n.scrubMissing = counter("osprey_scrub_missing_total", "Staged or local object copies the records name this node the holder of that its store lacked (restored from other holders when possible).")
 	n.scrubOrphans = counter("osprey_scrub_orphans_deleted_total", "Orphaned staged copies and local object files (named by no record for --orphan-grace) and stale temporary files the scrubber deleted.")
 	n.scrubOrphanBytes = counter("osprey_scrub_orphan_bytes_deleted_total", "Bytes of the orphaned copies and files the scrubber deleted.")

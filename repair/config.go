@@ -151,10 +151,11 @@ type ScrubConfig struct {
 	State  ScrubState
 	Data   ScrubData
 	// Objects, when the backend is each node's local disk, is this node's
-	// backend: a pass also reads every object copy the records name this
-	// node the holder of, checks it against its content's size and md5,
-	// and rewrites a bad or missing one from another holder. nil: no
-	// object copies here (a shared backend checks its own objects).
+	// backend: a second walk, in passes of its own at Rate, reads every
+	// object copy the records name this node the holder of, checks it
+	// against its content's size and md5, and rewrites a bad or missing
+	// one from another holder. nil: no object copies here (a shared
+	// backend checks its own objects).
 	Objects ScrubObjects
 	// ObjectOrphans also collects, with OrphanGrace, the objects in
 	// Objects that no content record names this node a holder of, and

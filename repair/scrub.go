@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bits-and-blooms/bloom/v3"
@@ -26,13 +27,32 @@ import (
 // Run walks this node's staged chunks at cfg.ScrubRate bytes per
 // second, verifies every block checksum and compares each copy with the
 // checksum its record holds, and rewrites bad copies from healthy ones.
+//
+// With Objects (the local-disk backend), a second walk at the same rate
+// does the same for this node's object copies, in its own passes: the
+// objects are most of a node's bytes, and their walk must not delay the
+// staged copies' checks and orphan collection.
 func (s *Scrubber) Run(ctx context.Context) {
 	if s.cfg.Rate <= 0 {
 		return
 	}
+	var wg sync.WaitGroup
+	if s.cfg.Objects != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.loop(ctx, "object scrub pass failed", s.objectPass)
+		}()
+	}
+	s.loop(ctx, "scrub pass failed", s.pass)
+	wg.Wait()
+}
+
+// loop runs pass, then waits Pause, until ctx ends.
+func (s *Scrubber) loop(ctx context.Context, failed string, pass func(context.Context) error) {
 	for {
-		if err := s.pass(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("scrub pass failed", "err", err)
+		if err := pass(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn(failed, "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -40,6 +60,46 @@ func (s *Scrubber) Run(ctx context.Context) {
 		case <-time.After(s.cfg.Pause):
 		}
 	}
+}
+
+// pacer keeps a walk at Rate bytes per second, so scrubbing never
+// competes with uploads.
+type pacer struct {
+	rate  int64
+	start time.Time
+	done  int64
+}
+
+// wait accounts n more bytes and sleeps until the walk is back at rate.
+func (p *pacer) wait(ctx context.Context, n int64) error {
+	p.done += n
+	if ahead := time.Duration(float64(p.done)/float64(p.rate)*float64(time.Second)) - time.Since(p.start); ahead > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(ahead):
+		}
+	}
+	return nil
+}
+
+// objectPass checks this node's local object copies (see checkObject)
+// and then, when collecting, looks for orphaned object files.
+func (s *Scrubber) objectPass(ctx context.Context) error {
+	if err := s.barrier(ctx); err != nil {
+		return err
+	}
+	pace := &pacer{rate: s.cfg.Rate, start: time.Now()}
+	if err := s.eachHeldObject(ctx, osprey.NodeID(s.cfg.ID), func(h fsm.Held) error {
+		return pace.wait(ctx, s.checkObject(ctx, h))
+	}); err != nil {
+		return err
+	}
+	s.passes.Inc()
+	if s.cfg.OrphanGrace > 0 && s.cfg.ObjectOrphans {
+		return s.objectOrphans(ctx)
+	}
+	return nil
 }
 
 // pass verifies this node's copies by the records (its owner index, a
@@ -66,20 +126,7 @@ func (s *Scrubber) pass(ctx context.Context) error {
 		_, _ = rand.Read(salt[:])
 	}
 	buf := make([]byte, 0, 32)
-	start := time.Now()
-	var done int64
-	// pace sleeps to keep the pass at Rate, so scrubbing never competes
-	// with uploads.
-	pace := func() error {
-		if ahead := time.Duration(float64(done)/float64(s.cfg.Rate)*float64(time.Second)) - time.Since(start); ahead > 0 {
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(ahead):
-			}
-		}
-		return nil
-	}
+	pace := &pacer{rate: s.cfg.Rate, start: time.Now()}
 	err := s.eachHeld(ctx, me, func(h fsm.Held, k chunkstore.Key) error {
 		rec := h.Chunk
 		if collecting {
@@ -95,7 +142,6 @@ func (s *Scrubber) pass(ctx context.Context) error {
 		case err != nil && !errors.Is(err, chunkstore.ErrCorrupt):
 			return err
 		}
-		done += info.Size
 		s.bytes.Add(float64(info.Size))
 		if err == nil && info.Sum == wantSum(rec, k) {
 			// healthy
@@ -112,23 +158,10 @@ func (s *Scrubber) pass(ctx context.Context) error {
 				s.log.Info("scrub repaired a copy", "blob", k.UID, "num", k.Chunk, "shard", k.Shard)
 			}
 		}
-		return pace()
+		return pace.wait(ctx, info.Size)
 	})
 	if err != nil {
 		return err
-	}
-	if s.cfg.Objects != nil {
-		if err := s.eachHeldObject(ctx, me, func(h fsm.Held) error {
-			done += s.checkObject(ctx, h)
-			return pace()
-		}); err != nil {
-			return err
-		}
-		if collecting && s.cfg.ObjectOrphans {
-			if err := s.objectOrphans(ctx); err != nil {
-				return err
-			}
-		}
 	}
 	s.passes.Inc()
 	if !collecting {
