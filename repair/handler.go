@@ -193,29 +193,45 @@ func (h *Handler) object(ctx context.Context, t fsm.Task, p fsm.RepairPayload) (
 	if target == "" {
 		return nil, fmt.Errorf("repair: object %s: no member to copy it to among %v (none a member without a release of it queued)", ct.ID, targets)
 	}
-	var survivors []osprey.NodeID
-	for _, o := range ct.Location.Nodes {
-		if o != p.Lost {
-			survivors = append(survivors, o)
-		}
-	}
-	loc := *ct.Location
-	loc.Nodes = survivors
-	ct.Location = &loc
-	var src io.ReadCloser = io.NopCloser(bytes.NewReader(nil))
-	if ct.Size > 0 {
-		if src, err = c.Data.OpenTiered(ctx, ct, 0, ct.Size); err != nil {
-			return nil, err
-		}
-	}
-	defer src.Close()
-	// The receiving backend verifies the md5 before the copy is visible.
-	if err := c.Data.PutObjectOn(ctx, target, loc.Bucket, loc.Key, src, ct.Size, ct.MD5); err != nil {
+	if err := copyObject(ctx, c.Data, ct, p.Lost, target); err != nil {
 		return nil, fmt.Errorf("repair: copy object %s to %s: %w", ct.ID, target, err)
 	}
 	return &tasks.Completion{Type: fsm.CmdObjectMoved, Payload: fsm.ObjectMoved{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID,
 		Remove: p.Lost, Add: osprey.NodeID(target), AddWorker: workers[target],
 		Now: time.Now().UnixMilli()}}, nil
+}
+
+// objectCopier reads a tiered object from its holders and writes a copy.
+type objectCopier interface {
+	OpenTiered(ctx context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error)
+	PutObjectOn(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error
+}
+
+// copyObject writes content ct's local-backend object to target, read
+// from its holders other than skip. The receiving backend verifies the
+// md5 before the copy is visible.
+func copyObject(ctx context.Context, data objectCopier, ct fsm.Content, skip osprey.NodeID, target string) error {
+	var from []osprey.NodeID
+	for _, o := range ct.Location.Nodes {
+		if o != skip {
+			from = append(from, o)
+		}
+	}
+	if len(from) == 0 {
+		return errors.New("no other member holds a copy")
+	}
+	loc := *ct.Location
+	loc.Nodes = from
+	ct.Location = &loc
+	var src io.ReadCloser = io.NopCloser(bytes.NewReader(nil))
+	if ct.Size > 0 {
+		var err error
+		if src, err = data.OpenTiered(ctx, ct, 0, ct.Size); err != nil {
+			return err
+		}
+	}
+	defer src.Close()
+	return data.PutObjectOn(ctx, target, loc.Bucket, loc.Key, src, ct.Size, ct.MD5)
 }
 
 // errReleasing marks a repair target skipped because a release of the

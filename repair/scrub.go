@@ -1,7 +1,6 @@
 package repair
 
 import (
-	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -344,30 +343,8 @@ func (s *Scrubber) healObject(ctx context.Context, h fsm.Held, what string) {
 	}
 	log := s.log.With("content", ct.ID, "bucket", ct.Location.Bucket, "key", ct.Location.Key)
 	log.Warn("scrub found a " + what + " object copy")
-	var others []osprey.NodeID
-	for _, o := range ct.Location.Nodes {
-		if o != me {
-			others = append(others, o)
-		}
-	}
-	if len(others) == 0 {
-		log.Error("scrub cannot restore an object copy: no other member holds one")
-		return
-	}
-	loc := *ct.Location
-	loc.Nodes = others
-	ct.Location = &loc
-	var src io.ReadCloser = io.NopCloser(bytes.NewReader(nil))
-	if ct.Size > 0 {
-		var err error
-		if src, err = s.cfg.Data.OpenTiered(ctx, ct, 0, ct.Size); err != nil {
-			log.Error("scrub could not restore an object copy", "err", err)
-			return
-		}
-	}
-	defer src.Close()
 	// The backend checks the md5 before the new copy replaces the old.
-	if err := s.cfg.Data.PutObjectOn(ctx, string(me), loc.Bucket, loc.Key, src, ct.Size, ct.MD5); err != nil {
+	if err := copyObject(ctx, s.cfg.Data, ct, me, string(me)); err != nil {
 		log.Error("scrub could not restore an object copy", "err", err)
 		return
 	}
