@@ -259,7 +259,10 @@ func (r *Runner) Run(ctx context.Context) {
 		// A finished task brings the next lease forward only for a queue
 		// deep enough to fill it: a trickle of new tasks waits for the
 		// poll and goes in one lease, not one lease per finished task.
-		if len(ids) == 0 || woken && len(ids) < max(1, r.cfg.Workers/2) {
+		// A node holding nothing takes what is left at once, though: the
+		// tail of a backlog (one or two tasks) would otherwise idle until
+		// the poll.
+		if len(ids) == 0 || woken && len(ids) < max(1, r.cfg.Workers/2) && hs.count() > 0 {
 			continue
 		}
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
