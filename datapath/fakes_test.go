@@ -359,13 +359,17 @@ type fixedPlacement struct {
 	r        *ring.Ring
 	replicas int
 	ec       erasure.Policy
+	workers  map[osprey.NodeID]uint32 // nil: a cluster below fsm.FeatureLevelWorkers
 }
 
 func (p fixedPlacement) Ring() (*ring.Ring, error) { return p.r, nil }
-func (p fixedPlacement) Replicas() int             { return p.replicas }
-func (p fixedPlacement) ECEnabled() bool           { return p.ec.K > 0 }
-func (p fixedPlacement) ECFits() bool              { return p.r.Len() >= p.ec.K+p.ec.M }
-func (p fixedPlacement) EC() erasure.Policy        { return p.ec }
+func (p fixedPlacement) RingWorkers() (*ring.Ring, map[osprey.NodeID]uint32, error) {
+	return p.r, p.workers, nil
+}
+func (p fixedPlacement) Replicas() int      { return p.replicas }
+func (p fixedPlacement) ECEnabled() bool    { return p.ec.K > 0 }
+func (p fixedPlacement) ECFits() bool       { return p.r.Len() >= p.ec.K+p.ec.M }
+func (p fixedPlacement) EC() erasure.Policy { return p.ec }
 
 // noObjects is a backend the tests never reach.
 type noObjects struct{}

@@ -46,6 +46,9 @@ type UIDs interface {
 // Placement says where copies go.
 type Placement interface {
 	Ring() (*ring.Ring, error)
+	// RingWorkers is Ring with the active members' worker ids
+	// (placement.Placement.RingWorkers).
+	RingWorkers() (*ring.Ring, map[osprey.NodeID]uint32, error)
 	Replicas() int
 	ECEnabled() bool
 	ECFits() bool

@@ -114,6 +114,58 @@ func TestUploadStoresReplicasThenRecords(t *testing.T) {
 	}
 }
 
+// TestUploadNamesOwnersWorkers: once every member is at
+// fsm.FeatureLevelWorkers (the placement gives worker ids) each recorded
+// copy carries its owner's worker id as the ring saw it (fsm.Chunk.Workers,
+// so the FSM can tell a copy written to an incarnation that is gone); a
+// cluster below that level gets none. Replicated and erasure-coded.
+func TestUploadNamesOwnersWorkers(t *testing.T) {
+	all := map[osprey.NodeID]uint32{"n1": 0, "n2": 5, "n3": 9, "n4": 11}
+	for _, tc := range []struct {
+		name    string
+		workers map[osprey.NodeID]uint32
+		ec      erasure.Policy
+	}{
+		{"replicas", all, erasure.Policy{}},
+		{"replicas, below the level", nil, erasure.Policy{}},
+		{"erasure-coded", all, erasure.Policy{K: 2, M: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := mustWorld(t, []string{"n1", "n2", "n3", "n4"}, 2, tc.ec, func(c *datapath.Config) {
+				p := c.Placement.(fixedPlacement)
+				p.workers = tc.workers
+				c.Placement = p
+			})
+			w.recordComplete()
+			w.addFile(1)
+			body := randomBytes(5<<19, 3)
+			if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
+				t.Fatal(err)
+			}
+			ct, _ := w.state.Content(1)
+			if len(ct.Chunks) != 3 {
+				t.Fatalf("%d chunks", len(ct.Chunks))
+			}
+			for _, ch := range ct.Chunks {
+				if tc.workers == nil {
+					if ch.Workers != nil {
+						t.Fatalf("chunk %d: workers %v below the level", ch.Num, ch.Workers)
+					}
+					continue
+				}
+				if len(ch.Workers) != len(ch.Owners) {
+					t.Fatalf("chunk %d: workers %v for owners %v", ch.Num, ch.Workers, ch.Owners)
+				}
+				for i, o := range ch.Owners {
+					if ch.Workers[i] != tc.workers[o] {
+						t.Fatalf("chunk %d: owner %s worker %d, want %d", ch.Num, o, ch.Workers[i], tc.workers[o])
+					}
+				}
+			}
+		})
+	}
+}
+
 func key2(ch fsm.Chunk) chunkstore.Key { return chunkstore.Key{UID: ch.Blob, Chunk: ch.Num} }
 
 func refOf(ch fsm.Chunk) httpapi.ChunkRef { return httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num} }

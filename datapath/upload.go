@@ -565,13 +565,14 @@ func (p *Path) streamChunk(ctx context.Context, num uint32, body io.Reader, size
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type stored struct {
-		owners []osprey.NodeID
-		err    error
+		owners  []osprey.NodeID
+		workers []uint32
+		err     error
 	}
 	done := make(chan stored, 1)
 	go func() {
-		owners, err := p.storeCopies(sctx, uint64(blob), num, pc)
-		done <- stored{owners, err}
+		owners, workers, err := p.storeCopies(sctx, uint64(blob), num, pc)
+		done <- stored{owners, workers, err}
 	}()
 	buf, release, err := p.readPiece(ctx, body, readLimit, size+1, pc.fill)
 	got := ""
@@ -596,7 +597,7 @@ func (p *Path) streamChunk(ctx context.Context, num uint32, body io.Reader, size
 		return fsm.Chunk{}, "", st.err
 	}
 	sum, _ := pc.checksum(ctx) // complete: computed by the copies' checks already
-	return fsm.Chunk{Blob: uint64(blob), Num: num, Size: size, MD5: got, Sum: sum, Owners: st.owners}, got, nil
+	return fsm.Chunk{Blob: uint64(blob), Num: num, Size: size, MD5: got, Sum: sum, Owners: st.owners, Workers: st.workers}, got, nil
 }
 
 // Merge declares a chunked upload complete; it returns at once.
@@ -770,23 +771,25 @@ func (p *Path) storeChunk(ctx context.Context, num uint32, buf []byte, md5hex st
 		return fsm.Chunk{}, err
 	}
 	pc := fullPiece(buf)
-	owners, err := p.storeCopies(ctx, uint64(blob), num, pc)
+	owners, workers, err := p.storeCopies(ctx, uint64(blob), num, pc)
 	if err != nil {
 		return fsm.Chunk{}, err
 	}
 	sum, _ := pc.checksum(ctx) // complete: no wait
-	return fsm.Chunk{Blob: uint64(blob), Num: num, Size: int64(len(buf)), MD5: md5hex, Sum: sum, Owners: owners}, nil
+	return fsm.Chunk{Blob: uint64(blob), Num: num, Size: int64(len(buf)), MD5: md5hex, Sum: sum, Owners: owners, Workers: workers}, nil
 }
 
 // storeCopies writes piece pc (complete, or still arriving) as chunk
 // (blob, num) to the chunk's ring owners and returns the owners that hold
-// a durable, checksum-verified copy, sorted. It succeeds only once the
-// wanted number of copies are durable; otherwise every copy it started is
-// collected. It returns only when no copy reads pc any more.
-func (p *Path) storeCopies(ctx context.Context, blob uint64, num uint32, pc *piece) ([]osprey.NodeID, error) {
-	r, err := p.cfg.Placement.Ring()
+// a durable, checksum-verified copy, sorted, and their worker ids as the
+// ring saw them (fsm.Chunk.Workers; nil before fsm.FeatureLevelWorkers).
+// It succeeds only once the wanted number of copies are durable; otherwise
+// every copy it started is collected. It returns only when no copy reads
+// pc any more.
+func (p *Path) storeCopies(ctx context.Context, blob uint64, num uint32, pc *piece) ([]osprey.NodeID, []uint32, error) {
+	r, workers, err := p.cfg.Placement.RingWorkers()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	want := min(p.cfg.Placement.Replicas(), r.Len())
 	candidates := r.Owners(ring.ChunkKey(blob, num), r.Len())
@@ -862,13 +865,30 @@ func (p *Path) storeCopies(ctx context.Context, blob uint64, num uint32, pc *pie
 	}
 	if len(owners) < want {
 		p.collect([]fsm.Chunk{{Blob: blob, Num: num, Owners: append(owners, failed...)}})
-		return nil, fmt.Errorf("%w: stored %d of %d copies of chunk %d: %w", osprey.ErrUnavailable, len(owners), want, num, errors.Join(errs...))
+		return nil, nil, fmt.Errorf("%w: stored %d of %d copies of chunk %d: %w", osprey.ErrUnavailable, len(owners), want, num, errors.Join(errs...))
 	}
 	if len(failed) > 0 {
 		p.collect([]fsm.Chunk{{Blob: blob, Num: num, Owners: failed}})
 	}
 	sort.Slice(owners, func(i, j int) bool { return owners[i] < owners[j] })
-	return owners, nil
+	return owners, ownerWorkers(owners, workers), nil
+}
+
+// ownerWorkers returns the worker ids of owners, or nil when workers
+// does not name them all.
+func ownerWorkers(owners []osprey.NodeID, workers map[osprey.NodeID]uint32) []uint32 {
+	if workers == nil {
+		return nil
+	}
+	out := make([]uint32, len(owners))
+	for i, o := range owners {
+		w, ok := workers[o]
+		if !ok {
+			return nil
+		}
+		out[i] = w
+	}
+	return out
 }
 
 // putCopy stores one copy of pc on owner (this node or another) on behalf
@@ -953,7 +973,7 @@ func (p *Path) storeChunkEC(ctx context.Context, num uint32, buf []byte, md5hex 
 		return fsm.Chunk{}, err
 	}
 	ch := fsm.Chunk{Blob: uint64(blob), Num: num, Size: int64(len(buf)), MD5: md5hex, Sum: xxhash.Sum64(buf)}
-	r, err := p.cfg.Placement.Ring()
+	r, workers, err := p.cfg.Placement.RingWorkers()
 	if err != nil {
 		return fsm.Chunk{}, err
 	}
@@ -1005,6 +1025,7 @@ func (p *Path) storeChunkEC(ctx context.Context, num uint32, buf []byte, md5hex 
 		}
 	}
 	sort.Slice(ch.Owners, func(i, j int) bool { return ch.Owners[i] < ch.Owners[j] })
+	ch.Workers = ownerWorkers(ch.Owners, workers)
 	ch.EC = layout
 	if placed < len(shards) {
 		p.collectShards(ch)

@@ -66,10 +66,15 @@ const (
 // (ClusterLevel), so no replica applies an entry it reads differently.
 //
 //	1: Settings.InlineMax (contents completed inline, never tiered)
-const FeatureLevel uint32 = FeatureLevelInline
+//	2: Chunk.Workers in ChunkPut, FileComplete and ObjectPut (an owner
+//	   that is a later incarnation of the member written to is repaired)
+const FeatureLevel uint32 = FeatureLevelWorkers
 
 // Feature levels.
-const FeatureLevelInline uint32 = 1
+const (
+	FeatureLevelInline  uint32 = 1
+	FeatureLevelWorkers uint32 = 2
+)
 
 // CommandVersion is the only envelope version this build understands.
 const CommandVersion uint8 = 1

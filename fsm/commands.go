@@ -239,7 +239,7 @@ func (t *tx) applyChunkPut(c *ChunkPut) (any, error) {
 			for _, ch := range ct.Chunks {
 				if ch.Num == c.Chunk.Num && ch.MD5 == c.Chunk.MD5 && ch.Size == c.Chunk.Size {
 					if ch.Blob != c.Chunk.Blob {
-						t.enqueueGC([]Chunk{c.Chunk}, c.Time, c.Time)
+						t.enqueueGC(stripWorkers([]Chunk{c.Chunk}), c.Time, c.Time)
 					}
 					return ChunkPutResult{Duplicate: true}, nil
 				}
@@ -250,10 +250,11 @@ func (t *tx) applyChunkPut(c *ChunkPut) (any, error) {
 	old, hadOld := t.upChunk(c.UID, c.Chunk.Num)
 	same := hadOld && old.MD5 == c.Chunk.MD5 && old.Size == c.Chunk.Size
 	ch := c.Chunk
+	ch.Workers = nil
 	t.putUpChunk(c.UID, &ch)
 	f.UpdatedAt = c.Time
 	t.putFile(f)
-	t.repairRemovedOwners(f.UID, 0, []Chunk{ch}, c.Time)
+	t.repairGoneOwners(f.UID, 0, []Chunk{c.Chunk}, c.Time)
 	if hadOld {
 		o := *old
 		if o.Blob != ch.Blob {
@@ -275,6 +276,8 @@ func (t *tx) applyChunkPut(c *ChunkPut) (any, error) {
 func (t *tx) complete(f *File, chunks []Chunk, size int64, md5, sha string, verified bool, now int64) CompleteResult {
 	res := CompleteResult{}
 	var inline *Content
+	written := chunks // Workers (if any) tell which owners are gone
+	chunks = stripWorkers(chunks)
 	upChunks := t.upChunks(f.UID)
 	if upChunks == nil {
 		upChunks = map[uint32]*Chunk{} // read: deleteUpChunks need not scan again
@@ -304,7 +307,7 @@ func (t *tx) complete(f *File, chunks []Chunk, size int64, md5, sha string, veri
 			t.indexContent(ct)
 		}
 		f.Content = f.UID
-		t.repairRemovedOwners(0, f.UID, chunks, now)
+		t.repairGoneOwners(0, f.UID, written, now)
 		if ct.Inline {
 			inline = ct
 		} else {
@@ -356,8 +359,9 @@ func (t *tx) applyFileComplete(c *FileComplete) (any, error) {
 	}
 	if f.State != StateUploading {
 		if f.MD5 == c.MD5 && f.Size == c.Size {
-			t.enqueueGC(c.Chunks, c.Time, c.Time)
-			return CompleteResult{File: f.clone(), Already: true, Garbage: c.Chunks}, nil
+			garbage := stripWorkers(c.Chunks)
+			t.enqueueGC(garbage, c.Time, c.Time)
+			return CompleteResult{File: f.clone(), Already: true, Garbage: garbage}, nil
 		}
 		return nil, errorf(ErrConflict, "uid %s is already complete with other content", c.UID)
 	}

@@ -75,9 +75,33 @@ func (g *gen) chunk(num uint32) Chunk {
 	g.nextBlob++
 	if g.r.IntN(5) == 0 {
 		p := g.r.Perm(len(genNodes))
-		return ecChunk(g.nextBlob, num, g.data(), genNodes[p[0]], genNodes[p[1]], genNodes[p[2]])
+		return g.workers(ecChunk(g.nextBlob, num, g.data(), genNodes[p[0]], genNodes[p[1]], genNodes[p[2]]))
 	}
-	return chunk(g.nextBlob, num, g.data(), g.owners()...)
+	return g.workers(chunk(g.nextBlob, num, g.data(), g.owners()...))
+}
+
+// workers gives half the chunks the owners' worker ids as a proposer of
+// this build sends them (Chunk.Workers).
+func (g *gen) workers(c Chunk) Chunk {
+	if g.r.IntN(2) == 0 {
+		c.Workers = g.workerIDs(c.Owners)
+	}
+	return c
+}
+
+// workerIDs returns the members' worker ids, now and then one of an
+// incarnation since replaced.
+func (g *gen) workerIDs(ids []osprey.NodeID) []uint32 {
+	ws := make([]uint32, len(ids))
+	for i, id := range ids {
+		if n, ok := g.m.f.Node(id); ok {
+			ws[i] = n.WorkerID
+		}
+		if g.r.IntN(8) == 0 {
+			ws[i]++
+		}
+	}
+	return ws
 }
 
 func (g *gen) file(uploadingOnly bool) (File, bool) {
@@ -235,8 +259,15 @@ func (g *gen) next() (entry, bool) {
 		if ct, ok := g.m.f.Content(uid); ok {
 			sha = g.fileSHA(ct.Size)
 		}
-		return entry{CmdTierDone, TierDone{TaskID: tk.ID, Node: tk.LeaseHolder, Content: uid, Now: g.now, SHA256: sha, SharedGC: uid%2 == 0,
-			Location: Location{Bucket: "image", Key: tk.Target, Nodes: g.owners()}}}, true
+		done := TierDone{TaskID: tk.ID, Node: tk.LeaseHolder, Content: uid, Now: g.now, SHA256: sha, SharedGC: uid%2 == 0,
+			Location: Location{Bucket: "image", Key: tk.Target, Nodes: g.owners()}}
+		if g.r.IntN(2) == 0 {
+			// As the tier pass of this build sends it: holders' worker ids,
+			// now and then one since replaced.
+			done.DropRemoved, done.HolderWorkersExact = true, g.r.IntN(2) == 0
+			done.HolderWorkers = g.workerIDs(done.Location.Nodes)
+		}
+		return entry{CmdTierDone, done}, true
 	case 19:
 		tk, ok := g.task(TaskLeased, TaskRepair)
 		if !ok {

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -673,6 +674,78 @@ func TestRepairOnRemove(t *testing.T) {
 	a.put(3, 31, 1, "cc")
 	if n := countTasks(a.f, TaskRepair); n != 3 {
 		t.Fatalf("%d repair tasks, want 3", n)
+	}
+}
+
+// TestRepairOnRejoinedOwner: a copy written to a member that was then
+// removed, wiped and joined again before the entry recording it applied is
+// gone with that incarnation; the owner's new worker id tells (Chunk.Workers)
+// and the copy is repaired instead of counted. A 10-minute chaos run left a
+// chunk of an upload named held by a rejoined member that lacked it.
+func TestRepairOnRejoinedOwner(t *testing.T) {
+	a := base(t)
+	workers := func(ids ...osprey.NodeID) []uint32 {
+		var ws []uint32
+		for _, id := range ids {
+			n, ok := a.f.Node(id)
+			if !ok {
+				t.Fatalf("no member %s", id)
+			}
+			ws = append(ws, n.WorkerID)
+		}
+		return ws
+	}
+	with := func(c Chunk, ws []uint32) Chunk { c.Workers = ws; return c }
+	repairs := func() []string {
+		var out []string
+		for _, tk := range a.f.Tasks("") {
+			if tk.Type == TaskRepair {
+				var p RepairPayload
+				if err := json.Unmarshal(tk.Payload, &p); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, fmt.Sprintf("%d/%d:%d:%s", p.File, p.Content, p.Blob, p.Lost))
+			}
+		}
+		return out
+	}
+	old := workers("n1", "n2")
+	a.mustOK(CmdChunkPut, ChunkPut{UID: 1, Chunk: with(chunk(11, 1, "aa", "n1", "n2"), old), Time: t0 + 100})
+	if r := repairs(); len(r) != 0 {
+		t.Fatalf("repairs %v for copies on the current members", r)
+	}
+	if ch := a.file(1).Chunks[1]; ch.Workers != nil {
+		t.Fatalf("record keeps the command's worker ids %v", ch.Workers)
+	}
+	// n1 is removed (its copy of blob 11 is repaired), wiped and joins
+	// again with a new worker id.
+	a.mustOK(CmdNodeRemove, NodeRemove{ID: "n1", Time: t0 + 1000})
+	a.mustOK(CmdNodeUpsert, NodeUpsert{ID: "n1", RaftAddr: "n1:7000", Time: t0 + 1100})
+	if w := workers("n1"); w[0] == old[0] {
+		t.Fatalf("rejoined n1 kept worker id %d", w[0])
+	}
+	want := []string{"1/0:11:n1"}
+	if r := repairs(); !reflect.DeepEqual(r, want) {
+		t.Fatalf("repairs %v, want %v", r, want)
+	}
+	// Entries whose copies went to the old incarnation apply now: the
+	// rejoined n1 does not hold them.
+	a.mustOK(CmdChunkPut, ChunkPut{UID: 1, Chunk: with(chunk(12, 2, "bb", "n1", "n2"), old), Time: t0 + 1200})
+	ch3 := with(chunk(31, 1, "cc", "n1", "n3"), []uint32{old[0], workers("n3")[0]})
+	a.mustOK(CmdFileComplete, FileComplete{UID: 3, Chunks: []Chunk{ch3}, Size: 2, MD5: md5hex("cc"), Time: t0 + 1200})
+	want = append(want, "1/0:12:n1", "0/3:31:n1")
+	if r := repairs(); !reflect.DeepEqual(r, want) {
+		t.Fatalf("repairs %v, want %v", r, want)
+	}
+	if ch := a.content(3).Chunks[0]; ch.Workers != nil || !reflect.DeepEqual(ch.Owners, []osprey.NodeID{"n1", "n3"}) {
+		t.Fatalf("content chunk %+v", ch)
+	}
+	// Copies written to the new incarnation, and those of a proposer that
+	// sent no worker ids (an earlier build), count.
+	a.mustOK(CmdChunkPut, ChunkPut{UID: 2, Chunk: with(chunk(21, 1, "dd", "n1", "n2"), workers("n1", "n2")), Time: t0 + 1300})
+	a.mustOK(CmdChunkPut, ChunkPut{UID: 2, Chunk: chunk(23, 3, "ff", "n1", "n2"), Time: t0 + 1300})
+	if r := repairs(); !reflect.DeepEqual(r, want) {
+		t.Fatalf("repairs %v, want %v", r, want)
 	}
 }
 

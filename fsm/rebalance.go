@@ -313,13 +313,13 @@ func (f *FSM) HeldBy(node osprey.NodeID, cursor []byte, limit int) (out []Held, 
 
 // holderGone says whether nodes[i], a member a tier pass copied to, is
 // gone since: removed, or removed and re-added (its worker id differs
-// from workers[i], when known).
-func (t *tx) holderGone(nodes []osprey.NodeID, workers []uint32, i int) bool {
+// from workers[i], when known: always when exact, otherwise when not 0).
+func (t *tx) holderGone(nodes []osprey.NodeID, workers []uint32, exact bool, i int) bool {
 	n, ok := t.node(nodes[i])
 	if !ok || n.Removed {
 		return true
 	}
-	return len(workers) == len(nodes) && workers[i] != 0 && n.WorkerID != workers[i]
+	return len(workers) == len(nodes) && (exact || workers[i] != 0) && n.WorkerID != workers[i]
 }
 
 // dropRemovedHolders returns nodes without the members removed since a
@@ -328,10 +328,10 @@ func (t *tx) holderGone(nodes []osprey.NodeID, workers []uint32, i int) bool {
 // copy dropped. Found by the member nemesis: a tier task that wrote to a
 // member while it was being removed recorded it as a holder, and the
 // object was lost with the next removal.
-func (t *tx) dropRemovedHolders(id osprey.UID, nodes []osprey.NodeID, workers []uint32, now int64) []osprey.NodeID {
+func (t *tx) dropRemovedHolders(id osprey.UID, nodes []osprey.NodeID, workers []uint32, exact bool, now int64) []osprey.NodeID {
 	var out []osprey.NodeID
 	for i, o := range nodes {
-		if !t.holderGone(nodes, workers, i) {
+		if !t.holderGone(nodes, workers, exact, i) {
 			out = append(out, o)
 			continue
 		}

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -373,6 +374,52 @@ func TestTierDoneDropsReaddedHolders(t *testing.T) {
 	}
 	tierDone3(a, []osprey.NodeID{"n2", "n1"}, []uint32{n2.WorkerID, n1.WorkerID})
 	wantN1HolderN2Repaired(t, a, "the copy on the re-added member")
+}
+
+// TestTierDoneDropsReaddedFirstMember: the first member's worker id is 0,
+// which a TierDone of an earlier build means as "not known"; with
+// HolderWorkersExact (builds at FeatureLevelWorkers) a 0 is that member's
+// id, so the first member re-added while the copy was written is dropped
+// and repaired like any other.
+func TestTierDoneDropsReaddedFirstMember(t *testing.T) {
+	for _, exact := range []bool{false, true} {
+		t.Run(fmt.Sprintf("exact=%v", exact), func(t *testing.T) {
+			a := newApplier(t)
+			a.applyLog(rebalanceLog())
+			var first, other Node
+			for _, n := range a.f.Nodes() {
+				if n.WorkerID == 0 {
+					first = n
+				} else if other.ID == "" {
+					other = n
+				}
+			}
+			if first.ID == "" || other.ID == "" {
+				t.Fatalf("members %+v", a.f.Nodes())
+			}
+			a.mustOK(CmdNodeRemove, NodeRemove{ID: first.ID, Time: t0 + 9})
+			a.mustOK(CmdNodeUpsert, NodeUpsert{ID: first.ID, RaftAddr: "x:1", HTTPAddr: "x:2", Time: t0 + 9})
+			for _, tk := range a.f.Tasks(TaskPending) {
+				if tk.Type == TaskTier && tk.Target == "3" {
+					a.mustOK(CmdTaskLease, TaskLease{Node: other.ID, IDs: []uint64{tk.ID}, Now: t0 + 10, LeaseMillis: 1000})
+					a.mustOK(CmdTierDone, TierDone{TaskID: tk.ID, Node: other.ID, Content: 3, Now: t0 + 10, DropRemoved: true,
+						Location:      Location{Bucket: "b", Key: "3.txt", Nodes: []osprey.NodeID{first.ID, other.ID}},
+						HolderWorkers: []uint32{0, other.WorkerID}, HolderWorkersExact: exact})
+				}
+			}
+			ct, _ := a.f.Content(3)
+			if ct.Location == nil {
+				t.Fatalf("content 3 not tiered: %+v", ct)
+			}
+			want := []osprey.NodeID{first.ID, other.ID}
+			if exact {
+				want = []osprey.NodeID{other.ID}
+			}
+			if !reflect.DeepEqual(ct.Location.Nodes, want) {
+				t.Fatalf("holders %v, want %v", ct.Location.Nodes, want)
+			}
+		})
+	}
 }
 
 // TestTierDoneAllHoldersGoneTiersAgain: when every member a tier pass

@@ -156,7 +156,9 @@ func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
 			for _, ch := range ct.Chunks {
 				if ch.Num == c.Chunk.Num && ch.MD5 == c.Chunk.MD5 && ch.Size == c.Chunk.Size {
 					if ch.Blob != c.Chunk.Blob {
-						s.enqueueGC([]Chunk{c.Chunk}, c.Time, c.Time)
+						g := c.Chunk
+						g.Workers = nil
+						s.enqueueGC([]Chunk{g}, c.Time, c.Time)
 					}
 					return ChunkPutResult{Duplicate: true}, nil
 				}
@@ -170,9 +172,10 @@ func (s *state) applyChunkPut(c *ChunkPut) (any, error) {
 		f.Chunks = map[uint32]*Chunk{}
 	}
 	ch := c.Chunk
+	ch.Workers = nil
 	f.Chunks[ch.Num] = &ch
 	f.UpdatedAt = c.Time
-	s.repairRemovedOwners(f.UID, 0, []Chunk{ch}, c.Time)
+	s.repairRemovedOwners(f.UID, 0, []Chunk{c.Chunk}, c.Time)
 	if old != nil {
 		o := *old
 		if o.Blob != ch.Blob {
@@ -216,6 +219,8 @@ func (s *state) dedupFirst(tenant, md5 string) (osprey.UID, bool) {
 func (s *state) complete(f *File, chunks []Chunk, size int64, md5, sha string, verified bool, now int64) CompleteResult {
 	res := CompleteResult{}
 	var inline *Content
+	written := chunks
+	chunks = withoutWorkers(chunks)
 	f.State, f.Size, f.MD5, f.UpdatedAt = StateComplete, size, md5, now
 	if id, ok := s.Dedup[string(dedupKey(f.Tenant, md5, size, sha))]; ok && verified {
 		ct := s.Contents[id]
@@ -231,7 +236,7 @@ func (s *state) complete(f *File, chunks []Chunk, size int64, md5, sha string, v
 			s.index(ct)
 		}
 		f.Content = f.UID
-		s.repairRemovedOwners(0, f.UID, chunks, now)
+		s.repairRemovedOwners(0, f.UID, written, now)
 		if verified && s.Settings.InlineMax > 0 && size <= s.Settings.InlineMax {
 			ct.Inline, inline = true, ct // the staged chunks are its final copy
 		} else {
@@ -268,8 +273,9 @@ func (s *state) applyFileComplete(c *FileComplete) (any, error) {
 	}
 	if f.State != StateUploading {
 		if f.MD5 == c.MD5 && f.Size == c.Size {
-			s.enqueueGC(c.Chunks, c.Time, c.Time)
-			return CompleteResult{File: f.clone(), Already: true, Garbage: c.Chunks}, nil
+			g := withoutWorkers(c.Chunks)
+			s.enqueueGC(g, c.Time, c.Time)
+			return CompleteResult{File: f.clone(), Already: true, Garbage: g}, nil
 		}
 		return nil, errorf(ErrConflict, "uid %s is already complete with other content", c.UID)
 	}
@@ -546,7 +552,7 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 	if c.DropRemoved {
 		gone := 0
 		for i, o := range loc.Nodes {
-			same := len(c.HolderWorkers) != len(loc.Nodes) || c.HolderWorkers[i] == 0
+			same := len(c.HolderWorkers) != len(loc.Nodes) || c.HolderWorkers[i] == 0 && !c.HolderWorkersExact
 			if n, ok := s.Nodes[o]; !ok || n.Removed || !same && n.WorkerID != c.HolderWorkers[i] {
 				gone++
 			}
@@ -557,7 +563,7 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 		}
 		var kept []osprey.NodeID
 		for i, o := range loc.Nodes {
-			same := len(c.HolderWorkers) != len(loc.Nodes) || c.HolderWorkers[i] == 0
+			same := len(c.HolderWorkers) != len(loc.Nodes) || c.HolderWorkers[i] == 0 && !c.HolderWorkersExact
 			if n, ok := s.Nodes[o]; ok && !n.Removed && (same || n.WorkerID == c.HolderWorkers[i]) {
 				kept = append(kept, o)
 				continue
@@ -717,15 +723,31 @@ func (s *state) repairChunk(file, content osprey.UID, ch Chunk, lost osprey.Node
 }
 
 // repairRemovedOwners queues repairs for chunks recorded with an owner that
-// was removed while the chunk was being written.
+// was removed while the chunk was being written, or that joined again
+// (another worker id) since the copy was written to it.
 func (s *state) repairRemovedOwners(file, content osprey.UID, chunks []Chunk, now int64) {
 	for _, ch := range chunks {
-		for _, o := range ch.Owners {
-			if n, ok := s.Nodes[o]; !ok || n.Removed {
+		for i, o := range ch.Owners {
+			n, ok := s.Nodes[o]
+			stale := ok && len(ch.Workers) == len(ch.Owners) && ch.Workers[i] != n.WorkerID
+			if !ok || n.Removed || stale {
 				s.repairChunk(file, content, ch, o, now)
 			}
 		}
 	}
+}
+
+// withoutWorkers copies chunks without their command-only worker ids.
+func withoutWorkers(chunks []Chunk) []Chunk {
+	if chunks == nil {
+		return nil
+	}
+	out := make([]Chunk, len(chunks))
+	for i, ch := range chunks {
+		ch.Workers = nil
+		out[i] = ch
+	}
+	return out
 }
 
 // FindChunk returns the current record of a chunk copy set, looking in the

@@ -122,16 +122,38 @@ func (t *tx) repairChunk(file, content osprey.UID, ch Chunk, lost osprey.NodeID,
 	}
 }
 
-// repairRemovedOwners queues repairs for chunks recorded with an owner that
-// was removed while the chunk was being written.
-func (t *tx) repairRemovedOwners(file, content osprey.UID, chunks []Chunk, now int64) {
+// repairGoneOwners queues repairs for chunks recorded with an owner that
+// was removed while the chunk was being written, or that is a later
+// incarnation of the member the copy was written to (Chunk.Workers: the
+// member was removed, wiped and joined again meanwhile, so the copy is
+// gone).
+func (t *tx) repairGoneOwners(file, content osprey.UID, chunks []Chunk, now int64) {
 	for _, ch := range chunks {
-		for _, o := range ch.Owners {
-			if n, ok := t.node(o); !ok || n.Removed {
+		for i, o := range ch.Owners {
+			n, ok := t.node(o)
+			if !ok || n.Removed || (len(ch.Workers) == len(ch.Owners) && ch.Workers[i] != n.WorkerID) {
 				t.repairChunk(file, content, ch, o, now)
 			}
 		}
 	}
+}
+
+// stripWorkers returns chunks without their command-only Workers.
+func stripWorkers(chunks []Chunk) []Chunk {
+	var out []Chunk
+	for i := range chunks {
+		if chunks[i].Workers == nil {
+			continue
+		}
+		if out == nil {
+			out = append([]Chunk(nil), chunks...)
+		}
+		out[i].Workers = nil
+	}
+	if out == nil {
+		return chunks
+	}
+	return out
 }
 
 // chunkLoc names where a chunk record lives: an uploading file's chunk

@@ -75,6 +75,14 @@ type Chunk struct {
 	MD5    string          `json:"md5"`
 	Sum    uint64          `json:"sum"` // xxhash64 of the bytes, as stored
 	Owners []osprey.NodeID `json:"owners"`
+	// Workers is set only in the commands that record new copies
+	// (ChunkPut, FileComplete, ObjectPut): per Owners entry, that member's
+	// worker id when the proposer's ring chose it (nil: not known). A member
+	// removed, wiped and joined again while the copy was written (or while
+	// the command was in flight) has a new worker id; the FSM queues a
+	// repair for such an owner instead of counting it a holder, and never
+	// stores Workers.
+	Workers []uint32 `json:"workers,omitempty"`
 	// EC is set when the chunk is erasure-coded: its shards and their
 	// holders (Owners then lists every shard holder).
 	EC *ECLayout `json:"ec,omitempty"`
@@ -100,6 +108,7 @@ type ECShard struct {
 // cloneChunk deep-copies a chunk record.
 func cloneChunk(c Chunk) Chunk {
 	c.Owners = append([]osprey.NodeID(nil), c.Owners...)
+	c.Workers = append([]uint32(nil), c.Workers...)
 	if c.EC != nil {
 		ec := *c.EC
 		ec.Shards = make([]ECShard, len(c.EC.Shards))

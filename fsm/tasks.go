@@ -182,6 +182,11 @@ type TierDone struct {
 	// joined again since (wiped: its copy went with it) and is dropped
 	// like a removed one. Absent in entries of older builds.
 	HolderWorkers []uint32 `json:"holder_workers,omitempty"`
+	// HolderWorkersExact says that every HolderWorkers entry is known, 0
+	// included (the first member's worker id); without it a 0 entry means
+	// "not known" and that holder is checked for removal only. Set by
+	// builds at FeatureLevelWorkers once every member is.
+	HolderWorkersExact bool `json:"holder_workers_exact,omitempty"`
 	// SharedGC puts the content's staged chunks into the open gc task
 	// (collectTiered) instead of a gc task of their own. Proposers of
 	// this build set it; an entry of an earlier build, without it, is
@@ -436,7 +441,7 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 	if c.DropRemoved {
 		gone := 0
 		for i := range loc.Nodes {
-			if t.holderGone(loc.Nodes, c.HolderWorkers, i) {
+			if t.holderGone(loc.Nodes, c.HolderWorkers, c.HolderWorkersExact, i) {
 				gone++
 			}
 		}
@@ -446,7 +451,7 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 			t.enqueue(TaskTier, ct.ID.String(), nil, c.Now, c.Now)
 			return nil, nil
 		}
-		loc.Nodes = t.dropRemovedHolders(ct.ID, loc.Nodes, c.HolderWorkers, c.Now)
+		loc.Nodes = t.dropRemovedHolders(ct.ID, loc.Nodes, c.HolderWorkers, c.HolderWorkersExact, c.Now)
 	}
 	// Verified now (the backend checked the md5 as the bytes streamed): a
 	// dedup target from here on, under its strong key once the SHA-256 is

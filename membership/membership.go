@@ -292,6 +292,12 @@ func (m *Membership) Join(ctx context.Context, req httpapi.JoinRequest) (httpapi
 		return httpapi.JoinResult{}, fmt.Errorf("%w: this cluster keeps small files inline (feature level %d) and the joining build (level %d) predates that: run the same osprey release on the new node",
 			osprey.ErrForbidden, fsm.FeatureLevelInline, req.Level)
 	}
+	if lvl := fsm.ClusterLevel(m.cfg.State.Nodes()); req.Level < fsm.FeatureLevelWorkers && lvl >= fsm.FeatureLevelWorkers {
+		// The log it would replay records chunk owners' worker ids, which
+		// its FSM ignores: it would skip repairs the others queue.
+		return httpapi.JoinResult{}, fmt.Errorf("%w: this cluster's members run feature level %d and the joining build (level %d) predates it: run the same osprey release on the new node",
+			osprey.ErrForbidden, lvl, req.Level)
+	}
 	if err := m.cfg.Raft.AddVoter(ctx, req.ID, req.RaftAddr); err != nil {
 		return httpapi.JoinResult{}, err
 	}

@@ -341,6 +341,12 @@ func TestInlineWaitsForEveryMember(t *testing.T) {
 	if _, ok := w.st.Node("n2"); ok {
 		t.Fatal("refused n2 was recorded")
 	}
+	// Nor may a build below this one's level while every member runs it:
+	// its FSM would skip the repairs this level's entries queue.
+	mid := httpapi.JoinRequest{ID: "n5", RaftAddr: "r5", HTTPAddr: "h5", Token: "secret-token", Level: fsm.FeatureLevelInline}
+	if _, err := w.m.Join(context.Background(), mid); !errors.Is(err, osprey.ErrForbidden) {
+		t.Fatalf("join of a level-%d build = %v, want refused", mid.Level, err)
+	}
 	// A member that registered before (say, mid rolling upgrade, or back on
 	// an older build) announces level 0 itself: inline goes off.
 	prev := fsm.NodeUpsert{ID: "n2", RaftAddr: "r2", HTTPAddr: "h2"}

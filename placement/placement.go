@@ -3,7 +3,7 @@ package placement
 import (
 	"errors"
 	"fmt"
-	"strings"
+	"strconv"
 	"sync"
 
 	"github.com/osprey-storage/osprey"
@@ -42,10 +42,11 @@ func (c Config) Validate() error {
 
 // Placement answers placement questions. Safe for concurrent use.
 type Placement struct {
-	cfg   Config
-	mu    sync.Mutex
-	cache *ring.Ring
-	key   string
+	cfg     Config
+	mu      sync.Mutex
+	cache   *ring.Ring
+	workers map[osprey.NodeID]uint32 // of cache's members; nil below FeatureLevelWorkers
+	key     string
 }
 
 // New returns a Placement.
@@ -59,27 +60,54 @@ func New(cfg Config) (*Placement, error) {
 // Ring returns the consistent-hash ring over the active members, rebuilt
 // only when membership changes. ErrUnavailable when no member is active.
 func (p *Placement) Ring() (*ring.Ring, error) {
-	var ids []string
-	for _, rec := range p.cfg.Members.Nodes() {
+	r, _, err := p.RingWorkers()
+	return r, err
+}
+
+// RingWorkers returns Ring and, read from the same member records, the
+// active members' worker ids (fsm.Chunk.Workers), or nil while a member
+// runs a build below fsm.FeatureLevelWorkers (its FSM would ignore them).
+// The map is shared: callers must not modify it.
+func (p *Placement) RingWorkers() (*ring.Ring, map[osprey.NodeID]uint32, error) {
+	var (
+		ids []string
+		key = make([]byte, 0, 64)
+	)
+	nodes := p.cfg.Members.Nodes()
+	for _, rec := range nodes {
 		if !rec.Removed && !rec.Down {
 			ids = append(ids, string(rec.ID))
+			key = append(key, rec.ID...)
+			key = append(key, '/')
+			key = strconv.AppendUint(key, uint64(rec.WorkerID), 10)
+			key = append(key, ',')
 		}
 	}
-	key := strings.Join(ids, ",")
+	level := fsm.ClusterLevel(nodes)
+	key = strconv.AppendUint(key, uint64(level), 10)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.cache != nil && p.key == key {
-		return p.cache, nil
+	if p.cache != nil && p.key == string(key) {
+		return p.cache, p.workers, nil
 	}
 	if len(ids) == 0 {
-		return nil, fmt.Errorf("%w: no active members", osprey.ErrUnavailable)
+		return nil, nil, fmt.Errorf("%w: no active members", osprey.ErrUnavailable)
 	}
 	r, err := ring.New(ring.DefaultConfig(), ids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	p.cache, p.key = r, key
-	return r, nil
+	var workers map[osprey.NodeID]uint32
+	if level >= fsm.FeatureLevelWorkers {
+		workers = make(map[osprey.NodeID]uint32, len(ids))
+		for _, rec := range nodes {
+			if !rec.Removed && !rec.Down {
+				workers[rec.ID] = rec.WorkerID
+			}
+		}
+	}
+	p.cache, p.workers, p.key = r, workers, string(key)
+	return r, workers, nil
 }
 
 // EC returns the erasure-coding policy (K == 0: off).

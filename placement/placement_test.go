@@ -133,3 +133,34 @@ func TestECPolicy(t *testing.T) {
 		t.Fatalf("redundancy %q", p.Redundancy())
 	}
 }
+
+// TestRingWorkers: the worker ids come from the same member records as the
+// ring, only once every member is at fsm.FeatureLevelWorkers, and follow a
+// member that joined again (a new worker id, the same ring).
+func TestRingWorkers(t *testing.T) {
+	m := &fakeMembers{nodes: []fsm.Node{
+		{ID: "n1", WorkerID: 0, Level: fsm.FeatureLevelWorkers},
+		{ID: "n2", WorkerID: 1, Level: fsm.FeatureLevelInline},
+		{ID: "n3", WorkerID: 2, Level: fsm.FeatureLevelWorkers, Down: true},
+	}}
+	p := mustPlacement(t, placement.Config{Members: m, Replicas: 2})
+	if _, ws, err := p.RingWorkers(); err != nil || ws != nil {
+		t.Fatalf("workers %v, %v with n2 below the level", ws, err)
+	}
+	m.mu.Lock()
+	m.nodes[1].Level = fsm.FeatureLevelWorkers
+	m.mu.Unlock()
+	r, ws, err := p.RingWorkers()
+	if err != nil || r.Len() != 2 {
+		t.Fatalf("ring %v, %v", r, err)
+	}
+	if want := map[osprey.NodeID]uint32{"n1": 0, "n2": 1}; len(ws) != len(want) || ws["n1"] != 0 || ws["n2"] != 1 {
+		t.Fatalf("workers %v, want %v (the down member left out)", ws, want)
+	}
+	m.mu.Lock()
+	m.nodes[0].WorkerID = 7 // n1 removed, wiped, joined again
+	m.mu.Unlock()
+	if _, ws, _ := p.RingWorkers(); ws["n1"] != 7 {
+		t.Fatalf("workers %v after n1 joined again", ws)
+	}
+}

@@ -45,6 +45,8 @@ type TierConfig struct {
 	}
 	Placement interface {
 		Ring() (*ring.Ring, error)
+		// RingWorkers: see placement.Placement.RingWorkers.
+		RingWorkers() (*ring.Ring, map[osprey.NodeID]uint32, error)
 		Replicas() int
 	}
 	Objects interface {
@@ -106,8 +108,13 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	// The members' worker ids before copying: a member removed, wiped and
 	// re-added while the copies are written is a new incarnation, and the
 	// FSM drops it as a holder (TierDone.HolderWorkers).
+	// Once every member is at fsm.FeatureLevelWorkers the placement's map
+	// is exact (a 0 is the first member's id, HolderWorkersExact).
 	workers := map[osprey.NodeID]uint32{}
-	if ns, ok := c.State.(interface {
+	exact := false
+	if _, ws, rerr := c.Placement.RingWorkers(); c.LocalBackend && rerr == nil && ws != nil {
+		workers, exact = ws, true
+	} else if ns, ok := c.State.(interface {
 		Node(id osprey.NodeID) (fsm.Node, bool)
 	}); ok && c.LocalBackend {
 		if r, rerr := c.Placement.Ring(); rerr == nil {
@@ -137,9 +144,13 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	done := fsm.TierDone{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Location: loc, Now: time.Now().UnixMilli(),
 		DropRemoved: true, SharedGC: true}
 	if len(workers) > 0 {
+		known := true
 		for _, o := range loc.Nodes {
-			done.HolderWorkers = append(done.HolderWorkers, workers[o]) // 0 if not seen
+			w, ok := workers[o]
+			known = known && ok
+			done.HolderWorkers = append(done.HolderWorkers, w) // 0 if not seen
 		}
+		done.HolderWorkersExact = exact && known
 	}
 	// Recorded only when the hash saw exactly the content's bytes (a
 	// backend that stopped reading at Size leaves nothing unread).

@@ -115,7 +115,10 @@ type fixedRing struct {
 }
 
 func (f fixedRing) Ring() (*ring.Ring, error) { return f.r, nil }
-func (f fixedRing) Replicas() int             { return f.replicas }
+func (f fixedRing) RingWorkers() (*ring.Ring, map[osprey.NodeID]uint32, error) {
+	return f.r, nil, nil
+}
+func (f fixedRing) Replicas() int { return f.replicas }
 
 func md5hex(b []byte) string {
 	s := md5Sum(b)
