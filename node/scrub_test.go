@@ -199,8 +199,10 @@ func TestScrubberCollectsOrphans(t *testing.T) {
 	if !chunkPresent(t, stranger, ch.Blob, ch.Num, 0) || !chunkPresent(t, stranger, ch.Blob+1_000_000, 1, 0) {
 		t.Fatal("the stray copies were not written")
 	}
+	// The counter moves just after each delete: wait for both.
 	waitFor(t, 30*time.Second, "orphans collected", func() bool {
-		return !chunkPresent(t, stranger, ch.Blob, ch.Num, 0) && !chunkPresent(t, stranger, ch.Blob+1_000_000, 1, 0)
+		return !chunkPresent(t, stranger, ch.Blob, ch.Num, 0) && !chunkPresent(t, stranger, ch.Blob+1_000_000, 1, 0) &&
+			metricValue(t, stranger, "osprey_scrub_orphans_deleted_total") >= 2
 	})
 	if got := metricValue(t, stranger, "osprey_scrub_orphans_deleted_total"); got != 2 {
 		t.Fatalf("osprey_scrub_orphans_deleted_total = %v, want 2", got)
@@ -347,7 +349,8 @@ func TestScrubberCollectsOrphanedLocalObjects(t *testing.T) {
 	temp := write(".osprey-tmp-1", time.Hour) // an interrupted Put's
 	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	waitFor(t, 30*time.Second, "orphaned objects collected", func() bool {
-		return !exists(stray) && !exists(gone) && !exists(temp)
+		return !exists(stray) && !exists(gone) && !exists(temp) &&
+			metricValue(t, stranger, "osprey_scrub_orphans_deleted_total") >= 3 // counted just after each delete
 	})
 	if !exists(foreign) {
 		t.Fatal("a file osprey did not write was deleted")
