@@ -236,7 +236,7 @@ func (p *Proposer) applyOnce(ctx context.Context, cmds [][]byte) []applied {
 		data, err := p.cfg.Forwarder.ForwardApply(ctx, leader, cmds[0])
 		return []applied{{data: data, err: err}}
 	}
-	batch, err := fsm.Encode(fsm.CmdBatch, fsm.Batch{Cmds: cmds})
+	batch, err := fsm.EncodeBatch(cmds)
 	if err != nil {
 		return all(err)
 	}

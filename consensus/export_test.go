@@ -27,3 +27,6 @@ func Draining(p *Proposer) bool {
 	defer p.group.mu.Unlock()
 	return p.group.running
 }
+
+// Deliver is deliver, for the tests.
+var Deliver = deliver

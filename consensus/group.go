@@ -155,7 +155,7 @@ func (g *groupCommit) commit(batch []*proposal) {
 	for i, p := range batch {
 		cmds[i] = p.cmd
 	}
-	cmd, err := fsm.Encode(fsm.CmdBatch, fsm.Batch{Cmds: cmds})
+	cmd, err := fsm.EncodeBatch(cmds)
 	var resp any
 	if err == nil {
 		resp, _, err = g.apply(ctx, cmd)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,10 +171,16 @@ func (p *Proposer) Apply(ctx context.Context, t fsm.CommandType, payload, out an
 		ctx, cancel = context.WithTimeout(ctx, p.cfg.ApplyTimeout)
 		defer cancel()
 	}
-	var data []byte
+	var (
+		data  []byte
+		local any // the result applied on this node, as the FSM gave it
+	)
 	for {
 		if p.cfg.Raft.IsLeader() {
-			data, err = p.ApplyEncoded(ctx, cmd)
+			local, err = p.applyLocal(ctx, cmd) // Encode checked cmd
+			if err == nil {
+				return deliver(t, local, out)
+			}
 		} else if leader := p.LeaderHTTP(); leader != "" {
 			data, err = p.cfg.Forwarder.ForwardApply(ctx, leader, cmd)
 		} else if err = p.noLeader(); errors.Is(err, errLeaderLost) {
@@ -220,6 +227,30 @@ func (p *Proposer) noLeader() error {
 	return raftstore.ErrNoLeader
 }
 
+// deliver stores a locally applied command's result in out: the value
+// itself when out points to its type (the FSM built it for this entry
+// alone, from the entry's bytes, so nothing else holds it), otherwise
+// through JSON as a forwarded result would arrive.
+func deliver(t fsm.CommandType, res, out any) error {
+	if out == nil || res == nil {
+		return nil
+	}
+	if o := reflect.ValueOf(out); o.Kind() == reflect.Pointer && !o.IsNil() {
+		if v := reflect.ValueOf(res); v.Type() == o.Type().Elem() {
+			o.Elem().Set(v)
+			return nil
+		}
+	}
+	data, err := json.Marshal(res)
+	if err == nil {
+		err = json.Unmarshal(data, out)
+	}
+	if err != nil {
+		return fmt.Errorf("node: decode %s result: %w", t, err)
+	}
+	return nil
+}
+
 // ApplyEncoded applies an encoded command on this node, which must lead,
 // and returns the JSON-encoded result. Concurrent calls (local proposals
 // and forwarded ones alike) share Raft entries: see groupCommit.
@@ -230,13 +261,31 @@ func (p *Proposer) ApplyEncoded(ctx context.Context, cmd []byte) ([]byte, error)
 	if err := fsm.Check(cmd); err != nil {
 		return nil, fmt.Errorf("%w: %w", osprey.ErrInvalid, err)
 	}
+	res, err := p.applyLocal(ctx, cmd)
+	if err != nil || res == nil {
+		return nil, err
+	}
+	if raw, ok := res.(json.RawMessage); ok {
+		return raw, nil
+	}
+	return json.Marshal(res)
+}
+
+// applyLocal applies a checked encoded command on this node, which must
+// lead, and returns the FSM's result value (a json.RawMessage for a
+// CmdBatch).
+func (p *Proposer) applyLocal(ctx context.Context, cmd []byte) (any, error) {
 	if !p.cfg.Raft.IsLeader() {
 		return nil, raftstore.ErrNotLeader
 	}
 	if t, payload, _ := fsm.Decode(cmd); t == fsm.CmdBatch {
 		// A follower's ApplyAll: the commands join the group commit one
 		// by one, each with its own result.
-		return p.applyBatchEncoded(ctx, payload)
+		data, err := p.applyBatchEncoded(ctx, payload)
+		if err != nil || data == nil {
+			return nil, err
+		}
+		return json.RawMessage(data), nil
 	}
 	res, err := p.group.submit(ctx, cmd)
 	if err != nil {
@@ -248,10 +297,7 @@ func (p *Proposer) ApplyEncoded(ctx context.Context, cmd []byte) ([]byte, error)
 	if res.Err != nil {
 		return nil, res.Err
 	}
-	if res.Data == nil {
-		return nil, nil
-	}
-	return json.Marshal(res.Data)
+	return res.Data, nil
 }
 
 // EnsureBarrier makes a new leader apply everything committed before its

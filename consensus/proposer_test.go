@@ -3,6 +3,7 @@ package consensus_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -343,5 +344,32 @@ func TestReadBarrierSharesReadIndexRequests(t *testing.T) {
 	}
 	if n := calls.Load(); n != 2 {
 		t.Fatalf("%d read-index requests for %d barriers, want 2", n, later+1)
+	}
+}
+
+// TestDeliverLocalResult: a result applied on this node reaches out as
+// the value itself when out points to its type, and through JSON (as a
+// forwarded one arrives) otherwise.
+func TestDeliverLocalResult(t *testing.T) {
+	res := fsm.CompleteResult{File: fsm.File{UID: 7, Name: "a.txt", State: fsm.StateComplete},
+		Content: &fsm.ContentInfo{Chunks: 1, State: fsm.ContentStaged, Inline: true}}
+	var same fsm.CompleteResult
+	if err := consensus.Deliver(fsm.CmdFileComplete, res, &same); err != nil || !reflect.DeepEqual(same, res) {
+		t.Fatalf("same type: %+v, %v", same, err)
+	}
+	var other struct {
+		File struct {
+			Name string `json:"name"`
+		} `json:"file"`
+	}
+	if err := consensus.Deliver(fsm.CmdFileComplete, res, &other); err != nil || other.File.Name != "a.txt" {
+		t.Fatalf("other type: %+v, %v", other, err)
+	}
+	if err := consensus.Deliver(fsm.CmdFileComplete, res, nil); err != nil {
+		t.Fatal(err)
+	}
+	var bad int
+	if err := consensus.Deliver(fsm.CmdFileComplete, res, &bad); err == nil {
+		t.Fatal("a result decoded into an int")
 	}
 }

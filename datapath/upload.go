@@ -118,15 +118,14 @@ func (p *Path) file(ctx context.Context, uid osprey.UID, consistent bool) (fsm.F
 	return f, inScope(ctx, f)
 }
 
-// fileForWrite is file for the upload paths: a miss in the local FSM is
-// first looked up among the files this node created moments ago (see
-// created), whose commands the leader checks again, before the read
-// barrier.
+// fileForWrite is file for the upload paths: the files this node created
+// moments ago (see created), whose commands the leader checks again, then
+// the local FSM, then a read barrier.
 func (p *Path) fileForWrite(ctx context.Context, uid osprey.UID) (fsm.File, error) {
-	if f, ok := p.cfg.State.File(uid); ok {
+	if f, ok := p.created.get(uid); ok {
 		return f, inScope(ctx, f)
 	}
-	if f, ok := p.created.get(uid); ok {
+	if f, ok := p.cfg.State.File(uid); ok {
 		return f, inScope(ctx, f)
 	}
 	return p.file(ctx, uid, true)
@@ -145,9 +144,7 @@ func inScope(ctx context.Context, f fsm.File) error {
 }
 
 func (p *Path) fileInfo(f fsm.File) httpapi.FileInfo {
-	info := httpapi.FileInfo{UID: f.UID, Name: f.Name, Size: f.Size, MD5: f.MD5, Bucket: f.Bucket,
-		State: string(f.State), CreatedAt: time.UnixMilli(f.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(f.UpdatedAt).UTC(),
-		ContentType: ContentType(f.Name)}
+	info := baseFileInfo(f)
 	info.S3Bucket, info.S3Key, _ = p.cfg.State.ObjectKeyOf(f.UID)
 	if f.State == fsm.StateUploading {
 		info.Chunks = len(f.Chunks)
@@ -158,26 +155,45 @@ func (p *Path) fileInfo(f fsm.File) httpapi.FileInfo {
 		return info
 	}
 	if ct, ok := p.cfg.State.Content(f.Content); ok {
-		info.Chunks = len(ct.Chunks)
-		switch {
-		case ct.State == fsm.ContentLost:
-			info.State = string(fsm.ContentLost)
-			info.Location = "lost"
-		case ct.Location != nil:
-			info.State = string(fsm.StateTiered)
-			info.Location = "backend:" + ct.Location.Bucket + "/" + ct.Location.Key
-		case ct.Inline:
-			// In its final place: the staged copies are the stored object.
-			info.State = string(fsm.StateTiered)
-			info.Location = "inline"
-		case ct.State == fsm.ContentFailed:
-			info.State = string(fsm.StateFailed)
-			info.Location = "staging"
-		default:
-			info.Location = "staging"
-		}
+		withContent(&info, fsm.ContentInfo{Chunks: len(ct.Chunks), State: ct.State, Inline: ct.Inline, Location: ct.Location})
 	}
 	return info
+}
+
+// contentFileInfo is fileInfo of a file not bound to an S3 key whose
+// content is ci.
+func contentFileInfo(f fsm.File, ci *fsm.ContentInfo) httpapi.FileInfo {
+	info := baseFileInfo(f)
+	withContent(&info, *ci)
+	return info
+}
+
+func baseFileInfo(f fsm.File) httpapi.FileInfo {
+	return httpapi.FileInfo{UID: f.UID, Name: f.Name, Size: f.Size, MD5: f.MD5, Bucket: f.Bucket,
+		State: string(f.State), CreatedAt: time.UnixMilli(f.CreatedAt).UTC(), UpdatedAt: time.UnixMilli(f.UpdatedAt).UTC(),
+		ContentType: ContentType(f.Name)}
+}
+
+// withContent sets what info shows of the file's content.
+func withContent(info *httpapi.FileInfo, ct fsm.ContentInfo) {
+	info.Chunks = ct.Chunks
+	switch {
+	case ct.State == fsm.ContentLost:
+		info.State = string(fsm.ContentLost)
+		info.Location = "lost"
+	case ct.Location != nil:
+		info.State = string(fsm.StateTiered)
+		info.Location = "backend:" + ct.Location.Bucket + "/" + ct.Location.Key
+	case ct.Inline:
+		// In its final place: the staged copies are the stored object.
+		info.State = string(fsm.StateTiered)
+		info.Location = "inline"
+	case ct.State == fsm.ContentFailed:
+		info.State = string(fsm.StateFailed)
+		info.Location = "staging"
+	default:
+		info.Location = "staging"
+	}
 }
 
 // ContentType guesses a MIME type from a file name.
@@ -335,6 +351,11 @@ func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, size 
 			p.collect(st.Chunks) // certainly not recorded
 		} // else the record may point at these chunks: keep them
 		return httpapi.FileInfo{}, err
+	}
+	if res.Content != nil && !res.Already {
+		// Just completed from uploading: not bound to an S3 key (only a
+		// complete file is), and the result says what the content is.
+		return contentFileInfo(res.File, res.Content), nil
 	}
 	return p.fileInfo(res.File), nil
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -420,5 +421,32 @@ func TestLiveTasksSurviveReopen(t *testing.T) {
 	}
 	if msg := checkIndexes(f); msg != "" {
 		t.Fatal(msg)
+	}
+}
+
+// TestEncodeBatchMatchesEncode: EncodeBatch skips Encode's decoding round
+// trip, not its bytes: the entries are the same and Check accepts them.
+func TestEncodeBatchMatchesEncode(t *testing.T) {
+	var cmds [][]byte
+	for uid := osprey.UID(1); uid <= 3; uid++ {
+		b, err := Encode(CmdFilesCreate, FilesCreate{Files: []NewFile{{UID: uid, Name: "a", Bucket: "b"}}, Time: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, b)
+	}
+	want, err := Encode(CmdBatch, Batch{Cmds: cmds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := EncodeBatch(cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("EncodeBatch\n%q\nEncode\n%q", got, want)
+	}
+	if err := Check(got); err != nil {
+		t.Fatal(err)
 	}
 }

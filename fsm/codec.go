@@ -133,10 +133,28 @@ func Encode(t CommandType, payload any) ([]byte, error) {
 		}
 		body = b
 	}
+	return frame(t, body), nil
+}
+
+// frame puts the envelope header before body.
+func frame(t CommandType, body []byte) []byte {
 	out := make([]byte, headerLen, headerLen+len(body))
 	out[0] = CommandVersion
 	binary.BigEndian.PutUint16(out[1:3], uint16(t))
-	return append(out, body...), nil
+	return append(out, body...)
+}
+
+// EncodeBatch builds a CmdBatch entry of commands that Encode built (or
+// Check accepted): each was proven to decode already, and a batch of them
+// decodes as long as they do, so it skips Encode's decoding round trip
+// (5% of a node's CPU under small uploads went to decoding what it had
+// just encoded, once per command and again per batch).
+func EncodeBatch(cmds [][]byte) ([]byte, error) {
+	b, err := json.Marshal(Batch{Cmds: cmds})
+	if err != nil {
+		return nil, fmt.Errorf("fsm: encode %s: %w", CmdBatch, err)
+	}
+	return frame(CmdBatch, b), nil
 }
 
 // Decode splits an entry into its type and payload. It returns ErrDecode

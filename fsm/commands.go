@@ -102,6 +102,28 @@ type CompleteResult struct {
 	Garbage []Chunk `json:"garbage,omitempty"`
 	// Already is true when the file was complete with the same content.
 	Already bool `json:"already,omitempty"`
+	// Content is the file's content as the completion left it (not set
+	// when Already, nor by earlier builds), so the caller can answer
+	// without reading the record back.
+	Content *ContentInfo `json:"content_info,omitempty"`
+}
+
+// ContentInfo is what a completion's caller shows of the file's content.
+type ContentInfo struct {
+	Chunks   int          `json:"chunks"`
+	State    ContentState `json:"state"`
+	Inline   bool         `json:"inline,omitempty"`
+	Location *Location    `json:"location,omitempty"`
+}
+
+func contentInfo(ct *Content) *ContentInfo {
+	ci := &ContentInfo{Chunks: len(ct.Chunks), State: ct.State, Inline: ct.Inline}
+	if ct.Location != nil {
+		loc := *ct.Location
+		loc.Nodes = append([]osprey.NodeID(nil), loc.Nodes...)
+		ci.Location = &loc
+	}
+	return ci
 }
 
 // ResumeItem asks for a new uid sharing content with the given md5.
@@ -289,6 +311,7 @@ func (t *tx) complete(f *File, chunks []Chunk, size int64, md5, sha string, veri
 		t.putContent(ct)
 		f.Content = id
 		res.Garbage = chunks
+		res.Content = contentInfo(ct)
 	} else {
 		ct := &Content{ID: f.UID, MD5: md5, Size: size, State: ContentStaged,
 			Chunks: chunks, Verified: verified, Refs: 1, Bucket: f.Bucket, Key: objectKey(f), Tenant: f.Tenant}
@@ -306,6 +329,7 @@ func (t *tx) complete(f *File, chunks []Chunk, size int64, md5, sha string, veri
 		if verified {
 			t.indexContent(ct)
 		}
+		res.Content = contentInfo(ct)
 		f.Content = f.UID
 		t.repairGoneOwners(0, f.UID, written, now)
 		if ct.Inline {

@@ -227,6 +227,7 @@ func (s *state) complete(f *File, chunks []Chunk, size int64, md5, sha string, v
 		ct.Refs++
 		f.Content = id
 		res.Garbage = chunks
+		res.Content = &ContentInfo{Chunks: len(ct.Chunks), State: ct.State, Inline: ct.Inline, Location: ct.Location}
 	} else {
 		ct := &Content{ID: f.UID, MD5: md5, Size: size, State: ContentStaged,
 			Chunks: chunks, Verified: verified, Refs: 1, Bucket: f.Bucket, Key: objectKey(f), Tenant: f.Tenant}
@@ -239,7 +240,9 @@ func (s *state) complete(f *File, chunks []Chunk, size int64, md5, sha string, v
 		s.repairRemovedOwners(0, f.UID, written, now)
 		if verified && s.Settings.InlineMax > 0 && size <= s.Settings.InlineMax {
 			ct.Inline, inline = true, ct // the staged chunks are its final copy
-		} else {
+		}
+		res.Content = &ContentInfo{Chunks: len(ct.Chunks), State: ct.State, Inline: ct.Inline}
+		if !ct.Inline {
 			// Tiering starts now; the file is already complete and served
 			// from the staged chunks meanwhile.
 			s.enqueue(TaskTier, f.UID.String(), nil, now, now)

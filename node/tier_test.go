@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/backend/s3/s3test"
 	"github.com/osprey-storage/osprey/fsm"
+	"github.com/osprey-storage/osprey/httpapi"
 	"github.com/osprey-storage/osprey/node"
 )
 
@@ -345,5 +347,45 @@ func TestSmallFilesKeptInline(t *testing.T) {
 	}
 	if _, ok := c.Leader().FSM().Content(ct.ID); ok {
 		t.Fatal("content kept after its last reference went")
+	}
+}
+
+// TestUploadAnswerMatchesStat: the upload's answer is built from the
+// completion's result instead of reading the records back; it must say
+// what a Stat says right after: a small file kept inline, a larger one
+// staged, and a duplicate deduplicated onto the inline content (on a
+// follower and on the leader).
+func TestUploadAnswerMatchesStat(t *testing.T) {
+	c := newCluster(t, 3)
+	for i, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"small.txt", content(41, 4096)},
+		{"large.bin", content(42, 300<<10)},
+		{"again.txt", content(41, 4096)},
+	} {
+		n := c.nodes[i%len(c.nodes)]
+		a := apiOf(t, n)
+		link := a.link(tc.name)[0]
+		code, env, _ := a.do("PUT", link.URL.Single+"&md5="+md5hex(tc.data), bytes.NewReader(tc.data), nil)
+		if code != 200 {
+			t.Fatalf("upload %s: %d %s", tc.name, code, env.Message)
+		}
+		var got httpapi.FileInfo
+		if err := json.Unmarshal(env.Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		want, err := n.Storage().Stat(context.Background(), mustUID(t, link.UID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.name == "large.bin" && want.State != "complete" {
+			// Tiered meanwhile: the answer described the moment before.
+			want.State, want.Location, want.UpdatedAt = "complete", "staging", got.UpdatedAt
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: upload answered\n%+v\nstat says\n%+v", tc.name, got, want)
+		}
 	}
 }
