@@ -403,7 +403,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 	f.mu.RLock()
 	h, applied, closed := f.h, f.applied, f.closed
 	t := &tx{meta: f.meta, cnt: f.cnt.clone(), hash: f.hash, minRunnable: maxTimeID, minUpload: maxTimeID,
-		uploadFrom: f.upload.hint, gc: &f.gcJoin}
+		uploadFrom: f.upload.hint, gc: &f.gcJoin, members: f.nodes}
 	f.mu.RUnlock()
 	if closed {
 		panic(fmt.Sprintf("fsm: entry %d applied after Close", l.Index))
@@ -585,7 +585,7 @@ func (f *FSM) read(fn func(t *tx)) {
 	h := f.h
 	h.refs.Add(1) // Close and Restore wait for it before closing h.db
 	snap := h.db.NewSnapshot()
-	t := &tx{r: snap, meta: f.meta, cnt: f.cnt}
+	t := &tx{r: snap, meta: f.meta, cnt: f.cnt, members: f.nodes}
 	f.mu.RUnlock()
 	defer func() {
 		_ = snap.Close()
@@ -638,15 +638,19 @@ func (f *FSM) Settings() Settings {
 	return f.meta.Settings
 }
 
-// Node returns the member record for id.
-func (f *FSM) Node(id osprey.NodeID) (n Node, ok bool) {
-	f.read(func(t *tx) {
-		var p *Node
-		if p, ok = t.node(id); ok {
-			n = *p
-		}
-	})
-	return n, ok
+// Node returns the member record for id (from the decoded members: a
+// follower looks its leader up on every command it forwards).
+func (f *FSM) Node(id osprey.NodeID) (Node, bool) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	t := tx{members: f.nodes}
+	if f.nodes == nil {
+		return Node{}, false // not opened
+	}
+	if p, ok := t.node(id); ok {
+		return *p, true
+	}
+	return Node{}, false
 }
 
 // ClusterLevel is the lowest feature level among the members in nodes that

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -173,6 +175,9 @@ type tx struct {
 	// nodesChanged is set when the tx writes a member record: commit
 	// reloads FSM.nodes.
 	nodesChanged bool
+	// members is FSM.nodes as the tx began (sorted by id; nil: not
+	// known): node reads it, not the store, until the tx writes a member.
+	members []Node
 }
 
 // get returns the value of k (a copy, not to be modified), or nil.
@@ -289,7 +294,18 @@ func (t *tx) keys(lo, hi []byte) [][]byte {
 
 func (t *tx) setMeta() { t.setJSON(metaKey(metaCluster), t.meta) }
 
-func (t *tx) node(id osprey.NodeID) (*Node, bool) { return getJSON[Node](t, nodeKey(id)) }
+func (t *tx) node(id osprey.NodeID) (*Node, bool) {
+	if t.members != nil && !t.nodesChanged {
+		// Decoded already: every chunk an upload records checks its owners.
+		i, ok := slices.BinarySearchFunc(t.members, id, func(n Node, id osprey.NodeID) int { return cmp.Compare(n.ID, id) })
+		if !ok {
+			return nil, false
+		}
+		n := t.members[i]
+		return &n, true
+	}
+	return getJSON[Node](t, nodeKey(id))
+}
 
 func (t *tx) putNode(n *Node) {
 	t.setJSON(nodeKey(n.ID), n)
