@@ -200,9 +200,16 @@ func saltedKey(b []byte, salt [8]byte, k chunkstore.Key) []byte {
 
 // healMissing rewrites a copy the records name this node the holder of
 // but that its store does not have (lost outside osprey, or by a fault),
-// from the other holders, if the record, read again, still names this
-// node: the copy may just have been moved or released away.
+// from the other holders, if the record, read again after a read barrier,
+// still names this node: the copy may just have been moved or released
+// away, or its file deleted, by entries this node had not applied yet (a
+// chaos run counted a copy of a file deleted 3 s before as missing, and
+// its restore failed for want of another copy).
 func (s *Scrubber) healMissing(ctx context.Context, h fsm.Held, k chunkstore.Key) {
+	if err := s.barrier(ctx); err != nil {
+		s.log.Debug("scrub: missing copy not checked", "blob", k.UID, "num", k.Chunk, "shard", k.Shard, "err", err)
+		return // looked at again next pass
+	}
 	rec, ok := s.cfg.State.ChunkRecord(h.File, h.Content, k.UID)
 	if !ok || !holds(rec, k, osprey.NodeID(s.cfg.ID)) {
 		return
