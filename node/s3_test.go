@@ -403,3 +403,32 @@ func TestS3GatewayConformance(t *testing.T) {
 		return c.nodes[0].S3()
 	})
 }
+
+// TestS3PutIntoBucketDeletedElsewhere: a node remembers for a moment that
+// a bucket exists (no record read per PUT); a PUT through it into a bucket
+// another node deleted meanwhile still answers NoSuchBucket, from the
+// entry's own check, and leaves no object behind.
+func TestS3PutIntoBucketDeletedElsewhere(t *testing.T) {
+	_, cl, _ := s3Cluster(t, 3)
+	ctx := context.Background()
+	if err := cl[0].MakeBucket(ctx, "brief", minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	data := content(7, 4096)
+	if _, err := cl[1].PutObject(ctx, "brief", "a.txt", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl[2].RemoveObject(ctx, "brief", "a.txt", minio.RemoveObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl[2].RemoveBucket(ctx, "brief"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cl[1].PutObject(ctx, "brief", "b.txt", bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+	if code := minio.ToErrorResponse(err).Code; code != "NoSuchBucket" {
+		t.Fatalf("PUT into a deleted bucket: %v (code %q), want NoSuchBucket", err, code)
+	}
+	if ok, err := cl[1].BucketExists(ctx, "brief"); ok || err != nil {
+		t.Fatalf("bucket exists %v, %v", ok, err)
+	}
+}

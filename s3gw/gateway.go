@@ -20,6 +20,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/osprey-storage/osprey"
@@ -79,7 +80,19 @@ type Config struct {
 type Gateway struct {
 	cfg Config
 	log *slog.Logger
+
+	// known remembers buckets this replica found for bucketKnownFor, so a
+	// PUT does not read and decode the bucket record again (5% of a node's
+	// CPU under 4 KiB PUTs). Only a bucket's existence is remembered; every
+	// write is checked against the bucket again when its entry applies.
+	knownMu sync.Mutex
+	known   map[string]time.Time // bucket → when it was seen
 }
+
+// bucketKnownFor is how long a bucket seen to exist is taken to exist
+// without reading its record; a bucket deleted meanwhile (through another
+// node) fails the write when its entry applies, as before.
+const bucketKnownFor = time.Second
 
 var _ s3api.Backend = (*Gateway)(nil)
 
@@ -95,7 +108,7 @@ func New(cfg Config) (*Gateway, error) {
 	if lg == nil {
 		lg = slog.Default()
 	}
-	return &Gateway{cfg: cfg, log: lg.With("component", "s3gw")}, nil
+	return &Gateway{cfg: cfg, log: lg.With("component", "s3gw"), known: map[string]time.Time{}}, nil
 }
 
 func now() int64 { return time.Now().UnixMilli() }
@@ -134,6 +147,7 @@ func (g *Gateway) HeadBucket(ctx context.Context, bucket string) error {
 // DeleteBucket deletes a bucket without objects; multipart uploads still
 // in progress in it are aborted first (as S3 does), their parts collected.
 func (g *Gateway) DeleteBucket(ctx context.Context, bucket string) error {
+	defer g.forgetBucket(bucket)
 	if err := g.HeadBucket(ctx, bucket); err != nil {
 		return err
 	}
@@ -162,10 +176,31 @@ func (g *Gateway) DeleteBucket(ctx context.Context, bucket string) error {
 // already knows it (buckets are rarely deleted, and a write into a bucket
 // deleted meanwhile fails at the bind), with one when it does not.
 func (g *Gateway) bucketExists(ctx context.Context, bucket string) error {
-	if _, ok := g.cfg.State.Bucket(bucket); ok {
+	g.knownMu.Lock()
+	seen, ok := g.known[bucket]
+	g.knownMu.Unlock()
+	if ok && time.Since(seen) < bucketKnownFor {
 		return nil
 	}
-	return g.HeadBucket(ctx, bucket)
+	if _, ok := g.cfg.State.Bucket(bucket); !ok {
+		if err := g.HeadBucket(ctx, bucket); err != nil {
+			return err
+		}
+	}
+	g.knownMu.Lock()
+	if len(g.known) >= 4096 {
+		clear(g.known) // bounded: the next PUT per bucket reads it again
+	}
+	g.known[bucket] = time.Now()
+	g.knownMu.Unlock()
+	return nil
+}
+
+// forgetBucket drops bucket from the buckets known to exist.
+func (g *Gateway) forgetBucket(bucket string) {
+	g.knownMu.Lock()
+	delete(g.known, bucket)
+	g.knownMu.Unlock()
 }
 
 // --- objects ---
