@@ -15,10 +15,10 @@ import (
 // append, up to raft's commit timeout later), so without this the upload
 // missed the record and waited for a read barrier: a read-index round trip
 // to the leader and then that apply, 8 ms of a 12.5 ms follower upload on
-// this machine. The write paths look here first even when the local FSM
-// has the record: the upload of a file linked moments ago then reads no
-// metadata before staging (a Pebble read and a JSON decode, 5% of a node's
-// CPU under 4 KiB uploads).
+// this machine. The single upload looks here first even when the local
+// FSM has the record: the upload of a file linked moments ago then reads
+// no metadata before staging (a Pebble read and a JSON decode, 5% of a
+// node's CPU under 4 KiB uploads).
 //
 // Only the write paths (Upload, uploadChunk) consult it: what they decide
 // from the record (the file exists and is uploading) is checked again by

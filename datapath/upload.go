@@ -118,14 +118,22 @@ func (p *Path) file(ctx context.Context, uid osprey.UID, consistent bool) (fsm.F
 	return f, inScope(ctx, f)
 }
 
-// fileForWrite is file for the upload paths: the files this node created
-// moments ago (see created), whose commands the leader checks again, then
-// the local FSM, then a read barrier.
-func (p *Path) fileForWrite(ctx context.Context, uid osprey.UID) (fsm.File, error) {
-	if f, ok := p.created.get(uid); ok {
-		return f, inScope(ctx, f)
+// fileForWrite is file for the upload paths: the local FSM, then the
+// files this node created moments ago (see created), whose commands the
+// leader checks again, then a read barrier. createdFirst looks among the
+// created files first: the single upload of a file linked moments ago then
+// reads no record (it decides nothing from the record's chunks, which a
+// chunk upload does: a resent chunk is a no-op).
+func (p *Path) fileForWrite(ctx context.Context, uid osprey.UID, createdFirst bool) (fsm.File, error) {
+	if createdFirst {
+		if f, ok := p.created.get(uid); ok {
+			return f, inScope(ctx, f)
+		}
 	}
 	if f, ok := p.cfg.State.File(uid); ok {
+		return f, inScope(ctx, f)
+	}
+	if f, ok := p.created.get(uid); ok {
 		return f, inScope(ctx, f)
 	}
 	return p.file(ctx, uid, true)
@@ -333,7 +341,7 @@ func (p *Path) Delete(ctx context.Context, uid osprey.UID) error {
 // most pieceSize bytes, each replicated like a chunk, so memory stays
 // bounded whatever the file size.
 func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, size int64, wantMD5 string) (httpapi.FileInfo, error) {
-	f, err := p.fileForWrite(ctx, uid)
+	f, err := p.fileForWrite(ctx, uid, true)
 	if err != nil {
 		return httpapi.FileInfo{}, err
 	}
@@ -476,7 +484,7 @@ func (p *Path) UploadPart(ctx context.Context, uid osprey.UID, num uint32, body 
 // takes whatever the body hashes to.
 func (p *Path) uploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, wantMD5 string) (string, error) {
 	p.lastUpload.Store(time.Now().UnixNano())
-	f, err := p.fileForWrite(ctx, uid)
+	f, err := p.fileForWrite(ctx, uid, false)
 	if err != nil {
 		return "", err
 	}
