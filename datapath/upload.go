@@ -133,8 +133,10 @@ func (p *Path) fileForWrite(ctx context.Context, uid osprey.UID, createdFirst bo
 	if f, ok := p.cfg.State.File(uid); ok {
 		return f, inScope(ctx, f)
 	}
-	if f, ok := p.created.get(uid); ok {
-		return f, inScope(ctx, f)
+	if !createdFirst {
+		if f, ok := p.created.get(uid); ok {
+			return f, inScope(ctx, f)
+		}
 	}
 	return p.file(ctx, uid, true)
 }

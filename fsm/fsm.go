@@ -643,11 +643,10 @@ func (f *FSM) Settings() Settings {
 func (f *FSM) Node(id osprey.NodeID) (Node, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	t := tx{members: f.nodes}
 	if f.nodes == nil {
-		return Node{}, false // not opened
+		return Node{}, false // not opened (a tx without members would read the store)
 	}
-	if p, ok := t.node(id); ok {
+	if p, ok := (&tx{members: f.nodes}).node(id); ok {
 		return *p, true
 	}
 	return Node{}, false

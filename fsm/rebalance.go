@@ -311,9 +311,10 @@ func (f *FSM) HeldBy(node osprey.NodeID, cursor []byte, limit int) (out []Held, 
 	return out, next
 }
 
-// holderGone says whether nodes[i], a member a tier pass copied to, is
-// gone since: removed, or removed and re-added (its worker id differs
-// from workers[i], when known: always when exact, otherwise when not 0).
+// holderGone says whether nodes[i], a member a copy was written to (a tier
+// pass's holder, an upload's chunk owner), is gone since: removed, or
+// removed and re-added (its worker id differs from workers[i], when known:
+// always when exact, otherwise when not 0).
 func (t *tx) holderGone(nodes []osprey.NodeID, workers []uint32, exact bool, i int) bool {
 	n, ok := t.node(nodes[i])
 	if !ok || n.Removed {

@@ -130,8 +130,7 @@ func (t *tx) repairChunk(file, content osprey.UID, ch Chunk, lost osprey.NodeID,
 func (t *tx) repairGoneOwners(file, content osprey.UID, chunks []Chunk, now int64) {
 	for _, ch := range chunks {
 		for i, o := range ch.Owners {
-			n, ok := t.node(o)
-			if !ok || n.Removed || (len(ch.Workers) == len(ch.Owners) && ch.Workers[i] != n.WorkerID) {
+			if t.holderGone(ch.Owners, ch.Workers, true, i) { // Workers are exact when set
 				t.repairChunk(file, content, ch, o, now)
 			}
 		}
