@@ -326,6 +326,7 @@ type fakeProposer struct {
 	mu       sync.Mutex
 	applied  []fsm.CommandType
 	barriers atomic.Int32
+	follower atomic.Bool
 	ApplyFn  func(t fsm.CommandType, payload any) (any, error)
 }
 
@@ -342,6 +343,9 @@ func (p *fakeProposer) Apply(_ context.Context, t fsm.CommandType, payload, out 
 }
 
 func (p *fakeProposer) ReadBarrier(context.Context) error { p.barriers.Add(1); return nil }
+
+// IsLeader: the fake leads unless follower is set.
+func (p *fakeProposer) IsLeader() bool { return !p.follower.Load() }
 
 func (p *fakeProposer) commands() []fsm.CommandType {
 	p.mu.Lock()

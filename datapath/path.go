@@ -36,6 +36,8 @@ type State interface {
 type Proposer interface {
 	Apply(ctx context.Context, t fsm.CommandType, payload, out any) error
 	ReadBarrier(ctx context.Context) error
+	// IsLeader reports whether this node leads now.
+	IsLeader() bool
 }
 
 // UIDs mints cluster-unique ids (file uids and blob ids).
@@ -129,10 +131,13 @@ type Config struct {
 	// Chunks' Pebble instance and that the proposer syncs Chunks
 	// (chunkstore.Store.SyncWAL) before forwarding a command to another
 	// node's leader. An upload's local copy of one block then commits
-	// without its own sync (chunkstore.Store.PutUploadNoSync): the entry
-	// that records it is appended to this node's log, synced, before it
-	// can commit here as leader, and a forwarded one is preceded by the
-	// sync. Copies on other nodes are synced by their owners as always.
+	// without its own sync (chunkstore.Store.PutUploadNoSync) while this
+	// node leads: the entry that records it is appended to this node's
+	// log, synced, before it can commit here, and a forwarded one (the
+	// leader moved meanwhile) is preceded by the sync. A follower syncs
+	// its copy as it stores it, alongside the other owners, rather than
+	// after them. Copies on other nodes are synced by their owners as
+	// always.
 	LocalCopiesSyncWithLog bool
 	// CopyHedgeAfter is how long a chunk copy may lag behind one already
 	// durable (at least twice as long as that one took) before a spare copy

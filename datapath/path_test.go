@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -442,12 +443,15 @@ func TestLateReleaseKeepsLaterObject(t *testing.T) {
 
 // TestLocalCopiesSyncWithLog: with the Raft log in the chunk store's
 // Pebble instance, only this node's own one-block upload copies skip
-// their sync (the log append that records them syncs them); copies sent
-// to other owners, and copies other nodes send here, sync as always.
+// their sync while it leads (the log append that records them syncs
+// them; a follower syncs its copy alongside the other owners); copies
+// sent to other owners, and copies other nodes send here, sync as always.
 func TestLocalCopiesSyncWithLog(t *testing.T) {
-	for _, on := range []bool{false, true} {
+	for _, tc := range []struct{ on, follower bool }{{false, false}, {true, false}, {true, true}} {
+		on := tc.on && !tc.follower // a follower syncs its copy as it stores it
 		w := mustWorld(t, []string{"n1", "n2"}, 2, erasure.Policy{},
-			func(c *datapath.Config) { c.LocalCopiesSyncWithLog = on })
+			func(c *datapath.Config) { c.LocalCopiesSyncWithLog = tc.on })
+		w.prop.follower.Store(tc.follower)
 		w.recordComplete()
 		w.addFile(1)
 		body := randomBytes(1000, 1)
@@ -459,10 +463,10 @@ func TestLocalCopiesSyncWithLog(t *testing.T) {
 			want = 1
 		}
 		if got := w.peers.stores["n1"].nosync.Load(); got != want {
-			t.Fatalf("LocalCopiesSyncWithLog=%v: %d unsynced local copies, want %d", on, got, want)
+			t.Fatalf("%+v: %d unsynced local copies, want %d", tc, got, want)
 		}
 		if got := w.peers.stores["n2"].nosync.Load(); got != 0 {
-			t.Fatalf("LocalCopiesSyncWithLog=%v: %d unsynced copies on another node", on, got)
+			t.Fatalf("%+v: %d unsynced copies on another node", tc, got)
 		}
 		// A copy another node sends here is synced.
 		ref := httpapi.ChunkRef{Blob: 1 << 40, Num: 1}
@@ -470,7 +474,7 @@ func TestLocalCopiesSyncWithLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := w.peers.stores["n1"].nosync.Load(); got != want {
-			t.Fatalf("LocalCopiesSyncWithLog=%v: a copy from another node went unsynced", on)
+			t.Fatalf("%+v: a copy from another node went unsynced", tc)
 		}
 	}
 }
@@ -729,6 +733,9 @@ func TestUploadAfterCreateOnLaggingFollower(t *testing.T) {
 		case fsm.CmdFileComplete:
 			fc := payload.(fsm.FileComplete)
 			completed = append(completed, fc.UID)
+			if fc.UID >= 999998 {
+				return nil, fmt.Errorf("%w: uid %s not found", osprey.ErrNotFound, fc.UID)
+			}
 			return fsm.CompleteResult{File: fsm.File{UID: fc.UID, Name: "a.bin", State: fsm.StateComplete, Size: fc.Size, MD5: fc.MD5}}, nil
 		}
 		return nil, nil
@@ -755,12 +762,36 @@ func TestUploadAfterCreateOnLaggingFollower(t *testing.T) {
 	if n := w.prop.barriers.Load(); n != 0 {
 		t.Fatalf("%d read barriers for a chunk of a file this node created", n)
 	}
+	// A small body for a uid this node has not seen (linked through
+	// another node) is uploaded without a barrier: the leader's
+	// FileComplete decides, here that the uid does not exist, and the
+	// copies are collected.
+	before := w.copies()
 	_, err = w.path.Upload(context.Background(), 999999, bytes.NewReader(body), int64(len(body)), md5hex(body))
 	if !errors.Is(err, osprey.ErrNotFound) {
 		t.Fatalf("unknown uid: %v", err)
 	}
+	if n := w.prop.barriers.Load(); n != 0 {
+		t.Fatalf("%d read barriers for a small upload of a uid created elsewhere", n)
+	}
+	if got := completed[len(completed)-1]; got != 999999 {
+		t.Fatalf("FileComplete proposed for %v, want the unknown uid", got)
+	}
+	waitFor(t, "the unknown uid's copies collected", func() bool { return w.copies() == before })
+	// A body larger than one piece takes the barrier first, and nothing
+	// is stored for a uid that does not exist.
+	big := randomBytes(int(2<<20), 8)
+	proposed := len(completed)
+	_, err = w.path.Upload(context.Background(), 999998, bytes.NewReader(big), int64(len(big)), md5hex(big))
+	if !errors.Is(err, osprey.ErrNotFound) {
+		t.Fatalf("unknown uid, large body: %v", err)
+	}
 	if n := w.prop.barriers.Load(); n != 1 {
-		t.Fatalf("%d read barriers for a uid created elsewhere, want 1", n)
+		t.Fatalf("%d read barriers for a large upload of an unknown uid, want 1", n)
+	}
+	if len(completed) != proposed || w.copies() != before {
+		t.Fatalf("a large body of an unknown uid was stored (%d proposals, %d copies, want %d, %d)",
+			len(completed)-proposed, w.copies(), 0, before)
 	}
 }
 

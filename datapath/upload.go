@@ -118,27 +118,45 @@ func (p *Path) file(ctx context.Context, uid osprey.UID, consistent bool) (fsm.F
 	return f, inScope(ctx, f)
 }
 
-// fileForWrite is file for the upload paths: the local FSM, then the
-// files this node created moments ago (see created), whose commands the
-// leader checks again, then a read barrier. createdFirst looks among the
-// created files first: the single upload of a file linked moments ago then
-// reads no record (it decides nothing from the record's chunks, which a
-// chunk upload does: a resent chunk is a no-op).
-func (p *Path) fileForWrite(ctx context.Context, uid osprey.UID, createdFirst bool) (fsm.File, error) {
-	if createdFirst {
-		if f, ok := p.created.get(uid); ok {
-			return f, inScope(ctx, f)
-		}
-	}
+// fileForWrite is file for a chunk upload: the local FSM, then the files
+// this node created moments ago (see created), whose commands the leader
+// checks again, then a read barrier. The FSM comes first: a chunk upload
+// decides from the record's chunks (a resent chunk is a no-op), which a
+// created entry lacks.
+func (p *Path) fileForWrite(ctx context.Context, uid osprey.UID) (fsm.File, error) {
 	if f, ok := p.cfg.State.File(uid); ok {
 		return f, inScope(ctx, f)
 	}
-	if !createdFirst {
-		if f, ok := p.created.get(uid); ok {
-			return f, inScope(ctx, f)
-		}
+	if f, ok := p.created.get(uid); ok {
+		return f, inScope(ctx, f)
 	}
 	return p.file(ctx, uid, true)
+}
+
+// fileForUpload is the single upload's lookup: the files this node
+// created moments ago first, then the local FSM. The single upload
+// decides nothing from the record but whether it is already complete with
+// other content, which the leader's FileComplete checks again. A small body
+// (one piece at most) of a uid this node has not seen (linked through
+// another node moments ago, its entry not applied here yet) is therefore
+// uploaded without the read barrier (a round trip to the leader) and
+// found is false: FileComplete then answers ErrNotFound for a uid that
+// does not exist, and the copies are collected. A larger body, or a
+// request acting for a scoped API key (whose scope needs the record),
+// reads the record after a barrier as before, so no large body is stored
+// for a uid that does not exist.
+func (p *Path) fileForUpload(ctx context.Context, uid osprey.UID, size int64) (fsm.File, bool, error) {
+	if f, ok := p.created.get(uid); ok {
+		return f, true, inScope(ctx, f)
+	}
+	if f, ok := p.cfg.State.File(uid); ok {
+		return f, true, inScope(ctx, f)
+	}
+	if size >= 0 && size <= p.pieceSize() && !osprey.PrincipalFrom(ctx).Scoped() {
+		return fsm.File{}, false, nil
+	}
+	f, err := p.file(ctx, uid, true)
+	return f, err == nil, err
 }
 
 // inScope checks f against the request's principal (see file).
@@ -343,11 +361,11 @@ func (p *Path) Delete(ctx context.Context, uid osprey.UID) error {
 // most pieceSize bytes, each replicated like a chunk, so memory stays
 // bounded whatever the file size.
 func (p *Path) Upload(ctx context.Context, uid osprey.UID, body io.Reader, size int64, wantMD5 string) (httpapi.FileInfo, error) {
-	f, err := p.fileForWrite(ctx, uid, true)
+	f, found, err := p.fileForUpload(ctx, uid, size)
 	if err != nil {
 		return httpapi.FileInfo{}, err
 	}
-	if f.State != fsm.StateUploading && f.MD5 != wantMD5 {
+	if found && f.State != fsm.StateUploading && f.MD5 != wantMD5 {
 		return httpapi.FileInfo{}, fmt.Errorf("%w: uid %s is already complete", osprey.ErrConflict, uid)
 	}
 	st, err := p.StageHashed(ctx, body, size, wantMD5)
@@ -486,7 +504,7 @@ func (p *Path) UploadPart(ctx context.Context, uid osprey.UID, num uint32, body 
 // takes whatever the body hashes to.
 func (p *Path) uploadChunk(ctx context.Context, uid osprey.UID, num uint32, body io.Reader, size int64, wantMD5 string) (string, error) {
 	p.lastUpload.Store(time.Now().UnixNano())
-	f, err := p.fileForWrite(ctx, uid, false)
+	f, err := p.fileForWrite(ctx, uid)
 	if err != nil {
 		return "", err
 	}
@@ -930,7 +948,11 @@ func (p *Path) putCopy(ctx context.Context, owner string, ref httpapi.ChunkRef, 
 		err error
 	)
 	if owner == p.id {
-		got, err = p.putLocal(ctx, ref, pc.reader(ctx), pc.size, origin, true)
+		// Only a leader's log append covers an unsynced copy at no cost;
+		// a follower would sync before forwarding the command that records
+		// it (LocalCopiesSyncWithLog), after every copy is done, so it
+		// syncs now, while the other owners store theirs.
+		got, err = p.putLocal(ctx, ref, pc.reader(ctx), pc.size, origin, p.cfg.Proposer.IsLeader())
 	} else {
 		got, err = p.cfg.Peers.PutChunkStream(ctx, owner, ref, pc.reader(ctx), pc.size, origin)
 	}
