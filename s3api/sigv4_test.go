@@ -3,6 +3,7 @@ package s3api
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -328,6 +329,52 @@ func TestParseRange(t *testing.T) {
 		off, length, ok, err := parseRange(tt.in, tt.size)
 		if (err != nil) != tt.err || ok != tt.ok || ok && (off != tt.off || length != tt.length) {
 			t.Errorf("parseRange(%q,%d) = %d,%d,%v,%v", tt.in, tt.size, off, length, ok, err)
+		}
+	}
+}
+
+// TestSigningKeyCache: a cached signing key is the one derived from the
+// same secret, day, region and service; any of them changed derives anew,
+// and the cache stays bounded.
+func TestSigningKeyCache(t *testing.T) {
+	derive := func(secret, date, region, service string) []byte {
+		k := hmacSHA256([]byte("AWS4"+secret), date)
+		k = hmacSHA256(k, region)
+		k = hmacSHA256(k, service)
+		return hmacSHA256(k, "aws4_request")
+	}
+	cases := [][4]string{
+		{"secret-a", "20261206", "us-east-1", "s3"},
+		{"secret-b", "20261206", "us-east-1", "s3"},
+		{"secret-a", "20261207", "us-east-1", "s3"},
+		{"secret-a", "20261206", "eu-west-1", "s3"},
+		{"secret-a", "20261206", "us-east-1", "sts"},
+	}
+	for round := 0; round < 2; round++ { // the second round is served from the cache
+		for _, c := range cases {
+			if got, want := signingKey(c[0], c[1], c[2], c[3]), derive(c[0], c[1], c[2], c[3]); !bytes.Equal(got, want) {
+				t.Fatalf("round %d, %v: key %x, want %x", round, c, got, want)
+			}
+		}
+	}
+	for i := 0; i < 3*maxSigningKeys; i++ {
+		signingKey("s", fmt.Sprintf("2026%04d", i), "r", "s3")
+	}
+	signingKeys.mu.Lock()
+	n := len(signingKeys.keys)
+	signingKeys.mu.Unlock()
+	if n > maxSigningKeys {
+		t.Fatalf("%d signing keys cached, at most %d", n, maxSigningKeys)
+	}
+}
+
+func TestChunkedBufSize(t *testing.T) {
+	for _, c := range []struct {
+		n    int64
+		want int
+	}{{-1, 64 << 10}, {0, 4 << 10}, {4096, 8 << 10}, {60<<10 - 1, 64<<10 - 1}, {60 << 10, 64 << 10}, {1 << 30, 64 << 10}} {
+		if got := chunkedBufSize(c.n); got != c.want {
+			t.Errorf("chunkedBufSize(%d) = %d, want %d", c.n, got, c.want)
 		}
 	}
 }
