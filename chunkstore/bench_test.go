@@ -270,3 +270,32 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDeleteSmall measures deleting small values (4 KiB, one block)
+// the way gc does, each delete reading the value's manifest first, after
+// storing b.N of them: the cost of a delete once many deletes sit in the
+// memtable. Run it with a large -benchtime (e.g. 20000x): a range
+// tombstone per delete made each read fragment all earlier ones again.
+//
+//	go test -run '^$' -bench DeleteSmall -benchtime 20000x ./chunkstore/
+func BenchmarkDeleteSmall(b *testing.B) {
+	s, err := Open(b.TempDir(), benchOptions(benchVariant{name: "auto", path: pathAuto}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	data := value(1, 4<<10)
+	for i := 0; i < b.N; i++ {
+		if _, err := s.PutUploadNoSync(ctx, Key{UID: uint64(i + 1), Chunk: 1}, bytes.NewReader(data), int64(len(data))); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.Delete(ctx, Key{UID: uint64(i + 1), Chunk: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deletes/s")
+}

@@ -457,8 +457,7 @@ func (s *Store) commitInto(b *pebble.Batch, k Key, m manifest, marker, noSync bo
 	}
 	replaced := found && err == nil
 	if replaced && old.blocks > 0 && !old.file {
-		start, end := genBlockSpan(k, old.gen)
-		if err := b.DeleteRange(start, end, nil); err != nil {
+		if err := s.deleteBlocks(b, k, old.gen, old.blocks); err != nil {
 			return nil, err
 		}
 	}

@@ -1291,3 +1291,56 @@ func TestOneBlockPutCrash(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteFewBlocksLeavesNoRangeTombstone: a value of a few blocks is
+// deleted (and replaced) with point deletions, so the memtable gains no
+// range tombstone (which every later read would fragment again); a value
+// of many blocks takes a range deletion. Either way no block is left.
+func TestDeleteFewBlocksLeavesNoRangeTombstone(t *testing.T) {
+	for _, tc := range []struct {
+		blocks    int
+		wantRange bool
+	}{{1, false}, {pointDeleteBlocks, false}, {pointDeleteBlocks + 1, true}} {
+		s := mustOpenMem(t, pathWAL)
+		k := Key{UID: 7, Chunk: 1}
+		size := tc.blocks * testBlockSize
+		mustPut(t, s, k, value(1, size))
+		mustPut(t, s, k, value(2, size)) // a replace drops the first generation's blocks
+		if err := s.Delete(context.Background(), k); err != nil {
+			t.Fatal(err)
+		}
+		start, end := kindSpan(kindBlock)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: end})
+		if err != nil {
+			t.Fatal(err)
+		}
+		left := 0
+		for ok := it.First(); ok; ok = it.Next() {
+			left++
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if left != 0 {
+			t.Fatalf("%d blocks: %d block keys left after the delete", tc.blocks, left)
+		}
+		// Flushed, the memtable's range tombstones show in the sstable's
+		// properties.
+		if err := s.db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		tables, err := s.db.SSTables(pebble.WithProperties())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ranges uint64
+		for _, level := range tables {
+			for _, tab := range level {
+				ranges += tab.Properties.NumRangeDeletions
+			}
+		}
+		if (ranges > 0) != tc.wantRange {
+			t.Fatalf("%d blocks: %d range deletions written, want some: %v", tc.blocks, ranges, tc.wantRange)
+		}
+	}
+}
