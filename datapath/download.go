@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/osprey-storage/osprey"
@@ -179,9 +180,58 @@ func (p *Path) Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error
 	info := p.fileInfo(f)
 	obj := &httpapi.Object{FileInfo: info}
 	obj.Reader = func(ctx context.Context, off, length int64) (io.ReadCloser, error) {
-		return p.openContent(ctx, ct, off, length)
+		return p.openFresh(ctx, ct, off, length)
 	}
 	return obj, nil
+}
+
+// openFresh is openContent that, when no holder this replica's record
+// names could serve the range, reads the record again after a read
+// barrier and tries the holders it names then. The record read without a
+// barrier may lag (a member that just rejoined, or one that has not
+// applied a move yet): the copies may have moved to other members and the
+// old ones been released, which the holders answer as missing. A barrier
+// that fails (no leader to confirm with) is the answer then: this node
+// cannot tell where the copies are.
+func (p *Path) openFresh(ctx context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error) {
+	rc, err := p.openContent(ctx, ct, off, length)
+	if err == nil || !errors.Is(err, osprey.ErrUnavailable) {
+		return rc, err
+	}
+	if berr := p.cfg.Proposer.ReadBarrier(ctx); berr != nil {
+		return nil, fmt.Errorf("no copy this node's record names could be read, and it could not confirm the record: %w", berr)
+	}
+	fresh, ok := p.cfg.State.Content(ct.ID)
+	if !ok {
+		return nil, fmt.Errorf("%w: content %s", osprey.ErrNotFound, ct.ID)
+	}
+	if sameHolders(ct, fresh) {
+		return nil, err
+	}
+	p.log.Info("record had moved: reading from its current holders", "content", ct.ID)
+	return p.openContent(ctx, fresh, off, length)
+}
+
+// sameHolders reports whether two versions of a content name the same
+// place for its bytes: the same backend location and holders, or the same
+// staged chunks and owners.
+func sameHolders(a, b fsm.Content) bool {
+	if (a.Location == nil) != (b.Location == nil) {
+		return false
+	}
+	if a.Location != nil {
+		return a.Location.Bucket == b.Location.Bucket && a.Location.Key == b.Location.Key &&
+			slices.Equal(a.Location.Nodes, b.Location.Nodes)
+	}
+	if len(a.Chunks) != len(b.Chunks) {
+		return false
+	}
+	for i := range a.Chunks {
+		if a.Chunks[i].Blob != b.Chunks[i].Blob || !slices.Equal(a.Chunks[i].Owners, b.Chunks[i].Owners) {
+			return false
+		}
+	}
+	return true
 }
 
 // openContent reads a byte range of a content wherever it lives.

@@ -166,6 +166,8 @@ func (m *memChunks) has(k chunkstore.Key) bool {
 // members listed in down refuse every call.
 type memPeers struct {
 	stores map[string]*memChunks
+	// objects holds local-backend object copies by "owner/bucket/key".
+	objects map[string][]byte
 	mu     sync.Mutex
 	down   map[string]bool
 	// stalled members take chunk copies and never answer (a paused or
@@ -279,8 +281,19 @@ func (p *memPeers) OpenChunk(ctx context.Context, owner string, ref httpapi.Chun
 func (p *memPeers) PutObject(context.Context, string, string, string, io.Reader, int64, string) error {
 	return errors.New("not used")
 }
-func (p *memPeers) OpenObject(context.Context, string, string, string, int64, int64) (io.ReadCloser, error) {
-	return nil, errors.New("not used")
+// OpenObject serves objects[owner/bucket/key]; a missing one is
+// ErrNotFound, as an owner answers for a released copy.
+func (p *memPeers) OpenObject(_ context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.down[owner] {
+		return nil, fmt.Errorf("%w: %s is down", osprey.ErrUnavailable, owner)
+	}
+	b, ok := p.objects[owner+"/"+bucket+"/"+key]
+	if !ok {
+		return nil, fmt.Errorf("%w: object %s/%s on %s", osprey.ErrNotFound, bucket, key, owner)
+	}
+	return io.NopCloser(bytes.NewReader(b[off : off+length])), nil
 }
 func (p *memPeers) DeleteObject(context.Context, string, string, string, string) error {
 	return errors.New("not used")
@@ -327,6 +340,8 @@ type fakeProposer struct {
 	applied  []fsm.CommandType
 	barriers atomic.Int32
 	follower atomic.Bool
+	// onBarrier, if set, runs at each ReadBarrier (this replica catching up).
+	onBarrier func()
 	ApplyFn  func(t fsm.CommandType, payload any) (any, error)
 }
 
@@ -342,7 +357,13 @@ func (p *fakeProposer) Apply(_ context.Context, t fsm.CommandType, payload, out 
 	return json.Unmarshal(b, out)
 }
 
-func (p *fakeProposer) ReadBarrier(context.Context) error { p.barriers.Add(1); return nil }
+func (p *fakeProposer) ReadBarrier(context.Context) error {
+	p.barriers.Add(1)
+	if p.onBarrier != nil {
+		p.onBarrier()
+	}
+	return nil
+}
 
 // IsLeader: the fake leads unless follower is set.
 func (p *fakeProposer) IsLeader() bool { return !p.follower.Load() }

@@ -489,6 +489,56 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// TestDownloadRereadsAMovedRecord: a replica whose record lags (a member
+// that just rejoined) names holders whose copies have since moved: one
+// released its copy (404), the other is unreachable. The download reads
+// the record again after a read barrier and serves from the holders it
+// names now; with the record unchanged it reports the holders' errors.
+func TestDownloadRereadsAMovedRecord(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3", "n4"}, 2, erasure.Policy{})
+	body := randomBytes(5000, 3)
+	const bucket, key = "archive", "9.zip"
+	w.peers.objects = map[string][]byte{"n4/" + bucket + "/" + key: body}
+	w.peers.down["n3"] = true
+	stale := fsm.Content{ID: 9, Size: int64(len(body)), State: fsm.ContentTiered,
+		Location: &fsm.Location{Bucket: bucket, Key: key, Nodes: []osprey.NodeID{"n2", "n3"}}}
+	moved := stale
+	moved.Location = &fsm.Location{Bucket: bucket, Key: key, Nodes: []osprey.NodeID{"n3", "n4"}}
+	w.state.mu.Lock()
+	w.state.files[9] = fsm.File{UID: 9, Name: key, State: fsm.StateTiered, Size: int64(len(body)), Content: 9}
+	w.state.contents[9] = stale
+	w.state.mu.Unlock()
+	w.prop.onBarrier = func() { // the replica catches up: the move applies
+		w.state.mu.Lock()
+		w.state.contents[9] = moved
+		w.state.mu.Unlock()
+	}
+	obj, err := w.path.Open(context.Background(), 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := obj.Reader(context.Background(), 0, int64(len(body)))
+	if err != nil {
+		t.Fatalf("read after the record moved: %v", err)
+	}
+	got, _ := io.ReadAll(rc)
+	_ = rc.Close()
+	if !bytes.Equal(got, body) {
+		t.Fatalf("read %d bytes, not the file's", len(got))
+	}
+	if n := w.prop.barriers.Load(); n != 1 {
+		t.Fatalf("%d read barriers, want 1", n)
+	}
+	// Nothing moved: the holders' errors are the answer.
+	w.prop.onBarrier = nil
+	w.peers.mu.Lock()
+	delete(w.peers.objects, "n4/"+bucket+"/"+key)
+	w.peers.mu.Unlock()
+	if _, err := obj.Reader(context.Background(), 0, int64(len(body))); !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("no copy anywhere: %v", err)
+	}
+}
+
 func TestDownloadFallsBackToAnotherCopy(t *testing.T) {
 	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
 	w.recordComplete()
