@@ -168,8 +168,8 @@ type memPeers struct {
 	stores map[string]*memChunks
 	// objects holds local-backend object copies by "owner/bucket/key".
 	objects map[string][]byte
-	mu     sync.Mutex
-	down   map[string]bool
+	mu      sync.Mutex
+	down    map[string]bool
 	// stalled members take chunk copies and never answer (a paused or
 	// cut-off node): PutChunk returns only when its context ends.
 	stalled map[string]bool
@@ -281,6 +281,7 @@ func (p *memPeers) OpenChunk(ctx context.Context, owner string, ref httpapi.Chun
 func (p *memPeers) PutObject(context.Context, string, string, string, io.Reader, int64, string) error {
 	return errors.New("not used")
 }
+
 // OpenObject serves objects[owner/bucket/key]; a missing one is
 // ErrNotFound, as an owner answers for a released copy.
 func (p *memPeers) OpenObject(_ context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error) {
@@ -342,7 +343,7 @@ type fakeProposer struct {
 	follower atomic.Bool
 	// onBarrier, if set, runs at each ReadBarrier (this replica catching up).
 	onBarrier func()
-	ApplyFn  func(t fsm.CommandType, payload any) (any, error)
+	ApplyFn   func(t fsm.CommandType, payload any) (any, error)
 }
 
 func (p *fakeProposer) Apply(_ context.Context, t fsm.CommandType, payload, out any) error {
