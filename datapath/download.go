@@ -205,33 +205,22 @@ func (p *Path) openFresh(ctx context.Context, ct fsm.Content, off, length int64)
 	if !ok {
 		return nil, fmt.Errorf("%w: content %s", osprey.ErrNotFound, ct.ID)
 	}
-	if sameHolders(ct, fresh) {
+	if sameLocation(ct.Location, fresh.Location) {
 		return nil, err
 	}
 	p.log.Info("record had moved: reading from its current holders", "content", ct.ID)
 	return p.openContent(ctx, fresh, off, length)
 }
 
-// sameHolders reports whether two versions of a content name the same
-// place for its bytes: the same backend location and holders, or the same
-// staged chunks and owners.
-func sameHolders(a, b fsm.Content) bool {
-	if (a.Location == nil) != (b.Location == nil) {
-		return false
+// sameLocation reports whether two versions of a tiered content's
+// location name the same object and holders. (Only a tiered content fails
+// when it is opened: staged chunks are opened as they are read, and
+// switchingReader follows a content tiered meanwhile.)
+func sameLocation(a, b *fsm.Location) bool {
+	if a == nil || b == nil {
+		return a == b
 	}
-	if a.Location != nil {
-		return a.Location.Bucket == b.Location.Bucket && a.Location.Key == b.Location.Key &&
-			slices.Equal(a.Location.Nodes, b.Location.Nodes)
-	}
-	if len(a.Chunks) != len(b.Chunks) {
-		return false
-	}
-	for i := range a.Chunks {
-		if a.Chunks[i].Blob != b.Chunks[i].Blob || !slices.Equal(a.Chunks[i].Owners, b.Chunks[i].Owners) {
-			return false
-		}
-	}
-	return true
+	return a.Bucket == b.Bucket && a.Key == b.Key && slices.Equal(a.Nodes, b.Nodes)
 }
 
 // openContent reads a byte range of a content wherever it lives.
