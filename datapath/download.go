@@ -215,7 +215,7 @@ func (p *Path) openFresh(ctx context.Context, ct fsm.Content, off, length int64)
 // sameLocation reports whether two versions of a tiered content's
 // location name the same object and holders. (Only a tiered content fails
 // when it is opened: staged chunks are opened as they are read, and
-// switchingReader follows a content tiered meanwhile.)
+// switchingReader follows their moves.)
 func sameLocation(a, b *fsm.Location) bool {
 	if a == nil || b == nil {
 		return a == b
@@ -233,7 +233,7 @@ func (p *Path) openContent(ctx context.Context, ct fsm.Content, off, length int6
 	}
 	// Staged: if tiering finishes and the staged chunks are collected
 	// while this download runs, continue from the backend copy.
-	return &switchingReader{p: p, ctx: ctx, id: ct.ID, off: off, remain: length,
+	return &switchingReader{p: p, ctx: ctx, ct: ct, off: off, remain: length,
 		cur: p.OpenStaged(ctx, ct.Chunks, off, length)}, nil
 }
 
@@ -265,18 +265,29 @@ func (p *Path) OpenTiered(ctx context.Context, ct fsm.Content, off, length int64
 	return nil, fmt.Errorf("%w: no readable copy of content %s: %w", osprey.ErrUnavailable, ct.ID, errors.Join(errs...))
 }
 
-// switchingReader serves a staged content and, should the staged chunks
-// vanish mid-download because the content was tiered and collected,
-// continues from the backend at the same offset.
+// switchingReader serves a staged content and, should its staged chunks
+// fail mid-download, continues at the same offset from wherever the
+// content's record says the bytes are now: from the backend if the content
+// was tiered and its staged copies collected meanwhile, or from the chunks'
+// current owners if a rebalance or repair moved the copies and released the
+// ones this reader was sent to. A record read without a barrier may lag (a
+// member that just rejoined, or one that has not applied the move yet), so
+// when this replica's record still names the failed copies, it is read
+// again once after a read barrier.
 type switchingReader struct {
 	p        *Path
 	ctx      context.Context
-	id       osprey.UID
-	off      int64
+	ct       fsm.Content // the version of the record being read
+	off      int64       // offset within the content
 	remain   int64
 	cur      io.ReadCloser
-	switched bool
+	switched bool // reading the tiered copy: nothing to follow any more
+	barrier  bool // a read barrier was taken
+	reopens  int
 }
+
+// maxReopens bounds how often one read follows a moved record.
+const maxReopens = 8
 
 func (s *switchingReader) Read(p []byte) (int, error) {
 	k, err := s.cur.Read(p)
@@ -285,17 +296,58 @@ func (s *switchingReader) Read(p []byte) (int, error) {
 	if err == nil || err == io.EOF || s.switched || s.remain <= 0 {
 		return k, err
 	}
-	ct, ok := s.p.cfg.State.Content(s.id)
-	if !ok || ct.Location == nil {
-		return k, err
+	if rerr := s.reopen(err); rerr != nil {
+		return k, rerr
 	}
-	rc, oerr := s.p.OpenTiered(s.ctx, ct, s.off, s.remain)
-	if oerr != nil {
-		return k, errors.Join(err, oerr)
-	}
-	s.cur.Close()
-	s.cur, s.switched = rc, true
 	return k, nil
+}
+
+// reopen continues the read after the staged copies failed with err, or
+// returns the error to give the reader.
+func (s *switchingReader) reopen(err error) error {
+	if s.reopens >= maxReopens || s.ctx.Err() != nil {
+		return err
+	}
+	ct, ok := s.p.cfg.State.Content(s.ct.ID)
+	if ok && ct.Location == nil && sameChunks(s.ct.Chunks, ct.Chunks) && !s.barrier {
+		s.barrier = true
+		if berr := s.p.cfg.Proposer.ReadBarrier(s.ctx); berr != nil {
+			return fmt.Errorf("%w; and this node could not confirm the record: %w", err, berr)
+		}
+		ct, ok = s.p.cfg.State.Content(s.ct.ID)
+	}
+	if !ok {
+		return err
+	}
+	if ct.Location != nil {
+		rc, oerr := s.p.OpenTiered(s.ctx, ct, s.off, s.remain)
+		if oerr != nil {
+			return errors.Join(err, oerr)
+		}
+		s.cur.Close()
+		s.cur, s.switched = rc, true
+		return nil
+	}
+	if sameChunks(s.ct.Chunks, ct.Chunks) {
+		return err
+	}
+	s.p.log.Info("staged copies had moved: reading from their current owners", "content", ct.ID, "offset", s.off)
+	s.reopens++
+	s.cur.Close()
+	s.ct = ct
+	s.cur = s.p.OpenStaged(s.ctx, ct.Chunks, s.off, s.remain)
+	return nil
+}
+
+// sameChunks reports whether two versions of a staged content's record
+// name the same copies.
+func sameChunks(a, b []fsm.Chunk) bool {
+	return slices.EqualFunc(a, b, func(x, y fsm.Chunk) bool {
+		if x.Blob != y.Blob || x.Num != y.Num || !slices.Equal(x.Owners, y.Owners) || (x.EC == nil) != (y.EC == nil) {
+			return false
+		}
+		return x.EC == nil || slices.EqualFunc(x.EC.Shards, y.EC.Shards, func(p, q fsm.ECShard) bool { return p.Owner == q.Owner })
+	})
 }
 
 func (s *switchingReader) Close() error { return s.cur.Close() }

@@ -539,6 +539,97 @@ func TestDownloadRereadsAMovedRecord(t *testing.T) {
 	}
 }
 
+// TestDownloadRereadsMovedStagedCopies: a staged content's copies were
+// moved to other members (a rebalance) and the old ones released, but this
+// replica's record still names the old owners. The download reads the
+// chunks this replica places correctly, fails on the moved one, takes one
+// read barrier, and continues from the owners the fresh record names.
+func TestDownloadRereadsMovedStagedCopies(t *testing.T) {
+	members := []string{"n1", "n2", "n3", "n4"}
+	w := mustWorld(t, members, 2, erasure.Policy{})
+	w.recordComplete()
+	w.addFile(1)
+	body := randomBytes(5<<19, 7)
+	if _, err := w.path.Upload(context.Background(), 1, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
+		t.Fatal(err)
+	}
+	moved, _ := w.state.Content(1)
+	if len(moved.Chunks) < 2 {
+		t.Fatalf("%d chunks, want several", len(moved.Chunks))
+	}
+	// The stale record names, for the last chunk, the two members that do
+	// not hold it (its copies "moved away" from them).
+	stale := moved
+	stale.Chunks = slices.Clone(moved.Chunks)
+	last := &stale.Chunks[len(stale.Chunks)-1]
+	var others []osprey.NodeID
+	for _, m := range members {
+		if !slices.Contains(last.Owners, osprey.NodeID(m)) {
+			others = append(others, osprey.NodeID(m))
+		}
+	}
+	last.Owners = others
+	w.state.mu.Lock()
+	w.state.contents[1] = stale
+	w.state.mu.Unlock()
+	w.prop.onBarrier = func() {
+		w.state.mu.Lock()
+		w.state.contents[1] = moved
+		w.state.mu.Unlock()
+	}
+	if got := w.download(t, 1); !bytes.Equal(got, body) {
+		t.Fatalf("read %d bytes, not the file's", len(got))
+	}
+	if n := w.prop.barriers.Load(); n != 1 {
+		t.Fatalf("%d read barriers, want 1", n)
+	}
+
+	// A range starting inside the moved chunk, read through WriteTo (the
+	// download handler's io.Copy).
+	w.state.mu.Lock()
+	w.state.contents[1] = stale
+	w.state.mu.Unlock()
+	obj, err := w.path.Open(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := int64(len(body)) - last.Size/2
+	rc, err := obj.Reader(context.Background(), off, int64(len(body))-off)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := io.Copy(&buf, rc); err != nil {
+		t.Fatalf("ranged read after the move: %v", err)
+	}
+	_ = rc.Close()
+	if !bytes.Equal(buf.Bytes(), body[off:]) {
+		t.Fatal("ranged read returned other bytes")
+	}
+
+	// Nothing moved: the owners' errors are the answer, after one barrier.
+	w.prop.onBarrier = nil
+	w.state.mu.Lock()
+	w.state.contents[1] = stale
+	w.state.mu.Unlock()
+	before := w.prop.barriers.Load()
+	obj, err = w.path.Open(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err = obj.Reader(context.Background(), 0, int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(rc)
+	_ = rc.Close()
+	if !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("no copy where the record says: %v", err)
+	}
+	if n := w.prop.barriers.Load() - before; n != 1 {
+		t.Fatalf("%d read barriers, want 1", n)
+	}
+}
 func TestDownloadFallsBackToAnotherCopy(t *testing.T) {
 	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
 	w.recordComplete()
