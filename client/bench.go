@@ -727,7 +727,9 @@ func (b *bench) large(ctx context.Context) error {
 		Limit: b.lowerLimit(benchDiskRead, benchLoopbackMD5), Note: note})
 
 	// osprey get --parallel: concurrent Range requests written at their
-	// offsets into a file on the bench disk, md5 checked at the end.
+	// offsets into a file on the bench disk, each chunk checked against
+	// its xxhash64 sum as it lands (or the md5 at the end, from a server
+	// without sums).
 	out := b.data + ".get"
 	defer os.Remove(out)
 	cache := b.dropCaches()
@@ -738,7 +740,7 @@ func (b *bench) large(ctx context.Context) error {
 		return fmt.Errorf("parallel get: %w", err)
 	}
 	b.add(BenchResult{Name: fmt.Sprintf(benchParallelGet, b.cfg.Parallel), Value: mbps(pgot.Size, pTime), Unit: "MB/s",
-		Limit: benchDiskRead, Note: "to a file on the bench disk, md5 checked at the end; page cache " + strings.TrimSuffix(strings.SplitN(cache, ":", 2)[0], " (drop_caches)") + " before"})
+		Limit: benchDiskRead, Note: "to a file on the bench disk, " + verifiedNote(pgot.Verified) + "; page cache " + strings.TrimSuffix(strings.SplitN(cache, ":", 2)[0], " (drop_caches)") + " before"})
 	if err := b.c.DeleteObject(ctx, res.UID); err != nil {
 		b.log.Debug("cannot delete bench object", "uid", res.UID, "err", err)
 	}
@@ -773,4 +775,15 @@ func (b *bench) resumeCalls(ctx context.Context) error {
 	}
 	b.add(BenchResult{Name: fmt.Sprintf(benchResume, b.cfg.Concurrency), Value: v, Unit: "calls/s", Note: note})
 	return nil
+}
+
+// verifiedNote says how a parallel get checked the bytes.
+func verifiedNote(how string) string {
+	switch how {
+	case VerifiedChunkSums:
+		return "every chunk checked against its xxhash64 sum"
+	case VerifiedMD5:
+		return "md5 checked at the end"
+	}
+	return "not verified"
 }

@@ -233,6 +233,43 @@ func TestE2ESingleNode(t *testing.T) {
 		}
 	})
 
+	t.Run("parallel get checks chunk sums, staged and tiered", func(t *testing.T) {
+		t.Cleanup(client.SetParallelPiece(300_000))
+		p, content := randomFile(t, dir, "par.bin", 5*chunk+11)
+		res, err := c.PutFile(ctx, p, client.PutOptions{ChunkSize: chunk, Parallel: 3, StateDir: "-"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		get := func(when string) {
+			t.Helper()
+			out := filepath.Join(dir, "par-out.bin")
+			defer os.Remove(out)
+			g, err := c.GetFile(ctx, res.UID, out, client.GetOptions{Parallel: 4})
+			if err != nil {
+				t.Fatalf("%s: %v", when, err)
+			}
+			if got, _ := os.ReadFile(out); !bytes.Equal(got, content) {
+				t.Fatalf("%s: downloaded bytes differ", when)
+			}
+			if g.Verified != client.VerifiedChunkSums || g.MD5 != sum(content) {
+				t.Fatalf("%s: verified by %q (md5 %s)", when, g.Verified, g.MD5)
+			}
+		}
+		get("right after the upload")
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			o, err := c.Object(ctx, res.UID)
+			if err == nil && o.State == client.StateTiered {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not tiered after 20s: %+v %v", o, err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		get("once tiered") // the staged chunks' sums were kept
+	})
+
 	t.Run("dedup", func(t *testing.T) {
 		p, content := randomFile(t, dir, "dup-a.bin", 1000)
 		a, err := c.PutFile(ctx, p, client.PutOptions{StateDir: "-"})

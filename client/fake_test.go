@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // fakeServer is an in-memory osprey node faithful to SPEC §3/§4 as far as
@@ -50,6 +52,9 @@ type fakeServer struct {
 	ignoreRange bool
 	// etag overrides the ETag (default quoted md5).
 	etag string
+	// sumChunk, when set, answers downloads that ask for chunk sums with
+	// the xxhash64 of the stored bytes in chunks of this size.
+	sumChunk int64
 	// challenges are the open proof-of-possession challenges by id.
 	challenges map[string]fakeChallenge
 }
@@ -508,6 +513,9 @@ func (f *fakeServer) handleDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("ETag", etag)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if f.sumChunk > 0 && r.Header.Get(headerChunkSums) == "xxh64" {
+		w.Header().Set(headerChunkSums, fakeChunkSums(ff.content, f.sumChunk, r.Header.Get("Range")))
+	}
 	if f.ignoreRange {
 		r.Header.Del("Range")
 	}
@@ -622,3 +630,24 @@ func ctxT(t *testing.T) context.Context {
 
 // httptestRecorder returns a throwaway ResponseWriter.
 func httptestRecorder() http.ResponseWriter { return httptest.NewRecorder() }
+
+// fakeChunkSums is the chunk sums answer for the chunks of size n of
+// content that the range "bytes=a-b" (or the whole file) overlaps.
+func fakeChunkSums(content []byte, n int64, rng string) string {
+	a, b := int64(0), int64(len(content))-1
+	if spec, ok := strings.CutPrefix(rng, "bytes="); ok {
+		lo, hi, _ := strings.Cut(spec, "-")
+		a, _ = strconv.ParseInt(lo, 10, 64)
+		if hi != "" {
+			b, _ = strconv.ParseInt(hi, 10, 64)
+		}
+	}
+	var items []string
+	for off := int64(0); off < int64(len(content)); off += n {
+		end := min(off+n, int64(len(content)))
+		if off <= b && end > a {
+			items = append(items, fmt.Sprintf("%d:%d:%016x", off, end-off, xxhash.Sum64(content[off:end])))
+		}
+	}
+	return strings.Join(items, ",")
+}

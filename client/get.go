@@ -41,7 +41,16 @@ type GetResult struct {
 	MD5        string `json:"md5"`
 	Resumed    bool   `json:"resumed"`    // continued an existing .part file
 	Downloaded int64  `json:"downloaded"` // bytes received in this run
+	// Verified says how the bytes were checked: VerifiedMD5,
+	// VerifiedChunkSums, or "" when there was nothing to check against.
+	Verified string `json:"verified,omitempty"`
 }
+
+// GetResult.Verified values.
+const (
+	VerifiedMD5       = "md5"
+	VerifiedChunkSums = "chunk-xxh64"
+)
 
 // PartSuffix is appended to the output path while a download is in progress.
 const PartSuffix = ".part"
@@ -112,6 +121,9 @@ func (c *Client) DownloadFile(ctx context.Context, link, out string, size int64,
 			return res, fmt.Errorf("%w: got %s, want %s", ErrChecksum, sum, md5hex)
 		}
 		res.MD5 = sum
+		if md5hex != "" {
+			res.Verified = VerifiedMD5
+		}
 		return res, nil
 	}
 
@@ -167,6 +179,9 @@ func (c *Client) DownloadFile(ctx context.Context, link, out string, size int64,
 		return res, fmt.Errorf("%w: %s: got %s, want %s (kept %s)", ErrChecksum, out, sum, md5hex, part)
 	}
 	res.MD5 = sum
+	if md5hex != "" {
+		res.Verified = VerifiedMD5
+	}
 	if err := pf.Close(); err != nil {
 		return res, err
 	}

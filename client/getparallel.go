@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Parallel ranged downloads (GetOptions.Parallel > 1): the file is cut
@@ -22,11 +25,18 @@ import (
 // finished piece is appended to out+".part.ranges", so an interrupted
 // download resumes by fetching only the missing pieces (a plain .part left
 // by a sequential get counts as its finished prefix). Pieces arrive out
-// of order, so the md5 is computed by a hasher that reads the .part back
-// (from the page cache, for a file just written) as far as the finished
-// pieces are contiguous, while the workers fetch the rest: hashing overlaps
-// the transfer instead of following it. On a mismatch the .part is kept and
-// the ranges file removed, so the next attempt fetches everything again.
+// of order. Each Range request asks for the xxhash64 sums of the chunks it
+// overlaps (httpapi's X-Osprey-Chunk-Sums, which the server knows for a
+// file of several chunks stored by this release); when every answer carries
+// them, each worker checks every chunk whose bytes are all in as soon as
+// its piece is written (reading it back from the page cache), so
+// verification runs in parallel like the transfer instead of one core's
+// md5. Otherwise (a server or a file without sums, a resumed download) the
+// md5 is computed by a hasher that reads the .part back as far as the
+// finished pieces are contiguous, while the workers fetch the rest: hashing
+// overlaps the transfer instead of following it. On a mismatch the .part
+// is kept and the ranges file removed, so the next attempt fetches
+// everything again.
 
 // parallelPiece is the size of one Range request of a parallel download
 // (the CLI flag says 32 MiB: parallel only from two pieces).
@@ -96,7 +106,32 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	hs := startPrefixHasher(ctx, pf, size, done, &mu)
+	// The md5 hasher starts at once when the chunk sums cannot cover the
+	// file (nothing to check against, pieces from an earlier run), or as
+	// soon as an answer comes without them.
+	ver := &chunkVerifier{f: pf, size: size, done: done, mu: &mu, sums: map[int64]chunkSum{}}
+	var (
+		hsOnce sync.Once
+		hsp    atomic.Pointer[prefixHasher]
+	)
+	startMD5 := func() {
+		hsOnce.Do(func() { hsp.Store(startPrefixHasher(ctx, pf, size, done, &mu)) })
+	}
+	if md5hex == "" || len(todo) < pieces {
+		startMD5()
+	}
+	// sumsOf returns the chunk sums an answer carries, recorded, or
+	// starts the md5 when it carries none.
+	sumsOf := func(h http.Header) []chunkSum {
+		if hsp.Load() != nil {
+			return nil
+		}
+		if items, ok := parseChunkSums(h.Get(headerChunkSums), size); ok && ver.add(items) {
+			return items
+		}
+		startMD5()
+		return nil
+	}
 	var wg sync.WaitGroup
 	for range min(opts.Parallel, len(todo)) {
 		wg.Add(1)
@@ -111,7 +146,10 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 				i := todo[j]
 				start := int64(i) * parallelPiece
 				end := min(start+parallelPiece, size)
-				n, err := c.fetchRange(ctx, link, pf, start, end, md5hex, opts, buf, p)
+				var sums []chunkSum // of the chunks this piece overlaps
+				n, err := c.fetchRange(ctx, link, pf, start, end, md5hex, opts, buf, p, func(h http.Header) {
+					sums = append(sums, sumsOf(h)...)
+				})
 				got.Add(n)
 				if err != nil {
 					errc <- fmt.Errorf("bytes %d-%d: %w", start, end-1, err)
@@ -122,7 +160,11 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 				_, err = fmt.Fprintf(rf, "%d\n", i)
 				done[i] = true
 				mu.Unlock()
-				hs.wake()
+				if hs := hsp.Load(); hs != nil {
+					hs.wake()
+				} else if err == nil {
+					err = ver.check(sums, buf)
+				}
 				if err != nil {
 					errc <- err
 					cancel()
@@ -136,21 +178,36 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 	res.Downloaded = got.Load()
 	if err := <-errc; err != nil {
 		cancel()
-		<-hs.finished
+		if hs := hsp.Load(); hs != nil {
+			<-hs.finished
+		}
+		if errors.Is(err, ErrChecksum) {
+			_ = os.Remove(rangesPath)
+			return res, fmt.Errorf("%w (kept %s)", err, part)
+		}
 		return res, err // .part and .ranges stay for the next attempt
 	}
-	hs.wake()
-	<-hs.finished
-	if hs.err != nil {
-		return res, hs.err
-	}
 	res.Size = size
-	sum := hex.EncodeToString(hs.h.Sum(nil))
-	if md5hex != "" && sum != md5hex {
-		_ = os.Remove(rangesPath)
-		return res, fmt.Errorf("%w: %s: got %s, want %s (kept %s)", ErrChecksum, out, sum, md5hex, part)
+	if hsp.Load() == nil && ver.complete() {
+		res.MD5, res.Verified = md5hex, VerifiedChunkSums
+	} else {
+		startMD5()
+		hs := hsp.Load()
+		hs.wake()
+		<-hs.finished
+		if hs.err != nil {
+			return res, hs.err
+		}
+		sum := hex.EncodeToString(hs.h.Sum(nil))
+		if md5hex != "" && sum != md5hex {
+			_ = os.Remove(rangesPath)
+			return res, fmt.Errorf("%w: %s: got %s, want %s (kept %s)", ErrChecksum, out, sum, md5hex, part)
+		}
+		res.MD5 = sum
+		if md5hex != "" {
+			res.Verified = VerifiedMD5
+		}
 	}
-	res.MD5 = sum
 	if err := errors.Join(rf.Close(), pf.Close()); err != nil {
 		return res, err
 	}
@@ -163,7 +220,9 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 
 // fetchRange fetches bytes [start, end) into f at their offsets, resuming
 // inside the range after a broken stream. It returns the bytes received.
-func (c *Client) fetchRange(ctx context.Context, link string, f *os.File, start, end int64, md5hex string, opts GetOptions, buf []byte, p *progress) (int64, error) {
+//
+// onReply sees every answer's headers before its body is read.
+func (c *Client) fetchRange(ctx context.Context, link string, f *os.File, start, end int64, md5hex string, opts GetOptions, buf []byte, p *progress, onReply func(http.Header)) (int64, error) {
 	maxResumes := opts.MaxResumes
 	if maxResumes == 0 {
 		maxResumes = 5
@@ -174,7 +233,7 @@ func (c *Client) fetchRange(ctx context.Context, link string, f *os.File, start,
 	}
 	at, got, failures := start, int64(0), 0
 	for at < end {
-		d, err := c.Download(ctx, link, DownloadOptions{Range: fmt.Sprintf("bytes=%d-%d", at, end-1), IfRange: ifRange})
+		d, err := c.Download(ctx, link, DownloadOptions{Range: fmt.Sprintf("bytes=%d-%d", at, end-1), IfRange: ifRange, ChunkSums: true})
 		if err == nil && (!d.Partial || d.Start != at) {
 			d.Close()
 			err = fmt.Errorf("%w: asked for bytes %d-%d, got status %d Content-Range %q (the file changed?)",
@@ -182,6 +241,7 @@ func (c *Client) fetchRange(ctx context.Context, link string, f *os.File, start,
 			return got, err
 		}
 		if err == nil {
+			onReply(d.Header)
 			var n int64
 			n, err = io.CopyBuffer(errWriter{io.MultiWriter(io.NewOffsetWriter(f, at), progressWriter{p})},
 				io.LimitReader(d.Body, end-at), buf)
@@ -264,4 +324,123 @@ func (hs *prefixHasher) wake() {
 	case hs.kick <- struct{}{}:
 	default:
 	}
+}
+
+// headerChunkSums asks for and carries the sums of the chunks an answer
+// overlaps (the server's httpapi.HeaderChunkSums).
+const headerChunkSums = "X-Osprey-Chunk-Sums"
+
+// chunkSum is one chunk of the file as the server described it.
+type chunkSum struct {
+	off, size int64
+	sum       uint64
+}
+
+// parseChunkSums parses a HeaderChunkSums answer for a size-byte file; ok
+// is false when there is none or it does not parse.
+func parseChunkSums(v string, size int64) (items []chunkSum, ok bool) {
+	if v == "" {
+		return nil, false
+	}
+	for _, it := range strings.Split(v, ",") {
+		f := strings.Split(it, ":")
+		if len(f) != 3 {
+			return nil, false
+		}
+		off, err1 := strconv.ParseInt(f[0], 10, 64)
+		n, err2 := strconv.ParseInt(f[1], 10, 64)
+		sum, err3 := strconv.ParseUint(f[2], 16, 64)
+		if err1 != nil || err2 != nil || err3 != nil || off < 0 || n <= 0 || off+n > size {
+			return nil, false
+		}
+		items = append(items, chunkSum{off: off, size: n, sum: sum})
+	}
+	return items, true
+}
+
+// chunkVerifier checks a parallel download chunk by chunk against the
+// sums the server sent, each chunk once all the pieces it spans are in.
+type chunkVerifier struct {
+	f    *os.File
+	size int64
+	mu   *sync.Mutex // the download's: guards done and the fields below
+	done []bool      // by piece
+	sums map[int64]chunkSum
+	// state by chunk offset: claimed by a worker hashing it, or checked.
+	claimed  map[int64]bool
+	verified int64 // bytes of checked chunks
+	bad      bool  // answers disagreed about the chunks
+}
+
+// add records chunk sums from one answer; false if they contradict ones
+// seen before (the md5 decides then).
+func (v *chunkVerifier) add(items []chunkSum) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, it := range items {
+		if old, ok := v.sums[it.off]; ok && old != it {
+			v.bad = true
+		}
+		v.sums[it.off] = it
+	}
+	return !v.bad
+}
+
+// check hashes each chunk of items (those of a piece just written) that
+// is not checked yet and whose pieces are all in, and returns an
+// ErrChecksum error for one that does not match its sum. A chunk that
+// spans two pieces is checked with the second to finish.
+func (v *chunkVerifier) check(items []chunkSum, buf []byte) error {
+	for _, next := range items {
+		v.mu.Lock()
+		ready := !v.claimed[next.off] && v.sums[next.off] == next && v.coveredLocked(next)
+		if ready {
+			if v.claimed == nil {
+				v.claimed = map[int64]bool{}
+			}
+			v.claimed[next.off] = true
+		}
+		v.mu.Unlock()
+		if !ready {
+			continue
+		}
+		h := xxhash.New()
+		if _, err := io.CopyBuffer(h, io.NewSectionReader(v.f, next.off, next.size), buf); err != nil {
+			return err
+		}
+		if got := h.Sum64(); got != next.sum {
+			return fmt.Errorf("%w: bytes %d-%d: xxhash64 %016x, want %016x", ErrChecksum, next.off, next.off+next.size-1, got, next.sum)
+		}
+		v.mu.Lock()
+		v.verified += next.size
+		v.mu.Unlock()
+	}
+	return nil
+}
+
+func (v *chunkVerifier) coveredLocked(c chunkSum) bool {
+	for i := c.off / parallelPiece; i <= (c.off+c.size-1)/parallelPiece; i++ {
+		if !v.done[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// complete reports whether checked chunks tile the whole file.
+func (v *chunkVerifier) complete() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.bad || v.verified != v.size {
+		return false
+	}
+	at := int64(0)
+	for at < v.size {
+		c, ok := v.sums[at]
+		if !ok || !v.claimed[at] {
+			return false
+		}
+		at += c.size
+	}
+	return true
 }

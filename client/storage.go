@@ -303,6 +303,9 @@ type DownloadOptions struct {
 	IfRange string
 	// Head sends HEAD instead of GET.
 	Head bool
+	// ChunkSums asks for the xxhash64 sums of the chunks the answer
+	// overlaps (X-Osprey-Chunk-Sums, in Download.Header).
+	ChunkSums bool
 }
 
 // Download is an open download. The caller MUST Close Body.
@@ -337,6 +340,9 @@ func (c *Client) Download(ctx context.Context, link string, opts DownloadOptions
 	}
 	if opts.IfRange != "" && h.Get("Range") != "" {
 		h.Set("If-Range", opts.IfRange)
+	}
+	if opts.ChunkSums {
+		h.Set(headerChunkSums, "xxh64")
 	}
 	method := http.MethodGet
 	if opts.Head {

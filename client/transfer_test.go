@@ -562,56 +562,108 @@ func TestGetFileParallel(t *testing.T) {
 		{name: "file changed", setup: func(f *fakeServer) { f.etag = `"other"` }, wantErr: ErrProtocol},
 		{name: "corrupt", setup: func(f *fakeServer) { f.corrupt = true }, wantErr: ErrChecksum},
 	} {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFakeServer(t)
-			_, c := f.start(t)
-			uid := f.mustPut("data.bin", content)
-			if tt.setup != nil {
-				tt.setup(f)
+		for _, sums := range []bool{false, true} {
+			name := tt.name
+			if sums {
+				name += " with chunk sums"
 			}
-			var ranges atomic.Int64
-			f.hook = func(w http.ResponseWriter, r *http.Request) bool {
-				if r.URL.Path == APIPrefix+"/download" {
-					if r.Header.Get("Range") == "" {
-						t.Errorf("request without Range")
+			t.Run(name, func(t *testing.T) {
+				f := newFakeServer(t)
+				_, c := f.start(t)
+				uid := f.mustPut("data.bin", content)
+				if sums {
+					f.sumChunk = 700 // chunks across piece boundaries
+				}
+				if tt.setup != nil {
+					tt.setup(f)
+				}
+				var ranges atomic.Int64
+				f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+					if r.URL.Path == APIPrefix+"/download" {
+						if r.Header.Get("Range") == "" {
+							t.Errorf("request without Range")
+						}
+						ranges.Add(1)
 					}
-					ranges.Add(1)
+					return false
 				}
-				return false
-			}
-			out := filepath.Join(t.TempDir(), "data.bin")
-			if tt.prepare != nil {
-				tt.prepare(out)
-			}
-			res, err := c.GetFile(ctxT(t), uid, out, GetOptions{Parallel: 4})
-			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				out := filepath.Join(t.TempDir(), "data.bin")
+				if tt.prepare != nil {
+					tt.prepare(out)
 				}
-				if _, err := os.Stat(out); err == nil {
-					t.Fatal("output written despite the error")
+				res, err := c.GetFile(ctxT(t), uid, out, GetOptions{Parallel: 4})
+				if tt.wantErr != nil {
+					if !errors.Is(err, tt.wantErr) {
+						t.Fatalf("err = %v, want %v", err, tt.wantErr)
+					}
+					if sums && errors.Is(err, ErrChecksum) && !strings.Contains(err.Error(), "xxhash64") {
+						t.Fatalf("a bad chunk was not caught by its sum: %v", err)
+					}
+					if _, err := os.Stat(out); err == nil {
+						t.Fatal("output written despite the error")
+					}
+					return
 				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := os.ReadFile(out)
-			if err != nil || !bytes.Equal(got, content) {
-				t.Fatalf("output differs (%v)", err)
-			}
-			if n := ranges.Load(); int(n) != tt.wantRanges {
-				t.Errorf("%d range requests, want %d", n, tt.wantRanges)
-			}
-			if res.Downloaded != tt.wantGot || res.Resumed != tt.wantResumed {
-				t.Errorf("downloaded %d resumed %v, want %d %v", res.Downloaded, res.Resumed, tt.wantGot, tt.wantResumed)
-			}
-			for _, p := range []string{out + PartSuffix, out + PartSuffix + RangesSuffix} {
-				if _, err := os.Stat(p); err == nil {
-					t.Errorf("%s left behind", p)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
+				got, err := os.ReadFile(out)
+				if err != nil || !bytes.Equal(got, content) {
+					t.Fatalf("output differs (%v)", err)
+				}
+				if n := ranges.Load(); int(n) != tt.wantRanges {
+					t.Errorf("%d range requests, want %d", n, tt.wantRanges)
+				}
+				if res.Downloaded != tt.wantGot || res.Resumed != tt.wantResumed {
+					t.Errorf("downloaded %d resumed %v, want %d %v", res.Downloaded, res.Resumed, tt.wantGot, tt.wantResumed)
+				}
+				// Chunk sums check a download fetched whole in this run; a
+				// resumed one has pieces no answer described: the md5.
+				want := VerifiedMD5
+				if sums && !tt.wantResumed {
+					want = VerifiedChunkSums
+				}
+				if res.Verified != want || res.MD5 != md5hex(content) {
+					t.Errorf("verified by %q (md5 %s), want %q", res.Verified, res.MD5, want)
+				}
+				for _, p := range []string{out + PartSuffix, out + PartSuffix + RangesSuffix} {
+					if _, err := os.Stat(p); err == nil {
+						t.Errorf("%s left behind", p)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestGetFileParallelSumsMissingFromOneAnswer: one range answered without
+// chunk sums (a node of an earlier build, say) leaves chunks unchecked:
+// the md5 of the whole file decides.
+func TestGetFileParallelSumsMissingFromOneAnswer(t *testing.T) {
+	old := parallelPiece
+	parallelPiece = 1000
+	t.Cleanup(func() { parallelPiece = old })
+	content := mustRandom(t, 10_500)
+	f := newFakeServer(t)
+	_, c := f.start(t)
+	uid := f.mustPut("data.bin", content)
+	f.sumChunk = 1000
+	f.hook = func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.Header.Get("Range"), "bytes=5000-") {
+			r.Header.Del(headerChunkSums)
+		}
+		return false
+	}
+	out := filepath.Join(t.TempDir(), "data.bin")
+	res, err := c.GetFile(ctxT(t), uid, out, GetOptions{Parallel: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("output differs (%v)", err)
+	}
+	if res.Verified != VerifiedMD5 || res.MD5 != md5hex(content) {
+		t.Fatalf("verified by %q (md5 %s), want the md5", res.Verified, res.MD5)
 	}
 }
 

@@ -179,6 +179,9 @@ func (p *Path) Open(ctx context.Context, uid osprey.UID) (*httpapi.Object, error
 	}
 	info := p.fileInfo(f)
 	obj := &httpapi.Object{FileInfo: info}
+	for _, c := range ct.ChunkSums() {
+		obj.Sums = append(obj.Sums, httpapi.ChunkSum{Size: c.Size, Sum: c.Sum})
+	}
 	obj.Reader = func(ctx context.Context, off, length int64) (io.ReadCloser, error) {
 		return p.openFresh(ctx, ct, off, length)
 	}

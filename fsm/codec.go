@@ -68,12 +68,15 @@ const (
 //	1: Settings.InlineMax (contents completed inline, never tiered)
 //	2: Chunk.Workers in ChunkPut, FileComplete and ObjectPut (an owner
 //	   that is a later incarnation of the member written to is repaired)
-const FeatureLevel uint32 = FeatureLevelWorkers
+//	3: TierDone.KeepSums (a tiered content keeps its chunks' sizes and
+//	   xxhash64 sums, Content.Sums, for verified parallel downloads)
+const FeatureLevel uint32 = FeatureLevelSums
 
 // Feature levels.
 const (
 	FeatureLevelInline  uint32 = 1
 	FeatureLevelWorkers uint32 = 2
+	FeatureLevelSums    uint32 = 3
 )
 
 // CommandVersion is the only envelope version this build understands.

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"path"
+	"slices"
 	"sort"
 	"strings"
 
@@ -566,6 +567,7 @@ func (c *Content) clone() Content {
 	for i, ch := range c.Chunks {
 		out.Chunks[i] = cloneChunk(ch)
 	}
+	out.Sums = slices.Clone(c.Sums)
 	if c.Location != nil {
 		l := *c.Location
 		l.Nodes = append([]osprey.NodeID(nil), c.Location.Nodes...)

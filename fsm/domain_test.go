@@ -1018,3 +1018,47 @@ func TestUnverifiedMergeIsNoDedupTarget(t *testing.T) {
 	}
 	mustConsistent(t, a.f)
 }
+
+// A tiered content keeps its chunks' sizes and sums when the TierDone
+// asks (TierDone.KeepSums): a parallel download verifies each chunk with
+// them after the staged chunks are gone.
+func TestTierDoneKeepsChunkSums(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		a := base(t)
+		a.put(2, 21, 1, "aaa")
+		a.put(2, 22, 2, "bb")
+		a.merge(2, 2, 5, md5hex("aaabb"))
+		staged := a.content(2).ChunkSums()
+		want := []ChunkSum{{Size: 3, Sum: chunk(21, 1, "aaa").Sum}, {Size: 2, Sum: chunk(22, 2, "bb").Sum}}
+		if !reflect.DeepEqual(staged, want) {
+			t.Fatalf("staged sums %+v, want %+v", staged, want)
+		}
+		var tier Task
+		for _, tk := range a.f.Tasks("") {
+			if tk.Type == TaskTier {
+				tier = tk
+			}
+		}
+		a.mustOK(CmdTaskLease, TaskLease{Node: "n3", IDs: []uint64{tier.ID}, Now: t0 + 500, LeaseMillis: 60_000})
+		a.mustOK(CmdTierDone, TierDone{TaskID: tier.ID, Node: "n3", Content: 2, Now: t0 + 600, KeepSums: keep,
+			Location: Location{Bucket: "image", Key: "2.jpg"}})
+		ct := a.content(2)
+		if len(ct.Chunks) != 0 || ct.Location == nil {
+			t.Fatalf("not tiered: %+v", ct)
+		}
+		switch got := ct.ChunkSums(); {
+		case keep && !reflect.DeepEqual(got, want):
+			t.Fatalf("tiered sums %+v, want %+v", got, want)
+		case !keep && got != nil:
+			t.Fatalf("sums kept without KeepSums: %+v", got)
+		}
+		mustConsistent(t, a.f)
+	}
+	// One chunk: nothing to keep (a single stream reads it anyway).
+	if got := keptSums([]Chunk{chunk(1, 1, "x")}); got != nil {
+		t.Fatalf("one chunk kept %+v", got)
+	}
+	if got := keptSums([]Chunk{chunk(1, 1, "x"), {Num: 2, Size: 1}}); got != nil {
+		t.Fatalf("a chunk without a sum kept %+v", got)
+	}
+}

@@ -596,6 +596,16 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 	} else {
 		s.enqueueGC(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)
 	}
+	if c.KeepSums && len(ct.Chunks) > 1 {
+		ct.Sums = nil
+		for _, ch := range ct.Chunks {
+			ct.Sums = append(ct.Sums, ChunkSum{Size: ch.Size, Sum: ch.Sum})
+			if ch.Sum == 0 {
+				ct.Sums = nil
+				break
+			}
+		}
+	}
 	ct.Chunks = nil
 	s.webhook("tiered", s.Files[ct.ID], ct, c.Now, "")
 	return nil, nil

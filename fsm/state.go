@@ -192,6 +192,42 @@ type Content struct {
 	// (repaired, rebalanced and scrubbed like any staged chunk) until its
 	// last reference goes.
 	Inline bool `json:"inline,omitempty"`
+	// Sums are the sizes and xxhash64 sums of the chunks a tiered content
+	// was staged as, in order (TierDone.KeepSums; nil for one chunk, and
+	// for contents tiered by earlier builds): a client reading ranges in
+	// parallel verifies each chunk instead of one serial md5 of the file.
+	Sums []ChunkSum `json:"sums,omitempty"`
+}
+
+// ChunkSum is the size and xxhash64 of one chunk of a content's bytes.
+type ChunkSum struct {
+	Size int64  `json:"size"`
+	Sum  uint64 `json:"sum"`
+}
+
+// keptSums is Content.Sums for staged chunks: nil for fewer than two, or
+// when a chunk's sum is not known (0: records of early builds).
+func keptSums(chunks []Chunk) []ChunkSum {
+	if len(chunks) < 2 {
+		return nil
+	}
+	out := make([]ChunkSum, len(chunks))
+	for i, ch := range chunks {
+		if ch.Sum == 0 {
+			return nil
+		}
+		out[i] = ChunkSum{Size: ch.Size, Sum: ch.Sum}
+	}
+	return out
+}
+
+// ChunkSums returns the sizes and xxhash64 sums of the content's chunks in
+// order, whether staged or tiered, or nil when they are not known.
+func (c Content) ChunkSums() []ChunkSum {
+	if c.Location == nil {
+		return keptSums(c.Chunks)
+	}
+	return c.Sums
 }
 
 // state is everything the FSM replicates. Maps are encoded with sorted keys

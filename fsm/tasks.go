@@ -193,6 +193,10 @@ type TierDone struct {
 	// applied as that build applied it, so replicas that apply an old log
 	// with this build still agree with the ones that applied it before.
 	SharedGC bool `json:"shared_gc,omitempty"`
+	// KeepSums keeps the staged chunks' sizes and sums in the content
+	// (Content.Sums) when it has more than one chunk. Proposers set it
+	// once every member is at FeatureLevelSums.
+	KeepSums bool `json:"keep_sums,omitempty"`
 }
 
 // TierFailed records that a content's bytes do not match its md5.
@@ -476,6 +480,9 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 		t.collectTiered(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)
 	} else {
 		t.enqueueGC(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)
+	}
+	if c.KeepSums {
+		ct.Sums = keptSums(ct.Chunks)
 	}
 	ct.Chunks = nil
 	t.putContent(ct)

@@ -184,6 +184,11 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.Set("Content-Length", strconv.FormatInt(length, 10))
+	if r.Header.Get(HeaderChunkSums) == "xxh64" {
+		if v := chunkSumsHeader(obj.Sums, obj.Size, start, length); v != "" {
+			h.Set(HeaderChunkSums, v)
+		}
+	}
 	if r.Method == http.MethodHead {
 		w.WriteHeader(status)
 		return
@@ -289,4 +294,44 @@ func activeType(ctype string) bool {
 		return true
 	}
 	return false
+}
+
+// maxChunkSums bounds the chunk sums one answer carries (~40 bytes each):
+// a range that spans more is served without them (the client checks the
+// md5 then).
+const maxChunkSums = 1024
+
+// chunkSumsHeader is the HeaderChunkSums value for the chunks of sums
+// that overlap [start, start+length) of a size-byte file, or "" when the
+// sums do not describe the file or there are too many.
+func chunkSumsHeader(sums []ChunkSum, size, start, length int64) string {
+	var total int64
+	for _, c := range sums {
+		total += c.Size
+	}
+	if len(sums) == 0 || total != size || length <= 0 {
+		return ""
+	}
+	var (
+		b   []byte
+		n   int
+		off int64
+	)
+	for _, c := range sums {
+		if off < start+length && off+c.Size > start {
+			if n++; n > maxChunkSums {
+				return ""
+			}
+			if len(b) > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, off, 10)
+			b = append(b, ':')
+			b = strconv.AppendInt(b, c.Size, 10)
+			b = append(b, ':')
+			b = fmt.Appendf(b, "%016x", c.Sum)
+		}
+		off += c.Size
+	}
+	return string(b)
 }

@@ -864,3 +864,59 @@ func (zeros) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestDownloadChunkSums: asked for them, a download carries the sums of
+// the chunks its range overlaps; not asked, or with sums that do not
+// describe the file, it carries none.
+func TestDownloadChunkSums(t *testing.T) {
+	content := []byte("0123456789")
+	sums := []ChunkSum{{Size: 4, Sum: 0xa}, {Size: 4, Sum: 0xb}, {Size: 2, Sum: 0xc}}
+	for _, tt := range []struct {
+		name string
+		sums []ChunkSum
+		hdr  map[string]string
+		want string
+	}{
+		{"whole file", sums, map[string]string{HeaderChunkSums: "xxh64"},
+			"0:4:000000000000000a,4:4:000000000000000b,8:2:000000000000000c"},
+		{"range inside one chunk", sums, map[string]string{HeaderChunkSums: "xxh64", "Range": "bytes=5-6"},
+			"4:4:000000000000000b"},
+		{"range across chunks", sums, map[string]string{HeaderChunkSums: "xxh64", "Range": "bytes=3-8"},
+			"0:4:000000000000000a,4:4:000000000000000b,8:2:000000000000000c"},
+		{"range at a boundary", sums, map[string]string{HeaderChunkSums: "xxh64", "Range": "bytes=4-7"},
+			"4:4:000000000000000b"},
+		{"not asked", sums, map[string]string{"Range": "bytes=0-3"}, ""},
+		{"another algorithm", sums, map[string]string{HeaderChunkSums: "sha1"}, ""},
+		{"unknown sums", nil, map[string]string{HeaderChunkSums: "xxh64"}, ""},
+		{"sums of another size", sums[:2], map[string]string{HeaderChunkSums: "xxh64"}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := mustFixture(t)
+			fo := &fakeObject{content: content}
+			f.storage.OpenFn = func(context.Context, osprey.UID) (*Object, error) {
+				obj := fo.object("a.bin", modTime)
+				obj.Sums = tt.sums
+				return obj, nil
+			}
+			for _, method := range []string{http.MethodGet, http.MethodHead} {
+				rec := f.do(method, dlPath("a.bin", "0"), "", tt.hdr)
+				if rec.Code/100 != 2 {
+					t.Fatalf("%s: status %d", method, rec.Code)
+				}
+				if got := rec.Header().Get(HeaderChunkSums); got != tt.want {
+					t.Errorf("%s: %s %q, want %q", method, HeaderChunkSums, got, tt.want)
+				}
+			}
+		})
+	}
+	many := make([]ChunkSum, maxChunkSums+1)
+	for i := range many {
+		many[i] = ChunkSum{Size: 1, Sum: uint64(i)}
+	}
+	if got := chunkSumsHeader(many, int64(len(many)), 0, int64(len(many))); got != "" {
+		t.Errorf("%d sums served in one header", len(many))
+	}
+	if got := chunkSumsHeader(many, int64(len(many)), 5, 2); got != "5:1:0000000000000005,6:1:0000000000000006" {
+		t.Errorf("a short range of a many-chunk file: %q", got)
+	}
+}

@@ -45,6 +45,12 @@ const (
 	// HeaderObjectVersion carries an object copy's version in the reply to
 	// HEAD /internal/v1/objects/...
 	HeaderObjectVersion = "X-Osprey-Object-Version"
+	// HeaderChunkSums, sent as "xxh64" with a download, asks for the
+	// xxhash64 sums of the chunks the served range overlaps; the answer
+	// carries them as "offset:size:sum" items (decimal, decimal, 16 hex
+	// digits) separated by commas, or no such header when they are not
+	// known (files tiered by earlier builds, or single-chunk files).
+	HeaderChunkSums = "X-Osprey-Chunk-Sums"
 )
 
 // Cluster is what the cluster admin routes need from a node.

@@ -151,4 +151,13 @@ type Object struct {
 	// Reader returns n bytes from off (n ≥ 0, off+n ≤ Size), streamed
 	// with bounded memory. The caller MUST Close it.
 	Reader func(ctx context.Context, off, n int64) (io.ReadCloser, error)
+	// Sums are the sizes and xxhash64 sums of the file's chunks in order
+	// (nil when not known), served on request (HeaderChunkSums).
+	Sums []ChunkSum
+}
+
+// ChunkSum is the size and xxhash64 of one chunk of a file's bytes.
+type ChunkSum struct {
+	Size int64
+	Sum  uint64
 }

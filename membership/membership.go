@@ -292,9 +292,11 @@ func (m *Membership) Join(ctx context.Context, req httpapi.JoinRequest) (httpapi
 		return httpapi.JoinResult{}, fmt.Errorf("%w: this cluster keeps small files inline (feature level %d) and the joining build (level %d) predates that: run the same osprey release on the new node",
 			osprey.ErrForbidden, fsm.FeatureLevelInline, req.Level)
 	}
-	if lvl := fsm.ClusterLevel(m.cfg.State.Nodes()); req.Level < fsm.FeatureLevelWorkers && lvl >= fsm.FeatureLevelWorkers {
-		// The log it would replay records chunk owners' worker ids, which
-		// its FSM ignores: it would skip repairs the others queue.
+	if lvl := fsm.ClusterLevel(m.cfg.State.Nodes()); req.Level < lvl && lvl >= fsm.FeatureLevelWorkers {
+		// The log it would replay records chunk owners' worker ids (level
+		// 2) and tiered contents' chunk sums (level 3), which its FSM
+		// ignores: it would skip repairs the others queue, or drop sums
+		// the others keep.
 		return httpapi.JoinResult{}, fmt.Errorf("%w: this cluster's members run feature level %d and the joining build (level %d) predates it: run the same osprey release on the new node",
 			osprey.ErrForbidden, lvl, req.Level)
 	}

@@ -143,6 +143,11 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	c.TieredBytes.Add(float64(ct.Size))
 	done := fsm.TierDone{TaskID: t.ID, Node: osprey.NodeID(c.ID), Content: ct.ID, Location: loc, Now: time.Now().UnixMilli(),
 		DropRemoved: true, SharedGC: true}
+	// The chunks' sums outlive the staged copies once every member's FSM
+	// keeps them (a replica of an earlier build would not).
+	if ns, ok := c.State.(interface{ Nodes() []fsm.Node }); ok && fsm.ClusterLevel(ns.Nodes()) >= fsm.FeatureLevelSums {
+		done.KeepSums = true
+	}
 	if len(workers) > 0 {
 		known := true
 		for _, o := range loc.Nodes {

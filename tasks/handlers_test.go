@@ -288,3 +288,41 @@ func TestWebhookSignsDelivery(t *testing.T) {
 }
 
 func md5Sum(b []byte) [16]byte { return md5.Sum(b) }
+
+// leveled is a State whose members run the given feature levels.
+type leveled struct {
+	contents
+	levels []uint32
+}
+
+func (l leveled) Nodes() []fsm.Node {
+	var out []fsm.Node
+	for i, lv := range l.levels {
+		out = append(out, fsm.Node{ID: osprey.NodeID(fmt.Sprint("n", i+1)), Level: lv})
+	}
+	return out
+}
+
+// TestTierKeepsSumsAtLevel3: the tier pass asks the FSM to keep the
+// chunks' sums only once every member's build keeps them.
+func TestTierKeepsSumsAtLevel3(t *testing.T) {
+	body := []byte("the staged bytes")
+	for _, tt := range []struct {
+		levels []uint32
+		want   bool
+	}{
+		{[]uint32{fsm.FeatureLevelSums, fsm.FeatureLevelSums}, true},
+		{[]uint32{fsm.FeatureLevelSums, fsm.FeatureLevelWorkers}, false},
+	} {
+		st := leveled{contents{5: {ID: 5, MD5: md5hex(body), Size: int64(len(body)), State: fsm.ContentStaged, Bucket: "img", Key: "a.png"}}, tt.levels}
+		h := tasks.NewTier(tasks.TierConfig{Logger: testLogger(t), ID: "n1", State: st, Data: &fakeData{staged: body},
+			Objects: &memBackend{objects: map[string][]byte{}}, Placement: fixedRing{mustRing(t, "n1"), 1}})
+		comp, err := h.Run(context.Background(), fsm.Task{ID: 9, Type: fsm.TaskTier, Target: "5"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := comp.Payload.(fsm.TierDone).KeepSums; got != tt.want {
+			t.Fatalf("levels %v: KeepSums %v, want %v", tt.levels, got, tt.want)
+		}
+	}
+}
