@@ -235,7 +235,7 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&out, "output", "", "same as -o")
 	var opts client.GetOptions
 	fs.DurationVar(&opts.Expire, "expire", 0, "download link lifetime (0 = server default)")
-	fs.IntVar(&opts.Parallel, "parallel", 1, "concurrent Range requests written at their offsets (files of 32 MiB and more; md5 checked at the end; resumable)")
+	fs.IntVar(&opts.Parallel, "parallel", 1, "concurrent Range requests written at their offsets (files of 32 MiB and more; each chunk checked by its xxhash64 sum, or the md5 when the server sends none; resumable)")
 	quiet := fs.Bool("quiet", false, "no progress bar")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
