@@ -296,10 +296,12 @@ func activeType(ctype string) bool {
 	return false
 }
 
-// maxChunkSums bounds the chunk sums one answer carries (~40 bytes each):
-// a range that spans more is served without them (the client checks the
-// md5 then).
-const maxChunkSums = 1024
+// maxChunkSums bounds the chunk sums one answer carries (~40 bytes each,
+// so the header stays under the 4 KiB a proxy in front may allow for
+// all of them): a range that spans more is served without them (the
+// client checks the md5 then). A parallel get's 16 MiB range spans 3
+// chunks of 8 MiB, 17 of 1 MiB.
+const maxChunkSums = 96
 
 // chunkSumsHeader is the HeaderChunkSums value for the chunks of sums
 // that overlap [start, start+length) of a size-byte file, or "" when the
