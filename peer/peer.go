@@ -33,8 +33,11 @@ type Directory interface {
 type Config struct {
 	// Directory resolves member ids to addresses and holds the secret.
 	Directory Directory
-	// Timeout bounds a whole request/reply call (not streams, which their
-	// ctx bounds).
+	// Timeout bounds a whole request/reply call, and how long any call,
+	// streams included, waits for the reply's headers once its request is
+	// sent: a member that takes a request and never answers (a paused or
+	// hung process) fails the call then, and a read tries the next copy.
+	// A stream's body is bounded by its ctx only.
 	Timeout time.Duration
 	// DialTimeout bounds connecting to a peer.
 	DialTimeout time.Duration
@@ -76,7 +79,7 @@ func New(cfg Config) (*Client, error) {
 	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	tr := &http.Transport{
 		MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second,
-		DialContext: d.DialContext,
+		DialContext: d.DialContext, ResponseHeaderTimeout: cfg.Timeout,
 	}
 	scheme := "http"
 	if cfg.TLS != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/backend"
@@ -35,7 +36,7 @@ func reply(w http.ResponseWriter, status int, msg string, data any) {
 }
 
 // mustPeer starts h as member "p1" and returns a client that knows it.
-func mustPeer(t *testing.T, h http.HandlerFunc) (*peer.Client, fakeDirectory) {
+func mustPeer(t *testing.T, h http.HandlerFunc, opts ...func(*peer.Config)) (*peer.Client, fakeDirectory) {
 	t.Helper()
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -43,6 +44,9 @@ func mustPeer(t *testing.T, h http.HandlerFunc) (*peer.Client, fakeDirectory) {
 		"p1": {ID: "p1", HTTPAddr: strings.TrimPrefix(srv.URL, "http://")}}}
 	cfg := peer.DefaultConfig()
 	cfg.Directory = dir
+	for _, o := range opts {
+		o(&cfg)
+	}
 	c, err := peer.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -332,5 +336,27 @@ func TestObjectVersionOnTheWire(t *testing.T) {
 	status = http.StatusNotFound
 	if _, err := c.ObjectVersion(ctx, "p1", "doc", "a b.pdf"); !errors.Is(err, osprey.ErrNotFound) {
 		t.Fatalf("404: %v, want ErrNotFound", err)
+	}
+}
+
+// TestStreamFromAHungPeerFails: a member that takes a stream request and
+// never answers (a paused process) fails the call after Timeout instead
+// of holding it for as long as the caller's context allows.
+func TestStreamFromAHungPeerFails(t *testing.T) {
+	release := make(chan struct{})
+	c, _ := mustPeer(t, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}, func(cfg *peer.Config) { cfg.Timeout = 200 * time.Millisecond })
+	t.Cleanup(func() { close(release) })
+	start := time.Now()
+	_, err := c.OpenChunk(context.Background(), "p1", httpapi.ChunkRef{Blob: 1, Num: 1}, 0, 3)
+	if err == nil {
+		t.Fatal("a hung peer answered")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("waited %s for a hung peer", d)
 	}
 }

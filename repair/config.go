@@ -94,7 +94,63 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Parallel == 0 {
 		cfg.Parallel = DefaultParallel
 	}
+	cfg.Data = boundedData{cfg.Data}
 	return &Handler{cfg: cfg}, nil
+}
+
+// boundedData bounds every transfer of a repair: a chunk (held in
+// memory) by a deadline for its size (tasks.CopyDeadline), an object
+// stream by its progress (tasks.GuardStall). A hung member costs one
+// bounded attempt, after which the next candidate is tried (or the task
+// retried), instead of holding the repair until the member comes back.
+type boundedData struct{ Data }
+
+func (b boundedData) OpenCopies(ctx context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser {
+	// Time to try every owner in turn, a hung one included.
+	ctx, cancel := context.WithTimeout(ctx, tasks.CopyDeadline(length)*time.Duration(max(1, len(ch.Owners))))
+	return cancelOnClose{b.Data.OpenCopies(ctx, ch, off, length), cancel}
+}
+
+func (b boundedData) OpenECRange(ctx context.Context, ch fsm.Chunk, off, length int64, skip osprey.NodeID) io.ReadCloser {
+	ctx, cancel := context.WithTimeout(ctx, tasks.CopyDeadline(length))
+	return cancelOnClose{b.Data.OpenECRange(ctx, ch, off, length, skip), cancel}
+}
+
+func (b boundedData) OpenTiered(ctx context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error) {
+	stall, ctx, stop := tasks.GuardStall(ctx, tasks.CopyMinTime)
+	rc, err := b.Data.OpenTiered(ctx, ct, off, length)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	return cancelOnClose{struct {
+		io.Reader
+		io.Closer
+	}{stall.Reader(rc), rc}, stop}, nil
+}
+
+func (b boundedData) PutChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, tasks.CopyDeadline(int64(len(buf))))
+	defer cancel()
+	return b.Data.PutChunkOn(ctx, owner, ref, buf, sum)
+}
+
+func (b boundedData) PutObjectOn(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error {
+	stall, ctx, stop := tasks.GuardStall(ctx, tasks.CopyMinTime)
+	defer stop()
+	return tasks.WithStall(ctx, b.Data.PutObjectOn(ctx, owner, bucket, key, stall.Reader(body), size, md5))
+}
+
+// cancelOnClose ends a reader's context when it is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }
 
 // Chunks is the part of this node's chunk store the scrubber walks.

@@ -469,6 +469,9 @@ func (r *Rebalancer) move(ctx context.Context, m fsm.Move) (bool, error) {
 		if !ok || ct.Location == nil || !hasNode(ct.Location.Nodes, m.From) || hasNode(ct.Location.Nodes, m.To) {
 			return false, nil
 		}
+		// Bounded by progress, not time: the throttle paces the copy.
+		stall, ctx, stop := tasks.GuardStall(ctx, tasks.CopyMinTime)
+		defer stop()
 		var src io.ReadCloser = io.NopCloser(bytes.NewReader(nil))
 		if ct.Size > 0 {
 			var err error
@@ -479,9 +482,9 @@ func (r *Rebalancer) move(ctx context.Context, m fsm.Move) (bool, error) {
 		defer src.Close()
 		// The receiving backend verifies the md5 before the copy is
 		// visible.
-		body := &throttled{ctx: ctx, r: src, b: r.bucket}
+		body := stall.Reader(&throttled{ctx: ctx, r: src, b: r.bucket})
 		if err := c.Data.PutObjectOn(ctx, string(m.To), ct.Location.Bucket, ct.Location.Key, body, ct.Size, ct.MD5); err != nil {
-			return false, fmt.Errorf("copy object %s to %s: %w", ct.ID, m.To, err)
+			return false, fmt.Errorf("copy object %s to %s: %w", ct.ID, m.To, tasks.WithStall(ctx, err))
 		}
 		return true, nil
 	}
@@ -492,6 +495,8 @@ func (r *Rebalancer) move(ctx context.Context, m fsm.Move) (bool, error) {
 	if err := r.bucket.wait(ctx, ch.Size); err != nil {
 		return false, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, tasks.CopyDeadline(ch.Size))
+	defer cancel()
 	if m.Shard > 0 {
 		if ch.EC == nil || m.Shard > len(ch.EC.Shards) || ch.EC.Shards[m.Shard-1].Owner != m.From || hasNode(ch.Owners, m.To) {
 			return false, nil

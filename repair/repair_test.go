@@ -37,6 +37,9 @@ type memCopies struct {
 	lastGen uint64
 	objects map[string][]byte // owner/bucket/key
 	puts    []string
+	// hung members take a copy and never answer: a put to one returns
+	// only when its context ends.
+	hung map[string]bool
 }
 
 func newMemCopies() *memCopies {
@@ -90,7 +93,11 @@ func (m *memCopies) OpenTiered(_ context.Context, ct fsm.Content, off, length in
 	return nil, osprey.ErrUnavailable
 }
 
-func (m *memCopies) PutChunkOn(_ context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
+func (m *memCopies) PutChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {
+	if m.hung[owner] {
+		<-ctx.Done()
+		return fmt.Errorf("put on %s: %w", owner, ctx.Err())
+	}
 	if xxhash.Sum64(buf) != sum {
 		return errors.New("checksum mismatch")
 	}
@@ -101,7 +108,11 @@ func (m *memCopies) PutChunkOn(_ context.Context, owner string, ref httpapi.Chun
 	return nil
 }
 
-func (m *memCopies) PutObjectOn(_ context.Context, owner, bucket, key string, body io.Reader, _ int64, md5sum string) error {
+func (m *memCopies) PutObjectOn(ctx context.Context, owner, bucket, key string, body io.Reader, _ int64, md5sum string) error {
+	if m.hung[owner] {
+		<-ctx.Done()
+		return fmt.Errorf("put on %s: %w", owner, ctx.Err())
+	}
 	b, err := io.ReadAll(body)
 	if err != nil {
 		return err
@@ -725,5 +736,53 @@ func TestScrubberCollectsOrphansAmongManyCopies(t *testing.T) {
 		if _, ok := m.get("n1", httpapi.ChunkRef{Blob: blob, Num: 1}); ok != (blob <= held) {
 			t.Fatalf("blob %d: present %v", blob, ok)
 		}
+	}
+}
+
+// TestRepairMovesOnFromAHungMember: a member that takes a copy and never
+// answers (a paused process) costs one bounded attempt: the chunk goes to
+// the next candidate, and an object copy fails (to be retried) instead of
+// holding the repair until the member comes back.
+func TestRepairMovesOnFromAHungMember(t *testing.T) {
+	old := tasks.CopyMinTime
+	tasks.CopyMinTime = 100 * time.Millisecond
+	t.Cleanup(func() { tasks.CopyMinTime = old })
+	data := []byte("a chunk worth keeping")
+	st := &fakeState{
+		chunks: map[uint64]fsm.Chunk{7: {Blob: 7, Num: 1, Size: int64(len(data)), MD5: md5hex(data), Sum: xxhash.Sum64(data),
+			Owners: []osprey.NodeID{"n1", "n2"}}},
+		nodes: map[osprey.NodeID]fsm.Node{"n1": {ID: "n1"}, "n2": {ID: "n2", Down: true}, "n3": {ID: "n3"}, "n4": {ID: "n4"}},
+	}
+	m := newMemCopies()
+	m.put("n1", httpapi.ChunkRef{Blob: 7, Num: 1}, data)
+	pl := fakePlacement{active: []string{"n1", "n3", "n4"}, want: 2}
+	h, err := repair.New(repair.Config{ID: "n1", State: st, Data: m, Placement: pl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, _ := pl.NewOwners(ring.ChunkKey(7, 1), []osprey.NodeID{"n1", "n2"})
+	m.hung = map[string]bool{targets[0]: true}
+	start := time.Now()
+	comp, err := h.Run(context.Background(), repairTask(fsm.RepairPayload{Kind: fsm.RepairChunk, File: 1, Blob: 7, Num: 1, Lost: "n2"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mv := comp.Payload.(fsm.ChunkMoved); string(mv.Add) != targets[1] {
+		t.Fatalf("copy went to %s, want %s (after hung %s)", mv.Add, targets[1], targets[0])
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the repair took %s", d)
+	}
+
+	// An object whose only target hangs: the attempt fails, bounded.
+	body := []byte("an object")
+	st.contents = map[osprey.UID]fsm.Content{5: {ID: 5, Size: int64(len(body)), MD5: md5hex(body), State: fsm.ContentTiered,
+		Location: &fsm.Location{Bucket: "b", Key: "k", Nodes: []osprey.NodeID{"n1", "n2"}}}}
+	m.objects["n1/b/k"] = body
+	otargets, _ := pl.NewOwners(ring.ChunkKey(5, 0), []osprey.NodeID{"n1", "n2"})
+	m.hung = map[string]bool{otargets[0]: true}
+	_, err = h.Run(context.Background(), repairTask(fsm.RepairPayload{Kind: fsm.RepairObject, Content: 5, Lost: "n2"}))
+	if !errors.Is(err, tasks.ErrStalled) || !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("object copy to a hung member: %v", err)
 	}
 }

@@ -3,7 +3,10 @@ package tasks
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/osprey-storage/osprey"
@@ -37,6 +40,92 @@ type Batcher interface {
 // PreferWait is how long a runnable batched task waits for a node that
 // prefers it before any node takes it.
 const PreferWait = 3 * time.Second
+
+// CopyMinTime and CopyFloorRate bound a background copy between members
+// (CopyDeadline); CopyMinTime is also how long a streamed copy may make no
+// progress (GuardStall). Variables for the tests.
+var (
+	CopyMinTime   = 30 * time.Second
+	CopyFloorRate = int64(4 << 20) // bytes a second
+)
+
+// CopyDeadline bounds one background transfer of size bytes held in
+// memory (a chunk copy of a repair or rebalance): CopyMinTime plus the
+// size at CopyFloorRate. A member that accepts a transfer and then stops
+// reading or answering (a paused or hung process, which the kernel keeps
+// accepting connections for) would otherwise hold the task, whose lease
+// the runner keeps renewing, and the batch it is in, until it came back;
+// bounded, the task fails and is retried, or the next candidate is tried.
+func CopyDeadline(size int64) time.Duration {
+	return CopyMinTime + time.Duration(float64(size)/float64(CopyFloorRate)*float64(time.Second))
+}
+
+// ErrStalled ends a streamed copy that made no progress for CopyMinTime.
+var ErrStalled = errors.New("the copy made no progress")
+
+// GuardStall watches a streamed background copy through its source, read
+// through Stall.Reader: the returned context ends (cause ErrStalled, an
+// osprey.ErrUnavailable) once no byte was read for idle, whether the
+// source stopped sending or the destination stopped taking (the copy then
+// stops reading its source). Unlike a deadline it allows any duration
+// while bytes move (a throttled rebalance, a large object). The caller
+// MUST call stop.
+func GuardStall(ctx context.Context, idle time.Duration) (*Stall, context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	g := &Stall{}
+	g.last.Store(time.Now().UnixNano())
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(max(idle/4, time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				if now.Sub(time.Unix(0, g.last.Load())) >= idle {
+					cancel(fmt.Errorf("%w: %w for %s", osprey.ErrUnavailable, ErrStalled, idle))
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return g, ctx, func() { once.Do(func() { close(done); cancel(nil) }) }
+}
+
+// WithStall names the stall as the cause of err when the copy watched by
+// ctx (GuardStall) ended for it: the copy itself reports only that its
+// context was canceled.
+func WithStall(ctx context.Context, err error) error {
+	if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrStalled) && !errors.Is(err, ErrStalled) {
+		return fmt.Errorf("%w (%w)", cause, err)
+	}
+	return err
+}
+
+// Stall is a GuardStall watch.
+type Stall struct {
+	last atomic.Int64 // UnixNano of the last read that returned bytes
+}
+
+// Reader returns r, its reads counted as the copy's progress.
+func (s *Stall) Reader(r io.Reader) io.Reader { return stallReader{s, r} }
+
+type stallReader struct {
+	s *Stall
+	r io.Reader
+}
+
+func (s stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.s.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
 
 // maxBatchSize keeps a batch's outcomes, the renewal of the running batch
 // and the next lease within one group-commit entry (consensus' default

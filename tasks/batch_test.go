@@ -3,10 +3,12 @@ package tasks_test
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/consensus"
 	"github.com/osprey-storage/osprey/fsm"
 	"github.com/osprey-storage/osprey/tasks"
@@ -191,4 +193,39 @@ func TestBatcherLostLeaseCancelsAndRecordsNothing(t *testing.T) {
 	if tk := st.tasks[2]; tk.LeaseHolder != "n2" {
 		t.Fatalf("task 2 held by %q, want n2's", tk.LeaseHolder)
 	}
+}
+
+// TestGuardStall: a watched copy may run as long as bytes move, and ends
+// (cause ErrStalled) once none moved for the idle time.
+func TestGuardStall(t *testing.T) {
+	pr, pw := io.Pipe()
+	stall, ctx, stop := tasks.GuardStall(context.Background(), 100*time.Millisecond)
+	defer stop()
+	r := stall.Reader(pr)
+	go func() {
+		for range 6 { // 300 ms of trickle: longer than idle, never idle
+			_, _ = pw.Write([]byte("x"))
+			time.Sleep(50 * time.Millisecond)
+		}
+		// then nothing more: the reader blocks, the guard fires
+	}()
+	buf := make([]byte, 1)
+	for range 6 {
+		if _, err := r.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("guard fired while bytes moved: %v", context.Cause(ctx))
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("guard did not fire after the copy stalled")
+	}
+	err := tasks.WithStall(ctx, ctx.Err())
+	if !errors.Is(err, tasks.ErrStalled) || !errors.Is(err, osprey.ErrUnavailable) {
+		t.Fatalf("cause %v", err)
+	}
+	pw.Close()
 }

@@ -97,9 +97,22 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	// nothing visible on a mismatch, so the md5 is computed once, there.
 	// The SHA-256 (part of the dedup key) is hashed from the same stream
 	// as it passes: no second read.
-	staged := c.Data.OpenStaged(ctx, ct.Chunks, 0, ct.Size)
-	defer staged.Close()
-	sum := &hashingReader{r: staged, h: sha256.New()}
+	var src io.Reader
+	if c.LocalBackend {
+		// Every byte goes between members: a hung one fails the pass
+		// (retried) instead of holding it.
+		stall, sctx, stop := GuardStall(ctx, CopyMinTime)
+		defer stop()
+		ctx = sctx
+		staged := c.Data.OpenStaged(ctx, ct.Chunks, 0, ct.Size)
+		defer staged.Close()
+		src = stall.Reader(staged)
+	} else {
+		staged := c.Data.OpenStaged(ctx, ct.Chunks, 0, ct.Size)
+		defer staged.Close()
+		src = staged
+	}
+	sum := &hashingReader{r: src, h: sha256.New()}
 	if ct.MD5 == "" {
 		// An S3 multipart upload completes without reading its parts back:
 		// its md5 is computed here, from the same stream.
@@ -127,6 +140,7 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	}
 	if c.LocalBackend {
 		loc.Nodes, err = h.tierLocal(ctx, ct, bucket, key, sum)
+		err = WithStall(ctx, err)
 	} else if err = c.Objects.EnsureBucket(ctx, bucket); err == nil {
 		_, err = c.Objects.Put(ctx, bucket, key, sum, ct.Size, backend.PutOptions{MD5: ct.MD5, ContentType: datapath.ContentType(key)})
 	}
