@@ -146,9 +146,17 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 				i := todo[j]
 				start := int64(i) * parallelPiece
 				end := min(start+parallelPiece, size)
-				var sums []chunkSum // of the chunks this piece overlaps
-				n, err := c.fetchRange(ctx, link, pf, start, end, md5hex, opts, buf, p, func(h http.Header) {
-					sums = append(sums, sumsOf(h)...)
+				var (
+					sums     []chunkSum // of the chunks this piece overlaps
+					streamed []chunkSum // of those, checked as they streamed
+				)
+				n, err := c.fetchRange(ctx, link, pf, start, end, md5hex, opts, buf, p, func(h http.Header, at int64) io.Writer {
+					items := sumsOf(h)
+					sums = append(sums, items...)
+					if len(items) == 0 {
+						return nil
+					}
+					return &streamHasher{at: at, items: items, ok: &streamed}
 				})
 				got.Add(n)
 				if err != nil {
@@ -163,6 +171,7 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 				if hs := hsp.Load(); hs != nil {
 					hs.wake()
 				} else if err == nil {
+					ver.checked(streamed)
 					err = ver.check(sums, buf)
 				}
 				if err != nil {
@@ -221,8 +230,9 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 // fetchRange fetches bytes [start, end) into f at their offsets, resuming
 // inside the range after a broken stream. It returns the bytes received.
 //
-// onReply sees every answer's headers before its body is read.
-func (c *Client) fetchRange(ctx context.Context, link string, f *os.File, start, end int64, md5hex string, opts GetOptions, buf []byte, p *progress, onReply func(http.Header)) (int64, error) {
+// onReply sees every answer's headers (its body starting at offset at)
+// before the body is read, and may return a writer that sees the body too.
+func (c *Client) fetchRange(ctx context.Context, link string, f *os.File, start, end int64, md5hex string, opts GetOptions, buf []byte, p *progress, onReply func(h http.Header, at int64) io.Writer) (int64, error) {
 	maxResumes := opts.MaxResumes
 	if maxResumes == 0 {
 		maxResumes = 5
@@ -241,10 +251,12 @@ func (c *Client) fetchRange(ctx context.Context, link string, f *os.File, start,
 			return got, err
 		}
 		if err == nil {
-			onReply(d.Header)
+			ws := []io.Writer{io.NewOffsetWriter(f, at), progressWriter{p}}
+			if w := onReply(d.Header, at); w != nil {
+				ws = append(ws, w)
+			}
 			var n int64
-			n, err = io.CopyBuffer(errWriter{io.MultiWriter(io.NewOffsetWriter(f, at), progressWriter{p})},
-				io.LimitReader(d.Body, end-at), buf)
+			n, err = io.CopyBuffer(errWriter{io.MultiWriter(ws...)}, io.LimitReader(d.Body, end-at), buf)
 			d.Close()
 			at += n
 			got += n
@@ -425,6 +437,77 @@ func (v *chunkVerifier) coveredLocked(c chunkSum) bool {
 		}
 	}
 	return true
+}
+
+// checked records chunks a streamHasher checked as they arrived.
+func (v *chunkVerifier) checked(items []chunkSum) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, c := range items {
+		if v.claimed[c.off] || v.sums[c.off] != c {
+			continue
+		}
+		if v.claimed == nil {
+			v.claimed = map[int64]bool{}
+		}
+		v.claimed[c.off] = true
+		v.verified += c.size
+	}
+}
+
+// streamHasher checks, as an answer's body streams past (starting at
+// offset at), every chunk of items the body carries whole, and appends the
+// ones that match to *ok; a chunk that does not match fails the write.
+// Chunks the body starts inside of, or ends inside of, are left to the
+// verifier's read-back (they span two pieces, or the answer was cut).
+type streamHasher struct {
+	at    int64
+	items []chunkSum
+	ok    *[]chunkSum
+	cur   int // index in items of the chunk being hashed, -1 none
+	h     *xxhash.Digest
+}
+
+func (s *streamHasher) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if s.h == nil {
+			s.cur = -1
+			for i, c := range s.items {
+				if c.off == s.at {
+					s.cur, s.h = i, xxhash.New()
+					break
+				}
+			}
+		}
+		// Bytes up to the end of the chunk being hashed, or up to the
+		// next chunk start when none is.
+		take := int64(len(p))
+		if s.h != nil {
+			c := s.items[s.cur]
+			take = min(take, c.off+c.size-s.at)
+			_, _ = s.h.Write(p[:take])
+		} else {
+			for _, c := range s.items {
+				if c.off > s.at {
+					take = min(take, c.off-s.at)
+				}
+			}
+		}
+		s.at += take
+		p = p[take:]
+		if s.h != nil {
+			c := s.items[s.cur]
+			if s.at == c.off+c.size {
+				if got := s.h.Sum64(); got != c.sum {
+					return n - len(p), fmt.Errorf("%w: bytes %d-%d: xxhash64 %016x, want %016x", ErrChecksum, c.off, c.off+c.size-1, got, c.sum)
+				}
+				*s.ok = append(*s.ok, c)
+				s.h = nil
+			}
+		}
+	}
+	return n, nil
 }
 
 // complete reports whether checked chunks tile the whole file.

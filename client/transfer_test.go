@@ -743,3 +743,44 @@ func TestGetFileParallelHashesWhileFetching(t *testing.T) {
 		t.Fatalf("hasher ended at %d", hashed.Load())
 	}
 }
+
+// TestGetFileParallelChecksChunksAsTheyStream: chunks an answer carries
+// whole are checked as they stream (a bad one fails the piece there), the
+// ones spanning two pieces once both are in; both kinds count.
+func TestGetFileParallelChecksChunksAsTheyStream(t *testing.T) {
+	old := parallelPiece
+	parallelPiece = 1000
+	t.Cleanup(func() { parallelPiece = old })
+	content := mustRandom(t, 10_500)
+	for _, tt := range []struct {
+		name    string
+		chunk   int64
+		corrupt bool
+	}{
+		{"whole chunks", 500, false},
+		{"whole chunks, one bad", 500, true},
+		{"chunks across pieces", 1500, false},
+		{"chunks across pieces, one bad", 1500, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeServer(t)
+			_, c := f.start(t)
+			uid := f.mustPut("data.bin", content)
+			f.sumChunk, f.corrupt = tt.chunk, tt.corrupt
+			out := filepath.Join(t.TempDir(), "data.bin")
+			res, err := c.GetFile(ctxT(t), uid, out, GetOptions{Parallel: 3})
+			if tt.corrupt {
+				if !errors.Is(err, ErrChecksum) || !strings.Contains(err.Error(), "bytes 5000-5499") && !strings.Contains(err.Error(), "bytes 4500-5999") {
+					t.Fatalf("err = %v, want the bad chunk named", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := os.ReadFile(out); !bytes.Equal(got, content) || res.Verified != VerifiedChunkSums {
+				t.Fatalf("verified by %q, output equal %v", res.Verified, bytes.Equal(got, content))
+			}
+		})
+	}
+}
