@@ -109,7 +109,7 @@ func (c *Client) downloadParallel(ctx context.Context, link, out string, size in
 	// The md5 hasher starts at once when the chunk sums cannot cover the
 	// file (nothing to check against, pieces from an earlier run), or as
 	// soon as an answer comes without them.
-	ver := &chunkVerifier{f: pf, size: size, done: done, mu: &mu, sums: map[int64]chunkSum{}}
+	ver := &chunkVerifier{f: pf, size: size, done: done, mu: &mu, sums: map[int64]chunkSum{}, claimed: map[int64]bool{}}
 	var (
 		hsOnce sync.Once
 		hsp    atomic.Pointer[prefixHasher]
@@ -407,9 +407,6 @@ func (v *chunkVerifier) check(items []chunkSum, buf []byte) error {
 		v.mu.Lock()
 		ready := !v.claimed[next.off] && v.sums[next.off] == next && v.coveredLocked(next)
 		if ready {
-			if v.claimed == nil {
-				v.claimed = map[int64]bool{}
-			}
 			v.claimed[next.off] = true
 		}
 		v.mu.Unlock()
@@ -446,9 +443,6 @@ func (v *chunkVerifier) checked(items []chunkSum) {
 	for _, c := range items {
 		if v.claimed[c.off] || v.sums[c.off] != c {
 			continue
-		}
-		if v.claimed == nil {
-			v.claimed = map[int64]bool{}
 		}
 		v.claimed[c.off] = true
 		v.verified += c.size

@@ -100,7 +100,8 @@ func New(cfg Config) (*Handler, error) {
 
 // boundedData bounds every transfer of a repair: a chunk (held in
 // memory) by a deadline for its size (tasks.CopyDeadline), an object
-// stream by its progress (tasks.GuardStall). A hung member costs one
+// stream by its progress (tasks.GuardStall, on PutObjectOn's body: the
+// object read from a holder is that body, so one watch covers both ends). A hung member costs one
 // bounded attempt, after which the next candidate is tried (or the task
 // retried), instead of holding the repair until the member comes back.
 type boundedData struct{ Data }
@@ -114,19 +115,6 @@ func (b boundedData) OpenCopies(ctx context.Context, ch fsm.Chunk, off, length i
 func (b boundedData) OpenECRange(ctx context.Context, ch fsm.Chunk, off, length int64, skip osprey.NodeID) io.ReadCloser {
 	ctx, cancel := context.WithTimeout(ctx, tasks.CopyDeadline(length))
 	return cancelOnClose{b.Data.OpenECRange(ctx, ch, off, length, skip), cancel}
-}
-
-func (b boundedData) OpenTiered(ctx context.Context, ct fsm.Content, off, length int64) (io.ReadCloser, error) {
-	stall, ctx, stop := tasks.GuardStall(ctx, tasks.CopyMinTime)
-	rc, err := b.Data.OpenTiered(ctx, ct, off, length)
-	if err != nil {
-		stop()
-		return nil, err
-	}
-	return cancelOnClose{struct {
-		io.Reader
-		io.Closer
-	}{stall.Reader(rc), rc}, stop}, nil
 }
 
 func (b boundedData) PutChunkOn(ctx context.Context, owner string, ref httpapi.ChunkRef, buf []byte, sum uint64) error {

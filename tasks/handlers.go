@@ -97,20 +97,19 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 	// nothing visible on a mismatch, so the md5 is computed once, there.
 	// The SHA-256 (part of the dedup key) is hashed from the same stream
 	// as it passes: no second read.
-	var src io.Reader
+	var stall *Stall
 	if c.LocalBackend {
 		// Every byte goes between members: a hung one fails the pass
 		// (retried) instead of holding it.
-		stall, sctx, stop := GuardStall(ctx, CopyMinTime)
+		var stop func()
+		stall, ctx, stop = GuardStall(ctx, CopyMinTime)
 		defer stop()
-		ctx = sctx
-		staged := c.Data.OpenStaged(ctx, ct.Chunks, 0, ct.Size)
-		defer staged.Close()
+	}
+	staged := c.Data.OpenStaged(ctx, ct.Chunks, 0, ct.Size)
+	defer staged.Close()
+	var src io.Reader = staged
+	if stall != nil {
 		src = stall.Reader(staged)
-	} else {
-		staged := c.Data.OpenStaged(ctx, ct.Chunks, 0, ct.Size)
-		defer staged.Close()
-		src = staged
 	}
 	sum := &hashingReader{r: src, h: sha256.New()}
 	if ct.MD5 == "" {
