@@ -251,21 +251,156 @@ func (p *Path) OpenTiered(ctx context.Context, ct fsm.Content, off, length int64
 		}
 		return rc, nil
 	}
-	var errs []error
 	holders := append([]osprey.NodeID(nil), loc.Nodes...)
 	for i, h := range holders { // this node's copy first
 		if string(h) == p.id {
 			holders[0], holders[i] = holders[i], holders[0]
 		}
 	}
-	for _, h := range holders {
-		rc, err := p.OpenObjectOn(ctx, string(h), loc.Bucket, loc.Key, off, length)
-		if err == nil {
-			return rc, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", h, err))
+	r := &holderReader{p: p, ctx: ctx, ct: ct, holders: holders, off: off, remain: length}
+	if err := r.open(); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("%w: no readable copy of content %s: %w", osprey.ErrUnavailable, ct.ID, errors.Join(errs...))
+	return r, nil
+}
+
+// holderReader reads a byte range of a content tiered to the local-disk
+// backends of its holders, from one holder at a time (this node first),
+// each checking its copy as it reads it (GetCheckedObject); when a holder
+// fails, at open or mid-range (a bad chunk, an unreadable file, a member
+// gone), the read continues at the same offset from the next one. An
+// error writing to the destination is returned as it is.
+type holderReader struct {
+	p       *Path
+	ctx     context.Context
+	ct      fsm.Content
+	holders []osprey.NodeID // not tried yet
+	off     int64           // offset within the content
+	remain  int64
+	cur     io.ReadCloser
+	remote  bool // cur is another member's answer
+	errs    []error
+}
+
+// open opens the rest of the range on the next holder that answers.
+func (r *holderReader) open() error {
+	loc := r.ct.Location
+	for len(r.holders) > 0 {
+		h := string(r.holders[0])
+		r.holders = r.holders[1:]
+		var rc io.ReadCloser
+		var err error
+		if h == r.p.id {
+			rc, err = r.p.GetCheckedObject(r.ctx, loc.Bucket, loc.Key, r.ct.ID, r.off, r.remain)
+		} else {
+			rc, err = r.p.cfg.Peers.OpenObject(r.ctx, h, loc.Bucket, loc.Key, r.ct.ID, r.off, r.remain)
+		}
+		if err == nil {
+			r.cur, r.remote = rc, h != r.p.id
+			return nil
+		}
+		r.errs = append(r.errs, fmt.Errorf("%s: %w", h, err))
+		if r.ctx.Err() != nil {
+			break
+		}
+	}
+	return fmt.Errorf("%w: no readable copy of content %s: %w", osprey.ErrUnavailable, r.ct.ID, errors.Join(r.errs...))
+}
+
+// failed drops the current holder after err and opens the next.
+func (r *holderReader) failed(err error) error {
+	r.cur.Close()
+	r.cur = nil
+	r.errs = append(r.errs, fmt.Errorf("at offset %d: %w", r.off, err))
+	if r.off > 0 {
+		r.p.log.Warn("a holder failed mid-read: continuing from the next", "content", r.ct.ID, "offset", r.off, "err", err)
+	}
+	return r.open()
+}
+
+func (r *holderReader) Read(b []byte) (int, error) {
+	for r.remain > 0 {
+		if r.cur == nil {
+			return 0, fmt.Errorf("%w: no readable copy of content %s: %w", osprey.ErrUnavailable, r.ct.ID, errors.Join(r.errs...))
+		}
+		if int64(len(b)) > r.remain {
+			b = b[:r.remain]
+		}
+		k, err := r.cur.Read(b)
+		r.off += int64(k)
+		r.remain -= int64(k)
+		if r.remain == 0 {
+			r.cur.Close()
+			r.cur = nil
+			return k, nil
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			if oerr := r.failed(err); oerr != nil {
+				return k, oerr
+			}
+		}
+		if k > 0 {
+			return k, nil
+		}
+	}
+	return 0, io.EOF
+}
+
+// WriteTo sends through the holder's reader's own WriteTo (a local copy
+// goes out by sendfile); a failed holder's read is taken up by the next.
+func (r *holderReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for r.remain > 0 {
+		if r.cur == nil {
+			return total, fmt.Errorf("%w: no readable copy of content %s: %w", osprey.ErrUnavailable, r.ct.ID, errors.Join(r.errs...))
+		}
+		var n int64
+		var err error
+		if wt, ok := r.cur.(io.WriterTo); ok && !r.remote {
+			n, err = wt.WriteTo(w) // marks its own read errors
+		} else {
+			// A peer's body: mark its read errors so that a write error
+			// is told apart.
+			n, err = copyLarge(w, sourceReader{r.cur})
+		}
+		total += n
+		r.off += n
+		r.remain -= n
+		if r.remain == 0 {
+			r.cur.Close()
+			r.cur = nil
+			return total, nil
+		}
+		var re *readError
+		if err != nil && !errors.As(err, &re) {
+			return total, err
+		}
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		if oerr := r.failed(err); oerr != nil {
+			return total, oerr
+		}
+	}
+	return total, nil
+}
+
+func (r *holderReader) Close() error {
+	if r.cur != nil {
+		return r.cur.Close()
+	}
+	return nil
+}
+
+// sourceReader marks its reader's errors as the source's (readError).
+type sourceReader struct{ r io.Reader }
+
+func (s sourceReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	return n, sourceErr(err)
 }
 
 // switchingReader serves a staged content and, should its staged chunks

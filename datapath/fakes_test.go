@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -166,8 +167,11 @@ func (m *memChunks) has(k chunkstore.Key) bool {
 // members listed in down refuse every call.
 type memPeers struct {
 	stores map[string]*memChunks
-	// objects holds local-backend object copies by "owner/bucket/key".
+	// objects holds local-backend object copies by "owner/bucket/key";
+	// a read of one named in cut fails after that many bytes (a holder
+	// lost mid-read).
 	objects map[string][]byte
+	cut     map[string]int64
 	mu      sync.Mutex
 	down    map[string]bool
 	// stalled members take chunk copies and never answer (a paused or
@@ -283,8 +287,9 @@ func (p *memPeers) PutObject(context.Context, string, string, string, io.Reader,
 }
 
 // OpenObject serves objects[owner/bucket/key]; a missing one is
-// ErrNotFound, as an owner answers for a released copy.
-func (p *memPeers) OpenObject(_ context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error) {
+// ErrNotFound, as an owner answers for a released copy. It checks nothing
+// (the owner's checks are GetCheckedObject's, tested on their own).
+func (p *memPeers) OpenObject(_ context.Context, owner, bucket, key string, _ osprey.UID, off, length int64) (io.ReadCloser, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.down[owner] {
@@ -294,7 +299,11 @@ func (p *memPeers) OpenObject(_ context.Context, owner, bucket, key string, off,
 	if !ok {
 		return nil, fmt.Errorf("%w: object %s/%s on %s", osprey.ErrNotFound, bucket, key, owner)
 	}
-	return io.NopCloser(bytes.NewReader(b[off : off+length])), nil
+	var r io.Reader = bytes.NewReader(b[off : off+length])
+	if n, ok := p.cut[owner+"/"+bucket+"/"+key]; ok {
+		r = io.MultiReader(io.LimitReader(r, max(n-off, 0)), iotest.ErrReader(io.ErrUnexpectedEOF))
+	}
+	return io.NopCloser(r), nil
 }
 func (p *memPeers) DeleteObject(context.Context, string, string, string, string) error {
 	return errors.New("not used")
@@ -408,6 +417,37 @@ func (noObjects) Get(context.Context, string, string, int64, int64) (io.ReadClos
 	return nil, errors.New("no backend")
 }
 func (noObjects) Delete(context.Context, string, string) error { return errors.New("no backend") }
+
+// memObjects is a local-disk backend in memory: Get serves a
+// *bytes.Reader (with WriteTo, as a local file's reader has).
+type memObjects struct {
+	noObjects
+	mu   sync.Mutex
+	objs map[string][]byte // by bucket/key
+	gets atomic.Int64
+}
+
+func (o *memObjects) set(bucket, key string, b []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.objs[bucket+"/"+key] = bytes.Clone(b)
+}
+
+func (o *memObjects) Get(_ context.Context, bucket, key string, off, length int64) (io.ReadCloser, error) {
+	o.gets.Add(1)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	b, ok := o.objs[bucket+"/"+key]
+	if !ok {
+		return nil, fmt.Errorf("%s/%s: %w", bucket, key, backend.ErrNotFound)
+	}
+	if off > int64(len(b)) {
+		return nil, fmt.Errorf("%s/%s: offset %d past the end", bucket, key, off)
+	}
+	// A file shorter than its record reads short, as a section would.
+	end := min(off+length, int64(len(b)))
+	return io.NopCloser(bytes.NewReader(b[off:end])), nil
+}
 
 // world is one data path ("n1") in a fake cluster of members.
 type world struct {

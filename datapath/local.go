@@ -205,7 +205,7 @@ func (p *Path) OpenObjectOn(ctx context.Context, owner, bucket, key string, off,
 	if owner == p.id {
 		return p.GetLocalObject(ctx, bucket, key, off, length)
 	}
-	return p.cfg.Peers.OpenObject(ctx, owner, bucket, key, off, length)
+	return p.cfg.Peers.OpenObject(ctx, owner, bucket, key, 0, off, length)
 }
 
 // DeleteObjectOn deletes the object copy held by owner (this node or another).

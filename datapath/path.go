@@ -71,7 +71,10 @@ type Peers interface {
 	DeleteChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, origin httpapi.CopyOrigin, gen uint64) error
 	OpenChunk(ctx context.Context, owner string, ref httpapi.ChunkRef, off, length int64) (io.ReadCloser, error)
 	PutObject(ctx context.Context, owner, bucket, key string, body io.Reader, size int64, md5 string) error
-	OpenObject(ctx context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error)
+	// OpenObject reads part of owner's object copy; with a content id
+	// (not 0) the owner checks the bytes against that content's chunk
+	// sums as it reads them (Path.GetCheckedObject).
+	OpenObject(ctx context.Context, owner, bucket, key string, content osprey.UID, off, length int64) (io.ReadCloser, error)
 	// ObjectVersion names owner's stored write of an object copy;
 	// errors.ErrUnsupported from a build or backend that cannot tell.
 	ObjectVersion(ctx context.Context, owner, bucket, key string) (string, error)
@@ -125,8 +128,16 @@ type Config struct {
 	Peers     Peers
 	Chunks    Chunks
 	Objects   Objects
-	// CorruptReads counts corrupt shards found while reading; optional.
+	// CorruptReads counts corrupt shards and object copies found while
+	// reading; optional.
 	CorruptReads prometheus.Counter
+	// BadObjectCopy, optional, is told of a content whose copy in this
+	// node's local-disk backend failed its checksum as it was read (the
+	// scrubber rechecks and rewrites it: repair.Scrubber.CheckObject).
+	BadObjectCopy func(content osprey.UID)
+	// UncheckedObjectReads serves this node's object copies without the
+	// checks of GetCheckedObject.
+	UncheckedObjectReads bool
 	// LocalCopiesSyncWithLog says that this node's Raft log lives in
 	// Chunks' Pebble instance and that the proposer syncs Chunks
 	// (chunkstore.Store.SyncWAL) before forwarding a command to another

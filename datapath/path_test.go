@@ -11,7 +11,10 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -1136,5 +1139,216 @@ func TestSingleUploadStreamsPieces(t *testing.T) {
 			t.Fatalf("%d copies, want the first upload's %d: the short one's were not collected", w.copies(), before)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestDownloadChecksLocalObjectCopies: a content tiered to the local-disk
+// backends of n1 (this node) and n2. n1's copy is checked chunk by chunk
+// against the content's sums before its bytes go out; a bad chunk is
+// reported (BadObjectCopy, the corrupt-read counter) and the read goes on
+// from n2 at the same offset, through Read and through WriteTo alike, so
+// the download is the file's bytes. With n2 down too the read fails
+// before the bad chunk's first byte.
+func TestDownloadChecksLocalObjectCopies(t *testing.T) {
+	dir := t.TempDir()
+	cfg := local.DefaultConfig()
+	cfg.Dir, cfg.Logger = dir, slog.New(slog.DiscardHandler)
+	lb, err := local.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reported []osprey.UID
+	var mu sync.Mutex
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{}, func(c *datapath.Config) {
+		c.Objects = lb
+		c.BadObjectCopy = func(id osprey.UID) {
+			mu.Lock()
+			defer mu.Unlock()
+			reported = append(reported, id)
+		}
+	})
+	ctx := context.Background()
+	const bucket, key = "doc", "9.bin"
+	body := randomBytes(2500, 9)
+	sizes := []int64{1000, 1000, 500}
+	var sums []fsm.ChunkSum
+	var pos int64
+	for _, n := range sizes {
+		sums = append(sums, fsm.ChunkSum{Size: n, Sum: xxhash.Sum64(body[pos : pos+n])})
+		pos += n
+	}
+	ct := fsm.Content{ID: 9, Size: int64(len(body)), MD5: md5hex(body), State: fsm.ContentTiered, Sums: sums,
+		Location: &fsm.Location{Bucket: bucket, Key: key, Nodes: []osprey.NodeID{"n2", "n1"}}}
+	w.state.mu.Lock()
+	w.state.files[9] = fsm.File{UID: 9, Name: key, State: fsm.StateTiered, Size: int64(len(body)), Content: 9}
+	w.state.contents[9] = ct
+	w.state.mu.Unlock()
+	w.peers.objects = map[string][]byte{"n2/" + bucket + "/" + key: body}
+	file := filepath.Join(dir, bucket, key)
+	write := func(b []byte) {
+		t.Helper()
+		if err := os.WriteFile(file, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.path.PutObjectOn(ctx, "n1", bucket, key, bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
+		t.Fatal(err)
+	}
+	obj, err := w.path.Open(ctx, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// read reads [off, off+n) through Read (io.ReadAll) or WriteTo (io.Copy).
+	read := func(off, n int64, writeTo bool) ([]byte, error) {
+		rc, err := obj.Reader(ctx, off, n)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		if writeTo {
+			var buf bytes.Buffer
+			_, err := io.Copy(&buf, rc)
+			return buf.Bytes(), err
+		}
+		return io.ReadAll(rc)
+	}
+	reports := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reported)
+	}
+	for _, tc := range []struct {
+		name     string
+		copy     func() []byte // n1's copy
+		off, n   int64
+		reported bool
+	}{
+		{"good copy", func() []byte { return body }, 0, 2500, false},
+		{"bad second chunk", func() []byte { b := bytes.Clone(body); b[1500] ^= 1; return b }, 0, 2500, true},
+		{"bad first chunk", func() []byte { b := bytes.Clone(body); b[10] ^= 1; return b }, 0, 2500, true},
+		{"bad last chunk, range", func() []byte { b := bytes.Clone(body); b[2499] ^= 1; return b }, 1200, 1300, true},
+		{"copy cut short", func() []byte { return body[:1800] }, 0, 2500, true},
+		{"missing copy", nil, 0, 2500, false},
+	} {
+		for _, writeTo := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/writeTo=%v", tc.name, writeTo), func(t *testing.T) {
+				if tc.copy == nil {
+					_ = os.Remove(file)
+					defer write(body)
+				} else {
+					write(tc.copy())
+				}
+				before := reports()
+				got, err := read(tc.off, tc.n, writeTo)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, body[tc.off:tc.off+tc.n]) {
+					t.Fatalf("read %d bytes, not the file's", len(got))
+				}
+				if r := reports() > before; r != tc.reported {
+					t.Fatalf("bad copy reported: %v, want %v", r, tc.reported)
+				}
+			})
+		}
+	}
+	if reported[0] != 9 {
+		t.Fatalf("reported content %d, want 9", reported[0])
+	}
+
+	// n2 down and n1's third chunk bad: the read stops at the end of the
+	// second chunk, with none of the bad chunk's bytes.
+	bad := bytes.Clone(body)
+	bad[2100] ^= 1
+	write(bad)
+	w.peers.mu.Lock()
+	w.peers.down["n2"] = true
+	w.peers.mu.Unlock()
+	for _, writeTo := range []bool{false, true} {
+		got, err := read(0, 2500, writeTo)
+		if !errors.Is(err, osprey.ErrUnavailable) {
+			t.Fatalf("writeTo=%v: no good copy: err %v", writeTo, err)
+		}
+		if !bytes.Equal(got, body[:2000]) {
+			t.Fatalf("writeTo=%v: %d bytes went out before the error, want the first 2000", writeTo, len(got))
+		}
+	}
+}
+
+// TestDownloadMovesOnFromAHolderLostMidRead: a content tiered to n2 and
+// n3 (not this node); n2's answer breaks off after 1,500 bytes, and the
+// read continues from n3 at that offset.
+func TestDownloadMovesOnFromAHolderLostMidRead(t *testing.T) {
+	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{})
+	const bucket, key = "doc", "7.bin"
+	body := randomBytes(4000, 7)
+	w.peers.objects = map[string][]byte{"n2/" + bucket + "/" + key: body, "n3/" + bucket + "/" + key: body}
+	w.peers.cut = map[string]int64{"n2/" + bucket + "/" + key: 1500}
+	w.state.mu.Lock()
+	w.state.files[7] = fsm.File{UID: 7, Name: key, State: fsm.StateTiered, Size: int64(len(body)), Content: 7}
+	w.state.contents[7] = fsm.Content{ID: 7, Size: int64(len(body)), MD5: md5hex(body), State: fsm.ContentTiered,
+		Location: &fsm.Location{Bucket: bucket, Key: key, Nodes: []osprey.NodeID{"n2", "n3"}}}
+	w.state.mu.Unlock()
+	obj, err := w.path.Open(context.Background(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, writeTo := range []bool{false, true} {
+		rc, err := obj.Reader(context.Background(), 0, int64(len(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		if writeTo {
+			var buf bytes.Buffer
+			_, err = io.Copy(&buf, rc)
+			got = buf.Bytes()
+		} else {
+			got, err = io.ReadAll(rc)
+		}
+		rc.Close()
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("writeTo=%v: read %d bytes (err %v), want the file's %d", writeTo, len(got), err, len(body))
+		}
+	}
+}
+
+// TestUncheckedObjectReads: with UncheckedObjectReads (--check-reads=false)
+// a holder serves its copy as it reads it, trusting its filesystem.
+func TestUncheckedObjectReads(t *testing.T) {
+	dir := t.TempDir()
+	cfg := local.DefaultConfig()
+	cfg.Dir, cfg.Logger = dir, slog.New(slog.DiscardHandler)
+	lb, err := local.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reported := false
+	w := mustWorld(t, []string{"n1", "n2"}, 2, erasure.Policy{}, func(c *datapath.Config) {
+		c.Objects, c.UncheckedObjectReads = lb, true
+		c.BadObjectCopy = func(osprey.UID) { reported = true }
+	})
+	ctx := context.Background()
+	body := randomBytes(3000, 4)
+	if err := w.path.PutObjectOn(ctx, "n1", "doc", "4.bin", bytes.NewReader(body), int64(len(body)), md5hex(body)); err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(body)
+	bad[100] ^= 1
+	if err := os.WriteFile(filepath.Join(dir, "doc", "4.bin"), bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.state.mu.Lock()
+	w.state.contents[4] = fsm.Content{ID: 4, Size: int64(len(body)), MD5: md5hex(body), State: fsm.ContentTiered,
+		Location: &fsm.Location{Bucket: "doc", Key: "4.bin", Nodes: []osprey.NodeID{"n1", "n2"}}}
+	w.state.mu.Unlock()
+	rc, err := w.path.GetCheckedObject(ctx, "doc", "4.bin", 4, 0, int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, bad) || reported {
+		t.Fatalf("read %d bytes (err %v, the copy's own: %v), reported %v", len(got), err, bytes.Equal(got, bad), reported)
 	}
 }

@@ -372,6 +372,7 @@ type mockReplicas struct {
 	callCounter
 	PutLocalObjectFn     func(ctx context.Context, bucket, key string, body io.Reader, size int64, md5 string) error
 	GetLocalObjectFn     func(ctx context.Context, bucket, key string, off, n int64) (io.ReadCloser, error)
+	GetCheckedObjectFn   func(ctx context.Context, bucket, key string, id osprey.UID, off, n int64) (io.ReadCloser, error)
 	DeleteLocalObjectFn  func(ctx context.Context, bucket, key, version string) error
 	LocalObjectVersionFn func(ctx context.Context, bucket, key string) (string, error)
 }
@@ -392,6 +393,14 @@ func (m *mockReplicas) GetLocalObject(ctx context.Context, bucket, key string, o
 		return nil, errNotMocked
 	}
 	return m.GetLocalObjectFn(ctx, bucket, key, off, n)
+}
+
+func (m *mockReplicas) GetCheckedObject(ctx context.Context, bucket, key string, id osprey.UID, off, n int64) (io.ReadCloser, error) {
+	m.called("GetCheckedObject")
+	if m.GetCheckedObjectFn == nil {
+		return nil, errNotMocked
+	}
+	return m.GetCheckedObjectFn(ctx, bucket, key, id, off, n)
 }
 
 func (m *mockReplicas) DeleteLocalObject(ctx context.Context, bucket, key, version string) error {

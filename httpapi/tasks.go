@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/osprey-storage/osprey"
 )
 
 // Tasks is what the task routes need: the durable background queue.
@@ -38,6 +40,10 @@ type TaskInfo struct {
 type Replicas interface {
 	PutLocalObject(ctx context.Context, bucket, key string, body io.Reader, size int64, md5 string) error
 	GetLocalObject(ctx context.Context, bucket, key string, off, n int64) (io.ReadCloser, error)
+	// GetCheckedObject is GetLocalObject for a copy of the tiered content
+	// id, checked against the content's chunk sums as it is read: a bad
+	// chunk fails the read before any of its bytes are returned.
+	GetCheckedObject(ctx context.Context, bucket, key string, id osprey.UID, off, n int64) (io.ReadCloser, error)
 	// LocalObjectVersion names the stored write of an object copy (every
 	// write makes a new one); errors.ErrUnsupported if the backend cannot.
 	LocalObjectVersion(ctx context.Context, bucket, key string) (string, error)
@@ -135,7 +141,18 @@ func (s *Server) handleObjectGet(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, invalidf("off and n must be non-negative numbers"))
 		return
 	}
-	rc, err := s.cfg.Replicas.GetLocalObject(r.Context(), b, k, off, n)
+	var rc io.ReadCloser
+	var err error
+	if c := q.Get("content"); c != "" {
+		id, perr := osprey.ParseUID(c)
+		if perr != nil {
+			s.writeError(w, r, invalidf("content must be a uid"))
+			return
+		}
+		rc, err = s.cfg.Replicas.GetCheckedObject(r.Context(), b, k, id, off, n)
+	} else {
+		rc, err = s.cfg.Replicas.GetLocalObject(r.Context(), b, k, off, n)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

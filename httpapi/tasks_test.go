@@ -110,6 +110,27 @@ func TestReplicaRoutes(t *testing.T) {
 			t.Errorf("GetLocalObject called %d times", rep.Calls("GetLocalObject"))
 		}
 	})
+	t.Run("get checked", func(t *testing.T) {
+		f, rep := mk(t)
+		var got string
+		rep.GetCheckedObjectFn = func(_ context.Context, bucket, key string, id osprey.UID, off, n int64) (io.ReadCloser, error) {
+			got = fmt.Sprint(bucket, " ", key, " ", id, " ", off, " ", n)
+			if id == 13 {
+				return nil, fmt.Errorf("%w: copy does not match its checksum", osprey.ErrBackend)
+			}
+			return io.NopCloser(strings.NewReader("cde")), nil
+		}
+		rec := f.serve(newRequest(http.MethodGet, "/internal/v1/objects/doc/8.pdf?off=2&n=3&content=12", nil, node))
+		if rec.Code != 200 || rec.Body.String() != "cde" || got != "doc 8.pdf 12 2 3" {
+			t.Fatalf("status %d body %q, GetCheckedObject got %q", rec.Code, rec.Body.String(), got)
+		}
+		// A bad first chunk is an error status, not a body cut short.
+		f.check(t, apiCase{method: http.MethodGet, path: "/internal/v1/objects/doc/8.pdf?off=2&n=3&content=13", header: node, wantCode: 502})
+		f.check(t, apiCase{method: http.MethodGet, path: "/internal/v1/objects/doc/8.pdf?off=2&n=3&content=x", header: node, wantCode: 400})
+		if rep.Calls("GetLocalObject") != 0 || rep.Calls("GetCheckedObject") != 2 {
+			t.Errorf("GetLocalObject called %d times, GetCheckedObject %d", rep.Calls("GetLocalObject"), rep.Calls("GetCheckedObject"))
+		}
+	})
 	t.Run("get short read aborts", func(t *testing.T) {
 		f, rep := mk(t)
 		rep.GetLocalObjectFn = func(context.Context, string, string, int64, int64) (io.ReadCloser, error) {

@@ -73,6 +73,11 @@ type Config struct {
 	// (0 turns it off); ScrubPause separates full passes.
 	ScrubRate  int64
 	ScrubPause time.Duration
+	// UncheckedReads serves this node's local-disk object copies without
+	// checking each chunk against its sum as it is read (a filesystem
+	// that checks its own blocks, such as ZFS or btrfs, makes the check
+	// redundant); the scrubber still checks them at ScrubRate.
+	UncheckedReads bool
 	// OrphanGrace is how long a staged copy no record names this node the
 	// holder of must stay so, across scrub passes, before the scrubber
 	// deletes it (0 keeps orphans). It must exceed the longest time

@@ -47,7 +47,7 @@ func registerMetrics(reg *prometheus.Registry, src metricSources) *metrics {
 	n.tieredBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "osprey_tiered_bytes_total",
 		Help: "Bytes this node copied into the backend."})
 	n.corruptReads = prometheus.NewCounter(prometheus.CounterOpts{Name: "osprey_corrupt_reads_total",
-		Help: "Chunk copies or shards found corrupt while reading."})
+		Help: "Chunk copies, shards and object copies found corrupt while reading."})
 	counter := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
 		reg.MustRegister(c)

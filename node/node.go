@@ -15,6 +15,7 @@ import (
 
 	"time"
 
+	"github.com/osprey-storage/osprey"
 	"github.com/osprey-storage/osprey/backend"
 	"github.com/osprey-storage/osprey/membership"
 
@@ -274,7 +275,12 @@ func (n *Node) wire(applyTimeout time.Duration) error {
 	// wraps the forwarder.
 	if n.data, err = datapath.New(datapath.Config{ID: id, Limits: cfg.Limits, BufferBudget: cfg.BufferBudget, State: n.fsm,
 		Proposer: n.prop, UIDs: n.mem, Placement: n.place, Peers: n.peers, Chunks: n.chunks, Objects: n.backend,
-		LocalCopiesSyncWithLog: true, CorruptReads: m.corruptReads, Logger: lg}); err != nil {
+		LocalCopiesSyncWithLog: true, CorruptReads: m.corruptReads, Logger: lg, UncheckedObjectReads: cfg.UncheckedReads,
+		BadObjectCopy: func(id osprey.UID) {
+			if n.scrub != nil {
+				n.scrub.CheckObject(id)
+			}
+		}}); err != nil {
 		return err
 	}
 	rep, err := repair.New(repair.Config{ID: id, State: n.fsm, Data: n.data, Placement: n.place})

@@ -365,3 +365,64 @@ func TestScrubberCollectsOrphanedLocalObjects(t *testing.T) {
 	}
 	checkDownload(t, stranger, uid, data)
 }
+
+// TestDownloadHealsABadLocalObjectCopy: with the local-disk backend, a
+// tiered copy that rots is found by the first download that reads the bad
+// chunk, not by the next scrub pass (an hour away here): the download is
+// the file's bytes, read on from the other holder where the bad chunk
+// starts, whether the node serving it holds the bad copy or asks that
+// holder for it, and the holder's scrubber rewrites its copy at once.
+func TestDownloadHealsABadLocalObjectCopy(t *testing.T) {
+	c := newClusterWith(t, 3, func(_ int, cfg *node.Config) {
+		cfg.ScrubRate, cfg.ScrubPause = 1<<30, time.Hour
+	})
+	data := content(91, 3*mib+mib/2)
+	link := apiOf(t, c.nodes[0]).link("v.bin")[0]
+	uploadChunked(t, c.nodes, link, data, c.nodes[0])
+	uid := link.UID
+	waitState(t, c.nodes[0], uid, "tiered")
+	f, _ := c.nodes[0].FSM().File(mustUID(t, uid))
+	ct, _ := c.nodes[0].FSM().Content(f.Content)
+	if ct.Location == nil || len(ct.Location.Nodes) != 2 || len(ct.Sums) != 4 {
+		t.Fatalf("location %+v and %d chunk sums, want two local holders and 4 sums", ct.Location, len(ct.Sums))
+	}
+	var holder, reader *node.Node
+	var path string
+	for i, n := range c.nodes {
+		switch id := osprey.NodeID(n.ID()); {
+		case id == ct.Location.Nodes[0]:
+			holder = n
+			path = filepath.Join(c.cfgs[i].DataDir, "objects", ct.Location.Bucket, ct.Location.Key)
+		case id != ct.Location.Nodes[1]:
+			reader = n // holds no copy: asks the holders
+		}
+	}
+	rot := func() {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		off := int64(2*mib + 12345) // inside the third chunk
+		if _, err := f.WriteAt([]byte{data[off] ^ 0x20}, off); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round, via := range []*node.Node{holder, reader} {
+		rot()
+		a := apiOf(t, via)
+		if code, got, _ := a.get(a.downloadURL(uid), nil); code != 200 || !bytes.Equal(got, data) {
+			t.Fatalf("download via %s with a bad copy on %s: status %d, %d bytes, md5 %s want %s",
+				via.ID(), holder.ID(), code, len(got), md5hex(got), md5hex(data))
+		}
+		waitFor(t, 30*time.Second, "the bad copy rewritten", func() bool {
+			got, err := os.ReadFile(path)
+			return metricValue(t, holder, "osprey_scrub_corrupt_total") >= float64(round+1) && err == nil && bytes.Equal(got, data)
+		})
+	}
+	// One pass of each walk (staged chunks, objects) ran at start.
+	if n := metricValue(t, holder, "osprey_scrub_passes_total"); n > 2 {
+		t.Fatalf("%v scrub passes: the copy was rewritten by a pass, not on the download's report", n)
+	}
+}

@@ -457,14 +457,20 @@ func (c *Client) PutObject(ctx context.Context, owner, bucket, key string, body 
 	return nil
 }
 
-// OpenObject streams part of the object copy held by owner. The caller
-// MUST Close the reader.
-func (c *Client) OpenObject(ctx context.Context, owner, bucket, key string, off, length int64) (io.ReadCloser, error) {
+// OpenObject streams part of the object copy held by owner; with a
+// content id (not 0) the owner checks the bytes against that content's
+// chunk sums as it reads them, and ends the body early at a bad chunk (a
+// build before this one ignores the id and serves the bytes unchecked).
+// The caller MUST Close the reader.
+func (c *Client) OpenObject(ctx context.Context, owner, bucket, key string, content osprey.UID, off, length int64) (io.ReadCloser, error) {
 	addr, err := c.Addr(owner)
 	if err != nil {
 		return nil, err
 	}
 	u := c.objectURL(addr, bucket, key) + "?off=" + strconv.FormatInt(off, 10) + "&n=" + strconv.FormatInt(length, 10)
+	if content != 0 {
+		u += "&content=" + content.String()
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err

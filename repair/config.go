@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -252,6 +253,11 @@ type Scrubber struct {
 	// pass's filter).
 	lastHeld int
 	now      func() time.Time // time.Now; tests move it
+	// reports are contents whose local object copy a read found bad
+	// (CheckObject), checked ahead of the passes; reported dedups them.
+	reports  chan osprey.UID
+	reportMu sync.Mutex
+	reported map[osprey.UID]bool
 }
 
 // NewScrubber returns a Scrubber; Run starts it.
@@ -261,7 +267,8 @@ func NewScrubber(cfg ScrubConfig) (*Scrubber, error) {
 	}
 	s := &Scrubber{cfg: cfg, log: cfg.Logger, bytes: cfg.Bytes, corrupt: cfg.Corrupt, missing: cfg.Missing, repaired: cfg.Repaired, passes: cfg.Passes,
 		orphans: cfg.Orphans, orphanBytes: cfg.OrphanBytes, suspects: map[chunkstore.Key]suspect{},
-		objSuspects: map[objectKey]objSuspect{}, now: time.Now}
+		objSuspects: map[objectKey]objSuspect{}, now: time.Now,
+		reports: make(chan osprey.UID, maxReports), reported: map[osprey.UID]bool{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -37,10 +37,14 @@ func (s *Scrubber) Run(ctx context.Context) {
 	}
 	var wg sync.WaitGroup
 	if s.cfg.Objects != nil {
-		wg.Add(1)
+		wg.Add(2)
 		go func() {
 			defer wg.Done()
 			s.loop(ctx, "object scrub pass failed", s.objectPass)
+		}()
+		go func() {
+			defer wg.Done()
+			s.checkReported(ctx)
 		}()
 	}
 	s.loop(ctx, "scrub pass failed", s.pass)
@@ -296,6 +300,53 @@ func (s *Scrubber) walkHeld(ctx context.Context, me osprey.NodeID, fn func(h fsm
 			return err
 		}
 		cursor = next
+	}
+}
+
+// maxReports bounds the reported contents waiting to be checked; past
+// it, reports are dropped (the passes find those copies in time).
+const maxReports = 256
+
+// CheckObject asks for this node's copy of the tiered content id to be
+// checked and, if bad, rewritten from another holder now rather than when
+// the passes reach it: a download found it failing its checksum
+// (datapath.Config.BadObjectCopy). It never blocks; a content already
+// waiting is not queued twice. Without Objects (a shared backend, or
+// scrubbing off) it does nothing.
+func (s *Scrubber) CheckObject(id osprey.UID) {
+	if s.cfg.Objects == nil || s.cfg.Rate <= 0 {
+		return
+	}
+	s.reportMu.Lock()
+	defer s.reportMu.Unlock()
+	if s.reported[id] {
+		return
+	}
+	select {
+	case s.reports <- id:
+		s.reported[id] = true
+	default:
+	}
+}
+
+// checkReported checks the copies CheckObject queued, one at a time,
+// until ctx ends.
+func (s *Scrubber) checkReported(ctx context.Context) {
+	me := osprey.NodeID(s.cfg.ID)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-s.reports:
+			s.reportMu.Lock()
+			delete(s.reported, id)
+			s.reportMu.Unlock()
+			ct, ok := s.cfg.State.Content(id)
+			if !ok || ct.Location == nil || !hasNode(ct.Location.Nodes, me) {
+				continue
+			}
+			s.checkObject(ctx, fsm.Held{Content: ct.ID, Object: true, Location: *ct.Location, Size: ct.Size, MD5: ct.MD5})
+		}
 	}
 }
 

@@ -90,6 +90,7 @@ type serverFlags struct {
 	gcGrace          time.Duration
 	inlineMax        int64
 	scrubRate        int64
+	checkReads       bool
 	rebalanceRate    int64
 	scrubPause       time.Duration
 	orphanGrace      time.Duration
@@ -182,6 +183,7 @@ func newServerFlagSet(f *serverFlags, stderr io.Writer) *flag.FlagSet {
 	fs.Var(bytesValue{&f.inlineMax}, "inline-max", "local backend: files up to this size uploaded in one request keep their staged copies as their final copy instead of being tiered into a file per holder (0 = tier every file; the leader's value applies)")
 	fs.Var(bytesValue{&f.scrubRate}, "scrub-rate", "staged bytes per second the scrubber verifies, e.g. 16MiB (0 = off)")
 	fs.Var(durationValue{&f.scrubPause}, "scrub-pause", "pause between full scrub passes")
+	fs.BoolVar(&f.checkReads, "check-reads", !d.UncheckedReads, "local backend: check each chunk of an object copy against its sum before sending it, and serve another holder's copy if it fails (false: trust a filesystem that checks its own blocks, e.g. ZFS)")
 	f.orphanGrace = d.OrphanGrace
 	fs.Var(durationValue{&f.orphanGrace}, "orphan-grace", "the scrubber deletes a staged copy no record names this node the holder of once it has stayed so this long (0 = keep orphans)")
 	f.rebalanceRate = d.RebalanceRate
@@ -478,6 +480,7 @@ func (f *serverFlags) nodeConfig(logger *slog.Logger) (node.Config, error) {
 	c.TaskWorkers, c.TaskLease, c.TaskMaxAttempts, c.ExpireUploads = f.taskWorkers, f.taskLease, f.taskMaxAttempts, f.expireUploads
 	c.WebhookURL, c.WebhookSecret = f.webhookURL, f.webhookSecret
 	c.GCGrace, c.ScrubRate, c.ScrubPause, c.RepairGrace = f.gcGrace, f.scrubRate, f.scrubPause, f.repairGrace
+	c.UncheckedReads = !f.checkReads
 	c.OrphanGrace = f.orphanGrace
 	c.InlineMax = f.inlineMax
 	c.TLS = tlsconf.Files{Cert: f.tlsCert, Key: f.tlsKey, CA: f.tlsCA}
