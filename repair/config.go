@@ -265,6 +265,7 @@ func NewScrubber(cfg ScrubConfig) (*Scrubber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.Data = boundedData{cfg.Data} // a hung member costs a rewrite one bounded attempt
 	s := &Scrubber{cfg: cfg, log: cfg.Logger, bytes: cfg.Bytes, corrupt: cfg.Corrupt, missing: cfg.Missing, repaired: cfg.Repaired, passes: cfg.Passes,
 		orphans: cfg.Orphans, orphanBytes: cfg.OrphanBytes, suspects: map[chunkstore.Key]suspect{},
 		objSuspects: map[objectKey]objSuspect{}, now: time.Now,

@@ -495,6 +495,38 @@ func TestScrubberHealsBadCopies(t *testing.T) {
 	}
 }
 
+// TestScrubberRewriteToAHungStoreIsBounded: a rewrite that never returns
+// (this node's store, or a holder, hung) costs the pass one bounded
+// attempt (tasks.CopyDeadline), as a repair's would, instead of holding
+// the pass and every copy after it.
+func TestScrubberRewriteToAHungStoreIsBounded(t *testing.T) {
+	old := tasks.CopyMinTime
+	tasks.CopyMinTime = 100 * time.Millisecond
+	t.Cleanup(func() { tasks.CopyMinTime = old })
+	good := []byte("good bytes!")
+	m := newMemCopies()
+	ref := httpapi.ChunkRef{Blob: 7, Num: 1}
+	m.put("n1", ref, []byte("bad bytes!!"))
+	m.put("n2", ref, good)
+	m.hung = map[string]bool{"n1": true}
+	st := &fakeState{chunks: map[uint64]fsm.Chunk{7: {Blob: 7, Num: 1, Size: int64(len(good)), MD5: md5hex(good),
+		Sum: xxhash.Sum64(good), Owners: []osprey.NodeID{"n1", "n2"}}}}
+	s, err := repair.NewScrubber(repair.ScrubConfig{ID: "n1", Rate: 1 << 30, Pause: time.Hour,
+		Chunks: memChunks{copies: m, corrupt: map[chunkstore.Key]bool{}}, State: st, Data: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := repair.Pass(s, ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("the pass took %s behind a hung rewrite", d)
+	}
+}
+
 // TestScrubberCollectsOrphans: a staged copy no record names this node the
 // holder of is deleted once it has stayed so for OrphanGrace, checked
 // after a read barrier; copies this node holds by the records, copies
