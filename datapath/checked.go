@@ -40,12 +40,13 @@ type segment struct {
 func (s segment) checked() bool { return s.sum != 0 || s.md5 != "" }
 
 // planChecks cuts the range [off, off+n) of a tiered content at its chunk
-// boundaries (Content.Sums). A chunk is checked when the range reads at
-// least half of it, so checking costs at most one extra read of the
-// range's own size (a 4 KiB range inside an 8 MiB chunk is served as it
-// is; the scrubber checks it). A content without sums is checked as one
-// chunk by its md5 when it is small (maxWholeCheck); a larger one, tiered
-// by a build before sums were kept, is served unchecked.
+// boundaries (Content.Sums); every chunk the range touches is checked, so
+// a range that starts or ends inside a chunk costs reading the rest of
+// that chunk too (at most one chunk at each end: a 4 KiB range inside an
+// 8 MiB chunk reads the 8 MiB, from the page cache when it is warm). A
+// content without sums is checked as one chunk by its md5 when it is
+// small (maxWholeCheck); a larger one, tiered by a build before sums were
+// kept, is served unchecked (the scrubber checks it).
 func planChecks(ct fsm.Content, off, n int64) []segment {
 	if n <= 0 {
 		return nil
@@ -60,7 +61,7 @@ func planChecks(ct fsm.Content, off, n int64) []segment {
 	}
 	if len(sums) == 0 {
 		whole := segment{off: off, n: n}
-		if ct.MD5 != "" && ct.Size <= maxWholeCheck && 2*n >= ct.Size {
+		if ct.MD5 != "" && ct.Size <= maxWholeCheck {
 			whole.cOff, whole.cN, whole.md5 = 0, ct.Size, ct.MD5
 		}
 		return []segment{whole}
@@ -79,7 +80,7 @@ func planChecks(ct fsm.Content, off, n int64) []segment {
 			continue
 		}
 		s := segment{off: lo, n: hi - lo}
-		if 2*s.n >= cs.Size && cs.Sum != 0 {
+		if cs.Sum != 0 { // 0: not known (records of early builds)
 			s.cOff, s.cN, s.sum = cStart, cs.Size, cs.Sum
 		}
 		if k := len(segs) - 1; k >= 0 && !s.checked() && !segs[k].checked() {

@@ -22,19 +22,20 @@ func TestPlanChecks(t *testing.T) {
 	}{
 		{"whole file", three, 0, 2500, []segment{c(0, 1000, 0, 1000, 11), c(1000, 1000, 1000, 1000, 22), c(2000, 500, 2000, 500, 33)}},
 		{"aligned range", three, 1000, 1000, []segment{c(1000, 1000, 1000, 1000, 22)}},
-		// Half a chunk or more is checked (the chunk read whole first);
-		// less is served as it is.
+		// Every chunk a range touches is checked, read whole first.
 		{"half of the edges", three, 500, 1750, []segment{c(500, 500, 0, 1000, 11), c(1000, 1000, 1000, 1000, 22), c(2000, 250, 2000, 500, 33)}},
-		{"small edges", three, 900, 1200, []segment{u(900, 100), c(1000, 1000, 1000, 1000, 22), u(2000, 100)}},
-		{"inside one chunk", three, 1100, 10, []segment{u(1100, 10)}},
-		{"two small parts merge", three, 990, 20, []segment{u(990, 20)}},
-		{"tail", three, 2400, 100, []segment{u(2400, 100)}},
+		{"small edges", three, 900, 1200, []segment{c(900, 100, 0, 1000, 11), c(1000, 1000, 1000, 1000, 22), c(2000, 100, 2000, 500, 33)}},
+		{"inside one chunk", three, 1100, 10, []segment{c(1100, 10, 1000, 1000, 22)}},
+		{"two small parts", three, 990, 20, []segment{c(990, 10, 0, 1000, 11), c(1000, 10, 1000, 1000, 22)}},
+		{"tail", three, 2400, 100, []segment{c(2400, 100, 2000, 500, 33)}},
+		// A chunk whose sum is not known is served as read; unchecked
+		// neighbours merge into one read.
+		{"unknown sums", fsm.Content{Size: 2500, Location: loc, Sums: []fsm.ChunkSum{{Size: 1000}, {Size: 1000}, {Size: 500, Sum: 33}}},
+			500, 2000, []segment{u(500, 1500), c(2000, 500, 2000, 500, 33)}},
 		{"empty", three, 100, 0, nil},
-		// No sums: a small content is checked whole by its md5 when at
-		// least half of it is read.
+		// No sums: a small content is checked whole by its md5.
 		{"md5 whole", fsm.Content{Size: 300, MD5: "abc", Location: loc}, 0, 300, []segment{{off: 0, n: 300, cN: 300, md5: "abc"}}},
-		{"md5 half", fsm.Content{Size: 300, MD5: "abc", Location: loc}, 100, 150, []segment{{off: 100, n: 150, cN: 300, md5: "abc"}}},
-		{"md5 small part", fsm.Content{Size: 300, MD5: "abc", Location: loc}, 100, 100, []segment{u(100, 100)}},
+		{"md5 part", fsm.Content{Size: 300, MD5: "abc", Location: loc}, 100, 10, []segment{{off: 100, n: 10, cN: 300, md5: "abc"}}},
 		{"large without sums", fsm.Content{Size: maxWholeCheck + 1, MD5: "abc", Location: loc}, 0, maxWholeCheck + 1, []segment{u(0, maxWholeCheck+1)}},
 		{"no md5", fsm.Content{Size: 300, Location: loc}, 0, 300, []segment{u(0, 300)}},
 		// Sums that do not add up to the size are not trusted: the md5 is.

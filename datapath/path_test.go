@@ -1227,6 +1227,8 @@ func TestDownloadChecksLocalObjectCopies(t *testing.T) {
 		{"bad second chunk", func() []byte { b := bytes.Clone(body); b[1500] ^= 1; return b }, 0, 2500, true},
 		{"bad first chunk", func() []byte { b := bytes.Clone(body); b[10] ^= 1; return b }, 0, 2500, true},
 		{"bad last chunk, range", func() []byte { b := bytes.Clone(body); b[2499] ^= 1; return b }, 1200, 1300, true},
+		{"small range on the bad byte", func() []byte { b := bytes.Clone(body); b[1500] ^= 1; return b }, 1490, 20, true},
+		{"small range beside the bad byte", func() []byte { b := bytes.Clone(body); b[1500] ^= 1; return b }, 1900, 200, true},
 		{"copy cut short", func() []byte { return body[:1800] }, 0, 2500, true},
 		{"missing copy", nil, 0, 2500, false},
 	} {
