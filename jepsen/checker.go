@@ -65,6 +65,10 @@ type CheckInput struct {
 	// healing; TasksErr explains why tasks could not be checked.
 	TaskProblems []string
 	TasksErr     string
+	// Rotted counts the object copies rot faults damaged; RotProblems are
+	// reads that returned rotted bytes and copies left bad.
+	Rotted      int
+	RotProblems []string
 	// ClusterProblems are failures to bring the cluster back after healing
 	// (a node that never became ready again, no leader).
 	ClusterProblems []string
@@ -94,6 +98,7 @@ func Check(in CheckInput) CheckResult {
 	add(check503(in))
 	add(checkConverged(in))
 	add(checkTasks(in))
+	add(checkRot(in))
 	add(checkNoFailed(in.History))
 	add(checkRecovered(in))
 	add(checkRebalanceReads(in.History, in.Faults))
@@ -374,6 +379,20 @@ func checkTasks(in CheckInput) Invariant {
 		inv.Verdict, inv.Detail = Skipped, in.TasksErr
 	default:
 		inv.Verdict, inv.Detail = Held, "no task was held by a dead node past its lease expiry"
+	}
+	return inv
+}
+
+func checkRot(in CheckInput) Invariant {
+	inv := Invariant{Name: "rotted-copies-healed"}
+	switch {
+	case len(in.RotProblems) > 0:
+		inv.Verdict, inv.Examples = Broken, examples(append([]string(nil), in.RotProblems...))
+		inv.Detail = fmt.Sprintf("%d of %d rotted copies were read back wrong or left bad", len(in.RotProblems), in.Rotted)
+	case in.Rotted == 0:
+		inv.Verdict, inv.Detail = Skipped, "no object copy was rotted in this schedule"
+	default:
+		inv.Verdict, inv.Detail = Held, fmt.Sprintf("%d rotted object copies: every read through their holders returned the file's bytes, every copy was rewritten", in.Rotted)
 	}
 	return inv
 }

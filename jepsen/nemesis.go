@@ -42,6 +42,13 @@ type Nemesis struct {
 	tasksErr     string
 	taskProblems []string
 
+	// rotted are the objects (bucket/key) a rot fault damaged a copy of
+	// in this run; rots counts the copies, rotProblems what went wrong.
+	rotted      map[string]bool
+	rots        int
+	rotProblems []string
+	rotPending  int // rot faults whose copies are not checked healed yet
+
 	// Probe, if set, reads acknowledged files until its context ends; the
 	// member nemesis runs it while copies move to a rejoined member.
 	Probe func(ctx context.Context)
@@ -51,7 +58,7 @@ type Nemesis struct {
 
 // NewNemesis returns a nemesis for cluster; net may be nil.
 func NewNemesis(cluster *Cluster, net *Network, api *API, rec *Recorder, log io.Writer) *Nemesis {
-	return &Nemesis{cluster: cluster, net: net, api: api, rec: rec, log: log, removed: map[int]bool{}}
+	return &Nemesis{cluster: cluster, net: net, api: api, rec: rec, log: log, removed: map[int]bool{}, rotted: map[string]bool{}}
 }
 
 // Records returns the faults applied so far.
@@ -222,6 +229,8 @@ func (n *Nemesis) apply(ctx context.Context, f Fault) (func(context.Context) err
 		return n.net.Heal, idx, nil
 	case FaultMember:
 		return n.member(ctx, f, node, leader)
+	case FaultRot:
+		return n.rot(ctx, f, node)
 	case FaultBackend:
 		if c.MinIO == nil {
 			return nil, 0, errors.New("backend outage needs --backend s3; skipped")
@@ -275,7 +284,13 @@ func (n *Nemesis) member(ctx context.Context, f Fault, node *Node, leader int) (
 	// node. Losing another before the cluster has rebuilt the copies of
 	// the previous loss is a double failure, outside that fault model:
 	// wait for full protection, and skip this fault if it does not come.
-	if why := n.waitProtected(ctx, 60*time.Second); why != "" {
+	// A rotted copy not rewritten yet is a lost copy the records do not
+	// show: wait for the rot faults' copies to be healed first.
+	why := n.waitRotHealed(ctx, 60*time.Second)
+	if why == "" {
+		why = n.waitProtected(ctx, 60*time.Second)
+	}
+	if why != "" {
 		idx := n.start(f, f.String(), []string{node.ID}, false)
 		n.note(idx, "skipped: "+why)
 		return func(context.Context) error { return nil }, idx, nil
@@ -508,6 +523,14 @@ func (n *Nemesis) MonitorTasks(ctx context.Context, interval, grace time.Duratio
 			}
 		}
 	}
+}
+
+// RotFindings returns how many copies the rot faults damaged and what went
+// wrong reading them back and having them rewritten.
+func (n *Nemesis) RotFindings() (int, []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.rots, append([]string(nil), n.rotProblems...)
 }
 
 // TaskFindings returns the task monitor's findings.

@@ -263,6 +263,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	in.Hashes, in.HashErr = collectHashes(ctx, api, cluster)
 	in.Objects, in.ObjectsErr = listObjects(ctx, api, cluster)
 	in.TaskProblems, in.TasksErr = nem.TaskFindings()
+	in.Rotted, in.RotProblems = nem.RotFindings()
 	rep.TaskStates, err = taskStates(ctx, api, cluster)
 	if err != nil && in.TasksErr == "" {
 		in.TasksErr = err.Error()

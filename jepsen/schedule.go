@@ -23,11 +23,12 @@ const (
 	FaultPartitionBridge   FaultKind = "partition-bridge"   // two halves joined by one bridge node
 	FaultMember            FaultKind = "member"             // remove a node, wipe it, add it back
 	FaultBackend           FaultKind = "backend"            // stop MinIO, start it at heal (--backend s3)
+	FaultRot               FaultKind = "rot"                // flip a byte in a few of a node's local object copies
 )
 
 // AllFaults lists every nemesis in a fixed order; "all" expands to it.
 var AllFaults = []FaultKind{FaultKill, FaultPause, FaultPartitionOne, FaultPartitionMajority,
-	FaultPartitionLeader, FaultPartitionBridge, FaultMember, FaultBackend}
+	FaultPartitionLeader, FaultPartitionBridge, FaultMember, FaultBackend, FaultRot}
 
 // IsPartition reports whether k needs network namespaces.
 func (k FaultKind) IsPartition() bool { return strings.HasPrefix(string(k), "partition-") }
@@ -217,7 +218,7 @@ func newFault(rng *rand.Rand, k FaultKind, nodes int) Fault {
 		f.Node = perm[0]
 		f.Groups = [][]int{left, right, {perm[0]}}
 	}
-	if k != FaultKill && k != FaultPause && k != FaultMember && k != FaultPartitionOne && k != FaultPartitionBridge {
+	if k != FaultKill && k != FaultPause && k != FaultMember && k != FaultPartitionOne && k != FaultPartitionBridge && k != FaultRot {
 		f.Node = 0
 	}
 	return f
@@ -231,6 +232,11 @@ func compatible(a, b Fault) bool {
 		return false
 	}
 	if a.Kind.IsPartition() && b.Kind.IsPartition() {
+		return false
+	}
+	// A rotted copy is a lost copy until it is rewritten: never together
+	// with wiping a member (which may hold the only good one).
+	if a.Kind == FaultRot && b.Kind == FaultMember || a.Kind == FaultMember && b.Kind == FaultRot {
 		return false
 	}
 	proc := func(f Fault) bool { return f.Kind == FaultKill || f.Kind == FaultPause || f.Kind == FaultMember }

@@ -126,3 +126,16 @@ func TestScenarios(t *testing.T) {
 		t.Error("unknown scenario found")
 	}
 }
+
+func TestRotNeverWithMember(t *testing.T) {
+	rot, member, kill := Fault{Kind: FaultRot, Node: 1}, Fault{Kind: FaultMember, Node: 2}, Fault{Kind: FaultKill, Node: 1}
+	if compatible(rot, member) || compatible(member, rot) {
+		t.Fatal("rot and member together: a wiped member may hold the only good copy")
+	}
+	if !compatible(rot, kill) {
+		t.Fatal("rot and kill should combine")
+	}
+	if k, err := ParseFaults("rot"); err != nil || len(k) != 1 || k[0] != FaultRot {
+		t.Fatalf("ParseFaults(rot) = %v, %v", k, err)
+	}
+}
