@@ -19,10 +19,11 @@ import (
 // match the checksum the content's record holds for them.
 var errCorruptCopy = errors.New("object copy does not match its checksum")
 
-// maxWholeCheck is the largest content without chunk sums (one chunk, or
-// tiered by a build before fsm.FeatureLevelSums) whose md5 is checked when
-// it is read: the whole object is read and hashed before its first byte
-// goes out, so a large one would cost its md5 (~0.5 GB/s a core) up front.
+// maxWholeCheck is the largest content without chunk sums (tiered by a
+// build before fsm.FeatureLevelSums, or of one chunk before
+// fsm.FeatureLevelOneSum) whose md5 is checked when it is read: the whole
+// object is read and hashed before its first byte goes out, so a large one
+// would cost its md5 (~0.5 GB/s a core) up front.
 const maxWholeCheck = 16 << 20
 
 // segment is a part of a checked read: n bytes at off of the object, and

@@ -70,13 +70,16 @@ const (
 //	   that is a later incarnation of the member written to is repaired)
 //	3: TierDone.KeepSums (a tiered content keeps its chunks' sizes and
 //	   xxhash64 sums, Content.Sums, for verified parallel downloads)
-const FeatureLevel uint32 = FeatureLevelSums
+//	4: TierDone.KeepOneSum (a tiered content of one chunk keeps its sum
+//	   too: its holders check reads by it instead of by the md5)
+const FeatureLevel uint32 = FeatureLevelOneSum
 
 // Feature levels.
 const (
 	FeatureLevelInline  uint32 = 1
 	FeatureLevelWorkers uint32 = 2
 	FeatureLevelSums    uint32 = 3
+	FeatureLevelOneSum  uint32 = 4
 )
 
 // CommandVersion is the only envelope version this build understands.

@@ -259,7 +259,7 @@ func (g *gen) next() (entry, bool) {
 		if ct, ok := g.m.f.Content(uid); ok {
 			sha = g.fileSHA(ct.Size)
 		}
-		done := TierDone{TaskID: tk.ID, Node: tk.LeaseHolder, Content: uid, Now: g.now, SHA256: sha, SharedGC: uid%2 == 0, KeepSums: uid%3 != 0,
+		done := TierDone{TaskID: tk.ID, Node: tk.LeaseHolder, Content: uid, Now: g.now, SHA256: sha, SharedGC: uid%2 == 0, KeepSums: uid%3 != 0, KeepOneSum: uid%5 < 3,
 			Location: Location{Bucket: "image", Key: tk.Target, Nodes: g.owners()}}
 		if g.r.IntN(2) == 0 {
 			// As the tier pass of this build sends it: holders' worker ids,

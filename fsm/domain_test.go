@@ -1054,11 +1054,34 @@ func TestTierDoneKeepsChunkSums(t *testing.T) {
 		}
 		mustConsistent(t, a.f)
 	}
-	// One chunk: nothing to keep (a single stream reads it anyway).
-	if got := keptSums([]Chunk{chunk(1, 1, "x")}); got != nil {
+	// One chunk: kept only when asked (KeepOneSum, level 4).
+	if got := keptSums([]Chunk{chunk(1, 1, "x")}, false); got != nil {
 		t.Fatalf("one chunk kept %+v", got)
 	}
-	if got := keptSums([]Chunk{chunk(1, 1, "x"), {Num: 2, Size: 1}}); got != nil {
+	if got := keptSums([]Chunk{chunk(1, 1, "x")}, true); len(got) != 1 || got[0].Sum != chunk(1, 1, "x").Sum {
+		t.Fatalf("one chunk with KeepOneSum kept %+v", got)
+	}
+	if got := keptSums([]Chunk{chunk(1, 1, "x"), {Num: 2, Size: 1}}, true); got != nil {
 		t.Fatalf("a chunk without a sum kept %+v", got)
+	}
+	// A whole TierDone of a one-chunk content, with and without it.
+	for _, one := range []bool{false, true} {
+		a := base(t)
+		a.put(3, 31, 1, "abc")
+		a.merge(3, 1, 3, md5hex("abc"))
+		var tier Task
+		for _, tk := range a.f.Tasks("") {
+			if tk.Type == TaskTier {
+				tier = tk
+			}
+		}
+		a.mustOK(CmdTaskLease, TaskLease{Node: "n3", IDs: []uint64{tier.ID}, Now: t0 + 500, LeaseMillis: 60_000})
+		a.mustOK(CmdTierDone, TierDone{TaskID: tier.ID, Node: "n3", Content: 3, Now: t0 + 600, KeepSums: true, KeepOneSum: one,
+			Location: Location{Bucket: "image", Key: "3.jpg"}})
+		got := a.content(3).ChunkSums()
+		if want := []ChunkSum{{Size: 3, Sum: chunk(31, 1, "abc").Sum}}; one && !reflect.DeepEqual(got, want) || !one && got != nil {
+			t.Fatalf("KeepOneSum %v: tiered sums %+v", one, got)
+		}
+		mustConsistent(t, a.f)
 	}
 }

@@ -596,7 +596,7 @@ func (s *state) applyTierDone(c *TierDone) (any, error) {
 	} else {
 		s.enqueueGC(ct.Chunks, c.Now, c.Now+s.Settings.GCGraceMillis)
 	}
-	if c.KeepSums && len(ct.Chunks) > 1 {
+	if c.KeepSums && (len(ct.Chunks) > 1 || c.KeepOneSum && len(ct.Chunks) == 1) {
 		ct.Sums = nil
 		for _, ch := range ct.Chunks {
 			ct.Sums = append(ct.Sums, ChunkSum{Size: ch.Size, Sum: ch.Sum})

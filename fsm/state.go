@@ -193,9 +193,11 @@ type Content struct {
 	// last reference goes.
 	Inline bool `json:"inline,omitempty"`
 	// Sums are the sizes and xxhash64 sums of the chunks a tiered content
-	// was staged as, in order (TierDone.KeepSums; nil for one chunk, and
-	// for contents tiered by earlier builds): a client reading ranges in
-	// parallel verifies each chunk instead of one serial md5 of the file.
+	// was staged as, in order (TierDone.KeepSums; for one chunk only with
+	// KeepOneSum; nil for contents tiered by earlier builds): a client
+	// reading ranges in parallel verifies each chunk instead of one serial
+	// md5 of the file, and the holders of a local-disk copy check what they
+	// serve by them.
 	Sums []ChunkSum `json:"sums,omitempty"`
 }
 
@@ -205,10 +207,11 @@ type ChunkSum struct {
 	Sum  uint64 `json:"sum"`
 }
 
-// keptSums is Content.Sums for staged chunks: nil for fewer than two, or
-// when a chunk's sum is not known (0: records of early builds).
-func keptSums(chunks []Chunk) []ChunkSum {
-	if len(chunks) < 2 {
+// keptSums is Content.Sums for staged chunks: nil for fewer than two
+// (fewer than one with one), or when a chunk's sum is not known (0:
+// records of early builds).
+func keptSums(chunks []Chunk, one bool) []ChunkSum {
+	if len(chunks) < 2 && !(one && len(chunks) == 1) {
 		return nil
 	}
 	out := make([]ChunkSum, len(chunks))
@@ -225,7 +228,7 @@ func keptSums(chunks []Chunk) []ChunkSum {
 // order, whether staged or tiered, or nil when they are not known.
 func (c Content) ChunkSums() []ChunkSum {
 	if c.Location == nil {
-		return keptSums(c.Chunks)
+		return keptSums(c.Chunks, false)
 	}
 	return c.Sums
 }

@@ -197,6 +197,10 @@ type TierDone struct {
 	// (Content.Sums) when it has more than one chunk. Proposers set it
 	// once every member is at FeatureLevelSums.
 	KeepSums bool `json:"keep_sums,omitempty"`
+	// KeepOneSum, with KeepSums, keeps the size and sum of a content of
+	// one chunk too. Proposers set it once every member is at
+	// FeatureLevelOneSum.
+	KeepOneSum bool `json:"keep_one_sum,omitempty"`
 }
 
 // TierFailed records that a content's bytes do not match its md5.
@@ -482,7 +486,7 @@ func (t *tx) applyTierDone(c *TierDone) (any, error) {
 		t.enqueueGC(ct.Chunks, c.Now, c.Now+t.meta.Settings.GCGraceMillis)
 	}
 	if c.KeepSums {
-		ct.Sums = keptSums(ct.Chunks)
+		ct.Sums = keptSums(ct.Chunks, c.KeepOneSum)
 	}
 	ct.Chunks = nil
 	t.putContent(ct)

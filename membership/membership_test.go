@@ -353,6 +353,12 @@ func TestInlineWaitsForEveryMember(t *testing.T) {
 	if _, err := w.m.Join(context.Background(), mid); !errors.Is(err, osprey.ErrForbidden) {
 		t.Fatalf("join of a level-%d build = %v, want refused", mid.Level, err)
 	}
+	// Nor a level-3 build: it would not keep a one-chunk content's sum
+	// (level 4).
+	mid.Level = fsm.FeatureLevelSums
+	if _, err := w.m.Join(context.Background(), mid); !errors.Is(err, osprey.ErrForbidden) {
+		t.Fatalf("join of a level-%d build = %v, want refused", mid.Level, err)
+	}
 	// A member that registered before (say, mid rolling upgrade, or back on
 	// an older build) announces level 0 itself: inline goes off.
 	prev := fsm.NodeUpsert{ID: "n2", RaftAddr: "r2", HTTPAddr: "h2"}

@@ -386,6 +386,10 @@ func TestDownloadHealsABadLocalObjectCopy(t *testing.T) {
 	if ct.Location == nil || len(ct.Location.Nodes) != 2 || len(ct.Sums) != 4 {
 		t.Fatalf("location %+v and %d chunk sums, want two local holders and 4 sums", ct.Location, len(ct.Sums))
 	}
+	// A file of one chunk keeps its sum too (feature level 4).
+	if _, one := uploadTieredLocal(t, c, "one.bin", content(92, 300_000)); len(one.Sums) != 1 || one.Sums[0].Size != 300_000 {
+		t.Fatalf("one-chunk content sums %+v, want one of 300000 bytes", one.Sums)
+	}
 	var holder, reader *node.Node
 	var path string
 	for i, n := range c.nodes {

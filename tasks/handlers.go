@@ -158,8 +158,9 @@ func (h *Tier) Run(ctx context.Context, t fsm.Task) (*Completion, error) {
 		DropRemoved: true, SharedGC: true}
 	// The chunks' sums outlive the staged copies once every member's FSM
 	// keeps them (a replica of an earlier build would not).
-	if ns, ok := c.State.(interface{ Nodes() []fsm.Node }); ok && fsm.ClusterLevel(ns.Nodes()) >= fsm.FeatureLevelSums {
-		done.KeepSums = true
+	if ns, ok := c.State.(interface{ Nodes() []fsm.Node }); ok {
+		lvl := fsm.ClusterLevel(ns.Nodes())
+		done.KeepSums, done.KeepOneSum = lvl >= fsm.FeatureLevelSums, lvl >= fsm.FeatureLevelOneSum
 	}
 	if len(workers) > 0 {
 		known := true

@@ -304,15 +304,19 @@ func (l leveled) Nodes() []fsm.Node {
 }
 
 // TestTierKeepsSumsAtLevel3: the tier pass asks the FSM to keep the
-// chunks' sums only once every member's build keeps them.
+// chunks' sums only once every member's build keeps them (several chunks
+// at level 3, one chunk too at level 4).
 func TestTierKeepsSumsAtLevel3(t *testing.T) {
 	body := []byte("the staged bytes")
 	for _, tt := range []struct {
-		levels []uint32
-		want   bool
+		levels  []uint32
+		want    bool
+		wantOne bool
 	}{
-		{[]uint32{fsm.FeatureLevelSums, fsm.FeatureLevelSums}, true},
-		{[]uint32{fsm.FeatureLevelSums, fsm.FeatureLevelWorkers}, false},
+		{[]uint32{fsm.FeatureLevelOneSum, fsm.FeatureLevelOneSum}, true, true},
+		{[]uint32{fsm.FeatureLevelOneSum, fsm.FeatureLevelSums}, true, false},
+		{[]uint32{fsm.FeatureLevelSums, fsm.FeatureLevelSums}, true, false},
+		{[]uint32{fsm.FeatureLevelSums, fsm.FeatureLevelWorkers}, false, false},
 	} {
 		st := leveled{contents{5: {ID: 5, MD5: md5hex(body), Size: int64(len(body)), State: fsm.ContentStaged, Bucket: "img", Key: "a.png"}}, tt.levels}
 		h := tasks.NewTier(tasks.TierConfig{Logger: testLogger(t), ID: "n1", State: st, Data: &fakeData{staged: body},
@@ -321,8 +325,8 @@ func TestTierKeepsSumsAtLevel3(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := comp.Payload.(fsm.TierDone).KeepSums; got != tt.want {
-			t.Fatalf("levels %v: KeepSums %v, want %v", tt.levels, got, tt.want)
+		if d := comp.Payload.(fsm.TierDone); d.KeepSums != tt.want || d.KeepOneSum != tt.wantOne {
+			t.Fatalf("levels %v: KeepSums %v KeepOneSum %v, want %v %v", tt.levels, d.KeepSums, d.KeepOneSum, tt.want, tt.wantOne)
 		}
 	}
 }
