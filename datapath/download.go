@@ -27,23 +27,10 @@ func (p *Path) openChunk(ctx context.Context, owner string, ref httpapi.ChunkRef
 	return p.cfg.Peers.OpenChunk(ctx, owner, ref, off, length)
 }
 
-// chunkReader reads a byte range of one chunk, trying its owners in turn
-// (this node first) and resuming on the next owner where a failed one
-// stopped, so a bad or lost copy costs a retry, not the download.
-type chunkReader struct {
-	p      *Path
-	ctx    context.Context
-	ch     fsm.Chunk
-	off    int64 // next offset within the chunk
-	remain int64
-	owners []string
-	cur    io.ReadCloser
-	errs   []error
-}
-
 // OpenCopies reads a byte range of a replicated chunk from its owners in
 // turn (this node first), resuming on the next owner where a failed one
-// stopped. The caller MUST Close the reader.
+// stopped, so a bad or lost copy costs a retry, not the download. The
+// caller MUST Close the reader.
 func (p *Path) OpenCopies(ctx context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser {
 	owners := make([]string, 0, len(ch.Owners))
 	for _, o := range ch.Owners {
@@ -53,58 +40,148 @@ func (p *Path) OpenCopies(ctx context.Context, ch fsm.Chunk, off, length int64) 
 			owners = append(owners, string(o))
 		}
 	}
-	return &chunkReader{p: p, ctx: ctx, ch: ch, off: off, remain: length, owners: owners}
+	ref := httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}
+	return &failoverReader{p: p, ctx: ctx, what: fmt.Sprintf("chunk %d (blob %d)", ch.Num, ch.Blob), srcs: owners, off: off, remain: length,
+		open: func(owner string, off, n int64) (io.ReadCloser, error) { return p.openChunk(ctx, owner, ref, off, n) }}
 }
 
-func (c *chunkReader) Read(p []byte) (int, error) {
-	for c.remain > 0 {
-		if c.cur == nil {
-			if len(c.owners) == 0 {
-				return 0, fmt.Errorf("%w: no readable copy of chunk %d (blob %d): %w", osprey.ErrUnavailable, c.ch.Num, c.ch.Blob, errors.Join(c.errs...))
-			}
-			owner := c.owners[0]
-			c.owners = c.owners[1:]
-			rc, err := c.p.openChunk(c.ctx, owner, httpapi.ChunkRef{Blob: c.ch.Blob, Num: c.ch.Num}, c.off, c.remain)
-			if err != nil {
-				c.errs = append(c.errs, fmt.Errorf("%s: %w", owner, err))
-				continue
-			}
-			c.cur = rc
+// failoverReader reads a byte range from one source at a time (a chunk's
+// owners, a tiered content's holders), in turn; when one fails, at open
+// or mid-range (a bad copy, a short one, a member gone), the read goes on
+// at the same offset from the next. An error writing to the destination
+// (WriteTo) is returned as it is.
+type failoverReader struct {
+	p      *Path
+	ctx    context.Context
+	what   string // for errors: "chunk 3 (blob 7)", "content 9"
+	srcs   []string
+	open   func(src string, off, n int64) (io.ReadCloser, error)
+	off    int64 // offset within the range's source
+	remain int64
+	cur    io.ReadCloser
+	remote bool // cur is another member's answer
+	errs   []error
+}
+
+// next opens the rest of the range on the next source that answers.
+func (r *failoverReader) next() error {
+	for len(r.srcs) > 0 && r.ctx.Err() == nil {
+		src := r.srcs[0]
+		r.srcs = r.srcs[1:]
+		rc, err := r.open(src, r.off, r.remain)
+		if err == nil {
+			r.cur, r.remote = rc, src != r.p.id
+			return nil
 		}
-		if int64(len(p)) > c.remain {
-			p = p[:c.remain]
+		r.errs = append(r.errs, fmt.Errorf("%s: %w", src, err))
+	}
+	return r.exhausted()
+}
+
+func (r *failoverReader) exhausted() error {
+	errs := r.errs
+	if err := r.ctx.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("%w: no readable copy of %s: %w", osprey.ErrUnavailable, r.what, errors.Join(errs...))
+}
+
+// drop closes the current source after it failed with err; the next read
+// opens the next one.
+func (r *failoverReader) drop(err error) {
+	r.cur.Close()
+	r.cur = nil
+	r.errs = append(r.errs, fmt.Errorf("at offset %d: %w", r.off, err))
+	if r.off > 0 {
+		r.p.log.Warn("a copy failed mid-read: continuing from the next", "copy", r.what, "offset", r.off, "err", err)
+	}
+}
+
+func (r *failoverReader) Read(b []byte) (int, error) {
+	for r.remain > 0 {
+		if r.cur == nil {
+			if err := r.next(); err != nil {
+				return 0, err
+			}
 		}
-		k, err := c.cur.Read(p)
-		c.off += int64(k)
-		c.remain -= int64(k)
-		if c.remain == 0 {
-			// Release the copy's reader (a pebble iterator, or a
+		if int64(len(b)) > r.remain {
+			b = b[:r.remain]
+		}
+		k, err := r.cur.Read(b)
+		r.off += int64(k)
+		r.remain -= int64(k)
+		if r.remain == 0 {
+			// Release the copy's reader (a pebble iterator, a file, a
 			// connection) as soon as the range is read.
-			c.cur.Close()
-			c.cur = nil
+			r.cur.Close()
+			r.cur = nil
 			return k, nil
 		}
-		if err == io.EOF && c.remain > 0 || err != nil && err != io.EOF {
-			c.cur.Close()
-			c.cur = nil
-			c.errs = append(c.errs, fmt.Errorf("short read: %w", err))
-			if k > 0 {
-				return k, nil
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
 			}
-			continue
+			r.drop(err)
 		}
-		if k > 0 || c.remain == 0 {
+		if k > 0 {
 			return k, nil
 		}
 	}
 	return 0, io.EOF
 }
 
-func (c *chunkReader) Close() error {
-	if c.cur != nil {
-		return c.cur.Close()
+// WriteTo sends through the source reader's own WriteTo when it is this
+// node's (a local object goes out by sendfile, checkedObject marks its own
+// read errors); another member's answer is copied with its read errors
+// marked, so that a write error is told apart.
+func (r *failoverReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for r.remain > 0 {
+		if r.cur == nil {
+			if err := r.next(); err != nil {
+				return total, err
+			}
+		}
+		var n int64
+		var err error
+		if wt, ok := r.cur.(io.WriterTo); ok && !r.remote {
+			n, err = wt.WriteTo(w)
+		} else {
+			n, err = copyLarge(w, sourceReader{r.cur})
+		}
+		total += n
+		r.off += n
+		r.remain -= n
+		if r.remain == 0 {
+			r.cur.Close()
+			r.cur = nil
+			return total, nil
+		}
+		var re *readError
+		if err != nil && !errors.As(err, &re) {
+			return total, err
+		}
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		r.drop(err)
+	}
+	return total, nil
+}
+
+func (r *failoverReader) Close() error {
+	if r.cur != nil {
+		return r.cur.Close()
 	}
 	return nil
+}
+
+// sourceReader marks its reader's errors as the source's (readError).
+type sourceReader struct{ r io.Reader }
+
+func (s sourceReader) Read(b []byte) (int, error) {
+	n, err := s.r.Read(b)
+	return n, sourceErr(err)
 }
 
 // stagedReader streams a byte range of staged content chunk by chunk;
@@ -126,7 +203,7 @@ type stagedReader struct {
 	nextIdx int
 }
 
-var _ io.ReadCloser = (*chunkReader)(nil)
+var _ io.ReadCloser = (*failoverReader)(nil)
 
 // readAheadBuf is the most a prefetching goroutine holds.
 const readAheadBuf = 256 << 10
@@ -251,156 +328,26 @@ func (p *Path) OpenTiered(ctx context.Context, ct fsm.Content, off, length int64
 		}
 		return rc, nil
 	}
-	holders := append([]osprey.NodeID(nil), loc.Nodes...)
-	for i, h := range holders { // this node's copy first
+	var holders []string
+	for _, h := range loc.Nodes { // this node's copy first
 		if string(h) == p.id {
-			holders[0], holders[i] = holders[i], holders[0]
+			holders = append([]string{p.id}, holders...)
+		} else {
+			holders = append(holders, string(h))
 		}
 	}
-	r := &holderReader{p: p, ctx: ctx, ct: ct, holders: holders, off: off, remain: length}
-	if err := r.open(); err != nil {
+	// Each holder checks its copy as it reads it (GetCheckedObject).
+	r := &failoverReader{p: p, ctx: ctx, what: "content " + ct.ID.String(), srcs: holders, off: off, remain: length,
+		open: func(h string, off, n int64) (io.ReadCloser, error) {
+			if h == p.id {
+				return p.GetCheckedObject(ctx, loc.Bucket, loc.Key, ct.ID, off, n)
+			}
+			return p.cfg.Peers.OpenObject(ctx, h, loc.Bucket, loc.Key, ct.ID, off, n)
+		}}
+	if err := r.next(); err != nil {
 		return nil, err
 	}
 	return r, nil
-}
-
-// holderReader reads a byte range of a content tiered to the local-disk
-// backends of its holders, from one holder at a time (this node first),
-// each checking its copy as it reads it (GetCheckedObject); when a holder
-// fails, at open or mid-range (a bad chunk, an unreadable file, a member
-// gone), the read continues at the same offset from the next one. An
-// error writing to the destination is returned as it is.
-type holderReader struct {
-	p       *Path
-	ctx     context.Context
-	ct      fsm.Content
-	holders []osprey.NodeID // not tried yet
-	off     int64           // offset within the content
-	remain  int64
-	cur     io.ReadCloser
-	remote  bool // cur is another member's answer
-	errs    []error
-}
-
-// open opens the rest of the range on the next holder that answers.
-func (r *holderReader) open() error {
-	loc := r.ct.Location
-	for len(r.holders) > 0 {
-		h := string(r.holders[0])
-		r.holders = r.holders[1:]
-		var rc io.ReadCloser
-		var err error
-		if h == r.p.id {
-			rc, err = r.p.GetCheckedObject(r.ctx, loc.Bucket, loc.Key, r.ct.ID, r.off, r.remain)
-		} else {
-			rc, err = r.p.cfg.Peers.OpenObject(r.ctx, h, loc.Bucket, loc.Key, r.ct.ID, r.off, r.remain)
-		}
-		if err == nil {
-			r.cur, r.remote = rc, h != r.p.id
-			return nil
-		}
-		r.errs = append(r.errs, fmt.Errorf("%s: %w", h, err))
-		if r.ctx.Err() != nil {
-			break
-		}
-	}
-	return fmt.Errorf("%w: no readable copy of content %s: %w", osprey.ErrUnavailable, r.ct.ID, errors.Join(r.errs...))
-}
-
-// failed drops the current holder after err and opens the next.
-func (r *holderReader) failed(err error) error {
-	r.cur.Close()
-	r.cur = nil
-	r.errs = append(r.errs, fmt.Errorf("at offset %d: %w", r.off, err))
-	if r.off > 0 {
-		r.p.log.Warn("a holder failed mid-read: continuing from the next", "content", r.ct.ID, "offset", r.off, "err", err)
-	}
-	return r.open()
-}
-
-func (r *holderReader) Read(b []byte) (int, error) {
-	for r.remain > 0 {
-		if r.cur == nil {
-			return 0, fmt.Errorf("%w: no readable copy of content %s: %w", osprey.ErrUnavailable, r.ct.ID, errors.Join(r.errs...))
-		}
-		if int64(len(b)) > r.remain {
-			b = b[:r.remain]
-		}
-		k, err := r.cur.Read(b)
-		r.off += int64(k)
-		r.remain -= int64(k)
-		if r.remain == 0 {
-			r.cur.Close()
-			r.cur = nil
-			return k, nil
-		}
-		if err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			if oerr := r.failed(err); oerr != nil {
-				return k, oerr
-			}
-		}
-		if k > 0 {
-			return k, nil
-		}
-	}
-	return 0, io.EOF
-}
-
-// WriteTo sends through the holder's reader's own WriteTo (a local copy
-// goes out by sendfile); a failed holder's read is taken up by the next.
-func (r *holderReader) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	for r.remain > 0 {
-		if r.cur == nil {
-			return total, fmt.Errorf("%w: no readable copy of content %s: %w", osprey.ErrUnavailable, r.ct.ID, errors.Join(r.errs...))
-		}
-		var n int64
-		var err error
-		if wt, ok := r.cur.(io.WriterTo); ok && !r.remote {
-			n, err = wt.WriteTo(w) // marks its own read errors
-		} else {
-			// A peer's body: mark its read errors so that a write error
-			// is told apart.
-			n, err = copyLarge(w, sourceReader{r.cur})
-		}
-		total += n
-		r.off += n
-		r.remain -= n
-		if r.remain == 0 {
-			r.cur.Close()
-			r.cur = nil
-			return total, nil
-		}
-		var re *readError
-		if err != nil && !errors.As(err, &re) {
-			return total, err
-		}
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		if oerr := r.failed(err); oerr != nil {
-			return total, oerr
-		}
-	}
-	return total, nil
-}
-
-func (r *holderReader) Close() error {
-	if r.cur != nil {
-		return r.cur.Close()
-	}
-	return nil
-}
-
-// sourceReader marks its reader's errors as the source's (readError).
-type sourceReader struct{ r io.Reader }
-
-func (s sourceReader) Read(b []byte) (int, error) {
-	n, err := s.r.Read(b)
-	return n, sourceErr(err)
 }
 
 // switchingReader serves a staged content and, should its staged chunks

@@ -1150,13 +1150,7 @@ func TestSingleUploadStreamsPieces(t *testing.T) {
 // the download is the file's bytes. With n2 down too the read fails
 // before the bad chunk's first byte.
 func TestDownloadChecksLocalObjectCopies(t *testing.T) {
-	dir := t.TempDir()
-	cfg := local.DefaultConfig()
-	cfg.Dir, cfg.Logger = dir, slog.New(slog.DiscardHandler)
-	lb, err := local.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lb, dir := localBackend(t)
 	var reported []osprey.UID
 	var mu sync.Mutex
 	w := mustWorld(t, []string{"n1", "n2", "n3"}, 2, erasure.Policy{}, func(c *datapath.Config) {
@@ -1277,6 +1271,18 @@ func TestDownloadChecksLocalObjectCopies(t *testing.T) {
 	}
 }
 
+// localBackend is a local-disk backend in a temporary directory.
+func localBackend(t *testing.T) (*local.Backend, string) {
+	t.Helper()
+	cfg := local.DefaultConfig()
+	cfg.Dir, cfg.Logger = t.TempDir(), slog.New(slog.DiscardHandler)
+	lb, err := local.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lb, cfg.Dir
+}
+
 // TestDownloadMovesOnFromAHolderLostMidRead: a content tiered to n2 and
 // n3 (not this node); n2's answer breaks off after 1,500 bytes, and the
 // read continues from n3 at that offset.
@@ -1318,13 +1324,7 @@ func TestDownloadMovesOnFromAHolderLostMidRead(t *testing.T) {
 // TestUncheckedObjectReads: with UncheckedObjectReads (--check-reads=false)
 // a holder serves its copy as it reads it, trusting its filesystem.
 func TestUncheckedObjectReads(t *testing.T) {
-	dir := t.TempDir()
-	cfg := local.DefaultConfig()
-	cfg.Dir, cfg.Logger = dir, slog.New(slog.DiscardHandler)
-	lb, err := local.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lb, dir := localBackend(t)
 	reported := false
 	w := mustWorld(t, []string{"n1", "n2"}, 2, erasure.Policy{}, func(c *datapath.Config) {
 		c.Objects, c.UncheckedObjectReads = lb, true
