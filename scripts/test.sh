@@ -63,6 +63,8 @@ else
   scripts/jepsen.sh --time "${OSPREY_JEPSEN_TIME:-2m}" --nodes 3 --server-flags "--orphan-grace 1m --scrub-pause 10s"
   echo "== short chaos run with TLS (mutual TLS between nodes and on raft)"
   scripts/jepsen.sh --time "${OSPREY_JEPSEN_TLS_TIME:-60s}" --nodes 3 --tls
+  echo "== short chaos run with bit rot in local object copies (reads must never return a rotted byte)"
+  scripts/jepsen.sh --time "${OSPREY_JEPSEN_ROT_TIME:-60s}" --nodes 3 --nemesis rot
 fi
 echo "== containers"
 if [[ "${OSPREY_PODMAN_TEST:-}" != "1" ]]; then
