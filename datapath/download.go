@@ -32,17 +32,23 @@ func (p *Path) openChunk(ctx context.Context, owner string, ref httpapi.ChunkRef
 // stopped, so a bad or lost copy costs a retry, not the download. The
 // caller MUST Close the reader.
 func (p *Path) OpenCopies(ctx context.Context, ch fsm.Chunk, off, length int64) io.ReadCloser {
-	owners := make([]string, 0, len(ch.Owners))
-	for _, o := range ch.Owners {
-		if string(o) == p.id {
-			owners = append([]string{p.id}, owners...)
+	ref := httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}
+	return &failoverReader{p: p, ctx: ctx, what: fmt.Sprintf("chunk %d (blob %d)", ch.Num, ch.Blob), srcs: p.localFirst(ch.Owners), off: off, remain: length,
+		open: func(owner string, off, n int64) (io.ReadCloser, error) { return p.openChunk(ctx, owner, ref, off, n) }}
+}
+
+// localFirst lists members with this node first (its copy is read
+// without a network hop).
+func (p *Path) localFirst(ids []osprey.NodeID) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if string(id) == p.id {
+			out = append([]string{p.id}, out...)
 		} else {
-			owners = append(owners, string(o))
+			out = append(out, string(id))
 		}
 	}
-	ref := httpapi.ChunkRef{Blob: ch.Blob, Num: ch.Num}
-	return &failoverReader{p: p, ctx: ctx, what: fmt.Sprintf("chunk %d (blob %d)", ch.Num, ch.Blob), srcs: owners, off: off, remain: length,
-		open: func(owner string, off, n int64) (io.ReadCloser, error) { return p.openChunk(ctx, owner, ref, off, n) }}
+	return out
 }
 
 // failoverReader reads a byte range from one source at a time (a chunk's
@@ -328,16 +334,8 @@ func (p *Path) OpenTiered(ctx context.Context, ct fsm.Content, off, length int64
 		}
 		return rc, nil
 	}
-	var holders []string
-	for _, h := range loc.Nodes { // this node's copy first
-		if string(h) == p.id {
-			holders = append([]string{p.id}, holders...)
-		} else {
-			holders = append(holders, string(h))
-		}
-	}
 	// Each holder checks its copy as it reads it (GetCheckedObject).
-	r := &failoverReader{p: p, ctx: ctx, what: "content " + ct.ID.String(), srcs: holders, off: off, remain: length,
+	r := &failoverReader{p: p, ctx: ctx, what: "content " + ct.ID.String(), srcs: p.localFirst(loc.Nodes), off: off, remain: length,
 		open: func(h string, off, n int64) (io.ReadCloser, error) {
 			if h == p.id {
 				return p.GetCheckedObject(ctx, loc.Bucket, loc.Key, ct.ID, off, n)

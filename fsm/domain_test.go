@@ -60,6 +60,19 @@ func (a *applier) file(uid osprey.UID) File {
 	return f
 }
 
+// leaseTier leases the (only) tier task to node at now and returns it.
+func (a *applier) leaseTier(node osprey.NodeID, now int64) Task {
+	a.t.Helper()
+	var tier Task
+	for _, tk := range a.f.Tasks("") {
+		if tk.Type == TaskTier {
+			tier = tk
+		}
+	}
+	a.mustOK(CmdTaskLease, TaskLease{Node: node, IDs: []uint64{tier.ID}, Now: now, LeaseMillis: 60_000})
+	return tier
+}
+
 func (a *applier) content(id osprey.UID) Content {
 	a.t.Helper()
 	c, ok := a.f.Content(id)
@@ -868,13 +881,7 @@ func TestRepairRaces(t *testing.T) {
 		a := base5(t)
 		a.put(2, 21, 1, "bb")
 		a.merge(2, 1, 2, md5hex("bb"))
-		var tier Task
-		for _, tk := range a.f.Tasks("") {
-			if tk.Type == TaskTier {
-				tier = tk
-			}
-		}
-		a.mustOK(CmdTaskLease, TaskLease{Node: "n3", IDs: []uint64{tier.ID}, Now: t0 + 500, LeaseMillis: 60_000})
+		tier := a.leaseTier("n3", t0+500)
 		a.mustOK(CmdTierDone, TierDone{TaskID: tier.ID, Node: "n3", Content: 2, Now: t0 + 600,
 			Location: Location{Bucket: "image", Key: "2.jpg", Nodes: []osprey.NodeID{"n1", "n2", "n3"}}})
 		a.mustOK(CmdNodeRemove, NodeRemove{ID: "n1", Time: t0 + 1000})
@@ -1033,13 +1040,7 @@ func TestTierDoneKeepsChunkSums(t *testing.T) {
 		if !reflect.DeepEqual(staged, want) {
 			t.Fatalf("staged sums %+v, want %+v", staged, want)
 		}
-		var tier Task
-		for _, tk := range a.f.Tasks("") {
-			if tk.Type == TaskTier {
-				tier = tk
-			}
-		}
-		a.mustOK(CmdTaskLease, TaskLease{Node: "n3", IDs: []uint64{tier.ID}, Now: t0 + 500, LeaseMillis: 60_000})
+		tier := a.leaseTier("n3", t0+500)
 		a.mustOK(CmdTierDone, TierDone{TaskID: tier.ID, Node: "n3", Content: 2, Now: t0 + 600, KeepSums: keep,
 			Location: Location{Bucket: "image", Key: "2.jpg"}})
 		ct := a.content(2)
@@ -1069,13 +1070,7 @@ func TestTierDoneKeepsChunkSums(t *testing.T) {
 		a := base(t)
 		a.put(3, 31, 1, "abc")
 		a.merge(3, 1, 3, md5hex("abc"))
-		var tier Task
-		for _, tk := range a.f.Tasks("") {
-			if tk.Type == TaskTier {
-				tier = tk
-			}
-		}
-		a.mustOK(CmdTaskLease, TaskLease{Node: "n3", IDs: []uint64{tier.ID}, Now: t0 + 500, LeaseMillis: 60_000})
+		tier := a.leaseTier("n3", t0+500)
 		a.mustOK(CmdTierDone, TierDone{TaskID: tier.ID, Node: "n3", Content: 3, Now: t0 + 600, KeepSums: true, KeepOneSum: one,
 			Location: Location{Bucket: "image", Key: "3.jpg"}})
 		got := a.content(3).ChunkSums()
